@@ -1,0 +1,46 @@
+"""Project-wide pytest set-up: Hypothesis profiles, the trace directory, the coverage table."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+from harness import profiles
+
+profiles.register_profiles()
+settings.load_profile(profiles.default_profile())
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--trace-dir",
+        default=None,
+        help="where failing machine runs write their traces (default: $MBT_TRACE_DIR or .traces/)",
+    )
+
+
+def pytest_configure(config):
+    trace_dir = config.getoption("--trace-dir")
+    if trace_dir:
+        os.environ["MBT_TRACE_DIR"] = trace_dir
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from tabulate import tabulate
+
+    from harness.runner import RUNS, TRACES_WRITTEN
+
+    if RUNS:
+        rows = []
+        for stats in RUNS:
+            for rule, ran, refused in stats.rows():
+                rows.append([f"{stats.machine}/{stats.implementation}", rule, ran, refused, "NEVER RAN" if not ran else ""])
+        terminalreporter.write_sep("=", f"machine rule coverage (profile {profiles.current_profile()})")
+        terminalreporter.write_line(
+            tabulate(rows, headers=["machine/implementation", "rule", "ran", "refused by precondition", ""])
+        )
+    if TRACES_WRITTEN:
+        terminalreporter.write_sep("=", "traces of failing runs")
+        for path in TRACES_WRITTEN:
+            terminalreporter.write_line(f"{path}   (python -m harness promote {path} --note '...')")

@@ -1,0 +1,75 @@
+"""Hypothesis profiles, chosen the Hypothesis way.
+
+* ``ci``: derandomized and bounded, so every run of the suite does the same work; no
+  example database; every rule of every machine must run at least once.
+* ``dev`` (the default): random, a local example database, moderate sizes.
+* ``nightly``: long step counts, many examples, a shared example database, and a time
+  budget per machine (``MBT_BUDGET_SECONDS``, default 600): the machine is run again with
+  fresh randomness until the budget is spent or it fails.
+
+Select with ``pytest --hypothesis-profile=nightly`` or ``HYPOTHESIS_PROFILE=nightly``.
+``CI=true`` in the environment makes ``ci`` the default.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+#: Profiles in which a rule that never ran fails the run.
+STRICT_COVERAGE = frozenset({"ci", "nightly"})
+#: Profiles that keep running a machine until its time budget is spent.
+BUDGETED = frozenset({"nightly"})
+
+_quiet = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+
+
+def register_profiles() -> None:
+    settings.register_profile(
+        "ci",
+        derandomize=True,
+        database=None,
+        max_examples=60,
+        stateful_step_count=40,
+        deadline=None,
+        print_blob=False,
+        suppress_health_check=_quiet,
+    )
+    settings.register_profile(
+        "dev",
+        max_examples=100,
+        stateful_step_count=50,
+        deadline=None,
+        suppress_health_check=_quiet,
+    )
+    settings.register_profile(
+        "nightly",
+        max_examples=2_000,
+        stateful_step_count=200,
+        deadline=None,
+        database=DirectoryBasedExampleDatabase(os.environ.get("MBT_EXAMPLE_DB", ".hypothesis/nightly")),
+        suppress_health_check=_quiet,
+    )
+
+
+def default_profile() -> str:
+    if os.environ.get("HYPOTHESIS_PROFILE"):
+        return os.environ["HYPOTHESIS_PROFILE"]
+    return "ci" if os.environ.get("CI", "").lower() in {"1", "true", "yes"} else "dev"
+
+
+def current_profile() -> str:
+    return settings.get_current_profile_name()
+
+
+def budget_seconds() -> float:
+    raw = os.environ.get("MBT_BUDGET_SECONDS", "600")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"MBT_BUDGET_SECONDS must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"MBT_BUDGET_SECONDS must be positive, got {raw!r}")
+    return value

@@ -1,0 +1,110 @@
+"""Which implementations each machine checks.
+
+An adapter module in ``machines/adapters/`` wraps an implementation in the small protocol
+of its type (``machines/contracts.py``) and calls ``register``. Every machine then runs
+against every implementation registered under its name: adding an implementation is
+adding one adapter file, never editing a machine.
+
+Each implementation declares a *level*, what the machine may demand of it:
+
+* ``exact``: every replica's value equals the reference model's value for the history
+  that replica has seen;
+* ``convergent``: replicas agree after a full sync, hold exactly the elements the history
+  says, and keep every local edit where it was made, but may order or arbitrate
+  concurrent edits their own way (e.g. YATA instead of RGA);
+* a type may add its own semantic levels (``add-wins`` for sets).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from models.clock import Clock
+
+if TYPE_CHECKING:
+    from harness.machine import TracedMachine
+
+LEVELS = ("exact", "convergent", "add-wins")
+
+
+@attrs.frozen
+class Implementation:
+    """An implementation as a machine sees it: a way to make replicas, and a level."""
+
+    machine: str
+    name: str
+    #: ``make_replica(replica_id, clock)``: a fresh replica of this implementation.
+    make_replica: Callable[[int, Clock], Any]
+    level: str = "exact"
+    description: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"implementation {self.name!r}: unknown level {self.level!r}, expected one of {LEVELS}")
+
+
+_implementations: dict[str, dict[str, Implementation]] = {}
+_machines: dict[str, type[TracedMachine]] = {}
+_adapters_loaded = False
+
+
+def register(implementation: Implementation) -> Implementation:
+    """Add ``implementation`` to the ones its machine checks (names are unique per machine)."""
+    known = _implementations.setdefault(implementation.machine, {})
+    existing = known.get(implementation.name)
+    if existing is not None and existing != implementation:
+        raise ValueError(f"machine {implementation.machine!r} already has an implementation named {implementation.name!r}")
+    known[implementation.name] = implementation
+    return implementation
+
+
+def load_adapters(package: str = "machines.adapters") -> None:
+    """Import every adapter module once, so each registers itself."""
+    global _adapters_loaded
+    if _adapters_loaded:
+        return
+    _adapters_loaded = True
+    root = importlib.import_module(package)
+    for info in pkgutil.iter_modules(root.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")
+
+
+def implementations(machine: str) -> list[Implementation]:
+    """Every implementation registered for ``machine``, in registration order."""
+    load_adapters()
+    return list(_implementations.get(machine, {}).values())
+
+
+def implementation(machine: str, name: str) -> Implementation:
+    load_adapters()
+    try:
+        return _implementations[machine][name]
+    except KeyError:
+        known = sorted(_implementations.get(machine, {}))
+        raise KeyError(f"no implementation {name!r} registered for machine {machine!r} (known: {known})") from None
+
+
+def register_machine(cls: type[TracedMachine]) -> type[TracedMachine]:
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    _machines[cls.name] = cls
+    return cls
+
+
+def machine_class(name: str) -> type[TracedMachine]:
+    """The machine class registered as ``name``; imports ``machines.<name>`` if needed."""
+    if name not in _machines:
+        try:
+            importlib.import_module(f"machines.{name}")
+        except ModuleNotFoundError:
+            pass
+    try:
+        return _machines[name]
+    except KeyError:
+        raise KeyError(f"no machine named {name!r} (known: {sorted(_machines)})") from None

@@ -1,0 +1,117 @@
+"""The wire encoding of every replicated state and delta.
+
+A message is a MessagePack array ``[kind, version, body]``: ``kind`` names what the bytes
+hold (``"orset.state"``, ``"rga.delta"``, ...), ``version`` is the integer version of that
+kind's body layout, and ``body`` is built only of nil, booleans, integers, strings, bytes
+and arrays. Maps are never used, so the bytes of a value are fixed by the order the encoder
+writes, and every encoder here writes in a sorted, canonical order: equal states encode to
+equal bytes.
+
+Why MessagePack (the ``msgpack`` package) and not a format of our own: it is a small,
+stable, documented binary format with a C decoder that has limits on every length, and it
+tells truncated input from trailing garbage. Our code only checks shapes.
+
+Decoding is total: any bytes either decode to a checked value or raise ``DecodeError``,
+never another exception. A replica decodes and checks a whole message before it changes any
+of its state, so a bad message is refused whole and nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+
+__all__ = [
+    "DecodeError",
+    "encode",
+    "decode",
+    "expect_list",
+    "expect_int",
+    "expect_str",
+    "expect_bytes",
+    "expect_bool",
+]
+
+#: Largest message any replica accepts (64 MiB): a guard against absurd length headers.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a well-formed message of the expected kind and version.
+
+    The message says what was wrong and where (``"orset.state: body[2][0]: expected int,
+    got str"``). It is the only exception a decoder raises for bad input.
+    """
+
+
+def encode(kind: str, version: int, body: Sequence[Any]) -> bytes:
+    """The canonical bytes of ``body`` as a message of ``kind``/``version``."""
+    return msgpack.packb([kind, version, body], use_bin_type=True)
+
+
+def decode(data: bytes, kind: str, version: int) -> list[Any]:
+    """The body of a ``kind``/``version`` message, or ``DecodeError``."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"{kind}: expected bytes, got {type(data).__name__}")
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise DecodeError(f"{kind}: message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        message = msgpack.unpackb(
+            bytes(data),
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_buffer_size=max(len(data), 1),
+        )
+    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as error:
+        raise DecodeError(f"{kind}: not a well-formed message: {error}") from None
+    header = expect_list(message, f"{kind}: message", length=3)
+    if header[0] != kind:
+        raise DecodeError(f"{kind}: message is of kind {header[0]!r}, expected {kind!r}")
+    if header[1] != version:
+        raise DecodeError(f"{kind}: version {header[1]!r} is not supported (expected {version})")
+    return expect_list(header[2], f"{kind}: body")
+
+
+def _fail(where: str, expected: str, value: Any) -> DecodeError:
+    return DecodeError(f"{where}: expected {expected}, got {type(value).__name__} {value!r:.60}")
+
+
+def expect_list(value: Any, where: str, length: int | None = None) -> list[Any]:
+    """``value`` as a list (of exactly ``length`` items if given)."""
+    if not isinstance(value, list):
+        raise _fail(where, "array", value)
+    if length is not None and len(value) != length:
+        raise DecodeError(f"{where}: expected {length} items, got {len(value)}")
+    return value
+
+
+def expect_int(value: Any, where: str, lo: int = 0, hi: int = 2**64 - 1) -> int:
+    """``value`` as an int in ``[lo, hi]`` (booleans are not integers here)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _fail(where, "int", value)
+    if not lo <= value <= hi:
+        raise DecodeError(f"{where}: {value} is outside [{lo}, {hi}]")
+    return value
+
+
+def expect_str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _fail(where, "str", value)
+    return value
+
+
+def expect_bytes(value: Any, where: str, length: int | None = None) -> bytes:
+    if not isinstance(value, bytes):
+        raise _fail(where, "bytes", value)
+    if length is not None and len(value) != length:
+        raise DecodeError(f"{where}: expected {length} bytes, got {len(value)}")
+    return value
+
+
+def expect_bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(where, "bool", value)
+    return value

@@ -1,0 +1,1 @@
+"""Hypothesis rule-based state machines: each reference model against real implementations."""
