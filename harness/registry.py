@@ -17,6 +17,7 @@ Each implementation declares a *level*, what the machine may demand of it:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -100,10 +101,8 @@ def register_machine(cls: type[TracedMachine]) -> type[TracedMachine]:
 def machine_class(name: str) -> type[TracedMachine]:
     """The machine class registered as ``name``; imports ``machines.<name>`` if needed."""
     if name not in _machines:
-        try:
+        with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(f"machines.{name}")
-        except ModuleNotFoundError:
-            pass
     try:
         return _machines[name]
     except KeyError:

@@ -25,13 +25,13 @@ import msgpack
 
 __all__ = [
     "DecodeError",
-    "encode",
     "decode",
-    "expect_list",
-    "expect_int",
-    "expect_str",
-    "expect_bytes",
+    "encode",
     "expect_bool",
+    "expect_bytes",
+    "expect_int",
+    "expect_list",
+    "expect_str",
 ]
 
 #: Largest message any replica accepts (64 MiB): a guard against absurd length headers.

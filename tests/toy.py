@@ -81,7 +81,7 @@ class CounterMachine(TracedMachine):
         pass
 
     def observe(self):
-        return [Observation(f"replica {i}", len(s), r.value()) for i, (s, r) in enumerate(zip(self.seen, self.replicas))]
+        return [Observation(f"replica {i}", len(s), r.value()) for i, (s, r) in enumerate(zip(self.seen, self.replicas, strict=True))]
 
     def check(self) -> None:
         for obs in self.observe():

@@ -1,0 +1,221 @@
+"""What every replicated-data-type machine shares: replicas, skewed clocks, a faulty network.
+
+A subclass checks one type (OR-Set, register, sequence, task list). It adds the steps of
+the type's operations and says how the model computes a value from a history; this base
+gives it:
+
+* ``start``: 2 to 5 replicas, each with its own clock skewed from the shared manual clock;
+* ``advance_clock``: the shared clock moves by a generated amount (0, a nanosecond, a
+  millisecond, a day, or anything in between);
+* ``sync_full``: a replica merges another's full state;
+* ``broadcast``: a replica's pending deltas leave as one message to every other replica;
+* ``deliver``, ``drop``, ``duplicate``: any in-flight message, in any order;
+* ``redeliver``: a message that was already delivered arrives again;
+* ``sync_all``: every replica's state reaches every other; afterwards all must agree.
+
+The model side of a replica is the set of operations it has seen (its history). An
+operation made at replica ``i`` is recorded with ``record_local(i, op)``; a message carries
+the operations made at its source since the previous broadcast, and a full state carries
+the whole history of its source. After every step each replica's value must equal
+``model_value(history)`` (for implementations of level ``exact``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import attrs
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, rule
+
+from harness import TracedMachine, guard
+from harness.machine import Observation
+from models.clock import NS_PER_DAY, NS_PER_MS, NS_PER_SECOND, ManualClock, OffsetClock
+
+#: Where every run's shared clock starts: 2023-11-14T22:13:20Z, an ordinary instant.
+START_NS = 1_700_000_000 * NS_PER_SECOND
+
+SKEWS = st.one_of(
+    st.sampled_from([0, 0, 1, -1, NS_PER_MS, -NS_PER_MS]),
+    st.integers(-5 * NS_PER_SECOND, 5 * NS_PER_SECOND),
+)
+ADVANCES = st.one_of(
+    st.sampled_from([0, 1, NS_PER_MS, NS_PER_SECOND, NS_PER_DAY]),
+    st.integers(0, 10 * NS_PER_SECOND),
+)
+#: A raw draw that a rule reduces modulo the number of replicas or messages.
+INDEX = st.integers(0, 63)
+
+
+@attrs.frozen
+class Message:
+    """Deltas in flight from ``source`` to ``target``, with the operations they carry."""
+
+    source: int
+    target: int
+    deltas: tuple[bytes, ...]
+    ops: frozenset
+
+
+class ReplicatedMachine(TracedMachine):
+    min_replicas: ClassVar[int] = 2
+    max_replicas: ClassVar[int] = 5
+
+    def __init__(self, implementation, stats=None) -> None:
+        super().__init__(implementation, stats)
+        self.clock = ManualClock(START_NS)
+        self.replicas: list[Any] = []
+        self.history: list[set] = []  # model: the operations each replica has seen
+        self.unsent: list[set] = []  # model: operations made at each replica since its last broadcast
+        self.in_flight: list[Message] = []
+        self.delivered: list[Message] = []
+
+    # ----- what a subclass provides -------------------------------------------------
+
+    def model_value(self, history: frozenset) -> Any:
+        """The model's value of a replica that has seen ``history``."""
+        raise NotImplementedError
+
+    def replica_value(self, replica: Any) -> Any:
+        """The implementation's value, in the model's terms (e.g. ``list(...)``)."""
+        return replica.value()
+
+    # ----- helpers for subclasses ---------------------------------------------------
+
+    def record_local(self, index: int, op: Any) -> None:
+        """Operation ``op`` was made at replica ``index``: it has seen it, and will send it."""
+        self.history[index].add(op)
+        self.unsent[index].add(op)
+
+    def require_replica(self, index: int) -> None:
+        self.require(bool(self.replicas), "the machine has not started")
+        self.require(0 <= index < len(self.replicas), f"no replica {index} (there are {len(self.replicas)})")
+
+    def pick(self, raw: int, items: list | int) -> int:
+        """Reduce a raw draw to an index into ``items`` (or into ``range(items)``)."""
+        count = items if isinstance(items, int) else len(items)
+        return raw % count
+
+    # ----- set-up and time ----------------------------------------------------------
+
+    @initialize(count=st.integers(2, 5), skews=st.lists(SKEWS, min_size=5, max_size=5))
+    def start(self, count: int, skews: list[int]) -> None:
+        count = max(self.min_replicas, min(self.max_replicas, count))
+        self.do("start", replicas=count, skews_ns=skews[:count])
+
+    def step_start(self, replicas: int, skews_ns: list[int]) -> None:
+        self.require(not self.replicas, "the machine has already started")
+        self.require(self.min_replicas <= replicas <= self.max_replicas, f"replicas={replicas} is outside "
+                     f"{self.min_replicas}..{self.max_replicas}")
+        self.require(len(skews_ns) == replicas, f"{len(skews_ns)} skews for {replicas} replicas")
+        self.replicas = [
+            self.implementation.make_replica(i, OffsetClock(self.clock, skew)) for i, skew in enumerate(skews_ns)
+        ]
+        self.history = [set() for _ in range(replicas)]
+        self.unsent = [set() for _ in range(replicas)]
+
+    @rule(ns=ADVANCES)
+    def advance_clock(self, ns: int) -> None:
+        self.do("advance_clock", ns=ns)
+
+    def step_advance_clock(self, ns: int) -> None:
+        self.require(ns >= 0, f"the clock cannot go back (ns={ns})")
+        self.clock.advance(ns)
+
+    # ----- replication --------------------------------------------------------------
+
+    @rule(source=INDEX, target=INDEX)
+    def sync_full(self, source: int, target: int) -> None:
+        self.do("sync_full", source=self.pick(source, self.replicas), target=self.pick(target, self.replicas))
+
+    def step_sync_full(self, source: int, target: int) -> None:
+        self.require_replica(source)
+        self.require_replica(target)
+        self.replicas[target].merge(self.replicas[source].state())
+        self.history[target] |= self.history[source]
+
+    @rule(source=INDEX)
+    def broadcast(self, source: int) -> None:
+        self.do("broadcast", source=self.pick(source, self.replicas))
+
+    def step_broadcast(self, source: int) -> None:
+        self.require_replica(source)
+        deltas = tuple(self.replicas[source].take_deltas())
+        ops = frozenset(self.unsent[source])
+        self.unsent[source] = set()
+        if not deltas and not ops:
+            return
+        for target in range(len(self.replicas)):
+            if target != source:
+                self.in_flight.append(Message(source, target, deltas, ops))
+
+    def _deliver(self, message: Message) -> None:
+        for delta in message.deltas:
+            self.replicas[message.target].apply_delta(delta)
+        self.history[message.target] |= message.ops
+
+    @guard(lambda self: bool(self.in_flight))
+    @rule(message=INDEX)
+    def deliver(self, message: int) -> None:
+        self.do("deliver", message=self.pick(message, self.in_flight))
+
+    def step_deliver(self, message: int) -> None:
+        self.require(0 <= message < len(self.in_flight), f"no message {message} in flight")
+        sent = self.in_flight.pop(message)
+        self._deliver(sent)
+        self.delivered.append(sent)
+
+    @guard(lambda self: bool(self.in_flight))
+    @rule(message=INDEX)
+    def drop(self, message: int) -> None:
+        self.do("drop", message=self.pick(message, self.in_flight))
+
+    def step_drop(self, message: int) -> None:
+        self.require(0 <= message < len(self.in_flight), f"no message {message} in flight")
+        self.in_flight.pop(message)
+
+    @guard(lambda self: bool(self.in_flight))
+    @rule(message=INDEX)
+    def duplicate(self, message: int) -> None:
+        self.do("duplicate", message=self.pick(message, self.in_flight))
+
+    def step_duplicate(self, message: int) -> None:
+        self.require(0 <= message < len(self.in_flight), f"no message {message} in flight")
+        self.in_flight.append(self.in_flight[message])
+
+    @guard(lambda self: bool(self.delivered))
+    @rule(message=INDEX)
+    def redeliver(self, message: int) -> None:
+        self.do("redeliver", message=self.pick(message, self.delivered))
+
+    def step_redeliver(self, message: int) -> None:
+        self.require(0 <= message < len(self.delivered), f"no delivered message {message}")
+        self._deliver(self.delivered[message])
+
+    @rule()
+    def sync_all(self) -> None:
+        self.do("sync_all")
+
+    def step_sync_all(self) -> None:
+        self.require(bool(self.replicas), "the machine has not started")
+        for source in range(1, len(self.replicas)):
+            self.step_sync_full(source, 0)
+        for target in range(1, len(self.replicas)):
+            self.step_sync_full(0, target)
+        values = [self.replica_value(r) for r in self.replicas]
+        assert all(v == values[0] for v in values), f"replicas disagree after a full sync: {values}"
+
+    # ----- invariants and the failure report -----------------------------------------
+
+    def observe(self) -> list[Observation]:
+        return [
+            Observation(f"replica {i}", self.model_value(frozenset(h)), self.replica_value(r))
+            for i, (h, r) in enumerate(zip(self.history, self.replicas, strict=True))
+        ]
+
+    def check(self) -> None:
+        for observation in self.observe():
+            assert observation.agrees, (
+                f"{observation.label} has {observation.implementation!r}, "
+                f"the model says {observation.model!r}"
+            )
