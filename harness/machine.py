@@ -38,14 +38,22 @@ class StepNotApplicable(Exception):
 
 @attrs.frozen
 class Observation:
-    """One line of a failure report: what the model says and what a replica has."""
+    """One line of a failure report: what the model says and what a replica has.
+
+    ``acceptable`` is the machine's verdict when equality is not the test (an implementation
+    of a relaxed level may differ from the model and still be right); by default a replica
+    agrees when its value equals the model's.
+    """
 
     label: str
     model: Any
     implementation: Any
+    acceptable: bool | None = None
 
     @property
     def agrees(self) -> bool:
+        if self.acceptable is not None:
+            return self.acceptable
         return self.model == self.implementation
 
 

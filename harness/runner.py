@@ -41,10 +41,16 @@ def run_machine(
     impl: Implementation,
     *,
     hypothesis_settings: settings | None = None,
+    in_summary: bool = False,
 ) -> RuleStats:
-    """Run ``machine_cls`` against ``impl``; on failure save and explain the shrunk trace."""
+    """Run ``machine_cls`` against ``impl``; on failure save and explain the shrunk trace.
+
+    ``in_summary`` adds the run's rule counts (and any trace it writes) to the table printed
+    at the end of the pytest session; ``machine_test`` sets it, tests of the framework don't.
+    """
     stats = RuleStats(machine_cls.name, impl.name, machine_cls.rule_names())
-    RUNS.append(stats)
+    if in_summary:
+        RUNS.append(stats)
     last: list[TracedMachine] = []
 
     def factory() -> TracedMachine:
@@ -60,7 +66,7 @@ def run_machine(
             run_state_machine_as_test(factory, settings=hypothesis_settings or settings())
         except Exception as error:
             if last:
-                _report_failure(error, machine_cls, impl, last[0])
+                _report_failure(error, machine_cls, impl, last[0], in_summary)
             raise
         if deadline is None or time.monotonic() >= deadline:
             break
@@ -80,11 +86,14 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
 
-def _report_failure(error: Exception, machine_cls: type[TracedMachine], impl: Implementation, machine: TracedMachine) -> None:
+def _report_failure(
+    error: Exception, machine_cls: type[TracedMachine], impl: Implementation, machine: TracedMachine, in_summary: bool
+) -> None:
     trace = Trace(machine_cls.name, impl.name, tuple(machine.steps), failure=_first_line(error))
     try:
         path = save_trace(trace, trace_directory())
-        TRACES_WRITTEN.append(path)
+        if in_summary:
+            TRACES_WRITTEN.append(path)
         where = f"Trace written to {path}\nReplay it with:  python -m harness replay {path}"
     except OSError as os_error:
         where = f"Could not write the trace to {trace_directory()}: {os_error}"
@@ -206,7 +215,7 @@ def machine_test(machine_cls: type[TracedMachine]) -> Callable[..., None]:
 
     @pytest.mark.parametrize("implementation", impls, ids=[i.name for i in impls])
     def test(implementation: Implementation) -> None:
-        run_machine(machine_cls, implementation)
+        run_machine(machine_cls, implementation, in_summary=True)
 
     test.__name__ = test.__qualname__ = f"test_{machine_cls.name}_machine"
     test.__doc__ = f"{machine_cls.__name__} against every registered {machine_cls.name} implementation."

@@ -80,6 +80,14 @@ class ReplicatedMachine(TracedMachine):
         """The implementation's value, in the model's terms (e.g. ``list(...)``)."""
         return replica.value()
 
+    def acceptable(self, history: frozenset, model_value: Any, replica_value: Any) -> bool:
+        """Whether a replica's value is right for the history it has seen.
+
+        Implementations of level ``exact`` must equal the model. A machine that also checks
+        relaxed levels (``convergent``, ``add-wins``) overrides this for them.
+        """
+        return model_value == replica_value
+
     # ----- helpers for subclasses ---------------------------------------------------
 
     def record_local(self, index: int, op: Any) -> None:
@@ -208,10 +216,12 @@ class ReplicatedMachine(TracedMachine):
     # ----- invariants and the failure report -----------------------------------------
 
     def observe(self) -> list[Observation]:
-        return [
-            Observation(f"replica {i}", self.model_value(frozenset(h)), self.replica_value(r))
-            for i, (h, r) in enumerate(zip(self.history, self.replicas, strict=True))
-        ]
+        observations = []
+        for i, (history, replica) in enumerate(zip(self.history, self.replicas, strict=True)):
+            seen = frozenset(history)
+            model, actual = self.model_value(seen), self.replica_value(replica)
+            observations.append(Observation(f"replica {i}", model, actual, self.acceptable(seen, model, actual)))
+        return observations
 
     def check(self) -> None:
         for observation in self.observe():

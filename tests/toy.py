@@ -9,7 +9,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
-from harness import Implementation, TracedMachine, guard
+from harness import Implementation, TracedMachine, guard, register
 from harness.machine import Observation
 
 
@@ -30,8 +30,24 @@ class Counter:
         return sum(self.counts.values())
 
 
-GOOD = Implementation("toy-counter", "good", lambda i, c: Counter(i, c))
-BUGGY = Implementation("toy-counter", "buggy", lambda i, c: Counter(i, c, buggy=True))
+class Wobbly(Counter):
+    """Non-deterministic on purpose: every other process-wide instance drops merges."""
+
+    made = 0
+
+    def __init__(self, replica_id: int, clock) -> None:
+        super().__init__(replica_id, clock)
+        Wobbly.made += 1
+        self.buggy = Wobbly.made % 4 < 2
+
+    def merge(self, other: dict) -> None:
+        if not self.buggy:
+            super().merge(other)
+
+
+GOOD = register(Implementation("toy-counter", "good", lambda i, c: Counter(i, c)))
+BUGGY = register(Implementation("toy-counter", "buggy", lambda i, c: Counter(i, c, buggy=True)))
+WOBBLY = register(Implementation("toy-counter", "wobbly", Wobbly))
 
 
 class CounterMachine(TracedMachine):
@@ -72,6 +88,18 @@ class CounterMachine(TracedMachine):
         self.replicas[target].merge(dict(self.replicas[source].counts))
         self.seen[target] |= self.seen[source]
 
+    def observe(self):
+        pairs = zip(self.seen, self.replicas, strict=True)
+        return [Observation(f"replica {i}", len(s), r.value()) for i, (s, r) in enumerate(pairs)]
+
+    def check(self) -> None:
+        for obs in self.observe():
+            assert obs.agrees, f"{obs.label} counts {obs.implementation}, the model says {obs.model}"
+
+
+class CounterMachineWithDeadRule(CounterMachine):
+    """The same machine with a rule whose precondition never holds."""
+
     @guard(lambda self: False)
     @rule()
     def never(self):
@@ -79,10 +107,3 @@ class CounterMachine(TracedMachine):
 
     def step_never(self) -> None:
         pass
-
-    def observe(self):
-        return [Observation(f"replica {i}", len(s), r.value()) for i, (s, r) in enumerate(zip(self.seen, self.replicas, strict=True))]
-
-    def check(self) -> None:
-        for obs in self.observe():
-            assert obs.agrees, f"{obs.label} counts {obs.implementation}, the model says {obs.model}"
