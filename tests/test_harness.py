@@ -66,7 +66,7 @@ def test_a_malformed_trace_names_file_step_and_field(tmp_path, mutate, expected)
 def test_a_trace_that_is_not_json_is_a_trace_error(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"format": 1, "steps": [')
-    with pytest.raises(TraceError, match="broken.json: not JSON"):
+    with pytest.raises(TraceError, match=r"broken\.json: not JSON"):
         load_trace(path)
 
 
@@ -112,7 +112,7 @@ def test_a_correct_implementation_passes_and_every_rule_runs():
 
 def test_in_ci_a_rule_that_never_runs_fails_the_run(monkeypatch):
     monkeypatch.setattr("harness.profiles.current_profile", lambda: "ci")
-    with pytest.raises(AssertionError, match="never ran.*never"):
+    with pytest.raises(AssertionError, match=r"never ran.*never"):
         run_machine(CounterMachineWithDeadRule, GOOD, hypothesis_settings=CI)
 
 
