@@ -63,8 +63,7 @@ def decode(data: bytes, kind: str, version: int) -> list[Any]:
             raw=False,
             use_list=True,
             strict_map_key=True,
-            max_buffer_size=max(len(data), 1),
-        )
+        )  # unpackb bounds every length by len(data) itself (max_buffer_size is Unpacker-only)
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as error:
         raise DecodeError(f"{kind}: not a well-formed message: {error}") from None
     header = expect_list(message, f"{kind}: message", length=3)

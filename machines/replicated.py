@@ -29,7 +29,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
 from harness import TracedMachine, guard
+from harness.contract import Checked
 from harness.machine import Observation
+from machines.contracts import CONTRACTS
 from models.clock import NS_PER_DAY, NS_PER_MS, NS_PER_SECOND, ManualClock, OffsetClock
 
 #: Where every run's shared clock starts: 2023-11-14T22:13:20Z, an ordinary instant.
@@ -106,6 +108,23 @@ class ReplicatedMachine(TracedMachine):
 
     # ----- set-up and time ----------------------------------------------------------
 
+    def make_replica(self, replica_id: int, clock: Any) -> Any:
+        """A new replica of the implementation, seen through its contract if the type has one."""
+        replica = self.implementation.make_replica(replica_id, clock)
+        contract = CONTRACTS.get(self.name)
+        if contract is None:
+            return replica
+        protocol, results = contract
+        return Checked(replica, protocol, f"implementation {self.implementation.name!r} of {self.name}", results)
+
+    @classmethod
+    def preflight(cls, implementation: Any) -> None:
+        """Refuse an adapter that lacks methods of its protocol before any example runs."""
+        contract = CONTRACTS.get(cls.name)
+        if contract is not None:
+            Checked(implementation.make_replica(0, ManualClock(START_NS)), contract[0],
+                    f"implementation {implementation.name!r} of {cls.name}", contract[1])
+
     @initialize(count=st.integers(2, 5), skews=st.lists(SKEWS, min_size=5, max_size=5))
     def start(self, count: int, skews: list[int]) -> None:
         count = max(self.min_replicas, min(self.max_replicas, count))
@@ -116,9 +135,7 @@ class ReplicatedMachine(TracedMachine):
         self.require(self.min_replicas <= replicas <= self.max_replicas, f"replicas={replicas} is outside "
                      f"{self.min_replicas}..{self.max_replicas}")
         self.require(len(skews_ns) == replicas, f"{len(skews_ns)} skews for {replicas} replicas")
-        self.replicas = [
-            self.implementation.make_replica(i, OffsetClock(self.clock, skew)) for i, skew in enumerate(skews_ns)
-        ]
+        self.replicas = [self.make_replica(i, OffsetClock(self.clock, skew)) for i, skew in enumerate(skews_ns)]
         self.history = [set() for _ in range(replicas)]
         self.unsent = [set() for _ in range(replicas)]
 
@@ -132,9 +149,10 @@ class ReplicatedMachine(TracedMachine):
 
     # ----- replication --------------------------------------------------------------
 
-    @rule(source=INDEX, target=INDEX)
-    def sync_full(self, source: int, target: int) -> None:
-        self.do("sync_full", source=self.pick(source, self.replicas), target=self.pick(target, self.replicas))
+    # The raw draw is ``to``: ``target`` is a reserved argument of Hypothesis's ``@rule``.
+    @rule(source=INDEX, to=INDEX)
+    def sync_full(self, source: int, to: int) -> None:
+        self.do("sync_full", source=self.pick(source, self.replicas), target=self.pick(to, self.replicas))
 
     def step_sync_full(self, source: int, target: int) -> None:
         self.require_replica(source)
