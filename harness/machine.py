@@ -151,6 +151,10 @@ class TracedMachine(RuleBasedStateMachine):
         if not condition:
             raise StepNotApplicable(reason)
 
+    @classmethod
+    def preflight(cls, implementation: Implementation) -> None:
+        """Refuse an implementation this machine cannot drive, before any example runs."""
+
     def check(self) -> None:
         """Invariants: assert what must hold after every step."""
 

@@ -48,6 +48,7 @@ def run_machine(
     ``in_summary`` adds the run's rule counts (and any trace it writes) to the table printed
     at the end of the pytest session; ``machine_test`` sets it, tests of the framework don't.
     """
+    machine_cls.preflight(impl)
     stats = RuleStats(machine_cls.name, impl.name, machine_cls.rule_names())
     if in_summary:
         RUNS.append(stats)

@@ -22,8 +22,8 @@ Operations a type refuses (completing an unclaimed task, moving an unknown id) r
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Hashable, Sequence, Set
+from typing import Any, Protocol, runtime_checkable
 
 
 class Refused(Exception):
@@ -73,3 +73,23 @@ class SequenceReplica(Replica, Protocol):
     def insert(self, index: int, item: str) -> None: ...
     def delete(self, index: int) -> None: ...
     def value(self) -> Sequence[str]: ...
+
+
+def _is_set(value: Any) -> bool:
+    return isinstance(value, Set)
+
+
+def _is_sequence_of_items(value: Any) -> bool:
+    return isinstance(value, (Sequence, str)) and all(isinstance(item, str) for item in value)
+
+
+def _is_hashable(value: Any) -> bool:
+    return isinstance(value, Hashable)
+
+
+#: For each machine: the protocol its replicas keep, and what their ``value()`` must return.
+CONTRACTS: dict[str, tuple[type, dict]] = {
+    "orset": (SetReplica, {"value": (_is_set, "a set (frozenset)")}),
+    "lww": (RegisterReplica, {"value": (_is_hashable, "a hashable value or None")}),
+    "rga": (SequenceReplica, {"value": (_is_sequence_of_items, "a sequence of one-character strings")}),
+}

@@ -1,0 +1,87 @@
+"""Checking that an adapter keeps its contract, before and while a machine uses it.
+
+``check_methods`` runs once, before a machine starts: a replica that lacks a method of its
+protocol is refused with the list of what is missing. ``Checked`` wraps every replica while
+the machine runs and refuses a wrong return type where it happens (``state()`` must return
+bytes, ``take_deltas()`` a list of bytes, ``value()`` the type the protocol documents), so a
+wrong adapter reads as a wrong adapter, not as a mysterious disagreement with the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+class ContractError(TypeError):
+    """An adapter that does not keep the protocol of its machine."""
+
+
+def protocol_methods(protocol: type) -> list[str]:
+    """The public methods a protocol requires, inherited ones included, in a stable order."""
+    names: list[str] = []
+    for klass in reversed(protocol.__mro__):
+        if klass is object or not getattr(klass, "_is_protocol", False):
+            continue
+        for name, member in vars(klass).items():
+            if not name.startswith("_") and callable(member) and name not in names:
+                names.append(name)
+    return names
+
+
+def check_methods(replica: Any, protocol: type, who: str) -> None:
+    missing = [name for name in protocol_methods(protocol) if not callable(getattr(replica, name, None))]
+    if missing:
+        raise ContractError(
+            f"{who}: the replica ({type(replica).__name__}) lacks {', '.join(missing)} of {protocol.__name__} "
+            f"(machines/contracts.py); it must offer {', '.join(protocol_methods(protocol))}."
+        )
+
+
+def _is_bytes(value: Any) -> bool:
+    return isinstance(value, bytes)
+
+
+def _is_delta_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(d, bytes) for d in value)
+
+
+#: Return-type checks every protocol shares, by method name: (check, what is expected).
+COMMON_RESULTS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "state": (_is_bytes, "bytes"),
+    "take_deltas": (_is_delta_list, "a list of bytes"),
+}
+
+
+class Checked:
+    """A replica seen through its contract: calls pass through, results are checked."""
+
+    def __init__(self, replica: Any, protocol: type, who: str, results: dict[str, tuple[Callable[[Any], bool], str]]):
+        check_methods(replica, protocol, who)
+        self._replica, self._protocol, self._who = replica, protocol, who
+        self._results = {**COMMON_RESULTS, **results}
+
+    @property
+    def unwrapped(self) -> Any:
+        return self._replica
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._replica, name)
+        expectation = self._results.get(name)
+        if expectation is None or not callable(attribute):
+            return attribute
+        is_right, expected = expectation
+
+        def checked_call(*args: Any, **kwargs: Any) -> Any:
+            result = attribute(*args, **kwargs)
+            if not is_right(result):
+                raise ContractError(
+                    f"{self._who}: {name}() returned {type(result).__name__} {result!r:.80}, "
+                    f"but {self._protocol.__name__}.{name} must return {expected}"
+                )
+            return result
+
+        return checked_call
+
+    def __repr__(self) -> str:
+        return f"Checked({self._replica!r})"
