@@ -140,7 +140,8 @@ class Ledger:
         for i, utxo in enumerate(inputs):
             outpoint = (utxo.txid, utxo.index)
             if outpoint in first_use:
-                raise LedgerError("double_spend", f"input {i} spends {_outpoint(*outpoint)}, already spent by input {first_use[outpoint]}")
+                spent_by = first_use[outpoint]
+                raise LedgerError("double_spend", f"input {i} spends {_outpoint(*outpoint)}, already spent by input {spent_by}")
             first_use[outpoint] = i
             if outpoint in self._spent:
                 raise LedgerError("double_spend", f"input {i} spends {_outpoint(*outpoint)}, which is already spent")

@@ -77,8 +77,8 @@ __all__ = [
     "event_hash",
     "hashes_equal",
     "input_sighash",
-    "sign_inputs",
     "sighashes",
+    "sign_inputs",
     "tx_template_hash",
     "validation_hash",
     "verify_signature",
@@ -124,7 +124,7 @@ class Event:
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"event {name} must be a string, got {getattr(self, name)!r:.80}")
         if not 1 <= len(self.destination.encode("utf-8")) <= 0xFFFF:
-            raise ValueError(f"event destination must be a non-empty address of at most 65535 bytes, got {self.destination!r:.80}")
+            raise ValueError(f"event destination must be a non-empty address of at most 65535 bytes: {self.destination!r:.60}")
         _check_int(self.amount, "event amount", U64_MAX)
         _check_int(self.timestamp, "event timestamp", U64_MAX)
         metadata = tuple(sorted((str(k), str(v)) for k, v in self.metadata))
@@ -260,7 +260,8 @@ class _Reader:
 
     def take(self, n: int, field: str) -> memoryview:
         if len(self.data) - self.pos < n:
-            raise DecodeError(f"{self.what}: truncated at {field} (offset {self.pos}): needs {n} bytes, {len(self.data) - self.pos} left")
+            left = len(self.data) - self.pos
+            raise DecodeError(f"{self.what}: truncated at {field} (offset {self.pos}): needs {n} bytes, {left} left")
         chunk = self.data[self.pos : self.pos + n]
         self.pos += n
         return chunk
@@ -294,7 +295,8 @@ def decode_event(data: bytes) -> Event:
     for i in range(count):
         key, value = r.string(f"metadata[{i}] key"), r.string(f"metadata[{i}] value")
         if metadata and key <= metadata[-1][0]:
-            raise DecodeError(f"event: metadata[{i}] key {key!r:.40} is not after {metadata[-1][0]!r:.40} (keys must be sorted, unique)")
+            previous = metadata[-1][0]
+            raise DecodeError(f"event: metadata[{i}] key {key!r:.40} is not after {previous!r:.40} (keys must be sorted, unique)")
         metadata.append((key, value))
     (timestamp,) = r.unpack(_U64, "timestamp")
     r.end()
@@ -428,7 +430,7 @@ def build_template(
     if event.amount == 0:
         raise TemplateRefused("zero_amount", "the event moves 0 sompi; a transaction needs at least 1")
     if event.amount < recipient_fee:
-        raise TemplateRefused("amount_below_fee", f"amount {event.amount} is below the recipient's share of the fee ({recipient_fee})")
+        raise TemplateRefused("amount_below_fee", f"amount {event.amount} is below the recipient's fee share {recipient_fee}")
     keyed.sort(key=lambda k: k[:3])
 
     target = event.amount + fee
@@ -439,7 +441,7 @@ def build_template(
         selected.append(utxo)
         total += utxo.amount
     if total < target:
-        raise TemplateRefused("insufficient_funds", f"the group's {len(keyed)} UTXOs hold {total} sompi; {target} needed (amount + fee)")
+        raise TemplateRefused("insufficient_funds", f"the group's UTXOs hold {total} sompi, {target} needed (amount + fee)")
 
     outputs = [Output(event.destination, event.amount - recipient_fee)]
     change = total - event.amount - signer_fee
