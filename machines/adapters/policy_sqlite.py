@@ -1,0 +1,54 @@
+"""The SQLite-backed ``PolicyEnforcer`` as the policy machine sees it.
+
+``make_replica(replica_id, clock)`` returns an *opener*: ``opener.open(policy, path)`` builds
+an enforcer with the policy given as plain fields (the machine's JSON dict) on the database
+file ``path``, reading time from ``clock``. Opening the same path again is a restart. The
+enforcer offers ``submit(request_id, destination, amount, reason, sender_timestamp_ns)``
+returning an object with ``approved`` and ``message``, ``release(request_id, why)``,
+``finalize(request_id)``, ``volume_today()`` and ``close()``; refusals (an invalid policy, a
+move the request's state does not allow) raise ``ValueError`` with the model's message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness import Implementation, register
+from implementations.policy import Policy, PolicyEnforcer
+from models.clock import Clock
+
+
+class SqlitePolicyOpener:
+    enforcer_class: type[PolicyEnforcer] = PolicyEnforcer
+
+    def __init__(self, clock: Clock, enforcer_class: type[PolicyEnforcer] | None = None) -> None:
+        self.clock = clock
+        if enforcer_class is not None:
+            self.enforcer_class = enforcer_class
+
+    def open(self, policy: dict[str, Any], path: str) -> PolicyEnforcer:
+        fields = dict(policy)
+        fields["allowed_destinations"] = frozenset(fields.get("allowed_destinations", ()))
+        return self.enforcer_class(Policy(**fields), self.clock, path)
+
+
+def implementation_with(enforcer_class: type[PolicyEnforcer], name: str) -> Implementation:
+    """An implementation of the policy machine around ``enforcer_class`` (for tests of buggy variants)."""
+    return Implementation(
+        machine="policy",
+        name=name,
+        make_replica=lambda replica_id, clock: SqlitePolicyOpener(clock, enforcer_class),
+        level="exact",
+        description=f"{enforcer_class.__name__} on SQLite",
+    )
+
+
+SQLITE = register(
+    Implementation(
+        machine="policy",
+        name="sqlite",
+        make_replica=lambda replica_id, clock: SqlitePolicyOpener(clock),
+        level="exact",
+        description="implementations.policy.PolicyEnforcer, volume ledger in a SQLite file",
+    )
+)
