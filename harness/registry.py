@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import pkgutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -65,7 +66,12 @@ def register(implementation: Implementation) -> Implementation:
 
 
 def load_adapters(package: str = "machines.adapters") -> None:
-    """Import every adapter module once, so each registers itself."""
+    """Import every adapter module once, so each registers itself.
+
+    That is every module of ``machines/adapters/``, and every module named in the
+    environment variable ``MBT_ADAPTERS`` (comma-separated dotted names): a user checks their
+    own implementation by writing one adapter module, in this tree or in their own package.
+    """
     global _adapters_loaded
     if _adapters_loaded:
         return
@@ -74,6 +80,11 @@ def load_adapters(package: str = "machines.adapters") -> None:
     for info in pkgutil.iter_modules(root.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{package}.{info.name}")
+    for name in filter(None, (part.strip() for part in os.environ.get("MBT_ADAPTERS", "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise ImportError(f"MBT_ADAPTERS names {name!r}, which cannot be imported: {error}") from error
 
 
 def implementations(machine: str) -> list[Implementation]:

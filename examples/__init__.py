@@ -1,0 +1,1 @@
+"""Worked examples for users of the framework (each is exercised by a test)."""
