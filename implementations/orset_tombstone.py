@@ -1,0 +1,150 @@
+"""The straightforward OR-Set (add-wins), in the style of the upstream x0x code: tags and
+tombstones per element.
+
+* ``elements: element -> set of tags`` holds the tag of every add this replica has seen;
+* ``tombstones: element -> set of tags`` holds every tag some remove has covered.
+
+A tag is ``(replica, seq)``, with ``seq`` a per-replica counter starting at 1. ``remove(e)``
+tombstones the tags of ``e`` that are live here (seen and not yet tombstoned). ``e`` is
+present iff it has a tag that is not tombstoned. Merging is the union of both maps, tag by
+tag, so it is commutative, associative and idempotent; the price is that tombstones are
+never collected.
+
+Deltas hold the same two maps, restricted to what the replica's own operations since the
+last ``take_deltas`` added.
+
+Wire (``implementations.wire``): kinds ``orset-tombstone.state`` and ``orset-tombstone.delta``,
+version 1, body ``[elements, tombstones]``, each ``[[element, [[replica, seq], ...]], ...]``
+with elements in canonical order (integers, then strings, then bytes, each by value), tags
+ascending and no element without tags. Decoding is pure and raises only ``DecodeError``;
+merging a decoded message cannot fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from implementations.wire import DecodeError, decode, encode, expect_int, expect_list
+
+STATE_KIND = "orset-tombstone.state"
+DELTA_KIND = "orset-tombstone.delta"
+VERSION = 1
+
+Tag = tuple[int, int]
+TagMap = dict[Hashable, set[Tag]]
+
+_U64 = 2**64 - 1
+
+
+def _sort_key(element: Any) -> tuple[int, Any]:
+    if isinstance(element, bool):
+        raise TypeError("OR-Set elements are str, int or bytes, got bool")
+    if isinstance(element, int):
+        if not -(2**63) <= element <= _U64:
+            raise ValueError(f"OR-Set integer elements must fit in 64 bits, got {element}")
+        return (0, element)
+    if isinstance(element, str):
+        return (1, element)
+    if isinstance(element, bytes):
+        return (2, element)
+    raise TypeError(f"OR-Set elements are str, int or bytes, got {type(element).__name__}")
+
+
+def _encode_map(tags: TagMap) -> list[Any]:
+    return [[e, [list(t) for t in sorted(tags[e])]] for e in sorted(tags, key=_sort_key) if tags[e]]
+
+
+def _decode_map(raw: Any, where: str) -> TagMap:
+    result: TagMap = {}
+    previous = None
+    for i, item in enumerate(expect_list(raw, where)):
+        pair = expect_list(item, f"{where}[{i}]", length=2)
+        element = pair[0]
+        try:
+            key = _sort_key(element)
+        except (TypeError, ValueError) as error:
+            raise DecodeError(f"{where}[{i}][0]: {error}") from None
+        if previous is not None and key <= previous:
+            raise DecodeError(f"{where}[{i}]: element {element!r:.40} is out of order (canonical order, no repeats)")
+        previous = key
+        raw_tags = expect_list(pair[1], f"{where}[{i}][1]")
+        if not raw_tags:
+            raise DecodeError(f"{where}[{i}]: element {element!r:.40} has no tags")
+        tags: list[Tag] = []
+        for j, raw_tag in enumerate(raw_tags):
+            t = expect_list(raw_tag, f"{where}[{i}][1][{j}]", length=2)
+            tag = (expect_int(t[0], f"{where}[{i}][1][{j}][0]"), expect_int(t[1], f"{where}[{i}][1][{j}][1]", 1))
+            if tags and tag <= tags[-1]:
+                raise DecodeError(f"{where}[{i}][1][{j}]: tag {tag} is out of order (ascending, no repeats)")
+            tags.append(tag)
+        result[element] = set(tags)
+    return result
+
+
+def _decode(data: bytes, kind: str) -> tuple[TagMap, TagMap]:
+    body = expect_list(decode(data, kind, VERSION), f"{kind}: body", length=2)
+    return _decode_map(body[0], f"{kind}: elements"), _decode_map(body[1], f"{kind}: tombstones")
+
+
+def _union_into(target: TagMap, source: TagMap) -> None:
+    for element, tags in source.items():
+        target.setdefault(element, set()).update(tags)
+
+
+class TombstoneORSet:
+    """One replica: per-element tags and tombstones, merged by union."""
+
+    def __init__(self, replica_id: int) -> None:
+        self.replica_id = replica_id
+        self.seq = 0
+        self.elements: TagMap = {}
+        self.tombstones: TagMap = {}
+        self._delta_elements: TagMap = {}
+        self._delta_tombstones: TagMap = {}
+
+    def new_tag(self) -> Tag:
+        self.seq += 1
+        return (self.replica_id, self.seq)
+
+    def add(self, element: Hashable) -> None:
+        _sort_key(element)
+        tag = self.new_tag()
+        self.elements.setdefault(element, set()).add(tag)
+        self._delta_elements.setdefault(element, set()).add(tag)
+
+    def live_tags(self, element: Hashable) -> set[Tag]:
+        return self.elements.get(element, set()) - self.tombstones.get(element, set())
+
+    def remove(self, element: Hashable) -> None:
+        live = self.live_tags(element)
+        if not live:
+            return
+        self.tombstones.setdefault(element, set()).update(live)
+        self._delta_tombstones.setdefault(element, set()).update(live)
+
+    def value(self) -> frozenset:
+        return frozenset(e for e in self.elements if self.live_tags(e))
+
+    def state(self) -> bytes:
+        return encode(STATE_KIND, VERSION, [_encode_map(self.elements), _encode_map(self.tombstones)])
+
+    def merge_maps(self, elements: TagMap, tombstones: TagMap) -> None:
+        _union_into(self.elements, elements)
+        _union_into(self.tombstones, tombstones)
+
+    def merge(self, state: bytes) -> None:
+        self.merge_maps(*_decode(state, STATE_KIND))
+
+    def take_deltas(self) -> list[bytes]:
+        if not self._delta_elements and not self._delta_tombstones:
+            return []
+        body = [_encode_map(self._delta_elements), _encode_map(self._delta_tombstones)]
+        self._delta_elements, self._delta_tombstones = {}, {}
+        return [encode(DELTA_KIND, VERSION, body)]
+
+    def apply_delta(self, delta: bytes) -> None:
+        self.merge_maps(*_decode(delta, DELTA_KIND))
+
+    def __repr__(self) -> str:
+        return f"TombstoneORSet(replica_id={self.replica_id}, elements={self.elements}, tombstones={self.tombstones})"
