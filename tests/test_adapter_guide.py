@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-import examples.my_orset  # noqa: F401  (registers "my-orset", as MBT_ADAPTERS would)
+import examples.my_orset
 from harness import Implementation, run_machine
 from harness.contract import ContractError
 from harness.registry import implementation
