@@ -53,8 +53,12 @@ class MyORSet:
 # ----- the adapter: the whole contract (machines/contracts.py, SetReplica) -------------
 
 
-def _key(element) -> str:  # the machine's elements are str or int; the user's set takes strings
-    return json.dumps(element)
+def _key(element) -> str:  # the machine's elements are str, int or bytes; the user's set takes strings
+    return "b" + element.hex() if isinstance(element, bytes) else "j" + json.dumps(element)
+
+
+def _element(key: str):
+    return bytes.fromhex(key[1:]) if key[0] == "b" else json.loads(key[1:])
 
 
 def _parse(data: bytes) -> dict:
@@ -79,7 +83,7 @@ class MyORSetReplica:
         self.set.remove(_key(element))
 
     def value(self) -> frozenset:
-        return frozenset(json.loads(e) for e in self.set.elements())
+        return frozenset(_element(e) for e in self.set.elements())
 
     def state(self) -> bytes:
         return json.dumps(self.set.snapshot(), sort_keys=True).encode()
