@@ -77,6 +77,8 @@ __all__ = [
     "event_hash",
     "hashes_equal",
     "input_sighash",
+    "recipient_fee_share",
+    "selection_order",
     "sighashes",
     "sign_inputs",
     "tx_template_hash",
@@ -396,6 +398,32 @@ def verify_signature(public_key: bytes, signature: bytes, sighash: bytes) -> boo
 # --- building -------------------------------------------------------------------------
 
 
+def recipient_fee_share(fee: int, fee_mode: FeeMode) -> int:
+    """The part of ``fee`` taken from the recipient's output (integer arithmetic only)."""
+    if isinstance(fee_mode, RecipientPays):
+        return fee
+    if isinstance(fee_mode, SignersPay):
+        return 0
+    if isinstance(fee_mode, Split):
+        return fee * fee_mode.recipient_parts // (fee_mode.recipient_parts + fee_mode.signer_parts)
+    raise TypeError(f"fee_mode must be RecipientPays, SignersPay or Split, got {fee_mode!r}")
+
+
+def selection_order(utxos: Iterable[Utxo], the_event_hash: bytes, round: int = 0) -> list[Utxo]:
+    """``utxos`` in the order greedy selection takes them; a repeated outpoint is refused."""
+    seed = blake3(the_event_hash + _U32.pack(round)).digest()
+    keyed = []
+    seen: set[tuple[bytes, int]] = set()
+    for utxo in utxos:
+        outpoint = (utxo.txid, utxo.index)
+        if outpoint in seen:
+            raise TemplateRefused("duplicate_outpoint", f"the UTXO set lists {utxo.txid.hex()}:{utxo.index} twice")
+        seen.add(outpoint)
+        keyed.append((blake3(seed + utxo.txid + _U32.pack(utxo.index)).digest(), utxo.txid, utxo.index, utxo))
+    keyed.sort(key=lambda k: k[:3])
+    return [k[3] for k in keyed]
+
+
 def build_template(
     event: Event,
     utxos: Iterable[Utxo],
@@ -405,37 +433,24 @@ def build_template(
     change_address: str,
     round: int = 0,
 ) -> Template:
-    """The deterministic template paying ``event``, independent of the order of ``utxos``."""
+    """The deterministic template paying ``event``, independent of the order of ``utxos``.
+
+    ``change_address`` is the group's own address; ``round`` (u32) changes the selection
+    order when a proposal is retried. Raises ``TemplateRefused`` (see the module docstring).
+    """
     _check_int(fee, "fee", U64_MAX)
     _check_int(round, "round", U32_MAX)
-    if isinstance(fee_mode, RecipientPays):
-        recipient_fee = fee
-    elif isinstance(fee_mode, SignersPay):
-        recipient_fee = 0
-    elif isinstance(fee_mode, Split):
-        recipient_fee = fee * fee_mode.recipient_parts // (fee_mode.recipient_parts + fee_mode.signer_parts)
-    else:
-        raise TypeError(f"fee_mode must be RecipientPays, SignersPay or Split, got {fee_mode!r}")
+    recipient_fee = recipient_fee_share(fee, fee_mode)
     signer_fee = fee - recipient_fee
-
-    seed = blake3(event_hash(event) + _U32.pack(round)).digest()
-    keyed = []
-    seen: set[tuple[bytes, int]] = set()
-    for utxo in utxos:
-        outpoint = (utxo.txid, utxo.index)
-        if outpoint in seen:
-            raise TemplateRefused("duplicate_outpoint", f"the UTXO set lists {utxo.txid.hex()}:{utxo.index} twice")
-        seen.add(outpoint)
-        keyed.append((blake3(seed + utxo.txid + _U32.pack(utxo.index)).digest(), utxo.txid, utxo.index, utxo))
+    ordered = selection_order(utxos, event_hash(event), round)
     if event.amount == 0:
         raise TemplateRefused("zero_amount", "the event moves 0 sompi; a transaction needs at least 1")
     if event.amount < recipient_fee:
         raise TemplateRefused("amount_below_fee", f"amount {event.amount} is below the recipient's fee share {recipient_fee}")
-    keyed.sort(key=lambda k: k[:3])
 
     target = event.amount + fee
     selected, total = [], 0
-    for *_, utxo in keyed:
+    for utxo in ordered:
         if total >= target:
             break
         selected.append(utxo)
