@@ -1,0 +1,96 @@
+"""Adapter: one key of a pycrdt (Yrs) ``Map`` used as a register, for the ``lww`` machine.
+
+Level ``convergent``: a write that has seen another replaces it, as in the model, but
+concurrent writes are arbitrated by Yrs (the entry of the higher client id stays), not by
+``(timestamp, writer)``, and the replica's clock is never read. Replicas agree after a full
+sync.
+
+pycrdt stores a Python ``int`` as a float (``128`` reads back as ``128.0``, ``2**60`` loses
+digits on the way), so a value is stored as a tagged string: ``"n:"`` for None, ``"s:" +
+text``, ``"i:" + decimal``, ``"b:" + hex``. ``value()`` is None before any write.
+Replication, deltas and checks of incoming bytes: see ``machines/adapters/_pycrdt.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from pycrdt import Map
+
+from harness import Implementation, register
+from implementations.wire import DecodeError
+from machines.adapters._pycrdt import PycrdtReplica
+from machines.contracts import RegisterReplica
+from models.clock import Clock
+
+#: The one key of the map that holds the register's value.
+KEY = "value"
+
+
+def encode_value(value: Hashable) -> str:
+    """The tagged string a value is stored as (None, a string, an integer or bytes)."""
+    if value is None:
+        return "n:"
+    if isinstance(value, str):
+        return "s:" + value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "i:" + str(value)
+    if isinstance(value, bytes):
+        return "b:" + value.hex()
+    raise TypeError(f"pycrdt-map register stores None, strings, integers and bytes, got {type(value).__name__} {value!r:.40}")
+
+
+def decode_value(stored: Any) -> Hashable:
+    """The value a stored tagged string stands for, or ``DecodeError``."""
+    if isinstance(stored, str):
+        tag, _, body = stored.partition(":")
+        try:
+            if tag == "n" and body == "":
+                return None
+            if tag == "s":
+                return body
+            if tag == "i" and body == str(int(body)):
+                return int(body)
+            if tag == "b" and body == body.lower():
+                return bytes.fromhex(body)
+        except ValueError:
+            pass
+    raise DecodeError(f"pycrdt-map register: stored value {stored!r:.60} is not 'n:', 's:text', 'i:decimal' or 'b:hex'")
+
+
+class PycrdtMapRegisterReplica(PycrdtReplica):
+    ROOT = "register"
+    ROOT_TYPE = Map
+    WHAT = "pycrdt-map register update"
+
+    def write(self, value: Hashable) -> None:
+        stored = encode_value(value)
+        with self._local():
+            self.root[KEY] = stored
+
+    def value(self) -> Hashable | None:
+        if KEY not in self.root:
+            return None
+        return decode_value(self.root[KEY])
+
+    def check_content(self, root: Any) -> None:
+        for key, stored in root.items():
+            if key != KEY:
+                raise DecodeError(f"{self.WHAT}: the map holds key {key!r:.40}, a register has only {KEY!r}")
+            decode_value(stored)
+
+
+def make_replica(replica_id: int, clock: Clock) -> RegisterReplica:
+    return PycrdtMapRegisterReplica(replica_id, clock)
+
+
+PYCRDT_MAP_REGISTER = register(
+    Implementation(
+        machine="lww",
+        name="pycrdt-map",
+        make_replica=make_replica,
+        level="convergent",
+        description="pycrdt (Yrs) Map key as a register: Yrs arbitration of concurrent writes, Yrs v1 updates",
+    )
+)
