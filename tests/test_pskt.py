@@ -12,8 +12,9 @@ import struct
 import blake3
 import nacl.signing
 import pytest
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 import models.pskt as model
 from implementations import pskt
@@ -30,39 +31,59 @@ CHANGE = "kaspatest:group-change"
 # --- strategies -------------------------------------------------------------------------
 
 names = st.text(max_size=6)
-events = st.builds(
-    pskt.Event,
-    source=st.sampled_from(["hyperlane", "layerzero", "api"]) | names,
-    external_id=names,
-    destination=st.text(min_size=1, max_size=8),
-    amount=st.integers(0, 3_000) | st.integers(0, 2**40),
-    metadata=st.dictionaries(names, names, max_size=3).map(lambda d: tuple(d.items())),
-    timestamp=st.integers(0, 2**64 - 1),
-)
+
+
+def events(amounts):
+    return st.builds(
+        pskt.Event,
+        source=st.sampled_from(["hyperlane", "layerzero", "api"]) | names,
+        external_id=names,
+        destination=st.text(min_size=1, max_size=8),
+        amount=amounts,
+        metadata=st.dictionaries(names, names, max_size=3).map(lambda d: tuple(d.items())),
+        timestamp=st.integers(0, 2**64 - 1),
+    )
+
+
 # A small pool of txids so that one txid often has several indexes.
 txids = st.sampled_from([bytes([i]) * 32 for i in range(4)]) | st.binary(min_size=32, max_size=32)
-utxo_sets = st.lists(
-    st.builds(pskt.Utxo, txid=txids, index=st.integers(0, 3), amount=st.integers(0, 1_500) | st.integers(0, 2**40)),
-    max_size=12,
-    unique_by=lambda u: (u.txid, u.index),
-)
+
+
+def utxo_sets(amounts):
+    return st.lists(
+        st.builds(pskt.Utxo, txid=txids, index=st.integers(0, 3), amount=amounts),
+        min_size=1,
+        max_size=12,
+        unique_by=lambda u: (u.txid, u.index),
+    )
+
+
 fee_modes = st.one_of(
     st.just(pskt.RecipientPays()),
     st.just(pskt.SignersPay()),
-    st.tuples(st.integers(0, 7), st.integers(0, 7)).filter(lambda p: sum(p) > 0).map(lambda p: pskt.Split(*p)),
+    st.tuples(st.integers(0, 7), st.integers(0, 7)).map(lambda p: pskt.Split(p[0], p[1] if any(p) else 1)),
     st.builds(pskt.Split, st.integers(0, 2**32 - 1), st.integers(1, 2**32 - 1)),
 )
+
+#: Small values (fees and change that round, exact fits) or large ones up to Kaspa's whole
+#: supply (< 2**63 sompi in all, so no sum of 12 UTXOs overflows a u64).
+SCALES = {"small": (3_000, 1_500, 500), "large": (2**60, 2**59, 2**60)}
 
 
 @st.composite
 def cases(draw):
     """An event, the UTXO set, the order the node returned it in, fee, fee mode, round."""
-    utxos = draw(utxo_sets)
+    max_amount, max_utxo, max_fee = SCALES[draw(st.sampled_from(sorted(SCALES)))]
+    utxos = draw(utxo_sets(st.integers(0, max_utxo)))
+    fee = draw(st.integers(0, max_fee))
+    affordable = max(1, sum(u.amount for u in utxos) - fee)
+    # Mostly an amount the group can pay, often nearly all it holds: selection takes several inputs.
+    amounts = st.integers(1, affordable) | st.integers(max(1, affordable - max_fee), affordable) | st.integers(1, max_amount)
     return {
-        "event": draw(events),
+        "event": draw(events(amounts)),  # amount 0: test_refusals_agree_with_the_model
         "utxos": utxos,
         "node_order": draw(st.permutations(utxos)),
-        "fee": draw(st.integers(0, 500) | st.integers(0, 2**62)),
+        "fee": fee,
         "fee_mode": draw(fee_modes),
         "round": draw(st.integers(0, 3) | st.just(2**32 - 1)),
     }
@@ -89,6 +110,12 @@ def plain(template) -> tuple:
     )
 
 
+def outcome(label: str) -> None:
+    """Count the outcome in Hypothesis's statistics (outside a Hypothesis test: nothing)."""
+    if currently_in_test_context():
+        event(label)
+
+
 def check_agreement(case: dict, build=pskt.build_template) -> None:
     """``build`` (given the node's order) and the model (given the set) agree exactly."""
     expected = model.build_template(
@@ -110,14 +137,21 @@ def check_agreement(case: dict, build=pskt.build_template) -> None:
             round=case["round"],
         )
     except pskt.TemplateRefused as refused:
+        outcome(f"refused: {refused.kind}")
         assert isinstance(expected, model.Refusal), f"implementation refused ({refused}), the model built {expected}"
         assert refused.kind == expected.kind, f"implementation refused with {refused.kind}, the model with {expected.kind}"
         return
+    outcome(f"built: {len(got.inputs)} inputs" if len(got.inputs) < 3 else "built: 3+ inputs")
     assert not isinstance(expected, model.Refusal), f"implementation built {got}, the model refused: {expected}"
     assert plain(got) == plain(expected), f"implementation built\n  {plain(got)}\nthe model says\n  {plain(expected)}"
     assert got.fee == expected.fee == case["fee"], f"fee {got.fee}, model {expected.fee}, asked {case['fee']}"
 
 
+#: The agreement property is cheap (about 10 ms an example): give it more examples than the profile's default.
+AGREEMENT_EXAMPLES = max(settings.default.max_examples, 300)
+
+
+@settings(max_examples=AGREEMENT_EXAMPLES)
 @given(cases())
 def test_model_and_implementation_agree(case):
     check_agreement(case)
@@ -143,7 +177,7 @@ def test_template_does_not_depend_on_utxo_order(case, rnd):
         )
 
 
-@given(events)
+@given(events(st.integers(0, 2**64 - 1)))
 def test_event_hash_agrees_with_model_and_round_trips(event):
     assert pskt.event_hash(event) == model.event_id(to_model_event(event), hash32)
     assert pskt.decode_event(pskt.encode_event(event)) == event
@@ -233,6 +267,42 @@ def test_insufficient_funds_and_zero_amount_are_refused():
             fee_mode=pskt.SignersPay(),
             change_address=CHANGE,
         )
+
+
+@pytest.mark.parametrize(
+    ("amount", "utxos", "fee", "mode", "kind"),
+    [
+        (0, UTXOS, 0, pskt.SignersPay(), "zero_amount"),
+        (0, [*UTXOS, UTXOS[1]], 0, pskt.SignersPay(), "duplicate_outpoint"),
+        (5, [*UTXOS, UTXOS[1]], 0, pskt.SignersPay(), "duplicate_outpoint"),
+        (2, UTXOS, 9, pskt.Split(1, 2), "amount_below_fee"),
+        (3, UTXOS, 9, pskt.Split(1, 2), None),
+        (10**6, UTXOS, 9, pskt.Split(1, 2), "insufficient_funds"),
+        (1, [], 0, pskt.SignersPay(), "insufficient_funds"),
+        (4_990, UTXOS, 10, pskt.RecipientPays(), None),
+        (4_991, UTXOS, 10, pskt.RecipientPays(), "insufficient_funds"),
+    ],
+)
+def test_refusals_agree_with_the_model(amount, utxos, fee, mode, kind):
+    case = {
+        "event": pskt.Event("api", "1", "kaspa:r", amount, (), 0),
+        "utxos": utxos,
+        "node_order": list(reversed(utxos)),
+        "fee": fee,
+        "fee_mode": mode,
+        "round": 0,
+    }
+    check_agreement(case)
+    expected = model.build_template(
+        to_model_event(case["event"]),
+        [model.Utxo(u.txid, u.index, u.amount) for u in utxos],
+        fee,
+        to_model_mode(mode),
+        CHANGE,
+        0,
+        hash32,
+    )
+    assert (expected.kind if isinstance(expected, model.Refusal) else None) == kind
 
 
 def test_no_change_output_when_inputs_match_exactly():
