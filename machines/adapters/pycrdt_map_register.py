@@ -5,8 +5,9 @@ concurrent writes are arbitrated by Yrs (the entry of the higher client id stays
 ``(timestamp, writer)``, and the replica's clock is never read. Replicas agree after a full
 sync.
 
-pycrdt stores a Python ``int`` as a float (``128`` reads back as ``128.0``, ``2**60`` loses
-digits on the way), so a value is stored as a tagged string: ``"n:"`` for None, ``"s:" +
+pycrdt stores a Python ``int`` that a float holds exactly as a float (``128`` reads back as
+``128.0``, ``2**60`` as ``1.152921504606847e+18``), so the type of a value is lost on the way;
+a value is therefore stored as a tagged string: ``"n:"`` for None, ``"s:" +
 text``, ``"i:" + decimal``, ``"b:" + hex``. ``value()`` is None before any write.
 Replication, deltas and checks of incoming bytes: see ``machines/adapters/_pycrdt.py``.
 """
