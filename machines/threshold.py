@@ -1,0 +1,487 @@
+"""m-of-n threshold signing: ``models.threshold`` against the group's signers and coordinators.
+
+A group (1-of-1, 2-of-3, 3-of-5 or 4-of-4, keys from fixed seeds) shares one ledger (the
+Kaspa node). Every member node runs a signer and a coordinator, each on its own SQLite
+file; each signer's node lists the UTXOs in its own order. Events are submitted to any
+coordinator (new ones, or ones already submitted, to the same or another coordinator).
+
+The network is in memory and every delivery is a rule: any message in flight is delivered,
+dropped or duplicated, in any order, late (after ``advance_clock``) or twice; a delivered
+envelope can be replayed; an attacker tampers with envelopes (payload, signature, seq_no,
+wrong group) and forges answers (a non-member's signatures, a bad signature under a
+member's key, a member's signature over another template, a copy of a member's genuine
+signature). Signers and coordinators crash and restart from their files. ``advance_clock``
+moves the shared clock (across UTC midnight, by whole days) and ticks every core.
+
+The machine predicts, with the model, every signer's answer (the checks in SPEC order, the
+policy by ``models.policy``), every request's state, and every refusal; after every step:
+
+* request states equal the model's, and a finalized request was submitted with, on every
+  input, the first ``m`` counting member keys (so ``m`` distinct valid member signatures);
+* every signer that signed a request rebuilt byte for byte the template proposed;
+* no signer signs two templates for one event; no event is paid twice on the ledger;
+* per signer and UTC day, the volume it approved for requests that were paid never exceeds
+  the limit (also with concurrent sessions), and its reserved volume equals the model's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import attrs
+import nacl.signing
+from blake3 import blake3
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, rule
+
+from harness import TracedMachine, guard, machine_test
+from harness.machine import Observation
+from implementations import pskt
+from implementations.ledger import Ledger, MultisigGroup
+from implementations.policy import Policy
+from implementations.threshold import Answer, EventRefused, GroupConfig, LedgerView, decode_answer, decode_proposal, encode_answer
+from implementations.threshold_envelope import EnvelopeRejected, decode_envelope, encode_envelope, seal
+from models import policy as policy_model
+from models import threshold as model
+from models.clock import NS_PER_DAY, NS_PER_SECOND, ManualClock, utc_day
+
+GROUPS = {"1-of-1": (1, 1), "2-of-3": (2, 3), "3-of-5": (3, 5), "4-of-4": (4, 4)}
+FEE_MODES = {"recipient": pskt.RecipientPays(), "signers": pskt.SignersPay(), "split": pskt.Split(1, 2)}
+FEE = 10
+LIMIT = 1_000  # max_daily_volume, sompi
+TIMEOUT_NS = 60 * NS_PER_SECOND
+FUNDS = (400, 250, 600, 150, 800, 300)
+AMOUNTS = (50, 100, 250, 400, 500, 1_000, 1_001)
+#: 200 s before UTC midnight of 2023-11-15: a few advances cross the day boundary.
+START_NS = 19_676 * NS_PER_DAY - 200 * NS_PER_SECOND
+ADVANCES = st.one_of(
+    st.sampled_from([0, NS_PER_SECOND, 30 * NS_PER_SECOND, 59 * NS_PER_SECOND, 60 * NS_PER_SECOND,
+                     61 * NS_PER_SECOND, 200 * NS_PER_SECOND, 3600 * NS_PER_SECOND, NS_PER_DAY]),
+    st.integers(0, 120 * NS_PER_SECOND),
+)
+INDEX = st.integers(0, 63)
+TAMPERS = ("payload", "signature", "seq_no", "group")
+FORGERIES = ("non_member", "bad_signature", "other_template", "copy")
+EXPECTED_TAMPER = {"payload": "payload hash mismatch", "signature": "bad envelope signature",
+                   "seq_no": "bad envelope signature", "group": "wrong group id"}
+REPLAY_NS = 24 * 3600 * NS_PER_SECOND
+
+
+def key_seed(label: str, index: int) -> bytes:
+    return blake3(f"threshold-machine:{label}:{index}".encode()).digest()
+
+
+@attrs.define
+class Message:
+    """An envelope in flight to the signer or coordinator of node ``target``."""
+
+    role: str  # "signer" | "coordinator"
+    target: int
+    data: bytes
+
+
+@attrs.define
+class SignerModel:
+    policy: policy_model.PolicyState
+    answers: dict = attrs.field(factory=dict)  # request id -> (accept, reason)
+    signed: dict = attrs.field(factory=dict)  # event id -> set of template hashes signed
+    approved: dict = attrs.field(factory=dict)  # request id -> UTC day of approval (reservation live or kept)
+    settled: set = attrs.field(factory=set)
+
+
+class ThresholdMachine(TracedMachine):
+    name = "threshold"
+
+    def __init__(self, implementation, stats=None):
+        super().__init__(implementation, stats)
+        self.directory: str | None = None
+        self.signers: list[Any] = []
+        self.coordinators: list[Any] = []
+        self.in_flight: list[Message] = []
+        self.delivered: list[Message] = []
+
+    # ----- set-up --------------------------------------------------------------------
+
+    @initialize(group=st.sampled_from(sorted(GROUPS)), fee_mode=st.sampled_from(sorted(FEE_MODES)), order_seed=st.integers(0, 3))
+    def start(self, group, fee_mode, order_seed):
+        self.do("start", group=group, fee_mode=fee_mode, order_seed=order_seed)
+
+    def step_start(self, group: str, fee_mode: str, order_seed: int) -> None:
+        self.require(not self.signers, "already started")
+        self.require(group in GROUPS and fee_mode in FEE_MODES, f"unknown group {group!r} or fee mode {fee_mode!r}")
+        m, n = GROUPS[group]
+        self.clock = ManualClock(START_NS)
+        self.keys = [nacl.signing.SigningKey(key_seed("member", i)) for i in range(n)]
+        self.outsider = nacl.signing.SigningKey(key_seed("outsider", 0))
+        self.pubkeys = [bytes(k.verify_key) for k in self.keys]
+        self.ledger = Ledger()
+        self.address = self.ledger.add_group(MultisigGroup(m, tuple(self.pubkeys)))
+        for amount in FUNDS:
+            self.ledger.fund(self.address, amount)
+        self.config = GroupConfig(tuple(self.pubkeys), m, self.address, FEE, FEE_MODES[fee_mode], TIMEOUT_NS)
+        self.policy = Policy(max_daily_volume=LIMIT)
+        self.backend = self.implementation.make_replica(0, self.clock)
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.directory = tempfile.mkdtemp(prefix="mbt-threshold-", dir=shm)
+        self.views = [LedgerView(self.ledger, self.address, order_seed * 100 + i) for i in range(n)]
+        self.signers = [self._new_signer(i) for i in range(n)]
+        self.coordinators = [self._new_coordinator(i) for i in range(n)]
+        # the model
+        self.group = model.Group(tuple(k.hex() for k in self.pubkeys), m)
+        self.requests: dict[str, model.Request] = {}
+        self.proposals: dict[str, pskt.Template] = {}  # request id -> proposal (decoded)
+        self.owner: dict[str, int] = {}  # request id -> coordinator node
+        self.events: list[pskt.Event] = []
+        self.model_ledger = model.Ledger()
+        self.signer_models = [SignerModel(policy_model.PolicyState(policy_model.GroupPolicy(max_daily_volume=LIMIT)))
+                              for _ in range(n)]
+        self.seen: dict[tuple[str, int], dict] = {}  # receiver -> replay key -> local time accepted
+        self.genuine_sigs: dict[str, list[tuple[int, bytes, bytes]]] = {}  # request id -> member signatures seen
+        self.forged_seq = 0
+
+    def _new_signer(self, i: int):
+        store = os.path.join(self.directory, f"signer{i}.db")
+        return self.backend.signer(key_seed("member", i), self.config, self.views[i], store, self.policy)
+
+    def _new_coordinator(self, i: int):
+        return self.backend.coordinator(key_seed("member", i), self.config, self.views[i],
+                                        os.path.join(self.directory, f"coordinator{i}.db"))
+
+    def teardown(self) -> None:
+        for core in self.signers + self.coordinators:
+            core.close()
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    @property
+    def now(self) -> int:
+        return self.clock.now()
+
+    def _node(self, raw: int) -> int:
+        return raw % len(self.signers)
+
+    # ----- events --------------------------------------------------------------------
+
+    @rule(coordinator=INDEX, amount=st.sampled_from(AMOUNTS))
+    def new_event(self, coordinator, amount):
+        self.do("new_event", coordinator=self._node(coordinator), amount=amount)
+
+    def step_new_event(self, coordinator: int, amount: int) -> None:
+        k = len(self.events)
+        event = pskt.Event("hyperlane", f"ext-{k}", f"kaspatest:dest{k % 3}", amount, (("reason", "bridge"),), self.now)
+        self.events.append(event)
+        self._submit(coordinator, event)
+
+    @guard(lambda self: bool(self.events))
+    @rule(coordinator=INDEX, event=INDEX)
+    def resubmit(self, coordinator, event):
+        self.do("resubmit", coordinator=self._node(coordinator), event=event % len(self.events))
+
+    def step_resubmit(self, coordinator: int, event: int) -> None:
+        self.require(0 <= event < len(self.events), f"no event {event}")
+        self._submit(coordinator, self.events[event])
+
+    def _submit(self, node: int, event: pskt.Event) -> None:
+        self.require(0 <= node < len(self.coordinators), f"no node {node}")
+        eid = pskt.event_hash(event).hex()
+        busy = [r for rid, r in self.requests.items() if self.owner[rid] == node and r.event_id == eid
+                and r.state in (model.PENDING, model.APPROVED, model.FINALIZED)]
+        funded = self.ledger.balance(self.address) >= event.amount + FEE
+        try:
+            request_id, out = self.coordinators[node].submit_event(event, self.now)
+        except EventRefused as refused:
+            assert busy, f"coordinator {node} refused a fresh event: {refused}"
+            return
+        except pskt.TemplateRefused as refused:
+            assert not busy and not funded, f"coordinator {node} refused a fundable event: {refused}"
+            return
+        assert not busy, f"coordinator {node} opened {request_id} for an event it is already processing"
+        assert funded, f"coordinator {node} built a template beyond the group's funds"
+        assert request_id not in self.requests, f"request id {request_id} reused"
+        assert len(out) == len(self.signers), f"{len(out)} proposals for {len(self.signers)} members"
+        proposal = decode_proposal(decode_envelope(out[0][1]).payload)
+        self.proposals[request_id] = proposal
+        self.owner[request_id] = node
+        self.requests[request_id] = model.Request(request_id, eid, len(proposal.template.inputs), self.now + TIMEOUT_NS)
+        for to, data in out:
+            self.in_flight.append(Message("signer", self.pubkeys.index(to), data))
+
+    @rule(amount=st.sampled_from(FUNDS))
+    def fund(self, amount):
+        self.do("fund", amount=amount)
+
+    def step_fund(self, amount: int) -> None:
+        self.require(amount > 0, "a coin holds at least 1 sompi")
+        self.ledger.fund(self.address, amount)
+
+    # ----- the network ---------------------------------------------------------------
+
+    @guard(lambda self: bool(self.in_flight))
+    @rule(message=INDEX)
+    def deliver(self, message):
+        self.do("deliver", message=message % len(self.in_flight))
+
+    def step_deliver(self, message: int) -> None:
+        self.require(0 <= message < len(self.in_flight), f"no message {message} in flight")
+        sent = self.in_flight.pop(message)
+        self.delivered.append(sent)
+        self._deliver(sent, sent.data, expect=None)
+
+    @guard(lambda self: bool(self.in_flight))
+    @rule(message=INDEX)
+    def drop(self, message):
+        self.do("drop", message=message % len(self.in_flight))
+
+    def step_drop(self, message: int) -> None:
+        self.require(0 <= message < len(self.in_flight), f"no message {message} in flight")
+        self.in_flight.pop(message)
+
+    @guard(lambda self: bool(self.in_flight))
+    @rule(message=INDEX)
+    def duplicate(self, message):
+        self.do("duplicate", message=message % len(self.in_flight))
+
+    def step_duplicate(self, message: int) -> None:
+        self.require(0 <= message < len(self.in_flight), f"no message {message} in flight")
+        self.in_flight.append(attrs.evolve(self.in_flight[message]))
+
+    @guard(lambda self: bool(self.delivered))
+    @rule(message=INDEX)
+    def redeliver(self, message):
+        self.do("redeliver", message=message % len(self.delivered))
+
+    def step_redeliver(self, message: int) -> None:
+        self.require(0 <= message < len(self.delivered), f"no delivered message {message}")
+        sent = self.delivered[message]
+        self._deliver(sent, sent.data, expect=None)
+
+    @guard(lambda self: bool(self.delivered or self.in_flight))
+    @rule(message=INDEX, how=st.sampled_from(TAMPERS))
+    def tamper(self, message, how):
+        self.do("tamper", message=message % len(self.delivered + self.in_flight), how=how)
+
+    def step_tamper(self, message: int, how: str) -> None:
+        known = self.delivered + self.in_flight
+        self.require(0 <= message < len(known) and how in TAMPERS, f"no message {message} or no tampering {how!r}")
+        sent = known[message]
+        env = decode_envelope(sent.data)
+        if how == "payload":
+            data = encode_envelope(_replace(env, payload=env.payload[:-1] + bytes([env.payload[-1] ^ 1])))
+        elif how == "signature":
+            data = encode_envelope(_replace(env, signature=bytes([env.signature[0] ^ 1]) + env.signature[1:]))
+        elif how == "seq_no":
+            data = encode_envelope(_replace(env, seq_no=env.seq_no + 1_000))
+        else:
+            data = seal(self.outsider, blake3(b"another group").digest(), env.session_id, env.seq_no, self.now, env.payload)
+        self._deliver(sent, data, expect=EXPECTED_TAMPER[how])
+
+    @guard(lambda self: any(r.state in model.ALIVE for r in self.requests.values()))
+    @rule(request=INDEX, kind=st.sampled_from(FORGERIES), member=INDEX, input_index=INDEX)
+    def forge(self, request, kind, member, input_index):
+        alive = sorted(rid for rid, r in self.requests.items() if r.state in model.ALIVE)
+        rid = alive[request % len(alive)]
+        self.do("forge", request=rid, kind=kind, member=self._node(member),
+                input_index=input_index % self.requests[rid].n_inputs)
+
+    def step_forge(self, request: str, kind: str, member: int, input_index: int) -> None:
+        self.require(request in self.requests and kind in FORGERIES, f"no request {request!r} or forgery {kind!r}")
+        self.require(0 <= member < len(self.keys), f"no member {member}")
+        self.require(0 <= input_index < self.requests[request].n_inputs, f"no input {input_index}")
+        proposal = self.proposals[request]
+        sighash = pskt.sighashes(proposal.template)[input_index]
+        if kind == "non_member":
+            sig = (input_index, bytes(self.outsider.verify_key), self.outsider.sign(sighash).signature)
+        elif kind == "bad_signature":
+            sig = (input_index, self.pubkeys[member], bytes(64))
+        elif kind == "other_template":
+            other = blake3(b"other template" + sighash).digest()
+            sig = (input_index, self.pubkeys[member], self.keys[member].sign(other).signature)
+        else:
+            genuine = self.genuine_sigs.get(request) or [(input_index, self.pubkeys[member], bytes(64))]
+            sig = genuine[member % len(genuine)]
+        payload = encode_answer(Answer(request, proposal.event_hash, proposal.template_hash, True, "", (sig,)))
+        self.forged_seq += 1
+        data = seal(self.outsider, self.config.group_id, request, self.forged_seq, self.now, payload)
+        self._deliver(Message("coordinator", self.owner[request], data), data, expect=None)
+
+    # ----- delivering: predict, apply, compare -----------------------------------------
+
+    def _deliver(self, sent: Message, data: bytes, expect: str | None) -> None:
+        receiver = (sent.role, sent.target)
+        core = self.signers[sent.target] if sent.role == "signer" else self.coordinators[sent.target]
+        env = decode_envelope(data) if expect is None else None
+        if expect is None:
+            accepted_at = self.seen.setdefault(receiver, {}).get(env.replay_key)
+            if accepted_at is not None and self.now - accepted_at < REPLAY_NS:
+                expect = "replayed envelope"
+        if expect is not None:
+            try:
+                core.handle(data, self.now)
+            except EnvelopeRejected as rejected:
+                assert rejected.reason == expect, (
+                    f"{sent.role} {sent.target} rejected with {rejected.reason!r}, expected {expect!r}")
+                return
+            raise AssertionError(f"{sent.role} {sent.target} accepted an envelope it must reject ({expect})")
+        self.seen[receiver][env.replay_key] = self.now
+        out = core.handle(data, self.now)
+        if sent.role == "signer":
+            self._after_proposal(sent.target, decode_proposal(env.payload), out)
+        else:
+            assert out == [], f"coordinator {sent.target} answered an answer: {out}"
+            self._after_answer(sent.target, env.sender, decode_answer(env.payload))
+
+    def _expected_verdict(self, j: int, p) -> tuple[bool, str]:
+        sm = self.signer_models[j]
+        if p.request_id in sm.answers:
+            return sm.answers[p.request_id]
+        try:
+            mine = pskt.build_template(p.event, self.ledger.utxos_for(self.address), fee=FEE, fee_mode=self.config.fee_mode,
+                                       change_address=self.address, round=p.round)
+            template_ok = pskt.tx_template_hash(mine) == p.template_hash
+        except pskt.TemplateRefused:
+            template_ok = False
+        eid = p.event_hash.hex()
+        processed = any(rid != p.request_id for rid, ev in self._signed_requests(j) if ev == eid)
+        refusal = model.signer_refusal(True, template_ok, True, p.expires_at, self.now, None, processed)
+        if refusal is None or refusal == "event already processed":
+            reason = dict(p.event.metadata).get("reason")
+            spend = policy_model.SpendRequest(p.request_id, p.event.destination, p.event.amount, reason)
+            sm.policy, decision = policy_model.submit(sm.policy, spend, self.now)
+            refusal = model.signer_refusal(True, True, True, p.expires_at, self.now,
+                                           None if decision.approved else decision.message, processed)
+            if decision.approved and refusal is not None:
+                sm.policy = policy_model.release(sm.policy, p.request_id, "rejected")
+            elif decision.approved:
+                sm.approved[p.request_id] = utc_day(self.now)
+        verdict = (refusal is None, refusal or "")
+        sm.answers[p.request_id] = verdict
+        return verdict
+
+    def _signed_requests(self, j: int):
+        return [(rid, self.requests[rid].event_id) for rid, (ok, _) in self.signer_models[j].answers.items() if ok]
+
+    def _after_proposal(self, j: int, p, out) -> None:
+        accept, reason = self._expected_verdict(j, p)
+        assert len(out) == 1, f"signer {j} sent {len(out)} messages for one proposal"
+        to, data = out[0]
+        assert to == self.pubkeys[self.owner[p.request_id]], f"signer {j} answered someone else than the coordinator"
+        answer = decode_answer(decode_envelope(data).payload)
+        assert (answer.accept, answer.reason) == (accept, reason), (
+            f"signer {j} answered {p.request_id} with accept={answer.accept} {answer.reason!r}, "
+            f"the model says accept={accept} {reason!r}")
+        if accept:
+            hashes = pskt.sighashes(p.template)
+            assert sorted(i for i, _, _ in answer.signatures) == list(range(len(hashes))), f"signer {j} did not sign every input"
+            for i, key, sig in answer.signatures:
+                good = key == self.pubkeys[j] and pskt.verify_signature(key, sig, hashes[i])
+                assert good, f"signer {j}: bad signature on input {i}"
+            assert self.signers[j].signed_template(p.request_id) == p.template_bytes, (
+                f"signer {j} signed a template that differs from the proposal of {p.request_id}")
+            self.signer_models[j].signed.setdefault(p.event_hash.hex(), set()).add(p.template_hash)
+            self.genuine_sigs.setdefault(p.request_id, []).extend(answer.signatures)
+        self.in_flight.append(Message("coordinator", self.owner[p.request_id], data))
+
+    def _after_answer(self, node: int, sender: bytes, answer) -> None:
+        rid = answer.request_id
+        if rid not in self.requests or self.owner[rid] != node:
+            return
+        request = self.requests[rid]
+        hashes = pskt.sighashes(self.proposals[rid].template)
+        sigs = [model.PartialSignature(i, key.hex(), i < len(hashes) and pskt.verify_signature(key, sig, hashes[i]))
+                for i, key, sig in answer.signatures]
+        request = model.on_answer(self.group, request, sender.hex(), answer.accept, sigs, self.now)
+        if model.wants_submission(self.group, request, self.now):
+            inputs = [u.outpoint for u in self.proposals[rid].template.inputs]
+            accepted = model.ledger_accepts(self.model_ledger, inputs)
+            if accepted:
+                self.model_ledger = model.pay(self.model_ledger, request.event_id, inputs)
+            request = model.after_submission(request, accepted)
+        self.requests[rid] = request
+
+    # ----- time and crashes ------------------------------------------------------------
+
+    @rule(ns=ADVANCES)
+    def advance_clock(self, ns):
+        self.do("advance_clock", ns=ns)
+
+    def step_advance_clock(self, ns: int) -> None:
+        self.require(ns >= 0, f"the clock cannot go back (ns={ns})")
+        self.clock.advance(ns)
+        now = self.now
+        paid = set(self.ledger.accepted)
+        for core in self.signers + self.coordinators:
+            assert core.tick(now) == [], "a tick sent messages"
+        for rid, request in self.requests.items():
+            self.requests[rid] = model.on_tick(request, now)
+        for sm in self.signer_models:
+            for rid in sorted(sm.approved):
+                if rid not in sm.settled and self.requests[rid].expires_at <= now:
+                    sm.settled.add(rid)
+                    if self.proposals[rid].template_hash in paid:
+                        sm.policy = policy_model.finalize(sm.policy, rid)
+                    else:
+                        sm.policy = policy_model.release(sm.policy, rid, "expired")
+
+    @rule(node=INDEX, role=st.sampled_from(["signer", "coordinator"]))
+    def restart(self, node, role):
+        self.do("restart", node=self._node(node), role=role)
+
+    def step_restart(self, node: int, role: str) -> None:
+        self.require(0 <= node < len(self.signers) and role in ("signer", "coordinator"), f"no {role} {node}")
+        if role == "signer":
+            self.signers[node].close()
+            self.signers[node] = self._new_signer(node)
+        else:
+            self.coordinators[node].close()
+            self.coordinators[node] = self._new_coordinator(node)
+
+    # ----- invariants ----------------------------------------------------------------
+
+    def observe(self) -> list[Observation]:
+        rows = []
+        for rid, request in sorted(self.requests.items()):
+            rows.append(Observation(f"request {rid}", request.state, self.coordinators[self.owner[rid]].request_state(rid)))
+        day = utc_day(self.now)
+        for j, (sm, signer) in enumerate(zip(self.signer_models, self.signers, strict=True)):
+            rows.append(Observation(f"signer {j} volume", policy_model.volume_on(sm.policy, day), signer.volume_on(day)))
+        return rows
+
+    def check(self) -> None:
+        if not self.signers:
+            return
+        for obs in self.observe():
+            assert obs.agrees, f"{obs.label}: the implementation has {obs.implementation!r}, the model says {obs.model!r}"
+        by_template = {p.template_hash: rid for rid, p in self.proposals.items()}
+        paid_events: dict[str, list[str]] = {}
+        for txid in self.ledger.accepted:
+            rid = by_template.get(txid)
+            assert rid is not None, f"the ledger accepted a transaction {txid.hex()[:16]} no request proposed"
+            paid_events.setdefault(self.requests[rid].event_id, []).append(rid)
+        for eid, rids in paid_events.items():
+            assert len(rids) == 1, f"event {eid[:16]} paid twice, by requests {rids}"
+        for rid, request in self.requests.items():
+            if request.state == model.FINALIZED:
+                expected = [[bytes.fromhex(k) for k in keys] for keys in
+                            model.chosen_keys(self.group, request.n_inputs, request.signatures)]
+                used = self.coordinators[self.owner[rid]].final_signers(rid)
+                assert used == expected, f"request {rid} was submitted with signatures of {used}, expected {expected}"
+        for j, sm in enumerate(self.signer_models):
+            for eid, templates in sm.signed.items():
+                assert len(templates) <= 1, f"signer {j} signed {len(templates)} different templates for event {eid[:16]}"
+            per_day: dict[int, int] = {}
+            for rid, day in sm.approved.items():
+                if self.proposals[rid].template_hash in self.ledger.accepted:
+                    per_day[day] = per_day.get(day, 0) + self.proposals[rid].event.amount
+            for day, total in per_day.items():
+                assert total <= LIMIT, f"signer {j} approved {total} sompi of paid requests on day {day}, above the limit {LIMIT}"
+
+
+def _replace(env, **changes):
+    return dataclasses.replace(env, **changes)
+
+
+test_threshold_machine = machine_test(ThresholdMachine)
