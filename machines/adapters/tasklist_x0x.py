@@ -1,0 +1,138 @@
+"""The task-list machine's view of ``implementations.tasklist.TaskList`` (x0x-style, signed states).
+
+Every replica is an agent with a fixed key: ``SigningKey(BLAKE3(b"agent" || replica_id))``,
+so runs are reproducible and the machine can name any replica's agent. All replicas hold
+the same list, ``LIST_ID``. ``forge`` plays an attacker who holds none of the agents' keys
+(or holds one and tampers with what it signed): see ``machines.contracts.FORGERIES``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import blake3
+from nacl.signing import SigningKey
+
+from harness import Implementation, register
+from implementations import orset
+from implementations import rga as rga_impl
+from implementations.tasklist import (
+    CLAIMED,
+    DELTA_KIND,
+    DONE,
+    STATE_KIND,
+    Record,
+    TaskList,
+    TaskRefused,
+    agent_id,
+    attestation_message,
+    encode_message,
+)
+from machines.contracts import FORGERIES, Refused
+from models.clock import Clock
+from models.tasklist import Claimed, Done, Empty, TaskView
+
+LIST_ID = blake3.blake3(b"mbt task list").digest()
+OTHER_LIST_ID = blake3.blake3(b"another task list").digest()
+OUTSIDER = SigningKey(blake3.blake3(b"outsider").digest())
+#: Forged records get dots of this pseudo-replica, never used by a real one.
+FORGER_PEER = 2**40
+
+
+def agent_key(replica_id: int) -> SigningKey:
+    return SigningKey(blake3.blake3(b"agent" + bytes([replica_id])).digest())
+
+
+def forged_record(task: bytes, kind: int, agent: int, ts_ms: int, how: str) -> bytes:
+    """A checkbox record of ``task`` naming the agent of replica ``agent`` that does not verify."""
+    if how not in FORGERIES:
+        raise ValueError(f"unknown forgery {how!r}, expected one of {FORGERIES}")
+    key = agent_key(agent)
+    public_key = bytes(key.verify_key)
+    named = agent_id(public_key)
+    signer, list_id, signed_kind, signed_ts = key, LIST_ID, kind, ts_ms
+    if how == "wrong_key":
+        signer = OUTSIDER
+        public_key = bytes(OUTSIDER.verify_key)
+    elif how == "impostor":
+        signer = OUTSIDER
+    elif how == "other_list":
+        list_id = OTHER_LIST_ID
+    elif how == "swapped_domain":
+        signed_kind = CLAIMED if kind == DONE else DONE
+    elif how == "shifted_ts":
+        signed_ts = ts_ms + 1
+    signature = bytearray(signer.sign(attestation_message(signed_kind, list_id, task, named, signed_ts)).signature)
+    if how == "flipped_signature":
+        signature[ts_ms % 64] ^= 0x01
+    return Record(kind, task, named, ts_ms, public_key, bytes(signature)).to_bytes()
+
+
+class X0xTaskListReplica:
+    """A ``TaskList`` keeping ``machines.contracts.TaskListReplica``."""
+
+    def __init__(self, replica_id: int, clock: Clock) -> None:
+        self.tasks = TaskList(LIST_ID, agent_key(replica_id), clock, peer_id=replica_id)
+        self.agent_id = self.tasks.agent_id
+
+    def _guarded(self, operation, *args: Any) -> None:
+        try:
+            operation(*args)
+        except TaskRefused as refusal:
+            raise Refused(refusal.kind, str(refusal)) from None
+
+    def add_task(self, title: str, description: str) -> bytes:
+        return self.tasks.add_task(title, description)
+
+    def remove_task(self, task_id: bytes) -> None:
+        self._guarded(self.tasks.remove_task, task_id)
+
+    def claim(self, task_id: bytes) -> None:
+        self._guarded(self.tasks.claim, task_id)
+
+    def complete(self, task_id: bytes) -> None:
+        self._guarded(self.tasks.complete, task_id)
+
+    def set_field(self, task_id: bytes, field: str, value: Any) -> None:
+        self._guarded(self.tasks.set_field, task_id, field, value)
+
+    def move(self, task_id: bytes, index: int) -> None:
+        self._guarded(self.tasks.move, task_id, index)
+
+    def value(self) -> tuple[TaskView, ...]:
+        views = []
+        for task, title, description, assignee, priority, (state, *who) in self.tasks.value():
+            checkbox = Empty() if state == "empty" else (Claimed if state == "claimed" else Done)(*who)
+            views.append(TaskView(task, title, description, assignee, priority, checkbox))
+        return tuple(views)
+
+    def forge(self, task_id: bytes, state: str, agent: int, ts_ms: int, how: str, whole_state: bool) -> bytes:
+        record = forged_record(task_id, {"claimed": CLAIMED, "done": DONE}[state], agent, ts_ms, how)
+        checkbox = orset.DotStore()
+        dot = (FORGER_PEER, 1 + int.from_bytes(blake3.blake3(record).digest()[:6], "big"))
+        checkbox.insert(record, dot)
+        checkbox.context.add(dot)
+        if whole_state:
+            return encode_message(STATE_KIND, LIST_ID, orset.DotStore(), rga_impl.RGA(0).state(), [], checkbox)
+        return encode_message(DELTA_KIND, LIST_ID, orset.DotStore(), None, [], checkbox)
+
+    def state(self) -> bytes:
+        return self.tasks.state()
+
+    def merge(self, state: bytes) -> None:
+        self.tasks.merge(state)
+
+    def take_deltas(self) -> list[bytes]:
+        return self.tasks.take_deltas()
+
+    def apply_delta(self, delta: bytes) -> None:
+        self.tasks.apply_delta(delta)
+
+
+X0X = register(Implementation(
+    machine="tasklist",
+    name="x0x",
+    make_replica=X0xTaskListReplica,
+    level="exact",
+    description="OR-Set membership, HLC-stamped LWW fields, Ed25519-attested checkbox states, RGA order",
+))

@@ -1,0 +1,217 @@
+"""The task-list machine: ``models.tasklist`` against every registered ``tasklist`` implementation.
+
+Agents (one per replica, 2 to 5, clocks equal or skewed) share one list with few tasks
+(two titles, so tasks are often the same task, and an agent adding the same title twice in
+one millisecond makes the same id), and keep claiming, completing, editing, moving and
+removing them while the faulty network of ``ReplicatedMachine`` delays, drops, duplicates
+and re-delivers their deltas: conflicting claims and completions are the common case, not
+the exception. ``inject_forged`` delivers, to any replica, a checkbox state whose
+attestation does not verify (``machines.contracts.FORGERIES``), as a delta or a full state;
+the model is told it is not authentic, so it must change nothing.
+
+The machine computes every task id itself (``BLAKE3(title || agent id || created_at_ms
+LE)``, from the replica's clock) and compares it with the implementation's. A refusal must
+match the model's exactly: the model refuses, the implementation must raise ``Refused``
+with the same kind; the model accepts, the implementation must not refuse.
+
+Trace arguments: task ids as hex, assignees as replica indices (or null).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import blake3
+from hypothesis import strategies as st
+from hypothesis.stateful import rule
+
+from harness import guard, machine_test
+from machines.contracts import FORGERIES, Refused
+from machines.replicated import INDEX, START_NS, ReplicatedMachine
+from models import tasklist
+from models.clock import OffsetClock, to_millis
+
+TITLES = ("write spec", "ship it")
+DESCRIPTIONS = ("", "soon")
+#: The forger's pseudo-replica in the model (its tags never meet a real replica's).
+FORGER = 1_000
+#: A forged state's time: earlier than any genuine state, so it would win if it were kept.
+FORGED_TS_MS = to_millis(START_NS) - 60_000
+#: Raw draws for a task: 0 picks among every task ever added, anything else among the
+#: tasks the replica holds (when it holds any), so most operations find their task.
+TASK = st.integers(0, 7)
+
+
+class TaskListMachine(ReplicatedMachine):
+    name = "tasklist"
+
+    def __init__(self, implementation, stats=None) -> None:
+        super().__init__(implementation, stats)
+        self.clocks: list[OffsetClock] = []
+        self.tasks: list[bytes] = []  # every task id ever added, in order
+
+    def model_value(self, history: frozenset) -> tuple:
+        return tasklist.value(history)
+
+    def step_start(self, replicas: int, skews_ns: list[int]) -> None:
+        super().step_start(replicas, skews_ns)
+        self.clocks = [OffsetClock(self.clock, skew) for skew in skews_ns]
+
+    # ----- helpers ---------------------------------------------------------------------
+
+    def choose_task(self, replica: int, raw: int) -> str:
+        held = tasklist.order(self.history[replica])
+        pool = held if raw and held else self.tasks
+        return pool[self.pick(raw, pool)].hex()
+
+    def task_arg(self, task: str) -> bytes:
+        try:
+            value = bytes.fromhex(task)
+        except (TypeError, ValueError):
+            value = b""
+        self.require(value in self.tasks, f"task {task!r} was never added")
+        return value
+
+    def agent(self, replica: int) -> bytes:
+        return self.replicas[replica].agent_id
+
+    def apply(self, replica: int, operation: str, outcome: Any, call) -> None:
+        """Run ``call`` on the implementation; its refusal must be the model's ``outcome``."""
+        if isinstance(outcome, tasklist.Refusal):
+            try:
+                call()
+            except Refused as refusal:
+                assert refusal.kind == outcome.kind, (
+                    f"replica {replica}: {operation} refused as {refusal.kind!r}, the model refuses it as {outcome.kind!r}")
+                return
+            raise AssertionError(f"replica {replica}: {operation} was accepted, the model refuses it ({outcome.kind})")
+        try:
+            call()
+        except Refused as refusal:
+            raise AssertionError(f"replica {replica}: {operation} refused ({refusal}), the model accepts it") from None
+        for part in outcome:
+            self.record_local(replica, part)
+
+    # ----- replication: the base's rule, biased towards replicas with something to send ----
+
+    @rule(source=INDEX)
+    def broadcast(self, source: int) -> None:
+        """Three times in four, a replica with unsent operations (when there is one)."""
+        pending = [i for i, unsent in enumerate(self.unsent) if unsent]
+        pool = pending if pending and source % 4 else list(range(len(self.replicas)))
+        self.do("broadcast", source=pool[self.pick(source, pool)])
+
+    # ----- operations ------------------------------------------------------------------
+
+    @rule(replica=INDEX, title=st.sampled_from(TITLES), description=st.sampled_from(DESCRIPTIONS))
+    def add_task(self, replica: int, title: str, description: str) -> None:
+        self.do("add_task", replica=self.pick(replica, self.replicas), title=title, description=description)
+
+    def step_add_task(self, replica: int, title: str, description: str) -> None:
+        self.require_replica(replica)
+        now_ns = self.clocks[replica].now()
+        expected = blake3.blake3(title.encode() + self.agent(replica) + to_millis(now_ns).to_bytes(8, "little")).digest()
+        task = self.replicas[replica].add_task(title, description)
+        assert task == expected, f"replica {replica}: add_task returned id {task.hex()}, BLAKE3 per SPEC is {expected.hex()}"
+        if task not in self.tasks:
+            self.tasks.append(task)
+        for part in tasklist.add_task(self.history[replica], replica, task, title, description, now_ns):
+            self.record_local(replica, part)
+
+    @guard(lambda self: bool(self.tasks))
+    @rule(replica=INDEX, task=TASK)
+    def remove_task(self, replica: int, task: int) -> None:
+        index = self.pick(replica, self.replicas)
+        self.do("remove_task", replica=index, task=self.choose_task(index, task))
+
+    def step_remove_task(self, replica: int, task: str) -> None:
+        self.require_replica(replica)
+        task_id = self.task_arg(task)
+        outcome = tasklist.remove_task(self.history[replica], replica, task_id)
+        self.apply(replica, "remove_task", outcome, lambda: self.replicas[replica].remove_task(task_id))
+
+    @guard(lambda self: bool(self.tasks))
+    @rule(replica=INDEX, task=TASK)
+    def claim(self, replica: int, task: int) -> None:
+        index = self.pick(replica, self.replicas)
+        self.do("claim", replica=index, task=self.choose_task(index, task))
+
+    def step_claim(self, replica: int, task: str) -> None:
+        self.require_replica(replica)
+        task_id = self.task_arg(task)
+        ts_ms = to_millis(self.clocks[replica].now())
+        outcome = tasklist.claim(self.history[replica], replica, task_id, self.agent(replica), ts_ms)
+        self.apply(replica, "claim", outcome, lambda: self.replicas[replica].claim(task_id))
+
+    @guard(lambda self: bool(self.tasks))
+    @rule(replica=INDEX, task=TASK)
+    def complete(self, replica: int, task: int) -> None:
+        index = self.pick(replica, self.replicas)
+        self.do("complete", replica=index, task=self.choose_task(index, task))
+
+    def step_complete(self, replica: int, task: str) -> None:
+        self.require_replica(replica)
+        task_id = self.task_arg(task)
+        ts_ms = to_millis(self.clocks[replica].now())
+        outcome = tasklist.complete(self.history[replica], replica, task_id, self.agent(replica), ts_ms)
+        self.apply(replica, "complete", outcome, lambda: self.replicas[replica].complete(task_id))
+
+    @guard(lambda self: bool(self.tasks))
+    @rule(replica=INDEX, task=TASK, field=st.sampled_from(tasklist.FIELDS), raw=st.integers(0, 255))
+    def set_field(self, replica: int, task: int, field: str, raw: int) -> None:
+        index = self.pick(replica, self.replicas)
+        value: Any = {
+            "title": f"title {raw % 3}",
+            "description": f"note {raw % 2}",
+            "assignee": None if raw % 4 == 0 else self.pick(raw, self.replicas),
+            "priority": (0, 128, 255, raw)[raw % 4],
+        }[field]
+        self.do("set_field", replica=index, task=self.choose_task(index, task), field=field, value=value)
+
+    def step_set_field(self, replica: int, task: str, field: str, value: Any) -> None:
+        self.require_replica(replica)
+        task_id = self.task_arg(task)
+        self.require(field in tasklist.FIELDS, f"unknown field {field!r}")
+        if field == "assignee" and value is not None:
+            self.require_replica(value)
+            value = self.agent(value)
+        now_ns = self.clocks[replica].now()
+        outcome = tasklist.set_field(self.history[replica], replica, task_id, field, value, now_ns)
+        self.apply(replica, f"set_field {field}", outcome, lambda: self.replicas[replica].set_field(task_id, field, value))
+
+    @guard(lambda self: bool(self.tasks))
+    @rule(replica=INDEX, task=TASK, position=st.integers(0, 4))
+    def move(self, replica: int, task: int, position: int) -> None:
+        index = self.pick(replica, self.replicas)
+        self.do("move", replica=index, task=self.choose_task(index, task), index=position)
+
+    def step_move(self, replica: int, task: str, index: int) -> None:
+        self.require_replica(replica)
+        task_id = self.task_arg(task)
+        self.require(index >= 0, f"move to a negative index {index}")
+        outcome = tasklist.move(self.history[replica], replica, task_id, index)
+        self.apply(replica, "move", outcome, lambda: self.replicas[replica].move(task_id, index))
+
+    @guard(lambda self: bool(self.tasks))
+    @rule(to=INDEX, task=TASK, done=st.booleans(), agent=INDEX, how=st.sampled_from(FORGERIES), whole=st.booleans())
+    def inject_forged(self, to: int, task: int, done: bool, agent: int, how: str, whole: bool) -> None:
+        index = self.pick(to, self.replicas)
+        self.do("inject_forged", target=index, task=self.choose_task(index, task), state="done" if done else "claimed",
+                agent=self.pick(agent, self.replicas), ts_ms=FORGED_TS_MS, how=how, whole_state=whole)
+
+    def step_inject_forged(self, target: int, task: str, state: str, agent: int, ts_ms: int, how: str,
+                           whole_state: bool) -> None:
+        self.require_replica(target)
+        self.require_replica(agent)
+        task_id = self.task_arg(task)
+        self.require(state in ("claimed", "done"), f"unknown state {state!r}")
+        self.require(how in FORGERIES, f"unknown forgery {how!r}")
+        self.require(ts_ms >= 0, f"negative ts_ms {ts_ms}")
+        message = self.replicas[agent].forge(task_id, state, agent, ts_ms, how, whole_state)
+        receiver = self.replicas[target]
+        (receiver.merge if whole_state else receiver.apply_delta)(message)
+        forged_state = (tasklist.Done if state == "done" else tasklist.Claimed)(self.agent(agent), ts_ms)
+        self.history[target].add(tasklist.forged(self.history[target], task_id, forged_state, FORGER))
+
+
+test_tasklist_machine = machine_test(TaskListMachine)
