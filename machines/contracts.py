@@ -93,3 +93,56 @@ CONTRACTS: dict[str, tuple[type, dict]] = {
     "lww": (RegisterReplica, {"value": (_is_hashable, "a hashable value or None")}),
     "rga": (SequenceReplica, {"value": (_is_sequence_of_items, "a sequence of one-character strings")}),
 }
+
+
+@runtime_checkable
+class TaskListReplica(Replica, Protocol):
+    """One agent's replica of a CRDT task list (x0x), as the task-list machine sees it.
+
+    ``agent_id`` is the replica's agent id (``BLAKE3(public key)``, 32 bytes); the machine
+    computes task ids itself (``BLAKE3(title || creator agent id || created_at_ms LE)``)
+    and compares them with what ``add_task`` returns. ``value()`` is a tuple of
+    ``models.tasklist.TaskView`` (the adapter translates), in list order. Refusals raise
+    ``Refused`` with the model's kind: ``"not_found"``, ``"already_done"``,
+    ``"must_claim_first"``.
+
+    ``forge`` is the attacker: it returns bytes that, delivered to any replica (a
+    ``tasklist.delta`` for ``apply_delta``, or with ``whole_state`` a ``tasklist.state`` for
+    ``merge``), carry one checkbox state of ``task_id`` (``"claimed"`` or ``"done"``, naming
+    the agent of replica ``agent``, at ``ts_ms``) whose attestation does *not* verify, made
+    as ``how`` says (one of ``FORGERIES``). It changes no replica. A correct replica drops
+    that state; the model is told the state is not authentic.
+    """
+
+    agent_id: bytes
+
+    def add_task(self, title: str, description: str) -> bytes: ...
+    def remove_task(self, task_id: bytes) -> None: ...
+    def claim(self, task_id: bytes) -> None: ...
+    def complete(self, task_id: bytes) -> None: ...
+    def set_field(self, task_id: bytes, field: str, value: Any) -> None: ...
+    def move(self, task_id: bytes, index: int) -> None: ...
+    def value(self) -> tuple: ...
+    def forge(self, task_id: bytes, state: str, agent: int, ts_ms: int, how: str, whole_state: bool) -> bytes: ...
+
+
+#: How ``TaskListReplica.forge`` may spoil an attestation.
+FORGERIES = (
+    "flipped_signature",  # signed by the named agent, then one signature byte flipped
+    "wrong_key",  # signed by an outsider, carrying the outsider's key: agent id != BLAKE3(key)
+    "impostor",  # signed by an outsider, carrying the named agent's real public key
+    "other_list",  # signed by the named agent, but for another list id
+    "swapped_domain",  # the named agent's claim signature presented as a completion (or back)
+    "shifted_ts",  # signed by the named agent at ts_ms + 1, presented at ts_ms
+)
+
+
+def _is_32_bytes(value: Any) -> bool:
+    return isinstance(value, bytes) and len(value) == 32
+
+
+CONTRACTS["tasklist"] = (TaskListReplica, {
+    "value": (lambda value: isinstance(value, tuple), "a tuple of models.tasklist.TaskView"),
+    "add_task": (_is_32_bytes, "a 32-byte task id"),
+    "forge": (lambda value: isinstance(value, bytes), "bytes"),
+})
