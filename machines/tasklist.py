@@ -137,11 +137,7 @@ class TaskListMachine(ReplicatedMachine):
         self.do("claim", replica=index, task=self.choose_task(index, task))
 
     def step_claim(self, replica: int, task: str) -> None:
-        self.require_replica(replica)
-        task_id = self.task_arg(task)
-        ts_ms = to_millis(self.clocks[replica].now())
-        outcome = tasklist.claim(self.history[replica], replica, task_id, self.agent(replica), ts_ms)
-        self.apply(replica, "claim", outcome, lambda: self.replicas[replica].claim(task_id))
+        self.checkbox_step("claim", replica, task)
 
     @guard(lambda self: bool(self.tasks))
     @rule(replica=INDEX, task=TASK)
@@ -150,11 +146,27 @@ class TaskListMachine(ReplicatedMachine):
         self.do("complete", replica=index, task=self.choose_task(index, task))
 
     def step_complete(self, replica: int, task: str) -> None:
+        self.checkbox_step("complete", replica, task)
+
+    def checkbox_step(self, action: str, replica: int, task: str) -> None:
         self.require_replica(replica)
+        self.require(action in ("claim", "complete"), f"unknown checkbox action {action!r}")
         task_id = self.task_arg(task)
         ts_ms = to_millis(self.clocks[replica].now())
-        outcome = tasklist.complete(self.history[replica], replica, task_id, self.agent(replica), ts_ms)
-        self.apply(replica, "complete", outcome, lambda: self.replicas[replica].complete(task_id))
+        outcome = getattr(tasklist, action)(self.history[replica], replica, task_id, self.agent(replica), ts_ms)
+        self.apply(replica, action, outcome, lambda: getattr(self.replicas[replica], action)(task_id))
+
+    @guard(lambda self: bool(self.tasks))
+    @rule(first=INDEX, others=st.lists(INDEX, min_size=1, max_size=3), task=TASK, complete=st.integers(0, 1))
+    def race(self, first: int, others: list[int], task: int, complete: int) -> None:
+        """Several agents claim (or, half the time, complete) the same task at the same instant."""
+        replicas = list(dict.fromkeys(self.pick(raw, self.replicas) for raw in [first, *others]))
+        self.do("race", replicas=replicas, task=self.choose_task(replicas[0], task),
+                action="complete" if complete == 0 else "claim")
+
+    def step_race(self, replicas: list[int], task: str, action: str) -> None:
+        for replica in replicas:
+            self.checkbox_step(action, replica, task)
 
     @guard(lambda self: bool(self.tasks))
     @rule(replica=INDEX, task=TASK, field=st.sampled_from(tasklist.FIELDS), raw=st.integers(0, 255))

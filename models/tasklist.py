@@ -1,8 +1,7 @@
 """The CRDT task list (x0x): a composition of an OR-Set, LWW registers and an RGA.
 
-A replica's knowledge is its *history*: the set of parts of operations it has seen.
-Merging is union; the list's value is a pure function of the history. Each part belongs
-to one component, and each component is read by its own model:
+A replica's knowledge is its *history*: the set of parts of operations it has seen;
+merging is union. Each part belongs to one component, read by that component's model:
 
 * ``Member(op)``: membership, an OR-Set (``models.orset``) of task ids. Adding a task adds
   its id; removing a task removes the tags of its id the replica observes. Add wins.
@@ -13,15 +12,13 @@ to one component, and each component is read by its own model:
   write the replica has seen, of every task.
 * ``Checkbox(op)``: the checkbox states of every task, an OR-Set of ``Attested(task,
   state, authentic)``; a state is ``Claimed(agent, ts_ms)`` or ``Done(agent, ts_ms)``.
-  ``authentic`` says whether the state's signed attestation verifies; the model does no
-  cryptography, it is told. States that are not authentic are ignored: a replica drops
-  them when they arrive.
+  ``authentic``: whether its signed attestation verifies (the model is told; it does no
+  cryptography). States that are not authentic are ignored (replicas drop them).
 * ``Order(op)``: the order, an RGA (``models.rga``) of task ids.
 
-Resolution of a task's checkbox: if any Done state is known, the smallest Done wins; else
-the smallest Claimed; else Empty. States are ordered Empty < Claimed < Done, and within a
-variant by earlier ``ts_ms``, then smaller agent id. So a merge that brings a strictly
-earlier claim displaces the winner: claims are not locks.
+Checkbox resolution: the smallest Done if any, else the smallest Claimed, else Empty
+(Empty < Claimed < Done; within a variant earlier ``ts_ms``, then smaller agent id). A merge
+that brings a strictly earlier claim displaces the winner: claims are not locks.
 
 Order: adding a task appends its id after the last visible element of the RGA; moving a
 task deletes every visible element holding its id and inserts a new one so that the task
@@ -34,8 +31,8 @@ a member is refused "not_found"; claiming a Done task is "already_done"; complet
 Empty task is "must_claim_first", completing a Done task "already_done". Any agent may
 re-claim a claimed task, and any agent may complete a claimed task.
 
-Task ids are computed by the caller (``BLAKE3(title || creator agent id || created_at_ms
-little-endian)``); the model needs no hash. The value is a tuple of ``TaskView``, in order.
+The caller computes task ids (``BLAKE3(title || creator agent id || created_at_ms LE)``).
+The value is a tuple of ``TaskView``, in list order.
 """
 
 from __future__ import annotations
@@ -52,7 +49,7 @@ DEFAULTS = {"title": "", "description": "", "assignee": None, "priority": 128}
 
 @attrs.frozen
 class Empty:
-    """No agent has claimed the task."""
+    pass
 
 
 @attrs.frozen
@@ -68,14 +65,6 @@ class Done:
 
 
 State = Empty | Claimed | Done
-RANK = {Empty: 0, Claimed: 1, Done: 2}
-
-
-def state_order(state: State) -> tuple:
-    """Empty < Claimed < Done; within a variant earlier ts_ms first, then smaller agent id."""
-    if isinstance(state, Empty):
-        return (0, 0, b"")
-    return (RANK[type(state)], state.ts_ms, state.agent)
 
 
 @attrs.frozen
@@ -101,7 +90,7 @@ class Field:
 
 @attrs.frozen
 class Checkbox:
-    op: orset.Add
+    op: orset.Add  # of an ``Attested``
 
 
 @attrs.frozen
@@ -114,9 +103,7 @@ Part = Member | Field | Checkbox | Order
 
 @attrs.frozen
 class Refusal:
-    """A local guard refused the operation: ``kind`` is "not_found", "already_done" or "must_claim_first"."""
-
-    kind: str
+    kind: str  # "not_found", "already_done" or "must_claim_first"
 
 
 @attrs.frozen
@@ -132,12 +119,13 @@ class TaskView:
 # ----- reading the history ------------------------------------------------------------
 
 
+def ops(history: Iterable[Part], component: type) -> list:
+    """The operations of one component (``Member``, ``Checkbox`` or ``Order``)."""
+    return [p.op for p in history if isinstance(p, component)]
+
+
 def members(history: Iterable[Part]) -> frozenset[bytes]:
-    return orset.value(p.op for p in history if isinstance(p, Member))
-
-
-def order_ops(history: Iterable[Part]) -> list:
-    return [p.op for p in history if isinstance(p, Order)]
+    return orset.value(ops(history, Member))
 
 
 def field(history: Iterable[Part], task: bytes, name: str):
@@ -147,13 +135,13 @@ def field(history: Iterable[Part], task: bytes, name: str):
 
 
 def checkbox(history: Iterable[Part], task: bytes) -> State:
-    """The smallest authentic Done, else the smallest authentic Claimed, else Empty."""
-    states = [a.state for a in orset.value(p.op for p in history if isinstance(p, Checkbox))
-              if a.task == task and a.authentic]
+    """The smallest authentic Done, else the smallest authentic Claimed, else Empty;
+    within a variant, earlier ``ts_ms`` first, then the smaller agent id."""
+    states = [a.state for a in orset.value(ops(history, Checkbox)) if a.task == task and a.authentic]
     for variant in (Done, Claimed):
         candidates = [s for s in states if isinstance(s, variant)]
         if candidates:
-            return min(candidates, key=state_order)
+            return min(candidates, key=lambda s: (s.ts_ms, s.agent))
     return Empty()
 
 
@@ -161,7 +149,7 @@ def order(history: Iterable[Part]) -> list[bytes]:
     """The RGA's sequence, first occurrence of each id, members only."""
     history = list(history)
     present, seen = members(history), []
-    for task in rga.value(order_ops(history)):
+    for task in rga.value(ops(history, Order)):
         if task in present and task not in seen:
             seen.append(task)
     return seen
@@ -169,10 +157,7 @@ def order(history: Iterable[Part]) -> list[bytes]:
 
 def value(history: Iterable[Part]) -> tuple[TaskView, ...]:
     history = list(history)
-    return tuple(
-        TaskView(task, *(field(history, task, name) for name in FIELDS), checkbox(history, task))
-        for task in order(history)
-    )
+    return tuple(TaskView(task, *(field(history, task, n) for n in FIELDS), checkbox(history, task)) for task in order(history))
 
 
 # ----- local operations: the parts a replica makes, or a refusal --------------------------
@@ -183,7 +168,7 @@ def _write(history: list[Part], replica: int, task: bytes, name: str, new, now_n
     return Field(task, name, lww.Write(lww.next_timestamp(seen, now_ns), replica, new))
 
 
-def _check(history: list[Part], task: bytes) -> Refusal | None:
+def _missing(history: list[Part], task: bytes) -> Refusal | None:
     return None if task in members(history) else Refusal("not_found")
 
 
@@ -191,62 +176,55 @@ def add_task(history: Iterable[Part], replica: int, task: bytes, title: str, des
              now_ns: int) -> tuple[Part, ...]:
     """Add ``task`` (id computed by the caller) with its title and description, at the end."""
     history = list(history)
-    parts: list[Part] = [Member(orset.Add(task, orset.next_tag([p.op for p in history if isinstance(p, Member)], replica)))]
+    parts: list[Part] = [Member(orset.Add(task, orset.next_tag(ops(history, Member), replica)))]
     for name, new in (("title", title), ("description", description)):
         parts.append(_write(history + parts, replica, task, name, new, now_ns))
-    ops = order_ops(history)
-    parts.append(Order(rga.insert_at(ops, replica, len(rga.value(ops)), task)))
+    sequence = ops(history, Order)
+    parts.append(Order(rga.insert_at(sequence, replica, len(rga.value(sequence)), task)))
     return tuple(parts)
 
 
 def remove_task(history: Iterable[Part], replica: int, task: bytes) -> tuple[Part, ...] | Refusal:
     history = list(history)
-    refusal = _check(history, task)
-    if refusal:
-        return refusal
-    observed = orset.observed_tags([p.op for p in history if isinstance(p, Member)], task)
-    return (Member(orset.Remove(task, observed)),)
+    return _missing(history, task) or (Member(orset.Remove(task, orset.observed_tags(ops(history, Member), task))),)
 
 
 def set_field(history: Iterable[Part], replica: int, task: bytes, name: str, new, now_ns: int) -> tuple[Part, ...] | Refusal:
     history = list(history)
     if name not in FIELDS:
         raise ValueError(f"unknown field {name!r}, expected one of {FIELDS}")
-    return _check(history, task) or (_write(history, replica, task, name, new, now_ns),)
+    return _missing(history, task) or (_write(history, replica, task, name, new, now_ns),)
 
 
-def _attest(history: list[Part], replica: int, task: bytes, state: Claimed | Done) -> tuple[Part, ...]:
-    tag = orset.next_tag([p.op for p in history if isinstance(p, Checkbox)], replica)
-    return (Checkbox(orset.Add(Attested(task, state, True), tag)),)
+def _attest(history: list[Part], replica: int, state: Attested) -> tuple[Part, ...]:
+    return (Checkbox(orset.Add(state, orset.next_tag(ops(history, Checkbox), replica))),)
 
 
 def claim(history: Iterable[Part], replica: int, task: bytes, agent: bytes, ts_ms: int) -> tuple[Part, ...] | Refusal:
+    """Any agent may claim a task that is not done (also one another agent claimed)."""
     history = list(history)
-    refusal = _check(history, task)
-    if refusal:
-        return refusal
-    if isinstance(checkbox(history, task), Done):
-        return Refusal("already_done")
-    return _attest(history, replica, task, Claimed(agent, ts_ms))
+    refusal = _missing(history, task)
+    if not refusal and isinstance(checkbox(history, task), Done):
+        refusal = Refusal("already_done")
+    return refusal or _attest(history, replica, Attested(task, Claimed(agent, ts_ms), True))
 
 
 def complete(history: Iterable[Part], replica: int, task: bytes, agent: bytes, ts_ms: int) -> tuple[Part, ...] | Refusal:
+    """Any agent may complete a claimed task."""
     history = list(history)
-    refusal = _check(history, task)
-    if refusal:
-        return refusal
-    current = checkbox(history, task)
-    if isinstance(current, Done):
-        return Refusal("already_done")
-    if isinstance(current, Empty):
-        return Refusal("must_claim_first")
-    return _attest(history, replica, task, Done(agent, ts_ms))
+    refusal = _missing(history, task)
+    if not refusal:
+        current = checkbox(history, task)
+        if isinstance(current, Done):
+            refusal = Refusal("already_done")
+        elif isinstance(current, Empty):
+            refusal = Refusal("must_claim_first")
+    return refusal or _attest(history, replica, Attested(task, Done(agent, ts_ms), True))
 
 
 def forged(history: Iterable[Part], task: bytes, state: Claimed | Done, forger: int) -> Checkbox:
     """A state whose attestation does not verify, arriving from ``forger`` (it is ignored)."""
-    tag = orset.next_tag([p.op for p in history if isinstance(p, Checkbox)], forger)
-    return Checkbox(orset.Add(Attested(task, state, False), tag))
+    return _attest(list(history), forger, Attested(task, state, False))[0]
 
 
 def move(history: Iterable[Part], replica: int, task: bytes, index: int) -> tuple[Part, ...] | Refusal:
@@ -254,18 +232,17 @@ def move(history: Iterable[Part], replica: int, task: bytes, index: int) -> tupl
     history = list(history)
     if index < 0:
         raise ValueError(f"move to a negative index {index}")
-    refusal = _check(history, task)
+    refusal = _missing(history, task)
     if refusal:
         return refusal
-    ops = order_ops(history)
-    items = {op.id: op.item for op in ops if isinstance(op, rga.Insert)}
-    deletes = [rga.Delete(i) for i in rga.visible_ids(ops) if items[i] == task]
+    sequence = ops(history, Order)
+    items = {op.id: op.item for op in sequence if isinstance(op, rga.Insert)}
+    deletes = [rga.Delete(i) for i in rga.visible_ids(sequence) if items[i] == task]
     present, first = members(history), {}
-    for i in rga.visible_ids(ops + deletes):
+    for i in rga.visible_ids(sequence + deletes):  # the first element of each member left
         if items[i] in present and items[i] not in first:
             first[items[i]] = i
     anchors = list(first.values())
     index = min(index, len(anchors))
-    parent = anchors[index - 1] if index > 0 else None
-    insert = rga.Insert(rga.next_id(ops, replica), parent, task)
+    insert = rga.Insert(rga.next_id(sequence, replica), anchors[index - 1] if index else None, task)
     return tuple(Order(op) for op in [*deletes, insert])
