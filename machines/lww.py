@@ -16,13 +16,15 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import strategies as st
-from hypothesis.stateful import rule
+from hypothesis.stateful import initialize, rule
 
 from harness import machine_test
-from machines.replicated import INDEX, ReplicatedMachine
-from models.clock import OffsetClock
+from machines.replicated import INDEX, SKEWS, ReplicatedMachine
+from models.clock import NS_PER_MS, OffsetClock
 from models.lww import Write, next_timestamp, value
 
+#: Clock skews: the shared ones, but replicas often share a skew, so their writes tie.
+TYING_SKEWS = st.one_of(st.sampled_from([0, 0, NS_PER_MS]), SKEWS)
 #: The values replicas write, as they appear in traces.
 VALUES = ("a", "b", 128, None, {"bytes": "ab" * 32})
 
@@ -44,6 +46,11 @@ class LWWMachine(ReplicatedMachine):
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
         self.clocks: list[OffsetClock] = []  # model: each replica's view of the shared clock
+
+    @initialize(count=st.integers(2, 5), skews=st.lists(TYING_SKEWS, min_size=5, max_size=5))
+    def start(self, count: int, skews: list[int]) -> None:
+        count = max(self.min_replicas, min(self.max_replicas, count))
+        self.do("start", replicas=count, skews_ns=skews[:count])
 
     def step_start(self, replicas: int, skews_ns: list[int]) -> None:
         super().step_start(replicas, skews_ns)
@@ -67,6 +74,15 @@ class LWWMachine(ReplicatedMachine):
         assert all(timestamp > t for t in seen), f"model: {timestamp} is not above every timestamp seen"
         self.replicas[replica].write(written)
         self.record_local(replica, Write(timestamp, replica, written))
+
+    @rule(replica=INDEX, written=st.sampled_from(VALUES))
+    def write_and_broadcast(self, replica: int, written: Any) -> None:
+        self.do("write_and_broadcast", replica=self.pick(replica, self.replicas), value=written)
+
+    def step_write_and_broadcast(self, replica: int, value: Any) -> None:
+        """A write whose delta leaves at once, as a replica that gossips on every write does."""
+        self.step_write(replica, value)
+        self.step_broadcast(replica)
 
 
 test_lww_machine = machine_test(LWWMachine)
