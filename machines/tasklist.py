@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from harness import guard, machine_test
+from harness.machine import Observation
 from machines.contracts import FORGERIES, Refused
 from machines.replicated import INDEX, START_NS, ReplicatedMachine
 from models import tasklist
@@ -42,6 +43,21 @@ FORGED_TS_MS = to_millis(START_NS) - 60_000
 TASK = st.integers(0, 7)
 
 
+def short(views: tuple) -> tuple[str, ...]:
+    """Task views as short text for reports: ``id8 'title' 'description' @assignee8 p128 claimed(agent8@ts)``."""
+    def hex8(value: Any) -> str:
+        return value.hex()[:8] if isinstance(value, bytes) else repr(value)
+
+    out = []
+    for view in views:
+        state = view.checkbox
+        box = "empty"
+        if not isinstance(state, tasklist.Empty):
+            box = f"{type(state).__name__.lower()}({hex8(state.agent)}@{state.ts_ms})"
+        out.append(f"{hex8(view.id)} {view.title!r} {view.description!r} @{hex8(view.assignee)} p{view.priority} {box}")
+    return tuple(out)
+
+
 class TaskListMachine(ReplicatedMachine):
     name = "tasklist"
 
@@ -52,6 +68,14 @@ class TaskListMachine(ReplicatedMachine):
 
     def model_value(self, history: frozenset) -> tuple:
         return tasklist.value(history)
+
+    def observe(self) -> list[Observation]:
+        """Each replica beside the model, compared whole, shown short (ids as 8 hex digits)."""
+        observations = []
+        for i, (history, replica) in enumerate(zip(self.history, self.replicas, strict=True)):
+            model, actual = self.model_value(frozenset(history)), self.replica_value(replica)
+            observations.append(Observation(f"replica {i}", short(model), short(actual), model == actual))
+        return observations
 
     def step_start(self, replicas: int, skews_ns: list[int]) -> None:
         super().step_start(replicas, skews_ns)

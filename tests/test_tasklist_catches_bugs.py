@@ -1,0 +1,112 @@
+"""The task-list machine catches realistic task-list bugs, each with a short trace.
+
+Each bug is patched into a subclass of the real ``TaskList`` (or, for attestation checks,
+into ``Record.verifies`` for the length of one test) and registered inline, never through
+``machines/adapters``, so the normal suite does not run it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import Phase, settings
+from nacl.exceptions import CryptoError
+from nacl.signing import VerifyKey
+
+from harness import Implementation, load_trace, run_machine
+from implementations import tasklist as impl
+from implementations.tasklist import DONE, Record, TaskList, TaskRefused
+from machines.adapters.tasklist_x0x import X0xTaskListReplica
+from machines.tasklist import TaskListMachine
+
+#: The ci profile, one bug reported per run, and no "explain" phase (it would double the time).
+CI = settings(
+    settings.get_profile("ci"),
+    report_multiple_bugs=False,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+)
+MAX_TRACE_STEPS = 20
+
+
+class LaterClaimWins(TaskList):
+    """(a) Claims ordered the wrong way round: the latest claim wins (Done still beats Claimed)."""
+
+    def _states(self) -> dict[bytes, Record]:
+        best: dict[bytes, Record] = {}
+        for element in self._checkbox.value():
+            record = Record.from_bytes(element)
+            current = best.get(record.task)
+            if current is None or (-record.kind, -record.ts_ms, record.agent) < (-current.kind, -current.ts_ms, current.agent):
+                best[record.task] = record
+        return best
+
+
+class CompleteUnclaimed(TaskList):
+    """(c) The "must claim first" guard forgotten: any task that is not done can be completed."""
+
+    def complete(self, task: bytes) -> None:
+        self._require(task)
+        if self.checkbox(task)[0] == "done":
+            raise TaskRefused("already_done", "already done")
+        self._attest(DONE, task)
+
+
+class ClaimsAreLocks(TaskList):
+    """(d) A claim treated as a lock: another agent's claim is refused locally."""
+
+    def claim(self, task: bytes) -> None:
+        self._require(task)
+        state = self.checkbox(task)
+        if state[0] == "claimed" and state[1] != self.agent_id:
+            raise TaskRefused("already_claimed", "claimed by another agent")
+        super().claim(task)
+
+
+def replica_of(tasklist_class):
+    def make(replica_id, clock):
+        replica = X0xTaskListReplica(replica_id, clock)
+        replica.tasks = tasklist_class(replica.tasks.list_id, replica.tasks.signing_key, clock, peer_id=replica_id)
+        return replica
+
+    return make
+
+
+def trusts_every_attestation(self, list_id: bytes) -> bool:
+    """(b) Merge keeps states whose attestation does not verify."""
+    return True
+
+
+def signature_only(record: Record, list_id: bytes) -> bool:
+    """(b') The signature is checked with the key that travels with the state, but nobody
+    checks that the key is the named agent's (agent id == BLAKE3(key))."""
+    message = impl.attestation_message(record.kind, list_id, record.task, record.agent, record.ts_ms)
+    try:
+        VerifyKey(record.public_key).verify(message, record.signature)
+    except (CryptoError, ValueError):
+        return False
+    return True
+
+
+BUGS = {
+    "later-claim-wins": (replica_of(LaterClaimWins), None),
+    "complete-unclaimed": (replica_of(CompleteUnclaimed), None),
+    "claims-are-locks": (replica_of(ClaimsAreLocks), None),
+    "keeps-unverified-states": (X0xTaskListReplica, trusts_every_attestation),
+    "agent-id-unchecked": (X0xTaskListReplica, signature_only),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_the_tasklist_machine_catches(bug, tmp_path, monkeypatch):
+    monkeypatch.setenv("MBT_TRACE_DIR", str(tmp_path))
+    make, verifies = BUGS[bug]
+    if verifies is not None:
+        monkeypatch.setattr(Record, "verifies", verifies)
+    buggy = Implementation("tasklist", f"buggy-{bug}", make, level="exact")
+    with pytest.raises(AssertionError) as failure:
+        run_machine(TaskListMachine, buggy, hypothesis_settings=CI)
+    traces = list(tmp_path.glob("tasklist-*.json"))
+    assert len(traces) == 1, traces
+    steps = load_trace(traces[0]).steps
+    assert len(steps) <= MAX_TRACE_STEPS, [s.describe() for s in steps]
+    notes = "\n".join(getattr(failure.value, "__notes__", []))
+    assert "first divergence" in notes, notes
