@@ -9,6 +9,16 @@ or that saw the same greatest write issue equal timestamps: ties broken by write
 happen in ordinary runs.
 
 Values in a trace are JSON: strings, integers, null, and ``{"bytes": "<hex>"}`` for bytes.
+
+Levels:
+
+* ``exact``: after every step each replica's value is ``models.lww.value`` of the history
+  it has seen.
+* ``convergent`` (e.g. a Yrs map key, where the higher client id wins concurrent writes and
+  no clock is read): a write that has seen another replaces it, but concurrent writes may be
+  arbitrated another way. A replica's value is always one written in its history (or None);
+  a local write is the replica's value at once; after a full sync all replicas hold the
+  same value, that of a write no other write has seen (a causally maximal one).
 """
 
 from __future__ import annotations
@@ -20,8 +30,8 @@ from hypothesis.stateful import initialize, rule
 
 from harness import machine_test
 from machines.replicated import INDEX, SKEWS, ReplicatedMachine
+from models import lww as model
 from models.clock import NS_PER_MS, OffsetClock
-from models.lww import Write, next_timestamp, value
 
 #: Clock skews: the shared ones, but replicas often share a skew, so their writes tie.
 TYING_SKEWS = st.one_of(st.sampled_from([0, 0, NS_PER_MS]), SKEWS)
@@ -42,10 +52,16 @@ def value_from_trace(raw: Any) -> Any:
 
 class LWWMachine(ReplicatedMachine):
     name = "lww"
+    levels = ("exact", "convergent")
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
         self.clocks: list[OffsetClock] = []  # model: each replica's view of the shared clock
+        self.past: dict[model.Write, frozenset] = {}  # every write a write's replica had seen, transitively
+
+    @property
+    def exact(self) -> bool:
+        return self.implementation.level == "exact"
 
     @initialize(count=st.integers(2, 5), skews=st.lists(TYING_SKEWS, min_size=5, max_size=5))
     def start(self, count: int, skews: list[int]) -> None:
@@ -57,7 +73,17 @@ class LWWMachine(ReplicatedMachine):
         self.clocks = [OffsetClock(self.clock, skew) for skew in skews_ns]
 
     def model_value(self, history: frozenset) -> Any:
-        return value(history)
+        return model.value(history)
+
+    def acceptable(self, history: frozenset, model_value: Any, replica_value: Any) -> bool:
+        if self.exact:
+            return model_value == replica_value
+        return replica_value is None or replica_value in {w.value for w in history}
+
+    def causally_maximal(self, history: frozenset) -> set:
+        """The values of the writes of ``history`` that no other write of it has seen."""
+        superseded = set().union(*(self.past[w] for w in history))
+        return {w.value for w in history - superseded}
 
     @rule(replica=INDEX, written=st.sampled_from(VALUES))
     def write(self, replica: int, written: Any) -> None:
@@ -69,11 +95,16 @@ class LWWMachine(ReplicatedMachine):
             written = value_from_trace(value)
         except ValueError as error:
             self.require(False, str(error))
-        seen = [w.timestamp for w in self.history[replica]]
-        timestamp = next_timestamp(seen, self.clocks[replica].now())
+        history = self.history[replica]
+        seen = [w.timestamp for w in history]
+        timestamp = model.next_timestamp(seen, self.clocks[replica].now())
         assert all(timestamp > t for t in seen), f"model: {timestamp} is not above every timestamp seen"
+        write = model.Write(timestamp, replica, written)
+        self.past[write] = frozenset(history).union(*(self.past[w] for w in history))
         self.replicas[replica].write(written)
-        self.record_local(replica, Write(timestamp, replica, written))
+        self.record_local(replica, write)
+        actual = self.replica_value(self.replicas[replica])
+        assert actual == written, f"replica {replica} wrote {written!r} but has {actual!r}"
 
     @rule(replica=INDEX, written=st.sampled_from(VALUES))
     def write_and_broadcast(self, replica: int, written: Any) -> None:
@@ -83,6 +114,16 @@ class LWWMachine(ReplicatedMachine):
         """A write whose delta leaves at once, as a replica that gossips on every write does."""
         self.step_write(replica, value)
         self.step_broadcast(replica)
+
+    def step_sync_all(self) -> None:
+        super().step_sync_all()  # every replica holds the same value
+        if not self.exact:
+            everything = frozenset().union(*self.history)
+            actual, allowed = self.replica_value(self.replicas[0]), self.causally_maximal(everything)
+            assert actual in allowed or not everything, (
+                f"after a full sync every replica has {actual!r}, which a later write has replaced; "
+                f"a write no other has seen holds one of {allowed!r}"
+            )
 
 
 test_lww_machine = machine_test(LWWMachine)
