@@ -432,3 +432,29 @@ def test_yrs_silently_ignores_updates_from_a_doc_with_the_same_client_id():
     b.insert(0, "b")
     b.merge(a.state())
     assert b.value() == ["b"]
+
+
+def test_an_insert_waits_for_its_right_neighbour_too():
+    """YATA: an insert in front of ``a`` waits for ``a`` (RGA would show it: its parent is the head)."""
+    a, b = text(0), text(1)
+    a.insert(0, "a")
+    a.insert(0, "b")
+    first, second = a.take_deltas()
+    b.apply_delta(second)
+    assert b.value() == []
+    b.apply_delta(first)
+    assert b.value() == ["b", "a"]
+
+
+def test_a_later_update_of_a_client_does_not_wait_for_an_unrelated_earlier_one():
+    a, b = mapset(0), mapset(1)
+    a.add("x")
+    first = a.take_deltas()
+    a.add("y")
+    second = a.take_deltas()
+    for delta in second:
+        b.apply_delta(delta)
+    assert b.value() == {"y"}
+    for delta in first:
+        b.apply_delta(delta)
+    assert b.value() == {"x", "y"}
