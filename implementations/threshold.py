@@ -542,6 +542,17 @@ class Coordinator(_Core):
         row = self.db.execute("SELECT signers FROM payments WHERE request_id = ?", (request_id,)).fetchone()
         return None if row is None else wire.decode(row[0], "igra.signers", 1)
 
+    def metrics(self) -> dict[str, int]:
+        """Counters an operator scrapes: sessions by state, acks, signatures received and used."""
+        out = {f"signing_sessions_total{{status={state.lower()}}}": count
+               for state, count in self.db.execute("SELECT state, COUNT(*) FROM requests GROUP BY state")}
+        out["session_timeouts_total"] = out.get("signing_sessions_total{status=expired}", 0)
+        for accept, count in self.db.execute("SELECT accept, COUNT(*) FROM acks GROUP BY accept"):
+            out["signer_acks_total{result=" + ("accept" if accept else "reject") + "}"] = count
+        out["partial_sigs_total"] = self.db.execute("SELECT COUNT(*) FROM partial_signatures").fetchone()[0]
+        out["partial_sigs_valid_total"] = self.db.execute("SELECT COUNT(*) FROM partial_signatures WHERE valid = 1").fetchone()[0]
+        return out
+
     def paid_volume_on(self, day: int) -> int:
         return sum(int(a) for (a,) in self.db.execute("SELECT amount FROM payments WHERE day = ?", (day,)))
 
