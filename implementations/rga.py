@@ -566,27 +566,9 @@ class RGA:
     def _integrate(self, element: Id, parent: Id | None, item: Hashable) -> None:
         """Place a remote insert whose parent is known, then whatever was waiting for it."""
         work = [(element, parent, item)]
-        chunks = self._chunks
         while work:
             element, parent, item = work.pop()
-            if parent is None:
-                chunk_number, position = 0, 0
-            else:
-                chunk = self._where[parent]
-                chunk_number, position = chunk.index, chunk.ids.index(parent) + 1
-            # Skip the greater siblings and their subtrees: every id there exceeds ``element``.
-            last = len(chunks) - 1
-            while True:
-                ids = chunks[chunk_number].ids
-                size = len(ids)
-                while position < size and ids[position] > element:
-                    position += 1
-                if position < size or chunk_number == last:
-                    break
-                following = chunks[chunk_number + 1].ids
-                if following and following[0] < element:
-                    break
-                chunk_number, position = chunk_number + 1, 0
+            chunk_number, position = self._slot(element, parent)
             alive = 1
             if element in self._early_deletes:
                 self._early_deletes.discard(element)
@@ -595,6 +577,28 @@ class RGA:
             for child, child_item in self._waiting.pop(element, ()):
                 del self._waiting_ids[child]
                 work.append((child, element, child_item))
+
+    def _slot(self, element: Id, parent: Id | None) -> tuple[int, int]:
+        """Where a remote insert goes: right after its parent, past the greater siblings and
+        their subtrees (every id there exceeds ``element``; the first smaller id does not)."""
+        chunks = self._chunks
+        if parent is None:
+            chunk_number, position = 0, 0
+        else:
+            chunk = self._where[parent]
+            chunk_number, position = chunk.index, chunk.ids.index(parent) + 1
+        last = len(chunks) - 1
+        while True:
+            ids = chunks[chunk_number].ids
+            size = len(ids)
+            while position < size and ids[position] > element:
+                position += 1
+            if position < size or chunk_number == last:
+                return chunk_number, position
+            following = chunks[chunk_number + 1].ids
+            if following and following[0] < element:
+                return chunk_number, position
+            chunk_number, position = chunk_number + 1, 0
 
     def _receive_insert(self, element: Id, parent: Id | None, item: Hashable) -> None:
         if element in self._where or element in self._waiting_ids:

@@ -3,7 +3,9 @@
 Replicas insert and delete characters by visible index and replicate through the faulty
 network of ``ReplicatedMachine``: deltas delivered late, twice, out of order or never (so a
 replica often sees an insert before its parent, or a delete before the insert it deletes),
-full-state syncs in any direction. Every insert puts a character not used before in the
+full-state syncs in any direction. An edit may be broadcast at once (``send``), so one
+replica's messages pile up in flight, and ``deliver_all`` delivers every message in flight at
+once, newest first if it likes. Every insert puts a character not used before in the
 run (``a``, ``b``, ``c``, ...), so a failure report reads as the order of insertion and
 each character names one element.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import string
 from typing import Any
 
+from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from harness import guard, machine_test
@@ -85,13 +88,15 @@ class RGAMachine(ReplicatedMachine):
 
     # ----- operations ------------------------------------------------------------------
 
-    @rule(replica=INDEX, index=INDEX)
-    def insert(self, replica: int, index: int) -> None:
+    @rule(replica=INDEX, index=INDEX, send=st.booleans())
+    def insert(self, replica: int, index: int, send: bool) -> None:
+        """With ``send``, the insert is broadcast at once (its own message, so messages of
+        one replica pile up in flight and can be delivered out of order)."""
         chosen = self.pick(replica, self.replicas)
         length = len(self.view(chosen))
-        self.do("insert", replica=chosen, index=index % (length + 1), item=fresh_item(len(self.inserted)))
+        self.do("insert", replica=chosen, index=index % (length + 1), item=fresh_item(len(self.inserted)), send=send)
 
-    def step_insert(self, replica: int, index: int, item: str) -> None:
+    def step_insert(self, replica: int, index: int, item: str, send: bool = False) -> None:
         self.require_replica(replica)
         self.require(isinstance(item, str) and len(item) == 1, f"an item is one character, got {item!r}")
         self.require(item not in self.inserted, f"{item!r} was inserted before: every insert puts a fresh character")
@@ -105,24 +110,44 @@ class RGAMachine(ReplicatedMachine):
         assert index < len(now) and now[index] == item, (
             f"replica {replica} inserted {item!r} at {index} but holds {now!r}: the insert did not land where it was made"
         )
+        if send:
+            self.step_broadcast(replica)
 
     def has_items(self) -> bool:
         return any(self.view(i) for i in range(len(self.replicas)))
 
     @guard(has_items)
-    @rule(replica=INDEX, index=INDEX)
-    def delete(self, replica: int, index: int) -> None:
+    @rule(replica=INDEX, index=INDEX, send=st.booleans())
+    def delete(self, replica: int, index: int, send: bool) -> None:
         holding = [i for i in range(len(self.replicas)) if self.view(i)]
         chosen = holding[self.pick(replica, holding)]
-        self.do("delete", replica=chosen, index=self.pick(index, self.view(chosen)))
+        self.do("delete", replica=chosen, index=self.pick(index, self.view(chosen)), send=send)
 
-    def step_delete(self, replica: int, index: int) -> None:
+    def step_delete(self, replica: int, index: int, send: bool = False) -> None:
         self.require_replica(replica)
         seen = self.view(replica)
         self.require(0 <= index < len(seen), f"delete at {index} from replica {replica} of length {len(seen)}")
         op = delete_at(self.history[replica], self.model_index(replica, index, seen, after=False))
         self.replicas[replica].delete(index)
         self.record_local(replica, op)
+        if send:
+            self.step_broadcast(replica)
+
+    # ----- delivery out of order ---------------------------------------------------------
+
+    @guard(lambda self: bool(self.in_flight))
+    @rule(newest_first=st.booleans())
+    def deliver_all(self, newest_first: bool) -> None:
+        """Every message in flight arrives, possibly newest first: a child before its parent,
+        a delete before its insert."""
+        self.do("deliver_all", newest_first=newest_first)
+
+    def step_deliver_all(self, newest_first: bool) -> None:
+        arriving = self.in_flight[::-1] if newest_first else self.in_flight
+        self.in_flight = []
+        for message in arriving:
+            self._deliver(message)
+            self.delivered.append(message)
 
 
 test_rga_machine = machine_test(RGAMachine)
