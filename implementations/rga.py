@@ -298,6 +298,9 @@ class RGA:
         self._cursor: tuple[int, int] | None = None
         self._unindexed = 0
         self._hint: tuple[_Chunk, int, int] | None = None
+        # The chunk and position of the element placed or found last by a remote edit (it
+        # may have moved since: ``_find`` checks before it trusts it).
+        self._last: tuple[_Chunk | None, int] = (None, 0)
 
     # ----- reading ----------------------------------------------------------------
 
@@ -514,6 +517,7 @@ class RGA:
         chunk.alive.insert(position, alive)
         self._where[element] = chunk
         self._parent[element] = parent
+        self._last = (chunk, position)
         if self._hint is not None and self._hint[0] is chunk:
             self._hint = None
         if alive:
@@ -543,10 +547,25 @@ class RGA:
         if cursor is not None and cursor[0] > chunk_number:
             self._cursor = (cursor[0] + 1, cursor[1])
 
+    def _find(self, element: Id) -> tuple[_Chunk, int]:
+        """The chunk and position of a known element. Remote edits come in runs (a typed word,
+        a backspaced one), so the element placed or found last, or one next to it, is tried
+        before a search of the chunk."""
+        chunk = self._where[element]
+        ids = chunk.ids
+        last_chunk, position = self._last
+        if last_chunk is chunk:
+            for guess in (position, position - 1, position + 1):
+                if 0 <= guess < len(ids) and ids[guess] == element:
+                    self._last = (chunk, guess)
+                    return chunk, guess
+        position = ids.index(element)
+        self._last = (chunk, position)
+        return chunk, position
+
     def _kill(self, element: Id) -> bool:
         """Tombstone a known element (not through the cursor); whether it was visible."""
-        chunk = self._where[element]
-        position = chunk.ids.index(element)
+        chunk, position = self._find(element)
         if not chunk.alive[position]:
             return False
         chunk.alive[position] = 0
@@ -585,8 +604,8 @@ class RGA:
         if parent is None:
             chunk_number, position = 0, 0
         else:
-            chunk = self._where[parent]
-            chunk_number, position = chunk.index, chunk.ids.index(parent) + 1
+            chunk, position = self._find(parent)
+            chunk_number, position = chunk.index, position + 1
         last = len(chunks) - 1
         while True:
             ids = chunks[chunk_number].ids
