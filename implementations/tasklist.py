@@ -251,7 +251,7 @@ class TaskList:
         self._pending_fields: dict[tuple[bytes, int], lww.Entry] = {}
         self._checkbox = orset.DeltaORSet(self.peer_id)
         self._verified: set[bytes] = set()
-        self._best: dict[bytes, Record] | None = None  # task -> winning record, rebuilt on demand
+        self._best: dict[bytes, Record] = {}  # task -> its winning record, kept up to date
 
     # ----- reading ----------------------------------------------------------------------
 
@@ -260,15 +260,18 @@ class TaskList:
         return DEFAULTS[name] if register is None or register.entry is None else register.value()
 
     def _states(self) -> dict[bytes, Record]:
-        if self._best is None:
-            best: dict[bytes, Record] = {}
-            for element in self._checkbox.value():
-                record = Record.from_bytes(element)
-                current = best.get(record.task)
-                if current is None or record.rank() < current.rank():
-                    best[record.task] = record
-            self._best = best
         return self._best
+
+    def _note(self, record: Record) -> None:
+        """A record joined the set: it wins its task if it ranks below the current winner."""
+        current = self._best.get(record.task)
+        if current is None or record.rank() < current.rank():
+            self._best[record.task] = record
+
+    def _rebuild(self) -> None:
+        self._best = {}
+        for element in self._checkbox.value():
+            self._note(Record.from_bytes(element))
 
     def checkbox(self, task: bytes) -> tuple:
         """``("empty",)``, ``("claimed", agent_id, ts_ms)`` or ``("done", agent_id, ts_ms)``."""
@@ -332,7 +335,7 @@ class TaskList:
         record = Record.sign(kind, self.list_id, task, self.signing_key, to_millis(self.clock.now())).to_bytes()
         self._verified.add(record)
         self._checkbox.add(record)
-        self._best = None
+        self._note(Record.from_bytes(record))
 
     def claim(self, task: bytes) -> None:
         """Claim ``task`` for this agent (also when another agent holds it: claims are not locks)."""
@@ -406,9 +409,17 @@ class TaskList:
             if register is None:
                 register = self._fields[(task, number)] = lww.LWWRegister(self.peer_id, self.clock, self.hlc)
             register.join(entry)
-        if message.checkbox.owner or message.checkbox.context.vector or message.checkbox.context.cloud:
-            self._checkbox.join(message.checkbox)
-            self._best = None
+        incoming = message.checkbox
+        if incoming.owner or incoming.context.vector or incoming.context.cloud:
+            known = self._checkbox
+            before = len(known)
+            new = [element for element in incoming.entries if element not in known]
+            known.join(incoming)
+            if len(known) == before + len(new) and all(element in known for element in new):
+                for element in new:
+                    self._note(Record.from_bytes(element))
+            else:  # a record was dropped (or one was not taken): recompute every winner
+                self._rebuild()
 
     def merge(self, state: bytes) -> None:
         """Join a full state; ``DecodeError`` (and no change) if it is malformed."""

@@ -5,9 +5,13 @@ Agents (one per replica, 2 to 5, clocks equal or skewed) share one list with few
 one millisecond makes the same id), and keep claiming, completing, editing, moving and
 removing them while the faulty network of ``ReplicatedMachine`` delays, drops, duplicates
 and re-delivers their deltas: conflicting claims and completions are the common case, not
-the exception. ``inject_forged`` delivers, to any replica, a checkbox state whose
-attestation does not verify (``machines.contracts.FORGERIES``), as a delta or a full state;
-the model is told it is not authentic, so it must change nothing.
+the exception (``race``: several agents at the same instant). ``partition`` cuts a group of
+one or two replicas off (messages and syncs across the cut are lost) until the next
+``sync_all`` repairs the network, so partitions and repairs come in cycles.
+
+``inject_forged`` delivers, to any replica, a checkbox state whose attestation does not
+verify (``machines.contracts.FORGERIES``), as a delta or a full state; the model is told it
+is not authentic, so it must change nothing.
 
 The machine computes every task id itself (``BLAKE3(title || agent id || created_at_ms
 LE)``, from the replica's clock) and compares it with the implementation's. A refusal must
@@ -65,9 +69,15 @@ class TaskListMachine(ReplicatedMachine):
         super().__init__(implementation, stats)
         self.clocks: list[OffsetClock] = []
         self.tasks: list[bytes] = []  # every task id ever added, in order
+        self.cut: frozenset[int] = frozenset()  # replicas partitioned from the others
+        self.model_values: dict[frozenset, tuple] = {}
 
     def model_value(self, history: frozenset) -> tuple:
-        return tasklist.value(history)
+        """``models.tasklist.value``, remembered per history (most steps leave most replicas alone)."""
+        known = self.model_values.get(history)
+        if known is None:
+            known = self.model_values[history] = tasklist.value(history)
+        return known
 
     def observe(self) -> list[Observation]:
         """Each replica beside the model, compared whole, shown short (ids as 8 hex digits)."""
@@ -83,8 +93,11 @@ class TaskListMachine(ReplicatedMachine):
 
     # ----- helpers ---------------------------------------------------------------------
 
-    def choose_task(self, replica: int, raw: int) -> str:
+    def choose_task(self, replica: int, raw: int, state: type | None = None) -> str:
+        """A task id (hex) from a raw draw; with ``state``, preferably one in that checkbox state."""
         held = tasklist.order(self.history[replica])
+        if state is not None and raw % 2:
+            held = [task for task in held if isinstance(tasklist.checkbox(self.history[replica], task), state)] or held
         pool = held if raw and held else self.tasks
         return pool[self.pick(raw, pool)].hex()
 
@@ -124,6 +137,33 @@ class TaskListMachine(ReplicatedMachine):
         pending = [i for i, unsent in enumerate(self.unsent) if unsent]
         pool = pending if pending and source % 4 else list(range(len(self.replicas)))
         self.do("broadcast", source=pool[self.pick(source, pool)])
+
+    # ----- partitions: a group cut off until the next sync_all repairs the network ---------
+
+    @rule(first=INDEX, second=INDEX)
+    def partition(self, first: int, second: int) -> None:
+        group = sorted({self.pick(first, self.replicas), self.pick(second, self.replicas)})
+        self.do("partition", group=group)
+
+    def step_partition(self, group: list[int]) -> None:
+        self.require(bool(self.replicas), "the machine has not started")
+        self.require(all(0 <= i < len(self.replicas) for i in group), f"no replicas {group}")
+        self.cut = frozenset(group)
+
+    def crosses(self, source: int, target: int) -> bool:
+        return (source in self.cut) != (target in self.cut)
+
+    def _deliver(self, message) -> None:
+        if not self.crosses(message.source, message.target):  # else lost in the partition
+            super()._deliver(message)
+
+    def step_sync_full(self, source: int, target: int) -> None:
+        if not self.crosses(source, target):
+            super().step_sync_full(source, target)
+
+    def step_sync_all(self) -> None:
+        self.cut = frozenset()  # the network is repaired, then anti-entropy runs everywhere
+        super().step_sync_all()
 
     # ----- operations ------------------------------------------------------------------
 
@@ -167,7 +207,7 @@ class TaskListMachine(ReplicatedMachine):
     @rule(replica=INDEX, task=TASK)
     def complete(self, replica: int, task: int) -> None:
         index = self.pick(replica, self.replicas)
-        self.do("complete", replica=index, task=self.choose_task(index, task))
+        self.do("complete", replica=index, task=self.choose_task(index, task, tasklist.Claimed))
 
     def step_complete(self, replica: int, task: str) -> None:
         self.checkbox_step("complete", replica, task)
@@ -185,8 +225,9 @@ class TaskListMachine(ReplicatedMachine):
     def race(self, first: int, others: list[int], task: int, complete: int) -> None:
         """Several agents claim (or, half the time, complete) the same task at the same instant."""
         replicas = list(dict.fromkeys(self.pick(raw, self.replicas) for raw in [first, *others]))
-        self.do("race", replicas=replicas, task=self.choose_task(replicas[0], task),
-                action="complete" if complete == 0 else "claim")
+        action = "complete" if complete == 0 else "claim"
+        wanted = tasklist.Claimed if action == "complete" else tasklist.Empty
+        self.do("race", replicas=replicas, task=self.choose_task(replicas[0], task, wanted), action=action)
 
     def step_race(self, replicas: list[int], task: str, action: str) -> None:
         for replica in replicas:
