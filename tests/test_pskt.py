@@ -530,3 +530,47 @@ def test_group_validation_and_seeded_node_order():
     orders = [tuple(ledger.utxos_for(CHANGE, seed)) for seed in range(5)]
     assert len(set(orders)) > 1 and all(sorted(o, key=lambda u: u.amount) == ledger.utxos_for(CHANGE) for o in orders)
     assert orders[0] == tuple(ledger.utxos_for(CHANGE, 0))
+
+
+signature_kinds = st.sampled_from(["genuine", "genuine", "genuine", "for another template", "garbage"])
+
+
+@settings(max_examples=max(settings.default.max_examples, 100))
+@given(st.integers(1, 990), st.data())
+def test_ledger_accepts_exactly_when_every_input_has_m_distinct_member_signatures(amount, data):
+    ledger = Ledger()
+    ledger.add_group(GROUP)
+    for value in (400, 300, 200, 100):
+        ledger.fund(GROUP.address, value)
+    t = build(ledger, amount=amount)
+    other = pskt.Template(t.inputs, (pskt.Output("kaspa:recipient", t.outputs[0].amount - 1), *t.outputs[1:]))
+    hashes, other_hashes = pskt.sighashes(t), pskt.sighashes(other)
+    # Per input: who signs (key 3 is not in the group) and what (a genuine signature, one over
+    # another template's sighash, 64 bytes of garbage); repeats allowed.
+    plans = data.draw(
+        st.lists(
+            st.lists(st.tuples(st.integers(0, 3), signature_kinds), max_size=5), min_size=len(t.inputs), max_size=len(t.inputs)
+        )
+    )
+    signatures = []
+    for i, plan in enumerate(plans):
+        pairs = []
+        for k, kind in plan:
+            if kind == "genuine":
+                signature = KEYS[k].sign(hashes[i]).signature
+            elif kind == "for another template":
+                signature = KEYS[k].sign(other_hashes[i]).signature
+            else:
+                signature = hash32(bytes([k, i])) * 2
+            pairs.append((PUB[k], signature))
+        signatures.append(tuple(pairs))
+    tx = pskt.SignedTransaction(t, tuple(signatures))
+    counts = [len({k for k, kind in plan if kind == "genuine" and PUB[k] in GROUP.pubkeys}) for plan in plans]
+    outcome("accepted" if all(c >= GROUP.m for c in counts) else "refused")
+    if all(c >= GROUP.m for c in counts):
+        assert ledger.submit(tx) == pskt.tx_template_hash(t)
+        assert ledger.balance("kaspa:recipient") == amount
+        assert ledger.balance(GROUP.address) == 1_000 - amount - 10
+    else:
+        short = min(i for i, c in enumerate(counts) if c < GROUP.m)
+        refused(ledger, tx, "signatures", f"input {short} has valid signatures from {counts[short]} distinct group keys")
