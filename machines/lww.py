@@ -6,7 +6,10 @@ through the faulty network of ``ReplicatedMachine``. The model stamps each write
 replica's clock reading, so a replica whose clock is behind still writes above what it has
 seen, and two replicas whose clocks agree (skew 0, no clock advance between their writes)
 or that saw the same greatest write issue equal timestamps: ties broken by writer id
-happen in ordinary runs.
+happen in ordinary runs. A write is often made by the replica that most recently received
+something (``after_receiving``), since a write right after news is where a clock that forgets
+what it saw goes wrong; ``write_and_broadcast`` gossips a write at once, so deltas are in
+flight more often than after plain ``write`` + ``broadcast``.
 
 Values in a trace are JSON: strings, integers, null, and ``{"bytes": "<hex>"}`` for bytes.
 
@@ -58,6 +61,7 @@ class LWWMachine(ReplicatedMachine):
         super().__init__(implementation, stats)
         self.clocks: list[OffsetClock] = []  # model: each replica's view of the shared clock
         self.past: dict[model.Write, frozenset] = {}  # every write a write's replica had seen, transitively
+        self.last_receiver: int | None = None  # the replica that most recently received a write
 
     @property
     def exact(self) -> bool:
@@ -85,9 +89,24 @@ class LWWMachine(ReplicatedMachine):
         superseded = set().union(*(self.past[w] for w in history))
         return {w.value for w in history - superseded}
 
-    @rule(replica=INDEX, written=st.sampled_from(VALUES))
-    def write(self, replica: int, written: Any) -> None:
-        self.do("write", replica=self.pick(replica, self.replicas), value=written)
+    def writer(self, raw: int, after_receiving: bool) -> int:
+        """The replica a write step uses: often the one that just received something, since
+        a write right after news is where a clock that forgets what it saw goes wrong."""
+        if after_receiving and self.last_receiver is not None:
+            return self.last_receiver
+        return self.pick(raw, self.replicas)
+
+    def _deliver(self, message) -> None:
+        super()._deliver(message)
+        self.last_receiver = message.target
+
+    def step_sync_full(self, source: int, target: int) -> None:
+        super().step_sync_full(source, target)
+        self.last_receiver = target
+
+    @rule(replica=INDEX, written=st.sampled_from(VALUES), after_receiving=st.booleans())
+    def write(self, replica: int, written: Any, after_receiving: bool) -> None:
+        self.do("write", replica=self.writer(replica, after_receiving), value=written)
 
     def step_write(self, replica: int, value: Any) -> None:
         self.require_replica(replica)
@@ -106,9 +125,9 @@ class LWWMachine(ReplicatedMachine):
         actual = self.replica_value(self.replicas[replica])
         assert actual == written, f"replica {replica} wrote {written!r} but has {actual!r}"
 
-    @rule(replica=INDEX, written=st.sampled_from(VALUES))
-    def write_and_broadcast(self, replica: int, written: Any) -> None:
-        self.do("write_and_broadcast", replica=self.pick(replica, self.replicas), value=written)
+    @rule(replica=INDEX, written=st.sampled_from(VALUES), after_receiving=st.booleans())
+    def write_and_broadcast(self, replica: int, written: Any, after_receiving: bool) -> None:
+        self.do("write_and_broadcast", replica=self.writer(replica, after_receiving), value=written)
 
     def step_write_and_broadcast(self, replica: int, value: Any) -> None:
         """A write whose delta leaves at once, as a replica that gossips on every write does."""

@@ -147,6 +147,7 @@ BUGS = {
         ("smaller-writer-wins", "exact"),
         ("strictly-greater-timestamp-wins", "exact"),
         ("wall-clock-only", "exact"),
+        ("delta-forgets-the-clock", "exact"),
         ("vector-clock-hash-tie-break", "exact"),
     ],
 )
@@ -175,8 +176,7 @@ SCENARIOS = {
         Step("write", {"replica": 1, "value": "new"}),
         Step("sync_full", {"source": 1, "target": 0}),
     ],
-    # The same through a delta: the random runs of the ci profile do not reach this one (the
-    # dev and nightly profiles do), so it is pinned here.
+    # The same through a delta.
     "delta-forgets-the-clock": [
         Step("start", {"replicas": 2, "skews_ns": [0, BEHIND]}),
         Step("write_and_broadcast", {"replica": 0, "value": "old"}),
