@@ -147,3 +147,18 @@ def test_cli_names_a_malformed_trace(tmp_path, capsys):
     path.write_text(json.dumps({"format": 1, "machine": "toy-counter", "implementation": "good", "steps": [{"args": {}}]}))
     assert main(["explain", str(path)]) == 2
     assert "step 0, field 'rule'" in capsys.readouterr().err
+
+
+def test_nightly_runs_a_machine_again_until_its_budget_is_spent(monkeypatch):
+    monkeypatch.setattr("harness.profiles.current_profile", lambda: "nightly")
+    monkeypatch.setenv("MBT_BUDGET_SECONDS", "0.5")
+    few = settings(CI, max_examples=5, derandomize=False, database=None)
+    stats = run_machine(CounterMachine, GOOD, hypothesis_settings=few)
+    assert stats.examples > 5  # more than one Hypothesis run fitted in the budget
+
+
+def test_a_budget_that_is_not_a_number_is_named(monkeypatch):
+    monkeypatch.setattr("harness.profiles.current_profile", lambda: "nightly")
+    monkeypatch.setenv("MBT_BUDGET_SECONDS", "ten minutes")
+    with pytest.raises(ValueError, match="MBT_BUDGET_SECONDS"):
+        run_machine(CounterMachine, GOOD, hypothesis_settings=CI)
