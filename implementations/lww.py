@@ -10,6 +10,10 @@ behind. Physical time is read only when a write is made, never when a message ar
 Several registers of one replica may share one clock (the fields of a task, say): pass the
 same ``HybridLogicalClock`` to each.
 
+Known limit, as in the model: a peer whose clock is far ahead (or a forged timestamp) drags
+every later timestamp of every replica that sees it up to its wall time. Deployed HLCs often
+refuse timestamps more than a bound ahead of their own clock; this one does not.
+
 Values are ``None``, ``int`` (in ``[-2**63, 2**64 - 1]``), ``str`` or ``bytes``.
 
 Wire (see ``implementations.wire``): a full state is ``["lww.state", 1, body]`` and a

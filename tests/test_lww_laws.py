@@ -206,6 +206,20 @@ def test_random_bytes_raise_only_decode_error_and_change_nothing(data):
         assert_refused_whole(register, apply, data)
 
 
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=[i.name for i in IMPLEMENTATIONS])
+@given(data=st.one_of(st.binary(max_size=80), st.sampled_from(other_messages()).map(lambda m: m[: len(m) // 2])))
+def test_every_implementation_refuses_bad_bytes_whole(impl, data):
+    replica = impl.make_replica(3, ManualClock(START_NS))
+    replica.write("kept")
+    replica.take_deltas()
+    for apply in (replica.merge, replica.apply_delta):
+        before = (replica.state(), replica.value())
+        try:
+            apply(data)
+        except DecodeError:
+            assert (replica.state(), replica.value()) == before
+
+
 def test_every_truncation_is_refused_and_changes_nothing():
     state, delta = other_messages()
     for message, kind in ((state, "merge"), (delta, "apply_delta")):
