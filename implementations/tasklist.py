@@ -280,6 +280,11 @@ class TaskList:
             return ("empty",)
         return ("claimed" if record.kind == CLAIMED else "done", record.agent, record.ts_ms)
 
+    def records(self, task: bytes) -> list[tuple[bytes, frozenset[tuple[int, int]]]]:
+        """Every checkbox record of ``task`` held here, with its dots (for audits and tests)."""
+        return [(element, self._checkbox.dots(element)) for element in self._checkbox.elements()
+                if element[1:33] == task]
+
     def order(self) -> list[bytes]:
         present, seen, out = self._members, set(), []
         for task in self._order.value():

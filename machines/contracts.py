@@ -134,6 +134,9 @@ FORGERIES = (
     "other_list",  # signed by the named agent, but for another list id
     "swapped_domain",  # the named agent's claim signature presented as a completion (or back)
     "shifted_ts",  # signed by the named agent at ts_ms + 1, presented at ts_ms
+    # a copy of the named agent's own latest state of the task, under the same tag, with a
+    # flipped signature byte (as flipped_signature if it has none): must not shadow the real one
+    "tampered_copy",
 )
 
 

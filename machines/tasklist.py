@@ -272,9 +272,16 @@ class TaskListMachine(ReplicatedMachine):
     @guard(lambda self: bool(self.tasks))
     @rule(to=INDEX, task=TASK, done=st.booleans(), agent=INDEX, how=st.sampled_from(FORGERIES), whole=st.booleans())
     def inject_forged(self, to: int, task: int, done: bool, agent: int, how: str, whole: bool) -> None:
+        """A tampered copy goes, when it can, where the genuine state has not arrived yet."""
         index = self.pick(to, self.replicas)
-        self.do("inject_forged", target=index, task=self.choose_task(index, task), state="done" if done else "claimed",
-                agent=self.pick(agent, self.replicas), ts_ms=FORGED_TS_MS, how=how, whole_state=whole)
+        chosen, named = self.choose_task(index, task), self.pick(agent, self.replicas)
+        if how == "tampered_copy":
+            unseen = sorted((j, p.op.element.task.hex()) for j, history in enumerate(self.history) for p in history
+                            if isinstance(p, tasklist.Checkbox) and p.op.tag[0] == j and p not in self.history[index])
+            if unseen:
+                named, chosen = unseen[self.pick(agent, unseen)]
+        self.do("inject_forged", target=index, task=chosen, state="done" if done else "claimed",
+                agent=named, ts_ms=FORGED_TS_MS, how=how, whole_state=whole)
 
     def step_inject_forged(self, target: int, task: str, state: str, agent: int, ts_ms: int, how: str,
                            whole_state: bool) -> None:

@@ -24,12 +24,13 @@ Order: adding a task appends its id after the last visible element of the RGA; m
 task deletes every visible element holding its id and inserts a new one so that the task
 lands at position ``index`` of the list (past the end: last). The list's order is the
 RGA's sequence keeping the first occurrence of each id and only the ids that are members
-(concurrent moves of one task leave two elements; a removed task leaves one).
+(concurrent moves of one task leave two elements; a removed task leaves one). Deltas are
+not delivered in causal order: a member whose element hangs under an element not seen yet
+is not listed until that element arrives.
 
-Local guards (a refused operation makes no parts): every operation on a task that is not
-a member is refused "not_found"; claiming a Done task is "already_done"; completing an
-Empty task is "must_claim_first", completing a Done task "already_done". Any agent may
-re-claim a claimed task, and any agent may complete a claimed task.
+Local guards (a refused operation makes no parts): any operation on a non-member task is
+"not_found"; claiming or completing a Done task is "already_done"; completing an Empty task
+is "must_claim_first". Any agent may re-claim a claimed task, or complete it.
 
 The caller computes task ids (``BLAKE3(title || creator agent id || created_at_ms LE)``).
 The value is a tuple of ``TaskView``, in list order.

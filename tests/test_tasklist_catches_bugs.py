@@ -1,7 +1,7 @@
 """The task-list machine catches realistic task-list bugs, each with a short trace.
 
 Each bug is patched into a subclass of the real ``TaskList`` (or, for attestation checks,
-into ``Record.verifies`` for the length of one test) and registered inline, never through
+into ``Record.verifies`` or ``_without_dots`` for the length of one test) and registered inline, never through
 ``machines/adapters``, so the normal suite does not run it.
 """
 
@@ -13,6 +13,7 @@ from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
 from harness import Implementation, load_trace, run_machine
+from implementations import orset
 from implementations import tasklist as impl
 from implementations.tasklist import DONE, Record, TaskList, TaskRefused
 from machines.adapters.tasklist_x0x import X0xTaskListReplica
@@ -50,17 +51,6 @@ class CompleteUnclaimed(TaskList):
         self._attest(DONE, task)
 
 
-class ClaimsAreLocks(TaskList):
-    """(d) A claim treated as a lock: another agent's claim is refused locally."""
-
-    def claim(self, task: bytes) -> None:
-        self._require(task)
-        state = self.checkbox(task)
-        if state[0] == "claimed" and state[1] != self.agent_id:
-            raise TaskRefused("already_claimed", "claimed by another agent")
-        super().claim(task)
-
-
 def replica_of(tasklist_class):
     def make(replica_id, clock):
         replica = X0xTaskListReplica(replica_id, clock)
@@ -86,21 +76,33 @@ def signature_only(record: Record, list_id: bytes) -> bool:
     return True
 
 
+def drops_entries_only(store: orset.DotStore, dots: set) -> orset.DotStore:
+    """(e) States that do not verify are dropped, but their dots stay in the causal context:
+    a tampered copy that arrives first makes the genuine state look already seen."""
+    clean = store.copy()
+    for dot in dots:
+        if dot in clean.owner:
+            clean.discard(dot)
+    return clean
+
+
 BUGS = {
     "later-claim-wins": (replica_of(LaterClaimWins), None),
     "complete-unclaimed": (replica_of(CompleteUnclaimed), None),
-    "claims-are-locks": (replica_of(ClaimsAreLocks), None),
     "keeps-unverified-states": (X0xTaskListReplica, trusts_every_attestation),
     "agent-id-unchecked": (X0xTaskListReplica, signature_only),
+    "tampered-copy-shadows-genuine": (X0xTaskListReplica, drops_entries_only),
 }
 
 
 @pytest.mark.parametrize("bug", sorted(BUGS))
 def test_the_tasklist_machine_catches(bug, tmp_path, monkeypatch):
     monkeypatch.setenv("MBT_TRACE_DIR", str(tmp_path))
-    make, verifies = BUGS[bug]
-    if verifies is not None:
-        monkeypatch.setattr(Record, "verifies", verifies)
+    make, patch = BUGS[bug]
+    if patch is drops_entries_only:
+        monkeypatch.setattr(impl, "_without_dots", patch)
+    elif patch is not None:
+        monkeypatch.setattr(Record, "verifies", patch)
     buggy = Implementation("tasklist", f"buggy-{bug}", make, level="exact")
     with pytest.raises(AssertionError) as failure:
         run_machine(TaskListMachine, buggy, hypothesis_settings=CI)

@@ -107,9 +107,15 @@ class X0xTaskListReplica:
         return tuple(views)
 
     def forge(self, task_id: bytes, state: str, agent: int, ts_ms: int, how: str, whole_state: bool) -> bytes:
-        record = forged_record(task_id, {"claimed": CLAIMED, "done": DONE}[state], agent, ts_ms, how)
+        own = [(max(dots), element) for element, dots in self.tasks.records(task_id) if element[33:65] == self.agent_id]
+        if how == "tampered_copy" and own:
+            dot, genuine = max(own)
+            record = genuine[:-64] + bytes([genuine[-64] ^ 0x01]) + genuine[-63:]
+        else:
+            how = "flipped_signature" if how == "tampered_copy" else how
+            record = forged_record(task_id, {"claimed": CLAIMED, "done": DONE}[state], agent, ts_ms, how)
+            dot = (FORGER_PEER, 1 + int.from_bytes(blake3.blake3(record).digest()[:6], "big"))
         checkbox = orset.DotStore()
-        dot = (FORGER_PEER, 1 + int.from_bytes(blake3.blake3(record).digest()[:6], "big"))
         checkbox.insert(record, dot)
         checkbox.context.add(dot)
         if whole_state:
