@@ -137,6 +137,7 @@ def test_claims_are_not_locks_the_earliest_claim_wins_after_merge():
 def _with_task_and_claim() -> tuple[X0xTaskListReplica, bytes]:
     replica = X0xTaskListReplica(0, ManualClock(NOW_NS))
     task = replica.add_task("t", "")
+    replica.claim(task)
     return replica, task
 
 
@@ -146,7 +147,7 @@ def _with_task_and_claim() -> tuple[X0xTaskListReplica, bytes]:
 def test_forged_states_are_dropped(how, state, whole_state):
     replica, task = _with_task_and_claim()
     before = replica.value()
-    message = replica.forge(task, state, 1, 0, how, whole_state)
+    message = replica.forge(task, state, 0, 0, how, whole_state)
     decoded = (replica.tasks.decode_state if whole_state else replica.tasks.decode_delta)(message)
     assert decoded.dropped == 1
     (replica.merge if whole_state else replica.apply_delta)(message)
