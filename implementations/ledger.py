@@ -161,18 +161,23 @@ class Ledger:
             raise LedgerError("fee", f"fee {total_in - total_out} is below the minimum fee {self.min_fee}")
         template_hash = tx_template_hash(template)
         for i, (group, pairs) in enumerate(zip(owners, tx.signatures, strict=True)):
-            sighash = input_sighash(template, i, template_hash)
-            members = set(group.pubkeys)
-            valid: set[bytes] = set()
-            for public_key, signature in pairs:
-                if public_key in members and public_key not in valid and verify_signature(public_key, signature, sighash):
-                    valid.add(public_key)
-                    if len(valid) >= group.m:
-                        break
-            if len(valid) < group.m:
+            valid = self.signers_of(group, pairs, input_sighash(template, i, template_hash))
+            if valid < group.m:
                 raise LedgerError(
-                    "signatures", f"input {i} has valid signatures from {len(valid)} distinct group keys, needs {group.m}"
+                    "signatures", f"input {i} has valid signatures from {valid} distinct group keys, needs {group.m}")
                 )
+
+    @staticmethod
+    def signers_of(group: MultisigGroup, pairs: tuple[tuple[bytes, bytes], ...], sighash: bytes) -> int:
+        """How many distinct keys of ``group`` signed ``sighash`` validly among ``pairs`` (stops at ``m``)."""
+        members = set(group.pubkeys)
+        valid: set[bytes] = set()
+        for public_key, signature in pairs:
+            if public_key in members and public_key not in valid and verify_signature(public_key, signature, sighash):
+                valid.add(public_key)
+                if len(valid) >= group.m:
+                    break
+        return len(valid)
 
     def submit(self, tx: SignedTransaction) -> bytes:
         """Apply ``tx`` if valid (else ``LedgerError``, nothing changed); returns its txid."""
