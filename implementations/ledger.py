@@ -164,7 +164,7 @@ class Ledger:
             valid = self.signers_of(group, pairs, input_sighash(template, i, template_hash))
             if valid < group.m:
                 raise LedgerError(
-                    "signatures", f"input {i} has valid signatures from {valid} distinct group keys, needs {group.m}")
+                    "signatures", f"input {i} has valid signatures from {valid} distinct group keys, needs {group.m}"
                 )
 
     @staticmethod
