@@ -1,0 +1,144 @@
+"""The OR-Set machine catches realistic bugs, each with a short trace.
+
+Each test patches one bug into an implementation (a subclass, registered inline, not through
+``machines/adapters``), runs the machine in the ``ci`` profile, and checks that it fails with
+a short, explained trace that passes against the correct implementation.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings
+
+from harness import Implementation, load_trace, replay, run_machine
+from implementations.orset import DeltaORSet, DotStore
+from implementations.orset_tombstone import TagMap, TombstoneORSet, _union_into
+from machines.adapters.orset_delta import DELTA_STATE
+from machines.adapters.orset_tombstone import TOMBSTONE
+from machines.orset import ORSetMachine
+from models.clock import to_millis
+
+CI = settings(settings.get_profile("ci"), report_multiple_bugs=False)
+MAX_STEPS = 20
+
+
+def assert_caught(impl: Implementation, correct: Implementation, monkeypatch, tmp_path) -> list[str]:
+    """Run the machine against ``impl``; it must fail with a short trace. Returns the rules."""
+    monkeypatch.setenv("MBT_TRACE_DIR", str(tmp_path))
+    with pytest.raises(AssertionError) as caught:
+        run_machine(ORSetMachine, impl, hypothesis_settings=CI)
+    notes = "\n".join(getattr(caught.value, "__notes__", []))
+    assert "first divergence" in notes, f"{caught.value!r}\n{notes}"
+    (path,) = tmp_path.glob("orset-*.json")
+    trace = load_trace(path)
+    assert len(trace.steps) <= MAX_STEPS, trace.to_json()
+    assert replay(trace, ORSetMachine, impl).status == "failed"
+    assert replay(trace, ORSetMachine, correct).status == "passed", "the trace fails without the bug too"
+    return [step.rule for step in trace.steps]
+
+
+# ----- (a) a re-delivered old delta resurrects a removed element -----------------------
+
+
+class JoinIgnoresContext(DeltaORSet):
+    """Joins take every incoming dot they do not hold, without asking whether the causal
+    context says it was seen (and removed) already."""
+
+    def join(self, other: DotStore) -> None:
+        store = self._store
+        for dot in [d for d in store.owner if d in other.context and d not in other.owner]:
+            store.discard(dot)
+        for dot, element in other.owner.items():
+            if dot not in store.owner:  # BUG: should also skip dots in store.context
+                store.insert(element, dot)
+        store.context.update(other.context)
+
+
+def test_redelivered_delta_resurrecting_a_removed_element_is_caught(monkeypatch, tmp_path):
+    impl = Implementation("orset", "join-ignores-context", lambda i, clock: JoinIgnoresContext(i))
+    rules = assert_caught(impl, DELTA_STATE, monkeypatch, tmp_path)
+    assert {"add", "remove"} <= set(rules)
+
+
+# ----- (b) timestamps as tags: adds in the same millisecond share a tag ------------------
+
+
+class TimestampTags(TombstoneORSet):
+    """Tags are the wall-clock millisecond, without the replica: two adds of an element in
+    the same millisecond are one add, and a tombstone for one kills the other."""
+
+    def __init__(self, replica_id: int, clock) -> None:
+        super().__init__(replica_id)
+        self.clock = clock
+
+    def new_tag(self) -> tuple[int, int]:
+        return (0, max(1, to_millis(self.clock.now())))  # BUG: not unique
+
+
+def test_timestamp_tags_losing_an_add_are_caught(monkeypatch, tmp_path):
+    impl = Implementation("orset", "timestamp-tags", TimestampTags)
+    rules = assert_caught(impl, TOMBSTONE, monkeypatch, tmp_path)
+    assert rules.count("add") >= 2
+
+
+# ----- (c) remove-wins: a remove also kills adds it never observed ------------------------
+
+
+class RemoveKillsUnobserved(DeltaORSet):
+    """A join that learns an element was removed elsewhere drops the element whole, with the
+    concurrent adds the remover never saw."""
+
+    def join(self, other: DotStore) -> None:
+        store = self._store
+        removed_there = {store.owner[d] for d in store.owner if d in other.context and d not in other.owner}
+        for element in removed_there:
+            for dot in list(store.entries[element]):  # BUG: only the dots other has seen
+                store.discard(dot)
+        super().join(other)
+
+
+def test_remove_wins_is_caught(monkeypatch, tmp_path):
+    impl = Implementation("orset", "remove-kills-unobserved", lambda i, clock: RemoveKillsUnobserved(i))
+    rules = assert_caught(impl, DELTA_STATE, monkeypatch, tmp_path)
+    assert "remove" in rules
+
+
+# ----- (d) merging tombstones by replacement instead of union ----------------------------
+
+
+class TombstonesReplaced(TombstoneORSet):
+    """A merge overwrites an element's tombstones with the incoming ones, forgetting removes
+    made here: the removed element comes back."""
+
+    def merge_maps(self, elements: TagMap, tombstones: TagMap) -> None:
+        _union_into(self.elements, elements)
+        for element, tags in tombstones.items():
+            self.tombstones[element] = set(tags)  # BUG: should be a union
+
+
+def test_tombstones_replaced_on_merge_is_caught(monkeypatch, tmp_path):
+    impl = Implementation("orset", "tombstones-replaced", lambda i, clock: TombstonesReplaced(i))
+    assert_caught(impl, TOMBSTONE, monkeypatch, tmp_path)
+
+
+# ----- (e) the delta of a remove is never sent -------------------------------------------
+
+
+class RemoveNotInDelta(DeltaORSet):
+    """Removes change the local state but are left out of the pending delta: only a full
+    sync ever tells the others."""
+
+    def remove(self, element) -> None:
+        dots = self._store.entries.get(element)
+        if not dots:
+            return
+        delta = DotStore()
+        for dot in dots:
+            delta.context.add(dot)
+        self._store.join(delta)  # BUG: self._pending never hears of it
+
+
+def test_remove_left_out_of_deltas_is_caught(monkeypatch, tmp_path):
+    impl = Implementation("orset", "remove-not-in-delta", lambda i, clock: RemoveNotInDelta(i))
+    rules = assert_caught(impl, DELTA_STATE, monkeypatch, tmp_path)
+    assert {"broadcast", "send_delta"} & set(rules)
