@@ -7,13 +7,15 @@ into ``Record.verifies`` or ``_without_dots`` for the length of one test) and re
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import Phase, settings
 from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
-from harness import Implementation, load_trace, run_machine
-from implementations import orset
+from harness import Implementation, load_trace, replay, run_machine
+from implementations import lww, orset
 from implementations import tasklist as impl
 from implementations.tasklist import DONE, Record, TaskList, TaskRefused
 from machines.adapters.tasklist_x0x import X0xTaskListReplica
@@ -26,6 +28,7 @@ CI = settings(
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
 MAX_TRACE_STEPS = 20
+REGRESSIONS = Path(__file__).resolve().parent.parent / "regressions" / "traces"
 
 
 class LaterClaimWins(TaskList):
@@ -49,6 +52,23 @@ class CompleteUnclaimed(TaskList):
         if self.checkbox(task)[0] == "done":
             raise TaskRefused("already_done", "already done")
         self._attest(DONE, task)
+
+
+class OneClockPerField(TaskList):
+    """(f) Every register stamped by its own hybrid logical clock instead of the replica's one:
+    a write is only above the writes of its own field that the replica has seen."""
+
+    def _register(self) -> lww.LWWRegister:
+        return lww.LWWRegister(self.peer_id, self.clock)
+
+    def _write(self, task: bytes, name: str, value) -> None:
+        self._fields.setdefault((task, impl.FIELDS.index(name)), self._register())
+        super()._write(task, name, value)
+
+    def apply(self, message) -> None:
+        for task, number, _ in message.fields:
+            self._fields.setdefault((task, number), self._register())
+        super().apply(message)
 
 
 def replica_of(tasklist_class):
@@ -112,3 +132,26 @@ def test_the_tasklist_machine_catches(bug, tmp_path, monkeypatch):
     assert len(steps) <= MAX_TRACE_STEPS, [s.describe() for s in steps]
     notes = "\n".join(getattr(failure.value, "__notes__", []))
     assert "first divergence" in notes, notes
+
+
+#: Committed scenarios (``regressions/traces``) and bugs each must expose when replayed.
+SCENARIOS = [
+    ("tasklist-fields-share-one-clock", replica_of(OneClockPerField), None),
+    ("tasklist-claims-are-not-locks", replica_of(LaterClaimWins), None),
+    ("tasklist-partition-conflicting-claims", replica_of(LaterClaimWins), None),
+    ("tasklist-forged-attestations", X0xTaskListReplica, trusts_every_attestation),
+    ("tasklist-forged-attestations", X0xTaskListReplica, signature_only),
+    ("tasklist-forged-attestations", X0xTaskListReplica, drops_entries_only),
+]
+
+
+@pytest.mark.parametrize(("scenario", "make", "patch"), SCENARIOS,
+                         ids=[f"{name}-{(patch or make).__name__}" for name, make, patch in SCENARIOS])
+def test_the_committed_scenarios_fail_against_the_bugs(scenario, make, patch, monkeypatch):
+    if patch is drops_entries_only:
+        monkeypatch.setattr(impl, "_without_dots", patch)
+    elif patch is not None:
+        monkeypatch.setattr(Record, "verifies", patch)
+    trace = load_trace(REGRESSIONS / f"{scenario}.json")
+    outcome = replay(trace, TaskListMachine, Implementation("tasklist", "buggy", make, level="exact"))
+    assert outcome.status == "failed", outcome
