@@ -63,9 +63,21 @@ class ORSetMachine(ReplicatedMachine):
     #: Every OR-Set anomaly needs at most three replicas (an adder, a remover, a third party
     #: relaying old state); fewer replicas make each one busier and every step cheaper.
     max_replicas = 3
+    #: ``exact``: every replica's value equals the model's after every step. ``add-wins``,
+    #: for sets that buffer updates or arbitrate concurrent adds of one element their own way
+    #: (a Yrs map): a replica never shows an element the model says is absent (removes are
+    #: honoured, nothing is invented), but may miss one the model says is present; every
+    #: replica shows its own add and hides its own remove at once, and all agree after a
+    #: full sync.
+    levels = ("exact", "add-wins")
 
     def model_value(self, history: frozenset) -> frozenset:
         return model_value_of(history)
+
+    def acceptable(self, history: frozenset, model_value: Any, replica_value: Any) -> bool:
+        if self.implementation.level == "exact":
+            return model_value == replica_value
+        return replica_value <= model_value
 
     def replica_value(self, replica: Any) -> frozenset:
         return frozenset(replica.value())
@@ -116,6 +128,7 @@ class ORSetMachine(ReplicatedMachine):
         tag = next_tag(self.history[replica], replica)
         self.replicas[replica].add(added)
         self.record_local(replica, Add(added, tag))
+        assert added in self.replica_value(self.replicas[replica]), f"replica {replica} added {added!r} but does not show it"
 
     @rule(draw=st.integers(0, 255))
     def remove(self, draw: int) -> None:
@@ -140,7 +153,9 @@ class ORSetMachine(ReplicatedMachine):
         self.replicas[replica].remove(removed)
         if observed:
             self.record_local(replica, Remove(removed, observed))
-
+        assert removed not in self.replica_value(self.replicas[replica]), (
+            f"replica {replica} removed {removed!r} but still shows it"
+        )
 
     # ----- replication: the common case, in one step ------------------------------------
 
