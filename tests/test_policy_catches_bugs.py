@@ -1,0 +1,92 @@
+"""The policy machine catches realistic bugs of a volume enforcer, with short traces.
+
+Each bug is a subclass of the real ``PolicyEnforcer`` wrapped as its own implementation
+(never registered through ``machines/adapters``), run under the ``ci`` profile.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import Phase, settings
+
+from harness import run_machine
+from implementations.policy import PolicyEnforcer
+from machines.adapters.policy_sqlite import implementation_with
+from machines.policy import PolicyMachine
+from models.clock import NS_PER_DAY, ManualClock
+
+
+class InclusiveLimitRefused(PolicyEnforcer):
+    """Checks the limit with ``>=``: reaching the limit exactly is refused."""
+
+    def _refusal(self, destination, amount, reason, current):
+        refusal = super()._refusal(destination, amount, reason, current)
+        if refusal is None and current + amount >= self.policy.max_daily_volume:
+            return f"daily volume exceeded: current={current}, limit={self.policy.max_daily_volume}"
+        return refusal
+
+
+class RollingWindow(PolicyEnforcer):
+    """Counts the volume of the last 24 hours instead of the UTC calendar day."""
+
+    def _reserved(self, day):
+        since = self.clock.now() - NS_PER_DAY
+        rows = self._db.execute(
+            "SELECT amount FROM reservations WHERE state IN ('approved', 'finalized') AND submitted_at > ?", (since,)
+        )
+        return sum(int(amount) for (amount,) in rows)
+
+
+class SenderClock(PolicyEnforcer):
+    """Buckets a request by the sender's timestamp instead of the local clock."""
+
+    def submit(self, request_id, destination, amount, reason=None, sender_timestamp_ns=None):
+        local = self.clock
+        if sender_timestamp_ns is not None:
+            self.clock = ManualClock(sender_timestamp_ns)
+        try:
+            return super().submit(request_id, destination, amount, reason, sender_timestamp_ns)
+        finally:
+            self.clock = local
+
+
+class ForgetsVolumeOnRestart(PolicyEnforcer):
+    """Keeps the day's volume in memory: a restart starts the day from zero."""
+
+    def __init__(self, policy, clock, store=":memory:"):
+        super().__init__(policy, clock, store)
+        self._db.execute("DELETE FROM daily_volume")
+
+
+#: Short runs, one bug reported, no explain phase: the machine's own report explains.
+SEARCH = settings(
+    settings.get_profile("ci"),
+    max_examples=200,
+    stateful_step_count=15,
+    report_multiple_bugs=False,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+)
+
+BUGS = [InclusiveLimitRefused, RollingWindow, SenderClock, ForgetsVolumeOnRestart]
+
+
+@pytest.mark.parametrize("bug", BUGS, ids=[b.__name__ for b in BUGS])
+def test_policy_machine_catches(bug, tmp_path, monkeypatch):
+    monkeypatch.setenv("MBT_TRACE_DIR", str(tmp_path))
+    impl = implementation_with(bug, f"buggy-{bug.__name__}")
+    with pytest.raises(AssertionError) as caught:
+        run_machine(PolicyMachine, impl, hypothesis_settings=SEARCH)
+    traces = list(tmp_path.glob("policy-*.json"))
+    assert len(traces) == 1, traces
+    steps = json.loads(traces[0].read_text())["steps"]
+    assert len(steps) <= 8, f"{bug.__name__}: the shrunk trace has {len(steps)} steps"
+    assert "first divergence" in "\n".join(getattr(caught.value, "__notes__", []))
+
+
+def test_the_correct_enforcer_passes_the_same_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("MBT_TRACE_DIR", str(tmp_path))
+    impl = implementation_with(PolicyEnforcer, "sqlite-again")
+    run_machine(PolicyMachine, impl, hypothesis_settings=settings.get_profile("ci"))
+    assert not list(tmp_path.glob("*.json"))
