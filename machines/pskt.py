@@ -51,10 +51,6 @@ def mode_named(name: str, models: bool = False):
     return ns.Split(int(rp), int(sp))
 
 
-def sum_lists(lists) -> list:
-    return [item for part in lists for item in part]
-
-
 def plain(template) -> tuple:
     return (
         tuple((u.txid.hex(), u.index, u.amount) for u in template.inputs),
@@ -115,15 +111,24 @@ class PsktMachine(TracedMachine):
     @rule(data=st.data())
     def pay(self, data):
         coins = sum(c.amount for c in node_model.coins_of(self.node, self.address))
-        m = GROUPS_BY_N[self.n]
-        signer = st.tuples(st.integers(0, self.n), st.sampled_from(SIGNATURE_KINDS), st.none() | st.integers(0, 3))
-        # Mostly an honest quorum (m or more members, genuine, every input), sometimes anything.
-        honest = st.permutations(range(self.n)).flatmap(
-            lambda p: st.integers(m, self.n).map(lambda k: [(i, "genuine", None) for i in p[:k]])
+        m, n = GROUPS_BY_N[self.n], self.n
+        anyone = st.lists(
+            st.tuples(st.integers(0, n), st.sampled_from(SIGNATURE_KINDS), st.none() | st.integers(0, 3)), max_size=6
         )
-        signers = st.one_of(
-            honest, honest, st.lists(signer, max_size=6), st.tuples(honest, st.lists(signer, max_size=2)).map(sum_lists)
-        )
+
+        def plans(members: tuple[int, ...]):
+            """Mostly an honest quorum; else one member short, made up by a repeated member or by
+            the outsider (key ``n``); a quorum plus noise; or anything."""
+            short = [(i, "genuine", None) for i in members[: m - 1]]
+            return st.one_of(
+                st.integers(m, n).map(lambda k: [(i, "genuine", None) for i in members[:k]]),
+                st.just(short + short[:1]),
+                st.just([*short, (n, "genuine", None)]),
+                anyone.map(lambda noise: [(i, "genuine", None) for i in members[:m]] + noise),
+                anyone,
+            )
+
+        signers = st.permutations(range(n)).map(tuple).flatmap(plans)
         self.do(
             "pay",
             amount=data.draw(st.integers(1, max(1, coins)) | st.integers(1, 6_000), label="amount"),
