@@ -330,27 +330,28 @@ class DeltaORSet:
     # ----- operations ----------------------------------------------------------------
 
     def add(self, element: Hashable) -> None:
-        """Add ``element`` under a fresh dot (also when it is already present)."""
+        """Add ``element`` under a fresh dot (also when it is already present).
+
+        The same as joining the delta ``({element: {dot}}, {dot})`` into the state and into
+        the pending delta, done in place."""
         element_key(element)
         dot = (self.replica_id, self._store.context.max_seq(self.replica_id) + 1)
-        delta = DotStore()
-        delta.insert(element, dot)
-        delta.context.add(dot)
-        self._local(delta)
+        for store in (self._store, self._pending):
+            store.insert(element, dot)
+            store.context.add(dot)
 
     def remove(self, element: Hashable) -> None:
-        """Remove the dots of ``element`` this replica sees; nothing if it is absent."""
+        """Remove the dots of ``element`` this replica sees; nothing if it is absent.
+
+        The same as joining the delta ``({}, dots)`` into the state and the pending delta."""
         dots = self._store.entries.get(element)
         if not dots:
             return
-        delta = DotStore()
-        for dot in dots:
-            delta.context.add(dot)
-        self._local(delta)
-
-    def _local(self, delta: DotStore) -> None:
-        self._store.join(delta)
-        self._pending.join(delta)
+        for dot in list(dots):
+            self._store.discard(dot)
+            if dot in self._pending.owner:
+                self._pending.discard(dot)
+            self._pending.context.add(dot)
 
     # ----- reading -------------------------------------------------------------------
 
