@@ -38,8 +38,8 @@ the mode only decides who carries it.
 * ``SignersPay``: the recipient gets ``amount``; the change is
   ``sum(inputs) - amount - fee``.
 * ``Split(recipient_parts, signer_parts)``: ``recipient_fee = fee * rp // (rp + sp)``,
-  in integers (a float split rounds differently on different machines: a known
-  non-determinism bug), ``signer_fee = fee - recipient_fee``. The recipient gets
+  in integers (a float split rounds half-way shares and loses precision above 2**53: a
+  known non-determinism bug), ``signer_fee = fee - recipient_fee``. The recipient gets
   ``amount - recipient_fee`` (refused when ``amount < recipient_fee``, ``amount_below_fee``);
   the change is ``sum(inputs) - amount - signer_fee``. Parts are non-negative and not both
   zero.
@@ -48,7 +48,10 @@ Outputs. The recipient output comes first; a change output to the group's change
 follows only when the change is positive. Inputs are listed in selection order.
 
 The template is plain data: inputs ``(txid, index, amount)`` and outputs
-``(address, amount)``. A refusal is a value, ``Refusal(kind, detail)``, not an exception.
+``(address, amount)``. A refusal is a value, ``Refusal(kind, detail)``, not an exception;
+when several apply, the first of ``duplicate_outpoint``, ``zero_amount``,
+``amount_below_fee``, ``insufficient_funds`` is given. Amounts are sompi: Kaspa's whole
+supply is below 2**63, so no sum here leaves the unsigned 64-bit range the encoding uses.
 """
 
 from __future__ import annotations
