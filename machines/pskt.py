@@ -80,6 +80,7 @@ class PsktMachine(TracedMachine):
     def step_start(self, group: int, funds: list[int], min_fee: int) -> None:
         self.require(self.stack is None, "already started")
         self.require(0 <= group < len(GROUPS), f"no group {group}")
+        self.require(all(isinstance(a, int) and 1 <= a <= 10**12 for a in funds), f"funds {funds} out of range")
         m, n = GROUPS[group]
         self.keys = [nacl.signing.SigningKey(hash32(b"pskt-machine-key" + bytes([i]))) for i in range(n + 1)]  # last: outsider
         self.pubkeys = [k.verify_key.encode() for k in self.keys]
@@ -143,7 +144,11 @@ class PsktMachine(TracedMachine):
     def step_pay(self, amount, fee, fee_mode, round, orders, signers, tamper) -> None:
         self.require(fee_mode in FEE_MODES and tamper in TAMPERINGS, f"unknown fee mode {fee_mode} or tampering {tamper}")
         self.require(len(orders) == self.n, f"{len(orders)} node orders for {self.n} signers")
-        self.require(all(0 <= k <= self.n and kind in SIGNATURE_KINDS for k, kind, _ in signers), "unknown signer")
+        self.require(
+            all(len(s) == 3 and 0 <= s[0] <= self.n and s[1] in SIGNATURE_KINDS and (s[2] is None or s[2] >= 0) for s in signers),
+            f"signers {signers} are not [key 0..{self.n}, kind, skipped input or null]",
+        )
+        self.require(1 <= amount <= 10**12 and fee >= 0 and 0 <= round <= 2**32 - 1, "amount, fee or round out of range")
         self.events += 1
         event = pskt.Event("hyperlane", f"ev-{self.events}", DESTINATIONS[self.events % 3], amount, (("reason", "bridge"),), 0)
         m_event = model.Event(event.source, event.external_id, event.destination, amount, event.metadata, event.timestamp)
