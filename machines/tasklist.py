@@ -161,6 +161,12 @@ class TaskListMachine(ReplicatedMachine):
         if not self.crosses(source, target):
             super().step_sync_full(source, target)
 
+    @guard(lambda self: any(history != self.history[0] for history in self.history))
+    @rule()
+    def sync_all(self) -> None:
+        """Only when some replicas have seen different operations (else it proves nothing)."""
+        self.do("sync_all")
+
     def step_sync_all(self) -> None:
         self.cut = frozenset()  # the network is repaired, then anti-entropy runs everywhere
         super().step_sync_all()
@@ -233,17 +239,34 @@ class TaskListMachine(ReplicatedMachine):
         for replica in replicas:
             self.checkbox_step(action, replica, task)
 
-    @guard(lambda self: bool(self.tasks))
-    @rule(replica=INDEX, task=TASK, field=st.sampled_from(tasklist.FIELDS), raw=st.integers(0, 255))
-    def set_field(self, replica: int, task: int, field: str, raw: int) -> None:
-        index = self.pick(replica, self.replicas)
-        value: Any = {
+    def field_value(self, field: str, raw: int) -> Any:
+        """A value for ``field`` in trace terms (an assignee is a replica index, or None)."""
+        return {
             "title": f"title {raw % 3}",
             "description": f"note {raw % 2}",
             "assignee": None if raw % 4 == 0 else self.pick(raw, self.replicas),
             "priority": (0, 128, 255, raw)[raw % 4],
         }[field]
-        self.do("set_field", replica=index, task=self.choose_task(index, task), field=field, value=value)
+
+    @guard(lambda self: bool(self.tasks))
+    @rule(replica=INDEX, task=TASK, field=st.sampled_from(tasklist.FIELDS), raw=st.integers(0, 255))
+    def set_field(self, replica: int, task: int, field: str, raw: int) -> None:
+        index = self.pick(replica, self.replicas)
+        self.do("set_field", replica=index, task=self.choose_task(index, task), field=field, value=self.field_value(field, raw))
+
+    @guard(lambda self: bool(self.tasks))
+    @rule(replica=INDEX, task=TASK, fields=st.lists(st.sampled_from(tasklist.FIELDS), min_size=2, max_size=4, unique=True),
+          raw=st.integers(0, 255))
+    def edit(self, replica: int, task: int, fields: list[str], raw: int) -> None:
+        """One agent updates several fields of a task at one instant (one write each, in order)."""
+        index = self.pick(replica, self.replicas)
+        changes = [[field, self.field_value(field, raw + n)] for n, field in enumerate(fields)]
+        self.do("edit", replica=index, task=self.choose_task(index, task), changes=changes)
+
+    def step_edit(self, replica: int, task: str, changes: list) -> None:
+        self.require(all(isinstance(change, list) and len(change) == 2 for change in changes), f"bad changes {changes!r}")
+        for field, value in changes:
+            self.step_set_field(replica, task, field, value)
 
     def step_set_field(self, replica: int, task: str, field: str, value: Any) -> None:
         self.require_replica(replica)
@@ -272,14 +295,15 @@ class TaskListMachine(ReplicatedMachine):
     @guard(lambda self: bool(self.tasks))
     @rule(to=INDEX, task=TASK, done=st.booleans(), agent=INDEX, how=st.sampled_from(FORGERIES), whole=st.booleans())
     def inject_forged(self, to: int, task: int, done: bool, agent: int, how: str, whole: bool) -> None:
-        """A tampered copy goes, when it can, where the genuine state has not arrived yet."""
+        """A tampered copy is of a state its agent made, preferably where it has not arrived yet."""
         index = self.pick(to, self.replicas)
         chosen, named = self.choose_task(index, task), self.pick(agent, self.replicas)
-        if how == "tampered_copy":
-            unseen = sorted((j, p.op.element.task.hex()) for j, history in enumerate(self.history) for p in history
-                            if isinstance(p, tasklist.Checkbox) and p.op.tag[0] == j and p not in self.history[index])
-            if unseen:
-                named, chosen = unseen[self.pick(agent, unseen)]
+        if how == "tampered_copy":  # a state some agent made itself, preferably one the target lacks
+            own = sorted({(p in self.history[index], j, p.op.element.task.hex()) for j, history in enumerate(self.history)
+                          for p in history if isinstance(p, tasklist.Checkbox) and p.op.tag[0] == j})
+            pool = [c for c in own if not c[0]] or own
+            if pool:
+                _, named, chosen = pool[self.pick(agent, pool)]
         self.do("inject_forged", target=index, task=chosen, state="done" if done else "claimed",
                 agent=named, ts_ms=FORGED_TS_MS, how=how, whole_state=whole)
 

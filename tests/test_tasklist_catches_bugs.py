@@ -112,6 +112,7 @@ BUGS = {
     "keeps-unverified-states": (X0xTaskListReplica, trusts_every_attestation),
     "agent-id-unchecked": (X0xTaskListReplica, signature_only),
     "tampered-copy-shadows-genuine": (X0xTaskListReplica, drops_entries_only),
+    "one-clock-per-field": (replica_of(OneClockPerField), None),
 }
 
 
