@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import hmac
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import nacl.exceptions
@@ -112,7 +112,7 @@ def _check_int(value: int, name: str, hi: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A bridge event. ``metadata`` is kept sorted by key; duplicate keys are refused."""
+    """A bridge event. ``metadata`` (string pairs, or a dict) is kept as pairs sorted by key."""
 
     source: str
     external_id: str
@@ -129,7 +129,10 @@ class Event:
             raise ValueError(f"event destination must be a non-empty address of at most 65535 bytes: {self.destination!r:.60}")
         _check_int(self.amount, "event amount", U64_MAX)
         _check_int(self.timestamp, "event timestamp", U64_MAX)
-        metadata = tuple(sorted((str(k), str(v)) for k, v in self.metadata))
+        items = tuple(self.metadata.items() if isinstance(self.metadata, Mapping) else self.metadata)
+        if not all(isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in items):
+            raise ValueError(f"event metadata must be (key, value) string pairs, got {items!r:.80}")
+        metadata = tuple(sorted((k, v) for k, v in items))
         keys = [k for k, _ in metadata]
         if len(set(keys)) != len(keys):
             raise ValueError(f"event metadata has a duplicate key: {sorted(k for k in keys if keys.count(k) > 1)[0]!r}")
