@@ -29,7 +29,10 @@ transaction only if it is valid; otherwise it raises ``LedgerError`` and nothing
 
   On success the inputs are spent and each output ``i`` becomes the UTXO
   ``(tx_template_hash, i)`` owned by its address (so the change is spendable next); the
-  transaction id, ``tx_template_hash``, is returned.
+  transaction id, ``tx_template_hash``, is returned and appended to ``Ledger.accepted``.
+* ``Ledger.check(tx)`` runs the same checks without applying; ``Ledger.signers_of`` counts
+  one input's distinct valid group signers; ``balance(address)`` and ``is_unspent(txid,
+  index)`` answer queries.
 """
 
 from __future__ import annotations
