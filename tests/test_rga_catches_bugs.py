@@ -8,7 +8,7 @@ it fails with a short, explained trace that passes against the correct implement
 from __future__ import annotations
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 from harness import Implementation, load_trace, replay, run_machine
 from implementations.rga import RGA, Id
@@ -16,7 +16,9 @@ from implementations.wire import DecodeError
 from machines.adapters.rga_tree import RGA_TREE
 from machines.rga import RGAMachine
 
-CI = settings(settings.get_profile("ci"), report_multiple_bugs=False)
+# Without Hypothesis's explain phase: it re-runs the failure under coverage tracing, which
+# costs more than the search itself, and the harness explains the trace anyway.
+CI = settings(settings.get_profile("ci"), report_multiple_bugs=False, phases=[Phase.generate, Phase.shrink])
 MAX_STEPS = 20
 
 
@@ -130,12 +132,12 @@ class OrphanInsertDropped(RGA):
 
 def test_early_delete_dropped_is_caught(monkeypatch, tmp_path):
     rules = assert_caught(buggy("early-delete-dropped", EarlyDeleteDropped), monkeypatch, tmp_path)
-    assert "delete" in rules and "deliver" in rules
+    assert "delete" in rules and {"deliver", "deliver_all"} & set(rules)
 
 
 def test_orphan_insert_dropped_is_caught(monkeypatch, tmp_path):
     rules = assert_caught(buggy("orphan-insert-dropped", OrphanInsertDropped), monkeypatch, tmp_path)
-    assert rules.count("insert") >= 2 and "deliver" in rules
+    assert rules.count("insert") >= 2 and {"deliver", "deliver_all"} & set(rules)
 
 
 # ----- (d) a full-state merge ignores tombstones of elements already known -----------------
