@@ -27,6 +27,11 @@ day. Approval reserves the amount on that day; release gives it back to the same
 after midnight. A request id is used once: submitting it again is refused and reserves
 nothing. ``release``/``finalize`` raise ``RequestStateError`` for a move the request's state
 does not allow; an invalid policy raises ``PolicyError`` when the enforcer is built.
+
+The enforcer opens its own connection to ``store`` and takes the write lock for each
+operation (``BEGIN IMMEDIATE``), so several processes may share one file; a caller that
+shares the file must not hold its own write transaction open while it calls the enforcer
+(SQLite would wait for the lock, then raise "database is locked").
 """
 
 from __future__ import annotations
@@ -121,6 +126,10 @@ class PolicyEnforcer:
     def volume_today(self) -> int:
         """The volume reserved on the current UTC day."""
         return self._reserved(self._today())
+
+    def volume_on(self, day: int) -> int:
+        """The volume reserved on UTC day ``day`` (``now_ns // NS_PER_DAY``)."""
+        return self._reserved(day)
 
     def _refusal(self, destination: str, amount: int, reason: str | None, current: int) -> str | None:
         p = self.policy

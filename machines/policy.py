@@ -134,7 +134,7 @@ class PolicyMachine(TracedMachine):
         reuse=st.integers(0, 5),
         pick=st.integers(0, 10**6),
         destination=st.integers(0, 9),
-        kind=st.sampled_from(AMOUNT_KINDS),
+        kind=st.sampled_from((*AMOUNT_KINDS, "in-range", "in-range", "in-range")),
         fallback=st.integers(0, U64_MAX),
         reason=st.sampled_from((*REASONS, "bridge payout", "bridge payout")),
         sender_skew=st.one_of(st.sampled_from([0, -NS_PER_DAY, NS_PER_DAY]), st.integers(-2 * NS_PER_DAY, 2 * NS_PER_DAY)),

@@ -63,13 +63,40 @@ class ForgetsVolumeOnRestart(PolicyEnforcer):
 #: Short runs, one bug reported, no explain phase: the machine's own report explains.
 SEARCH = settings(
     settings.get_profile("ci"),
-    max_examples=200,
-    stateful_step_count=15,
+    max_examples=300,
+    stateful_step_count=20,
     report_multiple_bugs=False,
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
 )
 
-BUGS = [InclusiveLimitRefused, RollingWindow, SenderClock, ForgetsVolumeOnRestart]
+class ReleasesFromToday(PolicyEnforcer):
+    """Gives a released reservation back to today's volume, not to the day it was approved in."""
+
+    def release(self, request_id, why):
+        row = self._db.execute("SELECT day FROM reservations WHERE request_id = ?", (request_id,)).fetchone()
+        if row is not None:
+            self._db.execute("UPDATE reservations SET day = ? WHERE request_id = ?", (self._today(), request_id))
+        super().release(request_id, why)
+
+
+class CountsAtFinalization(PolicyEnforcer):
+    """Upstream's behaviour: volume counted only when a request is finalized, so two
+    concurrent sessions can both pass the check."""
+
+    def submit(self, request_id, destination, amount, reason=None, sender_timestamp_ns=None):
+        decision = super().submit(request_id, destination, amount, reason, sender_timestamp_ns)
+        if decision.approved:
+            self._set_reserved(self._today(), self._reserved(self._today()) - amount)
+        return decision
+
+    def finalize(self, request_id):
+        row = self._db.execute("SELECT day, amount, state FROM reservations WHERE request_id = ?", (request_id,)).fetchone()
+        super().finalize(request_id)
+        if row is not None and row[2] == "approved":
+            self._set_reserved(row[0], self._reserved(row[0]) + int(row[1]))
+
+
+BUGS = [InclusiveLimitRefused, RollingWindow, SenderClock, ForgetsVolumeOnRestart, ReleasesFromToday, CountsAtFinalization]
 
 
 @pytest.mark.parametrize("bug", BUGS, ids=[b.__name__ for b in BUGS])

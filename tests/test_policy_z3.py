@@ -13,6 +13,8 @@ import pytest
 
 from harness import load_trace, replay
 from harness.registry import implementation
+from implementations.policy import PolicyEnforcer
+from machines.adapters.policy_sqlite import implementation_with
 from machines.policy import PolicyMachine
 from machines.policy_z3 import EDGES, kind_of, search_all, write_traces
 from models.clock import NS_PER_DAY
@@ -85,3 +87,36 @@ def test_committed_traces_replay():
     )
     for path in committed:
         assert str(replay(load_trace(path))) == "passed", path
+
+
+class WrappingSum(PolicyEnforcer):
+    """A u64 volume counter that wraps, as in a compiled language without checked adds."""
+
+    def _refusal(self, destination, amount, reason, current):
+        refusal = super()._refusal(destination, amount, reason, 0)
+        if refusal is not None:
+            return refusal
+        if (current + amount) & U64_MAX > self.policy.max_daily_volume:
+            return f"daily volume exceeded: current={current}, limit={self.policy.max_daily_volume}"
+        return None
+
+    def _set_reserved(self, day, total):
+        super()._set_reserved(day, total & U64_MAX)
+
+
+class LimitExclusive(PolicyEnforcer):
+    """Checks the limit with ``>=``."""
+
+    def _refusal(self, destination, amount, reason, current):
+        refusal = super()._refusal(destination, amount, reason, current)
+        if refusal is None and current + amount >= self.policy.max_daily_volume:
+            return f"daily volume exceeded: current={current}, limit={self.policy.max_daily_volume}"
+        return refusal
+
+
+@pytest.mark.parametrize(("edge", "bug"), [("sum-overflows-u64", WrappingSum), ("limit-exact", LimitExclusive)])
+def test_committed_edges_catch_the_bug_they_aim_at(edge, bug):
+    impl = implementation_with(bug, f"buggy-{bug.__name__}")
+    for path in sorted(COMMITTED.glob(f"policy-z3-{edge}-*.json")):
+        outcome = replay(load_trace(path), impl=impl)
+        assert outcome.status == "failed" and outcome.step == 3, (path, str(outcome))
