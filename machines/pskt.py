@@ -33,7 +33,6 @@ DESTINATIONS = ("kaspa:alice", "kaspa:bob", "kaspa:carol")
 FEE_MODES = ("recipient", "signers", "split:1:2", "split:3:1")
 SIGNATURE_KINDS = ("genuine", "other-template", "garbage")
 TAMPERINGS = ("none", "amount", "unknown-input", "repeat-input", "outputs-exceed")
-GROUPS_BY_N = {n: m for m, n in GROUPS}
 
 
 def hash32(data: bytes) -> bytes:
@@ -89,7 +88,7 @@ class PsktMachine(TracedMachine):
         self.ledger = self.stack.ledger(min_fee)
         self.address = self.ledger.add_group(group_keys)
         self.groups = {self.address: node_model.Group(m, tuple(self.pubkeys[:n]))}
-        self.min_fee, self.n, self.events = min_fee, n, 0
+        self.min_fee, self.m, self.n, self.events = min_fee, m, n, 0
         self.node = node_model.Node()
         for amount in funds:
             self._fund(amount)
@@ -112,7 +111,7 @@ class PsktMachine(TracedMachine):
     @rule(data=st.data())
     def pay(self, data):
         coins = sum(c.amount for c in node_model.coins_of(self.node, self.address))
-        m, n = GROUPS_BY_N[self.n], self.n
+        m, n = self.m, self.n
         anyone = st.lists(
             st.tuples(st.integers(0, n), st.sampled_from(SIGNATURE_KINDS), st.none() | st.integers(0, 3)), max_size=6
         )
