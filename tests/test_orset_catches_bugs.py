@@ -7,6 +7,8 @@ a short, explained trace that passes against the correct implementation.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import settings
 
@@ -37,12 +39,13 @@ def assert_caught(impl: Implementation, correct: Implementation, monkeypatch, tm
     return [step.rule for step in trace.steps]
 
 
-# ----- (a) a re-delivered old delta resurrects a removed element -----------------------
+# ----- (a) an old add (re-delivered delta, stale state) resurrects a removed element ------
 
 
 class JoinIgnoresContext(DeltaORSet):
     """Joins take every incoming dot they do not hold, without asking whether the causal
-    context says it was seen (and removed) already."""
+    context says it was seen (and removed) already: a re-delivered delta, or the state of a
+    replica that has not heard of the remove yet, brings the element back."""
 
     def join(self, other: DotStore) -> None:
         store = self._store
@@ -54,7 +57,7 @@ class JoinIgnoresContext(DeltaORSet):
         store.context.update(other.context)
 
 
-def test_redelivered_delta_resurrecting_a_removed_element_is_caught(monkeypatch, tmp_path):
+def test_old_add_resurrecting_a_removed_element_is_caught(monkeypatch, tmp_path):
     impl = Implementation("orset", "join-ignores-context", lambda i, clock: JoinIgnoresContext(i))
     rules = assert_caught(impl, DELTA_STATE, monkeypatch, tmp_path)
     assert {"add", "remove"} <= set(rules)
@@ -142,3 +145,21 @@ def test_remove_left_out_of_deltas_is_caught(monkeypatch, tmp_path):
     impl = Implementation("orset", "remove-not-in-delta", lambda i, clock: RemoveNotInDelta(i))
     rules = assert_caught(impl, DELTA_STATE, monkeypatch, tmp_path)
     assert {"broadcast", "send_delta"} & set(rules)
+
+
+# ----- the committed regression traces each catch their bug ---------------------------------
+
+REGRESSIONS = Path(__file__).resolve().parent.parent / "regressions" / "traces"
+GUARDS = [
+    ("orset-old-add-resurrects-removed-element", lambda i, clock: JoinIgnoresContext(i)),
+    ("orset-same-millisecond-adds-are-distinct", TimestampTags),
+    ("orset-remove-spares-unobserved-add", lambda i, clock: RemoveKillsUnobserved(i)),
+    ("orset-tombstones-from-two-replicas-add-up", lambda i, clock: TombstonesReplaced(i)),
+]
+
+
+@pytest.mark.parametrize(("name", "make_replica"), GUARDS, ids=[name for name, _ in GUARDS])
+def test_committed_regression_trace_fails_against_its_bug(name, make_replica):
+    trace = load_trace(REGRESSIONS / f"{name}.json")
+    outcome = replay(trace, ORSetMachine, Implementation("orset", f"bug-{name}", make_replica))
+    assert outcome.status == "failed", outcome
