@@ -1,15 +1,21 @@
 """The OR-Set machine: ``models.orset`` against every registered ``orset`` implementation.
 
-Replicas add and remove elements from a small pool (strings and integers, so different
-replicas keep touching the same elements) and replicate
-through the faulty network of ``ReplicatedMachine``: deltas delivered late, twice, out of
-order or never, full-state syncs in any direction, clocks that barely move (so adds on
-different replicas often fall in the same millisecond). A remove mostly targets an element
-the replica holds, so removes usually remove something.
+Two or three replicas add and remove elements from a small pool (strings and integers)
+and replicate through the faulty network of ``ReplicatedMachine``: deltas delivered late,
+twice, out of order or never, full-state syncs in any direction, clocks that barely move
+(so adds on different replicas often fall in the same millisecond). What makes OR-Sets go
+wrong is one element added and removed concurrently at several replicas, so:
+
+* an add picks, every other time, an element some *other* replica holds;
+* a remove picks, three times in four, an element the replica holds;
+* ``send_delta`` broadcasts a replica's pending deltas and delivers one copy at once, so
+  deltas arrive often, and ``redeliver`` has old deltas to play again.
 
 The model side: an add at replica ``i`` is ``Add(element, next_tag(history_i, i))``; a
 remove is ``Remove(element, observed_tags(history_i, element))``. After every step each
-replica's value must equal ``models.orset.value`` of the history it has seen.
+replica's value must equal ``models.orset.value`` of the history it has seen (level
+``exact``; see ``levels`` for ``add-wins``), a replica shows its own add and hides its own
+remove at once, and all replicas agree after ``sync_all``.
 
 Elements in a trace are JSON: strings, integers, and ``{"bytes": "<hex>"}`` for bytes.
 """
