@@ -21,8 +21,10 @@ Value. ``element`` is present iff some ``Add`` of ``element`` is observed by no 
 ``element``. Hence a remove concurrent with an add (one that did not observe its tag) loses:
 the add wins.
 
-Why "observed" leaves out tags already removed: the two differ only when operations arrive
-out of causal order (the machines deliver them in any order on purpose). An OR-Set without
+Why ``observed`` leaves out the tags the replica has already seen removed: naming them
+again matters only when operations arrive out of causal order, which the machines make
+happen on purpose (a replica may get a second remove of an element without the first, and
+an add the first removed from a third replica). An OR-Set without
 per-element tombstones (the delta-state OR-Set of Almeida et al.) remembers that it has seen
 a removed tag but not which element it was, so it can only name the tags it still sees; that
 is also the remove of the original OR-Set of Shapiro et al. (it removes the pairs in its
