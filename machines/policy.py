@@ -85,6 +85,7 @@ class PolicyMachine(TracedMachine):
         self.policy_fields: dict[str, Any] = {}
         self.next_id = 0
         self.last_decision: tuple[bool, str] | None = None
+        self.last_answer: tuple[Any, Any] = (None, None)  # (the model's, the enforcer's), for the report
 
     def teardown(self) -> None:
         if self.enforcer is not None:
@@ -161,6 +162,7 @@ class PolicyMachine(TracedMachine):
         self.state, expected = model.submit(self.state, request, self.clock.now())
         got = self.enforcer.submit(request_id, destination, amount, reason, sender_timestamp_ns=sender_ts)
         self.last_decision = (got.approved, got.message)
+        self.last_answer = ((expected.approved, expected.message), self.last_decision)
         assert (got.approved, got.message) == (expected.approved, expected.message), (
             f"submit {request_id} of {amount} to {destination}: enforcer says {(got.approved, got.message)}, "
             f"the model says {(expected.approved, expected.message)}"
@@ -208,6 +210,7 @@ class PolicyMachine(TracedMachine):
         except ValueError as error:
             got = str(error)
         self.state = new_state
+        self.last_answer = (expected or "ok", got or "ok")
         assert got == expected, f"{what}: the enforcer refused with {got!r}, the model with {expected!r}"
 
     @guard(lambda self: bool(self.state.requests))
@@ -258,6 +261,7 @@ class PolicyMachine(TracedMachine):
             self.enforcer, got = self.opener.open(policy, self.path), None
         except ValueError as error:
             got = str(error)
+        self.last_answer = (expected or "ok", got or "ok")
         assert got == expected, f"loading policy {policy}: the enforcer said {got!r}, the model {expected!r}"
         if loaded is None:  # refused: the signer comes back with the policy it had
             self.enforcer = self.opener.open(self.policy_fields, self.path)
@@ -271,6 +275,7 @@ class PolicyMachine(TracedMachine):
             return []
         return [
             Observation("volume today", model.volume_today(self.state, self.clock.now()), self.enforcer.volume_today()),
+            Observation("last answer", *self.last_answer),
         ]
 
     def check(self) -> None:
