@@ -11,8 +11,9 @@ import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from machines.policy_z3 import KINDS, SymbolicPolicy, kind_of, symbolic_check, u64
+from machines.policy_z3 import KINDS, SymbolicPolicy, day, kind_of, symbolic_check, u64
 from models import policy as model
+from models.clock import NS_PER_DAY, utc_day
 
 U64_MAX = model.U64_MAX
 POLICY = SymbolicPolicy(u64("min"), u64("max"), u64("limit"), z3.Bool("require_reason"), z3.Bool("has_allowlist"))
@@ -67,3 +68,18 @@ def test_twin_sees_a_wrapping_sum_as_exceeding():
     assert twin(policy, True, 2, True, U64_MAX - 1) == "volume"
     assert kind_of(model.check(policy, model.SpendRequest("r", "d", 2, None), U64_MAX - 1)) == "volume"
     assert twin(policy, True, 1, True, U64_MAX - 1) == "approved"
+
+
+T = u64("t")
+TWIN_DAY = day(T)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.integers(0, U64_MAX),
+        st.builds(lambda d, e: d * NS_PER_DAY - e, st.integers(1, U64_MAX // NS_PER_DAY), st.sampled_from([0, 1])),  # midnights
+    )
+)
+def test_twin_day_is_the_utc_day(t):
+    assert z3.simplify(z3.substitute(TWIN_DAY, (T, z3.BitVecVal(t, 64)))).as_long() == utc_day(t)
