@@ -65,6 +65,14 @@ def policies(draw, valid: bool = True) -> dict[str, Any]:
     }
 
 
+POLICY_FIELDS = frozenset({"allowed_destinations", "min_amount", "max_amount", "max_daily_volume", "require_reason"})
+
+
+def policy_fits(policy: Any) -> bool:
+    """A trace's policy has exactly the fields a policy has (their values may be invalid)."""
+    return isinstance(policy, dict) and set(policy) == POLICY_FIELDS and isinstance(policy["allowed_destinations"], list)
+
+
 def load(fields: dict[str, Any]) -> model.GroupPolicy:
     return model.GroupPolicy(**{**fields, "allowed_destinations": frozenset(fields["allowed_destinations"])})
 
@@ -105,6 +113,7 @@ class PolicyMachine(TracedMachine):
 
     def step_start(self, policy: dict, now_ns: int) -> None:
         self.require(self.state is None, "already started")
+        self.require(policy_fits(policy), f"policy {policy!r} does not have the fields {sorted(POLICY_FIELDS)}")
         self.require(now_ns >= 0, f"now_ns={now_ns} is before the epoch")
         self.clock = ManualClock(now_ns)
         self.opener = self.implementation.make_replica(0, self.clock)
@@ -155,7 +164,9 @@ class PolicyMachine(TracedMachine):
 
     def step_submit(self, request_id: str, destination: str, amount: int, reason: str | None, sender_ts: int) -> None:
         self.require(self.state is not None, "not started")
-        self.require(0 <= amount <= U64_MAX, f"amount {amount} is not a u64")
+        self.require(isinstance(amount, int) and 0 <= amount <= U64_MAX, f"amount {amount!r} is not a u64")
+        self.require(isinstance(request_id, str) and isinstance(destination, str), "request_id and destination are strings")
+        self.require(reason is None or isinstance(reason, str), f"reason {reason!r} is not a string or null")
         if request_id.startswith("r") and request_id[1:].isdigit():
             self.next_id = max(self.next_id, int(request_id[1:]) + 1)
         request = model.SpendRequest(request_id, destination, amount, reason)
@@ -186,7 +197,7 @@ class PolicyMachine(TracedMachine):
 
     def step_advance(self, ns: int) -> None:
         self.require(self.clock is not None, "not started")
-        self.require(ns >= 0, f"a clock only moves forward, not by {ns}")
+        self.require(isinstance(ns, int) and ns >= 0, f"a clock only moves forward, not by {ns!r}")
         self.clock.advance(ns)
 
     # -- the end of a session ----------------------------------------------------------
@@ -251,6 +262,7 @@ class PolicyMachine(TracedMachine):
     def step_restart(self, policy: dict) -> None:
         """Close the enforcer and open a new one on the same file, loading ``policy``."""
         self.require(self.state is not None, "not started")
+        self.require(policy_fits(policy), f"policy {policy!r} does not have the fields {sorted(POLICY_FIELDS)}")
         try:
             loaded, expected = load(policy), None
         except model.InvalidPolicy as error:
