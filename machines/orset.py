@@ -70,20 +70,34 @@ class ORSetMachine(ReplicatedMachine):
     #: relaying old state); fewer replicas make each one busier and every step cheaper.
     max_replicas = 3
     #: ``exact``: every replica's value equals the model's after every step. ``add-wins``,
-    #: for sets that buffer updates or arbitrate concurrent adds of one element their own way
-    #: (a Yrs map): a replica never shows an element the model says is absent (removes are
-    #: honoured, nothing is invented), but may miss one the model says is present; every
-    #: replica shows its own add and hides its own remove at once, and all agree after a
-    #: full sync.
+    #: for sets that hold back updates until their causal past arrives or arbitrate
+    #: concurrent adds of one element their own way (a Yrs map): after every step a replica
+    #: shows only elements it has seen added; after ``sync_all`` all agree and show no
+    #: element the model says is absent (removes are honoured), but may miss one the model
+    #: says is present. At every level a replica shows its own add and hides its own remove
+    #: at once.
     levels = ("exact", "add-wins")
+
+    @property
+    def exact(self) -> bool:
+        return self.implementation.level == "exact"
 
     def model_value(self, history: frozenset) -> frozenset:
         return model_value_of(history)
 
     def acceptable(self, history: frozenset, model_value: Any, replica_value: Any) -> bool:
-        if self.implementation.level == "exact":
+        if self.exact:
             return model_value == replica_value
-        return replica_value <= model_value
+        return replica_value <= {op.element for op in history if isinstance(op, Add)}
+
+    def step_sync_all(self) -> None:
+        super().step_sync_all()
+        if not self.exact:
+            for index, (history, replica) in enumerate(zip(self.history, self.replicas, strict=True)):
+                shown, model = self.replica_value(replica), self.model_value(frozenset(history))
+                assert shown <= model, (
+                    f"after a full sync replica {index} shows {set(shown - model)!r}, which the model says were removed"
+                )
 
     def replica_value(self, replica: Any) -> frozenset:
         return frozenset(replica.value())
