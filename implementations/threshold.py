@@ -21,7 +21,7 @@ given back (``release(..., "expired")``).
 
 The coordinator keeps every signature, and counts, per input, the *distinct member* keys
 whose signature is valid over that input's sighash. A request is ``Approved`` once ``m``
-members accepted, ``Rejected`` once more than ``n - m`` refused. An approved request whose
+members accepted, ``Rejected`` once more than ``n - m`` refused. A live request whose
 every input has ``m`` counting keys, before ``expires_at``, is finalized: the first ``m``
 keys in group order sign each input, the transaction is submitted to the node, and only
 when the node accepts it is the volume recorded (table ``payments``) and the request
@@ -468,7 +468,7 @@ class Coordinator(_Core):
                     (answer.request_id, index, key, signature, int(valid)),
                 )
             state = self._after_answers(answer.request_id, state)
-        if state == "Approved":
+        if state in ALIVE:  # signatures decide: submit as soon as every input has m counting keys
             self._try_finalize(answer.request_id, proposal, n_inputs, now)
         return []
 

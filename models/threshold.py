@@ -195,9 +195,11 @@ def on_answer(
 
 
 def wants_submission(group: Group, request: Request, now: int) -> bool:
-    """The coordinator submits an approved request, before it times out, once it is ready."""
+    """The coordinator submits a live request, before it times out, as soon as it is ready
+    (signatures decide, not accepts; the signers who signed have accepted, so it is then
+    ``Approved``, and a submission from ``Pending`` is an invalid transition)."""
     return (
-        request.state == APPROVED
+        request.state in ALIVE
         and not timed_out(request.expires_at, now)
         and ready_to_finalize(group, request.n_inputs, request.signatures)
     )
