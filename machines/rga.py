@@ -18,10 +18,13 @@ Levels:
 
 * ``exact``: after every step each replica's value equals ``models.rga.value`` of the
   history it has seen; indices refer to that value.
-* ``convergent`` (e.g. YATA, as Yrs orders concurrent inserts): a replica holds exactly the
-  characters the history says, in its own order; indices refer to the replica's own value
-  and are turned into the model's by the characters they name. A local insert must land
-  where it was made, and a full sync must make all replicas equal.
+* ``convergent`` (e.g. YATA, as Yrs orders concurrent inserts): indices refer to the
+  replica's own value; an insert hangs after the element the replica shows before it, a
+  delete deletes the element it shows. After every step a replica holds distinct
+  characters whose inserts it has seen (it may hold back operations whose causal
+  predecessors are missing, as Yrs does); a local insert must land where it was made; after
+  a full sync all replicas are equal and hold exactly the model's characters, in their own
+  order.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from hypothesis.stateful import rule
 
 from harness import guard, machine_test
 from machines.replicated import INDEX, ReplicatedMachine
-from models.rga import delete_at, insert_at, value
+from models.rga import Delete, Id, Insert, delete_at, insert_at, next_id, value
 
 #: The characters inserts use, in order: each run's first insert puts ``a``, then ``b``, ...
 ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits
@@ -51,7 +54,7 @@ class RGAMachine(ReplicatedMachine):
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
-        self.inserted: set[str] = set()  # every character inserted so far, at any replica
+        self.element_of: dict[str, Id] = {}  # every character inserted so far, at any replica: its element
 
     @property
     def exact(self) -> bool:
@@ -64,9 +67,13 @@ class RGAMachine(ReplicatedMachine):
         return list(replica.value())
 
     def acceptable(self, history: frozenset, model_value: Any, replica_value: Any) -> bool:
+        """Exact: the model's value. Convergent: distinct characters whose inserts the replica
+        has seen (it may still hold back operations whose causal predecessors have not
+        arrived, as Yrs does); after a full sync, exactly the model's characters."""
         if self.exact:
             return model_value == replica_value
-        return sorted(model_value) == sorted(replica_value)
+        inserted = {op.item for op in history if isinstance(op, Insert)}
+        return len(set(replica_value)) == len(replica_value) and set(replica_value) <= inserted
 
     def view(self, replica: int) -> list:
         """The sequence a step's index refers to: the model's (exact) or the replica's own."""
@@ -74,17 +81,14 @@ class RGAMachine(ReplicatedMachine):
             return value(self.history[replica])
         return self.replica_value(self.replicas[replica])
 
-    def model_index(self, replica: int, index: int, seen: list, after: bool) -> int:
-        """``index`` into ``seen`` (the view), as an index into the model's value.
-
-        With ``after``, the position just after the element before ``index`` (for inserts).
-        """
-        if self.exact:
-            return index
-        model = value(self.history[replica])
-        if after:
-            return 0 if index == 0 else model.index(seen[index - 1]) + 1
-        return model.index(seen[index])
+    def step_sync_all(self) -> None:
+        super().step_sync_all()
+        if not self.exact:
+            for i, replica in enumerate(self.replicas):
+                model, actual = value(self.history[i]), self.replica_value(replica)
+                assert sorted(model) == sorted(actual), (
+                    f"after a full sync replica {i} holds {actual!r}, the model's characters are {model!r}"
+                )
 
     # ----- operations ------------------------------------------------------------------
 
@@ -94,18 +98,22 @@ class RGAMachine(ReplicatedMachine):
         one replica pile up in flight and can be delivered out of order)."""
         chosen = self.pick(replica, self.replicas)
         length = len(self.view(chosen))
-        self.do("insert", replica=chosen, index=index % (length + 1), item=fresh_item(len(self.inserted)), send=send)
+        self.do("insert", replica=chosen, index=index % (length + 1), item=fresh_item(len(self.element_of)), send=send)
 
     def step_insert(self, replica: int, index: int, item: str, send: bool = False) -> None:
         self.require_replica(replica)
         self.require(isinstance(item, str) and len(item) == 1, f"an item is one character, got {item!r}")
-        self.require(item not in self.inserted, f"{item!r} was inserted before: every insert puts a fresh character")
+        self.require(item not in self.element_of, f"{item!r} was inserted before: every insert puts a fresh character")
         seen = self.view(replica)
         self.require(0 <= index <= len(seen), f"insert at {index} into replica {replica} of length {len(seen)}")
-        op = insert_at(self.history[replica], replica, self.model_index(replica, index, seen, after=True), item)
+        if self.exact:
+            op = insert_at(self.history[replica], replica, index, item)
+        else:  # after the element the replica shows before ``index``
+            parent = self.element_of[seen[index - 1]] if index else None
+            op = Insert(next_id(self.history[replica], replica), parent, item)
         self.replicas[replica].insert(index, item)
         self.record_local(replica, op)
-        self.inserted.add(item)
+        self.element_of[item] = op.id
         now = self.replica_value(self.replicas[replica])
         assert index < len(now) and now[index] == item, (
             f"replica {replica} inserted {item!r} at {index} but holds {now!r}: the insert did not land where it was made"
@@ -127,7 +135,7 @@ class RGAMachine(ReplicatedMachine):
         self.require_replica(replica)
         seen = self.view(replica)
         self.require(0 <= index < len(seen), f"delete at {index} from replica {replica} of length {len(seen)}")
-        op = delete_at(self.history[replica], self.model_index(replica, index, seen, after=False))
+        op = delete_at(self.history[replica], index) if self.exact else Delete(self.element_of[seen[index]])
         self.replicas[replica].delete(index)
         self.record_local(replica, op)
         if send:
