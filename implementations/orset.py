@@ -335,7 +335,10 @@ class DeltaORSet:
         The same as joining the delta ``({element: {dot}}, {dot})`` into the state and into
         the pending delta, done in place."""
         element_key(element)
-        dot = (self.replica_id, self._store.context.max_seq(self.replica_id) + 1)
+        seq = self._store.context.max_seq(self.replica_id) + 1
+        if seq > MAX_SEQ:
+            raise OverflowError(f"replica {self.replica_id} has used every sequence number: use a new replica id")
+        dot = (self.replica_id, seq)
         for store in (self._store, self._pending):
             store.insert(element, dot)
             store.context.add(dot)
