@@ -173,3 +173,49 @@ def test_delta_state_refuses_non_canonical_encodings():
         with pytest.raises(DecodeError):
             delta_wire.decode_state(encode(delta_wire.STATE_KIND, delta_wire.VERSION, bad))
         assert refuses(replica, "merge", encode(delta_wire.STATE_KIND, delta_wire.VERSION, bad)), what
+
+
+# ----- the model, on the scenarios its docstring names ---------------------------------------
+
+
+def test_model_concurrent_add_wins_and_old_adds_stay_removed():
+    from models.orset import Add, Remove, next_tag, observed_tags, value
+
+    a1 = Add("x", next_tag([], 0))
+    assert a1.tag == (0, 1)
+    b1 = Add("x", next_tag([], 1))
+    remove_at_0 = Remove("x", observed_tags([a1], "x"))  # replica 0 has not seen b1
+    assert value({a1, remove_at_0}) == frozenset()
+    assert value({a1, b1, remove_at_0}) == {"x"}, "the unobserved add wins"
+    assert value({a1, remove_at_0} | {a1}) == frozenset(), "an add arriving again stays removed"
+    a2 = Add("x", next_tag([a1, remove_at_0], 0))
+    assert a2.tag == (0, 2), "tags are counters, so a re-add in the same millisecond is a new add"
+    assert value({a1, remove_at_0, a2}) == {"x"}
+    assert observed_tags({a1, remove_at_0, a2}, "x") == {(0, 2)}, "a remove names only the tags still seen"
+
+
+# ----- DeltaORSet as a component (the task list embeds it) ------------------------------------
+
+
+def test_delta_orset_component_api():
+    task = bytes(range(32))
+    members = DeltaORSet(7)
+    assert members.take_delta() is None and members.take_deltas() == []
+    members.add(task)
+    members.add("b")
+    assert task in members and len(members) == 2 and members.elements() == ["b", task]
+    assert members.dots(task) == {(7, 1)}
+    snapshot = members.snapshot()
+    members.remove(task)
+    assert task in snapshot.entries, "a snapshot is a copy"
+    delta = members.take_delta()
+    assert delta is not None and members.take_delta() is None
+    body = delta_wire.encode_body(delta)
+    assert delta_wire.decode_body(body, "test") == delta, "a body decodes to what was encoded"
+    other = DeltaORSet(8)
+    other.join(snapshot)
+    assert task in other
+    other.join(delta)  # the remove's delta: the dot it removed is in its context
+    assert task not in other and other.value() == members.value() == {"b"}
+    with pytest.raises(TypeError, match="str, int or bytes"):
+        members.add(1.5)
