@@ -12,7 +12,11 @@ How it is fast:
   ids, items and a ``bytearray`` of alive flags, and counts its visible elements.
 * A Fenwick tree over the chunks' visible counts finds the chunk of a visible index in
   O(log chunks); inside a chunk, a binary search over ``bytearray.count`` finds the
-  element. A cursor remembers the last chunk used, so typing in one place skips the tree.
+  element. Typing and deleting in one place skip most of that: a cursor remembers the
+  chunk used last (a neighbouring chunk is reached without the tree), the cursor chunk's
+  count changes reach the tree only when it is next asked, the tree is rebuilt lazily
+  after a chunk splits, and a hint remembers the last position in the cursor chunk, so a
+  nearby element is found by a short walk.
 * ``_where`` maps every id to its chunk, so a remote insert finds its parent at once. It is
   placed RGA-style: right after the parent, skipping every element whose id is greater
   than the new id (exactly the greater siblings and their subtrees, because a child's
@@ -21,11 +25,17 @@ How it is fast:
   arrives; a delete of an element not known yet is remembered in ``_early_deletes``. Both
   are part of the full state, so nothing is lost on the way.
 
-Wire: a delta (``rga.delta``) holds the inserts and deletes made here since the last
-``take_deltas``; the full state (``rga.state``) holds every element in document order with
-its parent and alive flag, the waiting inserts and the early deletes. Decoding
-(``decode_delta``, ``decode_state``) is pure and checks the whole message, raising only
-``DecodeError``; applying a decoded message cannot fail.
+Wire (MessagePack arrays, ``implementations/wire.py``): inserts travel as five columns,
+counters, replicas, parent counters, parent replicas (``0, 0`` for the head) and items. A
+delta (``rga.delta``) is ``[inserts, [delete counters, delete replicas]]``: the edits made
+here since the last ``take_deltas``. The full state (``rga.state``) is ``[elements,
+alive flags, waiting inserts, early deletes]``: every element in document order with its
+parent, one 0/1 byte per element, then the inserts still waiting for their parent and the
+deletes still waiting for their element, both sorted. Decoding (``decode_delta``,
+``decode_state``) is pure and checks the whole message (a parent's counter is below its
+child's, no id twice, a state's elements in exactly their tree's document order), raising
+only ``DecodeError``; applying a decoded message (``apply_decoded_delta``, ``apply_state``)
+cannot fail.
 
 Items are strings, bytes or integers (what the wire carries). Replica ids are integers in
 ``[0, 2**64)``.
@@ -192,12 +202,10 @@ def _decode_ids(body: object, where: str) -> list[Id]:
     return list(zip(counters, replicas, strict=True))
 
 
-def _max_counter(*groups: list) -> int:
-    best = 0
-    for inserts in groups[:-1]:
-        for element, parent, _ in inserts:
-            best = max(best, element[0], parent[0] if parent else 0)
-    return max(best, max((target[0] for target in groups[-1]), default=0))
+def _greatest_counter(insert_groups: list[list[tuple[Id, Id | None, Hashable]]], deletes: list[Id]) -> int:
+    """The greatest counter a message mentions (a parent's counter is always below its child's)."""
+    inserted = (element[0] for inserts in insert_groups for element, _, _ in inserts)
+    return max(0, max(inserted, default=0), max((target[0] for target in deletes), default=0))
 
 
 def decode_delta(data: bytes) -> Delta:
@@ -209,7 +217,7 @@ def decode_delta(data: bytes) -> Delta:
     ids = [element for element, _, _ in inserts]
     if len(set(ids)) != len(ids):
         raise DecodeError(f"{DELTA_KIND}: inserts: an id appears twice")
-    return Delta(inserts, deletes, _max_counter(inserts, deletes))
+    return Delta(inserts, deletes, _greatest_counter([inserts], deletes))
 
 
 def _check_document_order(elements: list[tuple[Id, Id | None, Hashable]], where: str) -> None:
@@ -250,7 +258,7 @@ def decode_state(data: bytes) -> State:
     if len(set(ids)) != len(ids):
         raise DecodeError(f"{STATE_KIND}: an element id appears twice")
     _check_document_order(elements, f"{STATE_KIND}: elements")
-    return State(elements, alive, waiting, deletes, _max_counter(elements, waiting, deletes))
+    return State(elements, alive, waiting, deletes, _greatest_counter([elements, waiting], deletes))
 
 
 def _encode_inserts(inserts: list[tuple[Id, Id | None, Hashable]]) -> list[list]:
