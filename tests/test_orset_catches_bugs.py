@@ -15,6 +15,7 @@ from hypothesis import settings
 from harness import Implementation, load_trace, replay, run_machine
 from implementations.orset import DeltaORSet, DotStore
 from implementations.orset_tombstone import TagMap, TombstoneORSet, _union_into
+from implementations.wire import DecodeError
 from machines.adapters.orset_delta import DELTA_STATE
 from machines.adapters.orset_tombstone import TOMBSTONE
 from machines.orset import ORSetMachine
@@ -24,10 +25,11 @@ CI = settings(settings.get_profile("ci"), report_multiple_bugs=False)
 MAX_STEPS = 20
 
 
-def assert_caught(impl: Implementation, correct: Implementation, monkeypatch, tmp_path) -> list[str]:
+def assert_caught(impl: Implementation, correct: Implementation, monkeypatch, tmp_path,
+                  errors: tuple[type[Exception], ...] = (AssertionError,)) -> list[str]:
     """Run the machine against ``impl``; it must fail with a short trace. Returns the rules."""
     monkeypatch.setenv("MBT_TRACE_DIR", str(tmp_path))
-    with pytest.raises(AssertionError) as caught:
+    with pytest.raises(errors) as caught:
         run_machine(ORSetMachine, impl, hypothesis_settings=CI)
     notes = "\n".join(getattr(caught.value, "__notes__", []))
     assert "first divergence" in notes, f"{caught.value!r}\n{notes}"
@@ -145,6 +147,25 @@ def test_remove_left_out_of_deltas_is_caught(monkeypatch, tmp_path):
     impl = Implementation("orset", "remove-not-in-delta", lambda i, clock: RemoveNotInDelta(i))
     rules = assert_caught(impl, DELTA_STATE, monkeypatch, tmp_path)
     assert {"broadcast", "send_delta"} & set(rules)
+
+
+# ----- (f) a causal context without a dot cloud ------------------------------------------
+
+
+class NoDotCloud(DeltaORSet):
+    """The causal context is kept as a version vector only, as if every delta arrived in
+    causal order: dots seen out of order are forgotten, so a later state holds dots its own
+    context does not cover (refused by a correct peer's decoder) and removes are lost."""
+
+    def join(self, other: DotStore) -> None:
+        trimmed = other.copy()
+        trimmed.context.cloud = {}  # BUG: out-of-order dots are not remembered
+        self._store.join(trimmed)
+
+
+def test_context_without_dot_cloud_is_caught(monkeypatch, tmp_path):
+    impl = Implementation("orset", "no-dot-cloud", lambda i, clock: NoDotCloud(i))
+    assert_caught(impl, DELTA_STATE, monkeypatch, tmp_path, errors=(AssertionError, DecodeError))
 
 
 # ----- the committed regression traces each catch their bug ---------------------------------
