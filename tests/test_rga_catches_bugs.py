@@ -7,6 +7,8 @@ it fails with a short, explained trace that passes against the correct implement
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import Phase, settings
 
@@ -162,3 +164,22 @@ class MergeKeepsKnownAlive(RGA):
 def test_merge_ignoring_known_tombstones_is_caught(monkeypatch, tmp_path):
     rules = assert_caught(buggy("merge-keeps-known-alive", MergeKeepsKnownAlive), monkeypatch, tmp_path)
     assert "delete" in rules
+
+
+# ----- the committed regression traces each catch their bug, without a search ---------------
+
+REGRESSIONS = Path(__file__).resolve().parent.parent / "regressions" / "traces"
+
+
+@pytest.mark.parametrize(("trace_name", "bug"), [
+    ("rga-concurrent-inserts-greatest-id-first", ReplicaBeforeCounter),
+    ("rga-concurrent-inserts-greatest-id-first", SmallestSiblingFirst),
+    ("rga-concurrent-inserts-greatest-id-first", OwnCounterOnly),
+    ("rga-delete-overtakes-its-insert", EarlyDeleteDropped),
+    ("rga-child-overtakes-its-parent", OrphanInsertDropped),
+    ("rga-merge-brings-a-delete-of-a-known-element", MergeKeepsKnownAlive),
+])
+def test_regression_trace_catches_its_bug(trace_name, bug):
+    trace = load_trace(REGRESSIONS / f"{trace_name}.json")
+    assert replay(trace, RGAMachine, RGA_TREE).status == "passed"
+    assert replay(trace, RGAMachine, buggy(bug.__name__, bug)).status == "failed"
