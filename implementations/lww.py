@@ -20,9 +20,9 @@ Wire (see ``implementations.wire``): a full state is ``["lww.state", 1, body]`` 
 delta is ``["lww.delta", 1, body]``, where ``body`` is ``[wall_ns, counter, writer,
 value]``, or ``[]`` for a state that was never written. Decoding (``decode_state``,
 ``decode_delta``, ``entry_from_body``) is pure and raises only ``DecodeError``; ``join``
-applies a decoded entry and cannot fail. A register never trusts a peer further than the
-order: a write with the same ``(wall_ns, counter, writer)`` as the one held is the same
-write and is ignored.
+applies a decoded entry and cannot fail. Two writes with the same ``(wall_ns, counter,
+writer)`` are the same write and a second copy is ignored (so a forged copy with another
+value would stay wherever it arrived first: writes are not authenticated here).
 """
 
 from __future__ import annotations
