@@ -26,7 +26,7 @@ How it is fast:
   are part of the full state, so nothing is lost on the way.
 
 Wire (MessagePack arrays, ``implementations/wire.py``): inserts travel as five columns,
-counters, replicas, parent counters, parent replicas (``0, 0`` for the head) and items. A
+counter steps, replicas, parent gaps, parent replicas and items (see ``_decode_inserts``). A
 delta (``rga.delta``) is ``[inserts, [delete counters, delete replicas]]``: the edits made
 here since the last ``take_deltas``. The full state (``rga.state``) is ``[elements,
 alive flags, waiting inserts, early deletes]``: every element in document order with its
@@ -44,7 +44,8 @@ Items are strings, bytes or integers (what the wire carries). Replica ids are in
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
-from itertools import compress
+from itertools import accumulate, compress
+from operator import sub
 
 import attrs
 
@@ -164,33 +165,41 @@ def _items(value: object, where: str, length: int) -> list:
 
 
 def _decode_inserts(body: object, where: str) -> list[tuple[Id, Id | None, Hashable]]:
-    """Five columns (counters, replicas, parent counters, parent replicas, items) as inserts.
+    """Inserts from their five columns: counter steps, replicas, parent gaps, parent
+    replicas, items.
 
-    A parent counter of 0 (with parent replica 0) is the head. A parent's counter must be
-    less than its child's: a replica only inserts after elements it has seen.
+    Counters are sent as steps from the previous insert's counter (the first from 0), so a
+    typed run costs a byte each. A parent is sent as the gap from its child's counter down
+    to its own, with its replica; the head is gap -1 with replica 0. A gap must be at least
+    1 (a replica only inserts after elements it has seen, whose counters are smaller) and
+    leave the parent a counter of at least 1.
     """
     columns = expect_list(body, where, 5)
-    counters = _ints(columns[0], f"{where}[0] (counters)", 1)
-    size = len(counters)
+    steps = _ints(columns[0], f"{where}[0] (counter steps)", -_MAX_U64)
+    size = len(steps)
     replicas = _ints(columns[1], f"{where}[1] (replicas)", 0, size)
-    parent_counters = _ints(columns[2], f"{where}[2] (parent counters)", 0, size)
+    gaps = _ints(columns[2], f"{where}[2] (parent gaps)", -1, size)
     parent_replicas = _ints(columns[3], f"{where}[3] (parent replicas)", 0, size)
     items = _items(columns[4], f"{where}[4] (items)", size)
+    counters = list(accumulate(steps))
+    if counters and (min(counters) < 1 or max(counters) > _MAX_U64):
+        n, bad = next((n, c) for n, c in enumerate(counters) if not 1 <= c <= _MAX_U64)
+        raise DecodeError(f"{where}: insert {n}: its counter {bad} is outside [1, {_MAX_U64}]")
     inserts = []
-    for n, (counter, replica, parent_counter, parent_replica, item) in enumerate(
-        zip(counters, replicas, parent_counters, parent_replicas, items, strict=True)
+    for n, (counter, replica, gap, parent_replica, item) in enumerate(
+        zip(counters, replicas, gaps, parent_replicas, items, strict=True)
     ):
-        if parent_counter == 0:
+        if gap == -1:
             if parent_replica != 0:
-                raise DecodeError(f"{where}: insert {n}: the head is parent (0, 0), got (0, {parent_replica})")
+                raise DecodeError(f"{where}: insert {n}: the head is parent replica 0, got {parent_replica}")
             parent = None
-        elif parent_counter >= counter:
+        elif 1 <= gap < counter:
+            parent = (counter - gap, parent_replica)
+        else:
             raise DecodeError(
                 f"{where}: insert {n}: id ({counter}, {replica}) does not exceed its parent "
-                f"({parent_counter}, {parent_replica})"
+                f"({counter - gap}, {parent_replica})"
             )
-        else:
-            parent = (parent_counter, parent_replica)
         inserts.append(((counter, replica), parent, item))
     return inserts
 
@@ -262,13 +271,12 @@ def decode_state(data: bytes) -> State:
 
 
 def _encode_inserts(inserts: list[tuple[Id, Id | None, Hashable]]) -> list[list]:
-    ids = [element for element, _, _ in inserts]
-    parents = [parent or (0, 0) for _, parent, _ in inserts]
+    counters = [element[0] for element, _, _ in inserts]
     return [
-        [c for c, _ in ids],
-        [r for _, r in ids],
-        [c for c, _ in parents],
-        [r for _, r in parents],
+        list(map(sub, counters, [0, *counters[:-1]])),
+        [element[1] for element, _, _ in inserts],
+        [element[0] - parent[0] if parent else -1 for element, parent, _ in inserts],
+        [parent[1] if parent else 0 for _, parent, _ in inserts],
         [item for _, _, item in inserts],
     ]
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import implementations.rga as rga_module
 from harness.laws import check_delta_idempotence, check_merge_laws
 from implementations.rga import RGA, decode_delta, decode_state
-from implementations.wire import DecodeError, decode, encode
+from implementations.wire import DecodeError, encode
 from models import rga as model
 
 # An edit: ("insert", raw index, character) or ("delete", raw index, None); raw indices are
@@ -232,15 +232,20 @@ def test_bit_flips_raise_only_decode_errors(which, bit):
 
 
 def test_a_state_out_of_document_order_is_refused():
-    replica = RGA(1)
-    replica.insert(0, "a")
-    replica.insert(0, "b")  # b (2, 1) before a (1, 1): both under the head
-    body = decode(replica.state(), "rga.state", 1)
-    elements = body[0]
-    for column in elements:
-        column.reverse()  # a before b: the smaller sibling first
-    body[1] = body[1][::-1]
+    """b (2, 1) and a (1, 1) both hang under the head: b must come first."""
+    elements = [((1, 1), None, "a"), ((2, 1), None, "b")]
+    body = [rga_module._encode_inserts(elements), b"\x01\x01", rga_module._encode_inserts([]), [[], []]]
     with pytest.raises(DecodeError, match="smaller sibling"):
+        decode_state(encode("rga.state", 1, body))
+    body[0] = rga_module._encode_inserts(elements[::-1])
+    assert [element for element, _, _ in decode_state(encode("rga.state", 1, body)).elements] == [(2, 1), (1, 1)]
+
+
+def test_a_child_outside_its_parents_subtree_is_refused():
+    """c's parent a is not an enclosing element of b, the element before c."""
+    elements = [((2, 1), None, "a"), ((3, 1), (2, 1), "x"), ((1, 1), None, "b"), ((4, 1), (2, 1), "c")]
+    body = [rga_module._encode_inserts(elements), b"\x01" * 4, rga_module._encode_inserts([]), [[], []]]
+    with pytest.raises(DecodeError, match="not an enclosing element"):
         decode_state(encode("rga.state", 1, body))
 
 
