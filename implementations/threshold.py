@@ -456,6 +456,9 @@ class Coordinator(_Core):
         _, n_inputs, expires_at, state = row
         if state not in ALIVE or now >= expires_at:
             return []
+        same_event = hashes_equal(answer.event_hash, proposal.event_hash)
+        if not (hashes_equal(answer.template_hash, proposal.template_hash) and same_event):
+            return []  # an answer about another event or template: neither its ack nor its signatures count
         hashes = sighashes(proposal.template)
         with _Transaction(self.db):
             if env.sender in self.group.members:

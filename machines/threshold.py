@@ -164,6 +164,11 @@ class ThresholdMachine(TracedMachine):
             self.coordinators[i] = self._new_coordinator(i)
         return self.coordinators[i]
 
+    def _exists(self, role: str, i: int) -> bool:
+        """Whether the core was ever opened (it has a file, even if it is down after a restart)."""
+        cores = self.signers if role == "signer" else self.coordinators
+        return cores[i] is not None or os.path.exists(os.path.join(self.directory, f"{role}{i}.db"))
+
     def _open_cores(self) -> list:
         return [core for core in self.signers + self.coordinators if core is not None]
 
@@ -444,8 +449,10 @@ class ThresholdMachine(TracedMachine):
         self.clock.advance(ns)
         now = self.now
         paid = set(self.ledger.accepted)
-        for core in self._open_cores():
-            assert core.tick(now) == [], "a tick sent messages"
+        for i in range(len(self.signers)):
+            for role, open_core in (("signer", self.signer), ("coordinator", self.coordinator)):
+                if self._exists(role, i):
+                    assert open_core(i).tick(now) == [], f"the tick of {role} {i} sent messages"
         for rid, request in self.requests.items():
             self.requests[rid] = model.on_tick(request, now)
         for sm in self.signer_models:
@@ -475,9 +482,8 @@ class ThresholdMachine(TracedMachine):
         for rid, request in sorted(self.requests.items()):
             rows.append(Observation(f"request {rid}", request.state, self.coordinator(self.owner[rid]).request_state(rid)))
         day = utc_day(self.now)
-        for j, (sm, signer) in enumerate(zip(self.signer_models, self.signers, strict=True)):
-            opened = signer is not None or os.path.exists(os.path.join(self.directory, f"signer{j}.db"))
-            volume = self.signer(j).volume_on(day) if opened else 0  # never opened: nothing reserved
+        for j, sm in enumerate(self.signer_models):
+            volume = self.signer(j).volume_on(day) if self._exists("signer", j) else 0  # never opened: nothing reserved
             rows.append(Observation(f"signer {j} volume", policy_model.volume_on(sm.policy, day), volume))
         return rows
 

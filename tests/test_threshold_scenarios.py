@@ -309,6 +309,43 @@ def test_scenario(name):
     assert str(replay(committed)) == "passed"
 
 
+def test_hash_comparisons_are_constant_time(monkeypatch):
+    """Seed 003 item 1.2: the event hash, template hash and validation hash (signer), the
+    event and template hash of an answer (coordinator) and the payload hash (transport) are
+    compared with ``hmac.compare_digest``, whose time does not depend on where two hashes
+    differ. (Timing the comparison itself, as the seed sketches, measures noise on a shared
+    machine; what can be checked is that every comparison goes through the primitive.)"""
+    import hmac
+
+    from blake3 import blake3
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a, b):
+        compared.append((bytes(a), bytes(b)))
+        return real(a, b)
+
+    m = _machine()
+    try:
+        m.do("start", group="2-of-3", fee_mode="signers", order_seed=0)
+        m.do("new_event", coordinator=0, amount=300)
+        rid = last_request(m)
+        monkeypatch.setattr(hmac, "compare_digest", spy)
+        deliver(m, "signer", 0, rid)
+        deliver(m, "coordinator", 0, rid)
+        p = m.proposals[rid]
+        seen = {a for a, _ in compared} | {b for _, b in compared}
+        assert p.event_hash in seen, "event hash"
+        assert p.template_hash in seen, "template hash"
+        assert p.validation_hash in seen, "validation hash"
+        answer_payload = decode_envelope(m.delivered[-1].data).payload
+        assert blake3(answer_payload).digest() in seen, "payload hash"
+        assert sum(1 for a, b in compared if {a, b} == {p.event_hash}) >= 2, "event hash: signer and coordinator"
+    finally:
+        m.teardown()
+
+
 def write_traces() -> None:
     for name in SCENARIOS:
         trace = run_scenario(name)
