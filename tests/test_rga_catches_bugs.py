@@ -3,6 +3,8 @@
 Each test patches one bug into ``implementations.rga.RGA`` (a subclass, registered inline,
 not through ``machines/adapters``), runs the machine in the ``ci`` profile, and checks that
 it fails with a short, explained trace that passes against the correct implementation.
+The committed ``regressions/traces/rga-*.json`` are then shown to catch the same bugs by
+replay alone.
 """
 
 from __future__ import annotations
