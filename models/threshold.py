@@ -20,8 +20,10 @@ that is not a member never counts, however valid; a key counts once, however man
 it signed.
 
 When a request may be finalized. When every input of its template has at least ``m``
-counting keys. The finalized transaction carries, on each input, the signatures of the
-first ``m`` counting keys in group key order (and no others).
+counting keys; the coordinator then submits at once (signatures decide, not accepts: an
+accept is only counted for ``Approved`` and ``Rejected``). The submitted transaction
+carries, on each input, the signatures of the first ``m`` counting keys in group key
+order (and no others). Only after the node accepted it is the volume recorded.
 
 Time. A request proposed at ``now`` with session timeout ``t`` expires at ``now + t``.
 It times out at ``expires_at``: from then on it cannot be finalized, and the coordinator's

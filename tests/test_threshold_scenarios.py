@@ -254,6 +254,50 @@ def one_event_two_coordinators_paid_once(m):
     assert len(m.requests) == 2 and len(m.ledger.accepted) == 1
 
 
+def double_spend_aborts(m):
+    """Two concurrent requests whose templates spend a common UTXO: the second is aborted."""
+    from implementations import pskt
+
+    m.do("start", group="2-of-3", fee_mode="signers", order_seed=0)
+    utxos = m.ledger.utxos_for(m.address)
+
+    def inputs(k, amount):
+        event = pskt.Event("hyperlane", f"ext-{k}", f"kaspatest:dest{k % 3}", amount, (("reason", "bridge"),), m.now)
+        template = pskt.build_template(event, utxos, fee=10, fee_mode=m.config.fee_mode, change_address=m.address)
+        return {u.outpoint for u in template.inputs}
+
+    first, second = next((a, b) for a in (100, 200, 300, 500) for b in (100, 200, 300, 500) if inputs(0, a) & inputs(1, b))
+    m.do("new_event", coordinator=0, amount=first)
+    m.do("new_event", coordinator=0, amount=second)
+    a, b = list(m.requests)
+    for j in range(3):
+        deliver(m, "signer", j, a)
+        deliver(m, "signer", j, b)
+    for _ in range(2):
+        deliver(m, "coordinator", 0, a)
+    assert state(m, a) == model.FINALIZED
+    deliver(m, "coordinator", 0, b)
+    assert state(m, b) == model.APPROVED or state(m, b) == model.PENDING
+    deliver(m, "coordinator", 0, b)
+    assert state(m, b) == model.ABORTED, "the node refuses the double spend"
+    assert len(m.ledger.accepted) == 1
+
+
+def approved_then_expires(m):
+    m.do("start", group="2-of-3", fee_mode="signers", order_seed=0)
+    m.do("new_event", coordinator=2, amount=100)
+    rid = last_request(m)
+    deliver(m, "signer", 0, rid)
+    deliver(m, "coordinator", 2, rid)
+    m.do("forge", request=rid, kind="faulty_member", member=1)  # accepts, signs nothing valid
+    assert state(m, rid) == model.APPROVED
+    m.do("advance_clock", ns=60 * NS_PER_SECOND)
+    assert state(m, rid) == model.EXPIRED and m.ledger.accepted == []
+    deliver(m, "signer", 2, rid)  # late: the signer still accepts (30 s of skew) ...
+    deliver(m, "coordinator", 2, rid)  # ... but the coordinator ignores answers to an expired request
+    assert state(m, rid) == model.EXPIRED and m.ledger.accepted == []
+
+
 SCENARIOS = {
     "3of5-all-sign": ("seed 003 item 1.3: 3-of-5, all five signers respond; finalized with the first 3 keys", all_five_sign),
     "3of5-exactly-three": ("seed 003 item 1.3: 3-of-5, exactly three signers respond; finalized", exactly_three_sign),
@@ -274,6 +318,10 @@ SCENARIOS = {
                           forged_signatures_never_count),
     "restarts": ("seed 003 item 2.1: signers and the coordinator crash and restart from SQLite mid-session",
                  restarts_lose_nothing),
+    "double-spend-aborts": ("SPEC 2: two concurrent requests spending a common UTXO; the second is aborted by the node",
+                            double_spend_aborts),
+    "approved-then-expires": ("seed 003 item 1.3: approved (m accepts) but missing valid signatures; expires, "
+                              "late answers ignored", approved_then_expires),
     "same-event-two-coordinators": ("seed 003 item 1.1 / SPEC 2: one event submitted to two coordinators is paid once",
                                     one_event_two_coordinators_paid_once),
 }
