@@ -8,7 +8,7 @@ coordinator (new ones, or ones already submitted, to the same or another coordin
 The network is in memory and every delivery is a rule: any message in flight is delivered,
 dropped or duplicated, in any order, late (after ``advance_clock``) or twice; a delivered
 envelope can be replayed; an attacker tampers with envelopes (payload, signature, seq_no,
-wrong group) and forges answers (a non-member's signatures, a bad signature under a
+wrong group, truncation) and forges answers (a non-member's signatures, a bad signature under a
 member's key, a member's signature over another template, a copy of a member's genuine
 signature, a faulty member that accepts without a valid signature). Signers and
 coordinators crash and restart from their files. ``advance_clock`` moves the shared clock
@@ -46,6 +46,7 @@ from implementations.ledger import Ledger, MultisigGroup
 from implementations.policy import Policy
 from implementations.threshold import Answer, EventRefused, GroupConfig, LedgerView, decode_answer, decode_proposal, encode_answer
 from implementations.threshold_envelope import EnvelopeRejected, decode_envelope, encode_envelope, seal
+from implementations.wire import DecodeError
 from models import policy as policy_model
 from models import threshold as model
 from models.clock import NS_PER_DAY, NS_PER_SECOND, ManualClock, utc_day
@@ -63,10 +64,10 @@ ADVANCES = st.sampled_from([NS_PER_SECOND, 0, 2 * NS_PER_SECOND, 5 * NS_PER_SECO
                             30 * NS_PER_SECOND, 59 * NS_PER_SECOND, 60 * NS_PER_SECOND, 61 * NS_PER_SECOND,
                             200 * NS_PER_SECOND, 3600 * NS_PER_SECOND, NS_PER_DAY])
 INDEX = st.integers(0, 63)
-TAMPERS = ("payload", "signature", "seq_no", "group")
+TAMPERS = ("payload", "signature", "seq_no", "group", "truncate")
 FORGERIES = ("non_member", "bad_signature", "other_template", "copy", "faulty_member")
 EXPECTED_TAMPER = {"payload": "payload hash mismatch", "signature": "bad envelope signature",
-                   "seq_no": "bad envelope signature", "group": "wrong group id"}
+                   "seq_no": "bad envelope signature", "group": "wrong group id", "truncate": "not decodable"}
 REPLAY_NS = 24 * 3600 * NS_PER_SECOND
 #: Forged envelopes use sequence numbers far above any genuine one.
 FORGED_SEQ = 1 << 40
@@ -308,8 +309,10 @@ class ThresholdMachine(TracedMachine):
             data = encode_envelope(_replace(env, signature=bytes([env.signature[0] ^ 1]) + env.signature[1:]))
         elif how == "seq_no":
             data = encode_envelope(_replace(env, seq_no=env.seq_no + 1_000))
-        else:
+        elif how == "group":
             data = seal(self.outsider, blake3(b"another group").digest(), env.session_id, env.seq_no, self.now, env.payload)
+        else:
+            data = sent.data[: len(sent.data) // 2]
         self._deliver(sent, data, expect=EXPECTED_TAMPER[how])
 
     @guard(lambda self: any(r.state in model.ALIVE for r in self.requests.values()))
@@ -357,9 +360,12 @@ class ThresholdMachine(TracedMachine):
         if expect is not None:
             try:
                 core.handle(data, self.now)
-            except EnvelopeRejected as rejected:
+            except EnvelopeRejected as rejected:  # a DecodeError naming the failed transport check
                 assert rejected.reason == expect, (
                     f"{sent.role} {sent.target} rejected with {rejected.reason!r}, expected {expect!r}")
+                return
+            except DecodeError as undecodable:
+                assert expect == "not decodable", f"{sent.role} {sent.target} could not decode an envelope: {undecodable}"
                 return
             raise AssertionError(f"{sent.role} {sent.target} accepted an envelope it must reject ({expect})")
         self.seen[receiver][env.replay_key] = self.now

@@ -181,7 +181,7 @@ def transport_authentication(m):
     m.do("new_event", coordinator=1, amount=300)
     rid = last_request(m)
     proposal_to_0 = _find(m, "signer", 0, rid)
-    for how in ("payload", "signature", "seq_no", "group"):  # each rejected, nothing changes
+    for how in ("payload", "signature", "seq_no", "group", "truncate"):  # each rejected, nothing changes
         m.do("tamper", message=proposal_to_0, how=how)
     deliver(m, "signer", 0, rid)
     m.do("redeliver", message=0)  # the same envelope again: replayed, rejected
@@ -312,7 +312,7 @@ SCENARIOS = {
                              interleaved_sessions),
     "volume-limit-day-reset": ("seed 003 item 1.4: 5 x 200 reaches the daily limit of 1000 exactly, the 6th is rejected, "
                                "accepted again the next UTC day", volume_limit_resets_the_next_day),
-    "transport-auth": ("seed 003 item 2.4: tampered payload, bad signature, changed seq_no, wrong group and replayed "
+    "transport-auth": ("seed 003 item 2.4: tampered payload, bad signature, changed seq_no, wrong group, truncated and replayed "
                        "envelopes are rejected; replay keys kept 24 h", transport_authentication),
     "forged-signatures": ("seed 003 items 1.3/2.4: non-member, invalid, other-template and duplicated signatures never count",
                           forged_signatures_never_count),
