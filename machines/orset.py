@@ -69,14 +69,14 @@ class ORSetMachine(ReplicatedMachine):
     #: Every OR-Set anomaly needs at most three replicas (an adder, a remover, a third party
     #: relaying old state); fewer replicas make each one busier and every step cheaper.
     max_replicas = 3
-    #: ``exact``: every replica's value equals the model's after every step. ``add-wins``,
-    #: for sets that hold back updates until their causal past arrives or arbitrate
-    #: concurrent adds of one element their own way (a Yrs map): after every step a replica
-    #: shows only elements it has seen added; after ``sync_all`` all agree and show no
-    #: element the model says is absent (removes are honoured), but may miss one the model
-    #: says is present. At every level a replica shows its own add and hides its own remove
-    #: at once.
-    levels = ("exact", "add-wins")
+    #: ``exact``: every replica's value equals the model's after every step.
+    #: ``convergent``, for sets that buffer updates or arbitrate concurrent adds of one
+    #: element their own way (a Yrs map): a replica shows only elements it has seen added,
+    #: may miss one the model says is present, and shows its own add and hides its own
+    #: remove at once; after a full sync all agree and show nothing the model says is removed.
+    #: ``add-wins``: as ``convergent``, and after a full sync every replica shows exactly the
+    #: model's value: each add that no remove observed survives.
+    levels = ("exact", "add-wins", "convergent")
 
     @property
     def exact(self) -> bool:
@@ -98,6 +98,11 @@ class ORSetMachine(ReplicatedMachine):
                 assert shown <= model, (
                     f"after a full sync replica {index} shows {set(shown - model)!r}, which the model says were removed"
                 )
+                if self.implementation.level == "add-wins":
+                    assert shown == model, (
+                        f"after a full sync replica {index} lacks {set(model - shown)!r}: adds no remove observed, "
+                        "which add-wins keeps"
+                    )
 
     def replica_value(self, replica: Any) -> frozenset:
         return frozenset(replica.value())

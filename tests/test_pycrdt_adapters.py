@@ -458,3 +458,51 @@ def test_a_later_update_of_a_client_does_not_wait_for_an_unrelated_earlier_one()
     for delta in first:
         b.apply_delta(delta)
     assert b.value() == {"x", "y"}
+
+
+# ----- what the machines found in Yrs ---------------------------------------------------
+
+LOST_CONCURRENT_ADD = (
+    ("start", {"replicas": 3, "skews_ns": [0, 0, 0]}),
+    ("add", {"replica": 0, "element": "a"}),
+    ("add", {"replica": 2, "element": "a"}),
+    ("remove", {"replica": 2, "element": "a"}),
+    ("sync_all", {}),
+)
+
+
+def _orset_trace(level: str):
+    from harness import Implementation, Step, Trace
+
+    impl = Implementation("orset", f"pycrdt-map-as-{level}", pycrdt_map_set.make_replica, level=level)
+    return Trace("orset", impl.name, tuple(Step(rule, args) for rule, args in LOST_CONCURRENT_ADD)), impl
+
+
+def test_a_yrs_map_is_convergent_but_not_an_add_wins_set():
+    """Replica 2 (client 3) removes ``a`` before it hears of replica 0's concurrent add;
+    Yrs had already let replica 2's entry overwrite replica 0's (higher client id wins), so
+    the remove deletes both: ``a`` is gone, though no remove observed replica 0's add."""
+    from harness import replay
+    from machines.orset import ORSetMachine
+
+    trace, as_convergent = _orset_trace("convergent")
+    assert replay(trace, ORSetMachine, as_convergent).status == "passed"
+    trace, as_add_wins = _orset_trace("add-wins")
+    outcome = replay(trace, ORSetMachine, as_add_wins)
+    assert (outcome.status, outcome.step) == ("failed", 4) and "add-wins" in outcome.message
+
+
+@pytest.mark.xfail(strict=True, reason="pycrdt 0.14.13 (Yrs) loses a map key when its updates arrive 1, 3, 4, 2")
+def test_yrs_keeps_every_key_whatever_order_updates_arrive_in():
+    source = Doc(client_id=1)
+    source_map = source.get("set", type=Map)
+    updates: list[bytes] = []
+    source.observe(lambda event: updates.append(event.update))
+    for key in ["a", "a", "a", "b"]:
+        with source.transaction():
+            source_map[key] = True
+    receiver = Doc(client_id=9)
+    receiver_map = receiver.get("set", type=Map)
+    for index in (0, 2, 3, 1):
+        receiver.apply_update(updates[index])
+    assert sorted(receiver_map.keys()) == sorted(source_map.keys()) == ["a", "b"]
