@@ -512,6 +512,9 @@ class Coordinator(_Core):
                 ).fetchone()
                 per_input.append((key, signature))
             pairs.append(tuple(per_input))
+        # m distinct members' valid signatures on every input: the group approved it (even if
+        # their accepts have not arrived: someone may relay a member's signatures)
+        self.db.execute("UPDATE requests SET state = 'Approved' WHERE request_id = ?", (request_id,))
         try:
             txid = self.node.submit(SignedTransaction(proposal.template, tuple(pairs)))
         except LedgerError as refused:

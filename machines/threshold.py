@@ -498,11 +498,14 @@ class ThresholdMachine(TracedMachine):
             return
         for obs in self.observe():
             assert obs.agrees, f"{obs.label}: the implementation has {obs.implementation!r}, the model says {obs.model!r}"
-        by_template = {p.template_hash: rid for rid, p in self.proposals.items()}
+        # Two events may have byte-identical templates (same destination, amount and coins), so
+        # a payment is attributed to the request whose coordinator submitted it, never by txid.
+        finalized = sorted(rid for rid, r in self.requests.items() if r.state == model.FINALIZED)
+        submitted = sorted(self.proposals[rid].template_hash for rid in finalized)
+        assert submitted == sorted(self.ledger.accepted), (
+            f"the ledger accepted {len(self.ledger.accepted)} transactions, {len(finalized)} requests are finalized")
         paid_events: dict[str, list[str]] = {}
-        for txid in self.ledger.accepted:
-            rid = by_template.get(txid)
-            assert rid is not None, f"the ledger accepted a transaction {txid.hex()[:16]} no request proposed"
+        for rid in finalized:
             paid_events.setdefault(self.requests[rid].event_id, []).append(rid)
         for eid, rids in paid_events.items():
             assert len(rids) == 1, f"event {eid[:16]} paid twice, by requests {rids}"
@@ -517,7 +520,7 @@ class ThresholdMachine(TracedMachine):
                 assert len(templates) <= 1, f"signer {j} signed {len(templates)} different templates for event {eid[:16]}"
             per_day: dict[int, int] = {}
             for rid, day in sm.approved.items():
-                if self.proposals[rid].template_hash in self.ledger.accepted:
+                if self.requests[rid].state == model.FINALIZED:
                     per_day[day] = per_day.get(day, 0) + self.proposals[rid].event.amount
             for day, total in per_day.items():
                 assert total <= LIMIT, f"signer {j} approved {total} sompi of paid requests on day {day}, above the limit {LIMIT}"

@@ -5,7 +5,8 @@ A group is ``n`` member keys in a fixed *group key order* and a threshold ``m``
 template) per request; members sign every input of it; the coordinator finalizes.
 
 Request states. A request is ``Pending`` when proposed. ``Pending`` may become
-``Approved`` (at least ``m`` distinct members accepted), ``Rejected`` (so many members
+``Approved`` (``m`` distinct members accepted, or their valid signatures arrived, maybe
+relayed by someone else: see below), ``Rejected`` (so many members
 refused that ``m`` accepts can no longer be reached), ``Expired`` or ``Finalized``;
 ``Approved`` may become ``Finalized``, ``Expired`` or ``Aborted`` (the node refused the
 signed transaction). Moving a request to the state it is in does nothing. Every other move,
@@ -20,8 +21,8 @@ that is not a member never counts, however valid; a key counts once, however man
 it signed.
 
 When a request may be finalized. When every input of its template has at least ``m``
-counting keys; the coordinator then submits at once (signatures decide, not accepts: an
-accept is only counted for ``Approved`` and ``Rejected``). The submitted transaction
+counting keys; the request is then ``Approved`` (if it was not yet) and submitted at once:
+signatures decide, not accepts. The submitted transaction
 carries, on each input, the signatures of the first ``m`` counting keys in group key
 order (and no others). Only after the node accepted it is the volume recorded.
 
@@ -197,9 +198,7 @@ def on_answer(
 
 
 def wants_submission(group: Group, request: Request, now: int) -> bool:
-    """The coordinator submits a live request, before it times out, as soon as it is ready
-    (signatures decide, not accepts; the signers who signed have accepted, so it is then
-    ``Approved``, and a submission from ``Pending`` is an invalid transition)."""
+    """The coordinator submits a live request, before it times out, as soon as it is ready."""
     return (
         request.state in ALIVE
         and not timed_out(request.expires_at, now)
@@ -208,7 +207,9 @@ def wants_submission(group: Group, request: Request, now: int) -> bool:
 
 
 def after_submission(request: Request, accepted_by_node: bool) -> Request:
-    return attrs.evolve(request, state=transition(request.state, FINALIZED if accepted_by_node else ABORTED))
+    """A request ready to finalize is approved by its signatures, then submitted."""
+    approved = transition(request.state, APPROVED)
+    return attrs.evolve(request, state=transition(approved, FINALIZED if accepted_by_node else ABORTED))
 
 
 def on_tick(request: Request, now: int) -> Request:

@@ -298,6 +298,40 @@ def approved_then_expires(m):
     assert state(m, rid) == model.EXPIRED and m.ledger.accepted == []
 
 
+def identical_templates_of_two_events(m):
+    """Two events with the same destination and amount may get byte-identical templates
+    (the template does not name its event): paying one makes the other's transaction
+    "on the ledger" too. A signer that approved both keeps both reservations (it cannot
+    tell them apart by txid): conservative, never above the limit. Found by a nightly run,
+    where the machine's own invariant had attributed payments by txid."""
+    from implementations import pskt
+
+    m.do("start", group="2-of-3", fee_mode="signers", order_seed=0)
+    utxos = m.ledger.utxos_for(m.address)
+
+    def template(k, amount):
+        event = pskt.Event("hyperlane", f"ext-{k}", f"kaspatest:dest{k % 3}", amount, (("reason", "bridge"),), m.now)
+        return pskt.build_template(event, utxos, fee=10, fee_mode=m.config.fee_mode, change_address=m.address)
+
+    kb, amount = next((kb, a) for kb in (3, 6, 9, 12) for a in (100, 50, 200, 300) if template(0, a) == template(kb, a))
+    m.do("new_event", coordinator=0, amount=amount)
+    for _ in range(1, kb):
+        m.do("new_event", coordinator=2, amount=50)  # other events, left in flight
+    m.do("new_event", coordinator=1, amount=amount)
+    a, b = next(iter(m.requests)), last_request(m)
+    assert m.proposals[a].template_hash == m.proposals[b].template_hash
+    for j in range(2):
+        deliver(m, "signer", j, a)
+        deliver(m, "signer", j, b)
+    deliver(m, "coordinator", 1, b)
+    deliver(m, "coordinator", 1, b)
+    assert state(m, b) == model.FINALIZED and state(m, a) == model.PENDING
+    m.do("advance_clock", ns=60 * NS_PER_SECOND)
+    assert state(m, a) == model.EXPIRED
+    kept = [r for r, rq in m.signer_models[0].policy.requests.items() if rq.state == "finalized"]
+    assert sorted(kept) == sorted([a, b]), "both reservations kept: the transaction is on the ledger"
+
+
 SCENARIOS = {
     "3of5-all-sign": ("seed 003 item 1.3: 3-of-5, all five signers respond; finalized with the first 3 keys", all_five_sign),
     "3of5-exactly-three": ("seed 003 item 1.3: 3-of-5, exactly three signers respond; finalized", exactly_three_sign),
@@ -322,6 +356,8 @@ SCENARIOS = {
                             double_spend_aborts),
     "approved-then-expires": ("seed 003 item 1.3: approved (m accepts) but missing valid signatures; expires, "
                               "late answers ignored", approved_then_expires),
+    "identical-templates": ("nightly finding: two events with identical templates; one payment, both reservations kept",
+                            identical_templates_of_two_events),
     "same-event-two-coordinators": ("seed 003 item 1.1 / SPEC 2: one event submitted to two coordinators is paid once",
                                     one_event_two_coordinators_paid_once),
 }
