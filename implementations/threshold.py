@@ -22,8 +22,9 @@ given back (``release(..., "expired")``).
 The coordinator keeps every signature, and counts, per input, the *distinct member* keys
 whose signature is valid over that input's sighash. A request is ``Approved`` once ``m``
 members accepted, ``Rejected`` once more than ``n - m`` refused. A live request whose
-every input has ``m`` counting keys, before ``expires_at``, is finalized: the first ``m``
-keys in group order sign each input, the transaction is submitted to the node, and only
+every input has ``m`` counting keys, before ``expires_at``, is approved (also when the
+signatures were relayed by someone else before the members' accepts arrived) and finalized:
+the first ``m`` keys in group order sign each input, the transaction is submitted, and only
 when the node accepts it is the volume recorded (table ``payments``) and the request
 ``Finalized``; a refusal makes it ``Aborted``. A live request past ``expires_at`` becomes
 ``Expired`` at the next ``tick``; nothing of it is ever submitted.
