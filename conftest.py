@@ -44,3 +44,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_sep("=", "traces of failing runs")
         for path in TRACES_WRITTEN:
             terminalreporter.write_line(f"{path}   (python -m harness promote {path} --note '...')")
+
+
+def pytest_collection_finish(session):
+    # Every module of the project loaded before any test generates data (see
+    # harness.runner.import_project): derandomized runs are then the same whatever tests
+    # were selected.
+    from harness.runner import import_project
+
+    import_project()

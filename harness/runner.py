@@ -11,7 +11,9 @@ step) or ``stale`` (a step no longer fits the machine): a stale trace is never a
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +34,31 @@ RUNS: list[RuleStats] = []
 TRACES_WRITTEN: list[Path] = []
 
 
+#: The project's packages whose modules ``import_project`` loads (tests are not among them).
+PROJECT_PACKAGES = ("models", "implementations", "machines", "harness", "examples")
+_project_imported = False
+
+
+def import_project() -> None:
+    """Import every module of the project's packages, once.
+
+    Why: Hypothesis mixes literal constants of the *loaded* local modules into the data it
+    generates (``hypothesis.internal.constants_ast``). Without this, a derandomized machine
+    run would generate different examples depending on which other modules the same process
+    had happened to import (``pytest machines/tasklist.py`` against ``pytest``), and a
+    reproducible run would be reproducible only for one selection of tests.
+    """
+    global _project_imported
+    if _project_imported:
+        return
+    _project_imported = True
+    for package_name in PROJECT_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."):
+            if not info.name.endswith("__main__"):
+                importlib.import_module(info.name)
+
+
 def trace_directory() -> Path:
     return Path(os.environ.get("MBT_TRACE_DIR", ".traces"))
 
@@ -48,6 +75,7 @@ def run_machine(
     ``in_summary`` adds the run's rule counts (and any trace it writes) to the table printed
     at the end of the pytest session; ``machine_test`` sets it, tests of the framework don't.
     """
+    import_project()
     machine_cls.preflight(impl)
     stats = RuleStats(machine_cls.name, impl.name, machine_cls.rule_names())
     if in_summary:
