@@ -39,6 +39,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
+from implementations.storage import write_transaction
 from models.clock import NS_PER_DAY, Clock
 
 U64_MAX = (1 << 64) - 1
@@ -159,7 +160,7 @@ class PolicyEnforcer:
         now = self.clock.now()
         day = now // NS_PER_DAY
         sender_ts = None if sender_timestamp_ns is None else str(sender_timestamp_ns)
-        with self._transaction():
+        with write_transaction(self._db):
             if self._db.execute("SELECT 1 FROM reservations WHERE request_id = ?", (request_id,)).fetchone():
                 return Decision(False, f"request {request_id} already submitted")
             current = self._reserved(day)
@@ -188,7 +189,7 @@ class PolicyEnforcer:
         """The approved request expired or was rejected: give its reservation back to its day."""
         if why not in _RELEASES:
             raise ValueError(f"a release is 'expired' or 'rejected', not {why!r}")
-        with self._transaction():
+        with write_transaction(self._db):
             day, amount, changes = self._load(request_id, why)
             if changes:
                 self._set_reserved(day, self._reserved(day) - amount)
@@ -196,24 +197,7 @@ class PolicyEnforcer:
 
     def finalize(self, request_id: str) -> None:
         """The approved request's transaction was submitted: its reservation stays."""
-        with self._transaction():
+        with write_transaction(self._db):
             _, _, changes = self._load(request_id, "finalized")
             if changes:
                 self._db.execute("UPDATE reservations SET state = 'finalized' WHERE request_id = ?", (request_id,))
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any error (also for other
-    processes sharing the file: the write lock is taken before anything is read)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")

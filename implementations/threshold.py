@@ -68,6 +68,7 @@ from implementations.pskt import (
     validation_hash,
     verify_signature,
 )
+from implementations.storage import write_transaction
 from implementations.threshold_envelope import EnvelopeRejected, ReplayCache, authenticate, decode_envelope, seal
 from implementations.wire import DecodeError
 
@@ -186,17 +187,6 @@ def _connect(path: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     return db
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
 class _GivenTime:
@@ -324,7 +314,7 @@ class Signer(_Core):
         else:
             answer = Answer(p.request_id, p.event_hash, p.template_hash, False, refusal or "", ())
         payload = encode_answer(answer)
-        with _Transaction(self.db):
+        with write_transaction(self.db):
             self.db.execute(
                 "INSERT INTO answers (request_id, coordinator, event_hash, template, answer, approved, expires_at)"
                 " VALUES (?,?,?,?,?,?,?)",
@@ -430,7 +420,7 @@ class Coordinator(_Core):
         proposal = Proposal(request_id, event, the_hash, template, template_bytes, blake3(template_bytes).digest(),
                             validation_hash(the_hash, template), now + g.session_timeout_ns)
         payload = encode_proposal(proposal)
-        with _Transaction(self.db):
+        with write_transaction(self.db):
             self.db.execute(
                 "INSERT INTO requests (request_id, seq, event_hash, proposal, n_inputs, expires_at, state)"
                 " VALUES (?,?,?,?,?,?,?)",
@@ -461,7 +451,7 @@ class Coordinator(_Core):
         if not (hashes_equal(answer.template_hash, proposal.template_hash) and same_event):
             return []  # an answer about another event or template: neither its ack nor its signatures count
         hashes = sighashes(proposal.template)
-        with _Transaction(self.db):
+        with write_transaction(self.db):
             if env.sender in self.group.members:
                 self.db.execute("INSERT OR IGNORE INTO acks VALUES (?, ?, ?, ?)",
                                 (answer.request_id, env.sender, int(answer.accept), answer.reason))
@@ -523,7 +513,7 @@ class Coordinator(_Core):
                             (str(refused), request_id))
             return
         signers = wire.encode("igra.signers", 1, [list(keys) for keys in chosen])
-        with _Transaction(self.db):  # submitted: only now is the volume recorded
+        with write_transaction(self.db):  # submitted: only now is the volume recorded
             self.db.execute("UPDATE requests SET state = 'Finalized', final_tx_id = ? WHERE request_id = ?", (txid, request_id))
             self.db.execute("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?)",
                             (request_id, proposal.event_hash, str(proposal.event.amount), now // NS_PER_DAY, txid, signers))
