@@ -41,7 +41,7 @@ this in three steps when a level demands per-step equality of contents.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -144,3 +144,41 @@ class PycrdtReplica:
 
     def value(self) -> Any:
         raise NotImplementedError
+
+
+# ----- values as tagged strings ---------------------------------------------------------
+#
+# Yrs maps keep strings faithfully but turn integers into floats (``128`` reads back as
+# ``128.0``, ``2**60`` loses digits), so the Map adapters store elements and values as tagged
+# strings: ``"n:"`` for None, ``"s:" + text``, ``"i:" + decimal``, ``"b:" + lower-case hex``.
+
+
+def to_tagged(value: Hashable) -> str:
+    """The tagged string of None, a string, an integer or bytes."""
+    if value is None:
+        return "n:"
+    if isinstance(value, str):
+        return "s:" + value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "i:" + str(value)
+    if isinstance(value, bytes):
+        return "b:" + value.hex()
+    raise TypeError(f"pycrdt maps here store None, strings, integers and bytes, got {type(value).__name__} {value!r:.40}")
+
+
+def from_tagged(stored: Any, what: str) -> Hashable:
+    """The value a tagged string stands for, or ``DecodeError`` naming ``what`` held it."""
+    if isinstance(stored, str):
+        tag, _, body = stored.partition(":")
+        try:
+            if tag == "n" and body == "":
+                return None
+            if tag == "s":
+                return body
+            if tag == "i" and body == str(int(body)):
+                return int(body)
+            if tag == "b" and body == body.lower():
+                return bytes.fromhex(body)
+        except ValueError:
+            pass
+    raise DecodeError(f"{what}: {stored!r:.60} is not 'n:', 's:text', 'i:decimal' or 'b:hex'")

@@ -21,7 +21,7 @@ from pycrdt import Map
 
 from harness import Implementation, register
 from implementations.wire import DecodeError
-from machines.adapters._pycrdt import PycrdtReplica
+from machines.adapters._pycrdt import PycrdtReplica, from_tagged, to_tagged
 from machines.contracts import RegisterReplica
 from models.clock import Clock
 
@@ -31,33 +31,12 @@ KEY = "value"
 
 def encode_value(value: Hashable) -> str:
     """The tagged string a value is stored as (None, a string, an integer or bytes)."""
-    if value is None:
-        return "n:"
-    if isinstance(value, str):
-        return "s:" + value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return "i:" + str(value)
-    if isinstance(value, bytes):
-        return "b:" + value.hex()
-    raise TypeError(f"pycrdt-map register stores None, strings, integers and bytes, got {type(value).__name__} {value!r:.40}")
+    return to_tagged(value)
 
 
 def decode_value(stored: Any) -> Hashable:
     """The value a stored tagged string stands for, or ``DecodeError``."""
-    if isinstance(stored, str):
-        tag, _, body = stored.partition(":")
-        try:
-            if tag == "n" and body == "":
-                return None
-            if tag == "s":
-                return body
-            if tag == "i" and body == str(int(body)):
-                return int(body)
-            if tag == "b" and body == body.lower():
-                return bytes.fromhex(body)
-        except ValueError:
-            pass
-    raise DecodeError(f"pycrdt-map register: stored value {stored!r:.60} is not 'n:', 's:text', 'i:decimal' or 'b:hex'")
+    return from_tagged(stored, "pycrdt-map register: stored value")
 
 
 class PycrdtMapRegisterReplica(PycrdtReplica):

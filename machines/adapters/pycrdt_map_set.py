@@ -36,35 +36,28 @@ from pycrdt import Map
 
 from harness import Implementation, register
 from implementations.wire import DecodeError
-from machines.adapters._pycrdt import PycrdtReplica
+from machines.adapters._pycrdt import PycrdtReplica, from_tagged, to_tagged
 from machines.contracts import SetReplica
 from models.clock import Clock
 
 
 def key_of(element: Hashable) -> str:
     """The map key of ``element`` (a string, an integer or bytes)."""
-    if isinstance(element, str):
-        return "s:" + element
-    if isinstance(element, int) and not isinstance(element, bool):
-        return "i:" + str(element)
-    if isinstance(element, bytes):
-        return "b:" + element.hex()
-    raise TypeError(f"pycrdt-map stores strings, integers and bytes as keys, got {type(element).__name__} {element!r:.40}")
+    if element is None:
+        raise TypeError("pycrdt-map stores strings, integers and bytes as keys, got None")
+    return to_tagged(element)
 
 
 def element_of(key: str) -> Hashable:
     """The element a map key stands for, or ``DecodeError``."""
-    tag, _, body = key.partition(":")
+    refusal = DecodeError(f"pycrdt-map: key {key!r:.60} does not encode an element ('s:text', 'i:decimal' or 'b:hex')")
     try:
-        if tag == "s":
-            return body
-        if tag == "i" and body == str(int(body)):
-            return int(body)
-        if tag == "b" and body == body.lower():
-            return bytes.fromhex(body)
-    except ValueError:
-        pass
-    raise DecodeError(f"pycrdt-map: key {key!r:.60} does not encode an element ('s:text', 'i:decimal' or 'b:hex')")
+        element = from_tagged(key, "pycrdt-map key")
+    except DecodeError:
+        raise refusal from None
+    if element is None:
+        raise refusal
+    return element
 
 
 class PycrdtMapSetReplica(PycrdtReplica):
