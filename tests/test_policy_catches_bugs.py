@@ -115,5 +115,6 @@ def test_policy_machine_catches(bug, tmp_path, monkeypatch):
 def test_the_correct_enforcer_passes_the_same_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("MBT_TRACE_DIR", str(tmp_path))
     impl = implementation_with(PolicyEnforcer, "sqlite-again")
-    run_machine(PolicyMachine, impl, hypothesis_settings=settings.get_profile("ci"))
+    pinned = settings(settings.get_profile("ci"), max_examples=60, stateful_step_count=40)
+    run_machine(PolicyMachine, impl, hypothesis_settings=pinned)
     assert not list(tmp_path.glob("*.json"))

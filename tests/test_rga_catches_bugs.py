@@ -25,7 +25,7 @@ from machines.rga import RGAMachine
 #: The ci profile with 300 examples: 60 miss the merge-tombstone bug once every project module
 #: is loaded (harness.runner.import_project fixes Hypothesis's constant pool); 300 catch every
 #: bug here within a few seconds each.
-CI = settings(settings.get_profile("ci"), max_examples=300, report_multiple_bugs=False,
+CI = settings(settings.get_profile("ci"), max_examples=300, stateful_step_count=40, report_multiple_bugs=False,
               phases=[Phase.generate, Phase.shrink])
 MAX_STEPS = 20
 
