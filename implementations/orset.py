@@ -44,7 +44,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator
 from typing import Any
 
-from implementations.wire import DecodeError, decode, encode, expect_int, expect_list
+from implementations.wire import DecodeError, decode, element_key, encode, expect_int, expect_list
 
 __all__ = [
     "DELTA_KIND",
@@ -68,22 +68,6 @@ Dot = tuple[int, int]
 
 MAX_REPLICA = 2**64 - 1
 MAX_SEQ = 2**64 - 1
-MIN_INT_ELEMENT, MAX_INT_ELEMENT = -(2**63), 2**64 - 1
-
-
-def element_key(element: Any) -> tuple[int, Any]:
-    """The canonical sort key of an element: integers, then strings, then bytes."""
-    if isinstance(element, bool):
-        raise TypeError("OR-Set elements are str, int or bytes, got bool")
-    if isinstance(element, int):
-        if not MIN_INT_ELEMENT <= element <= MAX_INT_ELEMENT:
-            raise ValueError(f"OR-Set integer elements must fit in 64 bits, got {element}")
-        return (0, element)
-    if isinstance(element, str):
-        return (1, element)
-    if isinstance(element, bytes):
-        return (2, element)
-    raise TypeError(f"OR-Set elements are str, int or bytes, got {type(element).__name__}")
 
 
 class CausalContext:

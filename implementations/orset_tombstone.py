@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from implementations.wire import DecodeError, decode, encode, expect_int, expect_list
+from implementations.wire import DecodeError, decode, element_key, encode, expect_int, expect_list
 
 STATE_KIND = "orset-tombstone.state"
 DELTA_KIND = "orset-tombstone.delta"
@@ -34,25 +34,9 @@ VERSION = 1
 Tag = tuple[int, int]
 TagMap = dict[Hashable, set[Tag]]
 
-_U64 = 2**64 - 1
-
-
-def _sort_key(element: Any) -> tuple[int, Any]:
-    if isinstance(element, bool):
-        raise TypeError("OR-Set elements are str, int or bytes, got bool")
-    if isinstance(element, int):
-        if not -(2**63) <= element <= _U64:
-            raise ValueError(f"OR-Set integer elements must fit in 64 bits, got {element}")
-        return (0, element)
-    if isinstance(element, str):
-        return (1, element)
-    if isinstance(element, bytes):
-        return (2, element)
-    raise TypeError(f"OR-Set elements are str, int or bytes, got {type(element).__name__}")
-
 
 def _encode_map(tags: TagMap) -> list[Any]:
-    return [[e, [list(t) for t in sorted(tags[e])]] for e in sorted(tags, key=_sort_key) if tags[e]]
+    return [[e, [list(t) for t in sorted(tags[e])]] for e in sorted(tags, key=element_key) if tags[e]]
 
 
 def _decode_map(raw: Any, where: str) -> TagMap:
@@ -62,7 +46,7 @@ def _decode_map(raw: Any, where: str) -> TagMap:
         pair = expect_list(item, f"{where}[{i}]", length=2)
         element = pair[0]
         try:
-            key = _sort_key(element)
+            key = element_key(element)
         except (TypeError, ValueError) as error:
             raise DecodeError(f"{where}[{i}][0]: {error}") from None
         if previous is not None and key <= previous:
@@ -108,7 +92,7 @@ class TombstoneORSet:
         return (self.replica_id, self.seq)
 
     def add(self, element: Hashable) -> None:
-        _sort_key(element)
+        element_key(element)
         tag = self.new_tag()
         self.elements.setdefault(element, set()).add(tag)
         self._delta_elements.setdefault(element, set()).add(tag)

@@ -114,3 +114,27 @@ def expect_bool(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise _fail(where, "bool", value)
     return value
+
+
+#: Integers a set element may be: what MessagePack carries (signed and unsigned 64-bit).
+MIN_INT_ELEMENT, MAX_INT_ELEMENT = -(2**63), 2**64 - 1
+
+
+def element_key(element: Any) -> tuple[int, Any]:
+    """The canonical order of set elements on the wire: integers, then strings, then bytes.
+
+    Elements of mixed types have no order of their own in Python; encoders sort by this key
+    so that equal sets encode to equal bytes. Anything else is refused (``TypeError``), and
+    so is an integer MessagePack cannot carry (``ValueError``).
+    """
+    if isinstance(element, bool):
+        raise TypeError("set elements are str, int or bytes, got bool")
+    if isinstance(element, int):
+        if not MIN_INT_ELEMENT <= element <= MAX_INT_ELEMENT:
+            raise ValueError(f"integer set elements must fit in 64 bits, got {element}")
+        return (0, element)
+    if isinstance(element, str):
+        return (1, element)
+    if isinstance(element, bytes):
+        return (2, element)
+    raise TypeError(f"set elements are str, int or bytes, got {type(element).__name__}")
