@@ -8,10 +8,11 @@ saved trace through the same rules.
 
 from harness.machine import RuleStats, StepNotApplicable, TracedMachine, guard
 from harness.registry import Implementation, implementations, machine_class, register
-from harness.runner import Outcome, explain, machine_test, replay, run_machine
+from harness.runner import Caught, Outcome, expect_caught, explain, machine_test, replay, run_machine
 from harness.trace import Step, Trace, TraceError, load_trace, save_trace
 
 __all__ = [
+    "Caught",
     "Implementation",
     "Outcome",
     "RuleStats",
@@ -20,6 +21,7 @@ __all__ = [
     "Trace",
     "TraceError",
     "TracedMachine",
+    "expect_caught",
     "explain",
     "guard",
     "implementations",

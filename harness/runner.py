@@ -26,7 +26,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from harness import profiles
 from harness.machine import Observation, RuleStats, StepNotApplicable, TracedMachine
 from harness.registry import Implementation, implementation, implementations, machine_class
-from harness.trace import Trace, save_trace
+from harness.trace import Trace, load_trace, save_trace
 
 #: Every run of this process, for the coverage table printed at the end of a pytest session.
 RUNS: list[RuleStats] = []
@@ -69,11 +69,13 @@ def run_machine(
     *,
     hypothesis_settings: settings | None = None,
     in_summary: bool = False,
+    trace_dir: str | Path | None = None,
 ) -> RuleStats:
     """Run ``machine_cls`` against ``impl``; on failure save and explain the shrunk trace.
 
     ``in_summary`` adds the run's rule counts (and any trace it writes) to the table printed
     at the end of the pytest session; ``machine_test`` sets it, tests of the framework don't.
+    ``trace_dir`` is where a failing run's trace goes (default: ``trace_directory()``).
     """
     import_project()
     machine_cls.preflight(impl)
@@ -95,7 +97,7 @@ def run_machine(
             run_state_machine_as_test(factory, settings=hypothesis_settings or settings())
         except Exception as error:
             if last:
-                _report_failure(error, machine_cls, impl, last[0], in_summary)
+                _report_failure(error, machine_cls, impl, last[0], in_summary, Path(trace_dir or trace_directory()))
             raise
         if deadline is None or time.monotonic() >= deadline:
             break
@@ -116,21 +118,63 @@ def _first_line(error: BaseException) -> str:
 
 
 def _report_failure(
-    error: Exception, machine_cls: type[TracedMachine], impl: Implementation, machine: TracedMachine, in_summary: bool
+    error: Exception,
+    machine_cls: type[TracedMachine],
+    impl: Implementation,
+    machine: TracedMachine,
+    in_summary: bool,
+    directory: Path,
 ) -> None:
     trace = Trace(machine_cls.name, impl.name, tuple(machine.steps), failure=_first_line(error))
     try:
-        path = save_trace(trace, trace_directory())
+        path = save_trace(trace, directory)
         if in_summary:
             TRACES_WRITTEN.append(path)
         where = f"Trace written to {path}\nReplay it with:  python -m harness replay {path}"
     except OSError as os_error:
-        where = f"Could not write the trace to {trace_directory()}: {os_error}"
+        where = f"Could not write the trace to {directory}: {os_error}"
     try:
         report = explain(trace, machine_cls, impl)
     except Exception as explain_error:  # the report must never hide the real failure
         report = f"(no step-by-step report: {type(explain_error).__name__}: {explain_error})"
     error.add_note(f"\n{where}\n\n{report}")
+
+
+@attrs.frozen
+class Caught:
+    """A failure ``expect_caught`` saw: the error, the shrunk trace, the step-by-step report."""
+
+    error: Exception
+    trace: Trace
+    report: str
+
+
+def expect_caught(
+    machine_cls: type[TracedMachine],
+    impl: Implementation,
+    *,
+    hypothesis_settings: settings,
+    trace_dir: str | Path,
+    errors: tuple[type[Exception], ...] = (AssertionError,),
+) -> Caught:
+    """Run ``machine_cls`` against a deliberately buggy ``impl`` and insist it is caught.
+
+    The run must fail with one of ``errors``, write exactly one trace into ``trace_dir``
+    (which should start empty), and explain itself with a marked first divergence. What a
+    test asks beyond that (the trace is short, it passes without the bug) it asks of the
+    returned ``Caught``.
+    """
+    try:
+        run_machine(machine_cls, impl, hypothesis_settings=hypothesis_settings, trace_dir=trace_dir)
+    except errors as error:
+        caught = error
+    else:
+        raise AssertionError(f"machine {machine_cls.name} did not catch implementation {impl.name!r}")
+    report = "\n".join(getattr(caught, "__notes__", []))
+    traces = sorted(Path(trace_dir).glob(f"{machine_cls.name}-*.json"))
+    assert len(traces) == 1, f"expected one trace of {machine_cls.name} in {trace_dir}, found {traces}"
+    assert "first divergence" in report, f"{caught!r}\n{report}"
+    return Caught(caught, load_trace(traces[0]), report)
 
 
 @attrs.frozen

@@ -162,3 +162,12 @@ def test_a_budget_that_is_not_a_number_is_named(monkeypatch):
     monkeypatch.setenv("MBT_BUDGET_SECONDS", "ten minutes")
     with pytest.raises(ValueError, match="MBT_BUDGET_SECONDS"):
         run_machine(CounterMachine, GOOD, hypothesis_settings=CI)
+
+
+def test_expect_caught_insists_the_bug_is_caught(tmp_path):
+    from harness import expect_caught
+
+    caught = expect_caught(CounterMachine, BUGGY, hypothesis_settings=CI, trace_dir=tmp_path / "buggy")
+    assert caught.trace.implementation == "buggy" and "first divergence" in caught.report
+    with pytest.raises(AssertionError, match="did not catch implementation 'good'"):
+        expect_caught(CounterMachine, GOOD, hypothesis_settings=CI, trace_dir=tmp_path / "good")

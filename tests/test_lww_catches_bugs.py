@@ -11,7 +11,7 @@ import blake3
 import pytest
 from hypothesis import Phase, settings
 
-from harness import Implementation, Step, Trace, load_trace, replay, run_machine
+from harness import Implementation, Step, Trace, expect_caught, replay
 from implementations.lww import Entry, HybridLogicalClock, LWWRegister, decode_delta
 from implementations.wire import decode, encode, expect_int, expect_list
 from machines.adapters.lww_hlc import HLC, HLCRegisterReplica
@@ -154,15 +154,9 @@ BUGS = {
     ],
 )
 def test_the_lww_machine_catches(bug, level, tmp_path, monkeypatch):
-    monkeypatch.setenv("MBT_TRACE_DIR", str(tmp_path))
     buggy = Implementation("lww", f"buggy-{bug}", BUGS[bug], level=level)
-    with pytest.raises(AssertionError) as failure:
-        run_machine(LWWMachine, buggy, hypothesis_settings=CI)
-    traces = list(tmp_path.glob("lww-*.json"))
-    assert len(traces) == 1, traces
-    steps = load_trace(traces[0]).steps
+    steps = expect_caught(LWWMachine, buggy, hypothesis_settings=CI, trace_dir=tmp_path).trace.steps
     assert len(steps) <= MAX_TRACE_STEPS, [s.describe() for s in steps]
-    assert "first divergence" in "\n".join(getattr(failure.value, "__notes__", []))
 
 
 # ----- explicit scenarios, replayed as traces -------------------------------------------------

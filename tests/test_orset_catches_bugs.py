@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from harness import Implementation, load_trace, replay, run_machine
+from harness import Implementation, expect_caught, load_trace, replay
 from implementations.orset import DeltaORSet, DotStore
 from implementations.orset_tombstone import TagMap, TombstoneORSet, _union_into
 from implementations.wire import DecodeError
@@ -29,13 +29,7 @@ MAX_STEPS = 20
 def assert_caught(impl: Implementation, correct: Implementation, monkeypatch, tmp_path,
                   errors: tuple[type[Exception], ...] = (AssertionError,)) -> list[str]:
     """Run the machine against ``impl``; it must fail with a short trace. Returns the rules."""
-    monkeypatch.setenv("MBT_TRACE_DIR", str(tmp_path))
-    with pytest.raises(errors) as caught:
-        run_machine(ORSetMachine, impl, hypothesis_settings=CI)
-    notes = "\n".join(getattr(caught.value, "__notes__", []))
-    assert "first divergence" in notes, f"{caught.value!r}\n{notes}"
-    (path,) = tmp_path.glob("orset-*.json")
-    trace = load_trace(path)
+    trace = expect_caught(ORSetMachine, impl, hypothesis_settings=CI, trace_dir=tmp_path, errors=errors).trace
     assert len(trace.steps) <= MAX_STEPS, trace.to_json()
     assert replay(trace, ORSetMachine, impl).status == "failed"
     assert replay(trace, ORSetMachine, correct).status == "passed", "the trace fails without the bug too"

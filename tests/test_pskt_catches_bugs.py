@@ -26,7 +26,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import Phase, given, settings
 
-from harness import load_trace, run_machine
+from harness import expect_caught
 from implementations import pskt
 from implementations.ledger import Ledger
 from machines.adapters.pskt_ledger import implementation_with
@@ -183,10 +183,5 @@ def test_the_pskt_machine_catches(bug, tmp_path, monkeypatch):
         buggy = implementation_with(f"buggy-{bug}")
     else:
         buggy = implementation_with(f"buggy-{bug}", ledger_class=LEDGER_BUGS[bug])
-    with pytest.raises(AssertionError) as failure:
-        run_machine(PsktMachine, buggy, hypothesis_settings=MACHINE_CI)
-    traces = list(tmp_path.glob("pskt-*.json"))
-    assert len(traces) == 1, traces
-    steps = load_trace(traces[0]).steps
+    steps = expect_caught(PsktMachine, buggy, hypothesis_settings=MACHINE_CI, trace_dir=tmp_path).trace.steps
     assert len(steps) <= MAX_TRACE_STEPS, [s.describe() for s in steps]
-    assert "first divergence" in "\n".join(getattr(failure.value, "__notes__", []))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import Phase, settings
 
-from harness import Implementation, load_trace, replay, run_machine
+from harness import Implementation, expect_caught, load_trace, replay
 from implementations.rga import RGA, Id
 from implementations.wire import DecodeError
 from machines.adapters.rga_tree import RGA_TREE
@@ -32,13 +32,8 @@ MAX_STEPS = 20
 
 def assert_caught(impl: Implementation, monkeypatch, tmp_path) -> list[str]:
     """Run the machine against ``impl``; it must fail with a short trace. Returns the rules."""
-    monkeypatch.setenv("MBT_TRACE_DIR", str(tmp_path))
-    with pytest.raises((AssertionError, DecodeError)) as caught:
-        run_machine(RGAMachine, impl, hypothesis_settings=CI)
-    notes = "\n".join(getattr(caught.value, "__notes__", []))
-    assert "first divergence" in notes, notes
-    (path,) = tmp_path.glob("rga-*.json")
-    trace = load_trace(path)
+    errors = (AssertionError, DecodeError)
+    trace = expect_caught(RGAMachine, impl, hypothesis_settings=CI, trace_dir=tmp_path, errors=errors).trace
     assert len(trace.steps) <= MAX_STEPS, trace.to_json()
     assert replay(trace, RGAMachine, impl).status == "failed"
     assert replay(trace, RGAMachine, RGA_TREE).status == "passed", "the trace fails without the bug too"

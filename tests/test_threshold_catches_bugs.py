@@ -7,14 +7,11 @@ the ``ci`` profile and expects the run to fail, with a short trace written to ``
 
 from __future__ import annotations
 
-import json
-
-import pytest
 from blake3 import blake3
 from hypothesis import settings
 from hypothesis.internal.conjecture import engine
 
-from harness import Implementation, run_machine
+from harness import Implementation, expect_caught
 from implementations.threshold import Coordinator, Signer
 from machines.adapters.threshold_sansio import SansIoBackend
 from machines.threshold import ThresholdMachine
@@ -124,19 +121,13 @@ SHRINK_SECONDS = 15
 
 
 def _run_and_expect_failure(impl, tmp_path, monkeypatch, max_steps=20, machine=None):
-    monkeypatch.setenv("MBT_TRACE_DIR", str(tmp_path))
     monkeypatch.setattr(engine, "MAX_SHRINKING_SECONDS", SHRINK_SECONDS, raising=False)
     bounded = settings(settings.get_profile("ci"), max_examples=300, stateful_step_count=max_steps - 1,
                        report_multiple_bugs=False)
-    with pytest.raises(AssertionError) as failure:
-        run_machine(machine or BugHunt, impl, hypothesis_settings=bounded)
-    traces = list(tmp_path.glob("threshold-*.json"))
-    assert len(traces) == 1, traces
-    steps = json.loads(traces[0].read_text())["steps"]
+    caught = expect_caught(machine or BugHunt, impl, hypothesis_settings=bounded, trace_dir=tmp_path)
+    steps = [{"rule": step.rule, "args": step.args} for step in caught.trace.steps]
     assert len(steps) <= max_steps, f"trace of {len(steps)} steps: {steps}"
-    notes = "\n".join(getattr(failure.value, "__notes__", []))
-    assert "first divergence" in notes
-    return failure.value, steps
+    return caught.error, steps
 
 
 def test_counting_duplicate_keys_is_caught(tmp_path, monkeypatch):
