@@ -23,6 +23,8 @@ from typing import Any
 
 import msgpack
 
+from implementations.limits import MAX_MESSAGE_BYTES
+
 __all__ = [
     "DecodeError",
     "decode",
@@ -33,10 +35,6 @@ __all__ = [
     "expect_list",
     "expect_str",
 ]
-
-#: Largest message any replica accepts (64 MiB): a guard against absurd length headers.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
 
 class DecodeError(ValueError):
     """Bytes that are not a well-formed message of the expected kind and version.
