@@ -11,16 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 import blake3
+import msgpack
 from nacl.signing import SigningKey
 
 from harness import Implementation, register
-from implementations import orset
+from harness.hostile import register_crafter
+from implementations import lww, orset
 from implementations import rga as rga_impl
 from implementations.tasklist import (
     CLAIMED,
     DELTA_KIND,
     DONE,
+    FIELDS,
     STATE_KIND,
+    U64_MAX,
     Record,
     TaskList,
     TaskRefused,
@@ -28,6 +32,7 @@ from implementations.tasklist import (
     attestation_message,
     encode_message,
 )
+from implementations.wire import encode
 from machines.contracts import FORGERIES, Refused
 from models.clock import Clock
 from models.tasklist import Claimed, Done, Empty, TaskView
@@ -142,3 +147,84 @@ X0X = register(Implementation(
     level="exact",
     description="OR-Set membership, HLC-stamped LWW fields, Ed25519-attested checkbox states, RGA order",
 ))
+
+
+#: The stranger: an agent with a key of its own, that no replica is. Its signed states verify.
+STRANGER_KEY = SigningKey(blake3.blake3(b"stranger").digest())
+#: The stranger's dots (its own pseudo-replica, like FORGER_PEER).
+STRANGER_PEER = 2**40 + 1
+
+
+class X0xCrafter:
+    """The adversary's pen for ``TaskList`` messages (see ``machines.tasklist``, the adversary)."""
+
+    lies = ("context_erases_state", "dots_far_ahead", "own_dots_ahead", "counter_at_max", "stranger_ops",
+            "relayed_record", "clock_ahead", "one_field_wrong")
+    stranger_agent = agent_id(bytes(STRANGER_KEY.verify_key))
+
+    @staticmethod
+    def message(whole_state: bool, checkbox: orset.DotStore, members: orset.DotStore | None = None,
+                fields: list | None = None) -> bytes:
+        if whole_state:
+            return encode_message(STATE_KIND, LIST_ID, members or orset.DotStore(), rga_impl.RGA(0).state(), fields or [],
+                                  checkbox)
+        return encode_message(DELTA_KIND, LIST_ID, members or orset.DotStore(), None, fields or [], checkbox)
+
+    def erase(self, holder: X0xTaskListReplica, task: bytes, whole_state: bool) -> bytes:
+        checkbox = orset.DotStore()
+        for _, dots in holder.tasks.records(task):
+            for dot in dots:
+                checkbox.context.add(dot)
+        return self.message(whole_state, checkbox)
+
+    def claim_dots(self, whole_state: bool, peer: int, counter: int, bad_record: bool) -> bytes:
+        checkbox = orset.DotStore()
+        checkbox.context.vector[peer] = counter
+        if bad_record:
+            record = forged_record(bytes(32), CLAIMED, 0, 0, "flipped_signature")
+            checkbox.insert(record, (peer, 1))
+        return self.message(whole_state, checkbox)
+
+    def stranger_state(self, whole_state: bool, task: bytes, state: str, ts_ms: int, serial: int) -> bytes:
+        kind = {"claimed": CLAIMED, "done": DONE}[state]
+        record = Record.sign(kind, LIST_ID, task, STRANGER_KEY, ts_ms).to_bytes()
+        checkbox = orset.DotStore()
+        checkbox.insert(record, (STRANGER_PEER, serial))
+        checkbox.context.add((STRANGER_PEER, serial))
+        return self.message(whole_state, checkbox)
+
+    def relay(self, source: X0xTaskListReplica, task: bytes, agent: bytes, state: str, ts_ms: int, whole_state: bool) -> bytes:
+        kind = {"claimed": CLAIMED, "done": DONE}[state]
+        checkbox = orset.DotStore()
+        for element, dots in source.tasks.records(task):
+            record = Record.from_bytes(element)
+            if (record.kind, record.agent, record.ts_ms) == (kind, agent, ts_ms):
+                for dot in dots:
+                    checkbox.insert(element, dot)
+                    checkbox.context.add(dot)
+        return self.message(whole_state, checkbox)
+
+    def field_write(self, whole_state: bool, task: bytes, field: str, wall_ns: int, counter: int, writer: int,
+                    value: Any) -> bytes:
+        fields = [(task, FIELDS.index(field), lww.Entry(wall_ns, counter, writer, value))]
+        return self.message(whole_state, orset.DotStore(), fields=fields)
+
+    def tamper(self, genuine: bytes, whole_state: bool, how: str, peer: int, counter: int) -> bytes:
+        kind, version, body = msgpack.unpackb(genuine, raw=False)
+        fields = body[3]
+        if how in ("field_clock", "field_counter") and not fields:
+            how = "list_id"  # nothing to spoil there: spoil the list id instead
+        if how == "list_id":
+            body[0] = OTHER_LIST_ID
+        elif how == "field_clock":
+            fields[0][2][0] = U64_MAX
+        elif how == "field_counter":
+            fields[0][2][1] = U64_MAX
+        else:
+            members = orset.decode_body(body[1], "members")
+            members.context.add((peer, counter))
+            body[1] = orset.encode_body(members)
+        return encode(kind, version, body)
+
+
+register_crafter("tasklist", "x0x", X0xCrafter())
