@@ -80,17 +80,26 @@ def far_counters(known: int) -> list[int]:
 # ----- crafters ---------------------------------------------------------------------------
 
 _crafters: dict[tuple[str, str], Any] = {}
+_crafters_by_type: list[tuple[str, type, Any]] = []
 
 
-def register_crafter(machine: str, implementation: str, crafter: Any) -> Any:
-    """Let ``machine``'s adversary speak ``implementation``'s wire format through ``crafter``."""
+def register_crafter(machine: str, implementation: str, crafter: Any, replica_type: type | None = None) -> Any:
+    """Let ``machine``'s adversary speak ``implementation``'s wire format through ``crafter``;
+    with ``replica_type``, also to any implementation whose replicas are of that type (the
+    deliberately buggy subclasses of tests speak the same format)."""
     _crafters[(machine, implementation)] = crafter
+    if replica_type is not None:
+        _crafters_by_type.append((machine, replica_type, crafter))
     return crafter
 
 
-def crafter_for(machine: str, implementation: str) -> Any | None:
-    """The crafter registered for ``implementation`` of ``machine``, or None."""
-    return _crafters.get((machine, implementation))
+def crafter_for(machine: str, implementation: str, replica: Any = None) -> Any | None:
+    """The crafter registered for ``implementation`` of ``machine`` (or for the type of
+    ``replica``, an unwrapped replica of it), or None."""
+    found = _crafters.get((machine, implementation))
+    if found is None and replica is not None:
+        found = next((c for m, t, c in _crafters_by_type if m == machine and isinstance(replica, t)), None)
+    return found
 
 
 # ----- delivering a lie -------------------------------------------------------------------

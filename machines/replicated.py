@@ -274,12 +274,14 @@ class HostilePeers:
 
     @property
     def crafter(self) -> Any:
-        return crafter_for(self.name, self.implementation.name)
+        replica = getattr(self.replicas[0], "unwrapped", self.replicas[0]) if self.replicas else None
+        return crafter_for(self.name, self.implementation.name, replica)
 
     @classmethod
     def rule_names_for(cls, implementation: Any) -> tuple[str, ...]:
         names = super().rule_names_for(implementation)
-        if crafter_for(cls.name, implementation.name) is None:
+        replica = implementation.make_replica(0, ManualClock(START_NS))
+        if crafter_for(cls.name, implementation.name, replica) is None:
             names = tuple(name for name in names if name != "hostile")
         return names
 

@@ -75,4 +75,4 @@ class HLCCrafter:
         return self.write(whole_state, **{**entry._asdict(), field: value})
 
 
-register_crafter("lww", "hlc", HLCCrafter())
+register_crafter("lww", "hlc", HLCCrafter(), HLCRegisterReplica)

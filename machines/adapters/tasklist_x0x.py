@@ -227,4 +227,4 @@ class X0xCrafter:
         return encode(kind, version, body)
 
 
-register_crafter("tasklist", "x0x", X0xCrafter())
+register_crafter("tasklist", "x0x", X0xCrafter(), X0xTaskListReplica)
