@@ -138,8 +138,12 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             counter = (MAX_HLC_COUNTER + 1, U64_MAX - 1, U64_MAX)[draw % 3]
             return {"wall_ns": self.latest_wall(target), "counter": counter, "writer": STRANGERS[0], "value": written}
         if lie == "counter_at_limit":
-            return {"wall_ns": self.latest_wall(target), "counter": MAX_HLC_COUNTER, "writer": STRANGERS[draw % 2],
-                    "value": written}
+            writer, wall = STRANGERS[draw % 2], self.latest_wall(target)
+            taken = {(w.timestamp.wall_ns, w.writer) for history in self.history for w in history
+                     if w.timestamp.counter == MAX_HLC_COUNTER}
+            while (wall, writer) in taken:  # a new write, never a copy of another with another value
+                wall += 1
+            return {"wall_ns": wall, "counter": MAX_HLC_COUNTER, "writer": writer, "value": written}
         if lie == "stranger_ops":
             wall = (0, max(now - NS_PER_DAY, 0), now, now + MAX_CLOCK_AHEAD_NS // 2)[draw % 4]
             return {"wall_ns": wall, "counter": self.stranger_writes + 1, "writer": STRANGERS[draw % 2], "value": written}
@@ -176,7 +180,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             self.require(counter > self.stranger_writes, f"stranger write {counter} was already made")
             self.stranger_writes = counter
         write = model.Write(model.Timestamp(wall, counter), writer, written)
-        self.require(all(model.arbitration(w) != model.arbitration(write) for w in self.history[target]),
+        self.require(all(model.arbitration(w) != model.arbitration(write) for history in self.history for w in history),
                      "a stranger write with the same timestamp was already made")
         self.past[write] = self.replaced[write] = frozenset()
         return message, "accepted", frozenset({write})
