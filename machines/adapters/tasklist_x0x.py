@@ -112,20 +112,16 @@ class X0xTaskListReplica:
         return tuple(views)
 
     def forge(self, task_id: bytes, state: str, agent: int, ts_ms: int, how: str, whole_state: bool) -> bytes:
-        own = [(max(dots), element) for element, dots in self.tasks.records(task_id) if element[33:65] == self.agent_id]
+        own = [record for record in self.tasks.records(task_id) if record[33:65] == self.agent_id]
         if how == "tampered_copy" and own:
-            dot, genuine = max(own)
+            genuine = own[-1]
             record = genuine[:-64] + bytes([genuine[-64] ^ 0x01]) + genuine[-63:]
         else:
             how = "flipped_signature" if how == "tampered_copy" else how
             record = forged_record(task_id, {"claimed": CLAIMED, "done": DONE}[state], agent, ts_ms, how)
-            dot = (FORGER_PEER, 1 + int.from_bytes(blake3.blake3(record).digest()[:6], "big"))
-        checkbox = orset.DotStore()
-        checkbox.insert(record, dot)
-        checkbox.context.add(dot)
         if whole_state:
-            return encode_message(STATE_KIND, LIST_ID, orset.DotStore(), rga_impl.RGA(0).state(), [], checkbox)
-        return encode_message(DELTA_KIND, LIST_ID, orset.DotStore(), None, [], checkbox)
+            return encode_message(STATE_KIND, LIST_ID, orset.DotStore(), rga_impl.RGA(0).state(), [], [record])
+        return encode_message(DELTA_KIND, LIST_ID, orset.DotStore(), None, [], [record])
 
     def state(self) -> bytes:
         return self.tasks.state()
@@ -156,58 +152,50 @@ STRANGER_PEER = 2**40 + 1
 
 
 class X0xCrafter:
-    """The adversary's pen for ``TaskList`` messages (see ``machines.tasklist``, the adversary)."""
+    """The adversary's pen for ``TaskList`` messages (see ``machines.tasklist``, the adversary).
+
+    The checkbox part of a message is a list of signed records with no causal context, so
+    the lies about dots are told in the only context the format has, the membership set's.
+    """
 
     lies = ("context_erases_state", "dots_far_ahead", "own_dots_ahead", "counter_at_max", "stranger_ops",
             "relayed_record", "clock_ahead", "one_field_wrong")
     stranger_agent = agent_id(bytes(STRANGER_KEY.verify_key))
 
     @staticmethod
-    def message(whole_state: bool, checkbox: orset.DotStore, members: orset.DotStore | None = None,
+    def message(whole_state: bool, records: list[bytes], members: orset.DotStore | None = None,
                 fields: list | None = None) -> bytes:
         if whole_state:
             return encode_message(STATE_KIND, LIST_ID, members or orset.DotStore(), rga_impl.RGA(0).state(), fields or [],
-                                  checkbox)
-        return encode_message(DELTA_KIND, LIST_ID, members or orset.DotStore(), None, fields or [], checkbox)
+                                  records)
+        return encode_message(DELTA_KIND, LIST_ID, members or orset.DotStore(), None, fields or [], records)
 
     def erase(self, holder: X0xTaskListReplica, task: bytes, whole_state: bool) -> bytes:
-        checkbox = orset.DotStore()
-        for _, dots in holder.tasks.records(task):
-            for dot in dots:
-                checkbox.context.add(dot)
-        return self.message(whole_state, checkbox)
+        """Every record the holder has but those of ``task``: as a full state, one that 'no
+        longer has' them (the format has no context that could claim they were removed)."""
+        records = msgpack.unpackb(holder.state(), raw=False)[2][4]
+        return self.message(whole_state, [record for record in records if record[1:33] != task])
 
     def claim_dots(self, whole_state: bool, peer: int, counter: int, bad_record: bool) -> bytes:
-        checkbox = orset.DotStore()
-        checkbox.context.vector[peer] = counter
-        if bad_record:
-            record = forged_record(bytes(32), CLAIMED, 0, 0, "flipped_signature")
-            checkbox.insert(record, (peer, 1))
-        return self.message(whole_state, checkbox)
+        members = orset.DotStore()
+        members.context.add_run(peer, 1, counter)
+        records = [forged_record(bytes(32), CLAIMED, 0, 0, "flipped_signature")] if bad_record else []
+        return self.message(whole_state, records, members)
 
     def stranger_state(self, whole_state: bool, task: bytes, state: str, ts_ms: int, serial: int) -> bytes:
         kind = {"claimed": CLAIMED, "done": DONE}[state]
-        record = Record.sign(kind, LIST_ID, task, STRANGER_KEY, ts_ms).to_bytes()
-        checkbox = orset.DotStore()
-        checkbox.insert(record, (STRANGER_PEER, serial))
-        checkbox.context.add((STRANGER_PEER, serial))
-        return self.message(whole_state, checkbox)
+        return self.message(whole_state, [Record.sign(kind, LIST_ID, task, STRANGER_KEY, ts_ms).to_bytes()])
 
     def relay(self, source: X0xTaskListReplica, task: bytes, agent: bytes, state: str, ts_ms: int, whole_state: bool) -> bytes:
         kind = {"claimed": CLAIMED, "done": DONE}[state]
-        checkbox = orset.DotStore()
-        for element, dots in source.tasks.records(task):
-            record = Record.from_bytes(element)
-            if (record.kind, record.agent, record.ts_ms) == (kind, agent, ts_ms):
-                for dot in dots:
-                    checkbox.insert(element, dot)
-                    checkbox.context.add(dot)
-        return self.message(whole_state, checkbox)
+        signed = Record.sign(kind, LIST_ID, task, source.tasks.signing_key, ts_ms)  # Ed25519 is deterministic:
+        assert signed.agent == agent, "relay a record of the source's own agent"  # the very bytes it made
+        return self.message(whole_state, [signed.to_bytes()])
 
     def field_write(self, whole_state: bool, task: bytes, field: str, wall_ns: int, counter: int, writer: int,
                     value: Any) -> bytes:
         fields = [(task, FIELDS.index(field), lww.Entry(wall_ns, counter, writer, value))]
-        return self.message(whole_state, orset.DotStore(), fields=fields)
+        return self.message(whole_state, [], fields=fields)
 
     def tamper(self, genuine: bytes, whole_state: bool, how: str, peer: int, counter: int) -> bytes:
         kind, version, body = msgpack.unpackb(genuine, raw=False)
