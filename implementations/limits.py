@@ -110,7 +110,7 @@ MAX_HLC_COUNTER = declare(
 MAX_TASKS = declare(
     "MAX_TASKS", 2**16, "task ids",
     "task ids a task-list replica keeps field registers of, and (separately) checkbox records of, after a "
-    "join; a message names at most as many",
+    "join; a message carries at most 4 field writes and 2 records per task of that many",
     "fields and checkbox states of a task may arrive before the task does, so they are kept for any id; this "
     "bounds what a peer can make a replica keep (the state holds at most two checkbox records per task: the "
     "best claim and the best completion)",
