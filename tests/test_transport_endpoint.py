@@ -6,11 +6,11 @@ import pytest
 import trio
 
 from implementations import limits
-from implementations.transport import tls
+from implementations.transport import auth, tls
 from implementations.transport.auth import AuthError, Handshake, decode_proof, encode_proof
-from implementations.transport.endpoint import PeerAddress, SendBufferFull, TransportError, open_endpoint
+from implementations.transport.endpoint import PeerAddress, SendBufferFull, TransportError
 from implementations.transport.framing import HEADER, FrameReader, FramingError, frame
-from tests.transport_kit import address_of, make_keys, nothing_left_behind, run
+from tests.transport_kit import address_of, make_keys, nothing_left_behind, opened, run
 
 # --- framing and the identity proof, sans-I/O -------------------------------------------------
 
@@ -32,9 +32,10 @@ def test_an_oversized_frame_is_refused_before_its_body_is_buffered():
         reader.feed(HEADER.pack(11))
 
 
-def _handshake(tmp_path, client_keys, server_keys, pinned=None, expected=None):
-    client = Handshake(client_keys.identity, client_keys.certificate.fingerprint, True, pinned or server_keys.certificate.fingerprint, expected)
-    server = Handshake(server_keys.identity, server_keys.certificate.fingerprint, False, server_keys.certificate.fingerprint)
+def _handshake(client_keys, server_keys, expected=None):
+    client_fingerprint, server_fingerprint = client_keys.certificate.fingerprint, server_keys.certificate.fingerprint
+    client = Handshake(client_keys.identity, client_fingerprint, True, server_fingerprint, expected)
+    server = Handshake(server_keys.identity, server_fingerprint, False, server_fingerprint)
     return client, server
 
 
@@ -47,29 +48,36 @@ def _exchange(client: Handshake, server: Handshake) -> None:
 
 def test_both_sides_prove_their_identity(tmp_path):
     keys = make_keys(tmp_path, "a", "b")
-    client, server = _handshake(tmp_path, keys["a"], keys["b"], expected=keys["b"].identity.public_key)
+    client, server = _handshake(keys["a"], keys["b"], expected=keys["b"].identity.public_key)
     _exchange(client, server)
     assert client.peer_public_key == keys["b"].identity.public_key
     assert server.peer_public_key == keys["a"].identity.public_key
 
 
-def test_a_relayed_handshake_fails(tmp_path):
-    """Mallory relays a's handshake with her to b, hoping b takes her for a: a signed Mallory's certificate, not b's."""
+@pytest.mark.parametrize("rewrite", [False, True])
+def test_a_relayed_handshake_fails(tmp_path, rewrite):
+    """Mallory relays between a (who dialed her) and b, to pass for a at b: a never signs for b's session."""
     keys = make_keys(tmp_path, "a", "b", "mallory")
-    a_to_mallory, _ = _handshake(tmp_path, keys["a"], keys["mallory"])
-    _, b = _handshake(tmp_path, keys["mallory"], keys["b"])
-    (hello_a,) = a_to_mallory.start()
-    hello_b, proof_b = b.receive(hello_a)  # Mallory forwards a's hello to b
-    a_to_mallory.peer = None  # a talks to "Mallory", who shows b's hello with Mallory's certificate fingerprint
-    with pytest.raises(AuthError, match="certificate other than the one pinned"):
-        a_to_mallory.receive(hello_b)
+    a, _ = _handshake(keys["a"], keys["mallory"])  # a pinned Mallory's certificate
+    _, b = _handshake(keys["mallory"], keys["b"])
+    (hello_a,) = a.start()
+    hello_b, proof_b = b.receive(hello_a)  # Mallory forwards a's hello to b, and b's answer to a
+    if rewrite:  # ... naming her own certificate in b's hello: b's signature then covers the wrong transcript
+        body = auth.decode_hello(hello_b)
+        hello_b = auth.encode_hello(auth.Hello(body.public_key, body.nonce, keys["mallory"].certificate.fingerprint))
+        a.receive(hello_b)
+        with pytest.raises(AuthError, match="does not verify"):
+            a.receive(proof_b)
+    else:
+        with pytest.raises(AuthError, match="certificate other than the one pinned"):
+            a.receive(hello_b)
 
 
 def test_a_proof_from_another_session_or_role_is_refused(tmp_path):
     keys = make_keys(tmp_path, "a", "b")
-    first_client, first_server = _handshake(tmp_path, keys["a"], keys["b"])
+    first_client, first_server = _handshake(keys["a"], keys["b"])
     _exchange(first_client, first_server)
-    client, server = _handshake(tmp_path, keys["a"], keys["b"])
+    client, server = _handshake(keys["a"], keys["b"])
     (hello,) = client.start()
     server_hello, server_proof = server.receive(hello)
     client.receive(server_hello)
@@ -113,7 +121,7 @@ def test_messages_flow_both_ways_in_order_between_proven_nodes(tmp_path):
     keys = make_keys(tmp_path, "a", "b")
 
     async def scenario():
-        async with open_endpoint(keys["a"].identity, keys["a"].certificate) as a, open_endpoint(keys["b"].identity, keys["b"].certificate) as b:
+        async with opened(keys["a"]) as a, opened(keys["b"]) as b:
             conn = await a.connect(address_of(b))
             assert conn.peer_public_key == keys["b"].identity.public_key
             for i in range(500):  # queued in one step: batched into few datagrams
@@ -133,7 +141,7 @@ def test_only_the_pinned_certificate_and_the_expected_node_are_accepted(tmp_path
     keys = make_keys(tmp_path, "a", "b", "c")
 
     async def scenario():
-        async with open_endpoint(keys["a"].identity, keys["a"].certificate) as a, open_endpoint(keys["b"].identity, keys["b"].certificate) as b:
+        async with opened(keys["a"]) as a, opened(keys["b"]) as b:
             real = address_of(b)
             wrong_certificate = PeerAddress(real.host, real.port, keys["c"].certificate.certificate_pem, real.public_key)
             with pytest.raises(TransportError):
@@ -158,7 +166,7 @@ def test_a_peer_breaking_the_framing_rules_is_disconnected_with_the_reason(tmp_p
     keys = make_keys(tmp_path, "a", "b")
 
     async def scenario():
-        async with open_endpoint(keys["a"].identity, keys["a"].certificate) as a, open_endpoint(keys["b"].identity, keys["b"].certificate) as b:
+        async with opened(keys["a"]) as a, opened(keys["b"]) as b:
             conn = await a.connect(address_of(b))
             abuse(conn.quic)
             conn.flush()
@@ -174,7 +182,7 @@ def test_a_full_receive_queue_holds_the_sender_back_and_loses_nothing(tmp_path, 
     keys = make_keys(tmp_path, "a", "b")
 
     async def scenario():
-        async with open_endpoint(keys["a"].identity, keys["a"].certificate) as a, open_endpoint(keys["b"].identity, keys["b"].certificate) as b:
+        async with opened(keys["a"]) as a, opened(keys["b"]) as b:
             conn = await a.connect(address_of(b))
             for i in range(300):
                 await conn.send(i.to_bytes(2, "big") * 100)
@@ -189,7 +197,7 @@ def test_the_send_buffer_is_bounded(tmp_path, monkeypatch):
     keys = make_keys(tmp_path, "a", "b")
 
     async def scenario():
-        async with open_endpoint(keys["a"].identity, keys["a"].certificate) as a, open_endpoint(keys["b"].identity, keys["b"].certificate) as b:
+        async with opened(keys["a"]) as a, opened(keys["b"]) as b:
             conn = await a.connect(address_of(b))
             sent = 0
             with pytest.raises(SendBufferFull, match="MAX_SEND_BUFFER_BYTES"):
@@ -211,7 +219,7 @@ def test_idle_pings_keep_a_quiet_connection_open(tmp_path, monkeypatch, pings):
     keys = make_keys(tmp_path, "a", "b")
 
     async def scenario():
-        async with open_endpoint(keys["a"].identity, keys["a"].certificate) as a, open_endpoint(keys["b"].identity, keys["b"].certificate) as b:
+        async with opened(keys["a"]) as a, opened(keys["b"]) as b:
             conn = await a.connect(address_of(b))
             await trio.sleep(0.8)
             if pings:
@@ -226,10 +234,8 @@ def test_closing_an_endpoint_closes_every_connection_with_a_reason_and_leaves_no
     keys = make_keys(tmp_path, "a", "b", "c")
 
     async def scenario():
-        async with open_endpoint(keys["a"].identity, keys["a"].certificate) as a:
-            async with open_endpoint(keys["b"].identity, keys["b"].certificate) as b, open_endpoint(
-                keys["c"].identity, keys["c"].certificate
-            ) as c:
+        async with opened(keys["a"]) as a:
+            async with opened(keys["b"]) as b, opened(keys["c"]) as c:
                 to_b, to_c = await a.connect(address_of(b)), await a.connect(address_of(c))
                 await c.connect(address_of(b))
             await to_b.closed.wait()

@@ -78,7 +78,8 @@ async def serve_control(
                 newline = buffer.find(b"\n")
                 if newline < 0:
                     if len(buffer) > MAX_CONTROL_LINE_BYTES:
-                        await stream.send_all(_line({"ok": False, "error": f"request exceeds MAX_CONTROL_LINE_BYTES ({MAX_CONTROL_LINE_BYTES})"}))
+                        error = f"request exceeds MAX_CONTROL_LINE_BYTES ({MAX_CONTROL_LINE_BYTES})"
+                        await stream.send_all(_line({"ok": False, "error": error}))
                         return
                     data = await stream.receive_some(65536)
                     if not data:

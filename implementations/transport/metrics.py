@@ -18,8 +18,9 @@ process do not mix), with
 ``process_*``                              various    ``ProcessCollector``: CPU, memory, fds, start time
 =========================================  =========  =============================================
 
-``serve(port)`` is ``prometheus_client``'s own HTTP server on 127.0.0.1 (a daemon thread),
-stopped and its socket closed on leaving.
+``serve(port)`` serves ``prometheus_client``'s WSGI exposition app on 127.0.0.1 from a
+daemon thread (the library's ``start_http_server`` with a shorter shutdown poll), stopped
+and its socket closed on leaving.
 
 Why ``prometheus_client`` and not our own exposition code: the text format, its escaping and
 content negotiation are the library's job, and scrapers are tested against it.
@@ -28,14 +29,18 @@ content negotiation are the library's job, and scrapers are tested against it.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from socketserver import ThreadingMixIn
 from typing import Protocol
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, make_wsgi_app
 
 SESSION_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+SERVE_POLL_SECONDS = 0.05  # how soon the server thread notices it must stop
 
 
 class MetricsSink(Protocol):
@@ -112,10 +117,21 @@ class NodeMetrics:
     @contextmanager
     def serve(self, port: int = 0) -> Iterator[int]:
         """Serve ``/metrics`` on 127.0.0.1:``port`` (0: any free port); yields the port."""
-        server, thread = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        server = make_server("127.0.0.1", port, make_wsgi_app(self.registry), _HTTPServer, handler_class=_QuietHandler)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SERVE_POLL_SECONDS}, daemon=True)
+        thread.start()
         try:
             yield server.server_port
         finally:
             server.shutdown()
             server.server_close()
             thread.join(timeout=5)
+
+
+class _HTTPServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # scrapes are not news: no line per request
+        pass
