@@ -60,6 +60,12 @@ AUTH_TIMEOUT_SECONDS = 5.0
 IDLE_TIMEOUT_SECONDS = 30.0
 PING_INTERVAL_SECONDS = 5.0
 
+#: A connection with data the peer has not acknowledged, and from which nothing at all has
+#: been heard for this long, is closed: the peer crashed (a restarted node has forgotten the
+#: connection) or is cut off. The next message dials again. Well above a loopback round trip
+#: and QUIC's first retransmissions, well below the idle timeout.
+UNANSWERED_SECONDS = 3.0
+
 # --- The fault proxy and the control endpoints (loopback only) -----------------------------
 
 #: Datagrams the fault proxy holds (delayed or held back for reordering) at once; past it a

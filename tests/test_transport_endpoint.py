@@ -10,6 +10,7 @@ from implementations.transport import auth, tls
 from implementations.transport.auth import AuthError, Handshake, decode_proof, encode_proof
 from implementations.transport.endpoint import PeerAddress, SendBufferFull, TransportError
 from implementations.transport.framing import HEADER, FrameReader, FramingError, frame
+from implementations.transport.proxy import FaultProxy
 from tests.transport_kit import address_of, make_keys, nothing_left_behind, opened, run
 
 # --- framing and the identity proof, sans-I/O -------------------------------------------------
@@ -245,3 +246,25 @@ def test_closing_an_endpoint_closes_every_connection_with_a_reason_and_leaves_no
 
     with nothing_left_behind():
         run(scenario)
+
+
+def test_a_peer_silent_with_data_unacknowledged_is_dropped_and_dialed_again(tmp_path, monkeypatch):
+    """What a crashed and restarted peer looks like: it answers nothing on the old connection."""
+    monkeypatch.setattr(limits, "UNANSWERED_SECONDS", 0.2)
+    keys = make_keys(tmp_path, "a", "b")
+
+    async def scenario():
+        async with trio.open_nursery() as nursery, opened(keys["a"]) as a, opened(keys["b"]) as b:
+            proxy = await nursery.start(FaultProxy(seed=1).run)
+            through_proxy = address_of(b, await proxy.add_link("a", a.address, "b", b.address))
+            first = await a.connect(through_proxy)
+            proxy.partition([["a"], ["b"]])
+            first.send_nowait(b"into the void")
+            await first.closed.wait()
+            assert "UNANSWERED_SECONDS" in first.reason and a.connection_to(keys["b"].identity.public_key) is None
+            proxy.heal()
+            a.send_to(through_proxy, b"again")  # dials a new connection
+            assert (await b.receive())[1] == b"again"  # what was sent into the partition is lost with its connection
+            nursery.cancel_scope.cancel()
+
+    run(scenario)

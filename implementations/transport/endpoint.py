@@ -14,8 +14,11 @@ length-prefixed messages (``framing``). The first messages each way are the iden
 key, bytes)`` from ``Endpoint.receive()``.
 
 Each connection has a task that flushes its datagrams, fires aioquic's timers, pings it
-when quiet (``PING_INTERVAL_SECONDS``) and closes it when the identity proof takes longer
-than ``AUTH_TIMEOUT_SECONDS``. It resets its wake-up event *before* flushing, so a wake-up
+when quiet (``PING_INTERVAL_SECONDS``), closes it when the identity proof takes longer
+than ``AUTH_TIMEOUT_SECONDS``, and closes it when the peer stays silent for
+``UNANSWERED_SECONDS`` while data waits for its acknowledgement: a peer that crashed and
+restarted has forgotten the connection (aioquic sends no stateless reset), so the next
+message dials it again instead of vanishing until the idle timeout. It resets its wake-up event *before* flushing, so a wake-up
 that arrives during the flush is never lost. Messages queued with ``send_nowait`` in one
 scheduling step leave in one flush (batching); ``flush()`` sends at once.
 
@@ -126,8 +129,7 @@ class Connection:
         self.terminated = trio.Event()  # aioquic is done with it (after the draining period)
         self.acked = trio.Event()  # set whenever the peer sent something (acknowledgements among it)
         self.reason: str | None = None  # why it closed, once it did
-        self.opened_at = self.last_heard = trio.current_time()
-        self._ping_uid = 0
+        self.opened_at = self.last_heard = self._last_ping = trio.current_time()
 
     @property
     def peer_public_key(self) -> bytes | None:
@@ -250,13 +252,29 @@ class Connection:
             event.set()
 
     def _deadline(self) -> float:
-        deadlines = [self.last_heard + limits.PING_INTERVAL_SECONDS]
+        deadlines = [max(self.last_heard, self._last_ping) + limits.PING_INTERVAL_SECONDS]
         timer = self.quic.get_timer()
         if timer is not None:
             deadlines.append(timer)
-        if not self.authenticated.is_set() and self.reason is None:
-            deadlines.append(self.opened_at + limits.AUTH_TIMEOUT_SECONDS)
+        if self.reason is None:
+            if not self.authenticated.is_set():
+                deadlines.append(self.opened_at + limits.AUTH_TIMEOUT_SECONDS)
+            elif self.unacknowledged():
+                deadlines.append(self.last_heard + limits.UNANSWERED_SECONDS)
         return min(deadlines)
+
+    def _check_peer(self, now: float) -> None:
+        """Close a connection whose peer stays silent when it must answer; ping a quiet one."""
+        if self.reason is not None:
+            return
+        if not self.authenticated.is_set() and now >= self.opened_at + limits.AUTH_TIMEOUT_SECONDS:
+            self.close(f"identity not proven within AUTH_TIMEOUT_SECONDS ({limits.AUTH_TIMEOUT_SECONDS} s)", CLOSE_VIOLATION)
+        elif self.authenticated.is_set() and self.unacknowledged() and now >= self.last_heard + limits.UNANSWERED_SECONDS:
+            self.close(f"peer silent for UNANSWERED_SECONDS ({limits.UNANSWERED_SECONDS} s) with data unacknowledged")
+        elif now >= max(self.last_heard, self._last_ping) + limits.PING_INTERVAL_SECONDS:
+            self._last_ping = now
+            self.quic.send_ping(int(now * 1000))
+            self.endpoint.stats["pings_sent"] += 1
 
     async def _drive(self) -> None:
         while not self.terminated.is_set():
@@ -270,13 +288,7 @@ class Connection:
                 self.quic.handle_timer(now=now)
                 for message in self._process_events():  # cannot happen: data comes with datagrams
                     raise AssertionError(f"message delivered by a timer: {message!r:.40}")
-            if self.reason is None and not self.authenticated.is_set() and now >= self.opened_at + limits.AUTH_TIMEOUT_SECONDS:
-                self.close(f"identity not proven within AUTH_TIMEOUT_SECONDS ({limits.AUTH_TIMEOUT_SECONDS} s)", CLOSE_VIOLATION)
-            if now >= self.last_heard + limits.PING_INTERVAL_SECONDS and self.reason is None:
-                self._ping_uid += 1
-                self.quic.send_ping(self._ping_uid)
-                self.last_heard = now  # at most one ping per interval
-                self.endpoint.stats["pings_sent"] += 1
+            self._check_peer(now)
 
 
 @dataclass
