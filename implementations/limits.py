@@ -40,8 +40,9 @@ MAX_SEND_BUFFER_BYTES = 4 * 1024 * 1024
 QUIC_MAX_STREAM_DATA = 2 * 1024 * 1024
 QUIC_MAX_DATA = 4 * 1024 * 1024
 
-#: Messages received and not yet taken by the node. When it is full the endpoint stops
-#: reading its socket (back-pressure through QUIC's own loss recovery), it never drops.
+#: Messages received and not yet taken by the node. When it holds this many the endpoint
+#: stops reading its socket (back-pressure through QUIC's own loss recovery), it never
+#: drops; it may exceed it by the messages of one batch of datagrams (``RECEIVE_BATCH``).
 MAX_RECEIVE_QUEUE = 1024
 
 #: Connections one endpoint holds at once, dialed and accepted together. A new Initial

@@ -98,16 +98,16 @@ class CoreDriver:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._ticks)
             while True:
-                _, data = await self.endpoint.receive()
-                self.stats["received"] += 1
-                try:
-                    outgoing = self.core.handle(data, self.now())
-                except ValueError:  # DecodeError and every refusal of a core is one
-                    self.stats["refused"] += 1
-                    if self.metrics is not None:
-                        self.metrics.message_refused()
-                    continue
-                self._dispatch(outgoing)
+                for _, data in await self.endpoint.receive_many():
+                    self.stats["received"] += 1
+                    try:
+                        outgoing = self.core.handle(data, self.now())
+                    except ValueError:  # DecodeError and every refusal of a core is one
+                        self.stats["refused"] += 1
+                        if self.metrics is not None:
+                            self.metrics.message_refused()
+                        continue
+                    self._dispatch(outgoing)
                 self._poke.set()
 
     async def _ticks(self) -> None:

@@ -11,7 +11,7 @@ Time: every aioquic call gets ``trio.current_time()``, the one clock of the endp
 A connection carries one stream (the client's first bidirectional stream, id 0) of
 length-prefixed messages (``framing``). The first messages each way are the identity proof
 (``auth``); only then does ``connect`` return and are messages delivered, as ``(peer public
-key, bytes)`` from ``Endpoint.receive()``.
+key, bytes)`` from ``Endpoint.receive()`` (one) or ``receive_many()`` (all waiting).
 
 Each connection has a task that flushes its datagrams, fires aioquic's timers, pings it
 when quiet (``PING_INTERVAL_SECONDS``), closes it when the identity proof takes longer
@@ -48,7 +48,7 @@ from aioquic.quic.packet import QuicErrorCode, QuicPacketType, pull_quic_header
 from implementations import limits
 from implementations.transport import tls
 from implementations.transport.auth import Handshake
-from implementations.transport.framing import FrameReader, frame
+from implementations.transport.framing import HEADER, FrameReader, frame
 from implementations.transport.identity import Identity
 from implementations.wire import DecodeError
 
@@ -156,11 +156,16 @@ class Connection:
         self.wake.set()
 
     async def send(self, message: bytes) -> None:
-        """Queue ``message``, first waiting while the send buffer is full (bound the wait yourself)."""
-        size = len(message) + 4
-        while self.is_open and self.unacknowledged() + size > limits.MAX_SEND_BUFFER_BYTES:
-            self.acked = trio.Event()
-            await self.acked.wait()
+        """Queue ``message``; if the send buffer is full, first wait until it is half empty (bound the wait yourself).
+
+        Waiting for half and not just for room keeps the writes in batches: a sender that
+        resumed for every acknowledgement would put one message in each packet.
+        """
+        size = len(message) + HEADER.size
+        if self.unacknowledged() + size > limits.MAX_SEND_BUFFER_BYTES:
+            while self.is_open and self.unacknowledged() + size > limits.MAX_SEND_BUFFER_BYTES // 2:
+                self.acked = trio.Event()
+                await self.acked.wait()
         self.send_nowait(message)
 
     def flush(self) -> None:
@@ -307,7 +312,9 @@ class Endpoint:
         self._by_cid: dict[bytes, Connection] = {}
         self.connections: set[Connection] = set()
         self._peers: dict[bytes, list[Connection]] = {}
-        self._incoming_send, self._incoming = trio.open_memory_channel(limits.MAX_RECEIVE_QUEUE)
+        self._inbox: collections.deque[tuple[bytes, bytes]] = collections.deque()
+        self._arrived = trio.Event()  # set when the inbox gets messages
+        self._room = trio.Event()  # set when the inbox drops below MAX_RECEIVE_QUEUE
         self._pending: dict[bytes, collections.deque] = {}
         self.closed = False
 
@@ -330,7 +337,24 @@ class Endpoint:
 
     async def receive(self) -> tuple[bytes, bytes]:
         """The next ``(peer public key, message)`` from a proven peer."""
-        return await self._incoming.receive()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._inbox:
+            self._arrived = trio.Event()
+            await self._arrived.wait()
+        message = self._inbox.popleft()
+        self._room.set()
+        return message
+
+    async def receive_many(self) -> list[tuple[bytes, bytes]]:
+        """Every message waiting (at least one): one scheduling step for a whole batch."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._inbox:
+            self._arrived = trio.Event()
+            await self._arrived.wait()
+        messages = list(self._inbox)
+        self._inbox.clear()
+        self._room.set()
+        return messages
 
     async def connect(self, peer: PeerAddress) -> Connection:
         """Dial ``peer``; return once both identities are proven (``TransportError`` if not)."""
@@ -472,9 +496,13 @@ class Endpoint:
                 delivered.extend(conn._process_events())
                 conn.wake.set()
                 conn.acked.set()
-            for message in delivered:
-                self.stats["messages_received"] += 1
-                await self._incoming_send.send(message)  # a full queue stops reading: back-pressure
+            if delivered:
+                self.stats["messages_received"] += len(delivered)
+                self._inbox.extend(delivered)
+                self._arrived.set()
+            while len(self._inbox) >= limits.MAX_RECEIVE_QUEUE:  # stop reading the socket: back-pressure
+                self._room = trio.Event()
+                await self._room.wait()
 
     def close(self, reason: str = "endpoint closed") -> None:
         """Close every connection with ``reason``, then stop every task."""
