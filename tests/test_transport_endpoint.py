@@ -21,7 +21,7 @@ def test_frames_are_cut_right_wherever_the_stream_splits():
     stream = b"".join(frame(message) for message in messages)
     for cut in range(len(stream) + 1):
         reader = FrameReader()
-        assert reader.feed(stream[:cut]) + reader.feed(stream[cut:]) == messages
+        assert [*reader.feed(stream[:cut]), *reader.feed(stream[cut:])] == messages
         assert reader.buffered == 0
 
 
@@ -30,7 +30,18 @@ def test_an_oversized_frame_is_refused_before_its_body_is_buffered():
         frame(bytes(11), limit=10)
     reader = FrameReader(limit=10)
     with pytest.raises(FramingError, match="frame of 11 bytes exceeds MAX_FRAME_BYTES"):
-        reader.feed(HEADER.pack(11))
+        list(reader.feed(HEADER.pack(11)))
+
+
+def test_the_limit_may_change_between_two_frames_of_one_chunk():
+    """The identity proof's frames have a tighter limit than the messages right behind them."""
+    reader = FrameReader(limit=8, limit_name="MAX_AUTH_MESSAGE_BYTES")
+    frames = reader.feed(frame(b"proof") + frame(bytes(100)))
+    assert next(frames) == b"proof"
+    reader.limit = 1000
+    assert list(frames) == [bytes(100)]
+    with pytest.raises(FramingError, match="exceeds MAX_AUTH_MESSAGE_BYTES"):
+        list(FrameReader(limit=8, limit_name="MAX_AUTH_MESSAGE_BYTES").feed(frame(bytes(9))))
 
 
 def _handshake(client_keys, server_keys, expected=None):

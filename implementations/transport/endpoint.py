@@ -121,7 +121,7 @@ class Connection:
     def __init__(self, endpoint: Endpoint, quic: QuicConnection, address: tuple, handshake: Handshake) -> None:
         self.endpoint, self.quic, self.address, self.handshake = endpoint, quic, address, handshake
         self.is_client = handshake.is_client
-        self.reader = FrameReader()
+        self.reader = FrameReader(limits.MAX_AUTH_MESSAGE_BYTES, "MAX_AUTH_MESSAGE_BYTES")  # until proven
         self.wake = trio.Event()
         self.authenticated = trio.Event()
         self.settled = trio.Event()  # authenticated or closed
@@ -240,6 +240,7 @@ class Connection:
                     continue
                 self._write(self.handshake.receive(message))
                 if self.handshake.done:
+                    self.reader.limit, self.reader.limit_name = limits.MAX_FRAME_BYTES, "MAX_FRAME_BYTES"
                     self.authenticated.set()
                     self.settled.set()
                     self.endpoint._publish(self)
