@@ -54,17 +54,23 @@ class NodeProgram:
     make_core: Callable[[Identity, Path], Any]
     operations: dict[str, Callable[..., tuple[Any, list]]] = field(default_factory=dict)
     tick_period_ns: int = NS_PER_SECOND
+    #: The node identity kept in the data directory (the node core's own, e.g. ML-DSA-65, fits).
+    load_identity: Callable[[Path], Identity] = Ed25519Identity.load_or_create
+    #: The identity public key of a peer as the core names it (identity: the core names peers by key).
+    public_key_of: Callable[[Any], bytes] = lambda peer: peer
 
 
 async def run_node(program: NodeProgram, data_dir: Path, port: int = 0, ready=sys.stdout) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
-    identity = Ed25519Identity.load_or_create(data_dir)
+    identity = program.load_identity(data_dir)
     certificate = tls.load_or_create(data_dir)
     metrics = NodeMetrics()
     with metrics.serve() as metrics_port:
         async with open_endpoint(identity, certificate, port=port) as endpoint, trio.open_nursery() as nursery:
             core = program.make_core(identity, data_dir)
-            driver = CoreDriver(core, endpoint, tick_period_ns=program.tick_period_ns, metrics=metrics)
+            driver = CoreDriver(
+                core, endpoint, tick_period_ns=program.tick_period_ns, public_key_of=program.public_key_of, metrics=metrics
+            )
 
             def status() -> dict:
                 return {
