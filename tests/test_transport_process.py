@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 import urllib.request
 
 import pytest
 
 from implementations.transport.control import ControlError
-from implementations.transport.process import ChildProcess, ProcessError, ProcessGroup
+from implementations.transport.process import ChildProcess, ProcessError, ProcessGroup, leftovers, snapshot
 from tests.transport_kit import nothing_left_behind
 
 NODE, PROXY = "implementations.transport.toy", "implementations.transport.proxy"
@@ -97,3 +100,18 @@ def test_a_child_that_never_gets_ready_is_reported_and_reaped(tmp_path):
         with pytest.raises(ProcessError, match=r"(?s)exited with 2 before it was ready.*required: --data"):
             child.start()
         assert not child.alive
+
+
+def test_the_leftover_check_sees_a_bound_port_and_an_unreaped_child():
+    before = snapshot()
+    leaked = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    leaked.bind(("127.0.0.1", 0))
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        found = leftovers(before, attempts=1)
+        assert f"bound udp port {leaked.getsockname()[1]}" in found
+        assert f"child process {child.pid}" in found
+    finally:
+        leaked.close()
+        child.wait(timeout=10)
+    assert leftovers(before) == []
