@@ -174,8 +174,8 @@ class NetworkMachine(TracedMachine):
     def delivered(self, index: int, datagram: Datagram | None, data: bytes) -> None:
         """After node ``index`` handled ``data``: check its verdicts and its values."""
 
-    def ticked(self, index: int) -> None:
-        """After node ``index`` ticked."""
+    def ticked(self, index: int, outgoing: list[tuple[bytes, bytes]]) -> None:
+        """After node ``index`` ticked and sent ``outgoing``."""
 
     def converged(self) -> bool:
         """Whether nothing is left for anti-entropy to do (ends ``quiesce`` early)."""
@@ -358,8 +358,9 @@ class NetworkMachine(TracedMachine):
 
     def step_tick(self, node: int) -> None:
         self.require_node(node, up=True)
-        self.send_all(node, self.nodes[node].tick(self.local_now(node)))
-        self.ticked(node)
+        outgoing = self.nodes[node].tick(self.local_now(node))
+        self.send_all(node, outgoing)
+        self.ticked(node, outgoing)
 
     @rule(ns=st.integers(0, 15))
     def advance_clock(self, ns: int) -> None:

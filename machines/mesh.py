@@ -80,8 +80,8 @@ class MeshMachine(NetworkMachine):
             replay_key=blake3.blake3(message.payload).digest(),
         )
 
-    def check_verdicts(self, index: int, data: bytes) -> list[tuple[gossip.Facts, Any]]:
-        """Each message's verdict at node ``index`` against the model; returns (facts, verdict) pairs."""
+    def check_verdicts(self, index: int, data: bytes) -> list[tuple[bytes, gossip.Facts, Any]]:
+        """Each message's verdict at node ``index`` against the model; returns (message, facts, verdict)."""
         verdicts = self.nodes[index].take_verdicts()
         top = [v for v in verdicts if not v.repaired]
         try:
@@ -102,7 +102,7 @@ class MeshMachine(NetworkMachine):
             else:
                 assert verdict.outcome == expected, (
                     f"node {index}: a message was {verdict.outcome!r}, the model says {expected!r} ({facts})")
-            pairs.append((facts, verdict))
+            pairs.append((raw, facts, verdict))
         for verdict in verdicts:
             if verdict.repaired:
                 assert verdict.outcome in ("accepted", "duplicate"), f"node {index} refused a repaired operation: {verdict}"

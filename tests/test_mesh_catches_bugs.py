@@ -13,6 +13,7 @@ from hypothesis import Phase, settings
 from harness import Implementation, expect_caught
 from implementations.node import Node
 from machines.adapters.node_mesh import backend
+from machines.mesh_presence import MeshPresenceMachine
 from machines.mesh_tasklist import MeshTaskListMachine
 
 #: The ci profile, one bug reported per run, no "explain" phase; budgets pinned per bug.
@@ -59,11 +60,19 @@ class AcknowledgesBeforePersisting(Node):
         return super().tick(now)
 
 
+class PresenceNeverExpires(Node):
+    """Every member a beacon was ever taken of stays online."""
+
+    def online_peers(self, now):
+        return frozenset(self.last_beacon)
+
+
 #: bug -> (machine, node class, ci examples for the search)
 BUGS = {
     "anti-entropy-skips-missed-updates": (MeshTaskListMachine, SkipsMissedUpdates, 150),
     "replay-cache-keyed-by-sender-timestamp": (MeshTaskListMachine, ReplayKeyedBySenderTime, 60),
     "acknowledged-before-persisted": (MeshTaskListMachine, AcknowledgesBeforePersisting, 60),
+    "presence-never-expires": (MeshPresenceMachine, PresenceNeverExpires, 60),
 }
 
 
