@@ -64,6 +64,7 @@ class MeshPresenceMachine(MeshMachine):
 
     @initialize(count=st.integers(3, 8), skews=st.lists(SKEWS, min_size=8, max_size=8))
     def start(self, count: int, skews: list[int]) -> None:
+        count = min(count, self.max_nodes)
         self.do("start", nodes=count, skews_ns=skews[:count])
 
     def step_start(self, nodes: int, skews_ns: list[int]) -> None:

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import Phase, settings
 
 from harness import Implementation, expect_caught
-from implementations.node import Node
+from implementations.node import Node, message
 from machines.adapters.node_mesh import backend
+from machines.mesh_adversary import MeshAdversaryMachine
 from machines.mesh_presence import MeshPresenceMachine
 from machines.mesh_tasklist import MeshTaskListMachine
 
@@ -67,18 +68,39 @@ class PresenceNeverExpires(Node):
         return frozenset(self.last_beacon)
 
 
+def signs_only_the_payload_hash(scheme, public_key, signer, topic, epoch_secs, payload_hash):
+    """(patched into ``message.signed_part``) The upstream envelope bug: the signature covers
+    the payload's hash and nothing of the header, so a captured message can be re-dated."""
+    return payload_hash
+
+
+def any_key_will_do(message):
+    """(patched into ``message.bound_to_key``) Nobody checks that the signer is the key's PeerId:
+    anyone may sign in a member's name with their own key."""
+    return True
+
+
+PATCHES = {"signature-does-not-cover-the-header": ("signed_part", signs_only_the_payload_hash),
+           "peer-id-not-bound-to-the-key": ("bound_to_key", any_key_will_do)}
+
+
 #: bug -> (machine, node class, ci examples for the search)
 BUGS = {
     "anti-entropy-skips-missed-updates": (MeshTaskListMachine, SkipsMissedUpdates, 150),
     "replay-cache-keyed-by-sender-timestamp": (MeshTaskListMachine, ReplayKeyedBySenderTime, 60),
     "acknowledged-before-persisted": (MeshTaskListMachine, AcknowledgesBeforePersisting, 60),
     "presence-never-expires": (MeshPresenceMachine, PresenceNeverExpires, 60),
+    "signature-does-not-cover-the-header": (MeshAdversaryMachine, Node, 60),
+    "peer-id-not-bound-to-the-key": (MeshAdversaryMachine, Node, 60),
 }
 
 
 @pytest.mark.parametrize("bug", sorted(BUGS))
-def test_the_mesh_machines_catch(bug, tmp_path):
+def test_the_mesh_machines_catch(bug, tmp_path, monkeypatch):
     machine, node_class, examples = BUGS[bug]
+    if bug in PATCHES:
+        name, patch = PATCHES[bug]
+        monkeypatch.setattr(message, name, patch)
     buggy = Implementation(machine.name, f"buggy-{bug}", backend(node_class=node_class), level="exact")
     caught = expect_caught(machine, buggy, hypothesis_settings=settings(CI, max_examples=examples), trace_dir=tmp_path)
     assert len(caught.trace.steps) <= MAX_TRACE_STEPS, [s.describe() for s in caught.trace.steps]
