@@ -18,7 +18,7 @@ up to a bound) and ``quiesce`` (heal, restart every node, then anti-entropy roun
 nothing changes). Each node has its own clock, a fixed skew from the shared manual clock.
 
 A subclass says how to build a node (``make_node``), what to check after every delivery
-(``delivered``), what a quiet network must satisfy (``converged``/``check_quiet``) and
+(``after_delivery``), what a quiet network must satisfy (``converged``/``check_quiet``) and
 its own operations. The nodes speak the sans-I/O protocol: ``handle(data, now)`` and
 ``tick(now)`` return ``(peer_id, bytes)`` pairs.
 """
@@ -171,7 +171,7 @@ class NetworkMachine(TracedMachine):
     def discard_node(self, index: int) -> None:
         """Node ``index`` went down: forget what it held in memory (its store stays)."""
 
-    def delivered(self, index: int, datagram: Datagram | None, data: bytes) -> None:
+    def after_delivery(self, index: int, datagram: Datagram | None, data: bytes) -> None:
         """After node ``index`` handled ``data``: check its verdicts and its values."""
 
     def ticked(self, index: int, outgoing: list[tuple[bytes, bytes]]) -> None:
@@ -254,7 +254,7 @@ class NetworkMachine(TracedMachine):
         """Give ``data`` to node ``target``, send what it answers, and check it."""
         out = self.nodes[target].handle(data, self.local_now(target))
         self.send_all(target, out)
-        self.delivered(target, datagram, data)
+        self.after_delivery(target, datagram, data)
 
     @guard(lambda self: self._has_traffic())
     @rule(kind=st.sampled_from(["drop", "duplicate", "delay"]), link=INDEX, position=POSITION)

@@ -30,11 +30,11 @@ from models import gossip
 
 
 class MeshMachine(NetworkMachine):
-    config: ClassVar[NodeConfig] = NodeConfig()
+    node_config: ClassVar[NodeConfig] = NodeConfig()
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
-        self.backend: Any = None
+        self.mesh_backend: Any = None
         self.identities: list[Any] = []
         self.members: list[bytes] = []
         self.stores: list[Store] = []
@@ -43,8 +43,8 @@ class MeshMachine(NetworkMachine):
 
     def start_mesh(self, count: int, skews_ns: list[int]) -> None:
         self.require(not self.nodes, "the machine has already started")
-        self.backend = self.implementation.make_replica(0, self.clock)
-        self.identities = [self.backend.identity(i) for i in range(count)]
+        self.mesh_backend = self.implementation.make_replica(0, self.clock)
+        self.identities = [self.mesh_backend.identity(i) for i in range(count)]
         self.members = [ident.peer_id for ident in self.identities]
         self.peer_index = {peer: i for i, peer in enumerate(self.members)}
         self.stores = [Store(":memory:") for _ in range(count)]
@@ -52,11 +52,11 @@ class MeshMachine(NetworkMachine):
         self.start_network(count, skews_ns)
 
     def node_options(self, index: int) -> dict[str, Any]:
-        return {"config": self.config}
+        return {"config": self.node_config}
 
     def make_node(self, index: int) -> Any:
         self.caches[index] = {}
-        return self.backend.node(self.identities[index], self.members, self.stores[index], self.local_now(index),
+        return self.mesh_backend.node(self.identities[index], self.members, self.stores[index], self.local_now(index),
                                  **self.node_options(index))
 
     def teardown(self) -> None:
@@ -108,5 +108,5 @@ class MeshMachine(NetworkMachine):
                 assert verdict.outcome in ("accepted", "duplicate"), f"node {index} refused a repaired operation: {verdict}"
         return pairs
 
-    def delivered(self, index: int, datagram, data: bytes) -> None:
+    def after_delivery(self, index: int, datagram, data: bytes) -> None:
         self.check_verdicts(index, data)

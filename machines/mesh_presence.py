@@ -51,7 +51,7 @@ def shard_of(peer: bytes) -> int:
 class MeshPresenceMachine(MeshMachine):
     name = "mesh_presence"
     min_nodes, max_nodes = 3, 8
-    config = CONFIG
+    node_config = CONFIG
     advances = (0, NS_PER_SECOND, 5 * NS_PER_SECOND, 30 * NS_PER_SECOND, 299 * NS_PER_SECOND, 301 * NS_PER_SECOND,
                 600 * NS_PER_SECOND, 899 * NS_PER_SECOND, 901 * NS_PER_SECOND, HOUR, 24 * HOUR + NS_PER_SECOND)
 
@@ -77,7 +77,7 @@ class MeshPresenceMachine(MeshMachine):
         self.start_mesh(nodes, skews_ns)
 
     def node_options(self, index: int) -> dict[str, Any]:
-        return {"config": self.config, "neighbors": self.neighbors[self.members[index]]}
+        return {"config": self.node_config, "neighbors": self.neighbors[self.members[index]]}
 
     def make_node(self, index: int) -> Any:
         self.views[index], self.adverts[index] = {}, {}  # both live in memory
@@ -85,7 +85,7 @@ class MeshPresenceMachine(MeshMachine):
 
     # ----- after every delivery: presence and adverts by the models --------------------------
 
-    def delivered(self, index: int, datagram, data: bytes) -> None:
+    def after_delivery(self, index: int, datagram, data: bytes) -> None:
         now = self.local_now(index)
         for raw, _, verdict in self.check_verdicts(index, data):
             if verdict.outcome in gossip.REFUSALS:  # (exactly when the model refuses it: checked above)
@@ -110,9 +110,9 @@ class MeshPresenceMachine(MeshMachine):
         return message, kind, body
 
     def take_advert(self, index: int, subject: int, epoch_secs: int, expires_ns: int, now: int, outcome: str) -> None:
-        order = rendezvous.coordinators(self.shards, self.shards[self.members[subject]], self.config.rendezvous_replicas)
-        keeps = rendezvous.takes_advert(self.members[index], order, expires_ns, now, self.config.advert_ttl_ns,
-                                        self.config.replay_ttl_ns)
+        order = rendezvous.coordinators(self.shards, self.shards[self.members[subject]], self.node_config.rendezvous_replicas)
+        keeps = rendezvous.takes_advert(self.members[index], order, expires_ns, now, self.node_config.advert_ttl_ns,
+                                        self.node_config.replay_ttl_ns)
         assert (outcome == "accepted") == keeps, (
             f"coordinator {index}: the advert of node {subject} was {outcome!r}; the model keeps it: {keeps}")
         held = self.adverts[index].get(subject)
@@ -121,7 +121,7 @@ class MeshPresenceMachine(MeshMachine):
 
     def ticked(self, index: int, outgoing) -> None:
         """A node that registers (its tick sends adverts) and coordinates its own shard keeps its own advert."""
-        order = rendezvous.coordinators(self.shards, self.shards[self.members[index]], self.config.rendezvous_replicas)
+        order = rendezvous.coordinators(self.shards, self.shards[self.members[index]], self.node_config.rendezvous_replicas)
         if self.members[index] not in order:
             return
         for _, data in outgoing:
@@ -136,7 +136,7 @@ class MeshPresenceMachine(MeshMachine):
         rows = []
         for i in self.up():
             now = self.local_now(i)
-            model = sorted(presence.online(self.views[i], now, self.config.presence_ttl_ns))
+            model = sorted(presence.online(self.views[i], now, self.node_config.presence_ttl_ns))
             actual = sorted(self.peer_index[p] for p in self.nodes[i].online_peers(now))
             rows.append(Observation(f"node {i} online", model, actual))
         return rows
@@ -179,7 +179,7 @@ class MeshPresenceMachine(MeshMachine):
         self.send_all(origin, out.datagrams())
         self.step_settle()
         found = self.nodes[origin].foaf.result(query) is True
-        expected = foaf.finds(self.neighbors, self.members[origin], self.members[sought], ttl, self.config.foaf_fanout,
+        expected = foaf.finds(self.neighbors, self.members[origin], self.members[sought], ttl, self.node_config.foaf_fanout,
                               lambda a, b: self.reaches(self.peer_index[a], self.peer_index[b]))
         assert found == expected, f"FOAF from {origin} for {sought} with TTL {ttl}: found={found}, the model says {expected}"
 
@@ -189,7 +189,7 @@ class MeshPresenceMachine(MeshMachine):
         self.require_node(querier, up=True)
         self.require_node(sought)
         order = [self.peer_index[p] for p in rendezvous.coordinators(
-            self.shards, self.shards[self.members[sought]], self.config.rendezvous_replicas)]
+            self.shards, self.shards[self.members[sought]], self.node_config.rendezvous_replicas)]
 
         def answers(c: int) -> bool:
             return c == querier or (self.reaches(querier, c) and self.reaches(c, querier))
@@ -208,7 +208,7 @@ class MeshPresenceMachine(MeshMachine):
                 settled[c] = holds(c)
                 break
             assert node.rendezvous.result(lookup_id) == "pending", f"lookup by {querier} settled with no answer from {c}"
-            self.clock.advance(self.config.lookup_timeout_ns)
+            self.clock.advance(self.node_config.lookup_timeout_ns)
             self.step_tick(querier)
             self.step_settle()
         expected = rendezvous.lookup(order, answers, settled.__getitem__)

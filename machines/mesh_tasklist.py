@@ -50,7 +50,7 @@ TASK = st.integers(0, 7)
 class MeshTaskListMachine(MeshMachine):
     name = "mesh_tasklist"
     min_nodes, max_nodes = 3, 10
-    config = CONFIG
+    node_config = CONFIG
     advances = (0, NS_PER_MS, NS_PER_SECOND, 5 * NS_PER_SECOND, 30 * NS_PER_SECOND, 301 * NS_PER_SECOND)
 
     def __init__(self, implementation, stats=None) -> None:
@@ -73,9 +73,9 @@ class MeshTaskListMachine(MeshMachine):
         self.start_mesh(nodes, skews_ns)
 
     def node_options(self, index: int) -> dict[str, Any]:
-        replica = self.backend.tasklist(index, OffsetClock(self.clock, self.skews[index]))
+        replica = self.mesh_backend.tasklist(index, OffsetClock(self.clock, self.skews[index]))
         self.replicas[index] = replica
-        return {"config": self.config, "apps": {TOPIC: TaskListApp(replica)}}
+        return {"config": self.node_config, "apps": {TOPIC: TaskListApp(replica)}}
 
     def make_node(self, index: int) -> Any:
         node = super().make_node(index)

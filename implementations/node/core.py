@@ -40,6 +40,14 @@ the same store re-applies them and continues their sequence. What it had receive
 learned again from its peers by anti-entropy. Every boot is numbered in the store, so
 nonces and PRNG seeds never repeat.
 
+**Signing sessions** ride on the node: ``send_envelope(to, role, envelope, now)`` carries a
+threshold-signing envelope (``implementations.threshold_envelope``) to the member node
+``to`` for its ``signer`` or ``coordinator`` core, as ``node.igra [to, nonce, role,
+envelope]``; the receiving node hands it, once every check above passed, to its
+``envelope_sink(role, envelope, now)``, which gives it to the core (whose own envelope
+checks then apply) and returns what the core answers as ``(to, role, envelope)`` triples:
+they leave with the datagrams ``handle`` returns.
+
 **Presence.** Every ``beacon_period_ns`` a node gossips a beacon; a member is online for a
 node while that node accepted a beacon of it less than ``presence_ttl_ns`` (900 s) ago by
 its own clock.
@@ -70,8 +78,9 @@ from implementations.wire import DecodeError
 
 NS_PER_SECOND = 1_000_000_000
 NONCE_BYTES = 16
-OP, DIGEST, REPAIR, BEACON = "node.op", "node.digest", "node.repair", "node.beacon"
-ANTI_ENTROPY, PRESENCE = "ae", "presence"
+OP, DIGEST, REPAIR, BEACON, ENVELOPE = "node.op", "node.digest", "node.repair", "node.beacon", "node.igra"
+ANTI_ENTROPY, PRESENCE, SIGNING = "ae", "presence", "igra"
+ROLES = ("signer", "coordinator")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS own_messages (      -- this node's operations, committed before acknowledged
@@ -273,7 +282,8 @@ class Node:
 
     def __init__(self, identity: Identity, members: Iterable[bytes], store: Store, now: int, *,
                  config: NodeConfig | None = None, apps: dict[str, App] | None = None,
-                 neighbors: Iterable[bytes] = (), verifier: Verifier | None = None) -> None:
+                 neighbors: Iterable[bytes] = (), verifier: Verifier | None = None,
+                 envelope_sink: Callable[[str, bytes, int], list[tuple[bytes, str, bytes]]] | None = None) -> None:
         from implementations.node.foaf import Foaf
         from implementations.node.rendezvous import Rendezvous
 
@@ -289,6 +299,7 @@ class Node:
         self.log: dict[str, dict[bytes, OriginLog]] = {topic: {} for topic in self.apps}
         self.next_seq: dict[str, int] = {topic: 1 for topic in self.apps}
         self.last_beacon: dict[bytes, int] = {}
+        self.envelope_sink = envelope_sink
         self.verdicts: list[Verdict] = []
         self.counts: dict[str, int] = {}
         store.db.executescript(SCHEMA)
@@ -303,6 +314,7 @@ class Node:
         self.rendezvous = Rendezvous(self)
         self.handlers: dict[str, Handler] = {
             OP: self._on_op, DIGEST: self._on_digest, REPAIR: self._on_repair, BEACON: self._on_beacon,
+            ENVELOPE: self._on_envelope,
             **self.foaf.handlers(), **self.rendezvous.handlers(),
         }
         self._restore()
@@ -524,6 +536,33 @@ class Node:
                     self._messages_in(topic, origin, ranges, sent)
             if sent:
                 out.add(message.signer, self.seal(REPAIR, [message.signer, self.nonce(), sent, None], now, ANTI_ENTROPY))
+        return "accepted"
+
+    # ----- signing sessions ----------------------------------------------------------
+
+    def send_envelope(self, to: bytes, role: str, envelope: bytes, now: int) -> Outgoing:
+        """Carry a threshold-signing envelope to member ``to``'s ``role`` core."""
+        if role not in ROLES or to not in self.members:
+            raise ValueError(f"an envelope goes to a member's signer or coordinator, not {role!r} of {to.hex()[:16]}")
+        out = Outbox()
+        self._carry(to, role, envelope, now, out)
+        return out.datagrams()
+
+    def _carry(self, to: bytes, role: str, envelope: bytes, now: int, out: Outbox) -> None:
+        out.add(to, self.seal(ENVELOPE, [to, self.nonce(), role, envelope], now, SIGNING))
+
+    def _on_envelope(self, message: Message, body: list, now: int, out: Outbox) -> str:
+        self.directed(body, ENVELOPE)
+        to, _, role, envelope = wire.expect_list(body, ENVELOPE, length=4)
+        if role not in ROLES:
+            raise DecodeError(f"{ENVELOPE}: unknown role {role!r}")
+        envelope = wire.expect_bytes(envelope, f"{ENVELOPE}.envelope")
+        if to != self.peer_id:
+            return "not for me"
+        if self.envelope_sink is None:
+            return "no signing core"
+        for answer_to, answer_role, answer in self.envelope_sink(role, envelope, now):
+            self._carry(answer_to, answer_role, answer, now, out)
         return "accepted"
 
     # ----- presence ------------------------------------------------------------------
