@@ -31,7 +31,7 @@ from harness.machine import Observation
 from harness.network import INDEX, network_machine_test
 from implementations.node import NodeConfig
 from implementations.node.core import BEACON
-from implementations.node.message import decode_datagram, decode_message, decode_payload
+from implementations.node.message import decode_message, decode_payload
 from implementations.node.rendezvous import ADVERT
 from implementations.wire import DecodeError
 from machines.mesh import MeshMachine
@@ -110,7 +110,7 @@ class MeshPresenceMachine(MeshMachine):
         return message, kind, body
 
     def take_advert(self, index: int, subject: int, epoch_secs: int, expires_ns: int, now: int, outcome: str) -> None:
-        order = rendezvous.coordinators(self.shards, self.shards[self.members[subject]], self.node_config.rendezvous_replicas)
+        order = rendezvous.coordinators(self.shards, self.members[subject], self.node_config.rendezvous_replicas)
         keeps = rendezvous.takes_advert(self.members[index], order, expires_ns, now, self.node_config.advert_ttl_ns,
                                         self.node_config.replay_ttl_ns)
         assert (outcome == "accepted") == keeps, (
@@ -118,17 +118,6 @@ class MeshPresenceMachine(MeshMachine):
         held = self.adverts[index].get(subject)
         if keeps and (held is None or held[0] <= epoch_secs):
             self.adverts[index][subject] = (epoch_secs, expires_ns)
-
-    def ticked(self, index: int, outgoing) -> None:
-        """A node that registers (its tick sends adverts) and coordinates its own shard keeps its own advert."""
-        order = rendezvous.coordinators(self.shards, self.shards[self.members[index]], self.node_config.rendezvous_replicas)
-        if self.members[index] not in order:
-            return
-        for _, data in outgoing:
-            for raw in decode_datagram(data):
-                message, kind, body = self.read(raw)
-                if kind == ADVERT and message.signer == self.members[index]:
-                    self.adverts[index][index] = (message.epoch_secs, body[1] * NS_PER_SECOND)
 
     # ----- presence --------------------------------------------------------------------
 
@@ -189,7 +178,7 @@ class MeshPresenceMachine(MeshMachine):
         self.require_node(querier, up=True)
         self.require_node(sought)
         order = [self.peer_index[p] for p in rendezvous.coordinators(
-            self.shards, self.shards[self.members[sought]], self.node_config.rendezvous_replicas)]
+            self.shards, self.members[sought], self.node_config.rendezvous_replicas)]
 
         def answers(c: int) -> bool:
             return c == querier or (self.reaches(querier, c) and self.reaches(c, querier))

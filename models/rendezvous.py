@@ -2,9 +2,10 @@
 
 Every id belongs to one of 65,536 shards (``shard = u32_le(BLAKE3("saorsa-rendezvous" ||
 id)[0..4]) & 0xFFFF``; the caller computes it: this model does no hashing). Every member
-coordinates; the coordinators of a shard are the ``replicas`` (2) members whose own shard is
-nearest on the ring of shards (distance ``min(|a - b|, 65536 - |a - b|)``), ties by the
-smaller id: the first is the primary, the next the backup.
+coordinates; the coordinators of a member are the ``replicas`` (2) *other* members whose own
+shard is nearest the member's on the ring of shards (distance ``min(|a - b|, 65536 -
+|a - b|)``), ties by the smaller id: the first is the primary, the next the backup. A member
+never coordinates itself (its own shard is always nearest).
 
 A member registers by sending a signed advert, valid until ``expires``, to the
 coordinators of its shard. A coordinator that takes it (``models.gossip``) keeps the
@@ -30,9 +31,10 @@ def ring_distance(a: int, b: int) -> int:
     return min(d, SHARDS - d)
 
 
-def coordinators(shards: Mapping[bytes, int], subject_shard: int, replicas: int = 2) -> list[bytes]:
-    """The coordinators of ``subject_shard`` among the members (``shards``: member -> its shard)."""
-    return sorted(shards, key=lambda member: (ring_distance(shards[member], subject_shard), member))[:replicas]
+def coordinators(shards: Mapping[bytes, int], subject: bytes, replicas: int = 2) -> list[bytes]:
+    """The coordinators of ``subject`` among the other members (``shards``: member -> its shard)."""
+    others = [member for member in shards if member != subject]
+    return sorted(others, key=lambda member: (ring_distance(shards[member], shards[subject]), member))[:replicas]
 
 
 def takes_advert(coordinator: bytes, order: list[bytes], expires_ns: int, now_ns: int, ttl_ns: int, slack_ns: int) -> bool:

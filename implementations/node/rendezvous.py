@@ -1,9 +1,11 @@
 """Rendezvous: find a member by its PeerId through the coordinators of its shard.
 
 ``shard(id) = u32_le(BLAKE3("saorsa-rendezvous" || id)[0..4]) & 0xFFFF`` (65,536 shards).
-Every member coordinates; the coordinators of shard ``s`` are the ``rendezvous_replicas``
-(2) members whose own shard is nearest ``s`` on the ring of shards (distance
-``min(|a - b|, 65536 - |a - b|)``, ties by the smaller PeerId): the primary, then its backup.
+Every member coordinates; the coordinators of a member's shard ``s`` are the
+``rendezvous_replicas`` (2) *other* members whose own shard is nearest ``s`` on the ring of
+shards (distance ``min(|a - b|, 65536 - |a - b|)``, ties by the smaller PeerId): the
+primary, then its backup. (A member never coordinates itself: its own shard is always
+nearest, and an advert kept only by the member it names is lost with it.)
 
 **Registering.** At its first tick and every ``advert_refresh_ns`` after, a node signs an
 advert ``node.rdv.advert [nonce, expires_at_secs]`` (``advert_ttl_ns``, 24 h, ahead) and
@@ -70,9 +72,9 @@ class Rendezvous:
         return {ADVERT: self.on_advert, LOOKUP: self.on_lookup, FOUND: self.on_found}
 
     def coordinators(self, subject: bytes) -> list[bytes]:
-        """The coordinators of ``subject``'s shard, primary first."""
+        """The coordinators of ``subject``'s shard, primary first (never ``subject`` itself)."""
         s = shard(subject)
-        ranked = sorted(self.node.members, key=lambda m: (ring_distance(self.shards[m], s), m))
+        ranked = sorted(self.node.members - {subject}, key=lambda m: (ring_distance(self.shards[m], s), m))
         return ranked[: self.node.config.rendezvous_replicas]
 
     # ----- registering ----------------------------------------------------------------
@@ -99,10 +101,7 @@ class Rendezvous:
         expires_secs = (now + node.config.advert_ttl_ns) // NS_PER_SECOND
         advert = node.seal(ADVERT, [node.nonce(), expires_secs], now, TOPIC)
         for coordinator in self.coordinators(node.peer_id):
-            if coordinator == node.peer_id:
-                self.adverts[node.peer_id] = (expires_secs * NS_PER_SECOND, now // NS_PER_SECOND, advert)
-            else:
-                out.add(coordinator, advert)
+            out.add(coordinator, advert)
 
     # ----- lookups --------------------------------------------------------------------
 
