@@ -30,8 +30,12 @@ number: deterministic, and different per node.
 **Anti-entropy** repairs whatever gossip lost: every ``anti_entropy_period_ns`` a node
 sends one member (in turn) a *digest*, per topic and origin the seq ranges it holds. The
 peer answers with a *repair*: the operations the digest lacks (at most
-``MAX_REPAIR_MESSAGES``, the rest next round) and the ranges it lacks itself (``want``),
-which the first node then sends. Operations travel in their original signed form, so a
+``MAX_REPAIR_MESSAGES``; a full repair makes its receiver send a new digest at once, so a
+long partition is repaired in one burst of rounds) and the ranges it lacks itself
+(``want``), which the first node then sends. A node that sees, at two ticks in a row, the same gap
+in an origin's operations (an earlier one never came, not merely overtaken) sends the
+origin a digest at once (at most every ``gap_pull_ns`` per origin): after a partition heals,
+the first new operations from the other side start the repair. Operations travel in their original signed form, so a
 repair is checked message by message (steps 1-4 and the log; not 5-6: they are old by
 design).
 
@@ -100,6 +104,7 @@ Ranges = list[list[int]]
 class NodeConfig:
     fanout: int = 3
     anti_entropy_period_ns: int = 30 * NS_PER_SECOND
+    gap_pull_ns: int = 5 * NS_PER_SECOND  # at most one gap-triggered digest per origin this often
     replay_ttl_ns: int = 300 * NS_PER_SECOND
     presence_ttl_ns: int = 900 * NS_PER_SECOND
     beacon_period_ns: int = 300 * NS_PER_SECOND
@@ -296,6 +301,7 @@ class Node:
         self.apps: dict[str, App] = dict(apps or {})
         self.verifier = verifier or Verifier()
         self.replay = ReplayCache(self.config.replay_ttl_ns)
+        self.taken_raw: dict[bytes, tuple[int, int]] = {}  # message bytes taken -> (when, their epoch): a fast path
         self.log: dict[str, dict[bytes, OriginLog]] = {topic: {} for topic in self.apps}
         self.next_seq: dict[str, int] = {topic: 1 for topic in self.apps}
         self.last_beacon: dict[bytes, int] = {}
@@ -310,6 +316,8 @@ class Node:
         self.next_anti_entropy = now + self.config.anti_entropy_period_ns
         self.next_beacon = now
         self._ae_turn: list[bytes] = []
+        self._pull_after: dict[bytes, int] = {}
+        self._gaps: dict[tuple[str, bytes], int] = {}
         self.foaf = Foaf(self, neighbors)
         self.rendezvous = Rendezvous(self)
         self.handlers: dict[str, Handler] = {
@@ -405,6 +413,15 @@ class Node:
         return message.payload_hash
 
     def _receive(self, raw: bytes, now: int, out: Outbox) -> None:
+        seen = self.taken_raw.get(raw)
+        if seen is not None:  # these very bytes were taken: the checks below would end as they say here
+            taken_at, epoch_ns = seen
+            if abs(epoch_ns - now) > self.config.replay_ttl_ns:
+                self._verdict(None, None, "stale")
+                return
+            if now - taken_at < self.config.replay_ttl_ns:
+                self._verdict(None, None, "replayed")
+                return
         message, reason = self.admit(raw)
         if reason is not None:
             self._verdict(message, None, reason)
@@ -417,6 +434,8 @@ class Node:
             self._verdict(message, None, "replayed")
             return
         self.replay.remember(key, now)
+        self.taken_raw.pop(raw, None)
+        self.taken_raw[raw] = (now, message.epoch_secs * NS_PER_SECOND)
         try:
             kind, body = decode_payload(message.payload)
             handler = self.handlers.get(kind)
@@ -461,6 +480,19 @@ class Node:
         if outcome == "accepted":
             self.gossip(message.raw, (message.signer,), out)
         return outcome
+
+    def _pull_gaps(self, now: int, out: Outbox) -> None:
+        """Origins with a gap that was already there at the previous tick: something was lost
+        (not merely overtaken); ask the origin now rather than at the next round."""
+        gaps = {}
+        for topic, origins in self.log.items():
+            for origin, log in origins.items():
+                if log.extras and origin != self.peer_id:
+                    gaps[(topic, origin)] = log.watermark
+                    if (self._gaps.get((topic, origin)) == log.watermark and now >= self._pull_after.get(origin, 0)):
+                        self._pull_after[origin] = now + self.config.gap_pull_ns
+                        out.add(origin, self.seal(DIGEST, [origin, self.nonce(), self._digest()], now, ANTI_ENTROPY))
+        self._gaps = gaps
 
     def holds(self, topic: str) -> dict[bytes, Ranges]:
         """Per origin, the seq ranges of ``topic`` this node holds."""
@@ -529,6 +561,8 @@ class Node:
                 except DecodeError:
                     reason = "malformed payload"
             self._verdict(inner, OP, reason, repaired=True)
+        if len(raws) == MAX_REPAIR_MESSAGES:  # the peer had more than one repair holds: ask again at once
+            out.add(message.signer, self.seal(DIGEST, [message.signer, self.nonce(), self._digest()], now, ANTI_ENTROPY))
         if wanted:
             sent: list[bytes] = []
             for topic, origins in sorted(wanted.items()):
@@ -585,6 +619,9 @@ class Node:
         """Whatever is due at ``now``: a beacon, an anti-entropy digest, lookups to fail over."""
         out = Outbox()
         self.replay.purge(now)
+        taken, ttl = self.taken_raw, self.config.replay_ttl_ns
+        while taken and now - next(iter(taken.values()))[0] >= ttl:
+            del taken[next(iter(taken))]
         if self.config.beacons and now >= self.next_beacon:
             self.next_beacon = now + self.config.beacon_period_ns
             self.gossip(self.seal(BEACON, [self.nonce()], now, PRESENCE), (), out)
@@ -594,6 +631,7 @@ class Node:
                 self._ae_turn = self.rng.sample(self.peers, len(self.peers))
             peer = self._ae_turn.pop()
             out.add(peer, self.seal(DIGEST, [peer, self.nonce(), self._digest()], now, ANTI_ENTROPY))
+        self._pull_gaps(now, out)
         self.foaf.tick(now)
         self.rendezvous.tick(now, out)
         return out.datagrams()
