@@ -82,3 +82,23 @@ CONTROL_TIMEOUT_SECONDS = 10.0
 #: Nodes in one message of the toy counter core (``implementations.transport.toy``), which
 #: stands in for the node core in the transport's tests.
 TOY_COUNTER_MAX_NODES = 1024
+
+# ----- networked nodes (implementations.node) ------------------------------------------
+
+#: Largest datagram a node decodes: a repair of ``MAX_REPAIR_MESSAGES`` ML-DSA-65 messages
+#: (about 5.4 KB each with key and signature) fits with room to spare.
+MAX_DATAGRAM_BYTES = 4 * 1024 * 1024
+#: Messages one datagram may carry (batched gossip, repairs).
+MAX_MESSAGES_PER_DATAGRAM = 256
+#: A topic name, UTF-8 bytes.
+MAX_TOPIC_BYTES = 128
+#: One message's payload: a task-list delta or a threshold envelope, never a whole state.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+#: Messages one anti-entropy repair carries; what is left is sent at the next round.
+MAX_REPAIR_MESSAGES = 64
+#: Seq ranges one digest may list per origin, and origins per topic: a digest stays small
+#: however a peer's knowledge is fragmented (what does not fit is asked for next round).
+MAX_DIGEST_RANGES = 256
+MAX_DIGEST_ORIGINS = 4096
+#: FOAF queries: the most hops a query may ask for (SPEC: queries use TTL 3).
+MAX_FOAF_TTL = 8
