@@ -93,7 +93,7 @@ def limits_table() -> str:
 
     lines = ["| limit | value | bounds | why this value |", "|---|---|---|---|"]
     for limit in LIMITS.values():
-        lines.append(f"| `{limit.name}` | {limit.value:,} {limit.unit} | {limit.bounds} | {limit.why} |")
+        lines.append(f"| `{limit.name}` | {limit.value:,} {limit.unit} | {limit.bounds} | {limit.why or '—'} |")
     return "\n".join(lines)
 
 

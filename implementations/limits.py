@@ -12,14 +12,14 @@ returns the plain integer, so ``from implementations.limits import X`` gives a n
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Limit(NamedTuple):
     """A declared limit: its name, value and unit, what it bounds, and why this value."""
 
     name: str
-    value: int
+    value: int | float
     unit: str
     bounds: str
     why: str
@@ -29,8 +29,8 @@ class Limit(NamedTuple):
 LIMITS: dict[str, Limit] = {}
 
 
-def declare(name: str, value: int, unit: str, bounds: str, why: str) -> int:
-    """Record a limit in ``LIMITS`` and return its value."""
+def declare(name: str, value: int | float, unit: str, bounds: str, why: str = "") -> Any:
+    """Record a limit in ``LIMITS`` and return its value (an int, or a float of seconds)."""
     if name in LIMITS:
         raise ValueError(f"limit {name} is declared twice")
     LIMITS[name] = Limit(name, value, unit, bounds, why)
@@ -114,4 +114,136 @@ MAX_TASKS = declare(
     "fields and checkbox states of a task may arrive before the task does, so they are kept for any id; this "
     "bounds what a peer can make a replica keep (the state holds at most two checkbox records per task: the "
     "best claim and the best completion)",
+)
+
+# --- The QUIC transport between node processes (implementations/transport/) ---------------
+
+MAX_FRAME_BYTES = declare(
+    "MAX_FRAME_BYTES", 1024 * 1024, "bytes",
+    "largest message framed on a QUIC stream (the 4-byte length prefix not counted)",
+    "a node's messages are envelopes, digests and deltas: kilobytes (an ML-DSA-65 signature is 3,309 "
+    "bytes). A frame header announcing more closes the connection with a reason naming this. A connection "
+    "carries one stream (the client's first bidirectional stream): data on any other stream closes the "
+    "connection too",
+)
+MAX_AUTH_MESSAGE_BYTES = declare(
+    "MAX_AUTH_MESSAGE_BYTES", 8 * 1024, "bytes",
+    "largest identity hello or proof (public key, nonce, certificate fingerprint, signature)",
+    "an ML-DSA-65 public key (1,952 bytes) and signature (3,309 bytes) fit with room to spare",
+)
+MAX_SEND_BUFFER_BYTES = declare(
+    "MAX_SEND_BUFFER_BYTES", 4 * 1024 * 1024, "bytes",
+    "bytes written to a connection's stream and not yet acknowledged by the peer",
+    "a send past it waits (``Connection.send``) or is refused (``Connection.send_nowait``: the core "
+    "driver drops the message and counts it; gossip and anti-entropy repair what is lost)",
+)
+QUIC_MAX_STREAM_DATA = declare(
+    "QUIC_MAX_STREAM_DATA", 2 * 1024 * 1024, "bytes",
+    "qUIC flow control granted to a peer, per stream",
+    "a peer cannot make us buffer more than this of data we have not yet read from aioquic",
+)
+QUIC_MAX_DATA = declare(
+    "QUIC_MAX_DATA", 4 * 1024 * 1024, "bytes",
+    "qUIC flow control granted to a peer, per connection",
+    "a peer cannot make us buffer more than this of data we have not yet read from aioquic",
+)
+MAX_RECEIVE_QUEUE = declare(
+    "MAX_RECEIVE_QUEUE", 1024, "messages",
+    "messages received and not yet taken by the node",
+    "when it holds this many the endpoint stops reading its socket (back-pressure through QUIC's own loss "
+    "recovery), it never drops; it may exceed it by the messages of one batch of datagrams "
+    "(``RECEIVE_BATCH``)",
+)
+MAX_CONNECTIONS = declare(
+    "MAX_CONNECTIONS", 256, "connections",
+    "connections one endpoint holds at once, dialed and accepted together",
+    "a new Initial packet past it is ignored",
+)
+MAX_PENDING_PER_PEER = declare(
+    "MAX_PENDING_PER_PEER", 1024, "messages",
+    "messages waiting for a connection to a peer that is still being dialed; older ones are dropped (and "
+    "counted) past it",
+)
+AUTH_TIMEOUT_SECONDS = declare(
+    "AUTH_TIMEOUT_SECONDS", 5.0, "s",
+    "seconds a new connection has to finish the TLS handshake and prove its node identity",
+)
+IDLE_TIMEOUT_SECONDS = declare(
+    "IDLE_TIMEOUT_SECONDS", 30.0, "s",
+    "a connection silent for this long is closed by QUIC",
+    "a quiet connection is pinged every PING_INTERVAL_SECONDS so a live peer never reaches it",
+)
+PING_INTERVAL_SECONDS = declare(
+    "PING_INTERVAL_SECONDS", 5.0, "s",
+    "how often a quiet connection is pinged",
+    "well within IDLE_TIMEOUT_SECONDS, so a live peer's connection never idles out",
+)
+UNANSWERED_SECONDS = declare(
+    "UNANSWERED_SECONDS", 3.0, "s",
+    "a connection with data the peer has not acknowledged, and from which nothing at all has been heard "
+    "for this long, is closed: the peer crashed (a restarted node has forgotten the connection) or is cut "
+    "off",
+    "the next message dials again. Well above a loopback round trip and QUIC's first retransmissions, "
+    "well below the idle timeout",
+)
+
+# --- The fault proxy and the control endpoints (loopback only) -----------------------------
+
+MAX_PROXY_HELD_DATAGRAMS = declare(
+    "MAX_PROXY_HELD_DATAGRAMS", 10_000, "datagrams",
+    "datagrams the fault proxy holds (delayed or held back for reordering) at once; past it a datagram "
+    "that would be held is dropped and counted",
+)
+MAX_CONTROL_LINE_BYTES = declare(
+    "MAX_CONTROL_LINE_BYTES", 1024 * 1024, "bytes",
+    "largest request or answer line on a control endpoint (one JSON object per line)",
+)
+CONTROL_TIMEOUT_SECONDS = declare(
+    "CONTROL_TIMEOUT_SECONDS", 10.0, "s",
+    "seconds a control request may take before the client gives up",
+)
+TOY_COUNTER_MAX_NODES = declare(
+    "TOY_COUNTER_MAX_NODES", 1024, "nodes",
+    "nodes in one message of the toy counter core (``implementations.transport.toy``), which stands in "
+    "for the node core in the transport's tests",
+)
+
+# ----- networked nodes (implementations.node) ------------------------------------------
+
+MAX_DATAGRAM_BYTES = declare(
+    "MAX_DATAGRAM_BYTES", 4 * 1024 * 1024, "bytes",
+    "largest datagram a node decodes: a repair of ``MAX_REPAIR_MESSAGES`` ML-DSA-65 messages (about 5.4 "
+    "KB each with key and signature) fits with room to spare",
+)
+MAX_MESSAGES_PER_DATAGRAM = declare(
+    "MAX_MESSAGES_PER_DATAGRAM", 256, "messages",
+    "messages one datagram may carry (batched gossip, repairs)",
+)
+MAX_TOPIC_BYTES = declare(
+    "MAX_TOPIC_BYTES", 128, "bytes",
+    "a topic name, UTF-8 bytes",
+)
+MAX_PAYLOAD_BYTES = declare(
+    "MAX_PAYLOAD_BYTES", 1024 * 1024, "bytes",
+    "one message's payload: a task-list delta or a threshold envelope, never a whole state",
+)
+MAX_REPAIR_MESSAGES = declare(
+    "MAX_REPAIR_MESSAGES", 64, "messages",
+    "messages one anti-entropy repair carries; what is left is sent at the next round",
+)
+MAX_DIGEST_RANGES = declare(
+    "MAX_DIGEST_RANGES", 256, "ranges",
+    "seq ranges one digest may list per origin",
+    "a digest stays small however a peer's knowledge is fragmented (what does not fit is asked for next "
+    "round)",
+)
+MAX_DIGEST_ORIGINS = declare(
+    "MAX_DIGEST_ORIGINS", 4096, "origins",
+    "origins one digest may list per topic",
+    "a digest stays small however a peer's knowledge is fragmented (what does not fit is asked for next "
+    "round)",
+)
+MAX_FOAF_TTL = declare(
+    "MAX_FOAF_TTL", 8, "hops",
+    "FOAF queries: the most hops a query may ask for (SPEC: queries use TTL 3)",
 )
