@@ -46,8 +46,9 @@ class Lie(NamedTuple):
 
 
 LIES: dict[str, Lie] = {lie.name: lie for lie in (
-    Lie("own_dots_ahead", "refused",
-        "a context or an add naming the receiver's own operations beyond the last it made"),
+    Lie("own_dots_ahead", "accepted",
+        "an add in the receiver's own name, or a context claiming its own dots, beyond the last it made but "
+        "within the counter gap: legal-looking, and its next operations must skip past them"),
     Lie("dots_far_ahead", "refused",
         "dots of another replica (or agent) more than MAX_COUNTER_GAP beyond what the receiver has seen"),
     Lie("counter_at_max", "refused",

@@ -51,17 +51,13 @@ MAX_MESSAGE_BYTES = declare(
 
 # ----- causal contexts and dots (OR-Sets, and the task list's membership) --------------------
 
-OWN_COUNTER_GAP = declare(
-    "OWN_COUNTER_GAP", 0, "counters",
-    "how far beyond the last dot (replica, n) a replica made itself a message may name its dots",
-    "no peer can have seen an operation this replica has not made yet; a claim that it has would make the "
-    "replica's own next operations vanish (or overflow at 2^64 - 1)",
-)
 MAX_COUNTER_GAP = declare(
     "MAX_COUNTER_GAP", 2**32, "counters",
-    "how far beyond the greatest dot of a replica the receiver has seen a message may name that replica's dots",
+    "how far beyond the greatest dot of a replica the receiver has seen a message may name that replica's dots "
+    "(the receiver's own included)",
     "no replica makes four billion operations between two messages that reach a peer; a counter near 2^64 - 1 "
-    "then needs 2^32 messages to reach, so no counter ever overflows",
+    "then needs 2^32 messages to reach, so no counter ever overflows (a replica's next dot is beyond every dot "
+    "of its own it has seen, so an accepted claim ahead only makes it skip counters)",
 )
 MAX_CONTEXT_REPLICAS = declare(
     "MAX_CONTEXT_REPLICAS", 2**16, "replicas",

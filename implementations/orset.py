@@ -30,19 +30,19 @@ Peers that lie (issue 7). Dots are not authenticated, so a peer may claim to hav
 dot. Before a message is joined (``admit``), a replica refuses it whole, with
 ``wire.OverLimit`` naming the limit (``implementations.limits``), if it
 
-* names a dot of *this* replica beyond the last one it made (``OWN_COUNTER_GAP`` = 0): no
-  peer can have seen it, and accepting it would make this replica's next adds vanish, or,
-  at 2^64 - 1, every later ``add`` raise;
-* names a dot of another replica more than ``MAX_COUNTER_GAP`` beyond the greatest this
-  replica has seen of it (so counters never come near overflow);
+* names a dot of a replica (this one included) more than ``MAX_COUNTER_GAP`` beyond the
+  greatest this replica has seen of it: so counters never come near overflow, and no
+  context claiming this replica's dot (r, 2^64 - 1) can make every later ``add`` raise;
 * would make the context name more than ``MAX_CONTEXT_REPLICAS`` replicas or hold more than
   ``MAX_CLOUD_RANGES`` runs, or the store more than ``MAX_SET_DOTS`` live dots (the same
   bounds refuse a message that alone passes them, when it is decoded).
 
-Known limit: within the counter gap a lie cannot be told from the truth. A peer claiming
-dots of replica R that R has not made yet hides R's next adds from the replica it lies to
-(R's own replica refuses the lie). Replicas that must resist that need authenticated dots,
-as the task list's signed checkbox states are.
+A replica's next dot is beyond every dot of its own it has seen, so a claim of its own dots
+within the gap only makes it skip counters (and a replica restored from its own deltas, or
+told of them by peers after losing its state, never reuses a dot). Known limit: within the
+gap a lie cannot be told from the truth. A peer claiming dots of replica R that R has not
+made yet hides R's next adds from the replicas it lies to (not from R itself). Replicas that
+must resist that need authenticated dots, as the task list's signed checkbox states are.
 
 Wire (``implementations.wire``): kinds ``orset.state`` and ``orset.delta``, version 2, both
 with the body ``[version_vector, cloud, entries]``:
@@ -76,7 +76,6 @@ from implementations.limits import (
     MAX_CONTEXT_REPLICAS,
     MAX_COUNTER_GAP,
     MAX_SET_DOTS,
-    OWN_COUNTER_GAP,
 )
 from implementations.wire import DecodeError, OverLimit, decode, element_key, encode, expect_int, expect_list
 
@@ -391,18 +390,17 @@ def decode_delta(data: bytes) -> DotStore:
 
 def admit(store: DotStore, replica_id: int, incoming: DotStore, what: str) -> None:
     """Refuse (``OverLimit``) an ``incoming`` state or delta that ``store``, the state of
-    replica ``replica_id``, must not join: see the module docstring. Changes nothing; its
+    replica ``replica_id``, must not join (see the module docstring). Changes nothing; its
     work is the size of ``incoming`` times a logarithm of ``store``."""
     ours, theirs = store.context, incoming.context
     new_replicas = 0
     for replica in theirs.replicas():
         known = ours.max_seq(replica)
         claimed = theirs.max_seq(replica)
-        if replica == replica_id and claimed > known + OWN_COUNTER_GAP:
-            raise OverLimit("OWN_COUNTER_GAP", f"{what} claims dot ({replica}, {claimed}) of this replica, "
-                                               f"which has made {known}")
         if claimed > known + MAX_COUNTER_GAP:
-            raise OverLimit("MAX_COUNTER_GAP", f"{what} claims dot ({replica}, {claimed}); the greatest seen here is {known}")
+            whose = " (this replica's own)" if replica == replica_id else ""
+            raise OverLimit("MAX_COUNTER_GAP", f"{what} claims dot ({replica}, {claimed}){whose}; "
+                                               f"the greatest seen here is {known}")
         if not known:
             new_replicas += 1
     if len(ours.replicas()) + new_replicas > MAX_CONTEXT_REPLICAS:

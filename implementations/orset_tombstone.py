@@ -14,13 +14,13 @@ Deltas hold the same two maps, restricted to what the replica's own operations s
 last ``take_deltas`` added.
 
 Peers that lie (issue 7). Before a message is merged (``admit``) a replica refuses it whole
-with ``wire.OverLimit`` naming the limit (``implementations.limits``) if a tag names this
-replica beyond the last add it made (``OWN_COUNTER_GAP``: a tombstone for a tag it has not
-made yet would kill its own next add of that element), a tag of another replica more than
-``MAX_COUNTER_GAP`` beyond the greatest seen of it, more than ``MAX_CONTEXT_REPLICAS``
-replicas, or more than ``MAX_TOMBSTONE_TAGS`` tags in all (the message alone, or the replica
-after the merge). As for the delta-state OR-Set, a lie within the gap about another replica's
-future tags cannot be told from the truth.
+with ``wire.OverLimit`` naming the limit (``implementations.limits``) if a tag of a replica
+(this one included) is more than ``MAX_COUNTER_GAP`` beyond the greatest seen of it, or it
+names more than ``MAX_CONTEXT_REPLICAS`` replicas or more than ``MAX_TOMBSTONE_TAGS`` tags in
+all (the message alone, or the replica after the merge). A new tag is beyond every tag of
+this replica seen, not only those it made: a tombstone for a tag it has not made yet would
+otherwise kill its own next add of that element. As for the delta-state OR-Set, a lie within
+the gap about another replica's future tags cannot be told from the truth.
 
 Wire (``implementations.wire``): kinds ``orset-tombstone.state`` and ``orset-tombstone.delta``,
 version 1, body ``[elements, tombstones]``, each ``[[element, [[replica, seq], ...]], ...]``
@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from implementations.limits import MAX_CONTEXT_REPLICAS, MAX_COUNTER_GAP, MAX_TOMBSTONE_TAGS, OWN_COUNTER_GAP
+from implementations.limits import MAX_CONTEXT_REPLICAS, MAX_COUNTER_GAP, MAX_TOMBSTONE_TAGS
 from implementations.wire import DecodeError, OverLimit, decode, element_key, encode, expect_int, expect_list
 
 STATE_KIND = "orset-tombstone.state"
@@ -104,7 +104,8 @@ class TombstoneORSet:
         self._delta_tombstones: TagMap = {}
 
     def new_tag(self) -> Tag:
-        self.seq += 1
+        """A tag beyond every tag of this replica seen (made here, or claimed by a message)."""
+        self.seq = max(self.seq, self.highest.get(self.replica_id, 0)) + 1
         return (self.replica_id, self.seq)
 
     def add(self, element: Hashable) -> None:
@@ -145,9 +146,6 @@ class TombstoneORSet:
                     new += (replica, seq) not in held
         for replica, seq in claimed.items():
             known = self.highest.get(replica, 0)
-            if replica == self.replica_id and seq > self.seq + OWN_COUNTER_GAP:
-                raise OverLimit("OWN_COUNTER_GAP", f"{what} names tag ({replica}, {seq}) of this replica, "
-                                                   f"which has made {self.seq}")
             if seq > known + MAX_COUNTER_GAP:
                 raise OverLimit("MAX_COUNTER_GAP", f"{what} names tag ({replica}, {seq}); the greatest seen here is {known}")
         replicas = len(self.highest) + sum(1 for replica in claimed if replica not in self.highest)

@@ -219,10 +219,11 @@ class ORSetMachine(HostilePeers, ReplicatedMachine):
         others = [i for i in range(len(self.replicas)) if i != target] + list(STRANGERS)
         anyone = others[draw % len(others)]
         element = POOL[draw % len(POOL)]
-        if lie == "own_dots_ahead":
+        if lie == "own_dots_ahead":  # an add in the target's own name, ahead of its last: its next add skips past it
             made = self.known_counter(target, target)
-            counter = (made + 1, made + 2, made + 2**32, U64_MAX)[draw % 4]
-            return {"dot": [target, counter], "element": element if draw & 4 else None}
+            # Small steps: a dot 2^32 ahead would be accepted here and refused by a peer this one
+            # relays it to (past the gap there): an honest relay must never be refused.
+            return {"dot": [target, (made + 1, made + 2, made + 1000)[draw % 3]], "element": element_to_trace(element)}
         if lie == "dots_far_ahead":
             far = far_counters(self.known_counter(target, anyone))
             return {"dot": [anyone, far[draw % len(far)]], "element": element if draw & 4 else None}
@@ -236,8 +237,7 @@ class ORSetMachine(HostilePeers, ReplicatedMachine):
                 return {"stranger": stranger, "remove": element_to_trace(held[draw % len(held)])}
             return {"stranger": stranger, "add": element_to_trace(element), "counter": self.stranger_made.get(stranger, 0) + 1}
         if lie == "one_field_wrong":
-            liar = [target, target, anyone][draw % 3]
-            counter = self.known_counter(target, target) + 1 if liar == target else U64_MAX
+            liar, counter = [target, anyone][draw % 2], U64_MAX - (draw >> 1) % 2
             messages = [i for i, m in enumerate(self.in_flight) if m.target == target and m.deltas]
             if messages and draw & 8:
                 return {"message": messages[draw % len(messages)], "dot": [liar, counter], "whole_state": False}
@@ -248,7 +248,18 @@ class ORSetMachine(HostilePeers, ReplicatedMachine):
 
     def tell(self, target: int, lie: str, whole_state: bool, **args: Any) -> tuple[bytes, str, frozenset]:
         crafter = self.crafter
-        if lie in ("own_dots_ahead", "dots_far_ahead", "counter_at_max"):
+        if lie == "own_dots_ahead":
+            dot = tuple(args["dot"])
+            self.require(dot[0] == target and dot[1] > self.known_counter(target, target), f"{dot} is not ahead of {target}")
+            if args["element"] is None:
+                # A claim alone (committed scenarios only: the rule does not tell it, as the model
+                # has no operation for it and the target's next dot would differ from the model's
+                # next tag). It changes no value; the target's next add must still show.
+                return crafter.claim(whole_state, [dot]), "accepted", frozenset()
+            added = element_from_trace(args["element"])
+            self.require(all(dot not in {op.tag for op in h if isinstance(op, Add)} for h in self.history), f"{dot} is taken")
+            return crafter.add(whole_state, added, dot), "accepted", frozenset({Add(added, dot)})
+        if lie in ("dots_far_ahead", "counter_at_max"):
             dot = tuple(args["dot"])
             if args["element"] is None:
                 return crafter.claim(whole_state, [dot]), "refused", frozenset()

@@ -368,9 +368,9 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
     # * ``erase(holder, task, whole_state)``: a message without the checkbox states of ``task``
     #   that ``holder`` (the target replica's adapter) holds, claiming, in whatever context
     #   the format has, to have seen them removed;
-    # * ``claim_dots(whole_state, peer, counter, bad_record)``: a context claiming the dots of
-    #   replica ``peer`` up to ``counter``, with no entries, and with ``bad_record`` a
-    #   checkbox record that does not verify (one whose dots the receiver must drop);
+    # * ``claim_dots(whole_state, peer, counter, bad_record)``: a context claiming the dot
+    #   ``(peer, counter)``, with no entries, and with ``bad_record`` a checkbox record that
+    #   does not verify (one the receiver must drop);
     # * ``stranger_state(whole_state, task, state, ts_ms, serial)``: a genuine ``"claimed"`` or
     #   ``"done"`` state signed by the stranger agent (``stranger_agent``, its id), its
     #   ``serial``-th;
@@ -413,7 +413,9 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
         if lie in ("dots_far_ahead", "own_dots_ahead", "counter_at_max"):
             peer = target if lie == "own_dots_ahead" else other[draw % len(other)]
             known = self.known_counter(target, peer)
-            counters = {"dots_far_ahead": far_counters(known), "own_dots_ahead": [known + 1, known + 2**32],
+            # Accepted claims of a replica's own dots are not in the model: each moves what the
+            # implementation knows by at most 2, so 'far' keeps a margin far beyond any run's drift.
+            counters = {"dots_far_ahead": far_counters(known + 2**16), "own_dots_ahead": [known + 1, known + 2],
                         "counter_at_max": [U64_MAX - 1, U64_MAX]}[lie]
             return {"peer": peer, "counter": counters[draw % len(counters)], "bad_record": bool(draw & 16)}
         if lie == "stranger_ops":
@@ -430,7 +432,8 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
             wall = (now + MAX_CLOCK_AHEAD_NS + 1, U64_MAX)[draw % 2]
             return {"task": task, "field": tasklist.FIELDS[draw % 2], "wall_ns": wall, "counter": (0, U64_MAX)[(draw >> 1) % 2]}
         how = ("list_id", "field_clock", "field_counter", "member_claim")[draw % 4]
-        counter = self.known_counter(target, target) + 1
+        far = far_counters(self.known_counter(target, target) + 2**16)
+        counter = far[draw % len(far)]
         messages = [i for i, m in enumerate(self.in_flight) if m.target == target and m.deltas]
         if messages and draw & 8:
             return {"message": messages[draw % len(messages)], "how": how, "peer": target, "counter": counter,
@@ -443,7 +446,8 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
             task = bytes.fromhex(args["task"])
             return crafter.erase(self.replicas[target].unwrapped, task, whole_state), "harmless", frozenset()
         if lie in ("dots_far_ahead", "own_dots_ahead", "counter_at_max"):
-            return crafter.claim_dots(whole_state, args["peer"], args["counter"], args["bad_record"]), "refused", frozenset()
+            outcome = "harmless" if lie == "own_dots_ahead" else "refused"  # within the gap: the target skips past them
+            return crafter.claim_dots(whole_state, args["peer"], args["counter"], args["bad_record"]), outcome, frozenset()
         if lie == "stranger_ops":
             task = bytes.fromhex(args["task"])
             ts_ms, state = args["ts_ms"], args["state"]

@@ -178,7 +178,7 @@ class X0xCrafter:
 
     def claim_dots(self, whole_state: bool, peer: int, counter: int, bad_record: bool) -> bytes:
         members = orset.DotStore()
-        members.context.add_run(peer, 1, counter)
+        members.context.add((peer, counter))  # that dot alone: covering the dots before it would be a (legal) remove
         records = [forged_record(bytes(32), CLAIMED, 0, 0, "flipped_signature")] if bad_record else []
         return self.message(whole_state, records, members)
 
