@@ -6,7 +6,8 @@ asks the implementation's *crafter* to render one in that implementation's wire 
 delivers it to a live replica, and checks the outcome the lie calls for:
 
 * ``refused``: the replica raises ``implementations.wire.DecodeError`` (``OverLimit`` for a
-  limit, naming it) and its ``state()`` bytes are unchanged (``deliver_hostile``);
+  limit, naming it in its text and its ``limit``) and its ``state()`` bytes are unchanged
+  (``deliver_hostile``);
 * ``harmless``: refused as above, or accepted without any change the model does not make;
 * ``accepted``: a legal message from an unusual peer (a stranger replica or agent, a write
   at the edge of a limit): the model learns its operations like any other.
@@ -34,7 +35,7 @@ from typing import Any, NamedTuple
 import msgpack
 
 from implementations.limits import MAX_COUNTER_GAP, U64_MAX
-from implementations.wire import DecodeError, OverLimit
+from implementations.wire import DecodeError
 
 
 class Lie(NamedTuple):
@@ -124,11 +125,6 @@ def deliver_hostile(replica: Any, message: bytes, whole_state: bool, outcome: st
         return refusal
     assert outcome != "refused", f"{lie}: the replica accepted a message it must refuse ({len(message)} bytes)"
     return None
-
-
-def limit_named(refusal: DecodeError | None) -> str | None:
-    """The limit a refusal names, if it is an ``OverLimit``."""
-    return refusal.limit if isinstance(refusal, OverLimit) else None
 
 
 # ----- mutations of genuine messages, for benchmarks and fuzzing --------------------------
