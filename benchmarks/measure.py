@@ -13,8 +13,11 @@ overcounts: a machine is also built for test cases that are abandoned while draw
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from hypothesis import core
@@ -22,6 +25,13 @@ from hypothesis.statistics import collector
 
 #: Hypothesis's phases, as its statistics name them.
 PHASES = ("reuse", "generate", "target", "shrink", "explain")
+
+
+def results_directory() -> Path:
+    """Where benchmark runs keep what they write (reports, saved micro-benchmark runs): never the
+    working tree. ``$MBT_BENCHMARK_DIR``, else ``<temp dir>/crdt-threshold-mbt-benchmarks``."""
+    configured = os.environ.get("MBT_BENCHMARK_DIR")
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / "crdt-threshold-mbt-benchmarks"
 
 
 def cpu_base_note(rounds: int = 1) -> str:
