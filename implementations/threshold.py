@@ -39,7 +39,6 @@ crash loses nothing. The node (UTXOs, submission) is passed in as an object: see
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -68,7 +67,7 @@ from implementations.pskt import (
     validation_hash,
     verify_signature,
 )
-from implementations.storage import write_transaction
+from implementations.storage import Store
 from implementations.threshold_envelope import EnvelopeRejected, ReplayCache, authenticate, decode_envelope, seal
 from implementations.wire import DecodeError
 
@@ -183,12 +182,6 @@ def decode_answer(data: bytes) -> Answer:
     )
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    return db
-
-
 class _GivenTime:
     """The ``Clock`` handed to the policy enforcer: the ``now`` of the call being handled."""
 
@@ -207,12 +200,12 @@ class _Core:
         self.public_key = bytes(self.key.verify_key)
         self.group = group
         self.node = node
-        self.store = store
-        self.db = _connect(store)
-        self.replay = ReplayCache(self.db)
+        self.path = store
+        self.store = Store(store)
+        self.replay = ReplayCache(self.store)
 
     def close(self) -> None:
-        self.db.close()
+        self.store.close()
 
     def _open(self, data: bytes, now: int):
         """Decode and authenticate an envelope (changes nothing); returns it."""
@@ -248,9 +241,9 @@ class Signer(_Core):
 
     def __init__(self, seed: bytes, group: GroupConfig, node: Node, store: str, policy: Policy) -> None:
         super().__init__(seed, group, node, store)
-        self.db.executescript(SIGNER_SCHEMA)
+        self.store.declare(SIGNER_SCHEMA)
         self._time = _GivenTime()
-        self.policy = PolicyEnforcer(policy, self._time, store)
+        self.policy = PolicyEnforcer(policy, self._time, self.store)
 
     def close(self) -> None:
         self.policy.close()
@@ -265,7 +258,7 @@ class Signer(_Core):
             raise DecodeError(f"proposal: request id {proposal.request_id!r} is not the envelope's session {env.session_id!r}")
         self._time.value = now
         self.replay.remember(env.replay_key, now)
-        row = self.db.execute("SELECT answer FROM answers WHERE request_id = ?", (proposal.request_id,)).fetchone()
+        row = self.store.execute("SELECT answer FROM answers WHERE request_id = ?", (proposal.request_id,)).fetchone()
         payload = row[0] if row else self._decide(env.sender, proposal, now)
         return [self._send(env.sender, proposal.request_id, payload, now)]
 
@@ -288,7 +281,7 @@ class Signer(_Core):
         return None, mine
 
     def _already_processed(self, p: Proposal) -> bool:
-        row = self.db.execute("SELECT request_id FROM signed_events WHERE event_hash = ?", (p.event_hash,)).fetchone()
+        row = self.store.execute("SELECT request_id FROM signed_events WHERE event_hash = ?", (p.event_hash,)).fetchone()
         return row is not None and row[0] != p.request_id
 
     def _approve(self, p: Proposal) -> tuple[bool, str]:
@@ -314,15 +307,15 @@ class Signer(_Core):
         else:
             answer = Answer(p.request_id, p.event_hash, p.template_hash, False, refusal or "", ())
         payload = encode_answer(answer)
-        with write_transaction(self.db):
-            self.db.execute(
+        with self.store.transaction():
+            self.store.execute(
                 "INSERT INTO answers (request_id, coordinator, event_hash, template, answer, approved, expires_at)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (p.request_id, coordinator, p.event_hash, encode_template(mine) if answer.accept else None, payload,
                  int(approved), p.expires_at),
             )
             if answer.accept:
-                self.db.execute("INSERT OR IGNORE INTO signed_events VALUES (?, ?, ?)",
+                self.store.execute("INSERT OR IGNORE INTO signed_events VALUES (?, ?, ?)",
                                 (p.event_hash, p.template_hash, p.request_id))
         return payload
 
@@ -330,7 +323,7 @@ class Signer(_Core):
         """Settle the reservation of every approved request that reached ``expires_at``."""
         self._time.value = now
         self.replay.purge(now)
-        due = self.db.execute(
+        due = self.store.execute(
             "SELECT request_id, template FROM answers WHERE approved = 1 AND settled = 0 AND expires_at <= ?", (now,)
         ).fetchall()
         for request_id, template in due:
@@ -338,14 +331,15 @@ class Signer(_Core):
                 self.policy.finalize(request_id)
             else:
                 self.policy.release(request_id, "expired")
-            self.db.execute("UPDATE answers SET settled = 1 WHERE request_id = ?", (request_id,))
+            with self.store.transaction():
+                self.store.execute("UPDATE answers SET settled = 1 WHERE request_id = ?", (request_id,))
         return []
 
     # --- queries (for operators and tests) -------------------------------------------
 
     def signed_template(self, request_id: str) -> bytes | None:
         """The template bytes this signer rebuilt and signed for ``request_id`` (None if it did not sign)."""
-        row = self.db.execute("SELECT template FROM answers WHERE request_id = ?", (request_id,)).fetchone()
+        row = self.store.execute("SELECT template FROM answers WHERE request_id = ?", (request_id,)).fetchone()
         return row[0] if row else None
 
     def volume_on(self, day: int) -> int:
@@ -398,7 +392,7 @@ class Coordinator(_Core):
 
     def __init__(self, seed: bytes, group: GroupConfig, node: Node, store: str) -> None:
         super().__init__(seed, group, node, store)
-        self.db.executescript(COORDINATOR_SCHEMA)
+        self.store.declare(COORDINATOR_SCHEMA)
 
     def submit_event(self, event: Event, now: int) -> tuple[str, Outgoing]:
         """Open a request for ``event`` and propose it to every member.
@@ -406,7 +400,7 @@ class Coordinator(_Core):
         Raises ``EventRefused`` if this coordinator has a live or finalized request for the
         event, and ``TemplateRefused`` if no template can be built."""
         the_hash = event_hash(event)
-        busy = self.db.execute(
+        busy = self.store.execute(
             "SELECT request_id, state FROM requests WHERE event_hash = ? AND state IN ('Pending', 'Approved', 'Finalized')",
             (the_hash,),
         ).fetchone()
@@ -414,14 +408,14 @@ class Coordinator(_Core):
             raise EventRefused(f"event already processed: request {busy[0]} is {busy[1]}")
         g = self.group
         template = build_template(event, self.node.utxos(), fee=g.fee, fee_mode=g.fee_mode, change_address=g.change_address)
-        seq = self.db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM requests").fetchone()[0]
+        seq = self.store.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM requests").fetchone()[0]
         request_id = f"{self.public_key.hex()[:12]}-{seq}"
         template_bytes = encode_template(template)
         proposal = Proposal(request_id, event, the_hash, template, template_bytes, blake3(template_bytes).digest(),
                             validation_hash(the_hash, template), now + g.session_timeout_ns)
         payload = encode_proposal(proposal)
-        with write_transaction(self.db):
-            self.db.execute(
+        with self.store.transaction():
+            self.store.execute(
                 "INSERT INTO requests (request_id, seq, event_hash, proposal, n_inputs, expires_at, state)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (request_id, seq, the_hash, payload, len(template.inputs), proposal.expires_at, "Pending"),
@@ -430,7 +424,7 @@ class Coordinator(_Core):
         return request_id, out
 
     def _request(self, request_id: str):
-        return self.db.execute(
+        return self.store.execute(
             "SELECT proposal, n_inputs, expires_at, state FROM requests WHERE request_id = ?", (request_id,)
         ).fetchone()
 
@@ -451,13 +445,13 @@ class Coordinator(_Core):
         if not (hashes_equal(answer.template_hash, proposal.template_hash) and same_event):
             return []  # an answer about another event or template: neither its ack nor its signatures count
         hashes = sighashes(proposal.template)
-        with write_transaction(self.db):
+        with self.store.transaction():
             if env.sender in self.group.members:
-                self.db.execute("INSERT OR IGNORE INTO acks VALUES (?, ?, ?, ?)",
+                self.store.execute("INSERT OR IGNORE INTO acks VALUES (?, ?, ?, ?)",
                                 (answer.request_id, env.sender, int(answer.accept), answer.reason))
             for index, key, signature in answer.signatures:
                 valid = index < n_inputs and verify_signature(key, signature, hashes[index])
-                self.db.execute(
+                self.store.execute(
                     "INSERT INTO partial_signatures (request_id, input_index, public_key, signature, valid) VALUES (?,?,?,?,?)",
                     (answer.request_id, index, key, signature, int(valid)),
                 )
@@ -467,7 +461,7 @@ class Coordinator(_Core):
         return []
 
     def _after_answers(self, request_id: str, state: str) -> str:
-        accepts, refusals = self.db.execute(
+        accepts, refusals = self.store.execute(
             "SELECT COALESCE(SUM(accept), 0), COALESCE(SUM(1 - accept), 0) FROM acks WHERE request_id = ?", (request_id,)
         ).fetchone()
         n, m = len(self.group.members), self.group.m
@@ -475,12 +469,12 @@ class Coordinator(_Core):
             state = "Approved"
         elif state == "Pending" and refusals > n - m:
             state = "Rejected"
-        self.db.execute("UPDATE requests SET state = ? WHERE request_id = ?", (state, request_id))
+        self.store.execute("UPDATE requests SET state = ? WHERE request_id = ?", (state, request_id))
         return state
 
     def counting_keys(self, request_id: str, input_index: int) -> list[bytes]:
         """The distinct member keys with a valid signature on the input, in group key order."""
-        rows = self.db.execute(
+        rows = self.store.execute(
             "SELECT DISTINCT public_key FROM partial_signatures WHERE request_id = ? AND input_index = ? AND valid = 1",
             (request_id, input_index),
         ).fetchall()
@@ -496,7 +490,7 @@ class Coordinator(_Core):
         for i, keys in enumerate(chosen):
             per_input = []
             for key in keys:
-                (signature,) = self.db.execute(
+                (signature,) = self.store.execute(
                     "SELECT signature FROM partial_signatures"
                     " WHERE request_id = ? AND input_index = ? AND public_key = ? AND valid = 1",
                     (request_id, i, key),
@@ -505,53 +499,58 @@ class Coordinator(_Core):
             pairs.append(tuple(per_input))
         # m distinct members' valid signatures on every input: the group approved it (even if
         # their accepts have not arrived: someone may relay a member's signatures)
-        self.db.execute("UPDATE requests SET state = 'Approved' WHERE request_id = ?", (request_id,))
+        with self.store.transaction():
+            self.store.execute("UPDATE requests SET state = 'Approved' WHERE request_id = ?", (request_id,))
         try:
             txid = self.node.submit(SignedTransaction(proposal.template, tuple(pairs)))
         except LedgerError as refused:
-            self.db.execute("UPDATE requests SET state = 'Aborted', abort_reason = ? WHERE request_id = ?",
-                            (str(refused), request_id))
+            with self.store.transaction():
+                self.store.execute("UPDATE requests SET state = 'Aborted', abort_reason = ? WHERE request_id = ?",
+                                   (str(refused), request_id))
             return
         signers = wire.encode("igra.signers", 1, [list(keys) for keys in chosen])
-        with write_transaction(self.db):  # submitted: only now is the volume recorded
-            self.db.execute("UPDATE requests SET state = 'Finalized', final_tx_id = ? WHERE request_id = ?", (txid, request_id))
-            self.db.execute("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?)",
+        with self.store.transaction():  # submitted: only now is the volume recorded
+            self.store.execute("UPDATE requests SET state = 'Finalized', final_tx_id = ? WHERE request_id = ?",
+                               (txid, request_id))
+            self.store.execute("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?)",
                             (request_id, proposal.event_hash, str(proposal.event.amount), now // NS_PER_DAY, txid, signers))
 
     def tick(self, now: int) -> Outgoing:
         """Every live request that reached ``expires_at`` expires; nothing of it is submitted."""
         self.replay.purge(now)
-        self.db.execute("UPDATE requests SET state = 'Expired' WHERE state IN ('Pending', 'Approved') AND expires_at <= ?",
-                        (now,))
+        with self.store.transaction():
+            self.store.execute("UPDATE requests SET state = 'Expired' WHERE state IN ('Pending', 'Approved') AND expires_at <= ?",
+                               (now,))
         return []
 
     # --- queries -------------------------------------------------------------------------
 
     def request_state(self, request_id: str) -> str | None:
-        row = self.db.execute("SELECT state FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+        row = self.store.execute("SELECT state FROM requests WHERE request_id = ?", (request_id,)).fetchone()
         return row[0] if row else None
 
     def request_states(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT request_id, state FROM requests").fetchall())
+        return dict(self.store.execute("SELECT request_id, state FROM requests").fetchall())
 
     def final_signers(self, request_id: str) -> list[list[bytes]] | None:
         """Per input, the keys whose signatures the submitted transaction carries."""
-        row = self.db.execute("SELECT signers FROM payments WHERE request_id = ?", (request_id,)).fetchone()
+        row = self.store.execute("SELECT signers FROM payments WHERE request_id = ?", (request_id,)).fetchone()
         return None if row is None else wire.decode(row[0], "igra.signers", 1)
 
     def metrics(self) -> dict[str, int]:
         """Counters an operator scrapes: sessions by state, acks, signatures received and used."""
         out = {f"signing_sessions_total{{status={state.lower()}}}": count
-               for state, count in self.db.execute("SELECT state, COUNT(*) FROM requests GROUP BY state")}
+               for state, count in self.store.execute("SELECT state, COUNT(*) FROM requests GROUP BY state")}
         out["session_timeouts_total"] = out.get("signing_sessions_total{status=expired}", 0)
-        for accept, count in self.db.execute("SELECT accept, COUNT(*) FROM acks GROUP BY accept"):
+        for accept, count in self.store.execute("SELECT accept, COUNT(*) FROM acks GROUP BY accept"):
             out["signer_acks_total{result=" + ("accept" if accept else "reject") + "}"] = count
-        out["partial_sigs_total"] = self.db.execute("SELECT COUNT(*) FROM partial_signatures").fetchone()[0]
-        out["partial_sigs_valid_total"] = self.db.execute("SELECT COUNT(*) FROM partial_signatures WHERE valid = 1").fetchone()[0]
+        out["partial_sigs_total"] = self.store.execute("SELECT COUNT(*) FROM partial_signatures").fetchone()[0]
+        valid = self.store.execute("SELECT COUNT(*) FROM partial_signatures WHERE valid = 1").fetchone()[0]
+        out["partial_sigs_valid_total"] = valid
         return out
 
     def paid_volume_on(self, day: int) -> int:
-        return sum(int(a) for (a,) in self.db.execute("SELECT amount FROM payments WHERE day = ?", (day,)))
+        return sum(int(a) for (a,) in self.store.execute("SELECT amount FROM payments WHERE day = ?", (day,)))
 
 
 class LedgerView:

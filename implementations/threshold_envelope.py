@@ -29,7 +29,6 @@ and act on the payload: a refused envelope changes nothing.
 from __future__ import annotations
 
 import hmac
-import sqlite3
 from dataclasses import dataclass
 
 import nacl.exceptions
@@ -37,6 +36,7 @@ import nacl.signing
 from blake3 import blake3
 
 from implementations import wire
+from implementations.storage import Store
 from implementations.wire import DecodeError
 
 ENVELOPE_KIND = "igra.envelope"
@@ -140,28 +140,31 @@ CREATE TABLE IF NOT EXISTS outbox (
 class ReplayCache:
     """The ``(sender, session, seq_no)`` keys accepted in the last 24 h, in the node's SQLite file."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-        db.executescript(REPLAY_SCHEMA)
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.declare(REPLAY_SCHEMA)
 
     def seen(self, key: tuple[bytes, str, int], now: int) -> bool:
-        row = self.db.execute(
+        row = self.store.execute(
             "SELECT received_at FROM seen_envelopes WHERE sender = ? AND session_id = ? AND seq_no = ?",
             (key[0], key[1], str(key[2])),
         ).fetchone()
         return row is not None and now - row[0] < REPLAY_WINDOW_NS
 
     def remember(self, key: tuple[bytes, str, int], now: int) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO seen_envelopes VALUES (?, ?, ?, ?)", (key[0], key[1], str(key[2]), now)
-        )
+        with self.store.transaction(join=True):
+            self.store.execute(
+                "INSERT OR REPLACE INTO seen_envelopes VALUES (?, ?, ?, ?)", (key[0], key[1], str(key[2]), now)
+            )
 
     def purge(self, now: int) -> None:
-        self.db.execute("DELETE FROM seen_envelopes WHERE received_at <= ?", (now - REPLAY_WINDOW_NS,))
+        with self.store.transaction(join=True):
+            self.store.execute("DELETE FROM seen_envelopes WHERE received_at <= ?", (now - REPLAY_WINDOW_NS,))
 
     def next_seq(self, session_id: str) -> int:
         """This node's next sequence number in ``session_id`` (durable, so a restart never reuses one)."""
-        row = self.db.execute("SELECT next_seq FROM outbox WHERE session_id = ?", (session_id,)).fetchone()
-        seq = row[0] if row else 0
-        self.db.execute("INSERT OR REPLACE INTO outbox VALUES (?, ?)", (session_id, seq + 1))
+        with self.store.transaction(join=True):
+            row = self.store.execute("SELECT next_seq FROM outbox WHERE session_id = ?", (session_id,)).fetchone()
+            seq = row[0] if row else 0
+            self.store.execute("INSERT OR REPLACE INTO outbox VALUES (?, ?)", (session_id, seq + 1))
         return seq

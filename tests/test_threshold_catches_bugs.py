@@ -21,7 +21,7 @@ class CountsDuplicateKeys(Coordinator):
     """Counts every valid member signature on an input, not every distinct key."""
 
     def counting_keys(self, request_id, input_index):
-        rows = self.db.execute(
+        rows = self.store.execute(
             "SELECT public_key FROM partial_signatures WHERE request_id = ? AND input_index = ? AND valid = 1",
             (request_id, input_index),
         ).fetchall()
@@ -33,7 +33,7 @@ class CountsNonMembers(Coordinator):
     """Counts every distinct key with a valid signature, member of the group or not."""
 
     def counting_keys(self, request_id, input_index):
-        rows = self.db.execute(
+        rows = self.store.execute(
             "SELECT DISTINCT public_key FROM partial_signatures WHERE request_id = ? AND input_index = ? AND valid = 1",
             (request_id, input_index),
         ).fetchall()
@@ -54,14 +54,15 @@ class VolumeAtFinalization(Signer):
 
     def tick(self, now):
         self._time.value = now
-        due = self.db.execute(
+        due = self.store.execute(
             "SELECT request_id, template FROM answers WHERE approved = 1 AND settled = 0 AND expires_at <= ?", (now,)
         ).fetchall()
         for request_id, template in due:
             destination, amount = getattr(self, "unpaid", {}).get(request_id, ("", 0))
             if template is not None and self.node.has_transaction(blake3(template).digest()):
                 self.policy.submit(request_id + "/paid", destination, amount)  # counted now, at finalization
-            self.db.execute("UPDATE answers SET settled = 1 WHERE request_id = ?", (request_id,))
+            with self.store.transaction():
+                self.store.execute("UPDATE answers SET settled = 1 WHERE request_id = ?", (request_id,))
         return []
 
 
