@@ -98,7 +98,43 @@ class CountsAtFinalization(PolicyEnforcer):
                 self._set_reserved(row[0], self._reserved(row[0]) + int(row[1]))
 
 
-BUGS = [InclusiveLimitRefused, RollingWindow, SenderClock, ForgetsVolumeOnRestart, ReleasesFromToday, CountsAtFinalization]
+class ReadsVolumeBeforeLocking(PolicyEnforcer):
+    """Reads today's volume before taking the write lock (a check outside the transaction
+    that acts on it): two processes sharing the file both approve past the limit."""
+
+    def submit(self, request_id, destination, amount, reason=None, sender_timestamp_ns=None):
+        stale = self._reserved(self._today())
+        self._reserved = lambda day: stale
+        try:
+            return super().submit(request_id, destination, amount, reason, sender_timestamp_ns)
+        finally:
+            del self._reserved
+
+
+class ReservesInTwoCommits(PolicyEnforcer):
+    """Records the approved request in one transaction and adds its amount to the day's
+    volume in a second one: a crash between the two loses the reservation's volume."""
+
+    def _set_reserved(self, day, total):
+        self.store.execute("SELECT 1")  # the commit of the request row comes first
+        pending = getattr(self, "_pending", None)
+        if pending is None:
+            self._pending = (day, total)
+        else:
+            super()._set_reserved(day, total)
+
+    def submit(self, request_id, destination, amount, reason=None, sender_timestamp_ns=None):
+        self._pending = None
+        decision = super().submit(request_id, destination, amount, reason, sender_timestamp_ns)
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with self.store.transaction():
+                super()._set_reserved(*pending)
+        return decision
+
+
+BUGS = [InclusiveLimitRefused, RollingWindow, SenderClock, ForgetsVolumeOnRestart, ReleasesFromToday, CountsAtFinalization,
+        ReadsVolumeBeforeLocking, ReservesInTwoCommits]
 
 
 @pytest.mark.parametrize("bug", BUGS, ids=[b.__name__ for b in BUGS])
