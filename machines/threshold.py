@@ -13,7 +13,9 @@ member's key, a member's signature over another template, a copy of a member's g
 signature, a faulty member that accepts without a valid signature). Signers and
 coordinators crash and restart from their files. ``advance_clock`` moves the shared clock
 (across UTC midnight, by whole days) and ticks every core. Crashes inside an operation and
-a second process on a core's file are rules of ``machines.threshold_faults``.
+a second process on a core's file are rules of ``machines.threshold_faults``; well-formed
+lies (outsiders' answers, integers at the edge of what storage holds, huge signature
+lists) of ``machines.threshold_hostile``.
 
 The machine predicts, with the model, every signer's answer (the checks in SPEC order, the
 policy by ``models.policy``), every request's state, and every refusal; after every step:
@@ -54,6 +56,7 @@ from implementations.threshold import Answer, EventRefused, GroupConfig, LedgerV
 from implementations.threshold_envelope import EnvelopeRejected, decode_envelope, encode_envelope, seal
 from implementations.wire import DecodeError
 from machines.threshold_faults import FaultRules
+from machines.threshold_hostile import HostileRules
 from models import policy as policy_model
 from models import threshold as model
 from models.clock import NS_PER_DAY, NS_PER_SECOND, ManualClock, utc_day
@@ -124,7 +127,7 @@ class SignerModel:
     approved_tick: dict = attrs.field(factory=dict)  # request id -> the machine's tick count when approved
 
 
-class ThresholdMachine(FaultRules, TracedMachine):
+class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
     name = "threshold"
 
     def __init__(self, implementation, stats=None):

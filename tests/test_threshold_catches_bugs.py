@@ -15,6 +15,8 @@ from hypothesis import settings
 from hypothesis.internal.conjecture import engine
 
 from harness import Implementation, expect_caught, load_trace, replay
+from implementations import threshold
+from implementations.limits import U64_MAX
 from implementations.pskt import event_hash, verify_signature
 from implementations.threshold import SKEW_NS, Coordinator, EventRefused, Signer, decode_proposal
 from implementations.threshold_envelope import EnvelopeRejected, ReplayCache, decode_envelope
@@ -165,6 +167,14 @@ class ChecksReplayBeforeLocking(Signer):
 class RemembersOnly(ReplayCache):
     def admit(self, key, now):
         self.store.execute("INSERT OR REPLACE INTO seen_envelopes VALUES (?, ?, ?, ?)", (key[0], key[1], str(key[2]), now))
+
+
+class StoresOutsidersSignatures(Coordinator):
+    """Issue 7, defect 9: checks and stores every valid signature, a non-member's too (they
+    still never count): an outsider fills the coordinator's file."""
+
+    def _counts(self, key):
+        return True
 
 
 class ForgetsDecidedSubmissions(Coordinator):
@@ -339,6 +349,7 @@ REVERTED_FIXES = [
     ("threshold-crash-between-reservation-and-answer", {"signer_class": ReservesBeforeAnswering}),
     ("threshold-crash-between-submission-and-its-record", {"coordinator_class": ForgetsDecidedSubmissions}),
     ("threshold-two-coordinator-processes-one-event", {"coordinator_class": OpensEventsOutsideTheLock}),
+    ("threshold-outsider-answers-leave-no-trace", {"coordinator_class": StoresOutsidersSignatures}),
 ]
 
 
@@ -348,8 +359,17 @@ def test_the_committed_trace_fails_with_its_fix_reverted(trace, variant):
     loaded = load_trace(REGRESSIONS / f"{trace}.json")
     outcome = replay(loaded, ThresholdMachine, _impl(f"reverted-{trace}", **variant))
     assert outcome.status == "failed", outcome
-    first_fault = min(i for i, step in enumerate(loaded.steps) if step.rule in ("crash", "interleave"))
+    first_fault = min(i for i, step in enumerate(loaded.steps) if step.rule in ("crash", "interleave", "lie"))
     assert outcome.step >= first_fault, outcome
+
+
+def test_an_expiry_beyond_sqlite_integers_fails_without_the_decode_bound(monkeypatch):
+    """Defect 10 with its fix reverted (``expires_at`` decoded as any u64): the signer
+    raises OverflowError halfway through its transaction instead of refusing the bytes."""
+    monkeypatch.setattr(threshold, "I64_MAX", U64_MAX)
+    loaded = load_trace(REGRESSIONS / "threshold-proposal-expiring-beyond-sqlite-integers.json")
+    outcome = replay(loaded, ThresholdMachine, _impl("u64-expiry"))
+    assert outcome.status == "failed" and "OverflowError" in outcome.message, outcome
 
 
 def test_the_machine_finds_a_reservation_committed_before_its_answer(tmp_path, monkeypatch):
