@@ -8,8 +8,9 @@ a new script is picked up without being listed here) and the per-operation micro
 Each runs in its own process, one after the other (they measure; running two at once would
 measure each other), from a scratch directory, with ``PYTHONPATH`` set to the project root.
 
-``--quick`` passes ``--quick`` to every script that offers it and runs the micro-benchmarks
-for a shorter time: a check that everything runs, with rougher figures.
+``--quick`` passes ``--quick`` to every script that offers it (and smaller sizes, from
+``QUICK_FALLBACK``, to those that do not) and runs the micro-benchmarks for a shorter time:
+a check that everything runs, with rougher figures.
 
 The report (``--out``; by default ``report-<UTC time>.md`` under
 ``benchmarks.measure.results_directory()``, never the current directory) has, for each
@@ -47,6 +48,14 @@ NOT_SCRIPTS = {"__init__", "__main__", "measure", "run_all"}
 ORDER = ["harness_overhead", "machine_steps", "micro", "editing_trace", "rga_scaling", "scaling", "pskt_bench",
          "threshold_bench"]
 MICRO = "micro"
+#: A quick look at the scripts that do not offer ``--quick`` themselves (used only while their
+#: ``--help`` names every flag here; a script that offers ``--quick`` gets ``--quick``).
+QUICK_FALLBACK = {
+    "mesh_scale": ["--nodes", "20", "--minutes", "2"],  # its docstring's quick look
+    "quic_loopback": ["--messages", "5000", "--round-trips", "200", "--handshakes", "10"],
+    "crash_signers": ["--kills", "40"],
+    "rga_scaling": ["--sizes", "1000", "10000"],
+}
 
 
 @attrs.frozen
@@ -74,14 +83,19 @@ def child_environment() -> dict[str, str]:
     return env
 
 
-def offers_quick(script: Path, env: dict[str, str], scratch: str) -> bool:
-    """Whether ``script --help`` mentions ``--quick`` (scripts of other workstreams may not)."""
+def quick_arguments(script: Path, env: dict[str, str], scratch: str) -> list[str]:
+    """``--quick`` if ``script --help`` offers it, else its ``QUICK_FALLBACK`` if the help names
+    all of those flags, else nothing (the script runs in full)."""
     try:
         result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, env=env,
                                 cwd=scratch, timeout=120, check=False)
     except subprocess.TimeoutExpired:
-        return False
-    return "--quick" in result.stdout
+        return []
+    if "--quick" in result.stdout:
+        return ["--quick"]
+    fallback = QUICK_FALLBACK.get(script.stem, [])
+    flags = [part for part in fallback if part.startswith("--")]
+    return fallback if flags and all(flag in result.stdout for flag in flags) else []
 
 
 def command_for(name: str, quick: bool, env: dict[str, str], scratch: str) -> list[str]:
@@ -92,7 +106,7 @@ def command_for(name: str, quick: bool, env: dict[str, str], scratch: str) -> li
                    "--benchmark-columns=min,median,mean,stddev,rounds", "--benchmark-sort=name"]
         return command + (["--benchmark-max-time=0.1", "--benchmark-min-rounds=3"] if quick else [])
     script = HERE / f"{name}.py"
-    return [sys.executable, str(script)] + (["--quick"] if quick and offers_quick(script, env, scratch) else [])
+    return [sys.executable, str(script)] + (quick_arguments(script, env, scratch) if quick else [])
 
 
 def run(name: str, command: list[str], env: dict[str, str], scratch: str, timeout: float) -> Outcome:
@@ -172,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="the Markdown report (default: report-<time>.md under "
                         f"{results_directory()})")
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"run only these, of: {', '.join(scripts())}")
-    parser.add_argument("--timeout", type=float, default=1_800, help="seconds per benchmark before it is stopped (default 1800)")
+    parser.add_argument("--timeout", type=float, default=3_600, help="seconds per benchmark before it is stopped (default 3600)")
     args = parser.parse_args(argv)
     names = scripts()
     if args.only:
