@@ -15,7 +15,7 @@ import pytest
 from hypothesis import Phase, settings
 
 from harness import Implementation, expect_caught, load_trace, replay
-from implementations.rga import RGA, Id
+from implementations.rga import RGA
 from implementations.wire import DecodeError
 from machines.adapters.rga_tree import RGA_TREE
 from machines.rga import RGAMachine
@@ -44,25 +44,33 @@ def buggy(name: str, cls: type[RGA]) -> Implementation:
     return Implementation("rga", name, lambda replica_id, clock: cls(replica_id))
 
 
-def slot_by(key):
-    """A remote insert's slot, with siblings compared by ``key`` (greatest first) instead of by id."""
+def place_by(key):
+    """A remote insert's place with siblings compared by ``key`` (greatest first) instead of by
+    id: from just after the parent, every element whose key is greater is skipped."""
 
-    def slot(self: RGA, element: Id, parent: Id | None) -> tuple[int, int]:
-        chunks = self._chunks
-        if parent is None:
-            number, position = 0, 0
+    def _place(self: RGA, counter: int, replica: int, parent_counter: int, parent_replica: int, content) -> None:
+        new = key((counter, replica))
+        elements = [(run, offset) for run in self._runs() for offset in range(len(run.items))]
+        position = 0
+        if parent_counter:
+            position = 1 + next(n for n, (run, offset) in enumerate(elements)
+                                if (run.counter + offset, run.replica) == (parent_counter, parent_replica))
+        while position < len(elements):
+            run, offset = elements[position]
+            if key((run.counter + offset, run.replica)) < new:
+                break
+            position += 1
+        if position == len(elements):
+            leaf, i = self._rightmost(), len(self._rightmost().runs)
         else:
-            chunk = self._where[parent]
-            number, position = chunk.index, chunk.ids.index(parent) + 1
-        while True:
-            ids = chunks[number].ids
-            while position < len(ids) and key(ids[position]) > key(element):
-                position += 1
-            if position < len(ids) or number == len(chunks) - 1:
-                return number, position
-            number, position = number + 1, 0
+            run, offset = elements[position]
+            leaf, i = run.leaf, run.leaf.runs.index(run)
+            if offset:
+                self._split_run(leaf, i, offset)
+                i += 1
+        self._put_chain(leaf, i, counter, replica, parent_counter, parent_replica, content)
 
-    return slot
+    return _place
 
 
 # ----- (a) siblings ordered by the wrong key --------------------------------------------
@@ -71,14 +79,14 @@ def slot_by(key):
 class SmallestSiblingFirst(RGA):
     """Concurrent inserts after one element are ordered smallest id first."""
 
-    _slot = slot_by(lambda element: (-element[0], -element[1]))  # BUG: the order is reversed
+    _place = place_by(lambda element: (-element[0], -element[1]))  # BUG: the order is reversed
 
 
 class ReplicaBeforeCounter(RGA):
     """Siblings are compared by replica first, then counter: a replica with a greater id
     always wins, even against an insert that saw more."""
 
-    _slot = slot_by(lambda element: (element[1], element[0]))  # BUG: should be (counter, replica)
+    _place = place_by(lambda element: (element[1], element[0]))  # BUG: should be (counter, replica)
 
 
 def test_siblings_smallest_first_is_caught(monkeypatch, tmp_path):
@@ -102,10 +110,9 @@ class OwnCounterOnly(RGA):
         super().__init__(replica_id)
         self._own = 0
 
-    def _next_id(self) -> Id:
+    def _next_counter(self) -> int:
         self._own += 1  # BUG: should be 1 + the greatest counter seen, remote ones included
-        self._max_counter = max(self._max_counter, self._own)
-        return (self._own, self.replica_id)
+        return self._own
 
 
 def test_per_replica_counter_is_caught(monkeypatch, tmp_path):
@@ -119,18 +126,18 @@ def test_per_replica_counter_is_caught(monkeypatch, tmp_path):
 class EarlyDeleteDropped(RGA):
     """A delete of an element not known yet is ignored instead of remembered."""
 
-    def _receive_delete(self, element: Id) -> None:
-        if element in self._where:  # BUG: an unknown element's delete is lost
-            self._kill(element)
+    def _delete_range(self, start: int, end: int, replica: int) -> None:
+        for counter in range(start, end):
+            run = self._run_of(counter, replica)
+            if run is not None:  # BUG: an unknown element's delete is lost
+                self._kill(run, counter - run.counter, counter - run.counter + 1)
 
 
 class OrphanInsertDropped(RGA):
     """An insert whose parent has not arrived yet is ignored instead of kept until it does."""
 
-    def _receive_insert(self, element, parent, item) -> None:
-        if element in self._where or (parent is not None and parent not in self._where):
-            return  # BUG: should wait for the parent
-        self._integrate(element, parent, item)
+    def _wait(self, counter, replica, parent_counter, parent_replica, content) -> None:
+        return  # BUG: should wait for the parent
 
 
 def test_early_delete_dropped_is_caught(monkeypatch, tmp_path):
@@ -149,10 +156,10 @@ def test_orphan_insert_dropped_is_caught(monkeypatch, tmp_path):
 class MergeKeepsKnownAlive(RGA):
     """A merge only adds elements it did not know; that the sender deleted one it knows is lost."""
 
-    def _kill(self, element: Id) -> bool:
+    def _kill(self, run, start: int, stop: int) -> int:
         if getattr(self, "_merging", False):
-            return False  # BUG: a known element deleted elsewhere stays visible here
-        return super()._kill(element)
+            return 0  # BUG: a known element deleted elsewhere stays visible here
+        return super()._kill(run, start, stop)
 
     def apply_state(self, state) -> None:
         self._merging = True
