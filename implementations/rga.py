@@ -53,6 +53,7 @@ working. Items are strings, bytes or integers that fit MessagePack (``[-2**63, 2
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Hashable, Iterable, Iterator
 from itertools import accumulate, compress, groupby, pairwise
@@ -111,11 +112,12 @@ def _check_item(item: object) -> None:
 
 class _Page:
     """A page of a ``_SortedMap``: a leaf holds keys and values; an inner page holds the least
-    key of each child and the children."""
+    key of each child and the children. Keys are an unsigned 64-bit array: one block of memory
+    to search, not an object per key."""
 
     __slots__ = ("items", "keys", "leaf")
 
-    def __init__(self, keys: list[int], items: list, leaf: bool) -> None:
+    def __init__(self, keys: array, items: list, leaf: bool) -> None:
         self.keys, self.items, self.leaf = keys, items, leaf
 
 
@@ -129,7 +131,7 @@ class _SortedMap:
     __slots__ = ("root",)
 
     def __init__(self) -> None:
-        self.root = _Page([], [], True)
+        self.root = _Page(array("Q"), [], True)
 
     def __bool__(self) -> bool:
         return bool(self.root.keys)
@@ -169,7 +171,9 @@ class _SortedMap:
     def _descend(self, key: int) -> tuple[list[tuple[_Page, int]], _Page]:
         path, page = [], self.root
         while not page.leaf:
-            i = max(bisect_right(page.keys, key) - 1, 0)
+            i = bisect_right(page.keys, key) - 1
+            if i < 0:
+                i = 0
             path.append((page, i))
             page = page.items[i]
         return path, page
@@ -204,7 +208,7 @@ class _SortedMap:
             right = _Page(page.keys[half:], page.items[half:], page.leaf)
             del page.keys[half:], page.items[half:]
             if not path:
-                self.root = _Page([page.keys[0], right.keys[0]], [page, right], False)
+                self.root = _Page(array("Q", (page.keys[0], right.keys[0])), [page, right], False)
                 return
             parent, i = path.pop()
             parent.keys.insert(i + 1, right.keys[0])
@@ -235,7 +239,7 @@ class _SortedMap:
         root = self.root
         while not root.leaf and len(root.items) == 1:
             root = root.items[0]
-        self.root = root if root.leaf or root.items else _Page([], [], True)
+        self.root = root if root.leaf or root.items else _Page(array("Q"), [], True)
 
     def items(self) -> Iterator[tuple[int, object]]:
         stack = [self.root]
@@ -581,18 +585,27 @@ class _Run:
 
 
 class _Leaf:
-    __slots__ = ("parent", "runs", "slot", "visible")
+    """Runs in document order, with their visible counts beside them in an array (finding a
+    visible index scans one block of memory and touches one run)."""
 
-    def __init__(self, runs: list[_Run], visible: int, parent: _Node | None, slot: int) -> None:
-        self.runs, self.visible, self.parent, self.slot = runs, visible, parent, slot
+    __slots__ = ("counts", "parent", "runs", "slot", "visible")
+
+    def __init__(self, runs: list[_Run], parent: _Node | None = None, slot: int = 0) -> None:
+        self.runs, self.parent, self.slot = runs, parent, slot
+        self.counts = array("H", [run.visible for run in runs])
+        self.visible = sum(self.counts)
+        for run in runs:
+            run.leaf = self
 
 
 class _Node:
-    """An inner node: per child its visible count and the least id (as an int) of its subtree."""
+    """An inner node: per child its visible count (an array: one block of memory to scan) and
+    the least id (as an int) of its subtree."""
 
     __slots__ = ("children", "counts", "mins", "parent", "slot", "visible")
 
-    def __init__(self, children: list, counts: list[int], mins: list[int], parent: _Node | None, slot: int) -> None:
+    def __init__(self, children: list, counts: Iterable[int], mins: list[int], parent: _Node | None, slot: int) -> None:
+        counts = counts if type(counts) is array else array("q", counts)
         self.children, self.counts, self.mins, self.parent, self.slot = children, counts, mins, parent, slot
         self.visible = sum(counts)
         for number, child in enumerate(children):
@@ -646,7 +659,7 @@ class RGA:
         if type(replica_id) is not int or not 0 <= replica_id <= U64_MAX:
             raise ValueError(f"a replica id is an int in [0, 2**64), got {replica_id!r}")
         self.replica_id = replica_id
-        self._root: _Leaf | _Node = _Leaf([], 0, None, 0)
+        self._root: _Leaf | _Node = _Leaf([])
         self._max_counter = 0
         self._ids: dict[int, _SortedMap] = {}  # replica -> first counter of each run -> run
         self._waiting: dict[int, _SortedMap] = {}  # parent replica -> parent counter -> waiting runs
@@ -772,29 +785,29 @@ class RGA:
             leaf, start = node, index - k
             self._cursor = (leaf, start)
         k = index - start
-        runs = leaf.runs
+        counts = leaf.counts
         hint = self._hint
         if hint is not None and hint[0] is leaf:
             _, i, before = hint
             if k >= before:
-                visible = runs[i].visible
+                visible = counts[i]
                 while k >= before + visible:
                     before += visible
                     i += 1
-                    visible = runs[i].visible
+                    visible = counts[i]
             else:
                 while k < before:
                     i -= 1
-                    before -= runs[i].visible
+                    before -= counts[i]
         else:
             i = before = 0
-            visible = runs[0].visible
+            visible = counts[0]
             while k >= before + visible:
                 before += visible
                 i += 1
-                visible = runs[i].visible
+                visible = counts[i]
         self._hint = (leaf, i, before)
-        flags = runs[i].flags
+        flags = leaf.runs[i].flags
         return leaf, i, (k - before if flags is None else _nth_visible(flags, k - before))
 
     def _leftmost(self) -> _Leaf:
@@ -851,20 +864,17 @@ class RGA:
         counter = run.counter + at
         tail = _Run(counter, run.replica, counter - 1, run.replica, tail_items, tail_visible, tail_flags, leaf)
         leaf.runs.insert(i + 1, tail)
+        leaf.counts[i] = run.visible
+        leaf.counts.insert(i + 1, tail_visible)
         self._register(tail)
         return tail
 
     def _split_leaf(self, leaf: _Leaf) -> None:
         runs = leaf.runs
         half = len(runs) >> 1
-        right = _Leaf(runs[half:], 0, None, 0)
-        del runs[half:]
-        visible = 0
-        for run in right.runs:
-            run.leaf = right
-            visible += run.visible
-        right.visible = visible
-        leaf.visible -= visible
+        right = _Leaf(runs[half:])
+        del runs[half:], leaf.counts[half:]
+        leaf.visible -= right.visible
         self._cursor = self._hint = None
         self._adopt(leaf, right, _least(runs), _least(right.runs))
 
@@ -895,6 +905,7 @@ class RGA:
         """Place a new run before run ``i`` of ``leaf`` (``i`` may be the end)."""
         run.leaf = leaf
         leaf.runs.insert(i, run)
+        leaf.counts.insert(i, run.visible)
         if run.visible:
             _bump(leaf, run.visible)
         key = run.counter << 64 | run.replica
@@ -906,8 +917,9 @@ class RGA:
         if len(leaf.runs) > LEAF_MAX:
             self._split_leaf(leaf)
 
-    def _kill(self, run: _Run, start: int, stop: int) -> int:
-        """Delete elements ``start`` to ``stop - 1`` of ``run``; how many were visible."""
+    def _kill(self, run: _Run, start: int, stop: int, i: int | None = None) -> int:
+        """Delete elements ``start`` to ``stop - 1`` of ``run`` (run ``i`` of its leaf, if the
+        caller knows); how many were visible."""
         if not run.visible:
             return 0
         flags = run.flags
@@ -928,7 +940,9 @@ class RGA:
             run.visible -= killed
             if not run.visible:
                 run.flags = None
-        _bump(run.leaf, -killed)
+        leaf = run.leaf
+        leaf.counts[leaf.runs.index(run) if i is None else i] -= killed
+        _bump(leaf, -killed)
         return killed
 
     # ----- local edits ------------------------------------------------------------
@@ -997,6 +1011,7 @@ class RGA:
                     run.flags = bytearray(size)
                     run.flags.append(1)
                 run.visible += 1
+                leaf.counts[i] += 1
                 _bump(leaf, 1)
                 return (counter, me)
         else:
@@ -1016,7 +1031,7 @@ class RGA:
             raise IndexError(f"delete at {index} in a sequence of {self._root.visible}")
         leaf, i, offset = self._locate(index)
         run = leaf.runs[i]
-        self._kill(run, offset, offset + 1)
+        self._kill(run, offset, offset + 1, i)
         self._record_delete(run.counter + offset, run.replica)
         return (run.counter + offset, run.replica)
 
@@ -1153,7 +1168,7 @@ class RGA:
                     # Right after the parent, the end of its run: typing arriving from afar.
                     if (parent_replica == replica and parent_counter == counter - 1
                             and len(parent_run.items) + len(content) <= RUN_MAX):
-                        self._extend(parent_run, content)
+                        self._extend(leaf, i - 1, content)
                     else:
                         self._put_chain(leaf, i, counter, replica, parent_counter, parent_replica, content)
                     return
@@ -1184,7 +1199,9 @@ class RGA:
         last = self._rightmost()
         return last, len(last.runs)
 
-    def _extend(self, run: _Run, content) -> None:
+    def _extend(self, leaf: _Leaf, i: int, content) -> None:
+        """Run ``i`` of ``leaf`` grows by visible elements (its chain goes on)."""
+        run = leaf.runs[i]
         items = run.items
         if type(items) is str and type(content) is str:
             run.items = items + content
@@ -1196,7 +1213,8 @@ class RGA:
         elif not run.visible:
             run.flags = bytearray(len(items)) + b"\x01" * size
         run.visible += size
-        _bump(run.leaf, size)
+        leaf.counts[i] += size
+        _bump(leaf, size)
 
     def _put_chain(self, leaf: _Leaf, i: int, counter: int, replica: int, parent_counter: int, parent_replica: int,
                    content) -> None:
@@ -1327,10 +1345,7 @@ class RGA:
         fill = max(2, LEAF_MAX * 3 // 4)
         level: list = []
         for start in range(0, len(made), fill):
-            leaf = _Leaf(made[start : start + fill], 0, None, 0)
-            for run in leaf.runs:
-                run.leaf = leaf
-            leaf.visible = sum(run.visible for run in leaf.runs)
+            leaf = _Leaf(made[start : start + fill])
             level.append((leaf, _least(leaf.runs)))
         fan = max(2, NODE_MAX * 3 // 4)
         while len(level) > 1:
