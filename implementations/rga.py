@@ -32,18 +32,19 @@ How it is stored (the way Yrs and diamond-types merge items):
   of neighbouring ids are one range.
 
 Wire (MessagePack arrays, ``implementations/wire.py``), version 2. Runs travel as five
-columns: counter steps (each run's first counter minus the previous run's, the first from
-0), replicas, parent gaps (first counter minus the parent's counter; -1 for the head, with
-parent replica 0), parent replicas, and contents (a ``str``, one element per character, or
-a list of items). Deletes travel as ranges ``[counters, replicas, lengths]``. A delta
-(``rga.delta``) is ``[runs, deletes]``: the local edits since the last ``take_deltas``. The
-full state (``rga.state``) is ``[runs, alive lengths, waiting runs, early deletes]``: the
-document's runs in order (maximal: equal documents encode to equal bytes), the lengths of
-its alternately visible and deleted stretches (visible first), then the inserts waiting for
-their parent and the deletes waiting for their element. Decoding (``decode_delta``,
-``decode_state``) is pure, checks the whole message (counters in range, a parent's counter
-below its child's, no id twice, a state's runs in exactly their tree's document order) and
-raises only ``DecodeError``; applying a decoded message cannot fail.
+columns: counter steps (each run's first counter minus the previous run's, modulo 2**64 so
+that every step is an unsigned 64-bit integer; the first from 0), replicas, parent gaps
+(first counter minus the parent's counter; -1 for the head, with parent replica 0), parent
+replicas, and contents (a ``str``, one element per character, or a list of items). Deletes
+travel as ranges ``[counters, replicas, lengths]``. A delta (``rga.delta``) is ``[runs,
+deletes]``: the local edits since the last ``take_deltas``. The full state (``rga.state``)
+is ``[runs, alive lengths, waiting runs, early deletes]``: the document's runs in order
+(maximal: equal documents encode to equal bytes), the lengths of its alternately visible
+and deleted stretches (visible first), then the inserts waiting for their parent and the
+deletes waiting for their element. Decoding (``decode_delta``, ``decode_state``) is pure,
+checks the whole message (counters in range, a parent's counter below its child's, no id
+twice, a state's runs in exactly their tree's document order) and raises only
+``DecodeError``; applying a decoded message cannot fail.
 
 Limits (``implementations/limits.py``): counters are unsigned 64-bit. A replica that has
 seen the counter ``U64_MAX`` can make no further insert (``CounterSpaceExhausted``, raised
@@ -368,7 +369,7 @@ def _ints(value: object, where: str, low: int, length: int | None = None) -> lis
 def _decode_runs(body: object, where: str) -> list[RunTuple]:
     """Runs from their five columns (see the module docstring)."""
     columns = expect_list(body, where, 5)
-    steps = _ints(columns[0], f"{where}[0] (counter steps)", -U64_MAX)
+    steps = _ints(columns[0], f"{where}[0] (counter steps)", 0)
     size = len(steps)
     replicas = _ints(columns[1], f"{where}[1] (replicas)", 0, size)
     gaps = _ints(columns[2], f"{where}[2] (parent gaps)", -1, size)
@@ -376,7 +377,7 @@ def _decode_runs(body: object, where: str) -> list[RunTuple]:
     contents = expect_list(columns[4], f"{where}[4] (contents)", size)
     runs = []
     for n, (counter, replica, gap, parent_replica, content) in enumerate(
-        zip(accumulate(steps), replicas, gaps, parent_replicas, contents, strict=True)
+        zip((total & U64_MAX for total in accumulate(steps)), replicas, gaps, parent_replicas, contents, strict=True)
     ):
         kind = type(content)
         if kind is list:
@@ -524,7 +525,7 @@ def _run_columns(runs: Iterable[RunTuple]) -> list[list]:
             continue
         if parts is not None:
             contents.append(_content(parts))
-        steps.append(counter - previous)
+        steps.append((counter - previous) & U64_MAX)  # modulo 2**64: a step back is a long step forward
         previous = counter
         replicas.append(replica)
         gaps.append(counter - parent_counter if parent_counter else -1)

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from hypothesis import Phase, settings
 
+import implementations.rga as rga_module
 from harness import Implementation, expect_caught, load_trace, replay
 from implementations.rga import RGA
 from implementations.wire import DecodeError
-from machines.adapters.rga_tree import RGA_TREE
+from machines.adapters.rga_tree import RGA_TREE, TreeReplica
 from machines.rga import RGAMachine
 
 # Without Hypothesis's explain phase: it re-runs the failure under coverage tracing, which
@@ -156,10 +157,10 @@ def test_orphan_insert_dropped_is_caught(monkeypatch, tmp_path):
 class MergeKeepsKnownAlive(RGA):
     """A merge only adds elements it did not know; that the sender deleted one it knows is lost."""
 
-    def _kill(self, run, start: int, stop: int) -> int:
+    def _kill(self, run, start: int, stop: int, i: int | None = None) -> int:
         if getattr(self, "_merging", False):
             return 0  # BUG: a known element deleted elsewhere stays visible here
-        return super()._kill(run, start, stop)
+        return super()._kill(run, start, stop, i)
 
     def apply_state(self, state) -> None:
         self._merging = True
@@ -174,6 +175,100 @@ def test_merge_ignoring_known_tombstones_is_caught(monkeypatch, tmp_path):
     assert "delete" in rules
 
 
+# ----- (e) elements told apart by their item (issue 10, gap 2) -------------------------------
+
+
+class DeletesByValue(RGA):
+    """A remote delete removes the first visible element that holds the same item as its
+    target, as if an item were its own identity. With a fresh character per insert this is
+    invisible; with equal characters, the norm in text, it deletes the wrong element."""
+
+    def _delete_range(self, start: int, end: int, replica: int) -> None:
+        for counter in range(start, end):
+            run = self._run_of(counter, replica)
+            if run is None:
+                super()._delete_range(counter, counter + 1, replica)
+                continue
+            item = run.items[counter - run.counter]
+            for element in self.ids():  # BUG: the first element with that item, not the target
+                other, offset = self._known(element)
+                if other.items[offset] == item:
+                    self._kill(other, offset, offset + 1)
+                    break
+
+
+def test_elements_told_apart_by_value_are_caught(monkeypatch, tmp_path):
+    rules = assert_caught(buggy("deletes-by-value", DeletesByValue), monkeypatch, tmp_path)
+    assert rules.count("insert") >= 2 and "delete" in rules
+
+
+# ----- (f) a deleted element that comes back, at the convergent level (issue 10, gap 4) ------
+
+
+class RedeliveryRevives(RGA):
+    """A delta carrying the insert of an element deleted here shows it again (as if an insert
+    said "this element is alive"); the next full-state merge that carries its tombstone hides
+    it again, so a check made only after full syncs never sees it."""
+
+    def apply_decoded_delta(self, delta) -> None:
+        for counter, replica, _, _, content in delta.runs:
+            for element in range(counter, counter + len(content)):
+                run = self._run_of(element, replica)
+                offset = element - run.counter if run is not None else 0
+                if run is not None and not (run.flags[offset] if run.flags is not None else run.visible):
+                    flags = run.flags if run.flags is not None else bytearray(len(run.items))
+                    flags[offset] = 1  # BUG: a tombstone is not undone by an insert
+                    run.visible += 1
+                    run.flags = None if run.visible == len(run.items) else flags
+                    run.leaf.counts[run.leaf.runs.index(run)] += 1
+                    rga_module._bump(run.leaf, 1)
+        super().apply_decoded_delta(delta)
+
+
+def test_a_deleted_element_that_comes_back_is_caught_where_it_comes_back(monkeypatch, tmp_path):
+    impl = Implementation("rga", "redelivery-revives", lambda replica_id, clock: RedeliveryRevives(replica_id),
+                          level="convergent")
+    trace = expect_caught(RGAMachine, impl, hypothesis_settings=CI, trace_dir=tmp_path).trace
+    rules = [step.rule for step in trace.steps]
+    assert len(rules) <= MAX_STEPS and "delete" in rules
+    assert rules[-1] in {"deliver", "redeliver", "deliver_all"}, f"caught only at {rules[-1]}: {trace.to_json()}"
+
+
+# ----- (g) inserts past the greatest counter (issue 7, defect 7) ------------------------------
+
+
+class InsertsPastTheCeiling(TreeReplica):
+    """The ceiling check reverted: a replica that has seen counter 2**64 - 1 goes on
+    inserting, with ids the wire cannot carry (its next ``state()`` raises OverflowError)."""
+
+    def _next_counter(self) -> int:
+        return self._max_counter + 1  # BUG: no refusal past U64_MAX
+
+
+def test_inserts_past_the_greatest_counter_are_caught(monkeypatch, tmp_path):
+    rules = assert_caught(buggy("inserts-past-the-ceiling", InsertsPastTheCeiling), monkeypatch, tmp_path)
+    assert "hostile" in rules and "insert" in rules
+
+
+def signed_steps(run_columns):
+    """The wire fix reverted: counter steps back as negative integers, which MessagePack
+    cannot carry below -2**63 (a step back from the top of the range to a small counter)."""
+
+    def columns(runs):
+        out = run_columns(runs)
+        out[0] = [step - 2**64 if step >= 2**63 else step for step in out[0]]
+        return out
+
+    return columns
+
+
+def test_the_ceiling_trace_catches_signed_counter_steps(monkeypatch):
+    trace = load_trace(REGRESSIONS / "rga-counter-steps-back-from-the-ceiling.json")
+    assert replay(trace, RGAMachine, RGA_TREE).status == "passed"
+    monkeypatch.setattr(rga_module, "_run_columns", signed_steps(rga_module._run_columns))
+    assert replay(trace, RGAMachine, RGA_TREE).status == "failed"
+
+
 # ----- the committed regression traces each catch their bug, without a search ---------------
 
 REGRESSIONS = Path(__file__).resolve().parent.parent / "regressions" / "traces"
@@ -186,6 +281,8 @@ REGRESSIONS = Path(__file__).resolve().parent.parent / "regressions" / "traces"
     ("rga-delete-overtakes-its-insert", EarlyDeleteDropped),
     ("rga-child-overtakes-its-parent", OrphanInsertDropped),
     ("rga-merge-brings-a-delete-of-a-known-element", MergeKeepsKnownAlive),
+    ("rga-equal-characters-are-different-elements", DeletesByValue),
+    ("rga-no-insert-after-the-greatest-counter", InsertsPastTheCeiling),
 ])
 def test_regression_trace_catches_its_bug(trace_name, bug):
     trace = load_trace(REGRESSIONS / f"{trace_name}.json")
