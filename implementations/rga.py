@@ -32,8 +32,9 @@ How it is stored (the way Yrs and diamond-types merge items):
   of neighbouring ids are one range.
 
 Wire (MessagePack arrays, ``implementations/wire.py``), version 2. Runs travel as five
-columns: counter steps (each run's first counter minus the previous run's, modulo 2**64 so
-that every step is an unsigned 64-bit integer; the first from 0), replicas, parent gaps
+columns: counter steps (each run's first counter minus the previous run's, the first from
+0, taken modulo 2**64 so that every step fits a MessagePack integer: a step back below
+-2**63 travels as the step forward that lands on the same counter), replicas, parent gaps
 (first counter minus the parent's counter; -1 for the head, with parent replica 0), parent
 replicas, and contents (a ``str``, one element per character, or a list of items). Deletes
 travel as ranges ``[counters, replicas, lengths]``. A delta (``rga.delta``) is ``[runs,
@@ -369,7 +370,7 @@ def _ints(value: object, where: str, low: int, length: int | None = None) -> lis
 def _decode_runs(body: object, where: str) -> list[RunTuple]:
     """Runs from their five columns (see the module docstring)."""
     columns = expect_list(body, where, 5)
-    steps = _ints(columns[0], f"{where}[0] (counter steps)", 0)
+    steps = _ints(columns[0], f"{where}[0] (counter steps)", -(2**63))
     size = len(steps)
     replicas = _ints(columns[1], f"{where}[1] (replicas)", 0, size)
     gaps = _ints(columns[2], f"{where}[2] (parent gaps)", -1, size)
@@ -525,7 +526,8 @@ def _run_columns(runs: Iterable[RunTuple]) -> list[list]:
             continue
         if parts is not None:
             contents.append(_content(parts))
-        steps.append((counter - previous) & U64_MAX)  # modulo 2**64: a step back is a long step forward
+        step = counter - previous
+        steps.append(step if step >= -(2**63) else step + 2**64)  # what MessagePack carries; the same modulo 2**64
         previous = counter
         replicas.append(replica)
         gaps.append(counter - parent_counter if parent_counter else -1)

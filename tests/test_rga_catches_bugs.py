@@ -9,6 +9,7 @@ replay alone.
 
 from __future__ import annotations
 
+from itertools import accumulate
 from pathlib import Path
 
 import pytest
@@ -256,7 +257,8 @@ def signed_steps(run_columns):
 
     def columns(runs):
         out = run_columns(runs)
-        out[0] = [step - 2**64 if step >= 2**63 else step for step in out[0]]
+        counters = [total % 2**64 for total in accumulate(out[0])]
+        out[0] = [counter - previous for previous, counter in zip([0, *counters], counters, strict=False)]
         return out
 
     return columns
