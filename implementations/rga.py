@@ -572,9 +572,11 @@ def encode_delta(inserts: Iterable[tuple[Id, Id | None, Hashable]], deletes: Ite
 class _Run:
     """Elements ``(counter, replica), (counter + 1, replica), ...``, each the parent of the
     next and adjacent in the document; the first one's parent is ``(parent_counter,
-    parent_replica)`` (counter 0: the head)."""
+    parent_replica)`` (counter 0: the head). ``after`` is the run cut from its end by an
+    insert inside it, whose ids follow on: the ids are registered by the first run of such a
+    chain only (an insert at a random place then writes no cold page of the id index)."""
 
-    __slots__ = ("counter", "flags", "items", "leaf", "parent_counter", "parent_replica", "replica", "visible")
+    __slots__ = ("after", "counter", "flags", "items", "leaf", "parent_counter", "parent_replica", "replica", "visible")
 
     def __init__(self, counter, replica, parent_counter, parent_replica, items, visible, flags, leaf) -> None:
         self.counter = counter
@@ -585,6 +587,7 @@ class _Run:
         self.visible = visible  # how many of its elements are visible
         self.flags = flags  # None: all visible or all deleted (by ``visible``); else one 0/1 byte each
         self.leaf = leaf
+        self.after = None
 
 
 class _Leaf:
@@ -721,8 +724,8 @@ class RGA:
         if index is None:
             return None
         run = index.floor_value(counter)
-        if run is None or counter >= run.counter + len(run.items):
-            return None
+        while run is not None and counter >= run.counter + len(run.items):
+            run = run.after
         return run
 
     def _known(self, element: Id) -> tuple[_Run, int]:
@@ -869,7 +872,7 @@ class RGA:
         leaf.runs.insert(i + 1, tail)
         leaf.counts[i] = run.visible
         leaf.counts.insert(i + 1, tail_visible)
-        self._register(tail)
+        tail.after, run.after = run.after, tail
         return tail
 
     def _split_leaf(self, leaf: _Leaf) -> None:
@@ -904,18 +907,20 @@ class RGA:
             parent.visible -= sibling.visible
             self._adopt(parent, sibling, min(parent.mins), min(sibling.mins))
 
-    def _put(self, leaf: _Leaf, i: int, run: _Run) -> None:
-        """Place a new run before run ``i`` of ``leaf`` (``i`` may be the end)."""
+    def _put(self, leaf: _Leaf, i: int, run: _Run, local: bool = False) -> None:
+        """Place a new run before run ``i`` of ``leaf`` (``i`` may be the end). A local run's
+        id is the greatest here, so it lowers no subtree's least id."""
         run.leaf = leaf
         leaf.runs.insert(i, run)
         leaf.counts.insert(i, run.visible)
         if run.visible:
             _bump(leaf, run.visible)
-        key = run.counter << 64 | run.replica
-        child, node = leaf, leaf.parent
-        while node is not None and key < node.mins[child.slot]:
-            node.mins[child.slot] = key
-            child, node = node, node.parent
+        if not local:
+            key = run.counter << 64 | run.replica
+            child, node = leaf, leaf.parent
+            while node is not None and key < node.mins[child.slot]:
+                node.mins[child.slot] = key
+                child, node = node, node.parent
         self._register(run)
         if len(leaf.runs) > LEAF_MAX:
             self._split_leaf(leaf)
@@ -986,7 +991,7 @@ class RGA:
         self._max_counter = counter
         self._record_insert(counter, 0, 0, item)
         self._cursor, self._hint = (leaf, 0), (leaf, 0, 0)
-        self._put(leaf, 0, run)
+        self._put(leaf, 0, run, local=True)
         return (counter, self.replica_id)
 
     def _insert_after(self, leaf: _Leaf, i: int, offset: int, item: Hashable) -> Id:
@@ -1025,7 +1030,7 @@ class RGA:
         else:
             self._hint = None
         new = _Run(counter, me, parent_counter, parent_replica, item if _is_char(item) else [item], 1, None, leaf)
-        self._put(leaf, i + 1, new)
+        self._put(leaf, i + 1, new, local=True)
         return (counter, me)
 
     def delete(self, index: int) -> Id:
@@ -1235,8 +1240,8 @@ class RGA:
         when they arrive."""
         index = self._ids.get(replica)
         while start < end:
-            run = index.floor_value(start) if index is not None else None
-            if run is not None and start < run.counter + len(run.items):
+            run = self._run_of(start, replica)
+            if run is not None:
                 stop = min(end, run.counter + len(run.items))
                 self._kill(run, start - run.counter, stop - run.counter)
                 start = stop
