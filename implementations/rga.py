@@ -48,9 +48,10 @@ twice, a state's runs in exactly their tree's document order) and raises only
 ``DecodeError``; applying a decoded message cannot fail.
 
 Limits (``implementations/limits.py``): counters are unsigned 64-bit. A replica that has
-seen the counter ``U64_MAX`` can make no further insert (``CounterSpaceExhausted``, raised
-before anything changes); everything else (deletes, merges, deltas, ``state()``) keeps
-working. Items are strings, bytes or integers that fit MessagePack (``[-2**63, 2**64)``).
+seen the counter ``RGA_MAX_COUNTER`` (``U64_MAX``) can make no further insert
+(``CounterSpaceExhausted``, raised before anything changes); everything else (deletes,
+merges, deltas, ``state()``) keeps working. Why there is no lower ceiling: see there.
+Items are strings, bytes or integers that fit MessagePack (``[-2**63, 2**64)``).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ from itertools import accumulate, compress, groupby, pairwise
 
 import attrs
 
-from implementations.limits import U64_MAX
+from implementations.limits import RGA_MAX_COUNTER, U64_MAX
 from implementations.wire import DecodeError, decode, encode, expect_list
 
 __all__ = [
@@ -956,9 +957,9 @@ class RGA:
     # ----- local edits ------------------------------------------------------------
 
     def _next_counter(self) -> int:
-        if self._max_counter >= U64_MAX:
+        if self._max_counter >= RGA_MAX_COUNTER:
             raise CounterSpaceExhausted(
-                f"replica {self.replica_id} has seen the counter {U64_MAX}, the greatest the wire carries: "
+                f"replica {self.replica_id} has seen the counter {RGA_MAX_COUNTER}, the greatest the wire carries: "
                 "it cannot insert any more (nothing changed)"
             )
         return self._max_counter + 1

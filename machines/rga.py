@@ -19,7 +19,7 @@ Levels:
   caught. After every step each replica's value equals ``models.rga.value`` of the history
   it has seen (indices refer to that value), and a replica that shows its ids (an ``ids()``
   method, see ``machines/contracts.py``) must show the model's. Counters are unsigned 64-bit
-  (``implementations.limits.U64_MAX``): a replica that has seen the greatest one must refuse
+  (``implementations.limits.RGA_MAX_COUNTER``): a replica that has seen the greatest one must refuse
   an insert (``Refused("counter_exhausted")``) and change nothing.
 * ``convergent`` (e.g. YATA, as Yrs orders concurrent inserts): indices refer to the
   replica's own value; an insert hangs after the element the replica shows before it, a
@@ -51,7 +51,7 @@ from hypothesis.stateful import rule
 
 from harness import guard, machine_test
 from harness.machine import Observation
-from implementations.limits import U64_MAX
+from implementations.limits import RGA_MAX_COUNTER, U64_MAX
 from machines.contracts import Refused
 from machines.replicated import INDEX, START_NS, Message, ReplicatedMachine
 from models.clock import ManualClock
@@ -193,7 +193,7 @@ class RGAMachine(ReplicatedMachine):
         else:  # after the element the replica shows before ``index``
             parent = self.element_of[seen[index - 1]] if index else None
             op = Insert(next_id(self.history[replica], replica), parent, item)
-        if op.id[0] > U64_MAX:
+        if op.id[0] > RGA_MAX_COUNTER:
             self.expect_exhausted(replica, index, item)
             return
         self.replicas[replica].insert(index, item)
