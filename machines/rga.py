@@ -36,7 +36,7 @@ The adversary (``hostile``, for implementations whose replicas can speak their o
 well-formed delta with ids of its own choosing, from replica ids no honest replica has:
 floods of siblings with decreasing ids, counters at the top of the 64-bit range, children of
 parents that never come or come later, children of deleted parents, chains with every child
-before its parent, and deletes of ids nobody has inserted (yet). The model takes them as any
+before its parent, and deletes of ids nobody has inserted yet (some inserted later). The model takes them as any
 other operations; the invariants above are checked after every step, and the replica must
 still encode its state afterwards.
 """
@@ -304,7 +304,7 @@ class RGAMachine(ReplicatedMachine):
                 promised = (top, attacker)
                 self.promised.append(promised)
                 return [[top + 1 + k, attacker, *promised, letter] for k in range(size)], []
-            if kind == "late_parent":  # a promised parent arrives, after its children
+            if kind == "late_parent":  # a promised parent arrives, after its children or its delete
                 waiting = [p for p in self.promised if p not in self.hostile_inserts and p[0] > 0]
                 if not waiting:
                     return [], []
@@ -320,9 +320,12 @@ class RGAMachine(ReplicatedMachine):
                 chain = [[base, attacker, *parent, letter]] + [[base + k, attacker, base + k - 1, attacker, letter]
                                                               for k in range(1, size)]
                 return chain[::-1], []
-            # far_deletes: deletes of known elements and of ids nobody has inserted (yet)
+            # far_deletes: deletes of known elements and of ids nobody has inserted yet (a later
+            # late_parent may insert them: they must arrive deleted)
             known = [list(element.id) for element in elements[raw % 3 :: 3]][:size]
-            return [], known + [[top + 1 + k, attacker] for k in range(size)]
+            unknown = [(top + 1 + k, attacker) for k in range(size)]
+            self.promised.extend(unknown)
+            return [], known + [list(element) for element in unknown]
 
         inserts, deletes = operations()
         if any(op[0] > U64_MAX for op in inserts + deletes):  # the counters are used up: nothing to send
