@@ -15,9 +15,13 @@ of the UTXOs and checks, in order (the first failure is the refusal's reason):
 
 It answers accept (with an Ed25519 signature over every input's sighash) or reject with the
 reason. A signer never signs two templates for one event; a repeat of a request it already
-answered gets the same answer again. When a request it approved reaches ``expires_at`` it
-settles the reservation: kept (``finalize``) if the transaction is on its node, otherwise
-given back (``release(..., "expired")``).
+answered gets the same answer again. When a request it approved is past ``expires_at`` by
+more than the clock skew it tolerates (``SKEW_NS``, 30 s) it settles the reservation: kept
+(``finalize``) if the transaction is on its node, otherwise given back (``release(...,
+"expired")``). Not at ``expires_at`` itself: the coordinator submits until ``expires_at`` by
+*its* clock, which may be behind this signer's; a reservation given back while the
+coordinator could still submit would let a paid amount out of the day's volume (found by
+the ``realnet`` machine: node processes whose clocks disagree by 1.5 s).
 
 The coordinator keeps every signature, and counts, per input, the *distinct member* keys
 whose signature is valid over that input's sighash. A request is ``Approved`` once ``m``
@@ -327,11 +331,12 @@ class Signer(_Core):
         return payload
 
     def tick(self, now: int) -> Outgoing:
-        """Settle the reservation of every approved request that reached ``expires_at``."""
+        """Settle the reservation of every approved request past ``expires_at`` by more than ``SKEW_NS``."""
         self._time.value = now
         self.replay.purge(now)
         due = self.db.execute(
-            "SELECT request_id, template FROM answers WHERE approved = 1 AND settled = 0 AND expires_at <= ?", (now,)
+            "SELECT request_id, template FROM answers WHERE approved = 1 AND settled = 0 AND expires_at + ? <= ?",
+            (SKEW_NS, now),
         ).fetchall()
         for request_id, template in due:
             if template is not None and self.node.has_transaction(blake3(template).digest()):

@@ -463,7 +463,8 @@ class ThresholdMachine(TracedMachine):
             self.requests[rid] = model.on_tick(request, now)
         for sm in self.signer_models:
             for rid in sorted(sm.approved):
-                if rid not in sm.settled and self.requests[rid].expires_at <= now:
+                # settled once past expiry by the clock skew a coordinator may lag (implementations.threshold.Signer)
+                if rid not in sm.settled and self.requests[rid].expires_at + model.SKEW_NS <= now:
                     sm.settled.add(rid)
                     if self.proposals[rid].template_hash in paid:
                         sm.policy = policy_model.finalize(sm.policy, rid)
