@@ -6,7 +6,8 @@ fault proxy (``implementations.transport.cluster``), and ``release(cluster)`` gi
 Starting processes is the dearest part of a run (a Python interpreter importing aioquic per
 node), so inside ``pooled(directory)`` every run reuses one pool of processes: each run
 resets them (fresh files, a new task list and group id, faults cleared) instead of starting
-new ones; outside it (replaying a trace) a run starts and stops its own. Another backend (a
+new ones; outside it a run starts and stops its own. A pytest session is inside one
+(``conftest.py``), so the machine and the replays of its committed traces share a pool. Another backend (a
 node program with a planted bug) would start other processes behind the same machine.
 """
 
@@ -25,8 +26,12 @@ POOL_NODES = 5
 
 class ProcessBackend:
     pool: Cluster | None = None
+    #: Inside ``pooled``: where the pool is started, at the first run that asks for a cluster.
+    pool_directory: Path | None = None
 
     def cluster(self, directory: str | Path, nodes: int, proxy_seed: int, skews_ms: list[int]) -> Cluster:
+        if ProcessBackend.pool is None and ProcessBackend.pool_directory is not None:
+            ProcessBackend.pool = Cluster(ProcessBackend.pool_directory, POOL_NODES, proxy_seed=0).__enter__()
         if ProcessBackend.pool is not None:
             ProcessBackend.pool.reset(nodes, skews_ms)
             return ProcessBackend.pool
@@ -38,16 +43,19 @@ class ProcessBackend:
 
     @staticmethod
     @contextmanager
-    def pooled(directory: str | Path, proxy_seed: int = 0) -> Iterator[None]:
-        """Runs inside share one pool of processes, stopped and reaped on leaving."""
-        if ProcessBackend.pool is not None:
-            raise RuntimeError("a pool of node processes is open already")
-        with Cluster(directory, POOL_NODES, proxy_seed=proxy_seed) as pool:
-            ProcessBackend.pool = pool
-            try:
-                yield
-            finally:
-                ProcessBackend.pool = None
+    def pooled(directory: str | Path) -> Iterator[None]:
+        """Runs inside share one pool of processes, started when first needed, stopped and reaped on leaving.
+        Inside another ``pooled`` (the pytest session's: ``conftest.py``), the outer pool serves."""
+        if ProcessBackend.pool_directory is not None:
+            yield
+            return
+        ProcessBackend.pool_directory = Path(directory)
+        try:
+            yield
+        finally:
+            pool, ProcessBackend.pool, ProcessBackend.pool_directory = ProcessBackend.pool, None, None
+            if pool is not None:
+                pool.close()
 
 
 register(Implementation(
