@@ -51,7 +51,7 @@ class Cluster:
 
     def __init__(self, directory: str | Path, nodes: int, *, proxy_seed: int | None = None, signing: bool = True,
                  funds: tuple[int, ...] = FUNDS, anti_entropy_ms: int = ANTI_ENTROPY_MS, skews_ms: list[int] | None = None,
-                 **group: Any) -> None:
+                 node_settings: dict | None = None, **group: Any) -> None:
         if not 1 <= nodes <= 64:
             raise ValueError(f"a cluster has 1 to 64 nodes, not {nodes}")
         self.directory = Path(directory)
@@ -65,6 +65,7 @@ class Cluster:
         self.ledger: SharedLedger | None = None
         self.routes: dict[tuple[int, int], int] = {}
         self.skews_ms = skews_ms
+        self.node_settings = dict(node_settings or {})  # more join settings, e.g. record_arrivals
 
     @property
     def nodes(self) -> list[ChildProcess]:
@@ -109,7 +110,8 @@ class Cluster:
         tag = blake3.blake3(LIST_ID.encode() + self.incarnation.to_bytes(4, "big")).hexdigest()
         addresses = [node.ready["address"] for node in self.nodes]
         keys = self.keys
-        settings: dict[str, Any] = {"members": keys, "list_id": tag, "anti_entropy_ms": self.anti_entropy_ms}
+        settings: dict[str, Any] = {"members": keys, "list_id": tag, "anti_entropy_ms": self.anti_entropy_ms,
+                                    **self.node_settings}
         if self.signing:
             path = self.directory / f"ledger-{self.incarnation}.db"
             if self.ledger is not None:

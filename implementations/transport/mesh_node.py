@@ -27,7 +27,9 @@ history the node saw): ``add_task``, ``claim``, ``complete``, ``remove_task``,
 operation is committed to ``node.db`` before the answer), ``snapshot`` (holds and the task
 list's value, read at one instant), ``submit_event`` (a signing session, as coordinator),
 ``signing`` (the coordinator's requests, the signer's answers and reservations), ``info``,
-``reset`` (forget everything but the identity: harnesses reuse processes between runs).
+``reset`` (forget everything but the identity: harnesses reuse processes between runs),
+``arrivals`` (with ``record_arrivals`` in ``join``: when this node took each other node's
+operation, by operation id, which task-list answers carry as ``op``: propagation latency).
 
 **Metrics** (``metrics.NodeMetrics``): gossip messages by kind and replays refused come from
 the node's verdicts (``take_verdicts``); sessions by outcome and their durations from the
@@ -66,6 +68,8 @@ FEE_MODES = {"recipient": pskt.RecipientPays(), "signers": pskt.SignersPay(), "s
 ALIVE = ("Pending", "Approved")
 #: Self-addressed datagrams handled in one call before the process gives up (a loop is a bug).
 MAX_LOCAL_ROUNDS = 64
+#: With ``record_arrivals`` (benchmarks): arrival times kept until ``arrivals`` takes them, oldest dropped first.
+MAX_ARRIVALS = 100_000
 TICK_PERIOD_NS = 100_000_000
 KIND_NAMES = {"node.op": "op", "node.digest": "digest", "node.repair": "repair", "node.beacon": "beacon", "node.igra": "igra"}
 
@@ -137,6 +141,7 @@ class MeshNodeCore:
         self.keys: dict[bytes, bytes] = {}  # peer id -> identity key
         self.sessions: dict[str, int] = {}  # live requests of this coordinator -> when they were proposed
         self._counted: dict[str, int] = {}  # request id -> valid partial signatures already counted
+        self.arrivals: dict[str, int] | None = None  # with record_arrivals: operation id -> when this node took it
         path = self.data_dir / SETTINGS_FILE
         self.settings: dict | None = json.loads(path.read_text()) if path.exists() else None
 
@@ -207,6 +212,7 @@ class MeshNodeCore:
             for request_id, expires_at in self.coordinator.db.execute(
                     "SELECT request_id, expires_at FROM requests WHERE state IN ('Pending', 'Approved')"):
                 self.sessions[request_id] = expires_at - config.session_timeout_ns
+        self.arrivals = {} if s.get("record_arrivals") else None
         period = s["anti_entropy_ms"] * 1_000_000
         config = NodeConfig(anti_entropy_period_ns=period, gap_pull_ns=period, beacons=False, adverts=False)
         self.node = Node(self.identity, [peer_id_of(m) for m in members], Store(str(self.data_dir / "node.db")), now,
@@ -279,6 +285,12 @@ class MeshNodeCore:
 
     def _account(self, now: int) -> None:
         verdicts = self.node.take_verdicts()
+        if self.arrivals is not None:
+            for verdict in verdicts:
+                if verdict.kind == "node.op" and verdict.outcome == "accepted":
+                    self.arrivals[verdict.msg_id.hex()] = now
+            while len(self.arrivals) > MAX_ARRIVALS:
+                del self.arrivals[next(iter(self.arrivals))]
         if self.metrics is not None:
             for verdict in verdicts:
                 if verdict.outcome in ("accepted", "duplicate"):
@@ -324,6 +336,7 @@ class MeshNodeCore:
         if len(deltas) != 1:
             raise RuntimeError(f"a task-list operation made {len(deltas)} deltas, not one")
         published = self.node.publish(topic_of(self.tasks.list_id), deltas[0], now)
+        self.last_published = published.msg_id.hex()
         return published.seq, self._settle(published.outgoing, now)
 
     def task_operation(self, now: int, name: str, *args: Any) -> tuple[dict, list]:
@@ -339,6 +352,7 @@ class MeshNodeCore:
         if isinstance(result, bytes):
             answer["task"] = result.hex()
         answer["seq"], out = self.publish_tasks(now)
+        answer["op"] = self.last_published
         return answer, out
 
     def snapshot(self, now: int) -> dict:
@@ -399,7 +413,13 @@ class MeshNodeCore:
     def info(self, now: int) -> dict:
         return {"now": now, "public_key": self.identity.public_key.hex(), "peer_id": self.identity.peer_id.hex(),
                 "joined": self.settings is not None, "live_sessions": len(self.sessions),
-                "counts": dict(self.node.counts) if self.node is not None else {}}
+                "counts": dict(self.node.counts) if self.node is not None else {},
+                "signatures_verified": self.node.verifier.checked if self.node is not None else 0}
+
+    def take_arrivals(self) -> dict[str, int]:
+        """With ``record_arrivals``: when this node took each operation of another node since the last call."""
+        arrivals, self.arrivals = self.arrivals or {}, {} if self.arrivals is not None else None
+        return arrivals
 
 
 def _operations() -> dict:
@@ -443,6 +463,7 @@ def _operations() -> dict:
         "signing": lambda core, now: (core.signing(now), []),
         "info": lambda core, now: (core.info(now), []),
         "reset": lambda core, now: (core.reset(), []),
+        "arrivals": lambda core, now: (core.take_arrivals(), []),
     }
     return {"join": join, **{name: on_local_clock(operation) for name, operation in operations.items()}}
 
