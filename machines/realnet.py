@@ -47,12 +47,13 @@ from typing import Any
 
 import blake3
 import pytest
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
-from harness import guard
+from harness import guard, profiles
 from harness.machine import Observation, TracedMachine
-from harness.network import INDEX, ci_settings
+from harness.network import INDEX
 from harness.registry import implementations
 from harness.runner import run_machine
 from implementations import pskt
@@ -508,7 +509,10 @@ class RealNetMachine(TracedMachine):
 def test_realnet_machine(implementation, tmp_path) -> None:
     """RealNetMachine against every registered realnet implementation, its runs sharing one pool of processes.
 
-    ci budget: 8 runs of at most 40 steps (most steps cost milliseconds; a ``quiesce`` about a
-    second; the pool starts once); nightly and dev take their profile's."""
+    Budget: 8 runs of at most 40 steps under ``ci`` and ``dev`` (most steps cost milliseconds, a
+    ``quiesce`` about a second, the pool starts once: about a minute on 2 cores); ``nightly``
+    takes its profile's (runs of 300 examples x 200 steps until ``MBT_BUDGET_SECONDS``)."""
+    nightly = profiles.current_profile() == "nightly"
+    budget = settings() if nightly else settings(settings(), max_examples=8, stateful_step_count=40)
     with implementation.make_replica(0, None).pooled(tmp_path):
-        run_machine(RealNetMachine, implementation, hypothesis_settings=ci_settings(8, 40), in_summary=True)
+        run_machine(RealNetMachine, implementation, hypothesis_settings=budget, in_summary=True)
