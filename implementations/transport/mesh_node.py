@@ -209,7 +209,7 @@ class MeshNodeCore:
             view = shared.view(order_seed=index)
             self.signer = Signer(self.identity.seed, config, view, str(self.data_dir / "signer.db"), policy)
             self.coordinator = Coordinator(self.identity.seed, config, view, str(self.data_dir / "coordinator.db"))
-            for request_id, expires_at in self.coordinator.db.execute(
+            for request_id, expires_at in self.coordinator.store.execute(
                     "SELECT request_id, expires_at FROM requests WHERE state IN ('Pending', 'Approved')"):
                 self.sessions[request_id] = expires_at - config.session_timeout_ns
         self.arrivals = {} if s.get("record_arrivals") else None
@@ -316,8 +316,8 @@ class MeshNodeCore:
         answers = self.coordinator.handle(envelope, now)
         answer = decode_answer(decode_envelope(envelope).payload)
         if answer.accept and self.metrics is not None:
-            valid = self.coordinator.db.execute(
-                "SELECT COUNT(*) FROM partial_signatures WHERE request_id = ? AND valid = 1", (answer.request_id,)).fetchone()[0]
+            valid = self.coordinator.store.execute(  # the coordinator keeps valid member signatures only
+                "SELECT COUNT(*) FROM partial_signatures WHERE request_id = ?", (answer.request_id,)).fetchone()[0]
             counted = self._counted.get(answer.request_id, 0)
             for _ in range(valid - counted):
                 self.metrics.partial_signature()
@@ -382,13 +382,13 @@ class MeshNodeCore:
         self._ensure(now)
         if self.coordinator is None:
             return {"now": now, "requests": [], "answers": [], "reservations": []}
-        db = self.coordinator.db
+        db = self.coordinator.store
         requests = []
         for request_id, event, proposal, n_inputs, expires_at, state in db.execute(
                 "SELECT request_id, event_hash, proposal, n_inputs, expires_at, state FROM requests ORDER BY seq"):
             decoded = decode_proposal(proposal)
             acks = db.execute("SELECT member, accept FROM acks WHERE request_id = ?", (request_id,)).fetchall()
-            sigs = db.execute("SELECT input_index, public_key, valid FROM partial_signatures WHERE request_id = ? ORDER BY id",
+            sigs = db.execute("SELECT input_index, public_key FROM partial_signatures WHERE request_id = ? ORDER BY rowid",
                               (request_id,)).fetchall()
             used = self.coordinator.final_signers(request_id)
             requests.append({
@@ -397,17 +397,17 @@ class MeshNodeCore:
                 "amount": decoded.event.amount,
                 "expires_at": expires_at, "state": state,
                 "acks": [[member.hex(), bool(accept)] for member, accept in acks],
-                "signatures": [[i, key.hex(), bool(valid)] for i, key, valid in sigs],
+                "signatures": [[i, key.hex(), True] for i, key in sigs],  # stored only when valid
                 "final_signers": None if used is None else [[key.hex() for key in keys] for keys in used],
             })
         answers = []
-        for request_id, event, template, answer, approved in self.signer.db.execute(
+        for request_id, event, template, answer, approved in self.signer.store.execute(
                 "SELECT request_id, event_hash, template, answer, approved FROM answers"):
             decoded = decode_answer(answer)
             answers.append({"request_id": request_id, "event": event.hex(), "accept": decoded.accept, "reason": decoded.reason,
                             "template": blake3.blake3(template).hexdigest() if template is not None else None,
                             "approved": bool(approved)})
-        reservations = [list(row) for row in self.signer.db.execute("SELECT request_id, day, amount, state FROM reservations")]
+        reservations = [list(row) for row in self.signer.store.execute("SELECT request_id, day, amount, state FROM reservations")]
         return {"now": now, "requests": requests, "answers": answers, "reservations": reservations}
 
     def info(self, now: int) -> dict:
