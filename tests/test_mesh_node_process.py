@@ -38,6 +38,13 @@ def test_a_node_alone_waits_for_join_and_refuses_what_does_not_fit(tmp_path):
             with pytest.raises(ControlError, match="this node's key is not among the members"):
                 node.call("op", name="join", args={"members": ["00" * 32], "directory": {}, "list_id": "11" * 32,
                                                    "anti_entropy_ms": 500})
+            for bad, named in [({"list_id": "11"}, "list_id is 32 bytes"), ({"anti_entropy_ms": 0}, "anti_entropy_ms"),
+                               ({"group": {"m": 2}}, "group.m is 1 to 1"), ({"nope": 1}, "unknown settings"),
+                               ({"directory": {key: {"host": "10.0.0.1", "port": 1, "certificate": ""}}}, "loopback")]:
+                settings = {"members": [key], "directory": {}, "list_id": "11" * 32, "anti_entropy_ms": 500, **bad}
+                with pytest.raises(ControlError, match=named):
+                    node.call("op", name="join", args=settings)
+            assert not (tmp_path / "n" / "mesh.json").exists()  # a refused join wrote nothing
             node.call("op", name="join", args={"members": [key], "directory": {}, "list_id": "11" * 32, "anti_entropy_ms": 500})
             assert node.call("op", name="add_task", args={"title": "alone", "description": ""})["outcome"] == "ok"
             with pytest.raises(ControlError, match="task must be a task id in hex"):

@@ -51,6 +51,7 @@ import blake3
 
 from implementations import pskt
 from implementations.ledger_file import SharedLedger
+from implementations.limits import MAX_MESH_MEMBERS, MAX_RECORDED_ARRIVALS
 from implementations.node import Node, NodeConfig
 from implementations.node.identity import ED25519
 from implementations.node.identity import peer_id as peer_id_of
@@ -68,8 +69,7 @@ FEE_MODES = {"recipient": pskt.RecipientPays(), "signers": pskt.SignersPay(), "s
 ALIVE = ("Pending", "Approved")
 #: Self-addressed datagrams handled in one call before the process gives up (a loop is a bug).
 MAX_LOCAL_ROUNDS = 64
-#: With ``record_arrivals`` (benchmarks): arrival times kept until ``arrivals`` takes them, oldest dropped first.
-MAX_ARRIVALS = 100_000
+
 TICK_PERIOD_NS = 100_000_000
 KIND_NAMES = {"node.op": "op", "node.digest": "digest", "node.repair": "repair", "node.beacon": "beacon", "node.igra": "igra"}
 
@@ -126,6 +126,46 @@ def tasks_json(tasks: TaskList) -> list:
     return out
 
 
+def check_settings(settings: dict) -> None:
+    """``ValueError`` naming the first setting of a ``join`` that does not fit."""
+
+    def need(condition: bool, what: str) -> None:
+        if not condition:
+            raise ValueError(f"join: {what}")
+
+    def is_hex(value: Any, size: int | None = None) -> bool:
+        try:
+            return isinstance(value, str) and (size is None or len(bytes.fromhex(value)) == size)
+        except ValueError:
+            return False
+
+    def is_int(value: Any, lo: int, hi: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+    known = {"members", "directory", "list_id", "anti_entropy_ms", "clock_skew_ms", "group", "record_arrivals"}
+    need(isinstance(settings, dict) and not set(settings) - known, f"unknown settings {sorted(set(settings) - known)}")
+    members = settings.get("members")
+    need(isinstance(members, list) and 0 < len(members) <= MAX_MESH_MEMBERS and all(is_hex(k, 32) for k in members),
+         f"members is a list of 1 to {MAX_MESH_MEMBERS} Ed25519 keys in hex")
+    need(len(set(members)) == len(members), "the members' keys must be distinct")
+    directory = settings.get("directory")
+    need(isinstance(directory, dict) and set(directory) <= set(members), "directory maps members' keys to addresses")
+    for address in directory.values():
+        PeerAddress.from_json(address)  # ValueError naming what is wrong
+    need(is_hex(settings.get("list_id"), 32), "list_id is 32 bytes in hex")
+    need(is_int(settings.get("anti_entropy_ms"), 10, 3_600_000), "anti_entropy_ms is 10 to 3,600,000")
+    need(is_int(settings.get("clock_skew_ms", 0), -3_600_000, 3_600_000), "clock_skew_ms is within an hour")
+    group = settings.get("group")
+    if group is not None:
+        need(isinstance(group, dict), "group is an object")
+        need(is_int(group.get("m"), 1, len(members)), f"group.m is 1 to {len(members)}")
+        need(is_int(group.get("fee"), 0, 2**63 - 1) and is_int(group.get("daily_limit"), 0, 2**64 - 1), "fee, daily_limit")
+        need(group.get("fee_mode") in FEE_MODES, f"group.fee_mode is one of {sorted(FEE_MODES)}")
+        need(is_int(group.get("session_timeout_ms"), 1, 3_600_000), "group.session_timeout_ms is 1 to 3,600,000")
+        need(isinstance(group.get("ledger"), str) and Path(group["ledger"]).is_file(), "group.ledger is an existing ledger file")
+        need(group.get("group_id") is None or is_hex(group["group_id"], 32), "group.group_id is 32 bytes in hex")
+
+
 class MeshNodeCore:
     """The sans-I/O core ``node_host`` drives: a ``Node`` once joined, and what rides on it."""
 
@@ -168,18 +208,17 @@ class MeshNodeCore:
     # ----- joining ---------------------------------------------------------------------------
 
     def join(self, now: int, settings: dict) -> None:
+        """Check ``settings`` whole (a clear error, nothing written), keep them in ``mesh.json``, build the node."""
+        check_settings(settings)
         members = [bytes.fromhex(key) for key in settings["members"]]
         if self.identity.public_key not in members:
             raise ValueError("join: this node's key is not among the members")
-        if len(set(members)) != len(members):
-            raise ValueError("join: the members' keys must be distinct")
+
         def without_directory(value: dict) -> dict:
             return {k: v for k, v in value.items() if k != "directory"}
 
         if self.settings is not None and without_directory(self.settings) != without_directory(settings):
             raise ValueError("join: this node has joined another mesh (only the directory may change)")
-        for address in settings["directory"].values():
-            PeerAddress.from_json(address)  # refused before anything is written
         tmp = self.data_dir / (SETTINGS_FILE + ".tmp")
         tmp.write_text(json.dumps(settings, sort_keys=True))
         with open(tmp, "rb") as file:
@@ -289,7 +328,7 @@ class MeshNodeCore:
             for verdict in verdicts:
                 if verdict.kind == "node.op" and verdict.outcome == "accepted":
                     self.arrivals[verdict.msg_id.hex()] = now
-            while len(self.arrivals) > MAX_ARRIVALS:
+            while len(self.arrivals) > MAX_RECORDED_ARRIVALS:
                 del self.arrivals[next(iter(self.arrivals))]
         if self.metrics is not None:
             for verdict in verdicts:
