@@ -87,7 +87,8 @@ def test_a_cluster_gossips_signs_serves_metrics_and_a_killed_node_catches_up_fro
         cluster.restart(2)
         snap = cluster.op(2, "snapshot")
         assert own["seq"] in {seq for lo, hi in snap["holds"][cluster.op(2, "info")["peer_id"]] for seq in range(lo, hi + 1)}
-        cluster.wait_until(lambda: held(cluster.op(2, "snapshot")) == 4, 30, "node 2 catching up")
+        # node 2 learns what it missed; what it published just before the kill reaches the others by anti-entropy
+        cluster.wait_until(lambda: all(held(cluster.op(i, "snapshot")) == 4 for i in range(3)), 30, "node 2 catching up")
         assert cluster.op(2, "snapshot")["tasks"] == cluster.op(0, "snapshot")["tasks"]
 
 
