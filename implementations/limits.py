@@ -146,3 +146,14 @@ MAX_DIGEST_RANGES = 256
 MAX_DIGEST_ORIGINS = 4096
 #: FOAF queries: the most hops a query may ask for (SPEC: queries use TTL 3).
 MAX_FOAF_TTL = 8
+
+# --- Mesh node processes (implementations/transport/mesh_node.py) ---------------------------
+
+#: Members of one mesh a node process accepts in ``join``: a local cluster or a test mesh is
+#: tens of nodes; the node core's digests bound the origins they name too (MAX_DIGEST_ORIGINS).
+MAX_MESH_MEMBERS = 256
+
+#: Arrival times a node process records for benchmarks (``record_arrivals``) until the
+#: ``arrivals`` control operation takes them; past it the oldest are dropped, so a forgotten
+#: recorder costs at most a few megabytes.
+MAX_RECORDED_ARRIVALS = 100_000
