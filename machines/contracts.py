@@ -92,7 +92,7 @@ class IdentifiedSequence(Protocol):
 
 
 def _is_set(value: Any) -> bool:
-    return isinstance(value, Set)
+    return type(value) is frozenset or isinstance(value, Set)  # the common case first: checked after every step
 
 
 def _is_sequence_of_items(value: Any) -> bool:
