@@ -16,3 +16,8 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 #: Integers on the wire are unsigned 64-bit unless a field says otherwise.
 U64_MAX = 2**64 - 1
+
+#: Longest line a child process of the process adapter (``harness.process``) may answer
+#: with. A reply carries at most one replica's state in base64 (kilobytes at the sizes
+#: machines use); a child that writes more without an end of line answers nonsense.
+MAX_PROCESS_REPLY_BYTES = 64 * 1024 * 1024

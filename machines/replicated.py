@@ -11,7 +11,16 @@ gives it:
 * ``broadcast``: a replica's pending deltas leave as one message to every other replica;
 * ``deliver``, ``drop``, ``duplicate``: any in-flight message, in any order;
 * ``redeliver``: a message that was already delivered arrives again;
-* ``sync_all``: every replica's state reaches every other; afterwards all must agree.
+* ``sync_all``: every replica's state reaches every other; afterwards all must agree;
+* ``flush``: every replica broadcasts, every message in flight arrives (newest first if
+  drawn so); replicas that lost no message and have seen the same operations must agree,
+  at every level: deltas alone, none dropped, must converge.
+
+An implementation that declares the operations it supports (``Implementation.operations``,
+names from ``machines.contracts.OPERATIONS``) is driven only by those: the rules of the
+others never run, and its replicas need not have their methods. Every replica is seen
+through ``harness.process.Contained`` (a ``BaseException`` from an adapter is reported, never
+escapes) and its contract; a replica with a ``close()`` method is closed when the run ends.
 
 The model side of a replica is the set of operations it has seen (its history). An
 operation made at replica ``i`` is recorded with ``record_local(i, op)``; a message carries
@@ -26,12 +35,13 @@ from typing import Any, ClassVar
 
 import attrs
 from hypothesis import strategies as st
-from hypothesis.stateful import initialize, rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from harness import TracedMachine, guard
 from harness.contract import Checked
 from harness.machine import Observation
-from machines.contracts import CONTRACTS
+from harness.process import Contained
+from machines.contracts import CONTRACTS, OPERATIONS
 from models.clock import NS_PER_DAY, NS_PER_MS, NS_PER_SECOND, ManualClock, OffsetClock
 
 #: Where every run's shared clock starts: 2023-11-14T22:13:20Z, an ordinary instant.
@@ -71,6 +81,43 @@ class ReplicatedMachine(TracedMachine):
         self.unsent: list[set] = []  # model: operations made at each replica since its last broadcast
         self.in_flight: list[Message] = []
         self.delivered: list[Message] = []
+        self.lost: set[int] = set()  # replicas to which a message was dropped
+        # This run's rules are only those of the operations the implementation supports.
+        self.stats.rules = tuple(r for r in self.stats.rules if self.rule_enabled(r))
+
+    # ----- the operations an implementation supports --------------------------------
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for rule_name in {r for op in OPERATIONS.get(cls.__dict__.get("name", ""), {}).values() for r in op.rules}:
+            if rule_name in cls.__dict__:
+                setattr(cls, rule_name, precondition(lambda self, r=rule_name: self.rule_enabled(r))(cls.__dict__[rule_name]))
+
+    def supports(self, operation: str) -> bool:
+        """Whether the implementation supports ``operation`` (all do, unless they declare)."""
+        declared = self.implementation.operations
+        return declared is None or operation in declared
+
+    def rule_enabled(self, rule_name: str) -> bool:
+        """A rule of operations runs if one of them is supported; other rules always run."""
+        drawn_by = [name for name, op in OPERATIONS.get(self.name, {}).items() if rule_name in op.rules]
+        return not drawn_by or any(self.supports(name) for name in drawn_by)
+
+    @classmethod
+    def unsupported_methods(cls, implementation: Any) -> frozenset[str]:
+        """Protocol methods no supported operation calls: the replica need not have them."""
+        declared = implementation.operations
+        known = OPERATIONS.get(cls.name, {})
+        if declared is None:
+            return frozenset()
+        unknown = sorted(set(declared) - set(known))
+        if unknown:
+            raise ValueError(
+                f"implementation {implementation.name!r} declares operations {unknown} that machine {cls.name} does "
+                f"not know; it knows {sorted(known) or 'none (it does not take a declaration)'}"
+            )
+        needed = {known[name].method for name in declared}
+        return frozenset(op.method for op in known.values()) - needed
 
     # ----- what a subclass provides -------------------------------------------------
 
@@ -109,21 +156,36 @@ class ReplicatedMachine(TracedMachine):
     # ----- set-up and time ----------------------------------------------------------
 
     def make_replica(self, replica_id: int, clock: Any) -> Any:
-        """A new replica of the implementation, seen through its contract if the type has one."""
-        replica = self.implementation.make_replica(replica_id, clock)
-        contract = CONTRACTS.get(self.name)
+        """A new replica of the implementation, contained, seen through its contract if the type has one."""
+        return self.contracted(self.implementation, replica_id, clock)
+
+    @classmethod
+    def contracted(cls, implementation: Any, replica_id: int, clock: Any) -> Any:
+        who = f"implementation {implementation.name!r} of {cls.name}"
+        replica = Contained.make(implementation.make_replica, who, replica_id, clock)
+        contract = CONTRACTS.get(cls.name)
         if contract is None:
             return replica
         protocol, results = contract
-        return Checked(replica, protocol, f"implementation {self.implementation.name!r} of {self.name}", results)
+        return Checked(replica, protocol, who, results, cls.unsupported_methods(implementation))
 
     @classmethod
     def preflight(cls, implementation: Any) -> None:
-        """Refuse an adapter that lacks methods of its protocol before any example runs."""
-        contract = CONTRACTS.get(cls.name)
-        if contract is not None:
-            Checked(implementation.make_replica(0, ManualClock(START_NS)), contract[0],
-                    f"implementation {implementation.name!r} of {cls.name}", contract[1])
+        """Refuse, before any example runs, an adapter that lacks methods of its protocol or
+        declares operations this machine does not know; an unavailable implementation
+        (``harness.process.Unavailable``) is skipped here."""
+        replica = cls.contracted(implementation, 0, ManualClock(START_NS))
+        close = getattr(replica, "close", None)
+        if callable(close):
+            close()
+
+    def teardown(self) -> None:
+        """Close every replica that has a ``close()`` (a child process's replicas are dropped)."""
+        for replica in self.replicas:
+            close = getattr(replica, "close", None)
+            if callable(close):
+                close()
+        super().teardown()
 
     @initialize(count=st.integers(2, 5), skews=st.lists(SKEWS, min_size=5, max_size=5))
     def start(self, count: int, skews: list[int]) -> None:
@@ -198,7 +260,7 @@ class ReplicatedMachine(TracedMachine):
 
     def step_drop(self, message: int) -> None:
         self.require(0 <= message < len(self.in_flight), f"no message {message} in flight")
-        self.in_flight.pop(message)
+        self.lost.add(self.in_flight.pop(message).target)
 
     @guard(lambda self: bool(self.in_flight))
     @rule(message=INDEX)
@@ -230,6 +292,36 @@ class ReplicatedMachine(TracedMachine):
             self.step_sync_full(0, target)
         values = [self.replica_value(r) for r in self.replicas]
         assert all(v == values[0] for v in values), f"replicas disagree after a full sync: {values}"
+
+    @rule(newest_first=st.booleans())
+    def flush(self, newest_first: bool) -> None:
+        self.do("flush", newest_first=newest_first)
+
+    def step_flush(self, newest_first: bool = False) -> None:
+        """Every replica broadcasts what it has not sent, and every message in flight arrives,
+        newest first if drawn so (a delta before its causal predecessor). Replicas that lost
+        no message and have seen the same operations must then agree, at every level: a
+        replica that never integrates a delta that arrived before its predecessor, which a
+        full-state ``sync_all`` would hide, is caught here."""
+        self.require(bool(self.replicas), "the machine has not started")
+        for source in range(len(self.replicas)):
+            self.step_broadcast(source)
+        arriving = self.in_flight[::-1] if newest_first else self.in_flight
+        self.in_flight = []
+        for message in arriving:
+            self._deliver(message)
+            self.delivered.append(message)
+        groups: dict[frozenset, list[int]] = {}
+        for index, history in enumerate(self.history):
+            if index not in self.lost:
+                groups.setdefault(frozenset(history), []).append(index)
+        for indices in groups.values():
+            values = {i: self.replica_value(self.replicas[i]) for i in indices}
+            first = values[indices[0]]
+            assert all(v == first for v in values.values()), (
+                f"every delta delivered, none dropped to replicas {indices}, which have seen the same operations, "
+                f"yet they disagree: {values}"
+            )
 
     # ----- invariants and the failure report -----------------------------------------
 

@@ -98,7 +98,8 @@ class RGAMachine(ReplicatedMachine):
         one replica pile up in flight and can be delivered out of order)."""
         chosen = self.pick(replica, self.replicas)
         length = len(self.view(chosen))
-        self.do("insert", replica=chosen, index=index % (length + 1), item=fresh_item(len(self.element_of)), send=send)
+        index = index % (length + 1) if self.supports("insert") else length  # else only insert_end: append
+        self.do("insert", replica=chosen, index=index, item=fresh_item(len(self.element_of)), send=send)
 
     def step_insert(self, replica: int, index: int, item: str, send: bool = False) -> None:
         self.require_replica(replica)
