@@ -6,10 +6,10 @@ scenarios: ``mixed`` makes one implementation out of several that share a wire f
 replica ``i`` being made by part ``i mod n``, so every run of the ``rga``, ``orset`` or
 ``lww`` machine has replicas of different languages in it, exchanging deltas late, twice,
 out of order or never, and full states in any direction. The machine's model and checks
-are the usual ones, at the level of the weakest part; and since ``sync_all`` and ``flush``
-demand that all replicas agree, the parts must agree *with each other* exactly, not only
-each with the model: two implementations of one format that order concurrent inserts
-differently are caught.
+are the usual ones, at the level of the weakest part; and since ``sync_all`` and the check
+of settled replicas (``ReplicatedMachine.check_settled``) demand that replicas agree, the
+parts must agree *with each other* exactly, not only each with the model: two
+implementations of one format that order concurrent inserts differently are caught.
 
 ``machines/adapters/yrs_yjs.py`` registers pycrdt (Yrs, Rust, in this process) mixed with
 Yjs (JavaScript, in a Node.js child) on the Yjs v1 update format, for each machine: text,

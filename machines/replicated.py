@@ -11,10 +11,13 @@ gives it:
 * ``broadcast``: a replica's pending deltas leave as one message to every other replica;
 * ``deliver``, ``drop``, ``duplicate``: any in-flight message, in any order;
 * ``redeliver``: a message that was already delivered arrives again;
-* ``sync_all``: every replica's state reaches every other; afterwards all must agree;
-* ``flush``: every replica broadcasts, every message in flight arrives (newest first if
-  drawn so); replicas that lost no message and have seen the same operations must agree,
-  at every level: deltas alone, none dropped, must converge.
+* ``sync_all``: every replica's state reaches every other; afterwards all must agree.
+
+Whatever the level, whenever no message is in flight, replicas that lost no message (none
+to them was dropped) and have seen the same operations must agree (``check_settled``):
+deltas alone, all delivered, must converge, so a replica that never integrates a delta
+that arrived before its causal predecessor is caught where a full-state ``sync_all`` would
+hide it.
 
 An implementation that declares the operations it supports (``Implementation.operations``,
 names from ``machines.contracts.OPERATIONS``) is driven only by those: the rules of the
@@ -293,36 +296,6 @@ class ReplicatedMachine(TracedMachine):
         values = [self.replica_value(r) for r in self.replicas]
         assert all(v == values[0] for v in values), f"replicas disagree after a full sync: {values}"
 
-    @rule(newest_first=st.booleans())
-    def flush(self, newest_first: bool) -> None:
-        self.do("flush", newest_first=newest_first)
-
-    def step_flush(self, newest_first: bool = False) -> None:
-        """Every replica broadcasts what it has not sent, and every message in flight arrives,
-        newest first if drawn so (a delta before its causal predecessor). Replicas that lost
-        no message and have seen the same operations must then agree, at every level: a
-        replica that never integrates a delta that arrived before its predecessor, which a
-        full-state ``sync_all`` would hide, is caught here."""
-        self.require(bool(self.replicas), "the machine has not started")
-        for source in range(len(self.replicas)):
-            self.step_broadcast(source)
-        arriving = self.in_flight[::-1] if newest_first else self.in_flight
-        self.in_flight = []
-        for message in arriving:
-            self._deliver(message)
-            self.delivered.append(message)
-        groups: dict[frozenset, list[int]] = {}
-        for index, history in enumerate(self.history):
-            if index not in self.lost:
-                groups.setdefault(frozenset(history), []).append(index)
-        for indices in groups.values():
-            values = {i: self.replica_value(self.replicas[i]) for i in indices}
-            first = values[indices[0]]
-            assert all(v == first for v in values.values()), (
-                f"every delta delivered, none dropped to replicas {indices}, which have seen the same operations, "
-                f"yet they disagree: {values}"
-            )
-
     # ----- invariants and the failure report -----------------------------------------
 
     def observe(self) -> list[Observation]:
@@ -334,8 +307,29 @@ class ReplicatedMachine(TracedMachine):
         return observations
 
     def check(self) -> None:
-        for observation in self.observe():
+        observations = self.observe()
+        for observation in observations:
             assert observation.agrees, (
                 f"{observation.label} has {observation.implementation!r}, "
                 f"the model says {observation.model!r}"
+            )
+        self.check_settled([observation.implementation for observation in observations])
+
+    def check_settled(self, values: list) -> None:
+        """When every message sent has arrived or been dropped: replicas that lost none and
+        have seen the same operations hold the same value, at every level.
+
+        Such a replica has received every delta ever sent, directly (a full state may leave
+        out updates its source holds back, as Yrs's does; a delta does not)."""
+        if self.in_flight:
+            return
+        groups: dict[frozenset, list[int]] = {}
+        for index, history in enumerate(self.history):
+            if index not in self.lost:
+                groups.setdefault(frozenset(history), []).append(index)
+        for indices in groups.values():
+            assert all(values[i] == values[indices[0]] for i in indices), (
+                "every delta delivered, none dropped to replicas "
+                f"{indices}, which have seen the same operations, yet they disagree: "
+                + ", ".join(f"replica {i} has {values[i]!r}" for i in indices)
             )

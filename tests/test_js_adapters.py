@@ -231,9 +231,9 @@ def test_sequences_hold_back_an_insert_the_rga_model_already_shows(impl):
 #: Replica 1 inserts a, replica 0 inserts b, concurrently; all deltas delivered.
 CONCURRENT_INSERTS = [
     ("start", {"replicas": 2, "skews_ns": [0, 0]}),
-    ("insert", {"replica": 1, "index": 0, "item": "a", "send": False}),
-    ("insert", {"replica": 0, "index": 0, "item": "b", "send": False}),
-    ("flush", {"newest_first": False}),
+    ("insert", {"replica": 1, "index": 0, "item": "a", "send": True}),
+    ("insert", {"replica": 0, "index": 0, "item": "b", "send": True}),
+    ("deliver_all", {"newest_first": False}),
 ]
 
 
