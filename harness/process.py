@@ -17,8 +17,8 @@ writes nothing else there (diagnostics go to standard error). It exits when its 
 closes. Why JSON lines rather than length-prefixed msgpack: every language reads and
 writes JSON with its standard library (a dependency-free Node.js program is a dozen
 lines), and a protocol log is readable by eye; the cost, base64 for states and deltas,
-is nothing at the sizes machines use (replies of a few hundred bytes; one request and
-reply take about 0.1 ms against Node.js, measured in ``tests/test_process_protocol.py``).
+is nothing at the sizes machines use (replies of a few hundred bytes; a ``value()`` request
+takes about 0.1 ms of CPU against Node.js: ``benchmarks/process_requests.py``).
 
 Every request has ``"id"`` (1, 2, 3, ... per child; the reply repeats it) and ``"cmd"``.
 Requests about a replica also carry ``"replica"`` (a handle the harness picks, unique
@@ -68,9 +68,9 @@ the harness process exits (``atexit``), or, if that process is killed, by itself
 standard input closes.
 
 One child holds all replicas of one implementation, and is kept for the next machine run
-(each run drops its replicas at teardown): starting Node.js with Yjs costs about 0.1-0.3 s
-of CPU, about as much as a thousand requests, and a machine makes 250 runs of 2-5
-replicas each in ``ci``. A child that failed is replaced by a fresh one for the next run.
+(each run drops its replicas at teardown): starting Node.js with Yjs or Automerge costs
+0.12-0.25 s of CPU, as much as one to two thousand requests, and a machine makes up to 250
+runs of 2-5 replicas each in ``ci``. A child that failed is replaced by a fresh one for the next run.
 ``reuse_child=False`` starts a child per machine run instead, for an implementation that
 keeps global state across replicas.
 
@@ -305,7 +305,7 @@ class Child:
         self.requests += 1
         what = message.get("cmd", "?") + (f" {message['op']}" if "op" in message else "")
         line = json.dumps({"id": ident, **message}, separators=(",", ":")).encode() + b"\n"
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout  # the harness bounding a child: no model, machine or core reads it
         self._send(line, deadline, what, timeout)
         raw = self._receive(deadline, what, timeout)
         try:
