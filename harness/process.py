@@ -225,9 +225,13 @@ class Child:
     def __init__(self, who: str, command: Sequence[str], cwd: Path | None, env: dict[str, str]) -> None:
         self.who, self.command = who, list(command)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 -- lives as long as the child; closed in close()
-        self.process = subprocess.Popen(
-            self.command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr
-        )
+        try:
+            self.process = subprocess.Popen(
+                self.command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr
+            )
+        except OSError:
+            self._stderr.close()
+            raise
         os.set_blocking(self.process.stdin.fileno(), False)
         self._buffer = bytearray()
         self._next_id = 1
