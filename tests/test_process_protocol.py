@@ -207,7 +207,7 @@ def test_children_are_reaped_when_closed_and_without_reuse(tmp_path):
 
 def test_an_isolated_python_implementation_passes_its_machine():
     impl = isolated(ORSET_DELTA)
-    stats = run_machine(ORSetMachine, impl, hypothesis_settings=settings(settings.get_profile("ci"), max_examples=60))
+    stats = run_machine(ORSetMachine, impl, hypothesis_settings=settings(settings.get_profile("ci"), max_examples=150))
     assert stats.never_ran() == []
     assert host_of(impl).started == 1, "one child serves every run"
     host_of(impl).close()

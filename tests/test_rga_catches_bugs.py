@@ -30,10 +30,11 @@ CI = settings(settings.get_profile("ci"), max_examples=300, stateful_step_count=
 MAX_STEPS = 20
 
 
-def assert_caught(impl: Implementation, monkeypatch, tmp_path) -> list[str]:
+def assert_caught(impl: Implementation, monkeypatch, tmp_path, examples: int | None = None) -> list[str]:
     """Run the machine against ``impl``; it must fail with a short trace. Returns the rules."""
     errors = (AssertionError, DecodeError)
-    trace = expect_caught(RGAMachine, impl, hypothesis_settings=CI, trace_dir=tmp_path, errors=errors).trace
+    search = CI if examples is None else settings(CI, max_examples=examples)
+    trace = expect_caught(RGAMachine, impl, hypothesis_settings=search, trace_dir=tmp_path, errors=errors).trace
     assert len(trace.steps) <= MAX_STEPS, trace.to_json()
     assert replay(trace, RGAMachine, impl).status == "failed"
     assert replay(trace, RGAMachine, RGA_TREE).status == "passed", "the trace fails without the bug too"
@@ -134,7 +135,9 @@ class OrphanInsertDropped(RGA):
 
 
 def test_early_delete_dropped_is_caught(monkeypatch, tmp_path):
-    rules = assert_caught(buggy("early-delete-dropped", EarlyDeleteDropped), monkeypatch, tmp_path)
+    # 600 examples: with the modules of issue 10 loaded, Hypothesis's constant pool changed
+    # and 300 derandomized examples no longer reach a delete delivered before its insert.
+    rules = assert_caught(buggy("early-delete-dropped", EarlyDeleteDropped), monkeypatch, tmp_path, examples=600)
     assert "delete" in rules and {"deliver", "deliver_all"} & set(rules)
 
 
