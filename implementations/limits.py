@@ -41,6 +41,11 @@ def declare(name: str, value: int | float, unit: str, bounds: str, why: str = ""
 #: peer can exceed: the decoder refuses anything else as malformed).
 U64_MAX = 2**64 - 1
 
+#: SQLite's INTEGER is signed 64-bit. A wire integer that is stored in an INTEGER column
+#: (a proposal's ``expires_at``) is refused at decode beyond this bound, so it can never
+#: overflow halfway through a transaction (issue 7, defect 10). (A type's bound, like U64_MAX.)
+I64_MAX = 2**63 - 1
+
 # ----- every message ----------------------------------------------------------------------
 
 MAX_MESSAGE_BYTES = declare(
@@ -112,6 +117,54 @@ MAX_TASKS = declare(
     "best claim and the best completion)",
 )
 
+# --- Threshold signing (implementations/threshold.py, threshold_envelope.py) -----------------
+
+MAX_SESSION_ID_CHARS = declare(
+    "MAX_SESSION_ID_CHARS", 128, "characters",
+    "longest request id (the envelope's session id)",
+    "coordinators make request ids of about 15 characters; each accepted envelope stores its session id for 24 hours",
+)
+MAX_REASON_CHARS = declare(
+    "MAX_REASON_CHARS", 512, "characters",
+    "longest reason a signer's answer may give for a refusal",
+    "a coordinator stores one per member and request; the SPEC's reasons are under 80 characters",
+)
+MAX_ANSWER_SIGNATURES = declare(
+    "MAX_ANSWER_SIGNATURES", 4096, "signatures",
+    "most signatures one answer may carry, checked at decode (before any is verified)",
+    "an honest answer carries one per input; a relay may carry every member's, so a coordinator also refuses an "
+    "answer with more than (inputs x members) of them for its request",
+)
+MAX_ENVELOPES_PER_PEER_SESSION = declare(
+    "MAX_ENVELOPES_PER_PEER_SESSION", 64, "envelopes",
+    "most envelopes one peer may have accepted in one session within the replay window: the replay cache's rows "
+    "per (peer, session)",
+    "an honest member sends one proposal or one answer per session; repeats of one envelope are refused as "
+    "replays and add nothing",
+)
+MAX_LIVE_REQUESTS_PER_COORDINATOR = declare(
+    "MAX_LIVE_REQUESTS_PER_COORDINATOR", 1024, "requests",
+    "most unexpired requests one coordinator may have a signer answer: the signer's stored answers per peer",
+    "requests live at most an hour (the expiry window), so an honest coordinator stays far below it",
+)
+
+# What a coordinator stores from outsiders is bounded by construction, not by a number:
+# only signatures by members, on inputs the request has, once per (request, input, member);
+# acks only from members, once per (request, member); a non-member's envelope leaves no row.
+
+# --- The RGA sequence (implementations/rga.py) ---------------------------------------------
+
+RGA_MAX_COUNTER = declare(
+    "RGA_MAX_COUNTER", U64_MAX, "counter",
+    "the greatest RGA counter: ids are (counter, replica), both unsigned 64-bit on the wire, and a local insert "
+    "takes a counter one above every counter its replica has seen",
+    "every counter up to this one is accepted from a peer: a lower ceiling would not stop an attacker (it would "
+    "send the ceiling itself) and would cut off honest replicas whose own inserts go past it after such an "
+    "attack. A replica that has seen it refuses further inserts with CounterSpaceExhausted before changing "
+    "anything; its deletes, deltas, merges and state() go on working, so one message can stop the inserts of "
+    "those who receive it, never poison them",
+)
+
 # --- The QUIC transport between node processes (implementations/transport/) ---------------
 
 MAX_FRAME_BYTES = declare(
@@ -135,12 +188,12 @@ MAX_SEND_BUFFER_BYTES = declare(
 )
 QUIC_MAX_STREAM_DATA = declare(
     "QUIC_MAX_STREAM_DATA", 2 * 1024 * 1024, "bytes",
-    "qUIC flow control granted to a peer, per stream",
+    "QUIC flow control granted to a peer, per stream",
     "a peer cannot make us buffer more than this of data we have not yet read from aioquic",
 )
 QUIC_MAX_DATA = declare(
     "QUIC_MAX_DATA", 4 * 1024 * 1024, "bytes",
-    "qUIC flow control granted to a peer, per connection",
+    "QUIC flow control granted to a peer, per connection",
     "a peer cannot make us buffer more than this of data we have not yet read from aioquic",
 )
 MAX_RECEIVE_QUEUE = declare(
@@ -242,4 +295,29 @@ MAX_DIGEST_ORIGINS = declare(
 MAX_FOAF_TTL = declare(
     "MAX_FOAF_TTL", 8, "hops",
     "FOAF queries: the most hops a query may ask for (SPEC: queries use TTL 3)",
+)
+
+
+# --- Mesh node processes (implementations/transport/mesh_node.py) ---------------------------
+
+MAX_MESH_MEMBERS = declare(
+    "MAX_MESH_MEMBERS", 256, "members",
+    "members of one mesh a node process accepts in join",
+    "a local cluster or a test mesh is tens of nodes; the node core's digests bound the origins they name too "
+    "(MAX_DIGEST_ORIGINS)",
+)
+MAX_RECORDED_ARRIVALS = declare(
+    "MAX_RECORDED_ARRIVALS", 100_000, "arrival times",
+    "arrival times a node process records for benchmarks (record_arrivals) until the arrivals control operation "
+    "takes them; past it the oldest are dropped",
+    "a forgotten recorder costs at most a few megabytes",
+)
+
+# --- The process adapter (harness/process.py) -----------------------------------------------
+
+MAX_PROCESS_REPLY_BYTES = declare(
+    "MAX_PROCESS_REPLY_BYTES", 64 * 1024 * 1024, "bytes",
+    "longest line a child process of the process adapter (harness.process) may answer with",
+    "a reply carries at most one replica's state in base64 (kilobytes at the sizes machines use); a child that "
+    "writes more without an end of line answers nonsense",
 )

@@ -196,6 +196,8 @@ class ORSetMachine(HostilePeers, ReplicatedMachine):
     #   ``dots`` (``[[replica, counter], ...]``), carrying no element;
     # * ``add(whole_state, element, dot)``: an add of ``element`` under ``dot``;
     # * ``remove(whole_state, element, dots)``: a remove of ``element`` observing ``dots``;
+    # * ``observed(holder, element)``: the dots of ``element`` replica ``holder`` (its adapter)
+    #   holds, as a peer that received its state sees them;
     # * ``huge_vector(whole_state, replicas)``: one dot of each of ``replicas`` strangers;
     # * ``dot_cloud(whole_state, replica, runs)``: ``runs`` separate runs of dots of ``replica``;
     # * ``tamper(genuine, whole_state, dot)``: the genuine message, also claiming ``dot``.
@@ -271,7 +273,8 @@ class ORSetMachine(HostilePeers, ReplicatedMachine):
                 removed = element_from_trace(args["remove"])
                 observed = observed_tags(self.history[target], removed)
                 self.require(bool(observed), f"replica {target} does not hold {removed!r}")
-                return crafter.remove(whole_state, removed, sorted(observed)), "accepted", frozenset({Remove(removed, observed)})
+                dots = sorted(crafter.observed(self.raw(target), removed))  # what a peer that got its state saw
+                return crafter.remove(whole_state, removed, dots), "accepted", frozenset({Remove(removed, observed)})
             added, counter = element_from_trace(args["add"]), args["counter"]
             self.require(counter > self.stranger_made.get(stranger, 0), f"stranger {stranger} already made add {counter}")
             self.stranger_made[stranger] = counter

@@ -371,6 +371,8 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
     # * ``claim_dots(whole_state, peer, counter, bad_record)``: a context claiming the dot
     #   ``(peer, counter)``, with no entries, and with ``bad_record`` a checkbox record that
     #   does not verify (one the receiver must drop);
+    # * ``claim_own_ahead(holder, whole_state, ahead)``: a context claiming the dot ``ahead``
+    #   beyond the last membership dot of its own ``holder`` (the target's adapter) has seen;
     # * ``stranger_state(whole_state, task, state, ts_ms, serial)``: a genuine ``"claimed"`` or
     #   ``"done"`` state signed by the stranger agent (``stranger_agent``, its id), its
     #   ``serial``-th;
@@ -410,13 +412,14 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
         other = [i for i in peers if i != target] or peers
         if lie == "context_erases_state":
             return {"task": task}
-        if lie in ("dots_far_ahead", "own_dots_ahead", "counter_at_max"):
-            peer = target if lie == "own_dots_ahead" else other[draw % len(other)]
+        if lie == "own_dots_ahead":
+            return {"ahead": 1 + draw % 2}
+        if lie in ("dots_far_ahead", "counter_at_max"):
+            peer = other[draw % len(other)]
             known = self.known_counter(target, peer)
             # Accepted claims of a replica's own dots are not in the model: each moves what the
             # implementation knows by at most 2, so 'far' keeps a margin far beyond any run's drift.
-            counters = {"dots_far_ahead": far_counters(known + 2**16), "own_dots_ahead": [known + 1, known + 2],
-                        "counter_at_max": [U64_MAX - 1, U64_MAX]}[lie]
+            counters = far_counters(known + 2**16) if lie == "dots_far_ahead" else [U64_MAX - 1, U64_MAX]
             return {"peer": peer, "counter": counters[draw % len(counters)], "bad_record": bool(draw & 16)}
         if lie == "stranger_ops":
             ts_ms = (0, to_millis(self.clocks[target].now()), U64_MAX)[draw % 3]
@@ -444,10 +447,12 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
         crafter = self.crafter
         if lie == "context_erases_state":
             task = bytes.fromhex(args["task"])
-            return crafter.erase(self.replicas[target].unwrapped, task, whole_state), "harmless", frozenset()
-        if lie in ("dots_far_ahead", "own_dots_ahead", "counter_at_max"):
-            outcome = "harmless" if lie == "own_dots_ahead" else "refused"  # within the gap: the target skips past them
-            return crafter.claim_dots(whole_state, args["peer"], args["counter"], args["bad_record"]), outcome, frozenset()
+            return crafter.erase(self.raw(target), task, whole_state), "harmless", frozenset()
+        if lie == "own_dots_ahead":  # within the gap: the target's next dots skip past it
+            self.require(args["ahead"] in (1, 2), f"ahead={args['ahead']!r}")
+            return crafter.claim_own_ahead(self.raw(target), whole_state, args["ahead"]), "harmless", frozenset()
+        if lie in ("dots_far_ahead", "counter_at_max"):
+            return crafter.claim_dots(whole_state, args["peer"], args["counter"], args["bad_record"]), "refused", frozenset()
         if lie == "stranger_ops":
             task = bytes.fromhex(args["task"])
             ts_ms, state = args["ts_ms"], args["state"]
@@ -465,7 +470,7 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
             parts = frozenset(p for p in self.history[args["source"]]
                               if isinstance(p, tasklist.Checkbox) and p.op.element == wanted)
             self.require(bool(parts), f"replica {args['source']} holds no such state")
-            message = crafter.relay(self.replicas[args["source"]].unwrapped, task, self.agent(args["agent"]),
+            message = crafter.relay(self.raw(args["source"]), task, self.agent(args["agent"]),
                                     args["state"], args["ts_ms"], whole_state)
             return message, "accepted", parts
         if lie == "clock_ahead":

@@ -62,6 +62,9 @@ class DeltaStateCrafter:
     def remove(self, whole_state: bool, element: Any, dots: list[tuple[int, int]]) -> bytes:
         return self.claim(whole_state, dots)
 
+    def observed(self, holder: DeltaORSet, element: Any) -> set[tuple[int, int]]:
+        return decode_state(holder.state()).entries.get(element, set())
+
     @functools.lru_cache(maxsize=4)  # noqa: B019 (one crafter per process; the bytes never change)
     def huge_vector(self, whole_state: bool, replicas: int) -> bytes:
         store = DotStore()

@@ -63,6 +63,10 @@ class TombstoneCrafter:
     def remove(self, whole_state: bool, element: Any, dots: list[tuple[int, int]]) -> bytes:
         return self.encode({}, {element: {tuple(dot) for dot in dots}}, whole_state)
 
+    def observed(self, holder: TombstoneORSet, element: Any) -> set[tuple[int, int]]:
+        elements, tombstones = _decode(holder.state(), STATE_KIND)
+        return elements.get(element, set()) - tombstones.get(element, set())
+
     @functools.lru_cache(maxsize=4)  # noqa: B019 (one crafter per process; the bytes never change)
     def huge_vector(self, whole_state: bool, replicas: int) -> bytes:
         return self.claim(whole_state, [(2**32 + stranger, 1) for stranger in range(replicas)])

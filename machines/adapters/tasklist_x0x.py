@@ -182,6 +182,11 @@ class X0xCrafter:
         records = [forged_record(bytes(32), CLAIMED, 0, 0, "flipped_signature")] if bad_record else []
         return self.message(whole_state, records, members)
 
+    def claim_own_ahead(self, holder: X0xTaskListReplica, whole_state: bool, ahead: int) -> bytes:
+        peer = holder.tasks.peer_id
+        members = orset.decode_body(msgpack.unpackb(holder.state(), raw=False)[2][1], "members")
+        return self.claim_dots(whole_state, peer, members.context.max_seq(peer) + ahead, False)
+
     def stranger_state(self, whole_state: bool, task: bytes, state: str, ts_ms: int, serial: int) -> bytes:
         kind = {"claimed": CLAIMED, "done": DONE}[state]
         return self.message(whole_state, [Record.sign(kind, LIST_ID, task, STRANGER_KEY, ts_ms).to_bytes()])
