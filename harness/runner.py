@@ -79,7 +79,7 @@ def run_machine(
     """
     import_project()
     machine_cls.preflight(impl)
-    stats = RuleStats(machine_cls.name, impl.name, machine_cls.rule_names())
+    stats = RuleStats(machine_cls.name, impl.name, machine_cls.rule_names_for(impl))
     if in_summary:
         RUNS.append(stats)
     last: list[TracedMachine] = []
