@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from blake3 import blake3
 from hypothesis import settings
-from hypothesis.internal.conjecture import engine
 
 from harness import Implementation, expect_caught
 from implementations.threshold import Coordinator, Signer
@@ -114,17 +113,18 @@ def _impl(name, **classes):
     return Implementation(machine="threshold", name=name, make_replica=lambda i, clock: backend)
 
 
-#: Each run is at most 19 rule steps after ``start``, and Hypothesis may spend at most this
-#: long shrinking it (its own limit is 300 s; a threshold example costs milliseconds of
-#: SQLite and Ed25519, so unbounded shrinking would dominate the suite's time).
-SHRINK_SECONDS = 15
+#: Each run is at most 19 rule steps after ``start``, and may spend at most this many examples
+#: after its first failure, shrinking it (a threshold example costs milliseconds of SQLite
+#: and Ed25519, so unbounded shrinking would dominate the suite's time); the harness's
+#: minimizer then removes what shrinking left.
+SHRINK_EXAMPLES = 10_000
 
 
 def _run_and_expect_failure(impl, tmp_path, monkeypatch, max_steps=20, machine=None):
-    monkeypatch.setattr(engine, "MAX_SHRINKING_SECONDS", SHRINK_SECONDS, raising=False)
     bounded = settings(settings.get_profile("ci"), max_examples=300, stateful_step_count=max_steps - 1,
                        report_multiple_bugs=False)
-    caught = expect_caught(machine or BugHunt, impl, hypothesis_settings=bounded, trace_dir=tmp_path)
+    caught = expect_caught(machine or BugHunt, impl, hypothesis_settings=bounded, trace_dir=tmp_path,
+                           shrink_examples=SHRINK_EXAMPLES)
     steps = [{"rule": step.rule, "args": step.args} for step in caught.trace.steps]
     assert len(steps) <= max_steps, f"trace of {len(steps)} steps: {steps}"
     return caught.error, steps
