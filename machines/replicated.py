@@ -71,6 +71,8 @@ class ReplicatedMachine(TracedMachine):
         self.unsent: list[set] = []  # model: operations made at each replica since its last broadcast
         self.in_flight: list[Message] = []
         self.delivered: list[Message] = []
+        #: Per replica: (its history set, its size then, the frozen history, the model's value).
+        self._model_cache: dict[int, tuple[set, int, frozenset, Any]] = {}
 
     # ----- what a subclass provides -------------------------------------------------
 
@@ -233,11 +235,26 @@ class ReplicatedMachine(TracedMachine):
 
     # ----- invariants and the failure report -----------------------------------------
 
+    def seen_and_model(self, index: int) -> tuple[frozenset, Any]:
+        """Replica ``index``'s history, frozen, and the model's value of it.
+
+        Remembered until the history changes: a history only ever grows (operations are
+        added, never removed), so the same set at the same size is the same history. Without
+        this, every step re-evaluated the model for every replica, though most steps change
+        one history or none, and replaying a long trace grew with the square of its steps.
+        """
+        history = self.history[index]
+        cached = self._model_cache.get(index)
+        if cached is None or cached[0] is not history or cached[1] != len(history):
+            seen = frozenset(history)
+            cached = self._model_cache[index] = (history, len(history), seen, self.model_value(seen))
+        return cached[2], cached[3]
+
     def observe(self) -> list[Observation]:
         observations = []
-        for i, (history, replica) in enumerate(zip(self.history, self.replicas, strict=True)):
-            seen = frozenset(history)
-            model, actual = self.model_value(seen), self.replica_value(replica)
+        for i, replica in enumerate(self.replicas):
+            seen, model = self.seen_and_model(i)
+            actual = self.replica_value(replica)
             observations.append(Observation(f"replica {i}", model, actual, self.acceptable(seen, model, actual)))
         return observations
 
