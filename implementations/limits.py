@@ -16,3 +16,69 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 #: Integers on the wire are unsigned 64-bit unless a field says otherwise.
 U64_MAX = 2**64 - 1
+
+# --- The QUIC transport between node processes (implementations/transport/) ---------------
+
+#: Largest message framed on a QUIC stream (the 4-byte length prefix not counted). A node's
+#: messages are envelopes, digests and deltas: kilobytes (an ML-DSA-65 signature is 3,309
+#: bytes). A frame header announcing more closes the connection with a reason naming this.
+#: A connection carries one stream (the client's first bidirectional stream): data on any
+#: other stream closes the connection too.
+MAX_FRAME_BYTES = 1024 * 1024
+
+#: Largest identity hello or proof (public key, nonce, certificate fingerprint, signature):
+#: an ML-DSA-65 public key (1,952 bytes) and signature (3,309 bytes) fit with room to spare.
+MAX_AUTH_MESSAGE_BYTES = 8 * 1024
+
+#: Bytes written to a connection's stream and not yet acknowledged by the peer. A send past
+#: it waits (``Connection.send``) or is refused (``Connection.send_nowait``: the core driver
+#: drops the message and counts it; gossip and anti-entropy repair what is lost).
+MAX_SEND_BUFFER_BYTES = 4 * 1024 * 1024
+
+#: QUIC flow control granted to a peer: per stream and per connection. A peer cannot make
+#: us buffer more than this of data we have not yet read from aioquic.
+QUIC_MAX_STREAM_DATA = 2 * 1024 * 1024
+QUIC_MAX_DATA = 4 * 1024 * 1024
+
+#: Messages received and not yet taken by the node. When it holds this many the endpoint
+#: stops reading its socket (back-pressure through QUIC's own loss recovery), it never
+#: drops; it may exceed it by the messages of one batch of datagrams (``RECEIVE_BATCH``).
+MAX_RECEIVE_QUEUE = 1024
+
+#: Connections one endpoint holds at once, dialed and accepted together. A new Initial
+#: packet past it is ignored.
+MAX_CONNECTIONS = 256
+
+#: Messages waiting for a connection to a peer that is still being dialed; older ones are
+#: dropped (and counted) past it.
+MAX_PENDING_PER_PEER = 1024
+
+#: Seconds a new connection has to finish the TLS handshake and prove its node identity.
+AUTH_TIMEOUT_SECONDS = 5.0
+
+#: A connection silent for this long is closed by QUIC; a quiet connection is pinged every
+#: ``PING_INTERVAL_SECONDS`` so a live peer never reaches it.
+IDLE_TIMEOUT_SECONDS = 30.0
+PING_INTERVAL_SECONDS = 5.0
+
+#: A connection with data the peer has not acknowledged, and from which nothing at all has
+#: been heard for this long, is closed: the peer crashed (a restarted node has forgotten the
+#: connection) or is cut off. The next message dials again. Well above a loopback round trip
+#: and QUIC's first retransmissions, well below the idle timeout.
+UNANSWERED_SECONDS = 3.0
+
+# --- The fault proxy and the control endpoints (loopback only) -----------------------------
+
+#: Datagrams the fault proxy holds (delayed or held back for reordering) at once; past it a
+#: datagram that would be held is dropped and counted.
+MAX_PROXY_HELD_DATAGRAMS = 10_000
+
+#: Largest request or answer line on a control endpoint (one JSON object per line).
+MAX_CONTROL_LINE_BYTES = 1024 * 1024
+
+#: Seconds a control request may take before the client gives up.
+CONTROL_TIMEOUT_SECONDS = 10.0
+
+#: Nodes in one message of the toy counter core (``implementations.transport.toy``), which
+#: stands in for the node core in the transport's tests.
+TOY_COUNTER_MAX_NODES = 1024

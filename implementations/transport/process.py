@@ -1,0 +1,278 @@
+"""Node processes from the outside: start, wait until ready, control, crash, restart, reap, and check nothing is left.
+
+``ChildProcess`` runs ``python -m <module> <args>`` with ``PYTHONPATH`` set to the project root
+(derived from this file, so a fresh clone works), standard error appended to a log file
+and standard output read for exactly one line, the ready line (``node_host``); the wait
+for it is bounded (``READY_TIMEOUT_SECONDS``), and a child that exits or stays silent
+instead is reaped and reported with the end of its log. Then:
+
+* ``call(op, **args)``: a control request (``control.ControlClient``);
+* ``kill()``: SIGKILL, a crash: no handler runs, nothing is flushed; the process is reaped;
+* ``start()`` again on the same arguments is a restart on the same files (``restart()`` also
+  asks for the same QUIC port, so peers' addresses stay right);
+* ``stop()``: a ``shutdown`` request, then SIGKILL if it has not exited in time; reaped.
+
+``ProcessGroup`` is a context manager of children that stops and reaps every one on the
+way out, whatever happened. A child also stops by itself when its parent is gone
+(``watch_parent``, run inside every node and proxy process).
+
+``snapshot()`` lists this process's children (zombies too: an unreaped child is a
+leftover) and the ports bound by this process and its children, from ``/proc``; compare one
+taken before with one after (``leftovers``) to check that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from implementations.transport.control import ControlClient, ControlError
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Bounds of the waits on a child: start-up (a Python interpreter importing aioquic on a
+#: loaded 2-core machine), and exit after a shutdown request or a SIGKILL.
+READY_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 5.0
+PARENT_POLL_SECONDS = 0.2
+LOG_TAIL_BYTES = 2000
+
+
+class ProcessError(RuntimeError):
+    """A child that did not become ready, or did not stop."""
+
+
+async def watch_parent(scope: trio.CancelScope) -> None:
+    """Cancel ``scope`` when the process that started this one is gone (we were re-parented)."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await trio.sleep(PARENT_POLL_SECONDS)
+    scope.cancel()
+
+
+class ChildProcess:
+    def __init__(self, name: str, module: str, args: list[str], log_path: Path, cwd: Path) -> None:
+        self.name, self.module, self.args = name, module, list(args)
+        self.log_path, self.cwd = Path(log_path), Path(cwd)
+        self.proc: subprocess.Popen | None = None
+        self.ready: dict[str, Any] = {}
+        self.starts = 0
+        self._client: ControlClient | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self, extra_args: list[str] = (), timeout: float = READY_TIMEOUT_SECONDS) -> dict:
+        """Start the child and wait for its ready line; return it."""
+        if self.alive:
+            raise ProcessError(f"{self.name}: already running (pid {self.pid})")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.cwd.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module, *self.args, *extra_args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=self.cwd,
+                env=env,
+            )
+        self.starts += 1
+        try:
+            self.ready = self._read_ready(timeout)
+        finally:
+            self.proc.stdout.close()  # the child writes nothing after its ready line
+        self._client = ControlClient(self.ready["control"])
+        return self.ready
+
+    def _read_ready(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        line = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            while b"\n" not in line:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    self.kill()
+                    raise ProcessError(f"{self.name}: not ready within {timeout} s{self._log_tail()}")
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    self._reap(STOP_TIMEOUT_SECONDS)
+                    raise ProcessError(f"{self.name}: exited with {self.proc.returncode} before it was ready{self._log_tail()}")
+                line += chunk
+        try:
+            ready = json.loads(line.split(b"\n", 1)[0])
+            if ready.get("ready") is not True or not isinstance(ready.get("control"), int):
+                raise ValueError(ready)
+        except ValueError as error:
+            self.kill()
+            raise ProcessError(f"{self.name}: not a ready line: {error}") from None
+        return ready
+
+    def _log_tail(self) -> str:
+        try:
+            data = self.log_path.read_bytes()[-LOG_TAIL_BYTES:]
+        except OSError:
+            return ""
+        return "; end of its log:\n" + data.decode(errors="replace") if data else ""
+
+    def call(self, op: str, **args: Any) -> Any:
+        if self._client is None or not self.alive:
+            raise ControlError(f"{self.name}: not running")
+        return self._client.call(op, **args)
+
+    def _reap(self, timeout: float) -> int | None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> int:
+        """SIGKILL (a crash) and reap; the exit status (``-9``)."""
+        if self.proc is None:
+            raise ProcessError(f"{self.name}: never started")
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGKILL)
+        code = self._reap(STOP_TIMEOUT_SECONDS)
+        if code is None:
+            raise ProcessError(f"{self.name}: pid {self.pid} survived SIGKILL for {STOP_TIMEOUT_SECONDS} s")
+        return code
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
+        """Ask it to shut down; SIGKILL if it has not exited within ``timeout``; reaped either way."""
+        if self.proc is None:
+            raise ProcessError(f"{self.name}: never started")
+        if self.alive and self._client is not None:
+            with contextlib.suppress(ControlError):
+                self._client.call("shutdown")
+        code = self._reap(timeout)
+        return code if code is not None else self.kill()
+
+    def restart(self, timeout: float = READY_TIMEOUT_SECONDS) -> dict:
+        """Start again on the same files (after a kill or stop), on the same QUIC port if it had one."""
+        if self.alive:
+            raise ProcessError(f"{self.name}: still running; kill or stop it first")
+        return self.start(["--port", str(self.ready["quic"])] if "quic" in self.ready else [], timeout)
+
+
+class ProcessGroup:
+    """Children that are all stopped and reaped when the ``with`` block ends."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.children: dict[str, ChildProcess] = {}
+
+    def start(self, name: str, module: str, args: list[str] = (), timeout: float = READY_TIMEOUT_SECONDS) -> ChildProcess:
+        if name in self.children:
+            raise ValueError(f"{name}: a child of that name exists")
+        child = ChildProcess(name, module, list(args), self.directory / f"{name}.log", self.directory)
+        self.children[name] = child
+        child.start(timeout=timeout)
+        return child
+
+    def __getitem__(self, name: str) -> ChildProcess:
+        return self.children[name]
+
+    def __enter__(self) -> ProcessGroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        errors = []
+        for child in self.children.values():
+            if child.proc is None:
+                continue
+            try:
+                child.stop()
+            except ProcessError as error:
+                errors.append(str(error))
+        if errors:
+            raise ProcessError("; ".join(errors))
+
+
+# --- what is left behind --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    children: frozenset[int]
+    ports: frozenset[tuple[str, int]]  # ("udp" | "tcp", port) bound by this process or a child
+
+
+def child_pids(parent: int | None = None) -> set[int]:
+    """Pids whose parent is ``parent`` (this process by default), zombies included."""
+    parent = os.getpid() if parent is None else parent
+    children = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it exited while we looked
+        if int(fields[1]) == parent:
+            children.add(int(entry))
+    return children
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def bound_ports(pids: set[int]) -> set[tuple[str, int]]:
+    """The UDP and TCP ports of the sockets these processes hold (``/proc/net/{udp,tcp}[6]``)."""
+    inodes = set().union(*(_socket_inodes(pid) for pid in pids)) if pids else set()
+    ports = set()
+    for table in ("udp", "udp6", "tcp", "tcp6"):
+        with contextlib.suppress(OSError), open(f"/proc/net/{table}") as rows:
+            next(rows)
+            for row in rows:
+                columns = row.split()
+                if int(columns[9]) in inodes:
+                    ports.add((table.rstrip("6"), int(columns[1].rsplit(":", 1)[1], 16)))
+    return ports
+
+
+def snapshot() -> Snapshot:
+    children = child_pids()
+    return Snapshot(frozenset(children), frozenset(bound_ports({os.getpid(), *children})))
+
+
+def leftovers(before: Snapshot, attempts: int = 50, pause: float = 0.02) -> list[str]:
+    """What exists now that did not in ``before`` (children, bound ports); retried briefly while sockets close."""
+    for _ in range(attempts):
+        after = snapshot()
+        found = [f"child process {pid}" for pid in sorted(after.children - before.children)]
+        found += [f"bound {proto} port {port}" for proto, port in sorted(after.ports - before.ports)]
+        if not found:
+            return []
+        time.sleep(pause)
+    return found

@@ -1,0 +1,117 @@
+"""Node processes: start, control, metrics scraped over HTTP, a proxy process's partition, SIGKILL, restart, nothing left."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from implementations.transport.control import ControlError
+from implementations.transport.process import ChildProcess, ProcessError, ProcessGroup, leftovers, snapshot
+from tests.transport_kit import nothing_left_behind
+
+NODE, PROXY = "implementations.transport.toy", "implementations.transport.proxy"
+
+
+def eventually(check, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not within the bound"
+        time.sleep(0.02)
+
+
+def value(node: ChildProcess) -> int:
+    return node.call("op", name="value")
+
+
+def link(proxy: ChildProcess, nodes: dict[str, ChildProcess]) -> None:
+    """Every node reaches every other through the proxy, and counts with all of them."""
+    addresses = {name: node.call("status")["address"] for name, node in nodes.items()}
+    keys = [address["public_key"] for address in addresses.values()]
+    for name, node in nodes.items():
+        directory = {}
+        for other, address in addresses.items():
+            if other != name:
+                here, there = ["127.0.0.1", addresses[name]["port"]], ["127.0.0.1", address["port"]]
+                port = proxy.call("link", a=name, a_address=here, b=other, b_address=there)
+                directory[address["public_key"]] = {**address, "port": port}
+        assert node.call("peers", peers=directory) == len(directory)
+        node.call("op", name="set_peers", args={"keys": keys})
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def test_node_processes_crash_restart_on_their_files_and_leave_nothing_behind(tmp_path):
+    with nothing_left_behind(), ProcessGroup(tmp_path) as group:
+        proxy = group.start("proxy", PROXY, ["--seed", "5"])
+        nodes = {name: group.start(name, NODE, ["--data", str(tmp_path / name)]) for name in ("a", "b")}
+        a, b = nodes["a"], nodes["b"]
+        link(proxy, nodes)
+        assert a.call("op", name="increment", args={"by": 5}) == 5
+        eventually(lambda: value(b) == 5)
+
+        # control: what is refused is named, and changes nothing
+        with pytest.raises(ControlError, match="unknown operation 'nope'"):
+            a.call("nope")
+        with pytest.raises(ControlError, match="no operation 'nope'"):
+            a.call("op", name="nope")
+        with pytest.raises(ControlError, match="must be a positive int"):
+            a.call("op", name="increment", args={"by": -1})
+        assert value(a) == 5
+
+        # metrics, scraped over loopback HTTP
+        page = scrape(a.ready["metrics"])
+        assert 'mbt_gossip_messages_total{kind="counts"}' in page and "mbt_resident_memory_bytes" in page
+        eventually(lambda: "mbt_peers_online 1.0" in scrape(a.ready["metrics"]))
+
+        # a partition made by the proxy holds until it heals
+        proxy.call("partition", groups=[["a"], ["b"]])
+        a.call("op", name="increment", args={"by": 1})
+        time.sleep(0.3)  # a tick period is 0.2 s: anti-entropy had its chance
+        assert value(b) == 5 and proxy.call("stats")["stats"]["partitioned"] > 0
+        proxy.call("heal")
+        eventually(lambda: value(b) == 6)
+
+        # SIGKILL is a crash; a restart on the same files is the same node with its count
+        identity = b.call("status")["address"]["public_key"]
+        assert b.kill() == -9 and not b.alive
+        with pytest.raises(ControlError, match="not running"):
+            value(b)
+        b.restart()
+        assert b.call("status")["address"]["public_key"] == identity and b.starts == 2
+        assert value(b) == 6  # from its SQLite file
+        link(proxy, nodes)  # the directory lives in memory: given again, as a cluster would
+        a.call("op", name="increment", args={"by": 1})
+        eventually(lambda: value(b) == 7)
+        b.call("op", name="increment", args={"by": 10})
+        eventually(lambda: value(a) == 17)
+
+
+def test_a_child_that_never_gets_ready_is_reported_and_reaped(tmp_path):
+    with nothing_left_behind():
+        child = ChildProcess("broken", NODE, ["--no-such-flag"], tmp_path / "broken.log", tmp_path)
+        with pytest.raises(ProcessError, match=r"(?s)exited with 2 before it was ready.*required: --data"):
+            child.start()
+        assert not child.alive
+
+
+def test_the_leftover_check_sees_a_bound_port_and_an_unreaped_child():
+    before = snapshot()
+    leaked = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    leaked.bind(("127.0.0.1", 0))
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        found = leftovers(before, attempts=1)
+        assert f"bound udp port {leaked.getsockname()[1]}" in found
+        assert f"child process {child.pid}" in found
+    finally:
+        leaked.close()
+        child.wait(timeout=10)
+    assert leftovers(before) == []
