@@ -6,7 +6,9 @@ was raised or through which it passed last (``ReplicatedMachine.check`` for an i
 when the implementation itself raised while a message was delivered). It is the trace's
 ``failure`` field, the last line of a report, and what the minimizer keeps fixed: two
 failures are *the same check* when their exception types are equal and their first lines
-are equal once numbers and hex ids are blotted out (``signature``).
+are equal once numbers and hex ids are blotted out (``signature``). Two failures are
+*distinct* (each gets its own trace) when they differ in exception type or in the line that
+raised it, as Hypothesis tells failures apart (``origin``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class Failure:
     check: str
     error: str
     line: str
+    #: ``file:line`` where the error was raised (not part of the text: it moves with edits).
+    site: str = attrs.field(default="", eq=False)
 
     def __str__(self) -> str:
         text = f"{self.check}: {self.error}: {self.line}" if self.check else f"{self.error}: {self.line}"
@@ -41,6 +45,10 @@ class Failure:
     def signature(self) -> tuple[str, str]:
         """What "the same check" compares: the exception type and the first line modulo numbers."""
         return self.error, _NUMBER.sub("#", _HEX.sub("#", self.line))
+
+    def origin(self) -> tuple[str, str]:
+        """What tells distinct failures apart: the exception type and where it was raised."""
+        return self.error, self.site
 
 
 def failing_check(error: BaseException, machine: Any) -> str:
@@ -55,8 +63,16 @@ def failing_check(error: BaseException, machine: Any) -> str:
     return check
 
 
+def raised_at(error: BaseException) -> str:
+    traceback = error.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return f"{traceback.tb_frame.f_code.co_filename}:{traceback.tb_lineno}" if traceback is not None else ""
+
+
 def failure_of(error: BaseException, machine: Any = None) -> Failure:
-    return Failure(failing_check(error, machine) if machine is not None else "", type(error).__name__, first_line(error))
+    check = failing_check(error, machine) if machine is not None else ""
+    return Failure(check, type(error).__name__, first_line(error), raised_at(error))
 
 
 def leaves(error: BaseException) -> list[BaseException]:

@@ -5,8 +5,8 @@ when there are several) and re-raises ``KeyboardInterrupt`` as it is. The machin
 a ``Recorder`` instead, as they go:
 
 * every failure with the steps that led to it, so each exception Hypothesis reports is
-  matched to its own trace (``steps_of``), and the shortest failing steps of each distinct
-  failure are at hand when the run is interrupted (``best``);
+  matched to its own trace (``seen``), and the shortest failing steps of each distinct
+  failure (``Failure.origin``) are at hand when the run is interrupted (``best``);
 * before every step, whether the run must stop: its time budget is spent (nightly), or the
   examples it may spend after the first failure are spent (bounded shrinking, counted in
   examples so a derandomized run stays reproducible). Then the step raises ``StopRun``, an
@@ -63,7 +63,7 @@ class Recorder:
         self.examples = 0
         self.first_failure_at: int | None = None
         self.recent: dict[int, tuple[BaseException, Seen]] = {}
-        #: The shortest failing steps of each distinct failure (by ``Failure.signature``).
+        #: The shortest failing steps of each distinct failure (by ``Failure.origin``).
         self.best: dict[tuple[str, str], Seen] = {}
 
     # ----- examples and steps ----------------------------------------------------------
@@ -102,10 +102,16 @@ class Recorder:
         self.recent[id(error)] = (error, seen)
         while len(self.recent) > RECENT_FAILURES:
             del self.recent[next(iter(self.recent))]
-        signature = seen.failure.signature()
-        best = self.best.get(signature)
+        origin = seen.failure.origin()
+        best = self.best.get(origin)
         if best is None or len(seen.steps) < len(best.steps):
-            self.best[signature] = seen
+            self.best[origin] = seen
+
+    def shortest(self, distinct: bool = True) -> list[Seen]:
+        """The best failing run of each distinct failure, or (``distinct=False``, as with
+        ``report_multiple_bugs=False``) the shortest of all."""
+        best = list(self.best.values())
+        return best if distinct or not best else [min(best, key=lambda seen: len(seen.steps))]
 
     def seen(self, error: BaseException) -> Seen | None:
         """The steps and failure of ``error``, if a machine of this run raised it."""

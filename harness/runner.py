@@ -113,14 +113,16 @@ def run_machine(
         stats.examples += 1
         return machine
 
+    chosen = hypothesis_settings or settings()
+    repetitions = 0
     while True:
         try:
-            run_state_machine_as_test(factory, settings=hypothesis_settings or settings())
+            run_state_machine_as_test(factory, settings=chosen)
         except StopRun as stop:
             if not recorder.best:
                 break  # the time budget was spent before any failure: the run passed
             # Spent while shrinking: the shortest failing run seen of each failure is the result.
-            best = list(recorder.best.values())
+            best = recorder.shortest(distinct=chosen.report_multiple_bugs)
             error = best[0].error if len(best) == 1 else ExceptionGroup(f"{len(best)} distinct failures",
                                                                          [seen.error for seen in best])
             error.add_note(f"(Shrinking stopped: {stop}. The shortest failing run seen is reported.)")
@@ -134,9 +136,11 @@ def run_machine(
             failures = [(leaf, recorder.seen(leaf)) for leaf in leaves(error)]
             _report_failures(error, failures, last, machine_cls, impl, in_summary, directory, minimize_budget)
             raise
+        repetitions += 1
         if deadline is None or recorder.stop_reason():
             break
-    if profile in profiles.STRICT_COVERAGE:
+    # A run its deadline cut short before one whole repetition says nothing of its rules.
+    if profile in profiles.STRICT_COVERAGE and repetitions:
         missing = stats.never_ran()
         if missing:
             raise AssertionError(
@@ -281,7 +285,8 @@ def expect_caught(
         raise AssertionError(f"machine {machine_cls.name} did not catch implementation {impl.name!r}")
     report = "\n".join(getattr(caught, "__notes__", []))
     traces = sorted(Path(trace_dir).glob(f"{machine_cls.name}-*.json"))
-    assert len(traces) == 1, f"expected one trace of {machine_cls.name} in {trace_dir}, found {traces}"
+    assert len(traces) == 1, (f"expected one trace of {machine_cls.name} in {trace_dir}, found {traces}; "
+                              f"the run failed with {failure_of(caught)}")
     assert "first divergence" in report, f"{caught!r}\n{report}"
     return Caught(caught, load_trace(traces[0]), report)
 
