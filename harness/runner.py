@@ -94,6 +94,7 @@ def run_machine(
     minimization of each trace (None: write Hypothesis's shrunk run as it is).
     """
     import_project()
+    profiles.use_cache_directory()  # also when no conftest set the profiles up (a script, a benchmark)
     machine_cls.preflight(impl)
     stats = RuleStats(machine_cls.name, impl.name, machine_cls.rule_names())
     if in_summary:

@@ -27,3 +27,22 @@ def test_a_pytest_run_writes_nothing_into_its_starting_directory(tmp_path):
     traces = list((home / "traces").glob("toy-counter-buggy-*.json"))
     assert len(traces) == 1 and str(traces[0]) in result.stdout
     assert any((home / "examples" / "dev").rglob("*")), "the dev example database is in the cache"
+
+
+def test_a_script_running_a_machine_writes_nothing_into_its_starting_directory(tmp_path):
+    """No conftest sets the profiles up here (a benchmark, a user's script)."""
+    start, cache = tmp_path / "start", tmp_path / "cache"
+    start.mkdir()
+    env = {key: value for key, value in os.environ.items() if key not in WHERE}
+    env.update(XDG_CACHE_HOME=str(cache), PYTHONPATH=str(ROOT))
+    script = ("from hypothesis import settings\n"
+              "from harness import run_machine\n"
+              "from tests.toy import BUGGY, CounterMachine\n"
+              "try:\n"
+              "    run_machine(CounterMachine, BUGGY, hypothesis_settings=settings(max_examples=50))\n"
+              "except AssertionError:\n"
+              "    print('caught')\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=start, env=env, capture_output=True, text=True, timeout=300)
+    assert "caught" in result.stdout, result.stdout + result.stderr
+    assert sorted(p.name for p in start.iterdir()) == []
+    assert list((cache / "crdt-threshold-mbt" / "traces").glob("toy-counter-buggy-*.json"))
