@@ -96,7 +96,7 @@ def run(group: str, events: int, utxos: int) -> list:
 
 
 def coordinator_template(coordinator: Coordinator, request_id: str) -> pskt.Template:
-    (payload,) = coordinator.db.execute("SELECT proposal FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+    (payload,) = coordinator.store.execute("SELECT proposal FROM requests WHERE request_id = ?", (request_id,)).fetchone()
     return decode_proposal(payload).template
 
 

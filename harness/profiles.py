@@ -12,7 +12,8 @@
 
 Shrinking is bounded in examples, not seconds (``SHRINK_EXAMPLES``): after the first
 failure a run may spend that many more examples (shrinking, and looking for other
-failures), then every further example ends at once (``harness.recorder``).
+failures), then it stops and reports the shortest failing run it has seen
+(``harness.recorder``).
 
 Runs write only into the per-user cache (``cache_directory``) unless told otherwise:
 traces (``MBT_TRACE_DIR``), example databases (``MBT_EXAMPLE_DB``), and Hypothesis's own

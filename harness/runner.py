@@ -292,8 +292,15 @@ def expect_caught(
     return Caught(caught, load_trace(traces[0]), report)
 
 
-def machine_test(machine_cls: type[TracedMachine]) -> Callable[..., None]:
-    """A pytest test that runs ``machine_cls`` against each of its registered implementations."""
+def machine_test(
+    machine_cls: type[TracedMachine], settings_for: Callable[[], settings] | None = None
+) -> Callable[..., None]:
+    """A pytest test that runs ``machine_cls`` against each of its registered implementations.
+
+    ``settings_for``, called when the test runs, gives the Hypothesis settings (default: the
+    active profile's). Every implementation must have a level the machine checks
+    (``RegistrationError`` otherwise, at collection).
+    """
     import pytest
 
     impls = implementations(machine_cls.name)
@@ -304,7 +311,8 @@ def machine_test(machine_cls: type[TracedMachine]) -> Callable[..., None]:
 
     @pytest.mark.parametrize("implementation", impls, ids=[i.name for i in impls])
     def test(implementation: Implementation) -> None:
-        run_machine(machine_cls, implementation, in_summary=True)
+        chosen = settings_for() if settings_for is not None else None
+        run_machine(machine_cls, implementation, hypothesis_settings=chosen, in_summary=True)
 
     test.__name__ = test.__qualname__ = f"test_{machine_cls.name}_machine"
     test.__doc__ = f"{machine_cls.__name__} against every registered {machine_cls.name} implementation."

@@ -17,6 +17,38 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Integers on the wire are unsigned 64-bit unless a field says otherwise.
 U64_MAX = 2**64 - 1
 
+#: SQLite's INTEGER is signed 64-bit. A wire integer that is stored in an INTEGER column
+#: (a proposal's ``expires_at``) is refused at decode beyond this bound, so it can never
+#: overflow halfway through a transaction (issue 7, defect 10).
+I64_MAX = 2**63 - 1
+
+#: Longest request id (the envelope's session id) in characters. Coordinators make request
+#: ids of about 15 characters; each accepted envelope stores its session id for 24 hours.
+MAX_SESSION_ID_CHARS = 128
+
+#: Longest reason a signer's answer may give for a refusal, in characters: a coordinator
+#: stores one per member and request. The SPEC's reasons are under 80 characters.
+MAX_REASON_CHARS = 512
+
+#: Most signatures one answer may carry, checked at decode (before any is verified). An
+#: honest answer carries one per input; a relay may carry every member's, so a coordinator
+#: also refuses an answer with more than (inputs x members) of them for its request.
+MAX_ANSWER_SIGNATURES = 4096
+
+#: Most envelopes one peer may have accepted in one session within the replay window: the
+#: replay cache's rows per (peer, session). An honest member sends one proposal or one
+#: answer per session; repeats of one envelope are refused as replays and add nothing.
+MAX_ENVELOPES_PER_PEER_SESSION = 64
+
+#: Most unexpired requests one coordinator may have a signer answer: the signer's stored
+#: answers per peer. Requests live at most an hour (the expiry window), so an honest
+#: coordinator stays far below it.
+MAX_LIVE_REQUESTS_PER_COORDINATOR = 1024
+
+# What a coordinator stores from outsiders is bounded by construction, not by a number:
+# only signatures by members, on inputs the request has, once per (request, input, member);
+# acks only from members, once per (request, member); a non-member's envelope leaves no row.
+
 # --- The QUIC transport between node processes (implementations/transport/) ---------------
 
 #: Largest message framed on a QUIC stream (the 4-byte length prefix not counted). A node's
@@ -82,3 +114,23 @@ CONTROL_TIMEOUT_SECONDS = 10.0
 #: Nodes in one message of the toy counter core (``implementations.transport.toy``), which
 #: stands in for the node core in the transport's tests.
 TOY_COUNTER_MAX_NODES = 1024
+
+# ----- networked nodes (implementations.node) ------------------------------------------
+
+#: Largest datagram a node decodes: a repair of ``MAX_REPAIR_MESSAGES`` ML-DSA-65 messages
+#: (about 5.4 KB each with key and signature) fits with room to spare.
+MAX_DATAGRAM_BYTES = 4 * 1024 * 1024
+#: Messages one datagram may carry (batched gossip, repairs).
+MAX_MESSAGES_PER_DATAGRAM = 256
+#: A topic name, UTF-8 bytes.
+MAX_TOPIC_BYTES = 128
+#: One message's payload: a task-list delta or a threshold envelope, never a whole state.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+#: Messages one anti-entropy repair carries; what is left is sent at the next round.
+MAX_REPAIR_MESSAGES = 64
+#: Seq ranges one digest may list per origin, and origins per topic: a digest stays small
+#: however a peer's knowledge is fragmented (what does not fit is asked for next round).
+MAX_DIGEST_RANGES = 256
+MAX_DIGEST_ORIGINS = 4096
+#: FOAF queries: the most hops a query may ask for (SPEC: queries use TTL 3).
+MAX_FOAF_TTL = 8

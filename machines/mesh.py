@@ -1,0 +1,112 @@
+"""What every mesh machine shares: a run's nodes, their stores, and the acceptance check.
+
+A ``MeshMachine`` is a ``harness.network.NetworkMachine`` whose nodes are built by the
+registered mesh backend (``machines/adapters/node_mesh.py``): fixed identities per node
+index, one in-memory SQLite store per node that outlives the node (a crash loses what
+the node held in memory, a restart opens a new node on the same store), and every member
+knowing every other's PeerId.
+
+After every datagram a node handles, ``check_verdicts`` compares what the node did with
+each message against ``models.gossip``: the machine knows each message's facts (genuine
+traffic is well formed, bound, signed and from a member; an attacker's crafted message
+says what is wrong with it), keeps the model's replay cache per node (reset when the node
+restarts: it lives in memory), and demands the model's refusal exactly, or no refusal when
+the model takes the message. Messages inside repairs are genuine operations: they are
+taken or known already.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import blake3
+
+from harness.network import NetworkMachine
+from implementations.node import NodeConfig
+from implementations.node.message import decode_datagram, decode_message
+from implementations.storage import Store
+from implementations.wire import DecodeError
+from models import gossip
+
+
+class MeshMachine(NetworkMachine):
+    node_config: ClassVar[NodeConfig] = NodeConfig()
+
+    def __init__(self, implementation, stats=None) -> None:
+        super().__init__(implementation, stats)
+        self.mesh_backend: Any = None
+        self.identities: list[Any] = []
+        self.members: list[bytes] = []
+        self.stores: list[Store] = []
+        self.caches: list[dict[bytes, int]] = []  # the model's replay cache, per node
+        self.crafted: dict[bytes, gossip.Facts] = {}  # facts of messages an attacker made, by their bytes
+
+    def start_mesh(self, count: int, skews_ns: list[int]) -> None:
+        self.require(not self.nodes, "the machine has already started")
+        self.mesh_backend = self.implementation.make_replica(0, self.clock)
+        self.identities = [self.mesh_backend.identity(i) for i in range(count)]
+        self.members = [ident.peer_id for ident in self.identities]
+        self.peer_index = {peer: i for i, peer in enumerate(self.members)}
+        self.stores = [Store(":memory:") for _ in range(count)]
+        self.caches = [{} for _ in range(count)]
+        self.start_network(count, skews_ns)
+
+    def node_options(self, index: int) -> dict[str, Any]:
+        return {"config": self.node_config}
+
+    def make_node(self, index: int) -> Any:
+        self.caches[index] = {}
+        return self.mesh_backend.node(self.identities[index], self.members, self.stores[index], self.local_now(index),
+                                 **self.node_options(index))
+
+    def teardown(self) -> None:
+        for store in self.stores:
+            store.close()
+
+    # ----- the acceptance check ---------------------------------------------------------
+
+    def facts(self, raw: bytes) -> gossip.Facts:
+        crafted = self.crafted.get(raw)
+        if crafted is not None:
+            return crafted
+        try:
+            message = decode_message(raw)
+        except DecodeError:
+            return gossip.Facts(well_formed=False)
+        return gossip.Facts(
+            bound=blake3.blake3(message.public_key).digest() == message.signer,
+            member=message.signer in self.peer_index,
+            epoch_secs=message.epoch_secs,
+            replay_key=blake3.blake3(message.payload).digest(),
+        )
+
+    def check_verdicts(self, index: int, data: bytes) -> list[tuple[bytes, gossip.Facts, Any]]:
+        """Each message's verdict at node ``index`` against the model; returns (message, facts, verdict)."""
+        verdicts = self.nodes[index].take_verdicts()
+        top = [v for v in verdicts if not v.repaired]
+        try:
+            raws = decode_datagram(data)
+        except DecodeError:
+            assert [v.outcome for v in top] == ["malformed"], f"node {index}: an undecodable datagram gave {top}"
+            return []
+        assert len(top) == len(raws), f"node {index}: {len(top)} verdicts for {len(raws)} messages"
+        now = self.local_now(index)
+        pairs = []
+        for raw, verdict in zip(raws, top, strict=True):
+            facts = self.facts(raw)
+            expected = gossip.verdict(facts, self.caches[index], now)
+            if expected == gossip.TAKEN:
+                assert verdict.outcome not in gossip.REFUSALS, (
+                    f"node {index} refused a message as {verdict.outcome!r}; the model takes it ({facts})")
+                self.caches[index] = gossip.remember(self.caches[index], facts, now)
+            else:
+                assert verdict.outcome == expected, (
+                    f"node {index}: a message was {verdict.outcome!r}, the model says {expected!r} ({facts})")
+            pairs.append((raw, facts, verdict))
+        for verdict in verdicts:
+            if verdict.repaired:
+                assert verdict.outcome in ("accepted", "duplicate"), f"node {index} refused a repaired operation: {verdict}"
+        return pairs
+
+    def after_delivery(self, index: int, datagram, data: bytes) -> None:
+        self.check_verdicts(index, data)

@@ -1,0 +1,210 @@
+"""Presence, FOAF and rendezvous on the simulated network, against their models.
+
+3 to 8 nodes gossip beacons (every 300 s), register adverts with the coordinators of their
+rendezvous shard (every hour, valid 24 h), and answer FOAF queries over a fixed sparse
+graph of neighbours (a ring with chords three apart), while the network drops,
+duplicates, delays, partitions (also one way), crashes and restarts nodes, and the clock
+moves past every TTL (the replay TTL, the presence TTL of 900 s, the advert TTL of 24 h).
+
+After every datagram a node handles, its verdicts must be ``models.gossip``'s; every beacon
+it took updates its view (``models.presence``) and every advert it took is kept or refused
+as ``models.rendezvous`` says. After every step, every node's online set equals its
+model view's. ``foaf`` starts a query on a node and lets the (possibly cut) network
+settle: it is found exactly when ``models.foaf`` says. ``lookup`` asks the rendezvous for
+a member, lets the network settle and, while the lookup waits, moves the clock past the
+lookup timeout and ticks the querier (failover to the backup): the outcome is
+``models.rendezvous.lookup``'s.
+
+Trace arguments: nodes are indices; TTLs and ns are integers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import blake3
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, rule
+
+from harness import guard
+from harness.machine import Observation
+from harness.network import INDEX, network_machine_test
+from implementations.node import NodeConfig
+from implementations.node.core import BEACON
+from implementations.node.message import decode_message, decode_payload
+from implementations.node.rendezvous import ADVERT
+from implementations.wire import DecodeError
+from machines.mesh import MeshMachine
+from machines.replicated import SKEWS
+from models import foaf, gossip, presence, rendezvous
+from models.clock import NS_PER_SECOND
+
+CONFIG = NodeConfig()
+HOUR = 3600 * NS_PER_SECOND
+
+
+def shard_of(peer: bytes) -> int:
+    """SPEC 4: ``u32_le(BLAKE3("saorsa-rendezvous" || id)[0..4]) & 0xFFFF``, computed here, not by the node."""
+    return int.from_bytes(blake3.blake3(b"saorsa-rendezvous" + peer).digest()[:4], "little") & 0xFFFF
+
+
+class MeshPresenceMachine(MeshMachine):
+    name = "mesh_presence"
+    min_nodes, max_nodes = 3, 8
+    node_config = CONFIG
+    advances = (0, NS_PER_SECOND, 5 * NS_PER_SECOND, 30 * NS_PER_SECOND, 299 * NS_PER_SECOND, 301 * NS_PER_SECOND,
+                600 * NS_PER_SECOND, 899 * NS_PER_SECOND, 901 * NS_PER_SECOND, HOUR, 24 * HOUR + NS_PER_SECOND)
+
+    def __init__(self, implementation, stats=None) -> None:
+        super().__init__(implementation, stats)
+        self.views: list[dict] = []  # model: per node, subject index -> local time of its last beacon taken
+        self.adverts: list[dict] = []  # model: per coordinator, subject index -> (epoch secs, expires ns)
+        self.neighbors: dict[bytes, frozenset] = {}
+        self.shards: dict[bytes, int] = {}
+
+    @initialize(count=st.integers(3, 8), skews=st.lists(SKEWS, min_size=8, max_size=8))
+    def start(self, count: int, skews: list[int]) -> None:
+        count = min(count, self.max_nodes)
+        self.do("start", nodes=count, skews_ns=skews[:count])
+
+    def step_start(self, nodes: int, skews_ns: list[int]) -> None:
+        self.views = [{} for _ in range(nodes)]
+        self.adverts = [{} for _ in range(nodes)]
+        self.members = [self.implementation.make_replica(0, self.clock).identity(i).peer_id for i in range(nodes)]
+        self.neighbors = {self.members[i]: frozenset(self.members[(i + d) % nodes] for d in (1, -1, 3, -3)) - {self.members[i]}
+                          for i in range(nodes)}
+        self.shards = {peer: shard_of(peer) for peer in self.members}
+        self.start_mesh(nodes, skews_ns)
+
+    def node_options(self, index: int) -> dict[str, Any]:
+        return {"config": self.node_config, "neighbors": self.neighbors[self.members[index]]}
+
+    def make_node(self, index: int) -> Any:
+        self.views[index], self.adverts[index] = {}, {}  # both live in memory
+        return super().make_node(index)
+
+    # ----- after every delivery: presence and adverts by the models --------------------------
+
+    def after_delivery(self, index: int, datagram, data: bytes) -> None:
+        now = self.local_now(index)
+        for raw, _, verdict in self.check_verdicts(index, data):
+            if verdict.outcome in gossip.REFUSALS:  # (exactly when the model refuses it: checked above)
+                continue
+            message, kind, body = self.read(raw)
+            if message is None:
+                continue
+            subject = self.peer_index[message.signer]
+            if kind == BEACON:
+                self.views[index] = presence.observe(self.views[index], index, subject, now)
+            elif kind == ADVERT:
+                self.take_advert(index, subject, message.epoch_secs, body[1] * NS_PER_SECOND, now, verdict.outcome)
+
+    @staticmethod
+    def read(raw: bytes):
+        """A genuine message's decoded form, payload kind and body (None if it does not decode)."""
+        try:
+            message = decode_message(raw)
+            kind, body = decode_payload(message.payload)
+        except DecodeError:
+            return None, None, None
+        return message, kind, body
+
+    def take_advert(self, index: int, subject: int, epoch_secs: int, expires_ns: int, now: int, outcome: str) -> None:
+        order = rendezvous.coordinators(self.shards, self.members[subject], self.node_config.rendezvous_replicas)
+        keeps = rendezvous.takes_advert(self.members[index], order, expires_ns, now, self.node_config.advert_ttl_ns,
+                                        self.node_config.replay_ttl_ns)
+        assert (outcome == "accepted") == keeps, (
+            f"coordinator {index}: the advert of node {subject} was {outcome!r}; the model keeps it: {keeps}")
+        held = self.adverts[index].get(subject)
+        if keeps and (held is None or held[0] <= epoch_secs):
+            self.adverts[index][subject] = (epoch_secs, expires_ns)
+
+    # ----- presence --------------------------------------------------------------------
+
+    def observe(self) -> list[Observation]:
+        rows = []
+        for i in self.up():
+            now = self.local_now(i)
+            model = sorted(presence.online(self.views[i], now, self.node_config.presence_ttl_ns))
+            actual = sorted(self.peer_index[p] for p in self.nodes[i].online_peers(now))
+            rows.append(Observation(f"node {i} online", model, actual))
+        return rows
+
+    def check(self) -> None:
+        for row in self.observe():
+            assert row.agrees, f"{row.label}: the node says {row.implementation}, the model says {row.model}"
+
+    # ----- FOAF ------------------------------------------------------------------------
+
+    def reaches(self, a: int, b: int) -> bool:
+        return (a, b) not in self.net.cut and self.nodes[b] is not None
+
+    @guard(lambda self: bool(self.up()))
+    @rule(how=st.sampled_from(["foaf", "lookup"]), origin=INDEX, sought=INDEX, ttl=st.sampled_from([3, 1, 2]))
+    def discover(self, how: str, origin: int, sought: int, ttl: int) -> None:
+        """A FOAF query (TTL 1 to 3) or a rendezvous lookup, each on a network left to settle."""
+        up = self.up()
+        start = up[self.pick(origin, up)]
+        if how == "lookup":
+            self.do("lookup", querier=start, sought=self.pick(sought, self.nodes))
+            return
+        others = [i for i in range(len(self.nodes)) if i != start]
+        self.do("foaf", origin=start, sought=others[self.pick(sought, others)], ttl=ttl)
+
+    @guard(lambda self: bool(self.up()))
+    @rule(nodes=st.lists(INDEX, min_size=2, max_size=8))
+    def tick_some(self, nodes: list[int]) -> None:
+        """Several nodes' timers fire (beacons, adverts, digests all leave at once)."""
+        up = self.up()
+        for raw in nodes:
+            self.do("tick", node=up[self.pick(raw, up)])
+
+    def step_foaf(self, origin: int, sought: int, ttl: int) -> None:
+        self.require_node(origin, up=True)
+        self.require_node(sought)
+        self.require(origin != sought and 1 <= ttl <= 3, f"bad query {origin} -> {sought} ttl {ttl}")
+        node = self.nodes[origin]
+        query, out = node.foaf.query(self.members[sought], self.local_now(origin), ttl)
+        self.send_all(origin, out.datagrams())
+        self.step_settle()
+        found = self.nodes[origin].foaf.result(query) is True
+        expected = foaf.finds(self.neighbors, self.members[origin], self.members[sought], ttl, self.node_config.foaf_fanout,
+                              lambda a, b: self.reaches(self.peer_index[a], self.peer_index[b]))
+        assert found == expected, f"FOAF from {origin} for {sought} with TTL {ttl}: found={found}, the model says {expected}"
+
+    # ----- rendezvous ------------------------------------------------------------------
+
+    def step_lookup(self, querier: int, sought: int) -> None:
+        self.require_node(querier, up=True)
+        self.require_node(sought)
+        order = [self.peer_index[p] for p in rendezvous.coordinators(
+            self.shards, self.members[sought], self.node_config.rendezvous_replicas)]
+
+        def answers(c: int) -> bool:
+            return c == querier or (self.reaches(querier, c) and self.reaches(c, querier))
+
+        def holds(c: int) -> bool:  # by the coordinator's clock and the querier's, at the attempt
+            advert = self.adverts[c].get(sought)
+            return advert is not None and self.local_now(c) < advert[1] and self.local_now(querier) < advert[1]
+
+        node = self.nodes[querier]
+        lookup_id, out = node.rendezvous.lookup(self.members[sought], self.local_now(querier))
+        self.send_all(querier, out.datagrams())
+        self.step_settle()
+        settled: dict[int, bool] = {}
+        for c in order:  # each coordinator that does not answer costs a timeout and a tick of the querier
+            if answers(c):
+                settled[c] = holds(c)
+                break
+            assert node.rendezvous.result(lookup_id) == "pending", f"lookup by {querier} settled with no answer from {c}"
+            self.clock.advance(self.node_config.lookup_timeout_ns)
+            self.step_tick(querier)
+            self.step_settle()
+        expected = rendezvous.lookup(order, answers, settled.__getitem__)
+        result = node.rendezvous.result(lookup_id)
+        assert result == expected, (
+            f"lookup of {sought} by {querier} (coordinators {order}): {result!r}, the model says {expected!r}")
+
+
+#: ci budget: 80 runs of 40 steps.
+test_mesh_presence_machine = network_machine_test(MeshPresenceMachine, examples=80, steps=40)

@@ -1,0 +1,110 @@
+"""Threshold signing over the network: the threshold machine with its envelopes on the mesh.
+
+Everything of ``machines.threshold`` (``models.threshold`` and ``models.policy`` against the
+signer and coordinator cores, events, funds, forged answers, core crashes and restarts,
+clock advances across UTC midnight), except the network: every envelope a coordinator
+proposes or a signer answers travels inside a node message (``node.igra``) from the
+member's node to the recipient's, on the simulated network of ``harness.network``, which
+delivers, reorders, drops, duplicates, delays and partitions it (also one way). A node
+hands an envelope to its core only after the node's own checks (signature, membership,
+freshness, replay), so a duplicated datagram is refused by the node and never reaches the
+core, and one delayed past the 300 s replay TTL is stale: for the model both are a lost
+message. The threshold machine's invariants hold after every step; every message a node
+handles gets the verdict ``models.gossip`` gives it.
+
+Rules of the threshold machine that act on its in-memory network (``deliver_many``,
+``redeliver``, ``tamper``) are replaced by the network's; the attacks on the mesh are the
+adversary machine's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from harness.network import network_machine_test
+from implementations.node import NodeConfig
+from implementations.wire import DecodeError
+from machines.adapters.threshold_sansio import SansIoBackend
+from machines.mesh import MeshMachine
+from machines.threshold import Message, ThresholdMachine
+
+CONFIG = NodeConfig(beacons=False, adverts=False)
+#: Rules of either parent that make no sense here (see the module docstring).
+REPLACED = frozenset({"deliver_many", "redeliver", "tamper", "crash", "quiesce", "tick", "interleave", "lie"})
+
+
+class Outlet:
+    """Where the threshold machine puts the envelopes its cores send: collected, then
+    carried by the sender's node. Empty to the machine's own network rules."""
+
+    def __init__(self) -> None:
+        self.pending: list[Message] = []
+
+    def append(self, message: Message) -> None:
+        self.pending.append(message)
+
+    def drain(self) -> list[Message]:
+        pending, self.pending = self.pending, []
+        return pending
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __len__(self) -> int:
+        return 0
+
+
+class MeshThresholdMachine(MeshMachine, ThresholdMachine):
+    name = "mesh_threshold"
+    min_nodes, max_nodes = 1, 5
+    node_config: ClassVar[NodeConfig] = CONFIG
+
+    # the threshold machine's own time and core restarts; its in-memory network rules go
+    advance_clock = ThresholdMachine.advance_clock
+    step_advance_clock = ThresholdMachine.step_advance_clock
+    restart = ThresholdMachine.restart
+    step_restart = ThresholdMachine.step_restart
+    # (and the storage-seam faults and well-formed lies, which the threshold machine sends past the network)
+    deliver_many = redeliver = tamper = drop = duplicate = crash = quiesce = tick = interleave = lie = None
+
+    @classmethod
+    def rule_names(cls) -> tuple[str, ...]:
+        return tuple(name for name in super().rule_names() if name not in REPLACED)
+
+    def __init__(self, implementation, stats=None) -> None:
+        super().__init__(implementation, stats)
+        self.outlet = Outlet()
+
+    def step_start(self, group: str, fee_mode: str, order_seed: int) -> None:
+        ThresholdMachine.step_start(self, group, fee_mode, order_seed)
+        self.backend = SansIoBackend()  # the real signer and coordinator cores; the mesh is the implementation here
+        self.in_flight = self.outlet
+        self.start_mesh(len(self.signers), [0] * len(self.signers))
+
+    def node_options(self, index: int) -> dict[str, Any]:
+        return {"config": self.node_config, "envelope_sink": lambda role, data, now: self.sink(index, role, data)}
+
+    def sink(self, index: int, role: str, data: bytes) -> list[tuple[bytes, str, bytes]]:
+        """Node ``index`` hands its core an envelope: the threshold machine's delivery, and what it sends."""
+        try:
+            self._deliver(Message(role, index, data), data, expect=None)
+        except DecodeError as error:  # the core refused an envelope the model expects it to take
+            raise AssertionError(f"{role} {index} refused an envelope the model accepts: {error}") from None
+        return [(self.members[m.target], m.role, m.data) for m in self.outlet.drain()]
+
+    def _submit(self, node: int, event) -> None:
+        super()._submit(node, event)
+        for message in self.outlet.drain():
+            self.send_all(node, self.nodes[node].send_envelope(self.members[message.target], message.role, message.data,
+                                                               self.local_now(node)))
+
+    def local_now(self, index: int) -> int:
+        return self.clock.now()
+
+    def teardown(self) -> None:
+        MeshMachine.teardown(self)
+        ThresholdMachine.teardown(self)
+
+
+#: ci budget: 100 runs of 50 steps (a step may open SQLite files and sign envelopes twice).
+test_mesh_threshold_machine = network_machine_test(MeshThresholdMachine, examples=100, steps=50)

@@ -1,0 +1,137 @@
+"""The node core's parts on their own: identities, messages, ranges, the replay cache, restart."""
+
+from __future__ import annotations
+
+import blake3
+import pytest
+
+from implementations.node import ED25519, ML_DSA_65, Node, NodeConfig, identity
+from implementations.node.core import OriginLog, ReplayCache, subtract
+from implementations.node.identity import SIGNATURE_BYTES, MemoVerifier, Verifier, peer_id, verify
+from implementations.node.message import (
+    authenticate,
+    decode_datagram,
+    decode_message,
+    encode_datagram,
+    msg_id,
+    seal,
+    signed_part,
+)
+from implementations.storage import Store
+from implementations.wire import DecodeError
+
+S = 1_000_000_000
+NOW = 1_700_000_000 * S
+
+
+def seed(n: int) -> bytes:
+    return blake3.blake3(bytes([n])).digest()
+
+
+@pytest.mark.parametrize("scheme", [ED25519, ML_DSA_65])
+def test_both_schemes_sign_and_bind_the_peer_id_to_the_key(scheme):
+    me = identity(scheme, seed(1))
+    assert me.peer_id == blake3.blake3(me.public_key).digest() == peer_id(me.public_key)
+    raw = seal(me, "t", NOW, b"payload")
+    message = decode_message(raw)
+    assert len(message.signature) == SIGNATURE_BYTES[scheme]
+    assert authenticate(message, Verifier()) is None
+    assert message.msg_id == blake3.blake3(b"t" + (NOW // S).to_bytes(8, "little") + me.peer_id
+                                          + blake3.blake3(b"payload").digest()).digest()
+    assert msg_id("t", NOW // S, me.peer_id, blake3.blake3(b"payload").digest()) == message.msg_id
+
+
+@pytest.mark.parametrize("scheme", [ED25519, ML_DSA_65])
+def test_the_signature_covers_every_header_field(scheme):
+    me = identity(scheme, seed(2))
+    message = decode_message(seal(me, "t", NOW, b"payload"))
+    fields = [message.scheme, message.public_key, message.signer, message.topic, message.epoch_secs, message.payload_hash]
+    assert verify(scheme, message.public_key, signed_part(*fields), message.signature)
+    other = identity(scheme, seed(3))
+    # (the scheme fixes the key and signature sizes: a message of another scheme does not decode)
+    for n, changed in [(1, other.public_key), (2, other.peer_id), (3, "u"), (4, message.epoch_secs + 1),
+                       (5, blake3.blake3(b"other").digest())]:
+        altered = [*fields[:n], changed, *fields[n + 1:]]
+        assert not verify(scheme, message.public_key, signed_part(*altered), message.signature), f"field {n}"
+
+
+def test_a_key_that_is_not_the_signers_is_refused_before_the_signature():
+    me, other = identity(ED25519, seed(3)), identity(ED25519, seed(4))
+    forged = decode_message(seal(other, "t", NOW, b"x"))
+    substituted = forged.__class__(**{**{f: getattr(forged, f) for f in forged.__slots__}, "signer": me.peer_id})
+    assert authenticate(substituted, Verifier()) == "peer id does not match key"
+
+
+def test_memo_verifier_answers_like_the_verifier_and_keys_on_the_public_key():
+    a, b = identity(ED25519, seed(5)), identity(ED25519, seed(6))
+    message = b"m"
+    signature = a.sign(message)
+    memo = MemoVerifier()
+    assert memo(ED25519, a.public_key, message, signature)
+    assert not memo(ED25519, b.public_key, message, signature)
+    assert memo.checked == 2
+
+
+@pytest.mark.parametrize("data", [b"", b"\x91", encode_datagram([]), encode_datagram([b"x"] * 257), b"\xc1" * 10])
+def test_bad_datagrams_are_decode_errors(data):
+    with pytest.raises(DecodeError):
+        decode_datagram(data)
+
+
+def test_subtract_ranges():
+    assert subtract([[1, 10]], [[2, 3], [5, 5], [9, 20]]) == [[1, 1], [4, 4], [6, 8]]
+    assert subtract([[1, 3], [7, 9]], []) == [[1, 3], [7, 9]]
+    assert subtract([[1, 3]], [[1, 3]]) == []
+    assert subtract([[5, 6]], [[1, 2**64 - 1]]) == []
+
+
+def test_an_origin_log_keeps_a_watermark_and_the_seqs_above_it():
+    log = OriginLog()
+    for seq in (1, 2, 4, 7, 3):
+        log.add(seq, b"")
+    assert log.watermark == 4 and log.extras == {7}
+    assert log.ranges() == [[1, 4], [7, 7]] and log.max_seq == 7
+
+
+def test_the_replay_cache_ages_by_the_local_clock():
+    cache = ReplayCache(300 * S)
+    cache.remember(b"k", NOW)
+    assert cache.seen(b"k", NOW + 300 * S - 1)
+    assert not cache.seen(b"k", NOW + 300 * S)
+    cache.purge(NOW + 300 * S)
+    assert cache.entries == {}
+
+
+class Log:
+    def __init__(self):
+        self.items = []
+
+    def apply(self, data):
+        if data == b"bad":
+            raise DecodeError("bad data")
+        self.items.append(data)
+
+
+def test_own_operations_survive_a_restart_and_their_sequence_continues():
+    me = identity(ED25519, seed(7))
+    store = Store(":memory:")
+    node = Node(me, [me.peer_id], store, NOW, apps={"t": Log()})
+    assert [node.publish("t", d, NOW).seq for d in (b"a", b"b")] == [1, 2]
+    app = Log()
+    again = Node(me, [me.peer_id], store, NOW, apps={"t": app})
+    assert app.items == [b"a", b"b"]
+    assert again.publish("t", b"c", NOW).seq == 3
+    assert again.boot == node.boot + 1 and again.nonce() != node.nonce()
+
+
+def test_an_operation_the_application_refuses_is_not_logged():
+    a, b = identity(ED25519, seed(8)), identity(ED25519, seed(9))
+    members = [a.peer_id, b.peer_id]
+    sender = Node(a, members, Store(":memory:"), NOW, apps={"t": Log()}, config=NodeConfig(fanout=1))
+    receiver = Node(b, members, Store(":memory:"), NOW, apps={"t": Log()})
+    published = sender.publish("t", b"bad", NOW)
+    (to, data), = published.outgoing
+    assert to == b.peer_id
+    receiver.handle(data, NOW)
+    assert [v.outcome for v in receiver.take_verdicts()] == ["malformed payload"]
+    assert receiver.holds("t") == {}
