@@ -114,7 +114,7 @@ def run_machine(
         stats.examples += 1
         return machine
 
-    chosen = hypothesis_settings or settings()
+    chosen = hypothesis_settings or capped_settings(impl)
     repetitions = 0
     while True:
         try:
@@ -150,6 +150,14 @@ def run_machine(
                 "loosen its precondition or its strategy."
             )
     return stats
+
+
+def capped_settings(impl: Implementation) -> settings:
+    """The active profile's settings, with at most ``impl.max_examples`` examples."""
+    current = settings()
+    if impl.max_examples is None or impl.max_examples >= current.max_examples:
+        return current
+    return settings(current, max_examples=impl.max_examples)
 
 
 def _trace(machine_cls: type[TracedMachine], impl: Implementation, steps: tuple[Step, ...], failure: str) -> Trace:

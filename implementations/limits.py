@@ -146,3 +146,21 @@ MAX_DIGEST_RANGES = 256
 MAX_DIGEST_ORIGINS = 4096
 #: FOAF queries: the most hops a query may ask for (SPEC: queries use TTL 3).
 MAX_FOAF_TTL = 8
+
+# --- Mesh node processes (implementations/transport/mesh_node.py) ---------------------------
+
+#: Members of one mesh a node process accepts in ``join``: a local cluster or a test mesh is
+#: tens of nodes; the node core's digests bound the origins they name too (MAX_DIGEST_ORIGINS).
+MAX_MESH_MEMBERS = 256
+
+#: Arrival times a node process records for benchmarks (``record_arrivals``) until the
+#: ``arrivals`` control operation takes them; past it the oldest are dropped, so a forgotten
+#: recorder costs at most a few megabytes.
+MAX_RECORDED_ARRIVALS = 100_000
+
+# --- The process adapter (harness/process.py) -----------------------------------------------
+
+#: Longest line a child process of the process adapter (``harness.process``) may answer
+#: with. A reply carries at most one replica's state in base64 (kilobytes at the sizes
+#: machines use); a child that writes more without an end of line answers nonsense.
+MAX_PROCESS_REPLY_BYTES = 64 * 1024 * 1024

@@ -147,9 +147,9 @@ class OrphanInsertDropped(RGA):
 
 def test_early_delete_dropped_is_caught(monkeypatch, tmp_path):
     rules = assert_caught(buggy("early-delete-dropped", EarlyDeleteDropped), monkeypatch, tmp_path)
-    # a delete overtaking its insert: between replicas, or from the adversary (far_deletes, then
-    # late_parent; minimized by the harness, one hostile delete of an id the replica's own next
-    # insert then takes: the lost delete leaves its counter behind the model's)
+    # a delete overtaking its insert: between replicas, or from the adversary (a far delete whose
+    # insert comes later or never: dropping it also loses the counter it carried, so the next
+    # local insert takes an id the correct replica would not). Deletes come only from these two.
     assert "hostile" in rules or ("delete" in rules and {"deliver", "deliver_all"} & set(rules))
 
 
