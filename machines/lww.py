@@ -156,14 +156,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
 
     def tell(self, target: int, lie: str, whole_state: bool, **args: Any) -> tuple[bytes, str, frozenset]:
         if lie == "one_field_wrong":
-            if "message" in args:
-                self.require(not whole_state, "a message in flight is a delta")
-                self.require(0 <= args["message"] < len(self.in_flight), f"no message {args['message']} in flight")
-                genuine = self.in_flight[args["message"]].deltas[0]
-            else:
-                self.require(whole_state, "a replica's state is a whole state")
-                self.require_replica(args["source"])
-                genuine = self.replicas[args["source"]].state()
+            genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
             self.require(args["field"] in ("wall_ns", "counter"), f"unknown field {args['field']!r}")
             # A register never written has no write to spoil: its state is refused as one anyway.
             return self.crafter.tamper(genuine, whole_state, args["field"], args["to"]), "refused", frozenset()

@@ -477,14 +477,7 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
             task = bytes.fromhex(args["task"])
             message = crafter.field_write(whole_state, task, args["field"], args["wall_ns"], args["counter"], STRANGER, "")
             return message, "refused", frozenset()
-        if "message" in args:
-            self.require(not whole_state, "a message in flight is a delta")
-            self.require(0 <= args["message"] < len(self.in_flight), f"no message {args['message']} in flight")
-            genuine = self.in_flight[args["message"]].deltas[0]
-        else:
-            self.require(whole_state, "a replica's state is a whole state")
-            self.require_replica(args["source"])
-            genuine = self.replicas[args["source"]].state()
+        genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
         self.require(args["how"] in ("list_id", "field_clock", "field_counter", "member_claim"), f"unknown {args['how']!r}")
         return crafter.tamper(genuine, whole_state, args["how"], args["peer"], args["counter"]), "refused", frozenset()
 
