@@ -23,7 +23,7 @@ import attrs
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from harness import profiles
+from harness import balance, profiles
 from harness.machine import Observation, RuleStats, StepNotApplicable, TracedMachine
 from harness.registry import Implementation, implementation, implementations, machine_class
 from harness.trace import Trace, load_trace, save_trace
@@ -109,6 +109,7 @@ def run_machine(
                 f"{stats.examples} examples: {', '.join(missing)}. A rule that never runs checks nothing: "
                 "loosen its precondition or its strategy."
             )
+        balance.check_floors(machine_cls, stats)
     return stats
 
 

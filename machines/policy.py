@@ -24,7 +24,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
@@ -107,6 +107,10 @@ def load(fields: dict[str, Any]) -> model.GroupPolicy:
 
 class PolicyMachine(TracedMachine):
     name = "policy"
+    rule_classes: ClassVar[dict[str, str]] = {
+        "start": "setup", "submit": "operations", "release": "operations", "finalize": "operations", "advance": "time",
+        "crash": "crash", "interleave": "crash", "restart": "crash"}
+    class_floors: ClassVar[dict[str, float]] = {"operations": 0.18, "time": 0.15, "crash": 0.20}
 
     def __init__(self, implementation, stats=None):
         super().__init__(implementation, stats)
