@@ -28,7 +28,7 @@ Levels:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
@@ -57,6 +57,7 @@ def value_from_trace(raw: Any) -> Any:
 
 class LWWMachine(ReplicatedMachine):
     name = "lww"
+    rule_classes: ClassVar[dict[str, str]] = {"write": "operations", "write_and_broadcast": "operations"}
     levels = ("exact", "convergent")
 
     def __init__(self, implementation, stats=None) -> None:

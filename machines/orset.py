@@ -23,7 +23,7 @@ Elements in a trace are JSON: strings, integers, and ``{"bytes": "<hex>"}`` for 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
@@ -66,6 +66,7 @@ def model_value_of(history: frozenset) -> frozenset:
 
 class ORSetMachine(ReplicatedMachine):
     name = "orset"
+    rule_classes: ClassVar[dict[str, str]] = {"add": "operations", "remove": "operations", "send_delta": "delivery"}
     #: Every OR-Set anomaly needs at most three replicas (an adder, a remover, a third party
     #: relaying old state); fewer replicas make each one busier and every step cheaper.
     max_replicas = 3

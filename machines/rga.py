@@ -76,11 +76,8 @@ def fresh_item(count: int) -> str:
 
 class RGAMachine(ReplicatedMachine):
     name = "rga"
-    # (the rules of ``ReplicatedMachine`` are classified here until that machine declares its own)
     rule_classes: ClassVar[dict[str, str]] = {
-        "start": "setup", "advance_clock": "time", "sync_full": "sync", "sync_all": "sync", "broadcast": "delivery",
-        "deliver": "delivery", "redeliver": "delivery", "deliver_all": "delivery", "drop": "faults", "duplicate": "faults",
-        "insert": "operations", "delete": "operations", "hostile": "adversary"}
+        "insert": "operations", "delete": "operations", "deliver_all": "delivery", "hostile": "adversary"}
     levels = ("exact", "convergent")
 
     def __init__(self, implementation, stats=None) -> None:

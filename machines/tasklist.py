@@ -23,7 +23,7 @@ Trace arguments: task ids as hex, assignees as replica indices (or null).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import blake3
 from hypothesis import strategies as st
@@ -64,6 +64,9 @@ def short(views: tuple) -> tuple[str, ...]:
 
 class TaskListMachine(ReplicatedMachine):
     name = "tasklist"
+    rule_classes: ClassVar[dict[str, str]] = {
+        "partition": "faults", "inject_forged": "adversary",
+        **{step: "operations" for step in ("add_task", "remove_task", "claim", "complete", "race", "edit", "set_field", "move")}}
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
