@@ -88,6 +88,8 @@ class ReplicatedMachine(TracedMachine):
         self.unsent: list[set] = []  # model: operations made at each replica since its last broadcast
         self.in_flight: list[Message] = []
         self.delivered: list[Message] = []
+        #: Per replica: (its history set, its size then, the frozen history, the model's value).
+        self._model_cache: dict[int, tuple[set, int, frozenset, Any]] = {}
         self.lost: set[int] = set()  # replicas to which a message was dropped
         # This run's rules are only those of the operations the implementation supports.
         self.stats.rules = tuple(r for r in self.stats.rules if self.rule_enabled(r))
@@ -302,11 +304,26 @@ class ReplicatedMachine(TracedMachine):
 
     # ----- invariants and the failure report -----------------------------------------
 
+    def seen_and_model(self, index: int) -> tuple[frozenset, Any]:
+        """Replica ``index``'s history, frozen, and the model's value of it.
+
+        Remembered until the history changes: a history only ever grows (operations are
+        added, never removed), so the same set at the same size is the same history. Without
+        this, every step re-evaluated the model for every replica, though most steps change
+        one history or none, and replaying a long trace grew with the square of its steps.
+        """
+        history = self.history[index]
+        cached = self._model_cache.get(index)
+        if cached is None or cached[0] is not history or cached[1] != len(history):
+            seen = frozenset(history)
+            cached = self._model_cache[index] = (history, len(history), seen, self.model_value(seen))
+        return cached[2], cached[3]
+
     def observe(self) -> list[Observation]:
         observations = []
-        for i, (history, replica) in enumerate(zip(self.history, self.replicas, strict=True)):
-            seen = frozenset(history)
-            model, actual = self.model_value(seen), self.replica_value(replica)
+        for i, replica in enumerate(self.replicas):
+            seen, model = self.seen_and_model(i)
+            actual = self.replica_value(replica)
             observations.append(Observation(f"replica {i}", model, actual, self.acceptable(seen, model, actual)))
         return observations
 
@@ -316,9 +333,9 @@ class ReplicatedMachine(TracedMachine):
             return
         # The same verdicts as ``observe``, without building its report rows on every step.
         values = []
-        for i, (history, replica) in enumerate(zip(self.history, self.replicas, strict=True)):
-            seen = frozenset(history)
-            model, actual = self.model_value(seen), self.replica_value(replica)
+        for i, replica in enumerate(self.replicas):
+            seen, model = self.seen_and_model(i)
+            actual = self.replica_value(replica)
             assert self.acceptable(seen, model, actual), f"replica {i} has {actual!r}, the model says {model!r}"
             values.append(actual)
         self.check_settled(values)
@@ -341,9 +358,9 @@ class ReplicatedMachine(TracedMachine):
         if self.in_flight:
             return
         groups: dict[frozenset, list[int]] = {}
-        for index, history in enumerate(self.history):
+        for index in range(len(self.history)):
             if index not in self.lost:
-                groups.setdefault(frozenset(history), []).append(index)
+                groups.setdefault(self.seen_and_model(index)[0], []).append(index)
         for indices in groups.values():
             assert all(values[i] == values[indices[0]] for i in indices), (
                 "every delta delivered, none dropped to replicas "
