@@ -141,7 +141,7 @@ class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
         "deliver_many": "delivery", "redeliver": "delivery", "drop": "faults", "duplicate": "faults", "tamper": "adversary",
         "forge": "adversary", "advance_clock": "time", "restart": "crash"}
     class_floors: ClassVar[dict[str, float]] = {
-        "operations": 0.10, "delivery": 0.14, "faults": 0.05, "adversary": 0.06, "time": 0.08, "crash": 0.15}
+        "operations": 0.10, "delivery": 0.12, "faults": 0.05, "adversary": 0.06, "time": 0.08, "crash": 0.15}
 
     def __init__(self, implementation, stats=None):
         super().__init__(implementation, stats)
