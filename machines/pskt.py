@@ -364,6 +364,35 @@ class PsktMachine(TracedMachine):
         self.require(0 <= paid < len(self.paid), f"no accepted payment {paid}")
         self._offer(self.paid[paid], self.offers[paid])
 
+    # --- the report ------------------------------------------------------------------------------
+
+    def describe_step(self, step) -> str:
+        """The step in the domain's words: who holds what, who pays whom how much, who signs."""
+        a = step.args
+        try:
+            if step.rule == "start":
+                m, n = GROUPS[a["group"]]
+                return (f"start: a {m}-of-{n} group holding coins of {', '.join(map(str, a['funds']))} sompi; "
+                        f"the node's minimum fee {a['min_fee']}")
+            if step.rule == "fund":
+                return f"the faucet gives the group a coin of {a['amount']} sompi"
+            if step.rule == "replay":
+                return f"payment p{a['paid']} is offered to the node again (a double spend)"
+            if step.rule == "pay":
+                k = self.events + 1
+                signers = "; ".join(self._signer_text(*row) for row in a["signers"]) or "nobody"
+                tamper = "" if a["tamper"] == "none" else f"; tampered: {a['tamper']}"
+                return (f"event e{k}: pay {a['amount']} sompi to {DESTINATIONS[k % 3]}, fee {a['fee']} ({a['fee_mode']}), "
+                        f"round {a['round']}; signed by {signers}{tamper}")
+        except (IndexError, KeyError, TypeError, ValueError):
+            pass
+        return step.describe()
+
+    def _signer_text(self, key: int, kind: str, skip: int | None) -> str:
+        who = "the outsider" if key == self.n else f"member {key}"
+        what = {"genuine": "", "other-template": " (over another template)", "garbage": " (garbage)"}[kind]
+        return who + what + ("" if skip is None else f", input {skip} left out")
+
     # --- checks -------------------------------------------------------------------------------
 
     def _holdings(self) -> list[tuple[str, object, object]]:

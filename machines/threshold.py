@@ -57,6 +57,7 @@ from implementations.threshold_envelope import EnvelopeRejected, decode_envelope
 from implementations.wire import DecodeError
 from machines.threshold_faults import FaultRules
 from machines.threshold_hostile import HostileRules
+from machines.threshold_report import ThresholdReport
 from models import policy as policy_model
 from models import threshold as model
 from models.clock import NS_PER_DAY, NS_PER_SECOND, ManualClock, utc_day
@@ -134,7 +135,7 @@ class SignerModel:
     approved_tick: dict = attrs.field(factory=dict)  # request id -> the signer's tick count when approved
 
 
-class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
+class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine):
     name = "threshold"
     rule_classes: ClassVar[dict[str, str]] = {
         "start": "setup", "new_event": "operations", "resubmit": "operations", "fund": "operations", "deliver": "delivery",
@@ -676,7 +677,8 @@ class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
     def observe(self) -> list[Observation]:
         rows = []
         for rid, request in sorted(self.requests.items()):
-            rows.append(Observation(f"request {rid}", request.state, self.coordinator(self.owner[rid]).request_state(rid)))
+            state = self.coordinator(self.owner[rid]).request_state(rid)
+            rows.append(Observation(f"request {self.request_name(rid)}", request.state, state))
         day = utc_day(self.now)
         for j, sm in enumerate(self.signer_models):
             opened = self._exists("signer", j)  # never opened: nothing reserved
