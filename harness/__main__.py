@@ -13,6 +13,8 @@
   not fixed yet (the regression test will fail until it is). An existing file is never
   replaced without ``--force``.
 * ``list``: the machines and their registered implementations.
+* ``limits``: every limit on what a peer may send or store (``implementations.limits``), as
+  the Markdown table the README's *Limits* section holds.
 * ``node ...`` and ``cluster ...``: a mesh node process, and a local cluster under a workload
   (``implementations.transport.mesh_node`` and ``.cluster``; ``mbt node --help``).
 
@@ -133,6 +135,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def limits_table() -> str:
+    """The README's table of limits, made from ``implementations.limits``."""
+    from implementations.limits import LIMITS
+
+    lines = ["| limit | value | bounds | why this value |", "|---|---|---|---|"]
+    for limit in LIMITS.values():
+        lines.append(f"| `{limit.name}` | {limit.value:,} {limit.unit} | {limit.bounds} | {limit.why or '—'} |")
+    return "\n".join(lines)
+
+
+def cmd_limits(args: argparse.Namespace) -> int:
+    print(limits_table())
+    return 0
+
+
 #: Commands that are whole programs of their own: their arguments are theirs.
 PROGRAMS = {"node": "implementations.transport.mesh_node", "cluster": "implementations.transport.cluster"}
 
@@ -168,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=cmd_promote)
     p = sub.add_parser("list", help="machines and their implementations")
     p.set_defaults(run=cmd_list)
+    p = sub.add_parser("limits", help="every limit on what a peer may send or store, as a Markdown table")
+    p.set_defaults(run=cmd_limits)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -129,7 +129,9 @@ class TracedMachine(RuleBasedStateMachine):
         super().__init__()
         self.implementation = implementation
         self.steps: list[Step] = []
-        self.stats = stats if stats is not None else RuleStats(self.name, implementation.name, self.rule_names())
+        if stats is None:
+            stats = RuleStats(self.name, implementation.name, self.rule_names_for(implementation))
+        self.stats = stats
         #: The run this machine reports to (set by ``run_machine``; none in replay).
         self.recorder: Recorder | None = None
 
@@ -142,6 +144,12 @@ class TracedMachine(RuleBasedStateMachine):
                 if attribute.startswith("step_") and attribute[5:] not in names:
                     names.append(attribute[5:])
         return tuple(names)
+
+    @classmethod
+    def rule_names_for(cls, implementation: Implementation) -> tuple[str, ...]:
+        """The steps this machine can take against ``implementation`` (the coverage table's
+        rows): all of them, unless a machine has steps some implementations cannot take."""
+        return cls.rule_names()
 
     def do(self, rule: str, **args: Any) -> None:
         """Record the step ``rule(**args)`` and run it."""

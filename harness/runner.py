@@ -96,7 +96,7 @@ def run_machine(
     import_project()
     profiles.use_cache_directory()  # also when no conftest set the profiles up (a script, a benchmark)
     machine_cls.preflight(impl)
-    stats = RuleStats(machine_cls.name, impl.name, machine_cls.rule_names())
+    stats = RuleStats(machine_cls.name, impl.name, machine_cls.rule_names_for(impl))
     if in_summary:
         RUNS.append(stats)
     profile = profiles.current_profile()

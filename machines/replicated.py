@@ -42,6 +42,7 @@ from hypothesis.stateful import initialize, precondition, rule
 
 from harness import TracedMachine, guard
 from harness.contract import Checked
+from harness.hostile import LIES, crafter_for, deliver_hostile
 from harness.machine import Observation
 from harness.process import Contained
 from machines.contracts import CONTRACTS, OPERATIONS
@@ -367,3 +368,103 @@ class ReplicatedMachine(TracedMachine):
                 f"{indices}, which have seen the same operations, yet they disagree: "
                 + ", ".join(f"replica {i} has {values[i]!r}" for i in indices)
             )
+
+
+class HostilePeers:
+    """A peer that lies well, for a ``ReplicatedMachine`` subclass (mix it in first).
+
+    ``hostile`` draws one of the machine's ``lies`` (``harness.hostile.LIES``), resolves it
+    against the model (which replica, which counters, which genuine message to spoil) into a
+    step ``hostile(target, lie, whole_state, ...)``; the step has the implementation's
+    crafter (``harness.hostile.crafter_for``) render it, delivers it to replica ``target``
+    as a delta or a full state, and checks what the lie calls for with
+    ``harness.hostile.deliver_hostile``: a refusal is a ``DecodeError`` that leaves
+    ``state()`` unchanged; an accepted message's operations join the target's history.
+    The ordinary checks then hold after this and every later step (values equal the
+    model's, the replica's own later operations work).
+
+    A subclass provides ``lie_weights`` (how often each lie is told), ``hostile_args`` (the
+    raw draw resolved into the step's arguments) and ``tell`` (the crafted bytes, the
+    outcome to expect, the model operations if it is accepted). Implementations without a
+    crafter are checked without the adversary: the step is not among their rules.
+    """
+
+    #: How often each lie is drawn, relative to the others.
+    lie_weights: ClassVar[dict[str, int]] = {}
+
+    @property
+    def crafter(self) -> Any:
+        return crafter_for(self.name, self.implementation.name, self.raw(0) if self.replicas else None)
+
+    def raw(self, index: int) -> Any:
+        """Replica ``index`` as its adapter made it, without the contract's wrappers."""
+        replica = self.replicas[index]
+        while hasattr(type(replica), "unwrapped"):
+            replica = replica.unwrapped
+        return replica
+
+    @classmethod
+    def rule_names_for(cls, implementation: Any) -> tuple[str, ...]:
+        names = super().rule_names_for(implementation)
+        if crafter_for(cls.name, implementation.name) is not None:
+            return names
+        try:  # a crafter registered for the type of its replicas (a test's buggy subclass)?
+            replica = implementation.make_replica(0, ManualClock(START_NS))
+        except Exception:  # an implementation that cannot start here is the preflight's to report
+            replica = None
+        found = replica is not None and crafter_for(cls.name, implementation.name, replica) is not None
+        close = getattr(replica, "close", None)
+        if callable(close):
+            close()
+        return names if found else tuple(name for name in names if name != "hostile")
+
+    def lie_table(self) -> list[str]:
+        supported = getattr(self.crafter, "lies", tuple(self.lie_weights))
+        return [lie for lie, weight in self.lie_weights.items() if lie in supported for _ in range(weight)]
+
+    @guard(lambda self: bool(self.replicas) and self.crafter is not None)
+    @rule(lie=st.integers(0, 255), to=INDEX, draw=st.integers(0, 2**16), whole=st.booleans())
+    def hostile(self, lie: int, to: int, draw: int, whole: bool) -> None:
+        table = self.lie_table()
+        name = table[lie % len(table)]
+        target = self.pick(to, self.replicas)
+        args = {"whole_state": whole, **self.hostile_args(name, target, draw)}  # a lie may insist on one of them
+        self.do("hostile", target=target, lie=name, **args)
+
+    def step_hostile(self, target: int, lie: str, whole_state: bool, **args: Any) -> None:
+        self.require_replica(target)
+        self.require(lie in LIES, f"unknown lie {lie!r}")
+        if self.crafter is None:
+            return  # a trace replayed against an implementation the adversary cannot speak to: the rest still checks
+        message, outcome, ops = self.tell(target, lie, whole_state, **args)
+        replica = self.replicas[target]
+        refusal = deliver_hostile(replica, message, whole_state, outcome, lie)
+        if refusal is None:
+            self.history[target] |= ops
+        replica.state()  # the lie did not poison the replica's own encoding
+
+    def genuine(self, whole_state: bool, message: int | None = None, source: int | None = None) -> bytes:
+        """The genuine message a lie spoils: the first delta of ``message`` in flight, or
+        replica ``source``'s whole state (as the step's ``whole_state`` says)."""
+        if message is not None:
+            self.require(not whole_state, "a message in flight is a delta")
+            self.require(0 <= message < len(self.in_flight), f"no message {message} in flight")
+            return self.in_flight[message].deltas[0]
+        self.require(whole_state, "a replica's state is a whole state")
+        self.require(source is not None, "a lie names a message in flight or a source replica")
+        self.require_replica(source)
+        return self.replicas[source].state()
+
+    def hostile_args(self, lie: str, target: int, draw: int) -> dict[str, Any]:
+        """The step's arguments for ``lie`` told to ``target`` (``draw``: a raw choice)."""
+        raise NotImplementedError
+
+    def tell(self, target: int, lie: str, whole_state: bool, **args: Any) -> tuple[bytes, str, frozenset]:
+        """The crafted message, the outcome ``harness.hostile`` expects, and the operations
+        the model learns if the message is accepted."""
+        raise NotImplementedError
+
+    def known_counter(self, target: int, replica: int) -> int:
+        """The greatest counter of ``replica``'s operations replica ``target`` has seen in
+        the model (its own: how many it made). A subclass says how to read one."""
+        raise NotImplementedError

@@ -7,11 +7,13 @@ vector-clock register, written out) and registered inline, never through
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import blake3
 import pytest
 from hypothesis import Phase, settings
 
-from harness import Implementation, Step, Trace, expect_caught, replay
+from harness import Implementation, Step, Trace, expect_caught, load_trace, replay
 from implementations.lww import Entry, HybridLogicalClock, LWWRegister, decode_delta
 from implementations.wire import decode, encode, expect_int, expect_list
 from machines.adapters.lww_hlc import HLC, HLCRegisterReplica
@@ -130,6 +132,15 @@ class VectorClockHashTieBreak:
         self.merge(delta)
 
 
+class BelievesEveryTimestamp(LWWRegister):
+    """(e) Issue 7, defect 7: every well-formed write is joined, so a timestamp
+    (2^64 - 1, 2^64 - 1) makes every later write raise OverflowError, and a clock far ahead
+    drags every later timestamp there."""
+
+    def admit(self, entry, where: str = "a message") -> None:
+        pass  # BUG: no bound on the timestamps peers send
+
+
 def replica_of(register_class, hlc_class=HybridLogicalClock):
     def make(replica_id, clock):
         replica = HLCRegisterReplica(replica_id, clock)
@@ -145,6 +156,7 @@ BUGS = {
     "wall-clock-only": replica_of(LWWRegister, WallClockOnly),
     "delta-forgets-the-clock": replica_of(DeltaForgetsTheClock),
     "vector-clock-hash-tie-break": VectorClockHashTieBreak,
+    "believes-every-timestamp": replica_of(BelievesEveryTimestamp),
 }
 #: The step count each search is pinned to. Finding a bug takes a few examples; shrinking it
 #: is nearly all of a test's time, and costs more the longer the first failing run: each bug
@@ -156,6 +168,7 @@ STEPS = {
     "wall-clock-only": 20,
     "delta-forgets-the-clock": 20,  # after the node processes joined the constant pool, 40 steps missed it in 200
     "vector-clock-hash-tie-break": 30,
+    "believes-every-timestamp": 20,
 }
 
 
@@ -167,6 +180,7 @@ STEPS = {
         ("wall-clock-only", "exact"),
         ("delta-forgets-the-clock", "exact"),
         ("vector-clock-hash-tie-break", "exact"),
+        ("believes-every-timestamp", "exact"),
     ],
 )
 def test_the_lww_machine_catches(bug, level, tmp_path, monkeypatch):
@@ -232,3 +246,11 @@ def test_checked_only_as_convergent_the_upstream_register_still_resurrects_a_rep
     outcome = replay(trace, LWWMachine, buggy)
     assert (outcome.status, outcome.step) == ("failed", 9), str(outcome)
     assert "a later write has replaced" in outcome.message
+
+
+@pytest.mark.parametrize("name", ["lww-counter-at-max-poisons-writes", "lww-clock-far-ahead-is-refused"])
+def test_committed_hostile_traces_fail_against_a_register_that_believes_every_timestamp(name):
+    trace = load_trace(Path(__file__).resolve().parent.parent / "regressions" / "traces" / f"{name}.json")
+    assert replay(trace, LWWMachine, HLC).status == "passed"
+    buggy = Implementation("lww", "buggy-believes-every-timestamp", BUGS["believes-every-timestamp"])
+    assert replay(trace, LWWMachine, buggy).status == "failed"

@@ -19,6 +19,7 @@ from implementations.wire import DecodeError
 from machines.adapters.orset_delta import DELTA_STATE
 from machines.adapters.orset_tombstone import TOMBSTONE
 from machines.orset import ORSetMachine
+from machines.replicated import START_NS
 from models.clock import to_millis
 
 #: Pinned budgets: tuning the ci profile must not reshuffle these derandomized searches.
@@ -32,10 +33,11 @@ MAX_STEPS = 12
 
 
 def assert_caught(impl: Implementation, correct: Implementation, monkeypatch, tmp_path,
-                  errors: tuple[type[Exception], ...] = (AssertionError,), steps: int = 40) -> list[str]:
-    """Run the machine against ``impl`` (runs of ``steps`` steps); it must fail with a short
-    trace. Returns the rules."""
-    search = settings(CI, stateful_step_count=steps)
+                  errors: tuple[type[Exception], ...] = (AssertionError,), steps: int = 40,
+                  examples: int = 60) -> list[str]:
+    """Run the machine against ``impl`` (``examples`` runs of ``steps`` steps); it must fail
+    with a short trace. Returns the rules."""
+    search = settings(CI, stateful_step_count=steps, max_examples=examples)
     trace = expect_caught(ORSetMachine, impl, hypothesis_settings=search, trace_dir=tmp_path, errors=errors).trace
     assert len(trace.steps) <= MAX_STEPS, trace.to_json()
     assert replay(trace, ORSetMachine, impl).status == "failed"
@@ -79,7 +81,10 @@ class TimestampTags(TombstoneORSet):
         self.clock = clock
 
     def new_tag(self) -> tuple[int, int]:
-        return (0, max(1, to_millis(self.clock.now())))  # BUG: not unique
+        # BUG: not unique. (One pseudo-replica for every tag, and milliseconds since the
+        # machine's start: a raw Unix time in ms is more than MAX_COUNTER_GAP beyond a fresh
+        # replica's counters, and would be refused.)
+        return (2**32, max(1, to_millis(self.clock.now()) - to_millis(START_NS)))
 
 
 def test_timestamp_tags_losing_an_add_are_caught(monkeypatch, tmp_path):
@@ -170,6 +175,44 @@ def test_context_without_dot_cloud_is_caught(monkeypatch, tmp_path):
     assert_caught(impl, DELTA_STATE, monkeypatch, tmp_path, errors=(AssertionError, DecodeError), steps=30)
 
 
+# ----- (g) issue 7, defect 7: lies about this replica's own dots are believed -------------
+
+
+class BelievesEveryContext(DeltaORSet):
+    """The delta-state OR-Set before issue 7: every well-formed message is joined, so a
+    context claiming this replica's own dot (r, 2^64 - 1) makes every later add raise
+    OverflowError, and one claiming (r, n + 1) makes its next add vanish."""
+
+    def admit(self, other: DotStore, what: str = "a message") -> None:
+        pass  # BUG: no limit is checked
+
+
+class BelievesEveryTag(TombstoneORSet):
+    """The tombstone OR-Set before issue 7, its limits: a tag (r, 2^64 - 1) is merged."""
+
+    def admit(self, elements: TagMap, tombstones: TagMap, what: str = "a message") -> None:
+        pass  # BUG: no limit is checked
+
+
+class CountsOnlyItsOwnAdds(TombstoneORSet):
+    """The tombstone OR-Set before issue 7, its tags: a new tag counts only the adds made
+    here, so a tombstone for a tag it has not made yet kills its own next add."""
+
+    def new_tag(self) -> tuple[int, int]:
+        self.seq += 1  # BUG: should be beyond every tag of this replica seen
+        return (self.replica_id, self.seq)
+
+
+@pytest.mark.parametrize(("make_replica", "correct"), [
+    (lambda i, clock: BelievesEveryContext(i), DELTA_STATE),
+    (lambda i, clock: BelievesEveryTag(i), TOMBSTONE),
+], ids=["delta-state", "tombstone"])
+def test_believing_lies_about_own_dots_is_caught(make_replica, correct, monkeypatch, tmp_path):
+    impl = Implementation("orset", "believes-every-context", make_replica)
+    rules = assert_caught(impl, correct, monkeypatch, tmp_path)
+    assert "hostile" in rules
+
+
 # ----- the committed regression traces each catch their bug ---------------------------------
 
 REGRESSIONS = Path(__file__).resolve().parent.parent / "regressions" / "traces"
@@ -178,10 +221,13 @@ GUARDS = [
     ("orset-same-millisecond-adds-are-distinct", TimestampTags),
     ("orset-remove-spares-unobserved-add", lambda i, clock: RemoveKillsUnobserved(i)),
     ("orset-tombstones-from-two-replicas-add-up", lambda i, clock: TombstonesReplaced(i)),
+    ("orset-own-counter-at-max-poisons-adds", lambda i, clock: BelievesEveryContext(i)),
+    ("orset-own-counter-at-max-poisons-adds", lambda i, clock: BelievesEveryTag(i)),
+    ("orset-own-dots-ahead-hide-own-adds", lambda i, clock: CountsOnlyItsOwnAdds(i)),
 ]
 
 
-@pytest.mark.parametrize(("name", "make_replica"), GUARDS, ids=[name for name, _ in GUARDS])
+@pytest.mark.parametrize(("name", "make_replica"), GUARDS, ids=[f"{name}-{n}" for n, (name, _) in enumerate(GUARDS)])
 def test_committed_regression_trace_fails_against_its_bug(name, make_replica):
     trace = load_trace(REGRESSIONS / f"{name}.json")
     outcome = replay(trace, ORSetMachine, Implementation("orset", f"bug-{name}", make_replica))

@@ -1,7 +1,7 @@
 """The task-list machine catches realistic task-list bugs, each with a short trace.
 
 Each bug is patched into a subclass of the real ``TaskList`` (or, for attestation checks,
-into ``Record.verifies`` or ``_without_dots`` for the length of one test) and registered inline, never through
+into ``Record.verifies`` for the length of one test) and registered inline, never through
 ``machines/adapters``, so the normal suite does not run it.
 """
 
@@ -15,7 +15,7 @@ from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
 from harness import Implementation, expect_caught, load_trace, replay
-from implementations import lww, orset
+from implementations import lww
 from implementations import tasklist as impl
 from implementations.tasklist import DONE, Record, TaskList, TaskRefused
 from machines.adapters.tasklist_x0x import X0xTaskListReplica
@@ -36,14 +36,16 @@ REGRESSIONS = Path(__file__).resolve().parent.parent / "regressions" / "traces"
 class LaterClaimWins(TaskList):
     """(a) Claims ordered the wrong way round: the latest claim wins (Done still beats Claimed)."""
 
-    def _states(self) -> dict[bytes, Record]:
-        best: dict[bytes, Record] = {}
-        for element in self._checkbox.value():
-            record = Record.from_bytes(element)
-            current = best.get(record.task)
-            if current is None or (-record.kind, -record.ts_ms, record.agent) < (-current.kind, -current.ts_ms, current.agent):
-                best[record.task] = record
-        return best
+    @staticmethod
+    def _join_record(records, record: Record) -> bool:
+        current = records.get((record.task, record.kind))
+        if current is not None and (-current.ts_ms, current.agent) <= (-record.ts_ms, record.agent):
+            return False
+        records[(record.task, record.kind)] = record
+        return True
+
+    def _worth_verifying(self, record: Record) -> bool:
+        return True
 
 
 class CompleteUnclaimed(TaskList):
@@ -98,19 +100,27 @@ def signature_only(record: Record, list_id: bytes) -> bool:
     return True
 
 
-def drops_entries_only(store: orset.DotStore, dots: set) -> orset.DotStore:
-    """(e) States that do not verify are dropped, but their dots stay in the causal context:
-    a tampered copy that arrives first makes the genuine state look already seen."""
-    clean = store.copy()
-    for dot in dots:
-        if dot in clean.owner:
-            clean.discard(dot)
-    return clean
+class MergeReplacesCheckboxes(TaskList):
+    """(e) A full state's checkbox records replace the ones held instead of joining them:
+    a state that lacks a signed Done (stale, or a liar's) erases it."""
+
+    def apply(self, message) -> None:
+        if isinstance(message.order, impl.rga_impl.State):
+            self._checkbox = {}  # BUG: a merge is a join, never a replacement
+        super().apply(message)
+
+
+class BelievesEveryMessage(TaskList):
+    """(g) Issue 7, defects 2, 3 and 7 with the limits turned off: a membership context
+    claiming this agent's own dots or dots far ahead is believed, and field timestamps far
+    in the future are joined."""
+
+    def admit(self, message, what: str) -> None:
+        pass  # BUG: no limit is checked
 
 
 #: Each bug, how it is patched in, how many ci examples the search gets and how many steps
-#: each run has. The tampered copy needs a forgery to reach a replica before the genuine
-#: state does: 300 examples. Finding a bug takes a few examples; shrinking it is nearly all
+#: each run has. Finding a bug takes a few examples; shrinking it is nearly all
 #: of a test's time, and costs more the longer the first failing run: each bug gets the step
 #: count that finds it cheapest within the first half of its examples (measured over 15 to
 #: 40 steps; see benchmarks/README.md, "The suite's cost").
@@ -122,16 +132,15 @@ BUGS = {
     "complete-unclaimed": (replica_of(CompleteUnclaimed), None, 60, 40),
     "keeps-unverified-states": (X0xTaskListReplica, trusts_every_attestation, 60, 20),
     "agent-id-unchecked": (X0xTaskListReplica, signature_only, 60, 20),
-    "tampered-copy-shadows-genuine": (X0xTaskListReplica, drops_entries_only, 300, 15),
+    "merge-replaces-checkboxes": (replica_of(MergeReplacesCheckboxes), None, 60, 20),
+    "believes-every-message": (replica_of(BelievesEveryMessage), None, 60, 20),
 }
 
 
 @pytest.mark.parametrize("bug", sorted(BUGS))
 def test_the_tasklist_machine_catches(bug, tmp_path, monkeypatch):
     make, patch, examples, run_steps = BUGS[bug]
-    if patch is drops_entries_only:
-        monkeypatch.setattr(impl, "_without_dots", patch)
-    elif patch is not None:
+    if patch is not None:
         monkeypatch.setattr(Record, "verifies", patch)
     buggy = Implementation("tasklist", f"buggy-{bug}", make, level="exact")
     search = settings(CI, max_examples=examples, stateful_step_count=run_steps)
@@ -146,16 +155,16 @@ SCENARIOS = [
     ("tasklist-partition-conflicting-claims", replica_of(LaterClaimWins), None),
     ("tasklist-forged-attestations", X0xTaskListReplica, trusts_every_attestation),
     ("tasklist-forged-attestations", X0xTaskListReplica, signature_only),
-    ("tasklist-forged-attestations", X0xTaskListReplica, drops_entries_only),
+    ("tasklist-context-erases-signed-state", replica_of(MergeReplacesCheckboxes), None),
+    ("tasklist-context-far-ahead-hides-later-claims", replica_of(BelievesEveryMessage), None),
+    ("tasklist-counter-bomb-is-refused", replica_of(BelievesEveryMessage), None),
 ]
 
 
 @pytest.mark.parametrize(("scenario", "make", "patch"), SCENARIOS,
                          ids=[f"{name}-{(patch or make).__name__}" for name, make, patch in SCENARIOS])
 def test_the_committed_scenarios_fail_against_the_bugs(scenario, make, patch, monkeypatch):
-    if patch is drops_entries_only:
-        monkeypatch.setattr(impl, "_without_dots", patch)
-    elif patch is not None:
+    if patch is not None:
         monkeypatch.setattr(Record, "verifies", patch)
     trace = load_trace(REGRESSIONS / f"{scenario}.json")
     outcome = replay(trace, TaskListMachine, Implementation("tasklist", "buggy", make, level="exact"))
