@@ -24,7 +24,7 @@ import attrs
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from harness import budget, profiles
+from harness import balance, budget, profiles
 from harness.failure import failure_of, leaves
 from harness.machine import RuleStats, TracedMachine
 from harness.minimize import RUN_BUDGET, MinimizeBudget, NothingToMinimize, minimize
@@ -149,6 +149,7 @@ def run_machine(
                 f"{stats.examples} examples: {', '.join(missing)}. A rule that never runs checks nothing: "
                 "loosen its precondition or its strategy."
             )
+        balance.check_floors(machine_cls, stats)
     return stats
 
 

@@ -60,6 +60,7 @@ def value_from_trace(raw: Any) -> Any:
 
 class LWWMachine(HostilePeers, ReplicatedMachine):
     name = "lww"
+    rule_classes: ClassVar[dict[str, str]] = {"write": "operations", "write_and_broadcast": "operations"}
     levels = ("exact", "convergent")
 
     def __init__(self, implementation, stats=None) -> None:

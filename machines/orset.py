@@ -70,6 +70,7 @@ def model_value_of(history: frozenset) -> frozenset:
 
 class ORSetMachine(HostilePeers, ReplicatedMachine):
     name = "orset"
+    rule_classes: ClassVar[dict[str, str]] = {"add": "operations", "remove": "operations", "send_delta": "delivery"}
     #: Every OR-Set anomaly needs at most three replicas (an adder, a remover, a third party
     #: relaying old state); fewer replicas make each one busier and every step cheaper.
     max_replicas = 3

@@ -76,6 +76,10 @@ class Message:
 class ReplicatedMachine(TracedMachine):
     min_replicas: ClassVar[int] = 2
     max_replicas: ClassVar[int] = 5
+    #: The replication rules by class (``harness.balance``).
+    rule_classes: ClassVar[dict[str, str]] = {
+        "start": "setup", "advance_clock": "time", "sync_full": "sync", "sync_all": "sync", "broadcast": "delivery",
+        "deliver": "delivery", "redeliver": "delivery", "drop": "faults", "duplicate": "faults", "hostile": "adversary"}
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)

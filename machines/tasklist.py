@@ -83,6 +83,9 @@ def ahead(new: tasklist.State, old: tasklist.State) -> bool:
 
 class TaskListMachine(HostilePeers, ReplicatedMachine):
     name = "tasklist"
+    rule_classes: ClassVar[dict[str, str]] = {
+        "partition": "faults", "inject_forged": "adversary",
+        **{step: "operations" for step in ("add_task", "remove_task", "claim", "complete", "race", "edit", "set_field", "move")}}
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)

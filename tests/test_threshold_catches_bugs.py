@@ -304,11 +304,11 @@ def _impl(name, **classes):
 SHRINK_EXAMPLES = 1_000
 
 
-def _run_and_expect_failure(impl, tmp_path, monkeypatch, max_steps=20, machine=None, examples=300):
+def _run_and_expect_failure(impl, tmp_path, monkeypatch, max_steps=20, machine=None, examples=300, errors=(AssertionError,)):
     bounded = settings(settings.get_profile("ci"), max_examples=examples, stateful_step_count=max_steps - 1,
                        report_multiple_bugs=False)
     caught = expect_caught(machine or BugHunt, impl, hypothesis_settings=bounded, trace_dir=tmp_path,
-                           shrink_examples=SHRINK_EXAMPLES)
+                           shrink_examples=SHRINK_EXAMPLES, errors=errors)
     steps = [{"rule": step.rule, "args": step.args} for step in caught.trace.steps]
     assert len(steps) <= max_steps, f"trace of {len(steps)} steps: {steps}"
     return caught.error, steps
@@ -376,7 +376,15 @@ def test_an_expiry_beyond_sqlite_integers_fails_without_the_decode_bound(monkeyp
 
 
 def test_the_machine_finds_a_reservation_committed_before_its_answer(tmp_path, monkeypatch):
-    """Defect 4 found by the search itself (``crash``), not only by its committed trace."""
+    """Defect 4 found by the search itself, not only by its committed trace: a signer's crash
+    between its reservation and its answer, or a second signer process at that transaction
+    boundary (``interleave``: the implementation then refuses as replayed an envelope the model
+    accepts, and the machine's delivery raises ``EnvelopeRejected``; the trace passes against
+    the correct signer).
+
+    800 examples: with issue 13's time and partial-forgery rules the threshold machine's search
+    no longer reaches it in 300 (derandomized, ci); with 800 it finds the interleaving."""
     _, steps = _run_and_expect_failure(_impl("reserves-before-answering", signer_class=ReservesBeforeAnswering),
-                                       tmp_path, monkeypatch, machine=FaultHunt)
-    assert any(s["rule"] == "crash" and s["args"]["role"] == "signer" for s in steps), steps
+                                       tmp_path, monkeypatch, machine=FaultHunt, examples=800,
+                                       errors=(AssertionError, EnvelopeRejected))
+    assert any(s["rule"] in ("crash", "interleave") and s["args"]["role"] == "signer" for s in steps), steps
