@@ -24,6 +24,19 @@ def pytest_configure(config):
     trace_dir = config.getoption("--trace-dir")
     if trace_dir:
         os.environ["MBT_TRACE_DIR"] = trace_dir
+    if os.environ.get("MBT_PLANT_BUG"):
+        # A build with one catalogued bug patched in (the nightly runner's acceptance run).
+        from tests.bugs.catalogue import plant_for_session
+
+        plant_for_session(os.environ["MBT_PLANT_BUG"])
+
+
+def pytest_sessionfinish(session, exitstatus):
+    coverage_dir = os.environ.get("MBT_COVERAGE_DIR")
+    if coverage_dir:  # the nightly runner gathers every worker's rule counts
+        from harness.runner import write_rule_stats
+
+        write_rule_stats(coverage_dir)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

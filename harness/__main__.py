@@ -8,6 +8,9 @@
   pass now (the bug it found is fixed); ``--allow-failing`` promotes a trace of a bug that is
   not fixed yet (the regression test will fail until it is).
 * ``list``: the machines and their registered implementations.
+* ``nightly [--budget S] [--workers N] [--machine M] [--out DIR] [--db DIR|redis://...]``: every
+  machine under the nightly profile for one wall-clock budget, failures triaged and reported
+  (``harness.nightly``).
 """
 
 from __future__ import annotations
@@ -104,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=cmd_promote)
     p = sub.add_parser("list", help="machines and their implementations")
     p.set_defaults(run=cmd_list)
+    p = sub.add_parser("nightly", help="every machine for one budget; traces and a report", add_help=False)
+    p.set_defaults(run=None)
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["nightly"]:
+        from harness.nightly import main as nightly
+
+        return nightly(argv[1:])
     args = parser.parse_args(argv)
     try:
         return args.run(args)

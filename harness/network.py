@@ -141,6 +141,7 @@ def network_machine_test(machine_cls: type[TracedMachine], examples: int, steps:
 
     test.__name__ = test.__qualname__ = f"test_{machine_cls.name}_machine"
     test.__doc__ = f"{machine_cls.__name__} against every registered {machine_cls.name} implementation."
+    test.mbt_settings = lambda: ci_settings(examples, steps)  # what a run of this test uses (the bug benchmark asks)
     return test
 
 

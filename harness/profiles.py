@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 
 from hypothesis import HealthCheck, Phase, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+
+from harness.database import from_spec
 
 #: Profiles in which a rule that never ran fails the run.
 STRICT_COVERAGE = frozenset({"ci", "nightly"})
@@ -55,7 +56,7 @@ def register_profiles() -> None:
         max_examples=300,
         stateful_step_count=200,
         deadline=None,
-        database=DirectoryBasedExampleDatabase(os.environ.get("MBT_EXAMPLE_DB", ".hypothesis/nightly")),
+        database=from_spec(os.environ.get("MBT_EXAMPLE_DB", ".hypothesis/nightly")),  # a directory or a Redis URL
         suppress_health_check=_quiet,
     )
 

@@ -12,6 +12,7 @@ step) or ``stale`` (a step no longer fits the machine): a stale trace is never a
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import pkgutil
 import time
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from hypothesis import seed as hypothesis_seed
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from harness import profiles
+from harness.database import Namespaced
 from harness.machine import Observation, RuleStats, StepNotApplicable, TracedMachine
 from harness.registry import Implementation, implementation, implementations, machine_class
 from harness.trace import Trace, load_trace, save_trace
@@ -59,6 +62,17 @@ def import_project() -> None:
                 importlib.import_module(info.name)
 
 
+def write_rule_stats(directory: str | Path) -> Path:
+    """This process's rule counts (``RUNS``) as JSON in ``directory``, one file per process
+    (``python -m harness nightly`` adds up its worker processes' files)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"rules-{os.getpid()}.json"
+    path.write_text(json.dumps([{"machine": s.machine, "implementation": s.implementation, "examples": s.examples,
+                                 "ran": dict(s.ran), "refused": dict(s.refused), "rules": list(s.rules)} for s in RUNS]))
+    return path
+
+
 def trace_directory() -> Path:
     return Path(os.environ.get("MBT_TRACE_DIR", ".traces"))
 
@@ -70,12 +84,15 @@ def run_machine(
     hypothesis_settings: settings | None = None,
     in_summary: bool = False,
     trace_dir: str | Path | None = None,
+    seed: int | None = None,
 ) -> RuleStats:
     """Run ``machine_cls`` against ``impl``; on failure save and explain the shrunk trace.
 
     ``in_summary`` adds the run's rule counts (and any trace it writes) to the table printed
     at the end of the pytest session; ``machine_test`` sets it, tests of the framework don't.
     ``trace_dir`` is where a failing run's trace goes (default: ``trace_directory()``).
+    ``seed`` fixes Hypothesis's randomness (``hypothesis.seed``; it overrides ``derandomize``):
+    the bug catalogue's sweeps run one search under many seeds to measure its budget.
     """
     import_project()
     machine_cls.preflight(impl)
@@ -90,11 +107,17 @@ def run_machine(
         stats.examples += 1
         return machine
 
+    if seed is not None:
+        factory = hypothesis_seed(seed)(factory)
+    chosen = hypothesis_settings or settings()
+    if chosen.database is not None and not isinstance(chosen.database, Namespaced):
+        # one factory serves every machine: without a namespace they would share (and prune) one key
+        chosen = settings(chosen, database=Namespaced(chosen.database, f"{machine_cls.name}/{impl.name}"))
     profile = profiles.current_profile()
     deadline = time.monotonic() + profiles.budget_seconds() if profile in profiles.BUDGETED else None
     while True:
         try:
-            run_state_machine_as_test(factory, settings=hypothesis_settings or settings())
+            run_state_machine_as_test(factory, settings=chosen)
         except Exception as error:
             if last:
                 _report_failure(error, machine_cls, impl, last[0], in_summary, Path(trace_dir or trace_directory()))
@@ -156,6 +179,7 @@ def expect_caught(
     hypothesis_settings: settings,
     trace_dir: str | Path,
     errors: tuple[type[Exception], ...] = (AssertionError,),
+    seed: int | None = None,
 ) -> Caught:
     """Run ``machine_cls`` against a deliberately buggy ``impl`` and insist it is caught.
 
@@ -165,7 +189,7 @@ def expect_caught(
     returned ``Caught``.
     """
     try:
-        run_machine(machine_cls, impl, hypothesis_settings=hypothesis_settings, trace_dir=trace_dir)
+        run_machine(machine_cls, impl, hypothesis_settings=hypothesis_settings, trace_dir=trace_dir, seed=seed)
     except errors as error:
         caught = error
     else:
@@ -292,4 +316,5 @@ def machine_test(machine_cls: type[TracedMachine]) -> Callable[..., None]:
 
     test.__name__ = test.__qualname__ = f"test_{machine_cls.name}_machine"
     test.__doc__ = f"{machine_cls.__name__} against every registered {machine_cls.name} implementation."
+    test.mbt_settings = settings  # what a run of this test uses: the active profile's (the bug benchmark asks)
     return test

@@ -1,0 +1,177 @@
+"""Measure the search budget at which a catalogued bug is found robustly, and its shortest trace.
+
+    python -m tests.bugs.sweep BUG [BUG ...] [--seeds 10] [--cap 2000] [--write]
+    python -m tests.bugs.sweep --machine orset --write        # every bug of a machine
+    python -m tests.bugs.sweep --all --workers 2 --write      # the whole catalogue
+    python -m tests.bugs.sweep --list
+
+For each bug, the ``ci`` search (examples of ``--steps`` steps, stopping at the first
+failure) runs under each of ``--seeds`` different Hypothesis seeds, up to ``--cap``
+examples each, and the examples each needed are noted. The budget is the greatest of them
+plus a quarter (``MARGIN``): a derandomized search with that budget found the bug under
+every seed tried, so a run under any other constant pool (a new module anywhere) very
+likely finds it too. A bug some seed misses within the cap has no budget: it is not robust.
+
+With ``--write`` the budget goes to ``tests/bugs/budgets.json``, and the shortest shrunk
+trace of a few full searches (the derandomized one and ``--shrink-seeds`` seeded ones) goes
+to ``tests/bugs/traces/<bug>.json`` if it is shorter than the committed one; it must fail
+with the bug planted and pass without it (else it is not written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+
+import attrs
+
+from harness import replay
+from tests.bugs.catalogue import Bug, Search, bug, catalogue, write_budget
+from tests.bugs.hunt import Hunt, hunt, in_workers, load_everything, search_settings
+
+#: The budget is the most examples any seed needed, times this.
+MARGIN = 1.25
+DEFAULT_STEPS = 50
+
+
+@attrs.frozen
+class Sweep:
+    bug: str
+    steps: int
+    cap: int
+    hunts: tuple[Hunt, ...]
+    #: The shortest failing trace the full searches found (None when not asked or not found).
+    shortest: object = None
+    note: str = ""
+
+    @property
+    def found(self) -> int:
+        return sum(h.found for h in self.hunts)
+
+    @property
+    def needed(self) -> list[int]:
+        return [h.examples for h in self.hunts if h.found]
+
+    @property
+    def budget(self) -> Search | None:
+        if self.found < len(self.hunts) or not self.hunts:
+            return None
+        return Search(max(20, math.ceil(max(self.needed) * MARGIN / 10) * 10), self.steps)
+
+
+def verified(the_bug: Bug, trace) -> str:
+    """Why ``trace`` cannot be the bug's committed trace ('' when it can)."""
+    correct = attrs.evolve(trace, implementation=the_bug.correct)
+    with the_bug.plant() as buggy:
+        with_bug = replay(correct, the_bug.machine_class(), buggy)
+    without = replay(correct, the_bug.machine_class(), the_bug.correct_implementation())
+    if with_bug.status != "failed":
+        return f"with the bug planted the trace {with_bug}"
+    if without.status != "passed":
+        return f"without the bug the trace {without}"
+    return ""
+
+
+def sweep_one(task: tuple[str, int, int, int, int]) -> Sweep:
+    name, seeds, cap, steps, shrink_seeds = task
+    the_bug = bug(name)
+    hunts = tuple(hunt(the_bug, search_settings(Search(cap, steps), shrink=False), seed=seed) for seed in range(seeds))
+    shortest, note = None, ""
+    if shrink_seeds and any(h.found for h in hunts):
+        budget = Search(max(h.examples for h in hunts if h.found), steps)
+        full = [hunt(the_bug, search_settings(budget, shrink=True))]
+        full += [hunt(the_bug, search_settings(budget, shrink=True), seed=seed) for seed in range(shrink_seeds)]
+        traces = sorted((h.trace for h in full if h.trace is not None), key=lambda t: len(t.steps))
+        for trace in traces:
+            note = verified(the_bug, trace)
+            if not note:
+                shortest = attrs.evolve(trace, implementation=the_bug.correct, note=the_bug.description)
+                break
+    return Sweep(name, steps, cap, hunts, shortest, note)
+
+
+def report(result: Sweep) -> str:
+    needed = result.needed
+    cpu = [h.seconds for h in result.hunts if h.found]
+    budget = result.budget
+    summary = (f"{result.bug}: found under {result.found}/{len(result.hunts)} seeds"
+               + (f", examples needed min {min(needed)} median {statistics.median(needed):g} max {max(needed)}"
+                  f", CPU s median {statistics.median(cpu):.2f}" if needed else "")
+               + (f" -> budget {budget.examples} x {budget.steps}" if budget else f" -> no robust budget within {result.cap}"))
+    if result.shortest is not None:
+        summary += f"; shortest trace {len(result.shortest.steps)} steps"
+    elif result.note:
+        summary += f"; no trace written: {result.note}"
+    return summary
+
+
+def write(result: Sweep) -> list[str]:
+    """Record the budget and, if shorter than the committed one, the trace; what was written."""
+    the_bug = bug(result.bug)
+    done = []
+    budget = result.budget
+    needed = result.needed
+    write_budget(result.bug, {
+        "examples": budget.examples if budget else None, "steps": result.steps, "seeds": len(result.hunts),
+        "found": result.found, "cap": result.cap, "needed": needed,
+    })
+    done.append("budget")
+    if result.shortest is not None:
+        path = the_bug.trace_path
+        from harness import load_trace
+        from harness.trace import TraceError
+
+        try:
+            committed = len(load_trace(path).steps)
+        except TraceError:
+            committed = None
+        if committed is None or len(result.shortest.steps) < committed:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(result.shortest.to_json(), encoding="utf-8")
+            done.append(f"trace ({len(result.shortest.steps)} steps, was {committed})")
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bugs.sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("bugs", nargs="*", help="bug names (see --list)")
+    parser.add_argument("--all", action="store_true", help="every bug of the catalogue")
+    parser.add_argument("--machine", help="every bug of this machine")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--cap", type=int, default=2000, help="examples per seed at most")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="steps per example")
+    parser.add_argument("--shrink-seeds", type=int, default=2, help="seeded full searches for the shortest trace")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--write", action="store_true", help="record budgets and shorter traces")
+    parser.add_argument("--list", action="store_true", help="list the catalogue")
+    args = parser.parse_args(argv)
+    load_everything()
+    if args.list:
+        for b in catalogue().values():
+            print(f"{b.name:<48} {b.machine:<15} {b.kind:<20} {b.description}")
+        return 0
+    names = list(args.bugs)
+    if args.all:
+        names = list(catalogue())
+    elif args.machine:
+        names += [b.name for b in catalogue().values() if b.machine == args.machine]
+    if not names:
+        parser.error("name bugs, --machine or --all")
+    for name in names:
+        bug(name)  # a clear error for an unknown name before any work
+    tasks = [(name, args.seeds, args.cap, args.steps, args.shrink_seeds if args.write else 0) for name in names]
+    started, failures = time.monotonic(), 0
+    for done, result in enumerate(in_workers(sweep_one, tasks, args.workers), 1):
+        line = report(result)
+        if args.write:
+            line += f"  [wrote {', '.join(write(result))}]"
+        failures += result.budget is None
+        print(f"[{done}/{len(tasks)} {time.monotonic() - started:6.0f}s] {line}", flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
