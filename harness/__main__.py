@@ -8,9 +8,11 @@
   pass now (the bug it found is fixed); ``--allow-failing`` promotes a trace of a bug that is
   not fixed yet (the regression test will fail until it is).
 * ``list``: the machines and their registered implementations.
+* ``node ...`` and ``cluster ...``: a mesh node process, and a local cluster under a workload
+  (``implementations.transport.mesh_node`` and ``.cluster``; ``mbt node --help``).
 * ``nightly [--budget S] [--workers N] [--machine M] [--out DIR] [--db DIR|redis://...]``: every
   machine under the nightly profile for one wall-clock budget, failures triaged and reported
-  (``harness.nightly``).
+  (``harness.nightly``; ``mbt nightly --help``).
 """
 
 from __future__ import annotations
@@ -88,8 +90,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Commands that are whole programs of their own: their arguments are theirs.
+PROGRAMS = {"node": "implementations.transport.mesh_node", "cluster": "implementations.transport.cluster",
+            "nightly": "harness.nightly"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0])
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in PROGRAMS:
+        import importlib
+
+        return importlib.import_module(PROGRAMS[argv[0]]).main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0],
+                                     epilog="also: node ... (a mesh node process), cluster ... (a local cluster, a workload), "
+                                            "nightly ... (every machine for one budget, a report)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("replay", help="replay traces twice and report")
     p.add_argument("traces", nargs="+")
@@ -107,14 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=cmd_promote)
     p = sub.add_parser("list", help="machines and their implementations")
     p.set_defaults(run=cmd_list)
-    p = sub.add_parser("nightly", help="every machine for one budget; traces and a report", add_help=False)
-    p.set_defaults(run=None)
-    if argv is None:
-        argv = sys.argv[1:]
-    if argv[:1] == ["nightly"]:
-        from harness.nightly import main as nightly
-
-        return nightly(argv[1:])
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -9,6 +9,7 @@ wrong adapter reads as a wrong adapter, not as a mysterious disagreement with th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +18,12 @@ class ContractError(TypeError):
     """An adapter that does not keep the protocol of its machine."""
 
 
-def protocol_methods(protocol: type) -> list[str]:
-    """The public methods a protocol requires, inherited ones included, in a stable order."""
+@functools.cache
+def protocol_methods(protocol: type) -> tuple[str, ...]:
+    """The public methods a protocol requires, inherited ones included, in a stable order.
+
+    Remembered: every replica a machine makes is checked against its protocol.
+    """
     names: list[str] = []
     for klass in reversed(protocol.__mro__):
         if klass is object or not getattr(klass, "_is_protocol", False):
@@ -26,7 +31,7 @@ def protocol_methods(protocol: type) -> list[str]:
         for name, member in vars(klass).items():
             if not name.startswith("_") and callable(member) and name not in names:
                 names.append(name)
-    return names
+    return tuple(names)
 
 
 def check_methods(replica: Any, protocol: type, who: str) -> None:
@@ -66,9 +71,14 @@ class Checked:
         return self._replica
 
     def __getattr__(self, name: str) -> Any:
+        # Called only for names not yet in this object's __dict__: a method, once looked up
+        # (checked or not), is kept there, so later calls cost no more than on the replica.
         attribute = getattr(self._replica, name)
+        if not callable(attribute):
+            return attribute
         expectation = self._results.get(name)
-        if expectation is None or not callable(attribute):
+        if expectation is None:
+            self.__dict__[name] = attribute
             return attribute
         is_right, expected = expectation
 
@@ -81,6 +91,7 @@ class Checked:
                 )
             return result
 
+        self.__dict__[name] = checked_call
         return checked_call
 
     def __repr__(self) -> str:

@@ -49,6 +49,18 @@ MAX_LIVE_REQUESTS_PER_COORDINATOR = 1024
 # only signatures by members, on inputs the request has, once per (request, input, member);
 # acks only from members, once per (request, member); a non-member's envelope leaves no row.
 
+# --- The RGA sequence (implementations/rga.py) ---------------------------------------------
+
+#: The greatest RGA counter (``implementations.rga``): ids are ``(counter, replica)``, both
+#: unsigned 64-bit on the wire, and a local insert takes a counter one above every counter
+#: its replica has seen. Every counter up to this one is accepted from a peer: refusing a
+#: lower ceiling would not stop an attacker (it would send the ceiling itself) and would cut
+#: off honest replicas whose own inserts go past it after such an attack. A replica that has
+#: seen this counter refuses further inserts with ``CounterSpaceExhausted`` before changing
+#: anything; its deletes, deltas, merges and ``state()`` go on working, so the worst a peer
+#: can do with one message is stop the inserts of those who receive it, never poison them.
+RGA_MAX_COUNTER = U64_MAX
+
 # --- The QUIC transport between node processes (implementations/transport/) ---------------
 
 #: Largest message framed on a QUIC stream (the 4-byte length prefix not counted). A node's
@@ -134,3 +146,14 @@ MAX_DIGEST_RANGES = 256
 MAX_DIGEST_ORIGINS = 4096
 #: FOAF queries: the most hops a query may ask for (SPEC: queries use TTL 3).
 MAX_FOAF_TTL = 8
+
+# --- Mesh node processes (implementations/transport/mesh_node.py) ---------------------------
+
+#: Members of one mesh a node process accepts in ``join``: a local cluster or a test mesh is
+#: tens of nodes; the node core's digests bound the origins they name too (MAX_DIGEST_ORIGINS).
+MAX_MESH_MEMBERS = 256
+
+#: Arrival times a node process records for benchmarks (``record_arrivals``) until the
+#: ``arrivals`` control operation takes them; past it the oldest are dropped, so a forgotten
+#: recorder costs at most a few megabytes.
+MAX_RECORDED_ARRIVALS = 100_000

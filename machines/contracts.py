@@ -75,8 +75,24 @@ class SequenceReplica(Replica, Protocol):
     def value(self) -> Sequence[str]: ...
 
 
+@runtime_checkable
+class IdentifiedSequence(Protocol):
+    """Optional for a ``SequenceReplica`` of level ``exact``: what lets the machine check more.
+
+    ``ids()`` are the ids of the visible elements in order, as the model names them:
+    ``(counter, replica)`` with ``replica`` the ``replica_id`` the machine made it with (equal
+    characters are then told apart). ``craft_delta(inserts, deletes)`` returns bytes that
+    ``apply_delta`` of any replica accepts, carrying exactly these operations: inserts
+    ``(id, parent, item)`` (parent None: the head) and deletes (ids), with ids of the
+    adversary's choosing; the ``rga`` machine's ``hostile`` rule runs only if it is there.
+    """
+
+    def ids(self) -> Sequence[tuple[int, int]]: ...
+    def craft_delta(self, inserts: list, deletes: list) -> bytes: ...
+
+
 def _is_set(value: Any) -> bool:
-    return isinstance(value, Set)
+    return type(value) is frozenset or isinstance(value, Set)  # the common case first: checked after every step
 
 
 def _is_sequence_of_items(value: Any) -> bool:
