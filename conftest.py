@@ -36,14 +36,6 @@ def pytest_configure(config):
         plant_for_session(os.environ["MBT_PLANT_BUG"])
 
 
-def pytest_sessionfinish(session, exitstatus):
-    coverage_dir = os.environ.get("MBT_COVERAGE_DIR")
-    if coverage_dir:  # the nightly runner gathers every worker's rule counts
-        from harness.runner import write_rule_stats
-
-        write_rule_stats(coverage_dir)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _node_process_pool(tmp_path_factory):
     """One pool of node processes for every realnet run of the session, started when first needed and
@@ -64,6 +56,11 @@ def pytest_sessionfinish(session, exitstatus):
     """No test, machine or command may leave a child process or a bound port behind: the session fails if one did."""
     from implementations.transport.process import leftovers
 
+    coverage_dir = os.environ.get("MBT_COVERAGE_DIR")
+    if coverage_dir:  # the nightly runner gathers every worker's rule counts
+        from harness.runner import write_rule_stats
+
+        write_rule_stats(coverage_dir)
     left = leftovers(session.config.stash[_BEFORE])
     session.config.stash[_LEFT] = left
     if left and session.exitstatus == pytest.ExitCode.OK:
