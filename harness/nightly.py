@@ -53,6 +53,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = (ROOT / "regressions" / "traces", ROOT / "tests" / "bugs" / "traces")
 #: Seconds every worker spends before its first example (imports, collection).
 START_UP_SECONDS = 20
+#: Examples of one nightly run (of 200 steps each): its budget is checked between runs.
+RUN_EXAMPLES = 25
 _HEX = re.compile(r"\b[0-9a-f]{8,}\b")
 _NUMBER = re.compile(r"\d+")
 
@@ -286,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     targets = [f"machines/{m}.py" for m in args.machine] or ["machines/"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYPOTHESIS_PROFILE": "nightly", "MBT_EXAMPLE_DB": args.db,
            "MBT_TRACE_DIR": str(out / "raw"), "MBT_COVERAGE_DIR": str(out / "rules"),
-           "HYPOTHESIS_STORAGE_DIRECTORY": str(out / "hypothesis")}
+           "HYPOTHESIS_STORAGE_DIRECTORY": str(out / "hypothesis"),
+           # short runs: a run's budget is checked between runs of this many examples
+           "MBT_NIGHTLY_EXAMPLES": os.environ.get("MBT_NIGHTLY_EXAMPLES", str(RUN_EXAMPLES))}
     env.pop("CI", None)
     started = time.monotonic()
     try:

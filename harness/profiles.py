@@ -53,7 +53,9 @@ def register_profiles() -> None:
     )
     settings.register_profile(
         "nightly",
-        max_examples=300,
+        # examples per run; the run repeats until its budget is spent, and the budget is
+        # checked between runs, so ``python -m harness nightly`` makes runs short
+        max_examples=int(os.environ.get("MBT_NIGHTLY_EXAMPLES", "300")),
         stateful_step_count=200,
         deadline=None,
         database=from_spec(os.environ.get("MBT_EXAMPLE_DB", ".hypothesis/nightly")),  # a directory or a Redis URL
