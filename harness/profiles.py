@@ -45,6 +45,11 @@ def register_profiles() -> None:
         phases=_phases,
     )
     settings.register_profile(
+        "mutation",  # python -m tests.mutation: ci's search, and a mutant is killed at its first failure
+        settings.get_profile("ci"),
+        phases=[Phase.explicit, Phase.generate],
+    )
+    settings.register_profile(
         "dev",
         max_examples=100,
         stateful_step_count=50,

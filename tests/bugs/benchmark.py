@@ -38,6 +38,7 @@ from harness import load_trace
 from harness.trace import TraceError
 from tests.bugs.catalogue import Bug, bug, catalogue
 from tests.bugs.hunt import FULL, Hunt, hunt, in_workers, load_everything
+from tests.bugs.sweep import record_trace
 
 PROFILES = ("ci", "nightly")
 
@@ -153,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shrink-seconds", type=float, default=60.0, help="CPU seconds of shrinking after a failure")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", help="where to write the Markdown table (printed when not given)")
+    parser.add_argument("--write-traces", action="store_true",
+                        help="commit a shrunk trace shorter than a bug's shortest known one (tests/bugs/traces)")
     args = parser.parse_args(argv)
     profiles = tuple(p for p in args.profiles.split(",") if p)
     if not set(profiles) <= set(PROFILES):
@@ -164,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [(name, profiles, args.nightly_seconds, args.shrink_seconds) for name in names]
     rows, started = [], time.monotonic()
     for done, row in enumerate(in_workers(bench_one, tasks, args.workers), 1):
+        if args.write_traces:
+            for h in row.results.values():
+                if h.found and h.trace is not None and h.trace.steps:
+                    written = record_trace(bug(row.bug), h.trace)
+                    if written:
+                        print(f"    {row.bug}: {written}")
         rows.append(row)
         cells = ", ".join(f"{p}: {'found' if h.found else 'missed'} in {h.seconds:.1f} s, {h.examples} examples"
                           + (f", {h.steps} steps" if h.steps is not None else "") for p, h in row.results.items())

@@ -123,15 +123,16 @@ def search_settings(search: Search, *, shrink: bool, base: settings | None = Non
 
 def hunt(bug: Bug, hypothesis_settings: settings, *, seed: int | None = None, trace_dir: str | Path | None = None,
          cpu_seconds: float | None = None, shrink_seconds: float | None = None,
-         shrink_examples: int | None = None) -> Hunt:
+         shrink_examples: int | None = None, machine_cls: type | None = None) -> Hunt:
     """Run ``bug``'s machine against the planted bug once: at most ``cpu_seconds`` of CPU
     before the first failure, and ``shrink_seconds`` of CPU or ``shrink_examples`` examples
-    after it (None: no bound; examples keep a derandomized run reproducible, seconds do not)."""
+    after it (None: no bound; examples keep a derandomized run reproducible, seconds do not).
+    ``machine_cls``: a variant of the bug's machine (default: the registered one)."""
     probe = _Probe(cpu_seconds, shrink_seconds, shrink_examples)
     with tempfile.TemporaryDirectory(prefix="mbt-hunt-") as scratch:
         directory = Path(trace_dir or scratch)
         with bug.plant() as buggy:
-            machine = probed(bug.machine_class(), probe)
+            machine = probed(machine_cls or bug.machine_class(), probe)
             # What failed is what the probe saw: a coverage complaint is no catch.
             with contextlib.suppress(Exception, OutOfTime):
                 run_machine(machine, buggy, hypothesis_settings=hypothesis_settings, trace_dir=directory, seed=seed)

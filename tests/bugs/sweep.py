@@ -108,30 +108,37 @@ def report(result: Sweep) -> str:
     return summary
 
 
+def record_trace(the_bug: Bug, trace) -> str:
+    """Commit ``trace`` as ``the_bug``'s shortest known trace if it is shorter than the one
+    committed (or there is none) and fails with the bug and passes without it; what happened."""
+    from harness import load_trace
+    from harness.trace import TraceError
+
+    try:
+        committed = len(load_trace(the_bug.trace_path).steps)
+    except TraceError:
+        committed = None
+    if committed is not None and len(trace.steps) >= committed:
+        return ""
+    why_not = verified(the_bug, trace)
+    if why_not:
+        return f"trace not written: {why_not}"
+    the_bug.trace_path.parent.mkdir(parents=True, exist_ok=True)
+    shortest = attrs.evolve(trace, implementation=the_bug.correct, note=the_bug.description, failure=trace.failure)
+    the_bug.trace_path.write_text(shortest.to_json(), encoding="utf-8")
+    return f"trace ({len(trace.steps)} steps, was {committed})"
+
+
 def write(result: Sweep) -> list[str]:
     """Record the budget and, if shorter than the committed one, the trace; what was written."""
-    the_bug = bug(result.bug)
-    done = []
     budget = result.budget
-    needed = result.needed
     write_budget(result.bug, {
         "examples": budget.examples if budget else None, "steps": result.steps, "seeds": len(result.hunts),
-        "found": result.found, "cap": result.cap, "needed": needed,
+        "found": result.found, "cap": result.cap, "needed": result.needed,
     })
-    done.append("budget")
+    done = ["budget"]
     if result.shortest is not None:
-        path = the_bug.trace_path
-        from harness import load_trace
-        from harness.trace import TraceError
-
-        try:
-            committed = len(load_trace(path).steps)
-        except TraceError:
-            committed = None
-        if committed is None or len(result.shortest.steps) < committed:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(result.shortest.to_json(), encoding="utf-8")
-            done.append(f"trace ({len(result.shortest.steps)} steps, was {committed})")
+        done.append(record_trace(bug(result.bug), result.shortest) or "no shorter trace")
     return done
 
 

@@ -243,7 +243,7 @@ def forgetful_admit(self, key, now):
             raise EnvelopeRejected("replayed envelope", "seen")
 
 
-def _impl(name, **classes):
+def sans_io_with(name, **classes):
     backend = SansIoBackend(**classes)
     return Implementation(machine="threshold", name=f"bug-{name}", make_replica=lambda i, clock: backend)
 
@@ -254,7 +254,7 @@ def _bug(name, description, kind, involves=(), patch=None, **classes):
         with contextlib.ExitStack() as stack:
             if patch is not None:
                 stack.enter_context(mock.patch.object(*patch))
-            yield _impl(name, **classes)
+            yield sans_io_with(name, **classes)
 
     return Bug(f"threshold-{name}", "threshold", description, kind, plant, correct="sans-io", involves=frozenset(involves))
 
