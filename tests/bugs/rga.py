@@ -184,7 +184,7 @@ def _signed_steps_plant():
     @contextlib.contextmanager
     def plant():
         with mock.patch.object(rga_module, "_run_columns", signed_steps(rga_module._run_columns)):
-            yield Implementation("rga", "bug-signed-counter-steps", as_replica(RGA))
+            yield Implementation("rga", "bug-signed-counter-steps", as_replica(TreeReplica))
 
     return plant
 

@@ -129,6 +129,30 @@ def record_trace(the_bug: Bug, trace) -> str:
     return f"trace ({len(trace.steps)} steps, was {committed})"
 
 
+def from_regressions(the_bug: Bug) -> str:
+    """The shortest committed regression trace of the bug's machine that fails with the bug
+    planted (cut after its failing step) as the bug's trace, if shorter than the committed one."""
+    from pathlib import Path
+
+    from harness import load_trace
+
+    regressions = Path(__file__).resolve().parent.parent.parent / "regressions" / "traces"
+    candidates = []
+    for path in sorted(regressions.glob("*.json")):
+        trace = load_trace(path)
+        if trace.machine != the_bug.machine:
+            continue
+        with the_bug.plant() as buggy:
+            outcome = replay(trace, the_bug.machine_class(), buggy)
+        if outcome.status == "failed":
+            candidates.append(attrs.evolve(trace, steps=trace.steps[: outcome.step + 1], note="", failure=outcome.message))
+    for trace in sorted(candidates, key=lambda t: len(t.steps)):
+        written = record_trace(the_bug, trace)
+        if written and not written.startswith("trace not written"):
+            return written
+    return ""
+
+
 def write(result: Sweep) -> list[str]:
     """Record the budget and, if shorter than the committed one, the trace; what was written."""
     budget = result.budget
@@ -154,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--write", action="store_true", help="record budgets and shorter traces")
     parser.add_argument("--list", action="store_true", help="list the catalogue")
+    parser.add_argument("--from-regressions", action="store_true",
+                        help="only take each bug's trace from the committed regression traces that catch it (no search)")
     args = parser.parse_args(argv)
     load_everything()
     if args.list:
@@ -169,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("name bugs, --machine or --all")
     for name in names:
         bug(name)  # a clear error for an unknown name before any work
+    if args.from_regressions:
+        for name in names:
+            print(f"{name}: {from_regressions(bug(name)) or 'no shorter trace among the regressions'}", flush=True)
+        return 0
     tasks = [(name, args.seeds, args.cap, args.steps, args.shrink_seeds if args.write else 0) for name in names]
     started, failures = time.monotonic(), 0
     for done, result in enumerate(in_workers(sweep_one, tasks, args.workers), 1):
