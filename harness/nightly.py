@@ -12,12 +12,13 @@ report is written: failures new and known, time per machine, rule coverage.
   so the command stops pytest (its whole process group) at ``budget x 1.5 + 60 s`` at the
   latest and reports what was written by then.
 * **Deduplication.** Two failures are the same when they have the same machine, the same
-  failing check (the first line of the error with numbers and ids blotted out) and the same
-  rule at the step where the replay first fails. The shortest trace of each is kept.
+  failing check (the innermost method of the machine the error passed through, and the
+  error's type: ``ReplicatedMachine.check: AssertionError``) and the same rule at the step
+  where the replay first fails. The shortest trace of each is kept.
 * **Known or new.** Every committed trace (``regressions/traces``, ``tests/bugs/traces``)
-  is replayed against this build; a failure whose key equals that of a committed trace
-  that fails here is *known* (a regression came back, or a catalogued bug is planted);
-  any other is *new*.
+  is replayed against this build; a failure of a check that a committed trace of the same
+  machine also fails here is *known* (a regression came back, or a catalogued bug is
+  planted); any other is *new*.
 * **Example database.** ``--db`` (or ``MBT_EXAMPLE_DB``): a directory (default
   ``<out>/examples``) or a Redis URL shared by many runners (see the README).
 
@@ -45,7 +46,8 @@ from pathlib import Path
 
 import attrs
 
-from harness.registry import load_adapters
+from harness.machine import StepNotApplicable
+from harness.registry import implementation, load_adapters, machine_class
 from harness.runner import Outcome, replay
 from harness.trace import Trace, TraceError, load_trace, save_trace
 
@@ -69,13 +71,13 @@ class Failure:
     trace: Trace
     outcome: Outcome
     source: Path
+    #: The failing check: the innermost method of the machine the error passed through, and the error's type.
+    check: str = ""
 
     @property
-    def check(self) -> str:
-        """The failing check: the error's first line with numbers and hex ids blotted out."""
+    def message(self) -> str:
         step = self.trace.steps[self.outcome.step]
-        message = self.outcome.message.removeprefix(step.describe()).removeprefix(": ")
-        return _NUMBER.sub("#", _HEX.sub("#", message))
+        return _NUMBER.sub("#", _HEX.sub("#", self.outcome.message.removeprefix(step.describe()).removeprefix(": ")))
 
     @property
     def rule(self) -> str:
@@ -84,6 +86,30 @@ class Failure:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.trace.machine, self.check, self.rule)
+
+
+def failing_check(trace: Trace) -> str:
+    """Replay ``trace`` and name the check that fails: ``Machine.method: ErrorType`` for the
+    innermost method of the machine the error passed through (a step or ``check``)."""
+    machine = machine_class(trace.machine)(implementation(trace.machine, trace.implementation))
+    try:
+        for step in trace.steps:
+            try:
+                machine.do(step.rule, **step.args)
+                machine.check()
+            except StepNotApplicable:
+                return ""
+            except Exception as error:
+                where = ""
+                traceback = error.__traceback__
+                while traceback is not None:
+                    if traceback.tb_frame.f_locals.get("self") is machine:
+                        where = traceback.tb_frame.f_code.co_qualname
+                    traceback = traceback.tb_next
+                return f"{where}: {type(error).__name__}"
+        return ""
+    finally:
+        machine.teardown()
 
 
 def replayed_twice(trace: Trace) -> tuple[Outcome, Outcome]:
@@ -103,8 +129,8 @@ def minimized(trace: Trace) -> tuple[Trace, str]:
     return result.trace, result.summary()
 
 
-def committed_failures() -> dict[tuple[str, str, str], str]:
-    """Key -> name of every committed trace that fails against this build."""
+def committed_failures() -> dict[tuple[str, str], str]:
+    """(machine, failing check) -> name of a committed trace that fails so against this build."""
     known = {}
     for directory in COMMITTED:
         for path in sorted(directory.glob("*.json")):
@@ -114,7 +140,7 @@ def committed_failures() -> dict[tuple[str, str, str], str]:
             except (TraceError, KeyError):
                 continue
             if outcome.status == "failed":
-                known.setdefault(Failure(trace, outcome, path).key, f"{path.parent.name}/{path.name}")
+                known.setdefault((trace.machine, failing_check(trace)), f"{path.parent.name}/{path.name}")
     return known
 
 
@@ -142,15 +168,16 @@ def triage(raw_dir: Path, out_dir: Path) -> Triaged:
         if first.status != "failed":
             unreproduced.append((path, f"replays as {first}"))
             continue
-        failure = Failure(trace, first, path)
+        failure = Failure(trace, first, path, failing_check(trace))
         kept = best.get(failure.key)
         if kept is None or len(trace.steps) < len(kept[0].trace.steps):
             best[failure.key] = (failure, note)
     known = committed_failures() if best else {}
     failures = []
     for key, (failure, note) in sorted(best.items()):
-        written = save_trace(attrs.evolve(failure.trace, failure=f"{failure.rule}: {failure.check}"[:300]), out_dir)
-        failures.append((attrs.evolve(failure, source=written), known.get(key, ""), note))
+        written = save_trace(attrs.evolve(failure.trace, failure=f"{failure.check} at {failure.rule}: {failure.message}"[:300]),
+                             out_dir)
+        failures.append((attrs.evolve(failure, source=written), known.get(key[:2], ""), note))
     return Triaged(failures, unreproduced)
 
 
@@ -187,7 +214,7 @@ def run_pytest(items: list[str], workers: int, env: dict[str, str], out: Path, h
             now = time.monotonic()
             if line is not None:
                 log.write(line)
-                if re.search(r"\b(PASSED|FAILED|ERROR)\b", line) and "::test_" in line:
+                if re.search(r"\] (PASSED|FAILED|ERROR) ", line) and "::test_" in line:
                     done += 1
                     failed += "PASSED" not in line
                     print(f"  [{now - started:6.0f}s] {done}/{len(items)} {line.strip()}", flush=True)
@@ -249,10 +276,11 @@ def report(args, out: Path, items: list[str], status: int, seconds: float, triag
     new = [f for f in triaged.failures if not f[1]]
     lines += [f"## Failures: {len(new)} new, {len(triaged.failures) - len(new)} known", ""]
     if triaged.failures:
-        lines += ["| machine | failing check | rule | steps | known as | trace |", "|---|---|---|---|---|---|"]
+        lines += ["| machine | failing check | first failing step | message | steps | known as | trace |",
+                  "|---|---|---|---|---|---|---|"]
         for failure, known, _ in triaged.failures:
-            lines.append(f"| {failure.trace.machine} | `{failure.check[:120]}` | {failure.rule} | {len(failure.trace.steps)} "
-                         f"| {known or '**new**'} | `{failure.source}` |")
+            lines.append(f"| {failure.trace.machine} | `{failure.check}` | {failure.rule} | `{failure.message[:100]}` "
+                         f"| {len(failure.trace.steps)} | {known or '**new**'} | `{failure.source}` |")
         lines += ["", "Promote a trace once its bug is fixed: `python -m harness promote TRACE --name NAME --note '...'`"]
         lines += [f"- `{failure.source.name}`: {note}" for failure, _, note in triaged.failures]
     else:

@@ -23,7 +23,9 @@ to ``--out`` (printed when not given). CPU seconds, not wall time: the machine i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import json
 import random
 import statistics
 import sys
@@ -34,7 +36,7 @@ from pathlib import Path
 import attrs
 from hypothesis import settings
 
-from harness import load_trace
+from harness import Step, Trace, load_trace
 from harness.trace import TraceError
 from tests.bugs.catalogue import Bug, bug, catalogue
 from tests.bugs.hunt import FULL, Hunt, hunt, in_workers, load_everything
@@ -74,6 +76,15 @@ class Row:
 
 
 def bench_one(task: tuple[str, tuple[str, ...], float, float]) -> Row:
+    try:
+        return _bench_one(task)
+    except Exception as error:  # one broken plant must not end the benchmark: its row says why
+        name = task[0]
+        failed = Hunt(name, False, 0.0, 0, f"the bug could not be run: {type(error).__name__}: {error}")
+        return Row(name, bug(name).machine, bug(name).kind, None, dict.fromkeys(task[1], failed))
+
+
+def _bench_one(task: tuple[str, tuple[str, ...], float, float]) -> Row:
     name, profiles, nightly_seconds, shrink_seconds = task
     the_bug = bug(name)
     results: dict[str, Hunt] = {}
@@ -145,6 +156,29 @@ def markdown(rows: list[Row], profiles: tuple[str, ...], note: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def save_row(path: str, row: Row) -> None:
+    entry = {"bug": row.bug, "machine": row.machine, "kind": row.kind, "shortest": row.shortest,
+             "results": {p: {"found": h.found, "seconds": h.seconds, "examples": h.examples, "failure": h.failure,
+                             "steps": h.steps} for p, h in row.results.items()}}
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(entry) + "\n")
+
+
+def load_rows(path: str, profiles: tuple[str, ...]) -> list[Row]:
+    """Rows of an earlier run with every profile asked for (a trace stands in by its length)."""
+    rows = []
+    with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as lines:
+        for line in lines:
+            entry = json.loads(line)
+            if not set(profiles) <= set(entry["results"]):
+                continue
+            results = {p: Hunt(entry["bug"], r["found"], r["seconds"], r["examples"], r["failure"],
+                               Trace(entry["machine"], "", (Step("?"),) * r["steps"]) if r["steps"] else None)
+                       for p, r in entry["results"].items() if p in profiles}
+            rows.append(Row(entry["bug"], entry["machine"], entry["kind"], entry["shortest"], results))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bugs.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("bugs", nargs="*")
@@ -154,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shrink-seconds", type=float, default=60.0, help="CPU seconds of shrinking after a failure")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", help="where to write the Markdown table (printed when not given)")
+    parser.add_argument("--results", help="a JSON-lines file of rows: rows already there are not run again (resume)")
     parser.add_argument("--write-traces", action="store_true",
                         help="commit a shrunk trace shorter than a bug's shortest known one (tests/bugs/traces)")
     args = parser.parse_args(argv)
@@ -164,9 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     names = list(args.bugs) or [b.name for b in catalogue().values() if not args.machine or b.machine in args.machine]
     for name in names:
         bug(name)
-    tasks = [(name, profiles, args.nightly_seconds, args.shrink_seconds) for name in names]
-    rows, started = [], time.monotonic()
-    for done, row in enumerate(in_workers(bench_one, tasks, args.workers), 1):
+    rows = load_rows(args.results, profiles) if args.results else []
+    done_already = {row.bug for row in rows}
+    tasks = [(name, profiles, args.nightly_seconds, args.shrink_seconds) for name in names if name not in done_already]
+    started = time.monotonic()
+    for done, row in enumerate(in_workers(bench_one, tasks, args.workers), len(done_already) + 1):
         if args.write_traces:
             for h in row.results.values():
                 if h.found and h.trace is not None and h.trace.steps:
@@ -174,9 +211,11 @@ def main(argv: list[str] | None = None) -> int:
                     if written:
                         print(f"    {row.bug}: {written}")
         rows.append(row)
+        if args.results:
+            save_row(args.results, row)
         cells = ", ".join(f"{p}: {'found' if h.found else 'missed'} in {h.seconds:.1f} s, {h.examples} examples"
                           + (f", {h.steps} steps" if h.steps is not None else "") for p, h in row.results.items())
-        print(f"[{done}/{len(tasks)} {time.monotonic() - started:5.0f}s] {row.bug}: {cells} (shortest {row.shortest})",
+        print(f"[{done}/{len(names)} {time.monotonic() - started:5.0f}s] {row.bug}: {cells} (shortest {row.shortest})",
               flush=True)
     note = (f"{len(rows)} bugs; profiles {', '.join(profiles)}; nightly budget {args.nightly_seconds:g} CPU s per bug, "
             f"shrinking {args.shrink_seconds:g} CPU s; {args.workers} worker processes; "
