@@ -34,8 +34,11 @@ def protocol_methods(protocol: type) -> tuple[str, ...]:
     return tuple(names)
 
 
-def check_methods(replica: Any, protocol: type, who: str) -> None:
-    missing = [name for name in protocol_methods(protocol) if not callable(getattr(replica, name, None))]
+def check_methods(replica: Any, protocol: type, who: str, exempt: frozenset[str] = frozenset()) -> None:
+    """Refuse ``replica`` if it lacks a method of ``protocol`` (other than ``exempt`` ones:
+    those of operations its implementation does not support)."""
+    missing = [name for name in protocol_methods(protocol)
+               if name not in exempt and not callable(getattr(replica, name, None))]
     if missing:
         raise ContractError(
             f"{who}: the replica ({type(replica).__name__}) lacks {', '.join(missing)} of {protocol.__name__} "
@@ -61,8 +64,9 @@ COMMON_RESULTS: dict[str, tuple[Callable[[Any], bool], str]] = {
 class Checked:
     """A replica seen through its contract: calls pass through, results are checked."""
 
-    def __init__(self, replica: Any, protocol: type, who: str, results: dict[str, tuple[Callable[[Any], bool], str]]):
-        check_methods(replica, protocol, who)
+    def __init__(self, replica: Any, protocol: type, who: str, results: dict[str, tuple[Callable[[Any], bool], str]],
+                 exempt: frozenset[str] = frozenset()):
+        check_methods(replica, protocol, who, exempt)
         self._replica, self._protocol, self._who = replica, protocol, who
         self._results = {**COMMON_RESULTS, **results}
 

@@ -109,7 +109,7 @@ def run_machine(
 
     if seed is not None:
         factory = hypothesis_seed(seed)(factory)
-    chosen = hypothesis_settings or settings()
+    chosen = hypothesis_settings or capped_settings(impl)
     if chosen.database is not None and not isinstance(chosen.database, Namespaced):
         # one factory serves every machine: without a namespace they would share (and prune) one key
         chosen = settings(chosen, database=Namespaced(chosen.database, f"{machine_cls.name}/{impl.name}"))
@@ -133,6 +133,14 @@ def run_machine(
                 "loosen its precondition or its strategy."
             )
     return stats
+
+
+def capped_settings(impl: Implementation) -> settings:
+    """The active profile's settings, with at most ``impl.max_examples`` examples."""
+    current = settings()
+    if impl.max_examples is None or impl.max_examples >= current.max_examples:
+        return current
+    return settings(current, max_examples=impl.max_examples)
 
 
 def _first_line(error: BaseException) -> str:

@@ -157,3 +157,10 @@ MAX_MESH_MEMBERS = 256
 #: ``arrivals`` control operation takes them; past it the oldest are dropped, so a forgotten
 #: recorder costs at most a few megabytes.
 MAX_RECORDED_ARRIVALS = 100_000
+
+# --- The process adapter (harness/process.py) -----------------------------------------------
+
+#: Longest line a child process of the process adapter (``harness.process``) may answer
+#: with. A reply carries at most one replica's state in base64 (kilobytes at the sizes
+#: machines use); a child that writes more without an end of line answers nonsense.
+MAX_PROCESS_REPLY_BYTES = 64 * 1024 * 1024

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence, Set
 from typing import Any, Protocol, runtime_checkable
 
+import attrs
+
 
 class Refused(Exception):
     """An operation refused by an implementation's local guard.
@@ -108,6 +110,39 @@ CONTRACTS: dict[str, tuple[type, dict]] = {
     "orset": (SetReplica, {"value": (_is_set, "a set (frozenset)")}),
     "lww": (RegisterReplica, {"value": (_is_hashable, "a hashable value or None")}),
     "rga": (SequenceReplica, {"value": (_is_sequence_of_items, "a sequence of one-character strings")}),
+}
+
+
+@attrs.frozen
+class Operation:
+    """An operation an implementation may declare it supports (``Implementation.operations``).
+
+    ``method`` is the protocol method it calls; ``rules`` are the machine's rules (and steps)
+    that draw it. A rule runs when any operation that draws it is supported.
+    """
+
+    method: str
+    rules: tuple[str, ...]
+    description: str
+
+
+#: For each machine: the operations an implementation may declare, by name. An
+#: implementation that declares a subset is driven only by those (an append-only sequence
+#: declares ``{"insert_end"}``) and need not offer the methods of the others; declaring a
+#: name not listed here is an error.
+OPERATIONS: dict[str, dict[str, Operation]] = {
+    "orset": {
+        "add": Operation("add", ("add",), "add an element"),
+        "remove": Operation("remove", ("remove",), "remove an element"),
+    },
+    "lww": {
+        "write": Operation("write", ("write", "write_and_broadcast"), "write a value"),
+    },
+    "rga": {
+        "insert": Operation("insert", ("insert",), "insert an item at any index"),
+        "insert_end": Operation("insert", ("insert",), "insert an item at the end only (an append-only sequence)"),
+        "delete": Operation("delete", ("delete",), "delete the item at an index"),
+    },
 }
 
 

@@ -169,6 +169,7 @@ class RGAMachine(ReplicatedMachine):
             for i, observation in enumerate(observations):
                 chars = {self.char_of[target] for target in deleted(self.history[i]) if target in self.char_of}
                 self.gone[i] |= chars - set(observation.implementation)
+        self.check_settled([observation.implementation for observation in observations])  # every level (gap 3)
 
     # ----- operations ------------------------------------------------------------------
 
@@ -179,7 +180,8 @@ class RGAMachine(ReplicatedMachine):
         chosen = self.pick(replica, self.replicas)
         length = len(self.view(chosen))
         item = LETTERS[letter] if self.exact else fresh_item(len(self.element_of))
-        self.do("insert", replica=chosen, index=index % (length + 1), item=item, send=send)
+        index = index % (length + 1) if self.supports("insert") else length  # else only insert_end: append
+        self.do("insert", replica=chosen, index=index, item=item, send=send)
 
     def step_insert(self, replica: int, index: int, item: str, send: bool = False) -> None:
         self.require_replica(replica)
