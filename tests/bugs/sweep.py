@@ -7,8 +7,9 @@
 
 For each bug, the ``ci`` search (examples of ``--steps`` steps, stopping at the first
 failure) runs under each of ``--seeds`` different Hypothesis seeds, up to ``--cap``
-examples each, and the examples each needed are noted. The budget is the greatest of them
-plus a quarter (``MARGIN``): a derandomized search with that budget found the bug under
+examples each, and the examples each needed are noted. The budget is twice the greatest
+of them (``MARGIN``; ``--rebudget`` applies it again to every recorded sweep): a
+derandomized search with that budget found the bug under
 every seed tried, so a run under any other constant pool (a new module anywhere) very
 likely finds it too. A bug some seed misses within the cap has no budget: it is not robust.
 
@@ -29,11 +30,13 @@ import time
 import attrs
 
 from harness import replay
-from tests.bugs.catalogue import Bug, Search, bug, catalogue, write_budget
+from tests.bugs.catalogue import Bug, Search, budgets, bug, catalogue, write_budget
 from tests.bugs.hunt import Hunt, hunt, in_workers, load_everything, search_settings
 
-#: The budget is the most examples any seed needed, times this.
-MARGIN = 1.25
+#: The budget is the most examples any seed needed, times this. 1.25 was not enough: the
+#: examples a bug needs have a long tail (orset-tombstones-replaced: median 30, most 107 of
+#: ten seeds), and one derandomized run after a merge needed more than 140.
+MARGIN = 2
 DEFAULT_STEPS = 50
 
 
@@ -178,10 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--write", action="store_true", help="record budgets and shorter traces")
     parser.add_argument("--list", action="store_true", help="list the catalogue")
+    parser.add_argument("--rebudget", action="store_true", help="recompute every recorded budget with MARGIN")
     parser.add_argument("--from-regressions", action="store_true",
                         help="only take each bug's trace from the committed regression traces that catch it (no search)")
     args = parser.parse_args(argv)
     load_everything()
+    if args.rebudget:
+        for name, entry in budgets().items():
+            if entry.get("needed") and entry["found"] == entry["seeds"]:
+                write_budget(name, {**entry, "examples": max(20, math.ceil(max(entry["needed"]) * MARGIN / 10) * 10)})
+        return 0
     if args.list:
         for b in catalogue().values():
             print(f"{b.name:<48} {b.machine:<15} {b.kind:<20} {b.description}")
