@@ -1,4 +1,5 @@
-"""Project-wide pytest set-up: Hypothesis profiles, the trace directory, the coverage table, the leftover check."""
+"""Project-wide pytest set-up: Hypothesis profiles, the trace directory, the nightly budget plan,
+the coverage table, the leftover check."""
 
 from __future__ import annotations
 
@@ -21,8 +22,13 @@ def pytest_addoption(parser):
     parser.addoption(
         "--trace-dir",
         default=None,
-        help="where failing machine runs write their traces (default: $MBT_TRACE_DIR or .traces/)",
+        help="where failing machine runs write their traces (default: $MBT_TRACE_DIR, or traces/ in the "
+        "per-user cache: $XDG_CACHE_HOME/crdt-threshold-mbt or ~/.cache/crdt-threshold-mbt)",
     )
+
+
+#: pytest-benchmark's default storage: a ``.benchmarks`` directory in the current directory.
+BENCHMARK_STORAGE_DEFAULT = "file://./.benchmarks"
 
 
 def pytest_configure(config):
@@ -34,6 +40,10 @@ def pytest_configure(config):
         from tests.bugs.catalogue import plant_for_session
 
         plant_for_session(os.environ["MBT_PLANT_BUG"])
+    # Runs write nothing into the directory they start in: pytest-benchmark, when it happens
+    # to be installed, keeps its storage in the per-user cache unless told where.
+    if config.pluginmanager.hasplugin("benchmark") and config.getoption("benchmark_storage") == BENCHMARK_STORAGE_DEFAULT:
+        config.option.benchmark_storage = f"file://{profiles.cache_directory() / 'benchmarks'}"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -100,3 +110,11 @@ def pytest_collection_finish(session):
     from harness.runner import import_project
 
     import_project()
+    # Under a budgeted profile, MBT_BUDGET_SECONDS is shared by the machine runs collected. An
+    # xdist worker collects every item but runs only some: there (python -m harness nightly)
+    # MBT_BUDGET_SECONDS is already each run's share, and a run without a plan gets it whole.
+    if profiles.current_profile() in profiles.BUDGETED and not os.environ.get("PYTEST_XDIST_WORKER"):
+        from harness import budget
+
+        runs = sum(1 for item in session.items if getattr(getattr(item, "function", None), "mbt_machine", None))
+        budget.plan(profiles.budget_seconds(), runs)

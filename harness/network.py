@@ -126,23 +126,9 @@ def ci_settings(examples: int, steps: int) -> settings:
 
 def network_machine_test(machine_cls: type[TracedMachine], examples: int, steps: int) -> Callable[..., None]:
     """Like ``harness.machine_test``, with the machine's ``ci`` budget (see ``ci_settings``)."""
-    import pytest
+    from harness.runner import machine_test
 
-    from harness.registry import implementations
-    from harness.runner import run_machine
-
-    impls = [i for i in implementations(machine_cls.name) if i.level in machine_cls.levels]
-    if not impls:
-        raise LookupError(f"no implementation is registered for machine {machine_cls.name!r}")
-
-    @pytest.mark.parametrize("implementation", impls, ids=[i.name for i in impls])
-    def test(implementation) -> None:
-        run_machine(machine_cls, implementation, hypothesis_settings=ci_settings(examples, steps), in_summary=True)
-
-    test.__name__ = test.__qualname__ = f"test_{machine_cls.name}_machine"
-    test.__doc__ = f"{machine_cls.__name__} against every registered {machine_cls.name} implementation."
-    test.mbt_settings = lambda: ci_settings(examples, steps)  # what a run of this test uses (the bug benchmark asks)
-    return test
+    return machine_test(machine_cls, settings_for=lambda: ci_settings(examples, steps))
 
 
 class NetworkMachine(TracedMachine):

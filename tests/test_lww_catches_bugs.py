@@ -7,9 +7,11 @@ the upstream register's convergent-level defect are replayed as traces.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from harness import Implementation, Step, Trace, replay
+from harness import Implementation, Step, Trace, load_trace, replay
 from machines.adapters.lww_hlc import HLC
 from machines.lww import LWWMachine
 from tests.bugs.catalogue import bug as catalogued
@@ -80,3 +82,11 @@ def test_checked_only_as_convergent_the_upstream_register_still_resurrects_a_rep
     outcome = replay(trace, LWWMachine, buggy)
     assert (outcome.status, outcome.step) == ("failed", 9), str(outcome)
     assert "a later write has replaced" in outcome.message
+
+
+@pytest.mark.parametrize("name", ["lww-counter-at-max-poisons-writes", "lww-clock-far-ahead-is-refused"])
+def test_committed_hostile_traces_fail_against_a_register_that_believes_every_timestamp(name):
+    trace = load_trace(Path(__file__).resolve().parent.parent / "regressions" / "traces" / f"{name}.json")
+    assert replay(trace, LWWMachine, HLC).status == "passed"
+    with catalogued("lww-believes-every-timestamp").plant() as buggy:
+        assert replay(trace, LWWMachine, buggy).status == "failed"

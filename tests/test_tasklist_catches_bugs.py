@@ -34,6 +34,9 @@ SCENARIOS = [
     ("tasklist-forged-attestations", "tasklist-keeps-unverified-states"),
     ("tasklist-forged-attestations", "tasklist-agent-id-unchecked"),
     ("tasklist-forged-attestations", "tasklist-tampered-copy-shadows-genuine"),
+    ("tasklist-context-erases-signed-state", "tasklist-merge-replaces-checkboxes"),
+    ("tasklist-context-far-ahead-hides-later-claims", "tasklist-believes-every-message"),
+    ("tasklist-counter-bomb-is-refused", "tasklist-believes-every-message"),
 ]
 
 

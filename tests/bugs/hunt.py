@@ -23,6 +23,7 @@ from hypothesis import Phase, settings
 
 from harness import Trace, load_trace, replay, run_machine
 from harness.machine import StepNotApplicable
+from harness.minimize import RUN_BUDGET
 from tests.bugs.catalogue import Bug, Search
 
 #: Hypothesis's phases for a search that stops at the first failure (no shrinking): the
@@ -135,7 +136,10 @@ def hunt(bug: Bug, hypothesis_settings: settings, *, seed: int | None = None, tr
             machine = probed(machine_cls or bug.machine_class(), probe)
             # What failed is what the probe saw: a coverage complaint is no catch.
             with contextlib.suppress(Exception, OutOfTime):
-                run_machine(machine, buggy, hypothesis_settings=hypothesis_settings, trace_dir=directory, seed=seed)
+                # A search without shrinking wants no minimized trace either: only how far it got.
+                run_machine(machine, buggy, hypothesis_settings=hypothesis_settings, trace_dir=directory, seed=seed,
+                            shrink_examples=shrink_examples,
+                            minimize_budget=RUN_BUDGET if Phase.shrink in hypothesis_settings.phases else None)
         if probe.first is None:
             return Hunt(bug.name, False, time.process_time() - probe.started, probe.examples)
         examples, seconds, failure = probe.first

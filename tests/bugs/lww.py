@@ -158,6 +158,17 @@ class VectorClockHashTieBreak:
         self.merge(delta)
 
 
+class BelievesEveryTimestamp(LWWRegister):
+    """Issue 7, defect 7: every well-formed write is joined, so a timestamp
+    (2^64 - 1, 2^64 - 1) makes every later write raise OverflowError, and a clock far ahead
+    drags every later timestamp there."""
+
+    __slots__ = ()
+
+    def admit(self, entry, where: str = "a message") -> None:
+        pass  # BUG: no bound on the timestamps peers send
+
+
 def replica_of(register_class=LWWRegister, hlc_class=HybridLogicalClock):
     def make(replica_id, clock):
         replica = HLCRegisterReplica(replica_id, clock)
@@ -190,4 +201,6 @@ BUGS = [
          replica_of(LWWRegister, FreshWallOnTie)),
     _bug("pending-keeps-first-write", "the delta sent carries the first local write since the last one, not the last",
          "lost-update", replica_of(PendingKeepsFirstWrite)),
+    _bug("believes-every-timestamp", "a peer's timestamp is joined unchecked: one at 2^64 - 1, or a clock far ahead, "
+         "poisons every later write", "believes-a-lie", replica_of(BelievesEveryTimestamp), involves=("hostile",)),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from implementations.orset import DeltaORSet, DotStore
 from implementations.orset_tombstone import DELTA_KIND, TagMap, TombstoneORSet, _decode, _union_into
 from implementations.wire import DecodeError
+from machines.replicated import START_NS
 from models.clock import to_millis
 from tests.bugs.catalogue import Bug, variant
 
@@ -31,7 +32,10 @@ class TimestampTags(TombstoneORSet):
         self.clock = clock
 
     def new_tag(self) -> tuple[int, int]:
-        return (0, max(1, to_millis(self.clock.now())))  # BUG: not unique
+        # BUG: not unique. (One pseudo-replica for every tag, and milliseconds since the
+        # machine's start: a raw Unix time in ms is more than MAX_COUNTER_GAP beyond a fresh
+        # replica's counters, and a correct peer would refuse it.)
+        return (2**32, max(1, to_millis(self.clock.now()) - to_millis(START_NS)))
 
 
 class RemoveKillsUnobserved(DeltaORSet):
@@ -99,9 +103,11 @@ class AddThenRemoveSendsNothing(DeltaORSet):
         cancelled = {dot for dot in dots if dot in pending.context and dot[0] == self.replica_id}
         if cancelled:  # BUG: a remove must always reach the others, cancelled add or not
             kept = DotStore()
-            for dot in pending.context.dots():
-                if dot not in cancelled:
-                    kept.context.add(dot)
+            for replica in pending.context.replicas():
+                for lo, hi in pending.context.runs_of(replica):
+                    for seq in range(lo, hi + 1):
+                        if (replica, seq) not in cancelled:
+                            kept.context.add((replica, seq))
             for dot, item in pending.owner.items():
                 kept.insert(item, dot)
             self._pending = kept
@@ -115,6 +121,31 @@ class EarlyTombstoneDropped(TombstoneORSet):
         elements, tombstones = _decode(delta, DELTA_KIND)
         known = self.elements.keys() | elements.keys()
         self.merge_maps(elements, {e: t for e, t in tombstones.items() if e in known})  # BUG: keep them all
+
+
+class BelievesEveryContext(DeltaORSet):
+    """The delta-state OR-Set before issue 7: every well-formed message is joined, so a
+    context claiming this replica's own dot (r, 2^64 - 1) makes every later add raise
+    OverflowError, and one claiming (r, n + 1) makes its next add vanish."""
+
+    def admit(self, other: DotStore, what: str = "a message") -> None:
+        pass  # BUG: no limit is checked
+
+
+class BelievesEveryTag(TombstoneORSet):
+    """The tombstone OR-Set before issue 7, its limits: a tag (r, 2^64 - 1) is merged."""
+
+    def admit(self, elements: TagMap, tombstones: TagMap, what: str = "a message") -> None:
+        pass  # BUG: no limit is checked
+
+
+class CountsOnlyItsOwnAdds(TombstoneORSet):
+    """The tombstone OR-Set before issue 7, its tags: a new tag counts only the adds made
+    here, so a tombstone for a tag it has not made yet kills its own next add."""
+
+    def new_tag(self) -> tuple[int, int]:
+        self.seq += 1  # BUG: should be beyond every tag of this replica seen
+        return (self.replica_id, self.seq)
 
 
 def _plain(cls):
@@ -150,4 +181,16 @@ BUGS = [
     Bug("orset-early-tombstone-dropped", "orset", "a delta's tombstones for an element not seen yet are dropped",
         "causal-order", variant("orset", "early-tombstone-dropped", _plain(EarlyTombstoneDropped)), correct="tombstone",
         involves=frozenset({"remove"})),
+    Bug("orset-believes-every-context", "orset",
+        "a message's causal context is joined unchecked: a peer's lie about this replica's own dots poisons its adds",
+        "believes-a-lie", variant("orset", "believes-every-context", _plain(BelievesEveryContext)), correct="delta-state",
+        involves=frozenset({"hostile"})),
+    Bug("orset-believes-every-tag", "orset",
+        "a message's tags are merged unchecked: a peer's tag (r, 2^64 - 1) poisons replica r's adds",
+        "believes-a-lie", variant("orset", "believes-every-tag", _plain(BelievesEveryTag)), correct="tombstone",
+        involves=frozenset({"hostile"})),
+    Bug("orset-counts-only-its-own-adds", "orset",
+        "a new tag counts only the adds made here, not this replica's tags seen in messages: a tombstone for a tag "
+        "not made yet kills the next add", "version-counter",
+        variant("orset", "counts-only-its-own-adds", _plain(CountsOnlyItsOwnAdds)), correct="tombstone"),
 ]

@@ -6,7 +6,7 @@ import blake3
 from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
-from implementations import lww, orset
+from implementations import lww
 from implementations import tasklist as impl
 from implementations.tasklist import DONE, Record, TaskList, TaskRefused
 from machines.adapters.tasklist_x0x import X0xTaskListReplica
@@ -16,14 +16,16 @@ from tests.bugs.catalogue import Bug, patched, variant
 class LaterClaimWins(TaskList):
     """Claims ordered the wrong way round: the latest claim wins (Done still beats Claimed)."""
 
-    def _states(self) -> dict[bytes, Record]:
-        best: dict[bytes, Record] = {}
-        for element in self._checkbox.value():
-            record = Record.from_bytes(element)
-            current = best.get(record.task)
-            if current is None or (-record.kind, -record.ts_ms, record.agent) < (-current.kind, -current.ts_ms, current.agent):
-                best[record.task] = record
-        return best
+    @staticmethod
+    def _join_record(records, record: Record) -> bool:
+        current = records.get((record.task, record.kind))
+        if current is not None and (-current.ts_ms, current.agent) <= (-record.ts_ms, record.agent):
+            return False  # BUG: the earlier claim (smaller ts_ms) must rank first
+        records[(record.task, record.kind)] = record
+        return True
+
+    def _worth_verifying(self, record: Record) -> bool:
+        return True
 
 
 class CompleteUnclaimed(TaskList):
@@ -77,14 +79,43 @@ def signature_only(record: Record, list_id: bytes) -> bool:
     return True
 
 
-def drops_entries_only(store: orset.DotStore, dots: set) -> orset.DotStore:
-    """States that do not verify are dropped, but their dots stay in the causal context: a
-    tampered copy that arrives first makes the genuine state look already seen."""
-    clean = store.copy()
-    for dot in dots:
-        if dot in clean.owner:
-            clean.discard(dot)
-    return clean
+class RemembersRefusedRecords(TaskList):
+    """A forger's flood is not verified twice: a record that did not verify is remembered by
+    its task, kind, agent and time, which a forger controls, not by its bytes, so a tampered
+    copy that arrives first makes the genuine record be skipped unverified."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._refused: set[tuple] = set()
+
+    def _worth_verifying(self, record: Record) -> bool:
+        key = (record.task, record.kind, record.agent, record.ts_ms)
+        if key in self._refused:
+            return False  # BUG: the key must cover the signature (or nothing be remembered)
+        if not super()._worth_verifying(record):
+            return False
+        if not record.verifies(self.list_id):
+            self._refused.add(key)
+        return True
+
+
+class MergeReplacesCheckboxes(TaskList):
+    """A full state's checkbox records replace the ones held instead of joining them: a
+    state that lacks a signed Done (stale, or a liar's) erases it."""
+
+    def apply(self, message) -> None:
+        if isinstance(message.order, impl.rga_impl.State):
+            self._checkbox = {}  # BUG: a merge is a join, never a replacement
+        super().apply(message)
+
+
+class BelievesEveryMessage(TaskList):
+    """Issue 7, defects 2, 3 and 7 with the limits turned off: a membership context claiming
+    this agent's own dots or dots far ahead is believed, and field timestamps far in the
+    future are joined."""
+
+    def admit(self, message, what: str) -> None:
+        pass  # BUG: no limit is checked
 
 
 def task_id_without_creator(title: str, creator: bytes, created_at_ms: int) -> bytes:
@@ -117,10 +148,16 @@ BUGS = [
          {"inject_forged"}),
     _bug("agent-id-unchecked", "an attestation's key is not checked to be the named agent's", "signature-coverage",
          _x0x_with(Record, "verifies", signature_only, "agent-id-unchecked"), {"inject_forged"}),
-    _bug("tampered-copy-shadows-genuine", "a refused state's dots stay in the causal context, so a tampered copy "
-         "arriving first hides the genuine one", "signature-coverage",
-         _x0x_with(impl, "_without_dots", drops_entries_only, "tampered-copy-shadows-genuine"), {"inject_forged"}),
+    _bug("tampered-copy-shadows-genuine", "a refused record is remembered by what a forger controls (task, kind, "
+         "agent, time), so a tampered copy arriving first hides the genuine one", "replay-cache",
+         _variant("tampered-copy-shadows-genuine", RemembersRefusedRecords), {"inject_forged"}),
     _bug("task-id-without-creator", "a task id is a hash of title and millisecond only: two agents' tasks collide",
          "wall-clock-tag", _x0x_with(impl, "task_id", task_id_without_creator, "task-id-without-creator"),
          {"add_task"}),
+    _bug("merge-replaces-checkboxes", "a full state's checkbox records replace the ones held instead of joining them: "
+         "a stale or lying state erases a signed Done", "lost-update",
+         _variant("merge-replaces-checkboxes", MergeReplacesCheckboxes)),
+    _bug("believes-every-message", "a message's membership context and field timestamps are believed unchecked: "
+         "a peer's lie about this agent's own dots, or a clock far ahead, hides its later work", "believes-a-lie",
+         _variant("believes-every-message", BelievesEveryMessage), {"hostile"}),
 ]
