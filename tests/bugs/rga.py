@@ -199,6 +199,9 @@ BUGS = [
          EarlyDeleteDropped),
     _bug("orphan-insert-dropped", "an insert whose parent has not arrived yet is dropped", "causal-order",
          OrphanInsertDropped),
+    _bug("orphan-insert-dropped-convergent", "an insert whose parent has not arrived yet is dropped, in a library "
+         "checked only at level convergent: full states would hide it, deltas alone must converge (issue 10, gap 3)",
+         "causal-order", OrphanInsertDropped, level="convergent"),
     _bug("merge-keeps-known-alive", "a full-state merge ignores the sender's tombstones of elements already known",
          "resurrection", MergeKeepsKnownAlive, {"delete"}),
     _bug("deletes-by-value", "a remote delete removes the first element holding the same item, not its target",
