@@ -11,7 +11,8 @@ examples each, and the examples each needed are noted. The budget is twice the g
 of them (``MARGIN``; ``--rebudget`` applies it again to every recorded sweep): a
 derandomized search with that budget found the bug under
 every seed tried, so a run under any other constant pool (a new module anywhere) very
-likely finds it too. A bug some seed misses within the cap has no budget: it is not robust.
+likely finds it too. A bug some seed misses within the cap has no budget: it is not robust;
+nor has one swept under fewer than ``MIN_SEEDS`` seeds (a cheap first measurement).
 
 With ``--write`` the budget goes to ``tests/bugs/budgets.json``, and the shortest shrunk
 trace of a few full searches (the derandomized one and ``--shrink-seeds`` seeded ones) goes
@@ -37,6 +38,9 @@ from tests.bugs.hunt import Hunt, hunt, in_workers, load_everything, search_sett
 #: examples a bug needs have a long tail (orset-tombstones-replaced: median 30, most 107 of
 #: ten seeds), and one derandomized run after a merge needed more than 140.
 MARGIN = 2
+#: A sweep of fewer seeds measures a bug (and may find its trace) but gives it no budget: a
+#: few seeds say too little about the others.
+MIN_SEEDS = 5
 DEFAULT_STEPS = 50
 
 
@@ -60,7 +64,7 @@ class Sweep:
 
     @property
     def budget(self) -> Search | None:
-        if self.found < len(self.hunts) or not self.hunts:
+        if self.found < len(self.hunts) or len(self.hunts) < MIN_SEEDS:
             return None
         return Search(max(20, math.ceil(max(self.needed) * MARGIN / 10) * 10), self.steps)
 
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     load_everything()
     if args.rebudget:
         for name, entry in budgets().items():
-            if entry.get("needed") and entry["found"] == entry["seeds"]:
+            if entry.get("needed") and entry["found"] == entry["seeds"] >= MIN_SEEDS:
                 write_budget(name, {**entry, "examples": max(20, math.ceil(max(entry["needed"]) * MARGIN / 10) * 10)})
         return 0
     if args.list:
