@@ -88,7 +88,7 @@ SIGNER_PLANS = st.one_of(
 #: One payment: (amount, fee, fee mode, round, node order, members' order, signer plan, tampering).
 PAYMENTS = st.tuples(
     st.integers(-6_001, 2**20),  # see ``decode_amount``
-    st.sampled_from([0, 3, 10, 101]),
+    st.sampled_from([0, 3, 5, 10, 101]),  # 5: exactly the minimum fee a node may ask (``start``'s min_fee)
     st.sampled_from(FEE_MODES),
     st.integers(0, 2),
     st.integers(0, 1_000),  # the first signer's node order; see ``node_orders``
