@@ -29,7 +29,9 @@ from tests.bugs.rga import (
     signed_steps,
 )
 
-BUGS = robust("rga")
+#: rga-orphan-insert-dropped-convergent is searched by tests/test_adapter_gaps.py (gap 3),
+#: without shrinking: shrinking it at level convergent costs half a minute.
+BUGS = [b for b in robust("rga") if b.name != "rga-orphan-insert-dropped-convergent"]
 REGRESSIONS = Path(__file__).resolve().parent.parent / "regressions" / "traces"
 
 

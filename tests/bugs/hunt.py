@@ -129,7 +129,9 @@ def hunt(bug: Bug, hypothesis_settings: settings, *, seed: int | None = None, tr
     before the first failure, and ``shrink_seconds`` of CPU or ``shrink_examples`` examples
     after it (None: no bound; examples keep a derandomized run reproducible, seconds do not).
     ``machine_cls``: a variant of the bug's machine (default: the registered one)."""
-    probe = _Probe(cpu_seconds, shrink_seconds, shrink_examples)
+    # The run itself bounds its shrinking (``shrink_examples``) and then writes its shortest
+    # failing run; the probe only notes the first failure (and bounds CPU seconds, if asked).
+    probe = _Probe(cpu_seconds, shrink_seconds)
     with tempfile.TemporaryDirectory(prefix="mbt-hunt-") as scratch:
         directory = Path(trace_dir or scratch)
         with bug.plant() as buggy:

@@ -172,7 +172,7 @@ BUGS = [
         errors=(AssertionError, DecodeError)),
     Bug("orset-re-add-keeps-old-dot", "orset", "re-adding a present element makes no fresh dot, so a concurrent remove kills it",
         "version-counter", variant("orset", "re-add-keeps-old-dot", _plain(ReAddKeepsOldDot)), correct="delta-state",
-        involves=frozenset({"add", "remove"})),
+        involves=frozenset({"add"})),  # then a remove, or a peer's add in this replica's name (hostile), kills it
     Bug("orset-add-then-remove-sends-nothing", "orset",
         "an add and a remove between two broadcasts cancel out in the delta, so the remove never reaches a replica "
         "that got the add by a full sync", "lost-update",
