@@ -89,14 +89,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     from harness.runner import RUNS, TRACES_WRITTEN
 
     if RUNS:
-        rows = []
-        for stats in RUNS:
-            for rule, ran, refused in stats.rows():
-                rows.append([f"{stats.machine}/{stats.implementation}", rule, ran, refused, "NEVER RAN" if not ran else ""])
-        terminalreporter.write_sep("=", f"machine rule coverage (profile {profiles.current_profile()})")
-        terminalreporter.write_line(
-            tabulate(rows, headers=["machine/implementation", "rule", "ran", "refused by precondition", ""])
-        )
+        from harness import balance
+
+        rows, headers = balance.table(RUNS)
+        terminalreporter.write_sep("=", f"machine rule coverage by class (profile {profiles.current_profile()})")
+        terminalreporter.write_line(tabulate(rows, headers=headers))
     if TRACES_WRITTEN:
         terminalreporter.write_sep("=", "traces of failing runs")
         for path in TRACES_WRITTEN:

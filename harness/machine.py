@@ -113,6 +113,10 @@ class TracedMachine(RuleBasedStateMachine):
     name: ClassVar[str] = ""
     #: Levels of implementation this machine can check (see ``harness.registry``).
     levels: ClassVar[tuple[str, ...]] = ("exact",)
+    #: Each step's class of rules, step name -> class (``harness.balance``; merged along the MRO).
+    rule_classes: ClassVar[dict[str, str]] = {}
+    #: The least share of a run's steps each class must get under ``ci`` (``harness.balance``).
+    class_floors: ClassVar[dict[str, float]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

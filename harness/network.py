@@ -140,6 +140,11 @@ class NetworkMachine(TracedMachine):
     advances: ClassVar[tuple[int, ...]] = (0, NS_PER_SECOND, 5 * NS_PER_SECOND, 30 * NS_PER_SECOND)
     #: How far the clock moves between two rounds of ``quiesce``.
     quiet_round_ns: ClassVar[int] = 30 * NS_PER_SECOND
+    #: The network's rules by class (``harness.balance``).
+    rule_classes: ClassVar[dict[str, str]] = {
+        "deliver": "delivery", "settle": "delivery", "drop": "faults", "duplicate": "faults", "delay": "faults",
+        "partition": "faults", "cut_one_way": "faults", "heal": "faults", "crash": "crash", "restart": "crash",
+        "tick": "time", "advance_clock": "time", "quiesce": "sync", "start": "setup"}
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)

@@ -27,7 +27,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from harness import budget, profiles
+from harness import balance, budget, profiles
 from harness.database import Namespaced
 from harness.failure import failure_of, leaves
 from harness.machine import RuleStats, TracedMachine
@@ -172,6 +172,7 @@ def run_machine(
                 f"{stats.examples} examples: {', '.join(missing)}. A rule that never runs checks nothing: "
                 "loosen its precondition or its strategy."
             )
+        balance.check_floors(machine_cls, stats)
     return stats
 
 

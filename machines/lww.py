@@ -60,6 +60,7 @@ def value_from_trace(raw: Any) -> Any:
 
 class LWWMachine(HostilePeers, ReplicatedMachine):
     name = "lww"
+    rule_classes: ClassVar[dict[str, str]] = {"write": "operations", "write_and_broadcast": "operations"}
     levels = ("exact", "convergent")
 
     def __init__(self, implementation, stats=None) -> None:
@@ -161,14 +162,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
 
     def tell(self, target: int, lie: str, whole_state: bool, **args: Any) -> tuple[bytes, str, frozenset]:
         if lie == "one_field_wrong":
-            if "message" in args:
-                self.require(not whole_state, "a message in flight is a delta")
-                self.require(0 <= args["message"] < len(self.in_flight), f"no message {args['message']} in flight")
-                genuine = self.in_flight[args["message"]].deltas[0]
-            else:
-                self.require(whole_state, "a replica's state is a whole state")
-                self.require_replica(args["source"])
-                genuine = self.replicas[args["source"]].state()
+            genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
             self.require(args["field"] in ("wall_ns", "counter"), f"unknown field {args['field']!r}")
             self.require(self.is_a_lie(target, args["to"] if args["field"] == "wall_ns" else 0,
                                        args["to"] if args["field"] == "counter" else 0), f"{args['to']} is no lie")

@@ -26,7 +26,7 @@ it) is genuine news to it: the model takes it, and so must the node.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import blake3
 from hypothesis import strategies as st
@@ -80,6 +80,7 @@ def flip(data: bytes, at: int) -> bytes:
 
 class MeshAdversaryMachine(MeshPresenceMachine):
     name = "mesh_adversary"
+    rule_classes: ClassVar[dict[str, str]] = {"publish": "operations", "attack": "adversary", "malformed_datagram": "adversary"}
     max_nodes = 5
 
     def __init__(self, implementation, stats=None) -> None:

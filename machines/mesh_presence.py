@@ -20,7 +20,7 @@ Trace arguments: nodes are indices; TTLs and ns are integers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import blake3
 from hypothesis import strategies as st
@@ -50,6 +50,7 @@ def shard_of(peer: bytes) -> int:
 
 class MeshPresenceMachine(MeshMachine):
     name = "mesh_presence"
+    rule_classes: ClassVar[dict[str, str]] = {"foaf": "operations", "lookup": "operations"}
     min_nodes, max_nodes = 3, 8
     node_config = CONFIG
     advances = (0, NS_PER_SECOND, 5 * NS_PER_SECOND, 30 * NS_PER_SECOND, 299 * NS_PER_SECOND, 301 * NS_PER_SECOND,

@@ -23,7 +23,7 @@ all of them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import blake3
 from hypothesis import strategies as st
@@ -49,6 +49,8 @@ TASK = st.integers(0, 7)
 
 class MeshTaskListMachine(MeshMachine):
     name = "mesh_tasklist"
+    rule_classes: ClassVar[dict[str, str]] = {
+        step: "operations" for step in ("add_task", "claim", "complete", "remove_task", "set_field", "move")}
     min_nodes, max_nodes = 3, 10
     node_config = CONFIG
     advances = (0, NS_PER_MS, NS_PER_SECOND, 5 * NS_PER_SECOND, 30 * NS_PER_SECOND, 301 * NS_PER_SECOND)

@@ -70,6 +70,7 @@ def model_value_of(history: frozenset) -> frozenset:
 
 class ORSetMachine(HostilePeers, ReplicatedMachine):
     name = "orset"
+    rule_classes: ClassVar[dict[str, str]] = {"add": "operations", "remove": "operations", "send_delta": "delivery"}
     #: Every OR-Set anomaly needs at most three replicas (an adder, a remover, a third party
     #: relaying old state); fewer replicas make each one busier and every step cheaper.
     max_replicas = 3
@@ -286,14 +287,7 @@ class ORSetMachine(HostilePeers, ReplicatedMachine):
             self.stranger_made[stranger] = counter
             return crafter.add(whole_state, added, (stranger, counter)), "accepted", frozenset({Add(added, (stranger, counter))})
         if lie == "one_field_wrong":
-            if "message" in args:
-                self.require(not whole_state, "a message in flight is a delta")
-                self.require(0 <= args["message"] < len(self.in_flight), f"no message {args['message']} in flight")
-                genuine = self.in_flight[args["message"]].deltas[0]
-            else:
-                self.require(whole_state, "a replica's state is a whole state")
-                self.require_replica(args["source"])
-                genuine = self.replicas[args["source"]].state()
+            genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
             self.require(args["dot"][1] >= U64_MAX - 1, f"{args['dot']} is not at the maximum")
             return crafter.tamper(genuine, whole_state, tuple(args["dot"])), "refused", frozenset()
         if lie == "huge_vector":

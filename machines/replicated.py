@@ -76,6 +76,10 @@ class Message:
 class ReplicatedMachine(TracedMachine):
     min_replicas: ClassVar[int] = 2
     max_replicas: ClassVar[int] = 5
+    #: The replication rules by class (``harness.balance``).
+    rule_classes: ClassVar[dict[str, str]] = {
+        "start": "setup", "advance_clock": "time", "sync_full": "sync", "sync_all": "sync", "broadcast": "delivery",
+        "deliver": "delivery", "redeliver": "delivery", "drop": "faults", "duplicate": "faults", "hostile": "adversary"}
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
@@ -438,6 +442,18 @@ class HostilePeers:
         if refusal is None:
             self.history[target] |= ops
         replica.state()  # the lie did not poison the replica's own encoding
+
+    def genuine(self, whole_state: bool, message: int | None = None, source: int | None = None) -> bytes:
+        """The genuine message a lie spoils: the first delta of ``message`` in flight, or
+        replica ``source``'s whole state (as the step's ``whole_state`` says)."""
+        if message is not None:
+            self.require(not whole_state, "a message in flight is a delta")
+            self.require(0 <= message < len(self.in_flight), f"no message {message} in flight")
+            return self.in_flight[message].deltas[0]
+        self.require(whole_state, "a replica's state is a whole state")
+        self.require(source is not None, "a lie names a message in flight or a source replica")
+        self.require_replica(source)
+        return self.replicas[source].state()
 
     def hostile_args(self, lie: str, target: int, draw: int) -> dict[str, Any]:
         """The step's arguments for ``lie`` told to ``target`` (``draw``: a raw choice)."""

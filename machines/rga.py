@@ -44,7 +44,7 @@ still encode its state afterwards.
 from __future__ import annotations
 
 import string
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
@@ -76,6 +76,8 @@ def fresh_item(count: int) -> str:
 
 class RGAMachine(ReplicatedMachine):
     name = "rga"
+    rule_classes: ClassVar[dict[str, str]] = {
+        "insert": "operations", "delete": "operations", "deliver_all": "delivery", "hostile": "adversary"}
     levels = ("exact", "convergent")
 
     def __init__(self, implementation, stats=None) -> None:

@@ -83,6 +83,9 @@ def ahead(new: tasklist.State, old: tasklist.State) -> bool:
 
 class TaskListMachine(HostilePeers, ReplicatedMachine):
     name = "tasklist"
+    rule_classes: ClassVar[dict[str, str]] = {
+        "partition": "faults", "inject_forged": "adversary",
+        **{step: "operations" for step in ("add_task", "remove_task", "claim", "complete", "race", "edit", "set_field", "move")}}
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
@@ -489,14 +492,7 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
             self.require(args["wall_ns"] > self.clocks[target].now() + MAX_CLOCK_AHEAD_NS, f"{args['wall_ns']} is not ahead")
             message = crafter.field_write(whole_state, task, args["field"], args["wall_ns"], args["counter"], STRANGER, "")
             return message, "refused", frozenset()
-        if "message" in args:
-            self.require(not whole_state, "a message in flight is a delta")
-            self.require(0 <= args["message"] < len(self.in_flight), f"no message {args['message']} in flight")
-            genuine = self.in_flight[args["message"]].deltas[0]
-        else:
-            self.require(whole_state, "a replica's state is a whole state")
-            self.require_replica(args["source"])
-            genuine = self.replicas[args["source"]].state()
+        genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
         self.require(args["how"] in ("list_id", "field_clock", "field_counter", "member_claim"), f"unknown {args['how']!r}")
         self.require_far(target, args["peer"], args["counter"])
         return crafter.tamper(genuine, whole_state, args["how"], args["peer"], args["counter"]), "refused", frozenset()
