@@ -35,6 +35,11 @@ def pytest_configure(config):
     trace_dir = config.getoption("--trace-dir")
     if trace_dir:
         os.environ["MBT_TRACE_DIR"] = trace_dir
+    if os.environ.get("MBT_PLANT_BUG"):
+        # A build with one catalogued bug patched in (the nightly runner's acceptance run).
+        from tests.bugs.catalogue import plant_for_session
+
+        plant_for_session(os.environ["MBT_PLANT_BUG"])
     # Runs write nothing into the directory they start in: pytest-benchmark, when it happens
     # to be installed, keeps its storage in the per-user cache unless told where.
     if config.pluginmanager.hasplugin("benchmark") and config.getoption("benchmark_storage") == BENCHMARK_STORAGE_DEFAULT:
@@ -61,6 +66,11 @@ def pytest_sessionfinish(session, exitstatus):
     """No test, machine or command may leave a child process or a bound port behind: the session fails if one did."""
     from implementations.transport.process import leftovers
 
+    coverage_dir = os.environ.get("MBT_COVERAGE_DIR")
+    if coverage_dir:  # the nightly runner gathers every worker's rule counts
+        from harness.runner import write_rule_stats
+
+        write_rule_stats(coverage_dir)
     left = leftovers(session.config.stash[_BEFORE])
     session.config.stash[_LEFT] = left
     if left and session.exitstatus == pytest.ExitCode.OK:
@@ -97,8 +107,10 @@ def pytest_collection_finish(session):
     from harness.runner import import_project
 
     import_project()
-    # Under a budgeted profile, MBT_BUDGET_SECONDS is shared by the machine runs collected.
-    if profiles.current_profile() in profiles.BUDGETED:
+    # Under a budgeted profile, MBT_BUDGET_SECONDS is shared by the machine runs collected. An
+    # xdist worker collects every item but runs only some: there (python -m harness nightly)
+    # MBT_BUDGET_SECONDS is already each run's share, and a run without a plan gets it whole.
+    if profiles.current_profile() in profiles.BUDGETED and not os.environ.get("PYTEST_XDIST_WORKER"):
         from harness import budget
 
         runs = sum(1 for item in session.items if getattr(getattr(item, "function", None), "mbt_machine", None))

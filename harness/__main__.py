@@ -17,6 +17,9 @@
   the Markdown table the README's *Limits* section holds.
 * ``node ...`` and ``cluster ...``: a mesh node process, and a local cluster under a workload
   (``implementations.transport.mesh_node`` and ``.cluster``; ``mbt node --help``).
+* ``nightly [--budget S] [--workers N] [--machine M] [--out DIR] [--db DIR|redis://...]``: every
+  machine under the nightly profile for one wall-clock budget, failures triaged and reported
+  (``harness.nightly``; ``mbt nightly --help``).
 
 Exit status 2: a trace that cannot be read, or a machine or implementation that is unknown.
 """
@@ -151,7 +154,8 @@ def cmd_limits(args: argparse.Namespace) -> int:
 
 
 #: Commands that are whole programs of their own: their arguments are theirs.
-PROGRAMS = {"node": "implementations.transport.mesh_node", "cluster": "implementations.transport.cluster"}
+PROGRAMS = {"node": "implementations.transport.mesh_node", "cluster": "implementations.transport.cluster",
+            "nightly": "harness.nightly"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return importlib.import_module(PROGRAMS[argv[0]]).main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0],
-                                     epilog="also: node ... (a mesh node process), cluster ... (a local cluster, a workload)")
+                                     epilog="also: node ... (a mesh node process), cluster ... (a local cluster, a workload), "
+                                            "nightly ... (every machine for one budget, a report)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("replay", help="replay traces twice and report")
     p.add_argument("traces", nargs="+")

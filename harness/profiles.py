@@ -32,6 +32,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from harness.database import from_spec
+
 #: Profiles in which a rule that never ran fails the run.
 STRICT_COVERAGE = frozenset({"ci", "nightly"})
 #: Profiles that keep running a machine until its time budget is spent.
@@ -99,6 +101,11 @@ def register_profiles() -> None:
         phases=_phases,
     )
     settings.register_profile(
+        "mutation",  # python -m tests.mutation: ci's search, and a mutant is killed at its first failure
+        settings.get_profile("ci"),
+        phases=[Phase.explicit, Phase.generate],
+    )
+    settings.register_profile(
         "dev",
         max_examples=100,
         stateful_step_count=50,
@@ -108,10 +115,13 @@ def register_profiles() -> None:
     )
     settings.register_profile(
         "nightly",
-        max_examples=300,
+        # examples per run; the run repeats until its budget is spent, and the budget is
+        # checked between runs, so ``python -m harness nightly`` makes runs short
+        max_examples=int(os.environ.get("MBT_NIGHTLY_EXAMPLES", "300")),
         stateful_step_count=200,
         deadline=None,
-        database=DirectoryBasedExampleDatabase(example_database_directory("nightly")),
+        # a directory or a Redis URL (a URL is no path: Path would fold its '//')
+        database=from_spec(os.environ.get("MBT_EXAMPLE_DB") or str(example_database_directory("nightly"))),
         suppress_health_check=_quiet,
     )
 

@@ -15,16 +15,20 @@ Replay and the step-by-step report live in ``harness.replay``.
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import pkgutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import attrs
+from hypothesis import seed as hypothesis_seed
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from harness import balance, budget, profiles
+from harness.database import Namespaced
 from harness.failure import failure_of, leaves
 from harness.machine import RuleStats, TracedMachine
 from harness.minimize import RUN_BUDGET, MinimizeBudget, NothingToMinimize, minimize
@@ -66,6 +70,17 @@ def import_project() -> None:
                 importlib.import_module(info.name)
 
 
+def write_rule_stats(directory: str | Path) -> Path:
+    """This process's rule counts (``RUNS``) as JSON in ``directory``, one file per process
+    (``python -m harness nightly`` adds up its worker processes' files)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"rules-{os.getpid()}.json"
+    path.write_text(json.dumps([{"machine": s.machine, "implementation": s.implementation, "examples": s.examples,
+                                 "ran": dict(s.ran), "refused": dict(s.refused), "rules": list(s.rules)} for s in RUNS]))
+    return path
+
+
 def trace_directory() -> Path:
     return profiles.trace_directory()
 
@@ -83,6 +98,7 @@ def run_machine(
     trace_dir: str | Path | None = None,
     shrink_examples: int | object | None = PROFILE_DEFAULT,
     minimize_budget: MinimizeBudget | None = RUN_BUDGET,
+    seed: int | None = None,
 ) -> RuleStats:
     """Run ``machine_cls`` against ``impl``; on failure save and explain a trace per failure.
 
@@ -92,6 +108,8 @@ def run_machine(
     ``shrink_examples`` bounds the examples spent after the first failure (default: the
     profile's, ``profiles.shrink_examples``; None: no bound); ``minimize_budget`` bounds the
     minimization of each trace (None: write Hypothesis's shrunk run as it is).
+    ``seed`` fixes Hypothesis's randomness (``hypothesis.seed``; it overrides ``derandomize``):
+    the bug catalogue's sweeps run one search under many seeds to measure its budget.
     """
     import_project()
     profiles.use_cache_directory()  # also when no conftest set the profiles up (a script, a benchmark)
@@ -114,7 +132,12 @@ def run_machine(
         stats.examples += 1
         return machine
 
+    if seed is not None:
+        factory = hypothesis_seed(seed)(factory)
     chosen = hypothesis_settings or capped_settings(impl)
+    if chosen.database is not None and not isinstance(chosen.database, Namespaced):
+        # one factory serves every machine: without a namespace they would share (and prune) one key
+        chosen = settings(chosen, database=Namespaced(chosen.database, f"{machine_cls.name}/{impl.name}"))
     repetitions = 0
     while True:
         try:
@@ -278,6 +301,7 @@ def expect_caught(
     trace_dir: str | Path,
     errors: tuple[type[Exception], ...] = (AssertionError,),
     shrink_examples: int | object | None = PROFILE_DEFAULT,
+    seed: int | None = None,
 ) -> Caught:
     """Run ``machine_cls`` against a deliberately buggy ``impl`` and insist it is caught.
 
@@ -288,7 +312,7 @@ def expect_caught(
     """
     try:
         run_machine(machine_cls, impl, hypothesis_settings=hypothesis_settings, trace_dir=trace_dir,
-                    shrink_examples=shrink_examples)
+                    shrink_examples=shrink_examples, seed=seed)
     except errors as error:
         caught = error
     else:
@@ -326,4 +350,5 @@ def machine_test(
     test.__name__ = test.__qualname__ = f"test_{machine_cls.name}_machine"
     test.__doc__ = f"{machine_cls.__name__} against every registered {machine_cls.name} implementation."
     test.mbt_machine = machine_cls.name  # one machine run per collected item: see conftest's budget plan
+    test.mbt_settings = settings_for or settings  # what a run of this test uses (the bug benchmark asks)
     return test

@@ -133,6 +133,11 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         seen = [w.timestamp.wall_ns for w in self.history[target]]
         return max([self.clocks[target].now(), *seen])
 
+    def is_a_lie(self, target: int, wall_ns: int, counter: int) -> bool:
+        """Whether a timestamp is beyond what ``target`` may accept (a clock too far ahead, a
+        counter past its limit)."""
+        return wall_ns > self.clocks[target].now() + MAX_CLOCK_AHEAD_NS or counter > MAX_HLC_COUNTER
+
     def hostile_args(self, lie: str, target: int, draw: int) -> dict[str, Any]:
         now = self.clocks[target].now()
         written = VALUES[draw % len(VALUES)]
@@ -163,6 +168,8 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         if lie == "one_field_wrong":
             genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
             self.require(args["field"] in ("wall_ns", "counter"), f"unknown field {args['field']!r}")
+            self.require(self.is_a_lie(target, args["to"] if args["field"] == "wall_ns" else 0,
+                                       args["to"] if args["field"] == "counter" else 0), f"{args['to']} is no lie")
             # A register never written has no write to spoil: its state is refused as one anyway.
             return self.crafter.tamper(genuine, whole_state, args["field"], args["to"]), "refused", frozenset()
         try:
@@ -172,6 +179,9 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         wall, counter, writer = args["wall_ns"], args["counter"], args["writer"]
         message = self.crafter.write(whole_state, wall, counter, writer, written)
         if lie in ("clock_ahead", "counter_at_max"):
+            # A lie told as refused must be one (a trace edited by hand or by the minimizer may
+            # have made it an honest write, which a correct replica rightly accepts).
+            self.require(self.is_a_lie(target, wall if lie == "clock_ahead" else 0, counter), f"({wall}, {counter}) is no lie")
             return message, "refused", frozenset()
         self.require(writer in STRANGERS, f"writer {writer} is not a stranger")
         if lie == "stranger_ops":

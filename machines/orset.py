@@ -30,7 +30,7 @@ from hypothesis.stateful import rule
 
 from harness import machine_test
 from harness.hostile import far_counters
-from implementations.limits import MAX_CLOUD_RANGES, MAX_CONTEXT_REPLICAS, U64_MAX
+from implementations.limits import MAX_CLOUD_RANGES, MAX_CONTEXT_REPLICAS, MAX_COUNTER_GAP, U64_MAX
 from machines.replicated import ADVANCES, INDEX, HostilePeers, ReplicatedMachine
 from models.orset import Add, Remove, next_tag, observed_tags, value
 
@@ -268,6 +268,12 @@ class ORSetMachine(HostilePeers, ReplicatedMachine):
             return crafter.add(whole_state, added, dot), "accepted", frozenset({Add(added, dot)})
         if lie in ("dots_far_ahead", "counter_at_max"):
             dot = tuple(args["dot"])
+            # A lie told as refused must be one (a trace edited by hand or by the minimizer may
+            # have made it an honest dot, which a correct replica rightly accepts).
+            if lie == "dots_far_ahead":
+                self.require(dot[1] > self.known_counter(target, dot[0]) + MAX_COUNTER_GAP, f"{dot} is not far ahead")
+            else:
+                self.require(dot[1] >= U64_MAX - 1, f"{dot} is not at the maximum")
             if args["element"] is None:
                 return crafter.claim(whole_state, [dot]), "refused", frozenset()
             return crafter.add(whole_state, element_from_trace(args["element"]), dot), "refused", frozenset()
@@ -286,9 +292,12 @@ class ORSetMachine(HostilePeers, ReplicatedMachine):
             return crafter.add(whole_state, added, (stranger, counter)), "accepted", frozenset({Add(added, (stranger, counter))})
         if lie == "one_field_wrong":
             genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
+            self.require(args["dot"][1] >= U64_MAX - 1, f"{args['dot']} is not at the maximum")
             return crafter.tamper(genuine, whole_state, tuple(args["dot"])), "refused", frozenset()
         if lie == "huge_vector":
+            self.require(args["replicas"] > MAX_CONTEXT_REPLICAS, f"{args['replicas']} replicas are within the limit")
             return crafter.huge_vector(whole_state, args["replicas"]), "refused", frozenset()
+        self.require(args["runs"] > MAX_CLOUD_RANGES, f"{args['runs']} runs are within the limit")
         return crafter.dot_cloud(whole_state, args["replica"], args["runs"]), "refused", frozenset()
 
     # ----- replication: the common case, in one step ------------------------------------

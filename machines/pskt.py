@@ -43,8 +43,9 @@ U32_MAX = 2**32 - 1
 #: A coin: mostly a few thousand sompi (payments then need several), else one z3 found on an
 #: edge, or anything up to 2**62.
 COINS = st.one_of(st.integers(1, 5_000), st.integers(1, 5_000), st.sampled_from(spec_edges.COINS), st.integers(1, 2**62))
-#: A fee: small ones, the ones z3 found on an edge (shares past 2**53 among them), any up to 2**62.
-FEES = st.one_of(st.sampled_from([0, 3, 10, 101]), st.sampled_from(spec_edges.FEES), st.integers(0, 2**62))
+#: A fee: small ones (5: exactly the minimum fee ``start`` may give a node), the ones z3 found
+#: on an edge (shares past 2**53 among them), any up to 2**62.
+FEES = st.one_of(st.sampled_from([0, 3, 5, 10, 101]), st.sampled_from(spec_edges.FEES), st.integers(0, 2**62))
 #: Amounts named by what they are next to (see ``decode_amount``).
 AMOUNT_EDGES = ("all", "all-but-fee", "one-short", "fee-share", "below-fee-share")
 SIGNATURE_KINDS = ("genuine", "other-template", "garbage")

@@ -32,7 +32,7 @@ from hypothesis.stateful import rule
 from harness import guard, machine_test
 from harness.hostile import far_counters
 from harness.machine import Observation
-from implementations.limits import MAX_CLOCK_AHEAD_NS, U64_MAX
+from implementations.limits import MAX_CLOCK_AHEAD_NS, MAX_COUNTER_GAP, U64_MAX
 from machines.contracts import FORGERIES, Refused
 from machines.replicated import INDEX, START_NS, HostilePeers, ReplicatedMachine
 from models import orset as orset_model
@@ -398,6 +398,11 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
         table = super().lie_table()
         return table if self.own_checkbox_parts() else [lie for lie in table if lie != "relayed_record"]
 
+    def require_far(self, target: int, peer: int, counter: int) -> None:
+        """``counter`` is past the counter gap from ``peer``'s dots the target knows (``hostile_args``
+        draws it further still)."""
+        self.require(counter > self.known_counter(target, peer) + MAX_COUNTER_GAP, f"{counter} is not far ahead")
+
     def known_counter(self, target: int, replica: int) -> int:
         """The greatest tag of ``replica`` in the target's membership or checkbox operations."""
         counters = [0]
@@ -459,6 +464,12 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
             self.require(args["ahead"] in (1, 2), f"ahead={args['ahead']!r}")
             return crafter.claim_own_ahead(self.raw(target), whole_state, args["ahead"]), "harmless", frozenset()
         if lie in ("dots_far_ahead", "counter_at_max"):
+            # A lie told as refused must be one (a trace edited by hand or by the minimizer may
+            # have made it an honest claim, which a correct replica rightly accepts).
+            if lie == "dots_far_ahead":
+                self.require_far(target, args["peer"], args["counter"])
+            else:
+                self.require(args["counter"] >= U64_MAX - 1, f"{args['counter']} is not at the maximum")
             return crafter.claim_dots(whole_state, args["peer"], args["counter"], args["bad_record"]), "refused", frozenset()
         if lie == "stranger_ops":
             task = bytes.fromhex(args["task"])
@@ -482,10 +493,12 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
             return message, "accepted", parts
         if lie == "clock_ahead":
             task = bytes.fromhex(args["task"])
+            self.require(args["wall_ns"] > self.clocks[target].now() + MAX_CLOCK_AHEAD_NS, f"{args['wall_ns']} is not ahead")
             message = crafter.field_write(whole_state, task, args["field"], args["wall_ns"], args["counter"], STRANGER, "")
             return message, "refused", frozenset()
         genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
         self.require(args["how"] in ("list_id", "field_clock", "field_counter", "member_claim"), f"unknown {args['how']!r}")
+        self.require_far(target, args["peer"], args["counter"])
         return crafter.tamper(genuine, whole_state, args["how"], args["peer"], args["counter"]), "refused", frozenset()
 
 test_tasklist_machine = machine_test(TaskListMachine)

@@ -149,12 +149,30 @@ def test_cli_names_a_malformed_trace(tmp_path, capsys):
     assert "step 0, field 'rule'" in capsys.readouterr().err
 
 
+class TickingClock:
+    """A clock that moves one unit each time it is read: a budget on it counts readings (the
+    runner reads it before every step), not seconds, whatever the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1
+        return self.now
+
+
 def test_nightly_runs_a_machine_again_until_its_budget_is_spent(monkeypatch):
+    from harness import budget
+
     monkeypatch.setattr("harness.profiles.current_profile", lambda: "nightly")
-    monkeypatch.setenv("MBT_BUDGET_SECONDS", "0.5")
+    monkeypatch.setattr(budget, "_session", None)  # restored after the test
+    clock = TickingClock()
+    planned = budget.plan(1000, runs=1, clock=clock)
     few = settings(CI, max_examples=5, derandomize=False, database=None)
     stats = run_machine(CounterMachine, GOOD, hypothesis_settings=few)
     assert stats.examples > 5  # more than one Hypothesis run fitted in the budget
+    # and it stopped once the budget was spent, within a step or two (each reads the clock once)
+    assert planned.end <= clock.now <= planned.end + 3, (planned.end, clock.now)
 
 
 def test_a_budget_that_is_not_a_number_is_named(monkeypatch):
