@@ -191,6 +191,10 @@ class MeshPresenceMachine(MeshMachine):
             advert = self.adverts[c].get(sought)
             return advert is not None and self.local_now(c) < advert[1] and self.local_now(querier) < advert[1]
 
+        # A querier that is itself the coordinator it asks answers at once, from what it holds
+        # when it asks (at the lookup, or at the tick after a timeout), before anything in
+        # flight arrives: an advert sent a moment ago and not yet delivered is not there yet.
+        held_when_asked = holds(querier)
         node = self.nodes[querier]
         lookup_id, out = node.rendezvous.lookup(self.members[sought], self.local_now(querier))
         self.send_all(querier, out.datagrams())
@@ -198,10 +202,11 @@ class MeshPresenceMachine(MeshMachine):
         settled: dict[int, bool] = {}
         for c in order:  # each coordinator that does not answer costs a timeout and a tick of the querier
             if answers(c):
-                settled[c] = holds(c)
+                settled[c] = held_when_asked if c == querier else holds(c)
                 break
             assert node.rendezvous.result(lookup_id) == "pending", f"lookup by {querier} settled with no answer from {c}"
             self.clock.advance(self.node_config.lookup_timeout_ns)
+            held_when_asked = holds(querier)
             self.step_tick(querier)
             self.step_settle()
         expected = rendezvous.lookup(order, answers, settled.__getitem__)

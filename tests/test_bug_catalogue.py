@@ -4,25 +4,14 @@ and passes without it, and a budget measured by ``python -m tests.bugs.sweep``."
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from harness import load_trace, replay
-from harness.registry import implementation, machine_class
+from harness.registry import implementation
 from tests.bugs.catalogue import CLASSES, budgets, catalogue
-from tests.bugs.catalogue import TRACES as TRACES_DIR
 
 BUGS = sorted(catalogue().values(), key=lambda b: b.name)
 WITH_TRACES = [b for b in BUGS if b.trace_path.exists()]
-BLOCKERS = Path(__file__).resolve().parent / "bugs" / "blockers"
-#: Bugs whose trace cannot be taken yet: every failing run the sweep found of them is a
-#: trace the correct build fails too (the blocker, committed under ``tests/bugs/blockers``).
-BLOCKED = {
-    "mesh-foaf-ttl-not-decremented": "mesh-presence-lookup-absent",
-    "mesh-rendezvous-serves-expired-adverts": "mesh-presence-lookup-absent",
-    "mesh-replay-ttl-in-milliseconds": "mesh-presence-lookup-absent",
-}
 
 
 def test_the_catalogue_covers_every_machine_and_class():
@@ -38,7 +27,7 @@ def test_the_catalogue_covers_every_machine_and_class():
 
 
 def test_every_bug_has_a_committed_trace_and_a_measured_budget():
-    missing_traces = [b.name for b in BUGS if not b.trace_path.exists() and b.name not in BLOCKED]
+    missing_traces = [b.name for b in BUGS if not b.trace_path.exists()]
     assert not missing_traces, f"no shortest trace committed (python -m tests.bugs.sweep BUG --write): {missing_traces}"
     measured = budgets()
     assert not [b.name for b in BUGS if b.name not in measured], "bugs never swept"
@@ -56,12 +45,3 @@ def test_the_shortest_trace_fails_with_the_bug_and_passes_without(bug):
     assert outcome.status == "failed", outcome
     assert outcome == again, "the failing replay is not deterministic"
     assert outcome.step == len(trace.steps) - 1, f"the trace goes on after its failure at {outcome}"
-
-
-@pytest.mark.parametrize("blocker", sorted(set(BLOCKED.values())))
-def test_a_blocker_still_fails_on_the_correct_build(blocker):
-    """When it passes, the defect behind it is fixed: take the blocked bugs' traces
-    (``python -m tests.bugs.sweep BUG --seeds 2 --write``) and empty ``BLOCKED``."""
-    trace = load_trace(BLOCKERS / f"{blocker}.json")
-    assert not [name for name, b in BLOCKED.items() if b == blocker and (TRACES_DIR / f"{name}.json").exists()]
-    assert replay(trace, machine_class(trace.machine), implementation(trace.machine, trace.implementation)).status == "failed"

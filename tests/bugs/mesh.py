@@ -144,8 +144,6 @@ BUGS = [
          "a second message in the same second is refused", "replay-cache", ReplayKeyedBySenderTime),
     _bug("acknowledged-before-persisted", "mesh_tasklist", "an operation is acknowledged before its commit: a crash "
          "loses it", "persistence", AcknowledgesBeforePersisting, involves={"crash"}),
-    _bug("replay-ttl-in-milliseconds", "mesh_adversary", "the replay cache's TTL is given in milliseconds where "
-         "nanoseconds are meant: replays inside the TTL are taken", "replay-cache", ReplayTtlInMilliseconds),
     _bug("presence-never-expires", "mesh_presence", "a member stays online forever after one beacon", "expiry",
          PresenceNeverExpires),
     _bug("presence-ttl-inclusive", "mesh_presence", "a member is online while its beacon is at most the TTL old (<= "
@@ -157,9 +155,18 @@ BUGS = [
          "signature-coverage", patch=(message, "bound_to_key", any_key_will_do)),
     _bug("foaf-ttl-not-decremented", "mesh_presence", "a FOAF query is forwarded with the TTL it arrived with",
          "off-by-one", patch=(Foaf, "on_query", forwards_without_decrementing), involves={"foaf"}),
-    _bug("rendezvous-serves-expired-adverts", "mesh_presence", "a rendezvous coordinator answers with expired adverts",
-         "expiry", patch=(Rendezvous, "_held", serves_expired_adverts), involves={"lookup"}),
     _bug("rendezvous-no-failover", "mesh_presence", "a lookup gives up when its first coordinator does not answer "
          "instead of asking the next", "expiry", patch=(Rendezvous, "_ask_next", gives_up_without_failover),
          involves={"lookup"}),
 ]
+
+#: Plants that change no behaviour a peer can see (equivalent mutants), kept out of the
+#: catalogue: the sweeps "found" them only through a false alarm of the presence machine (a
+#: querier that is its own coordinator was judged after in-flight adverts arrived; fixed),
+#: and no search of 2 x 2,000 examples nor a trace written for them fails with them planted.
+MASKED = {
+    "replay-ttl-in-milliseconds": (ReplayTtlInMilliseconds, "a replayed beacon or operation the cache forgot is "
+                                   "still refused: the node holds the operation and the beacon is not newer"),
+    "rendezvous-serves-expired-adverts": (serves_expired_adverts, "an expired advert a coordinator serves is not "
+                                          "believed: the querier checks the advert's expiry itself"),
+}

@@ -136,6 +136,31 @@ def record_trace(the_bug: Bug, trace) -> str:
     return f"trace ({len(trace.steps)} steps, was {committed})"
 
 
+def minimize_committed(the_bug: Bug) -> str:
+    """Minimize the bug's committed trace with the bug planted (``harness.minimize``, a large
+    budget) and commit the result if it is shorter and still fails with the bug and passes
+    without it; what happened."""
+    from harness import load_trace
+    from harness.minimize import MinimizeBudget, NothingToMinimize, minimize
+
+    if not the_bug.trace_path.exists():
+        return "no trace to minimize"
+    trace = load_trace(the_bug.trace_path)
+    with the_bug.plant() as buggy:
+        try:
+            result = minimize(trace, the_bug.machine_class(), buggy, MinimizeBudget(replays=3000, steps=300_000))
+        except NothingToMinimize as error:
+            return f"not minimized: {error}"
+    if len(result.trace.steps) >= len(trace.steps):
+        return f"already minimal ({len(trace.steps)} steps)"
+    why_not = verified(the_bug, result.trace)
+    if why_not:
+        return f"minimized trace not written: {why_not}"
+    shortest = attrs.evolve(result.trace, implementation=the_bug.correct, note=trace.note)
+    the_bug.trace_path.write_text(shortest.to_json(), encoding="utf-8")
+    return f"minimized: {result.summary()}"
+
+
 def from_regressions(the_bug: Bug) -> str:
     """The shortest committed regression trace of the bug's machine that fails with the bug
     planted (cut after its failing step) as the bug's trace, if shorter than the committed one."""
@@ -185,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--write", action="store_true", help="record budgets and shorter traces")
     parser.add_argument("--list", action="store_true", help="list the catalogue")
+    parser.add_argument("--minimize", action="store_true",
+                        help="minimize each named bug's committed trace with the bug planted (no search)")
     parser.add_argument("--rebudget", action="store_true", help="recompute every recorded budget with MARGIN")
     parser.add_argument("--from-regressions", action="store_true",
                         help="only take each bug's trace from the committed regression traces that catch it (no search)")
@@ -208,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("name bugs, --machine or --all")
     for name in names:
         bug(name)  # a clear error for an unknown name before any work
+    if args.minimize:
+        for name in names:
+            print(f"{name}: {minimize_committed(bug(name))}", flush=True)
+        return 0
     if args.from_regressions:
         for name in names:
             print(f"{name}: {from_regressions(bug(name)) or 'no shorter trace among the regressions'}", flush=True)
