@@ -13,7 +13,8 @@ How the simulation is driven (what a real deployment would do too):
 * a node batches its operations: every ``--batch-ms`` (default 500 ms) it publishes the
   operations of the interval as one signed message (one signature, one message id);
 * a node's transport coalesces what the node sends one peer within ``FLUSH_MS`` into one
-  datagram (as a stream writer would);
+  datagram (as a stream writer would): the node adds its messages to the transport's
+  ``Outbox`` (``handle``/``tick``/``publish`` with ``out=``), which is encoded at the flush;
 * every node ticks every second (anti-entropy every 30 s, beacons every 300 s);
 * signature verification is memoised across the simulated nodes (``MemoVerifier``): it
   is a pure function, so no decision changes; the table shows how many verifications the
@@ -34,8 +35,7 @@ from array import array
 import blake3
 from tabulate import tabulate
 
-from implementations.node import Ed25519Identity, MemoVerifier, Node, NodeConfig
-from implementations.node.message import decode_datagram, encode_datagram
+from implementations.node import Ed25519Identity, MemoVerifier, Node, NodeConfig, Outbox
 from implementations.storage import Store
 
 S, MS = 1_000_000_000, 1_000_000
@@ -77,18 +77,22 @@ class BenchApp:
         self.before_heal = 0
 
     def apply(self, data: bytes) -> None:
+        """``data`` is the numbers (8 bytes each) of operations issued together: the first one's issue time is all's."""
         recorder = self.recorder
-        for at in range(0, len(data), 8):
-            issued = recorder.issued[int.from_bytes(data[at:at + 8], "big")]
-            latency_ms = min((recorder.now - issued) // MS, HISTOGRAM_MS - 1)
-            recorder.histogram[latency_ms] += 1
-            recorder.arrivals += 1
-            if issued < recorder.heal_at:
-                self.before_heal += 1
+        count = len(data) // 8
+        issued = recorder.issued[int.from_bytes(data[:8], "big")]
+        recorder.histogram[min((recorder.now - issued) // MS, HISTOGRAM_MS - 1)] += count
+        recorder.arrivals += count
+        if issued < recorder.heal_at:
+            self.before_heal += count
 
 
 def link_latency(a: int, b: int) -> int:
     return (20 + blake3.blake3(bytes([a % 256, b % 256])).digest()[0] % 61) * MS
+
+
+def latencies(nodes: int) -> list[list[int]]:
+    return [[link_latency(a, b) for b in range(nodes)] for a in range(nodes)]
 
 
 def run(nodes: int, minutes: float, ops_per_second: int, batch_ms: int, partition_at: float, partition_s: int) -> dict:
@@ -112,15 +116,14 @@ def run(nodes: int, minutes: float, ops_per_second: int, batch_ms: int, partitio
         order += 1
         heapq.heappush(events, (at, order, kind, payload))
 
-    outbox: list[dict[int, list[bytes]]] = [{} for _ in range(nodes)]
+    outboxes = [Outbox() for _ in range(nodes)]  # each node's transport: what it sends each peer until the flush
     flush_pending = [False] * nodes
     sent_bytes = [0] * nodes
     counts = {"datagrams": 0, "messages": 0, "lost": 0}
+    latency = latencies(nodes)
 
-    def send(source: int, outgoing, now: int) -> None:
-        for peer, data in outgoing:
-            outbox[source].setdefault(index[peer], []).extend(decode_datagram(data))
-        if outgoing and not flush_pending[source]:
+    def flush_soon(source: int, now: int) -> None:
+        if outboxes[source].messages and not flush_pending[source]:
             flush_pending[source] = True
             schedule(now + FLUSH_MS * MS, 2, source)
 
@@ -140,7 +143,8 @@ def run(nodes: int, minutes: float, ops_per_second: int, batch_ms: int, partitio
         recorder.now = now
         if kind == 0:  # a node's timer
             i = payload
-            send(i, mesh[i].tick(now), now)
+            mesh[i].tick(now, out=outboxes[i])
+            flush_soon(i, now)
             schedule(now + S, 0, i)
             if heal_converged is None and now >= cut_until and all(app.before_heal == issued_before_heal for app in apps):
                 heal_converged = now - cut_until
@@ -151,25 +155,26 @@ def run(nodes: int, minutes: float, ops_per_second: int, batch_ms: int, partitio
             if now < cut_until:
                 issued_before_heal += len(ops)
                 apps[i].before_heal += len(ops)
-            published = mesh[i].publish(TOPIC, b"".join(ops), now)
-            send(i, published.outgoing, now)
+            mesh[i].publish(TOPIC, b"".join(ops), now, out=outboxes[i])
+            flush_soon(i, now)
             schedule(now + batch_ms * MS, 1, i)
         elif kind == 2:  # a node's transport flushes one datagram per peer
             i = payload
             flush_pending[i] = False
-            for peer, raws in outbox[i].items():
-                data = encode_datagram(raws)
+            counts["messages"] += sum(len(raws) for raws in outboxes[i].messages.values())
+            for peer_id, data in outboxes[i].datagrams():
+                peer = index[peer_id]
                 sent_bytes[i] += len(data)
                 counts["datagrams"] += 1
-                counts["messages"] += len(raws)
                 if cut(i, peer, now):
                     counts["lost"] += 1
                 else:
-                    schedule(now + link_latency(i, peer), 3, (peer, data))
-            outbox[i] = {}
+                    schedule(now + latency[i][peer], 3, (peer, data))
+            outboxes[i] = Outbox()
         else:  # a datagram arrives
             peer, data = payload
-            send(peer, mesh[peer].handle(data, now), now)
+            mesh[peer].handle(data, now, out=outboxes[peer])
+            flush_soon(peer, now)
     cpu = time.process_time() - cpu
     seconds = minutes * 60
     return {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import blake3
 import pytest
 
@@ -17,6 +19,7 @@ from implementations.node.message import (
     seal,
     signed_part,
 )
+from implementations.node.tree import Trees
 from implementations.storage import Store
 from implementations.wire import DecodeError
 
@@ -135,3 +138,61 @@ def test_an_operation_the_application_refuses_is_not_logged():
     receiver.handle(data, NOW)
     assert [v.outcome for v in receiver.take_verdicts()] == ["malformed payload"]
     assert receiver.holds("t") == {}
+
+
+@pytest.mark.parametrize("size, fanout", [(1, 3), (2, 1), (3, 3), (10, 3), (100, 3), (37, 5)])
+def test_every_member_is_in_each_operations_tree_once(size, fanout):
+    members = [seed(n) for n in range(size)]
+    trees = Trees(members, fanout)
+    origin = members[size // 2]
+    for seq in (1, 2, 3, 99, 2**40):
+        reached, frontier, depth = [origin], [origin], 0
+        while frontier:
+            depth += 1
+            frontier = [child for member in frontier for child in trees.children(origin, seq, member)]
+            for child in frontier:
+                assert trees.parent(origin, seq, child) in reached
+            reached += frontier
+        assert sorted(reached) == sorted(members), f"seq {seq}: a member was reached twice or never"
+        assert depth - 1 <= max(1, math.ceil(math.log(max(size, 2), fanout))) if fanout > 1 else True
+        assert trees.parent(origin, seq, origin) is None
+    assert trees.children(origin, 1, seed(200)) == [] and trees.parent(origin, 1, seed(200)) is None
+
+
+def test_the_trees_spread_forwarding_over_the_members():
+    members = [seed(n) for n in range(30)]
+    trees = Trees(members, 3)
+    inner = {m: 0 for m in members}
+    for seq in range(1, 291):
+        for m in members[1:]:
+            inner[m] += bool(trees.children(members[0], seq, m))
+    # 29 others take turns at the 9 inner positions (1-9 have children): each is inner in 9 of 29 trees
+    assert {count for m, count in inner.items() if m != members[0]} == {90}
+
+
+def test_a_pushed_operation_goes_down_its_tree_and_a_gap_is_pulled_from_its_origin():
+    idents = [identity(ED25519, seed(20 + n)) for n in range(6)]
+    members = [i.peer_id for i in idents]
+    logs = [Log() for _ in idents]
+    nodes = [Node(i, members, Store(":memory:"), NOW, apps={"t": log}, config=NodeConfig(fanout=2, beacons=False,
+                                                                                           adverts=False))
+             for i, log in zip(idents, logs, strict=True)]
+    by_id = {n.peer_id: n for n in nodes}
+    origin = nodes[0]
+    first = origin.publish("t", b"lost", NOW)  # never delivered
+    second = origin.publish("t", b"kept", NOW)
+    assert sorted(to for to, _ in second.outgoing) == sorted(origin.trees.children(origin.peer_id, 2, origin.peer_id))
+    pending, delivered = list(second.outgoing), 0
+    while pending:
+        to, data = pending.pop(0)
+        pending += by_id[to].handle(data, NOW)
+        delivered += 1
+    assert delivered == 5 and all(log.items == [b"kept"] for log in logs[1:])  # once each, down the tree
+    assert first.outgoing
+    later = NOW + NodeConfig().gap_pull_ns
+    pulls = [pair for n in nodes[1:] for pair in n.tick(later)]
+    assert {to for to, _ in pulls} >= {origin.peer_id}  # every gap is pulled from the origin
+    answers = [pair for to, data in pulls if to == origin.peer_id for pair in origin.handle(data, later)]
+    for to, data in answers:
+        by_id[to].handle(data, later)
+    assert all(sorted(log.items) == [b"kept", b"lost"] for log in logs[1:])

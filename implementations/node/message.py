@@ -33,6 +33,7 @@ import msgpack
 from implementations import wire
 from implementations.limits import (
     MAX_DATAGRAM_BYTES,
+    MAX_MESSAGE_BYTES,
     MAX_MESSAGES_PER_DATAGRAM,
     MAX_PAYLOAD_BYTES,
     MAX_TOPIC_BYTES,
@@ -45,8 +46,11 @@ NS_PER_SECOND = 1_000_000_000
 U64_MAX = 2**64 - 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
+    """A decoded message; nothing changes one after ``decode_message`` made it (not frozen: a frozen
+    dataclass costs three times as much to build, and a node builds one per message it receives)."""
+
     scheme: int
     public_key: bytes
     signer: bytes
@@ -83,7 +87,30 @@ def seal(identity: Identity, topic: str, now_ns: int, payload: bytes) -> bytes:
 
 
 def decode_message(data: bytes) -> Message:
-    """The message in ``data`` (shapes and sizes checked, nothing verified), or ``DecodeError``."""
+    """The message in ``data`` (shapes and sizes checked, nothing verified), or ``DecodeError``.
+
+    A well-formed message is checked in one expression; anything else goes through the checks
+    one by one (``_decode_message_checked``), which name what is wrong."""
+    if type(data) is bytes and len(data) <= MAX_MESSAGE_BYTES:
+        try:
+            head = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+        except (ValueError, TypeError, msgpack.UnpackException, RecursionError):
+            head = None
+        if type(head) is list and len(head) == 3 and head[0] == MESSAGE_KIND and head[1] == VERSION \
+                and type(head[2]) is list and len(head[2]) == 7:
+            scheme, public_key, signer, topic, epoch_secs, payload, signature = head[2]
+            if (type(scheme) is int and scheme in PUBLIC_KEY_BYTES and type(public_key) is bytes
+                    and len(public_key) == PUBLIC_KEY_BYTES[scheme] and type(signer) is bytes and len(signer) == 32
+                    and type(topic) is str and len(topic.encode()) <= MAX_TOPIC_BYTES
+                    and type(epoch_secs) is int and 0 <= epoch_secs <= U64_MAX
+                    and type(payload) is bytes and len(payload) <= MAX_PAYLOAD_BYTES
+                    and type(signature) is bytes and len(signature) == SIGNATURE_BYTES[scheme]):
+                return Message(scheme, public_key, signer, topic, epoch_secs, payload, signature,
+                               blake3.blake3(payload).digest(), data)
+    return _decode_message_checked(data)
+
+
+def _decode_message_checked(data: bytes) -> Message:
     body = wire.expect_list(wire.decode(data, MESSAGE_KIND, VERSION), "message", length=7)
     scheme = body[0]
     if scheme not in PUBLIC_KEY_BYTES or isinstance(scheme, bool):
@@ -152,7 +179,17 @@ def encode_datagram(messages: list[bytes]) -> bytes:
 
 
 def decode_datagram(data: bytes) -> list[bytes]:
-    """The message bytes a datagram carries, or ``DecodeError``."""
+    """The message bytes a datagram carries, or ``DecodeError`` (a well-formed one is checked in one go, as in
+    ``decode_message``)."""
+    if type(data) is bytes and len(data) <= MAX_DATAGRAM_BYTES:
+        try:
+            head = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+        except (ValueError, TypeError, msgpack.UnpackException, RecursionError):
+            head = None
+        if type(head) is list and len(head) == 3 and head[0] == DATAGRAM_KIND and head[1] == VERSION \
+                and type(head[2]) is list and 1 <= len(head[2]) <= MAX_MESSAGES_PER_DATAGRAM \
+                and all(type(raw) is bytes for raw in head[2]):
+            return head[2]
     if not isinstance(data, (bytes, bytearray)):
         raise DecodeError(f"datagram: expected bytes, got {type(data).__name__}")
     if len(data) > MAX_DATAGRAM_BYTES:
