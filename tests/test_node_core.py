@@ -196,3 +196,23 @@ def test_a_pushed_operation_goes_down_its_tree_and_a_gap_is_pulled_from_its_orig
     for to, data in answers:
         by_id[to].handle(data, later)
     assert all(sorted(log.items) == [b"kept", b"lost"] for log in logs[1:])
+
+
+def test_a_members_push_targets_are_its_children():
+    members = [seed(n) for n in range(20)]
+    for own in (members[0], members[7], seed(99)):
+        trees = Trees(members, 3, own)
+        for origin in (members[0], members[7], members[19]):
+            for seq in (1, 5, 18, 19, 20, 2**33):
+                assert trees.push_targets(origin, seq) == trees.children(origin, seq, own)
+
+
+def test_memo_verifier_recalls_a_whole_message_and_counts_it_as_checked():
+    a = identity(ED25519, seed(5))
+    memo = MemoVerifier()
+    message = decode_message(seal(a, "t", NOW, b"x"))
+    assert authenticate(message, memo) is None and memo.checked == 1
+    assert authenticate(message, memo) is None and memo.checked == 2 and len(memo.answers) == 1
+    forged = decode_message(seal(a, "t", NOW, b"x")[:-1] + b"\x00")
+    assert authenticate(forged, memo) == "bad signature" and memo.recall(forged.raw) is False
+    assert Verifier().recall(message.raw) is None

@@ -117,7 +117,7 @@ Ranges = list[list[int]]
 class NodeConfig:
     fanout: int = 3  # children per member in an operation's broadcast tree; members a beacon is pushed to
     anti_entropy_period_ns: int = 30 * NS_PER_SECOND
-    have_period_ns: int = NS_PER_SECOND  # at most one have this often, and only with something new to announce
+    have_period_ns: int = 2 * NS_PER_SECOND  # at most one have this often, and only with something new to announce
     gap_pull_ns: int = NS_PER_SECOND // 2  # what a have announced and is still missing this long after is pulled
     replay_ttl_ns: int = 300 * NS_PER_SECOND
     presence_ttl_ns: int = 900 * NS_PER_SECOND
@@ -176,6 +176,17 @@ class ReplayCache:
     def remember(self, key: bytes, now: int) -> None:
         self.entries.pop(key, None)
         self.entries[key] = now
+
+    def take(self, key: bytes, now: int) -> bool:
+        """``remember`` the key unless it was ``seen``: whether it was new."""
+        entries = self.entries
+        at = entries.get(key)
+        if at is not None:
+            if now - at < self.ttl_ns:
+                return False
+            del entries[key]
+        entries[key] = now
+        return True
 
     def purge(self, now: int) -> None:
         entries = self.entries
@@ -330,6 +341,7 @@ class Node:
         self.store = store
         self.apps: dict[str, App] = dict(apps or {})
         self.verifier = verifier or Verifier()
+        self.member_keys: dict[bytes, bytes] = {}  # member -> the key its messages carried, found bound to it
         self.replay = ReplayCache(self.config.replay_ttl_ns)
         self.log: dict[str, dict[bytes, OriginLog]] = {topic: {} for topic in self.apps}
         self.next_seq: dict[str, int] = {topic: 1 for topic in self.apps}
@@ -346,7 +358,7 @@ class Node:
         self.next_beacon = now
         self.next_have = now
         self.news = False  # an operation taken or made since the last have
-        self.trees = Trees(self.members, self.config.fanout)
+        self.trees = Trees(self.members, self.config.fanout, self.peer_id)
         self._ae_turn: list[bytes] = []
         self._have_turn: list[bytes] = []
         self._announced: dict[tuple[str, bytes], tuple[bytes, Ranges, int]] = {}  # (topic, origin) -> (by, lacking, since)
@@ -390,7 +402,7 @@ class Node:
 
     def push(self, raw: bytes, origin: bytes, seq: int, out: Outbox) -> None:
         """Push operation ``(origin, seq)`` to this node's children in its broadcast tree."""
-        for child in self.trees.children(origin, seq, self.peer_id):
+        for child in self.trees.push_targets(origin, seq):
             out.add(child, raw)
 
     def publish(self, topic: str, data: bytes, now: int, out: Outbox | None = None) -> Published:
@@ -444,9 +456,12 @@ class Node:
             message = decode_message(raw)
         except DecodeError:
             return None, "malformed"
-        reason = wire_message.authenticate(message, self.verifier)
-        if reason is None and message.signer not in self.members:
-            reason = "not a member"
+        reason = wire_message.authenticate(message, self.verifier, self.member_keys)
+        if reason is None:
+            if message.signer in self.members:
+                self.member_keys[message.signer] = message.public_key
+            else:
+                reason = "not a member"
         return message, reason
 
     def replay_key(self, message: Message) -> bytes:
@@ -460,11 +475,9 @@ class Node:
         if abs(message.epoch_secs * NS_PER_SECOND - now) > self.config.replay_ttl_ns:
             self._verdict(message, None, "stale")
             return
-        key = self.replay_key(message)
-        if self.replay.seen(key, now):
+        if not self.replay.take(self.replay_key(message), now):
             self._verdict(message, None, "replayed")
             return
-        self.replay.remember(key, now)
         try:
             kind, body = decode_payload(message.payload)
             handler = self.handlers.get(kind)
@@ -502,7 +515,7 @@ class Node:
             return "unknown topic", seq
         origins = self.log[message.topic]
         log = origins.get(message.signer)
-        if log is not None and seq in log:
+        if log is not None and (seq <= log.watermark or seq in log.extras):  # seq in log, without the call
             return "duplicate", seq
         app.apply(data)  # DecodeError: refused whole, nothing changed
         if log is None:
@@ -514,8 +527,9 @@ class Node:
     def _on_op(self, message: Message, body: list, now: int, out: Outbox) -> str:
         outcome, seq = self._take_op(message, body)
         if outcome == "accepted":
-            self.push(message.raw, message.signer, seq, out)
-            if seq > 1:
+            for child in self.trees.push_targets(message.signer, seq):
+                out.add(child, message.raw)
+            if seq > self.log[message.topic][message.signer].watermark:  # an earlier one is missing
                 self.announced(message.topic, message.signer, message.signer, [[1, seq - 1]], now)
         return outcome
 

@@ -139,15 +139,20 @@ def bound_to_key(message: Message) -> bool:
     return peer_id(message.public_key) == message.signer
 
 
-def authenticate(message: Message, verifier) -> str | None:
-    """The first check ``message`` fails ("peer id does not match key", "bad signature"), or None."""
-    if not bound_to_key(message):
+def authenticate(message: Message, verifier, bound: dict[bytes, bytes] | None = None) -> str | None:
+    """The first check ``message`` fails ("peer id does not match key", "bad signature"), or None.
+
+    ``bound`` (signer -> a key ``bound_to_key`` already found to be its) spares hashing a key again:
+    the binding is a pure function of the two."""
+    if (bound is None or bound.get(message.signer) != message.public_key) and not bound_to_key(message):
         return "peer id does not match key"
-    signed = signed_part(message.scheme, message.public_key, message.signer, message.topic, message.epoch_secs,
-                         message.payload_hash)
-    if not verifier(message.scheme, message.public_key, signed, message.signature):
-        return "bad signature"
-    return None
+    signed_ok = verifier.recall(message.raw)
+    if signed_ok is None:
+        signed = signed_part(message.scheme, message.public_key, message.signer, message.topic, message.epoch_secs,
+                             message.payload_hash)
+        signed_ok = verifier(message.scheme, message.public_key, signed, message.signature)
+        verifier.note(message.raw, signed_ok)
+    return None if signed_ok else "bad signature"
 
 
 # ----- payloads ----------------------------------------------------------------------------
@@ -163,6 +168,9 @@ def decode_payload(payload: bytes) -> tuple[str, list[Any]]:
         head = msgpack.unpackb(payload, raw=False, use_list=True, strict_map_key=True)
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as error:
         raise DecodeError(f"payload: not a well-formed message: {error}") from None
+    if type(head) is list and len(head) == 3 and type(head[0]) is str and head[0].startswith("node.") \
+            and head[1] == VERSION and type(head[2]) is list:
+        return head[0], head[2]
     if not (isinstance(head, list) and len(head) == 3 and isinstance(head[0], str) and head[0].startswith("node.")):
         raise DecodeError("payload: expected [kind, version, body] with a node.* kind")
     kind = head[0]

@@ -25,26 +25,30 @@ import blake3
 
 
 class Trees:
-    """The broadcast trees of a mesh's members; each origin's order is computed once, when first needed."""
+    """The broadcast trees of a mesh's members, as member ``own`` sees them; each origin's order is
+    computed once, when first needed."""
 
-    def __init__(self, members: Iterable[bytes], fanout: int) -> None:
+    def __init__(self, members: Iterable[bytes], fanout: int, own: bytes | None = None) -> None:
         if fanout < 1:
             raise ValueError(f"a broadcast tree needs a fanout of at least 1, got {fanout}")
         self.members = sorted(set(members))
         self.fanout = fanout
+        self.own = own
         self._orders: dict[bytes, tuple[list[bytes], dict[bytes, int]]] = {}
+        self._own_spots: dict[bytes, tuple[list[bytes], int, int]] = {}  # origin -> (order, n, own rank or -1)
 
     def order(self, origin: bytes) -> tuple[list[bytes], dict[bytes, int]]:
         """The members other than ``origin`` in ``origin``'s order, and each one's rank in it."""
         known = self._orders.get(origin)
         if known is None:
-            others = sorted((m for m in self.members if m != origin), key=lambda m: blake3.blake3(origin + m).digest())
+            keyed = sorted((blake3.blake3(origin + m).digest(), m) for m in self.members if m != origin)
+            others = [m for _, m in keyed]
             known = self._orders[origin] = (others, {m: rank for rank, m in enumerate(others)})
         return known
 
     def children(self, origin: bytes, seq: int, member: bytes) -> list[bytes]:
         """The members ``member`` pushes operation ``(origin, seq)`` to (none if it is not in the tree)."""
-        others, rank = self.order(origin)
+        others, rank = self._orders.get(origin) or self.order(origin)
         n = len(others)
         if member == origin:
             position = 0
@@ -54,6 +58,22 @@ class Trees:
                 return []
             position = (at + seq) % n + 1
         first = self.fanout * position + 1
+        if first > n:  # a leaf (most members are)
+            return []
+        return [others[(q - 1 - seq) % n] for q in range(first, min(first + self.fanout, n + 1))]
+
+    def push_targets(self, origin: bytes, seq: int) -> list[bytes]:
+        """``children(origin, seq, own)``, with ``own``'s rank in each origin's order remembered."""
+        spot = self._own_spots.get(origin)
+        if spot is None:
+            others, rank = self.order(origin)
+            spot = self._own_spots[origin] = (others, len(others), -1 if origin == self.own else rank.get(self.own, -2))
+        others, n, at = spot
+        if at == -2:  # not a member
+            return []
+        first = 1 if at == -1 else self.fanout * ((at + seq) % n + 1) + 1
+        if first > n:  # a leaf (most members are)
+            return []
         return [others[(q - 1 - seq) % n] for q in range(first, min(first + self.fanout, n + 1))]
 
     def parent(self, origin: bytes, seq: int, member: bytes) -> bytes | None:
