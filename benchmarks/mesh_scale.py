@@ -55,7 +55,10 @@ class Recorder:
         self.heal_at = heal_at
         self.issued = array("q", [0])  # operation number -> issue time
         self.histogram = array("q", bytes(8 * HISTOGRAM_MS))
-        self.arrivals = 0
+
+    @property
+    def arrivals(self) -> int:
+        return sum(self.histogram)
 
     def issue(self, now: int) -> int:
         self.issued.append(now)
@@ -75,17 +78,15 @@ class BenchApp:
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
+        self.issued, self.histogram, self.heal_at = recorder.issued, recorder.histogram, recorder.heal_at
         self.before_heal = 0
 
     def apply(self, data: bytes) -> None:
         """``data`` is the numbers (8 bytes each) of operations issued together: the first one's issue time is all's."""
-        recorder = self.recorder
-        count = len(data) // 8
-        issued = recorder.issued[int.from_bytes(data[:8], "big")]
-        recorder.histogram[min((recorder.now - issued) // MS, HISTOGRAM_MS - 1)] += count
-        recorder.arrivals += count
-        if issued < recorder.heal_at:
-            self.before_heal += count
+        issued = self.issued[int.from_bytes(data[:8], "big")]
+        self.histogram[min((self.recorder.now - issued) // MS, HISTOGRAM_MS - 1)] += len(data) >> 3
+        if issued < self.heal_at:
+            self.before_heal += len(data) >> 3
 
 
 def link_latency(a: int, b: int) -> int:
@@ -151,7 +152,12 @@ def run(nodes: int, minutes: float, ops_per_second: int, batch_ms: int, partitio
                 print(f"  minute {len(minute_cpu)}: {minute_cpu[-1]:.1f} CPU s", file=sys.stderr, flush=True)
         recorder.now = now
         for kind, payload in due.pop(now):
-            if kind == 0:  # a node's timer
+            if kind == 3:  # a datagram arrives
+                peer, data = payload
+                mesh[peer].handle(data, now, out=outboxes[peer])
+                if not flush_pending[peer]:
+                    flush_soon(peer, now)
+            elif kind == 0:  # a node's timer
                 i = payload
                 mesh[i].tick(now, out=outboxes[i])
                 flush_soon(i, now)
@@ -181,10 +187,6 @@ def run(nodes: int, minutes: float, ops_per_second: int, batch_ms: int, partitio
                     else:
                         schedule(now + latency[i][peer], 3, (peer, data))
                 outboxes[i] = Outbox()
-            else:  # a datagram arrives
-                peer, data = payload
-                mesh[peer].handle(data, now, out=outboxes[peer])
-                flush_soon(peer, now)
     cpu = time.process_time() - cpu
     minute_cpu.append(cpu - sum(minute_cpu))
     seconds = minutes * 60

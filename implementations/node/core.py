@@ -310,13 +310,21 @@ class Outbox:
         self.messages: dict[bytes, list[bytes]] = {}
 
     def add(self, peer: bytes, raw: bytes) -> None:
-        self.messages.setdefault(peer, []).append(raw)
+        raws = self.messages.get(peer)
+        if raws is None:
+            self.messages[peer] = [raw]
+        else:
+            raws.append(raw)
 
     def datagrams(self) -> Outgoing:
         out = []
+        encode = wire_message.encode_datagram
         for peer, raws in self.messages.items():
-            for start in range(0, len(raws), MAX_MESSAGES_PER_DATAGRAM):
-                out.append((peer, wire_message.encode_datagram(raws[start:start + MAX_MESSAGES_PER_DATAGRAM])))
+            if len(raws) <= MAX_MESSAGES_PER_DATAGRAM:
+                out.append((peer, encode(raws)))
+            else:
+                for start in range(0, len(raws), MAX_MESSAGES_PER_DATAGRAM):
+                    out.append((peer, encode(raws[start:start + MAX_MESSAGES_PER_DATAGRAM])))
         return out
 
 

@@ -195,9 +195,10 @@ def decode_datagram(data: bytes) -> list[bytes]:
         except (ValueError, TypeError, msgpack.UnpackException, RecursionError):
             head = None
         if type(head) is list and len(head) == 3 and head[0] == DATAGRAM_KIND and head[1] == VERSION \
-                and type(head[2]) is list and 1 <= len(head[2]) <= MAX_MESSAGES_PER_DATAGRAM \
-                and all(type(raw) is bytes for raw in head[2]):
-            return head[2]
+                and type(head[2]) is list and 1 <= len(head[2]) <= MAX_MESSAGES_PER_DATAGRAM:
+            raws = head[2]
+            if (len(raws) == 1 and type(raws[0]) is bytes) or all(type(raw) is bytes for raw in raws):
+                return raws
     if not isinstance(data, (bytes, bytearray)):
         raise DecodeError(f"datagram: expected bytes, got {type(data).__name__}")
     if len(data) > MAX_DATAGRAM_BYTES:
