@@ -177,16 +177,18 @@ def run(nodes: int, minutes: float, ops_per_second: int, batch_ms: int, partitio
             elif kind == 2:  # a node's transport flushes one datagram per peer
                 i = payload
                 flush_pending[i] = False
-                counts["messages"] += sum(len(raws) for raws in outboxes[i].messages.values())
-                for peer_id, data in outboxes[i].datagrams():
+                outbox, outboxes[i] = outboxes[i], Outbox()
+                counts["messages"] += sum(map(len, outbox.messages.values()))
+                flushed = outbox.datagrams()
+                counts["datagrams"] += len(flushed)
+                cutting, side, to_peer = cut_from <= now < cut_until, i < half, latency[i]
+                for peer_id, data in flushed:
                     peer = index[peer_id]
                     sent_bytes[i] += len(data)
-                    counts["datagrams"] += 1
-                    if cut_from <= now < cut_until and (i < half) != (peer < half):
+                    if cutting and side != (peer < half):
                         counts["lost"] += 1
                     else:
-                        schedule(now + latency[i][peer], 3, (peer, data))
-                outboxes[i] = Outbox()
+                        schedule(now + to_peer[peer], 3, (peer, data))
     cpu = time.process_time() - cpu
     minute_cpu.append(cpu - sum(minute_cpu))
     seconds = minutes * 60

@@ -8,7 +8,7 @@ import blake3
 import pytest
 
 from implementations.node import ED25519, ML_DSA_65, Node, NodeConfig, identity
-from implementations.node.core import OriginLog, ReplayCache, subtract
+from implementations.node.core import OriginLog, ReplayCache, split_ranges, subtract
 from implementations.node.identity import SIGNATURE_BYTES, MemoVerifier, Verifier, peer_id, verify
 from implementations.node.message import (
     authenticate,
@@ -91,9 +91,10 @@ def test_subtract_ranges():
 def test_an_origin_log_keeps_a_watermark_and_the_seqs_above_it():
     log = OriginLog()
     for seq in (1, 2, 4, 7, 3):
-        log.add(seq, b"")
-    assert log.watermark == 4 and log.extras == {7}
+        log.add(seq, b"%d" % seq)
+    assert log.watermark == 4 and set(log.extras) == {7}
     assert log.ranges() == [[1, 4], [7, 7]] and log.max_seq == 7
+    assert [log.message(seq) for seq in (1, 2, 3, 4, 7)] == [b"1", b"2", b"3", b"4", b"7"]
 
 
 def test_the_replay_cache_ages_by_the_local_clock():
@@ -216,3 +217,22 @@ def test_memo_verifier_recalls_a_whole_message_and_counts_it_as_checked():
     forged = decode_message(seal(a, "t", NOW, b"x")[:-1] + b"\x00")
     assert authenticate(forged, memo) == "bad signature" and memo.recall(forged.raw) is False
     assert Verifier().recall(message.raw) is None
+
+
+def test_the_replay_cache_forgets_in_order_and_keeps_a_key_remembered_again():
+    cache = ReplayCache(300 * S)
+    cache.remember(b"a", NOW)
+    cache.remember(b"b", NOW + 10 * S)
+    assert cache.take(b"a", NOW + 301 * S)  # expired: new again, remembered at the new time
+    assert not cache.take(b"b", NOW + 301 * S)
+    cache.purge(NOW + 310 * S)
+    assert cache.entries == {b"a": NOW + 301 * S}
+    cache.purge(NOW + 601 * S)
+    assert cache.entries == {} and not cache.times and not cache.keys
+
+
+def test_split_ranges():
+    assert split_ranges([[1, 3], [7, 9]], 4) == ([[1, 3], [7, 7]], [[8, 9]])
+    assert split_ranges([[1, 3], [7, 9]], 3) == ([[1, 3]], [[7, 9]])
+    assert split_ranges([[1, 3]], 10) == ([[1, 3]], [])
+    assert split_ranges([[1, 3]], 0) == ([], [[1, 3]])

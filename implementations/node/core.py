@@ -29,13 +29,15 @@ rotated by ``seq``): a node that takes an operation it did not hold ("accepted";
 holds is a "duplicate") pushes it to its children in that operation's tree, and nowhere
 else. Without loss every member receives each operation once.
 
-**Lazy push and pull** repair what a tree lost (Plumtree's IHAVE and GRAFT, as ranges): at
-most every ``have_period_ns``, a node that took or made an operation since its last
+**Lazy push and pull** repair what a tree lost (Plumtree's IHAVE and GRAFT, as seq ranges):
+at most every ``have_period_ns``, a node that took or made an operation since its last
 announcement sends one member (in turn) a *have* (``node.have [to, nonce, digest]``: per
-topic and origin, the seq ranges it holds). The receiver notes what the have lists and it
-lacks; whatever of that it still lacks ``gap_pull_ns`` later (so not merely still on its
-way down a tree) it pulls from the announcer at its next tick: a repair that carries no
-operations and wants those ranges (below), answered with a repair carrying them.
+topic and origin, the seq ranges it holds). A pushed operation ``(origin, seq)`` announces
+too: its origin holds every seq before it. The receiver of an announcement notes what it
+lists and the receiver lacks (the first announcement of a gap per topic and origin); what of
+that it still lacks ``gap_pull_ns`` later (so not merely still on its way down a tree) it
+pulls from the announcer at its next tick: a repair that carries no operations and wants
+those ranges (below), answered with a repair carrying them.
 
 **Anti-entropy** repairs the rest: every ``anti_entropy_period_ns`` a node
 sends one member (in turn) a *digest* (per topic and origin, the seq ranges it holds). The
@@ -72,6 +74,7 @@ a transport that coalesces what a node sends each peer passes its own and encode
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -163,64 +166,75 @@ class Published:
 
 
 class ReplayCache:
-    """Keys accepted in the last ``ttl_ns`` of the local clock, oldest first."""
+    """Keys accepted in the last ``ttl_ns`` of the local clock (``entries``: key -> when).
+
+    ``times`` and ``keys`` hold the same in the order remembered, so ``purge`` drops the
+    oldest in constant time each (deleting from the front of a dict and asking it for its
+    first key again scans the holes the deletions left: quadratic in a 60,000-key cache)."""
 
     def __init__(self, ttl_ns: int) -> None:
         self.ttl_ns = ttl_ns
         self.entries: dict[bytes, int] = {}
+        self.times: deque[int] = deque()
+        self.keys: deque[bytes] = deque()
 
     def seen(self, key: bytes, now: int) -> bool:
         at = self.entries.get(key)
         return at is not None and now - at < self.ttl_ns
 
     def remember(self, key: bytes, now: int) -> None:
-        self.entries.pop(key, None)
         self.entries[key] = now
+        self.times.append(now)
+        self.keys.append(key)
 
     def take(self, key: bytes, now: int) -> bool:
         """``remember`` the key unless it was ``seen``: whether it was new."""
         entries = self.entries
         at = entries.get(key)
-        if at is not None:
-            if now - at < self.ttl_ns:
-                return False
-            del entries[key]
+        if at is not None and now - at < self.ttl_ns:
+            return False
         entries[key] = now
+        self.times.append(now)
+        self.keys.append(key)
         return True
 
     def purge(self, now: int) -> None:
-        entries = self.entries
-        while entries:
-            key = next(iter(entries))
-            if now - entries[key] < self.ttl_ns:
-                break
-            del entries[key]
+        entries, times, keys, ttl = self.entries, self.times, self.keys, self.ttl_ns
+        while times and now - times[0] >= ttl:
+            at, key = times.popleft(), keys.popleft()
+            if entries.get(key) == at:  # (not remembered again since)
+                del entries[key]
 
 
 class OriginLog:
     """The operations of one origin on one topic a node holds: every seq up to
-    ``watermark``, and ``extras`` above it."""
+    ``watermark`` (their messages in ``held``, seq ``n`` at index ``n - 1``: a list slot a
+    message, not a dict entry), and ``extras`` above it (seq -> message)."""
 
-    __slots__ = ("extras", "messages", "watermark")
+    __slots__ = ("extras", "held", "watermark")
 
     def __init__(self) -> None:
         self.watermark = 0
-        self.extras: set[int] = set()
-        self.messages: dict[int, bytes] = {}
+        self.held: list[bytes] = []
+        self.extras: dict[int, bytes] = {}
 
     def __contains__(self, seq: int) -> bool:
         return seq <= self.watermark or seq in self.extras
 
     def add(self, seq: int, raw: bytes) -> None:
-        self.messages[seq] = raw
+        """Hold operation ``seq`` (one not held yet)."""
         if seq == self.watermark + 1:
-            self.watermark = seq
-            extras = self.extras
-            while self.watermark + 1 in extras:
-                self.watermark += 1
-                extras.discard(self.watermark)
+            held, extras = self.held, self.extras
+            held.append(raw)
+            while extras and len(held) + 1 in extras:
+                held.append(extras.pop(len(held) + 1))
+            self.watermark = len(held)
         else:
-            self.extras.add(seq)
+            self.extras[seq] = raw
+
+    def message(self, seq: int) -> bytes:
+        """The message of operation ``seq`` (one held)."""
+        return self.held[seq - 1] if seq <= self.watermark else self.extras[seq]
 
     def ranges(self) -> Ranges:
         out = [[1, self.watermark]] if self.watermark else []
@@ -252,6 +266,20 @@ def subtract(ours: Ranges, theirs: Ranges) -> Ranges:
         if start <= hi:
             out.append([start, hi])
     return out
+
+
+def split_ranges(ranges: Ranges, count: int) -> tuple[Ranges, Ranges]:
+    """The first ``count`` seqs of ``ranges``, and the rest."""
+    first: Ranges = []
+    for n, (lo, hi) in enumerate(ranges):
+        if count <= 0:
+            return first, ranges[n:]
+        if hi - lo + 1 > count:
+            first.append([lo, lo + count - 1])
+            return first, [[lo + count, hi], *ranges[n + 1:]]
+        first.append([lo, hi])
+        count -= hi - lo + 1
+    return first, []
 
 
 def decode_ranges(value: Any, where: str) -> Ranges:
@@ -553,15 +581,18 @@ class Node:
         return [[topic, [[origin, self.digest_ranges(log)[:MAX_DIGEST_RANGES]] for origin, log in sorted(origins.items())]]
                 for topic, origins in sorted(self.log.items())]
 
-    def _messages_in(self, topic: str, origin: bytes, ranges: Ranges, into: list[bytes]) -> None:
+    def _messages_in(self, topic: str, origin: bytes, ranges: Ranges, into: list[bytes], held: Ranges | None = None) -> None:
+        """Add to ``into`` (up to ``MAX_REPAIR_MESSAGES``) the messages of ``ranges`` this node holds (``held``:
+        its ranges of that origin, if the caller has them)."""
         log = self.log.get(topic, {}).get(origin)
-        if log is None:
+        if log is None or len(into) >= MAX_REPAIR_MESSAGES:
             return
-        for lo, hi in subtract(log.ranges(), subtract(log.ranges(), ranges)):
+        held = log.ranges() if held is None else held
+        for lo, hi in subtract(held, subtract(held, ranges)):
             for seq in range(lo, hi + 1):
                 if len(into) >= MAX_REPAIR_MESSAGES:
                     return
-                into.append(log.messages[seq])
+                into.append(log.message(seq))
 
     def _on_digest(self, message: Message, body: list, now: int, out: Outbox) -> str:
         self.directed(body, DIGEST)
@@ -573,7 +604,9 @@ class Node:
         for topic in sorted(self.log):
             their_topic = theirs.get(topic, {})
             for origin, log in sorted(self.log[topic].items()):
-                self._messages_in(topic, origin, subtract(log.ranges(), their_topic.get(origin, [])), missing)
+                if len(missing) < MAX_REPAIR_MESSAGES:
+                    held = log.ranges()
+                    self._messages_in(topic, origin, subtract(held, their_topic.get(origin, [])), missing, held)
             lacking = []
             for origin, ranges in sorted(their_topic.items()):
                 if origin not in self.members:
@@ -651,16 +684,23 @@ class Node:
                 self._announced[key] = (by, gap[:MAX_DIGEST_RANGES], now)
 
     def _pull(self, now: int, out: Outbox) -> None:
-        """Pull from their announcers what haves announced at least ``gap_pull_ns`` ago and this node still lacks."""
+        """Pull from their announcers what was announced at least ``gap_pull_ns`` ago and this node still lacks:
+        fewer than ``MAX_REPAIR_MESSAGES`` operations from each announcer a tick (so no answer is a full repair,
+        which would start a round of digests); what is left is pulled at the next tick."""
         wants: dict[bytes, dict[str, list]] = {}
+        budgets: dict[bytes, int] = {}
         for key, (announcer, gap, since) in list(self._announced.items()):
             if now - since < self.config.gap_pull_ns:
                 continue
             del self._announced[key]
             topic, origin = key
-            still = self.lacking(topic, origin, gap)
-            if still:
-                wants.setdefault(announcer, {}).setdefault(topic, []).append([origin, still])
+            budget = budgets.get(announcer, MAX_REPAIR_MESSAGES - 1)
+            now_wanted, left = split_ranges(self.lacking(topic, origin, gap), budget)
+            if now_wanted:
+                wants.setdefault(announcer, {}).setdefault(topic, []).append([origin, now_wanted])
+                budgets[announcer] = budget - sum(hi - lo + 1 for lo, hi in now_wanted)
+            if left:
+                self._announced[key] = (announcer, left, since)
         for announcer, topics in sorted(wants.items()):
             want = [[topic, sorted(origins)] for topic, origins in sorted(topics.items())]
             out.add(announcer, self.seal(REPAIR, [announcer, self.nonce(), [], want], now, ANTI_ENTROPY))

@@ -93,7 +93,7 @@ def decode_message(data: bytes) -> Message:
     one by one (``_decode_message_checked``), which name what is wrong."""
     if type(data) is bytes and len(data) <= MAX_MESSAGE_BYTES:
         try:
-            head = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+            head = msgpack.unpackb(data)  # msgpack >= 1.0's defaults: raw=False, use_list=True, strict_map_key=True
         except (ValueError, TypeError, msgpack.UnpackException, RecursionError):
             head = None
         if type(head) is list and len(head) == 3 and head[0] == MESSAGE_KIND and head[1] == VERSION \
@@ -165,7 +165,7 @@ def encode_payload(kind: str, body: list[Any]) -> bytes:
 def decode_payload(payload: bytes) -> tuple[str, list[Any]]:
     """``(kind, body)`` of a payload, or ``DecodeError``."""
     try:
-        head = msgpack.unpackb(payload, raw=False, use_list=True, strict_map_key=True)
+        head = msgpack.unpackb(payload)  # msgpack >= 1.0's defaults: raw=False, use_list=True, strict_map_key=True
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as error:
         raise DecodeError(f"payload: not a well-formed message: {error}") from None
     if type(head) is list and len(head) == 3 and type(head[0]) is str and head[0].startswith("node.") \
@@ -191,7 +191,7 @@ def decode_datagram(data: bytes) -> list[bytes]:
     ``decode_message``)."""
     if type(data) is bytes and len(data) <= MAX_DATAGRAM_BYTES:
         try:
-            head = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+            head = msgpack.unpackb(data)  # msgpack >= 1.0's defaults: raw=False, use_list=True, strict_map_key=True
         except (ValueError, TypeError, msgpack.UnpackException, RecursionError):
             head = None
         if type(head) is list and len(head) == 3 and head[0] == DATAGRAM_KIND and head[1] == VERSION \
