@@ -15,10 +15,16 @@ How the simulation is driven (what a real deployment would do too):
 * a node's transport coalesces what the node sends one peer within ``FLUSH_MS`` into one
   datagram (as a stream writer would): the node adds its messages to the transport's
   ``Outbox`` (``handle``/``tick``/``publish`` with ``out=``), which is encoded at the flush;
-* every node ticks every second (anti-entropy every 30 s, beacons every 300 s);
+* every node ticks every second (haves at most every 2 s, anti-entropy every 30 s,
+  beacons every 300 s); each operation travels down its broadcast tree, so each node
+  receives it once unless the partition cut its path (``implementations.node.core``);
 * signature verification is memoised across the simulated nodes (``MemoVerifier``): it
   is a pure function, so no decision changes; the table shows how many verifications the
-  nodes asked for and what they would cost each real node at the measured rate.
+  nodes asked for and what they would cost each real node at the measured rate;
+* propagation latency runs from the publication of an operation's message: the time an
+  operation waits for its batch (up to ``--batch-ms``) is not in it;
+* the CPU seconds are the whole simulation's (nodes, network, recording), per simulated
+  minute, and the first, slowest and last minute apart (``--progress`` prints each).
 
 Run: ``python -m benchmarks.mesh_scale`` (``--nodes 20 --minutes 2`` for a quick look).
 """
@@ -52,17 +58,19 @@ class Recorder:
 
     def __init__(self, heal_at: int) -> None:
         self.now = START
+        self.now_ms = 0  # since START
         self.heal_at = heal_at
-        self.issued = array("q", [0])  # operation number -> issue time
+        self.issued = 0  # operations issued
         self.histogram = array("q", bytes(8 * HISTOGRAM_MS))
 
     @property
     def arrivals(self) -> int:
         return sum(self.histogram)
 
-    def issue(self, now: int) -> int:
-        self.issued.append(now)
-        return len(self.issued) - 1
+    def issue(self) -> int:
+        """The next operation's number."""
+        self.issued += 1
+        return self.issued
 
     def percentile(self, q: float) -> float:
         rank, seen = q * self.arrivals, 0
@@ -78,15 +86,17 @@ class BenchApp:
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
-        self.issued, self.histogram, self.heal_at = recorder.issued, recorder.histogram, recorder.heal_at
+        self.histogram, self.heal_at_ms = recorder.histogram, (recorder.heal_at - START) // MS
         self.before_heal = 0
 
     def apply(self, data: bytes) -> None:
-        """``data`` is the numbers (8 bytes each) of operations issued together: the first one's issue time is all's."""
-        issued = self.issued[int.from_bytes(data[:8], "big")]
-        self.histogram[min((self.recorder.now - issued) // MS, HISTOGRAM_MS - 1)] += len(data) >> 3
-        if issued < self.heal_at:
-            self.before_heal += len(data) >> 3
+        """``data`` is the issue time of operations issued together (8 bytes, ms since the start), then each
+        one's number (8 bytes each)."""
+        issued_ms = int.from_bytes(data[:8], "big")
+        count = (len(data) >> 3) - 1
+        self.histogram[min(self.recorder.now_ms - issued_ms, HISTOGRAM_MS - 1)] += count
+        if issued_ms < self.heal_at_ms:
+            self.before_heal += count
 
 
 def link_latency(a: int, b: int) -> int:
@@ -150,7 +160,7 @@ def run(nodes: int, minutes: float, ops_per_second: int, batch_ms: int, partitio
             minute_cpu.append(time.process_time() - cpu - sum(minute_cpu))
             if progress:
                 print(f"  minute {len(minute_cpu)}: {minute_cpu[-1]:.1f} CPU s", file=sys.stderr, flush=True)
-        recorder.now = now
+        recorder.now, recorder.now_ms = now, (now - START) // MS
         for kind, payload in due.pop(now):
             if kind == 3:  # a datagram arrives
                 peer, data = payload
@@ -166,12 +176,12 @@ def run(nodes: int, minutes: float, ops_per_second: int, batch_ms: int, partitio
                     heal_converged = now - cut_until
             elif kind == 1:  # a node publishes the operations of its last interval
                 i = payload
-                ops = [recorder.issue(now).to_bytes(8, "big") for _ in range(ops_per_second * batch_ms // 1000)]
+                ops = [recorder.issue().to_bytes(8, "big") for _ in range(ops_per_second * batch_ms // 1000)]
                 issued_total += len(ops)
                 if now < cut_until:
                     issued_before_heal += len(ops)
                     apps[i].before_heal += len(ops)
-                mesh[i].publish(TOPIC, b"".join(ops), now, out=outboxes[i])
+                mesh[i].publish(TOPIC, recorder.now_ms.to_bytes(8, "big") + b"".join(ops), now, out=outboxes[i])
                 flush_soon(i, now)
                 schedule(now + batch_ms * MS, 1, i)
             elif kind == 2:  # a node's transport flushes one datagram per peer

@@ -44,6 +44,7 @@ from implementations.wire import DecodeError
 MESSAGE_KIND, HEADER_KIND, DATAGRAM_KIND, VERSION = "node.msg", "node.msg.header", "node.dgram", 1
 NS_PER_SECOND = 1_000_000_000
 U64_MAX = 2**64 - 1
+_KEY_AND_SIGNATURE_BYTES = {scheme: (PUBLIC_KEY_BYTES[scheme], SIGNATURE_BYTES[scheme]) for scheme in PUBLIC_KEY_BYTES}
 
 
 @dataclass(slots=True)
@@ -99,12 +100,13 @@ def decode_message(data: bytes) -> Message:
         if type(head) is list and len(head) == 3 and head[0] == MESSAGE_KIND and head[1] == VERSION \
                 and type(head[2]) is list and len(head[2]) == 7:
             scheme, public_key, signer, topic, epoch_secs, payload, signature = head[2]
-            if (type(scheme) is int and scheme in PUBLIC_KEY_BYTES and type(public_key) is bytes
-                    and len(public_key) == PUBLIC_KEY_BYTES[scheme] and type(signer) is bytes and len(signer) == 32
-                    and type(topic) is str and len(topic.encode()) <= MAX_TOPIC_BYTES
+            sizes = _KEY_AND_SIGNATURE_BYTES.get(scheme) if type(scheme) is int else None
+            if (sizes is not None and type(public_key) is bytes and len(public_key) == sizes[0]
+                    and type(signer) is bytes and len(signer) == 32
+                    and type(topic) is str and (len(topic) <= MAX_TOPIC_BYTES // 4 or len(topic.encode()) <= MAX_TOPIC_BYTES)
                     and type(epoch_secs) is int and 0 <= epoch_secs <= U64_MAX
                     and type(payload) is bytes and len(payload) <= MAX_PAYLOAD_BYTES
-                    and type(signature) is bytes and len(signature) == SIGNATURE_BYTES[scheme]):
+                    and type(signature) is bytes and len(signature) == sizes[1]):
                 return Message(scheme, public_key, signer, topic, epoch_secs, payload, signature,
                                blake3.blake3(payload).digest(), data)
     return _decode_message_checked(data)
