@@ -15,7 +15,7 @@ How the simulation is driven (what a real deployment would do too):
 * a node's transport coalesces what the node sends one peer within ``FLUSH_MS`` into one
   datagram (as a stream writer would): the node adds its messages to the transport's
   ``Outbox`` (``handle``/``tick``/``publish`` with ``out=``), which is encoded at the flush;
-* every node ticks every second (haves at most every 2 s, anti-entropy every 30 s,
+* every node ticks every second (haves at most every 5 s, anti-entropy every 30 s,
   beacons every 300 s); each operation travels down its broadcast tree, so each node
   receives it once unless the partition cut its path (``implementations.node.core``);
 * signature verification is memoised across the simulated nodes (``MemoVerifier``): it
@@ -164,7 +164,7 @@ def run(nodes: int, minutes: float, ops_per_second: int, batch_ms: int, partitio
         for kind, payload in due.pop(now):
             if kind == 3:  # a datagram arrives
                 peer, data = payload
-                mesh[peer].handle(data, now, out=outboxes[peer])
+                mesh[peer].handle(data, now, outboxes[peer])
                 if not flush_pending[peer]:
                     flush_soon(peer, now)
             elif kind == 0:  # a node's timer

@@ -120,7 +120,7 @@ Ranges = list[list[int]]
 class NodeConfig:
     fanout: int = 3  # children per member in an operation's broadcast tree; members a beacon is pushed to
     anti_entropy_period_ns: int = 30 * NS_PER_SECOND
-    have_period_ns: int = 2 * NS_PER_SECOND  # at most one have this often, and only with something new to announce
+    have_period_ns: int = 5 * NS_PER_SECOND  # at most one have this often, and only with something new to announce
     gap_pull_ns: int = NS_PER_SECOND // 2  # what a have announced and is still missing this long after is pulled
     replay_ttl_ns: int = 300 * NS_PER_SECOND
     presence_ttl_ns: int = 900 * NS_PER_SECOND
