@@ -37,7 +37,9 @@ too: its origin holds every seq before it. The receiver of an announcement notes
 lists and the receiver lacks (the first announcement of a gap per topic and origin); what of
 that it still lacks ``gap_pull_ns`` later (so not merely still on its way down a tree) it
 pulls from the announcer at its next tick: a repair that carries no operations and wants
-those ranges (below), answered with a repair carrying them.
+those ranges (below), answered with a repair carrying them. A tick pulls fewer than
+``MAX_REPAIR_MESSAGES`` operations from each announcer, so an answer is never a full repair
+(which starts a round of digests, below); what is left is pulled at the next tick.
 
 **Anti-entropy** repairs the rest: every ``anti_entropy_period_ns`` a node
 sends one member (in turn) a *digest* (per topic and origin, the seq ranges it holds). The
@@ -50,8 +52,8 @@ old by design); an operation taken from a repair is not pushed on.
 
 **Restart.** Own operations live in the store (table ``own_messages``); a new ``Node`` on
 the same store re-applies them and continues their sequence. What it had received is
-learned again from its peers by haves, pulls and anti-entropy. Every boot is numbered in the store, so
-nonces and PRNG seeds never repeat.
+learned again from its peers by haves, pulls and anti-entropy. Every boot is numbered in
+the store, so nonces and PRNG seeds never repeat.
 
 **Signing sessions** ride on the node: ``send_envelope(to, role, envelope, now)`` carries a
 threshold-signing envelope (``implementations.threshold_envelope``) to the member node
