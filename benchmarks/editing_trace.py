@@ -13,29 +13,44 @@ and both replicas' text must equal the trace's ``endContent``, or the run fails.
 
 * ``list``: a Python ``list`` of characters, insert/delete by index; its state is the text
   as UTF-8. The floor: no replication metadata at all.
-* ``rga``: ``implementations.rga.RGA``, ours. Its local edits also queue the deltas a
-  ``take_deltas`` would send (never taken here), as a deployed replica's would.
+* ``rga``: ``implementations.rga.RGA``, ours, sending its deltas (``take_deltas``) every
+  1,000 edits as a deployed replica would: like for like with Yrs, which keeps no queue.
+* ``rga-queue``: the same, never taking its deltas: what the compacted queue costs.
 * ``pycrdt-text``: pycrdt (Yrs) ``Text``, one transaction per edit (pycrdt's default for a
   bare ``insert``); its state is ``Doc.get_update()``.
 
-Every implementation runs in a fresh Python process (``--repeat`` times; the table shows
-the median of each column), so no run inherits another's heap or warm caches. Memory is
-the peak resident set size (Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` once the
-trace is loaded) minus the resident size at that moment: resident memory, because Yrs keeps
-its document in Rust allocations that ``tracemalloc`` cannot see (it would report pycrdt as
-almost free) and because tracemalloc slows the Python implementations it traces.
-Where the peak cannot be reset, ``ru_maxrss`` is used instead and the column says so.
+Every figure comes from fresh Python processes (``--repeat`` of each; the table shows
+medians), which get the trace in compact form from the parent, so none measures in a heap
+full of someone else's garbage. Seconds are CPU time of the worker process
+(``time.process_time``; Yrs runs in the same thread). Memory is measured three ways, so a
+native library is not flattered by a measure that cannot see it:
 
-Ratios are to the ``list`` row of the same run: compare those, not the seconds, across
-machines. This prints measurements, never asserts a time.
+* **resident**: ``VmRSS`` growth after the edits (deltas drained, garbage collected), and the
+  peak (``VmHWM``, reset through ``/proc/self/clear_refs``) over the whole row, both over the
+  resident size once the trace is loaded. Resident growth alone misses heap pages an
+  allocator reuses;
+* **allocated**: in a process run with ``PYTHONMALLOC=malloc``, so that Python objects and
+  Rust allocations alike go through the C allocator, the growth of its bytes in use
+  (glibc ``mallinfo2``: ``uordblks + hblkhd``) after the edits. One allocator counts
+  everything;
+* **Python heap**: ``tracemalloc``'s current size after the edits and its peak over the row,
+  in a third process (it slows the Python rows and cannot see Yrs's heap at all; that
+  process's resident peak is not used, as it holds tracemalloc's own records).
+
+``memory`` is the larger of resident and allocated growth after the edits; ``peak`` the
+largest peak any of the three processes saw. Ratios are to the rows named in the header, of
+the same run: compare those, not seconds or MiB, across machines. This prints measurements,
+never asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import gzip
 import json
+import os
 import pickle
 import resource
 import statistics
@@ -43,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -128,6 +144,27 @@ class PeakMemory:
             return (_status_kib("VmHWM") - self.baseline) * 1024
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self.baseline * 1024
 
+    def resident(self) -> int:
+        """Resident growth since the start, in bytes."""
+        return ((_status_kib("VmRSS") or 0) - self.baseline) * 1024
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def c_heap_bytes() -> int | None:
+    """Bytes the C allocator has handed out and not got back (glibc ``mallinfo2``), or None."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallinfo2 = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return info.uordblks + info.hblkhd
+
 
 # ----- the implementations -----------------------------------------------------------------
 # Each returns four callables: replay(edits) -> replica, encode(replica) -> bytes,
@@ -155,17 +192,25 @@ def list_impl():
     return replay, encode, apply, "".join
 
 
-def rga_impl():
+def rga_impl(drain_every: int | None = 1000):
     from implementations.rga import RGA
 
     def replay(edits: Iterable[Edit]) -> RGA:
         doc = RGA(1)
-        insert, delete = doc.insert, doc.delete
+        insert, delete, take = doc.insert, doc.delete, doc.take_deltas
+        countdown = drain_every or 0
         for position, deleted, text in edits:
             for _ in range(deleted):
                 delete(position)
             for offset, char in enumerate(text):
                 insert(position + offset, char)
+            if drain_every:
+                countdown -= 1
+                if not countdown:
+                    take()
+                    countdown = drain_every
+        if drain_every:
+            take()
         return doc
 
     def encode(doc: RGA) -> bytes:
@@ -207,10 +252,18 @@ def pycrdt_impl():
     return replay, encode, apply, str
 
 
-IMPLEMENTATIONS: dict[str, Callable] = {"list": list_impl, "rga": rga_impl, "pycrdt-text": pycrdt_impl}
+#: Every sequence implementation with a row, by name: a factory of (replay, encode, apply, text).
+IMPLEMENTATIONS: dict[str, Callable] = {
+    "list": list_impl,
+    "rga": rga_impl,
+    "rga-queue": lambda: rga_impl(drain_every=None),
+    "pycrdt-text": pycrdt_impl,
+}
+#: The measuring processes of a row: plain, every allocation through malloc, tracemalloc.
+MODES = ("plain", "malloc", "tracemalloc")
 
 
-def measure(name: str, trace: CompactTrace) -> dict:
+def measure(name: str, trace: CompactTrace, mode: str) -> dict:
     """Run one implementation over the trace, in this process; the figures as a dict."""
     end_content = trace.end_content
     try:
@@ -218,17 +271,35 @@ def measure(name: str, trace: CompactTrace) -> dict:
     except ImportError as error:
         return {"name": name, "error": f"not available yet ({error})"}
     memory = PeakMemory()
+    heap_before = c_heap_bytes()
+    if mode == "tracemalloc":
+        tracemalloc.start()
     wall = time.perf_counter()
     t0 = time.process_time()
     replica = replay(trace.edits())
     t1 = time.process_time()
-    peak_after_edits = memory.peak()
+    gc.collect()
+    after_edits = {"resident": memory.resident(), "heap": (c_heap_bytes() or 0) - (heap_before or 0)}
+    if mode == "tracemalloc":
+        after_edits["python"] = tracemalloc.get_traced_memory()[0]
+    t1b = time.process_time()
     state = encode(replica)
     t2 = time.process_time()
     received = apply(bytes(state))
     t3 = time.process_time()
     wall = time.perf_counter() - wall
-    peak = memory.peak()
+    result = {"name": name, "mode": mode, "edits": len(trace), "edit_s": t1 - t0, "encode_s": t2 - t1b,
+              "apply_s": t3 - t2, "total_s": (t1 - t0) + (t3 - t1b), "wall_s": wall, "state_bytes": len(state),
+              "peak_bytes": memory.peak(), "memory_method": memory.method}
+    if mode == "tracemalloc":
+        # Not VmHWM here: it counts tracemalloc's own records of every allocation.
+        result["peak_bytes"] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        result["python_bytes"] = after_edits["python"]
+    elif mode == "malloc":
+        result["allocated_bytes"] = after_edits["heap"] if heap_before is not None else None
+    else:
+        result["resident_bytes"] = after_edits["resident"]
     for who, doc in (("the editing replica", replica), ("the receiving replica", received)):
         got = text_of(doc)
         if got != end_content:
@@ -236,17 +307,16 @@ def measure(name: str, trace: CompactTrace) -> dict:
             where = min(len(got), len(end_content)) if same is None else same
             return {"name": name, "error": f"WRONG TEXT at {who}: {len(got)} characters, "
                     f"expected {len(end_content)}; first difference at {where}"}
-    return {
-        "name": name, "edits": len(trace), "edit_s": t1 - t0, "encode_s": t2 - t1, "apply_s": t3 - t2,
-        "total_s": t3 - t0, "wall_s": wall, "state_bytes": len(state),
-        "edits_peak_bytes": peak_after_edits, "peak_bytes": peak, "memory_method": memory.method,
-    }
+    return result
 
 
-def run_in_subprocess(name: str, compact: Path) -> dict:
+def run_in_subprocess(name: str, compact: Path, mode: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if mode == "malloc":
+        env["PYTHONMALLOC"] = "malloc"
     done = subprocess.run(
-        [sys.executable, __file__, "--worker", name, "--compact", str(compact)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        [sys.executable, __file__, "--worker", name, "--mode", mode, "--compact", str(compact)],
+        cwd=ROOT, capture_output=True, text=True, check=False, env=env,
     )
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -255,57 +325,82 @@ def run_in_subprocess(name: str, compact: Path) -> dict:
 
 
 def median_of(runs: list[dict]) -> dict:
-    good = [r for r in runs if "error" not in r]
-    if len(good) < len(runs):
-        return next(r for r in runs if "error" in r)
-    keys = ("edit_s", "encode_s", "apply_s", "total_s", "wall_s", "state_bytes", "edits_peak_bytes", "peak_bytes")
-    result = dict(good[0])
-    result.update({k: statistics.median(r[k] for r in good) for k in keys})
+    """One row from every mode's runs: times from the plain runs, each memory figure from its
+    own mode, peaks the largest any mode saw (medians over repeats)."""
+    bad = next((r for r in runs if "error" in r), None)
+    if bad is not None:
+        return bad
+    plain = [r for r in runs if r["mode"] == "plain"]
+    result = dict(plain[0])
+
+    def median(key: str, mode: str) -> float | None:
+        values = [r[key] for r in runs if r["mode"] == mode and r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    for key in ("edit_s", "encode_s", "apply_s", "total_s", "wall_s", "state_bytes", "resident_bytes"):
+        result[key] = median(key, "plain")
+    result["allocated_bytes"] = median("allocated_bytes", "malloc")
+    result["python_bytes"] = median("python_bytes", "tracemalloc")
+    result["peak_bytes"] = max(median("peak_bytes", mode) or 0 for mode in MODES)
+    result["memory_bytes"] = max(result["resident_bytes"], result["allocated_bytes"] or 0)
     return result
 
 
 def table(results: list[dict], repeat: int) -> str:
     from tabulate import tabulate
 
-    floor = next((r for r in results if r["name"] == "list" and "error" not in r), None)
+    def find(name: str) -> dict | None:
+        return next((r for r in results if r["name"] == name and "error" not in r), None)
+
+    floor, yrs = find("list"), find("pycrdt-text")
+
+    def mib(value: float | None) -> str:
+        return "-" if value is None else f"{value / 2**20:.1f}"
+
+    def ratio(r: dict, key: str, reference: dict | None) -> str:
+        return f"{r[key] / reference[key]:.2f}x" if reference and reference.get(key) else "-"
+
     rows = []
     for r in results:
         if "error" in r:
-            rows.append([r["name"], r["error"], *[""] * 11])
+            rows.append([r["name"], r["error"], *[""] * 13])
             continue
-
-        def ratio(key: str, r: dict = r) -> str:
-            return f"{r[key] / floor[key]:.1f}x" if floor and floor[key] else "-"
-
         rows.append([
             r["name"], f"{r['edit_s']:.3f}", f"{r['encode_s']:.3f}", f"{r['apply_s']:.3f}", f"{r['total_s']:.3f}",
-            f"{r['wall_s']:.2f}",
             f"{r['edit_s'] / r['edits'] * 1e6:.2f}", f"{r['state_bytes']:,}",
-            f"{r['edits_peak_bytes'] / 2**20:.1f}", f"{r['peak_bytes'] / 2**20:.1f}",
-            ratio("total_s"), ratio("state_bytes"), ratio("peak_bytes"),
+            mib(r["resident_bytes"]), mib(r["allocated_bytes"]), mib(r["python_bytes"]), mib(r["memory_bytes"]),
+            mib(r["peak_bytes"]), ratio(r, "total_s", floor), ratio(r, "memory_bytes", yrs), ratio(r, "peak_bytes", yrs),
         ])
-    headers = ["implementation", "edits s", "encode s", "apply s", "total s", "wall s", "µs/edit", "state bytes",
-               "MiB edits", "MiB peak", "total vs list", "bytes vs list", "memory vs list"]
+    headers = ["implementation", "edits s", "encode s", "apply s", "total s", "µs/edit", "state bytes",
+               "resident MiB", "allocated MiB", "Python heap MiB", "memory MiB", "peak MiB",
+               "total vs list", "memory vs Yrs", "peak vs Yrs"]
     methods = sorted({r["memory_method"] for r in results if "memory_method" in r})
     edits = next((r["edits"] for r in results if "edits" in r), "?")
-    notes = (f"\n{edits:,} edits; median of {repeat} fresh process(es) per row. Seconds are CPU time of the "
-             "worker process (wall s: elapsed, for the whole row).\nPeak memory: "
-             f"{', '.join(methods)} over the resident size after loading the trace, after the edits (MiB edits) "
-             "and over the\nwhole row (MiB peak: both replicas and the bytes between them). Ratios are to the list "
-             "row of this run; seconds vary\nfrom machine to machine and run to run: compare ratios.")
-    return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) + ("right",) * 12) + notes
+    notes = "\n".join([
+        "",
+        f"{edits:,} edits; median of {repeat} fresh process(es) per row and measuring mode. Seconds: CPU time of the "
+        "worker process (total = edits + encode + apply).",
+        "After the edits (deltas taken, garbage collected): resident = VmRSS growth; allocated = C allocator bytes "
+        "in use (mallinfo2)",
+        "under PYTHONMALLOC=malloc, which counts Python objects and Yrs alike; Python heap = tracemalloc (blind to "
+        "Yrs). memory = max(resident, allocated).",
+        f"peak = the largest peak over edits, encode and apply: {', '.join(methods)} of the plain and malloc "
+        "processes, tracemalloc's peak. Yrs = the pycrdt-text row.",
+        "Compare ratios, not seconds, across machines.",
+    ])
+    return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) + ("right",) * 14) + notes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=1, help="fresh processes per implementation (median shown)")
+    parser.add_argument("--repeat", type=int, default=1, help="fresh processes per implementation and mode (median shown)")
     parser.add_argument("--only", nargs="*", choices=sorted(IMPLEMENTATIONS), help="run only these implementations")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=MODES, default="plain", help=argparse.SUPPRESS)
     parser.add_argument("--compact", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        sys.path.insert(0, str(ROOT))
-        print(json.dumps(measure(args.worker, CompactTrace.load(args.compact))))
+        print(json.dumps(measure(args.worker, CompactTrace.load(args.compact), args.mode)))
         return
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -315,11 +410,12 @@ def main() -> None:
         compact = Path(scratch) / "trace.pickle"
         CompactTrace(*load_trace()).save(compact)
         for name in names:
-            runs = []
-            for _ in range(args.repeat):
-                runs.append(run_in_subprocess(name, compact))
-                if "error" in runs[-1]:
-                    break
+            runs: list[dict] = []
+            for mode in MODES:
+                for _ in range(args.repeat):
+                    runs.append(run_in_subprocess(name, compact, mode))
+                    if "error" in runs[-1]:
+                        break
             results.append(median_of(runs))
             print(f"  {name}: done", file=sys.stderr, flush=True)
     print(table(results, args.repeat))

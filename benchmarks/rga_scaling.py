@@ -1,32 +1,41 @@
-"""RGA local edits per second by document size, beside a plain list, and a real trace replayed.
+"""How the RGA's edits cost as the document grows to a million characters (ten with ``--full``).
 
-    python benchmarks/rga_scaling.py [--sizes 1000 10000 100000] [--batch 4000]
+    python benchmarks/rga_scaling.py [--full] [--sizes 1000 10000 ...] [--batch 4000]
 
-1. For each size, a document of that many characters is built by inserts at random
-   positions (a fifth of them deleted again, so there are tombstones), then a batch of
-   inserts and deletes at random positions (from a seeded ``random.Random``, the same for
-   both columns) is timed on ``implementations.rga.RGA`` and on a plain Python ``list``.
-   The RGA should stay roughly flat as the document grows (its cost is logarithmic in the
-   number of chunks plus a chunk's length); the list's ``insert`` is a memmove, linear but
-   very fast at these sizes.
-2. The automerge-paper editing trace (``benchmarks/data`` or ``/work/shared/data``, see its
-   README) replayed as local edits into one RGA, checked against ``endContent``, then its
-   full state encoded, decoded and loaded into a fresh replica.
+Three tables, every figure CPU time of this process (``time.process_time``: on a shared
+machine, less disturbed by other processes than elapsed time):
 
-Times are CPU time of this process (``time.process_time``), which a shared machine disturbs
-less than elapsed time. These are measurements, never assertions: compare the ratio column
-within one run. The whole script takes well under a minute.
+1. **Edits by document size.** A document of each size is built by a synthetic editing
+   trace (seeded): bursts of typing at random places (1 to 12 characters) and of deletes (a
+   sixth of the bursts), as people edit. Then, after a full garbage collection, one batch
+   each of: single inserts and deletes at uniformly random places (the worst case: every
+   edit lands somewhere cold); the same synthetic bursts (the usual case); applying one-insert
+   deltas a peer made at random places (remote edits); and single edits on a plain Python
+   ``list`` of the same length, beside them. ``growth`` is against the 10,000-character
+   document; ``log n`` is how a logarithm of the length grows. A cost that grows like the
+   length (10x, 100x) is a linear operation and a bug.
+2. **The real trace replayed into one document many times.** The automerge-paper trace
+   (``benchmarks/data``) replayed round after round into the same document, each round at a
+   random place in what is there (10 rounds, about 1 M characters; 96 with ``--full``, about
+   10 M), then the whole state encoded and loaded into a fresh replica.
+3. **Hostile messages.** 40,000 inserts at the head with decreasing ids in one delta, and
+   40,000 children of one element with decreasing ids: each must pass every sibling already
+   there (quadratic in the previous implementation: 20,000 took 9 s).
+
+These are measurements, never assertions: compare ratios within one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import json
+import math
 import random
 import sys
 import time
-from functools import partial
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tabulate import tabulate
@@ -34,115 +43,181 @@ from tabulate import tabulate
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from implementations.rga import RGA, decode_state  # noqa: E402
+from implementations.rga import RGA, encode_delta  # noqa: E402
 
 TRACE_PLACES = (ROOT / "benchmarks" / "data" / "automerge-paper.json.gz", Path("/work/shared/data/automerge-paper.json.gz"))
+REFERENCE = 10_000
 
 
-def build(size: int, seed: int) -> tuple[RGA, list]:
-    rng = random.Random(seed)
-    doc, plain = RGA(1), []
-    while len(plain) < size:
-        if plain and rng.random() < 0.2:
-            index = rng.randrange(len(plain))
-            doc.delete(index)
-            del plain[index]
-        else:
-            index = rng.randrange(len(plain) + 1)
-            doc.insert(index, "x")
-            plain.insert(index, "x")
-    return doc, plain
-
-
-def batch(size: int, count: int, seed: int) -> list[tuple[bool, int]]:
-    """``count`` edits at random positions that keep the length near ``size``: (insert?, index)."""
-    rng = random.Random(seed)
-    edits, length = [], size
-    for _ in range(count):
-        insert = rng.random() < 0.5
-        edits.append((insert, rng.randrange(length + 1) if insert else rng.randrange(length)))
-        length += 1 if insert else -1
-    return edits
-
-
-def edit_rga(doc: RGA, edits: list[tuple[bool, int]]) -> None:
-    insert, delete = doc.insert, doc.delete
-    for is_insert, index in edits:
-        if is_insert:
-            insert(index, "y")
-        else:
-            delete(index)
-
-
-def edit_list(plain: list, edits: list[tuple[bool, int]]) -> None:
-    for is_insert, index in edits:
-        if is_insert:
-            plain.insert(index, "y")
-        else:
-            del plain[index]
-
-
-def timed(function) -> float:
+def cpu(action: Callable[[], object]) -> float:
     start = time.process_time()
-    function()
+    action()
     return time.process_time() - start
 
 
-def scaling(sizes: list[int], count: int) -> None:
+def bursts(doc: RGA, rng: random.Random, edits: int, grow: bool) -> int:
+    """Synthetic editing: typing and deleting bursts at random places; returns the edits made.
+    With ``grow``, typing wins (a document being written); else the length stays level."""
+    done = 0
+    while done < edits:
+        length = len(doc)
+        if length > 12 and rng.random() < (1 / 6 if grow else 1 / 2):
+            index = rng.randrange(length - 12)
+            for _ in range(rng.randint(1, 12)):
+                doc.delete(index)
+                done += 1
+        else:
+            index = rng.randrange(length + 1)
+            for offset in range(rng.randint(1, 12)):
+                doc.insert(index + offset, "x")
+                done += 1
+    return done
+
+
+def build(size: int) -> RGA:
+    doc = RGA(1)
+    rng = random.Random(size)
+    while len(doc) < size:
+        bursts(doc, rng, min(10_000, size - len(doc)), grow=True)
+        doc.take_deltas()
+    return doc
+
+
+def per_edit_rows(sizes: list[int], batch: int) -> Iterator[list[str]]:
+    measured: dict[int, dict[str, float]] = {}
     rows = []
     for size in sizes:
-        doc, plain = build(size, seed=size)
-        edits = batch(size, count, seed=size + 1)
-        rga_seconds, list_seconds = timed(partial(edit_rga, doc, edits)), timed(partial(edit_list, plain, edits))
-        assert doc.value() == plain, "the RGA and the list disagree"
-        rows.append([f"{size:,}", f"{count / rga_seconds:,.0f}", f"{count / list_seconds:,.0f}",
-                     f"{rga_seconds / list_seconds:.1f}x"])
-    print(tabulate(rows, headers=["document size", "RGA edits/s", "list edits/s", "RGA time / list time"],
-                   colalign=("right", "right", "right", "right")))
+        started = time.process_time()
+        doc = build(size)
+        built = time.process_time() - started
+        runs = sum(1 for _ in doc._runs())
+        peer = RGA(2)
+        peer.merge(doc.state())
+        gc.collect()
+        rng = random.Random(size + 1)
+        places = [rng.random() for _ in range(batch)]
+
+        def random_edits(doc: RGA = doc, places: list[float] = places) -> None:
+            for k in range(0, len(places) - 1, 2):
+                doc.insert(int(places[k] * (len(doc) + 1)), "y")
+                doc.delete(int(places[k + 1] * len(doc)))
+
+        random_s = cpu(random_edits) / batch
+        started = time.process_time()
+        made = bursts(doc, rng, batch, grow=False)
+        bursty_s = (time.process_time() - started) / made
+        doc.take_deltas()
+        deltas = []
+        for place in places[: batch // 4]:
+            peer.insert(int(place * (len(peer) + 1)), "z")
+            deltas.extend(peer.take_deltas())
+        remote_s = cpu(lambda doc=doc, deltas=deltas: [doc.apply_delta(delta) for delta in deltas]) / len(deltas)
+        plain = ["x"] * size
+        list_batch = max(40, min(batch, 40_000_000 // max(size, 1)))  # a big list's insert is a long memmove
+
+        def list_edits(plain: list = plain, places: list[float] = places[:list_batch]) -> None:
+            for k in range(0, len(places) - 1, 2):
+                plain.insert(int(places[k] * (len(plain) + 1)), "y")
+                del plain[int(places[k + 1] * len(plain))]
+
+        list_s = cpu(list_edits) / list_batch
+        measured[size] = {"random": random_s, "bursty": bursty_s, "remote": remote_s}
+        rows.append((size, runs, built, random_s, bursty_s, remote_s, list_s))
+        del doc, peer, plain
+        gc.collect()
+        print(f"  {size:,} characters: done", file=sys.stderr, flush=True)
+    reference = measured.get(REFERENCE) or measured[sizes[0]]
+    reference_size = REFERENCE if REFERENCE in measured else sizes[0]
+    for size, runs, built, random_s, bursty_s, remote_s, list_s in rows:
+        growth = {key: measured[size][key] / reference[key] for key in reference}
+        out = [f"{size:,}", f"{runs:,}", f"{built:.1f}"]
+        for key, seconds in (("random", random_s), ("bursty", bursty_s), ("remote", remote_s)):
+            out += [f"{seconds * 1e6:.2f}", f"{growth[key]:.2f}x"]
+        out += [f"{list_s * 1e6:.2f}", f"{math.log(size) / math.log(reference_size):.2f}x"]
+        yield out
 
 
-def trace() -> None:
+EDIT_HEADERS = ["characters", "runs", "build s", "random µs/edit", "growth", "bursty µs/edit", "growth",
+                "remote µs/insert", "growth", "list µs/edit (random)", "log n"]
+
+
+def load_patches() -> list[tuple[int, int, str]] | None:
     path = next((p for p in TRACE_PLACES if p.exists()), None)
     if path is None:
-        print("\nautomerge-paper trace: not found in", ", ".join(map(str, TRACE_PLACES)))
-        return
+        return None
     with gzip.open(path) as file:
         data = json.load(file)
-    patches = [patch for txn in data["txns"] for patch in txn["patches"]]
+    return [tuple(patch) for txn in data["txns"] for patch in txn["patches"]]
+
+
+def replayed_rows(rounds: int) -> list[list] | None:
+    patches = load_patches()
+    if patches is None:
+        return None
     doc = RGA(1)
     insert, delete = doc.insert, doc.delete
+    rng = random.Random(96)
+    rows = []
+    report = sorted({1, 2, 5, 10, 20, 50, rounds} & set(range(1, rounds + 1)))
+    for number in range(1, rounds + 1):
+        base = rng.randrange(len(doc) + 1)
 
-    def replay() -> None:
-        for position, deleted, text in patches:
-            for _ in range(deleted):
-                delete(position)
-            for offset, character in enumerate(text):
-                insert(position + offset, character)
+        def replay(base: int = base) -> None:
+            for position, deleted, text in patches:
+                for _ in range(deleted):
+                    delete(base + position)
+                for offset, character in enumerate(text):
+                    insert(base + position + offset, character)
 
-    replay_seconds = timed(replay)
-    same = "".join(doc.value()) == data["endContent"]
+        seconds = cpu(replay)
+        doc.take_deltas()
+        if number in report:
+            rows.append([number, f"{len(doc):,}", f"{seconds:.2f}", f"{seconds / len(patches) * 1e6:.2f}"])
     state: list[bytes] = []
-    encode_seconds = timed(lambda: state.append(doc.state()))
-    decoded = []
-    decode_seconds = timed(lambda: decoded.append(decode_state(state[0])))
+    encode_s = cpu(lambda: state.append(doc.state()))
     fresh = RGA(2)
-    load_seconds = timed(lambda: fresh.apply_state(decoded[0]))
-    print(f"\nautomerge-paper trace ({path}): {len(patches):,} edits, {len(doc):,} characters at the end")
-    print(tabulate([
-        ["replay as local edits", f"{replay_seconds:.2f}", "equals endContent" if same else "DIFFERS from endContent"],
-        ["encode the full state", f"{encode_seconds:.2f}", f"{len(state[0]):,} bytes"],
-        ["decode and check it", f"{decode_seconds:.2f}", ""],
-        ["load it into a fresh replica", f"{load_seconds:.2f}", "equal" if fresh.value() == doc.value() else "DIFFERENT"],
-    ], headers=["step", "CPU seconds", ""]))
+    load_s = cpu(lambda: fresh.merge(state[0]))
+    same = fresh.value() == doc.value()
+    rows.append(["encode the state", f"{len(state[0]):,} bytes", f"{encode_s:.2f}", ""])
+    rows.append(["load it into a fresh replica", "equal" if same else "DIFFERENT", f"{load_s:.2f}", ""])
+    return rows
+
+
+def hostile_rows() -> list[list]:
+    rows = []
+    count = 40_000
+    flood = encode_delta([((count - k, 9), None, "x") for k in range(count)], [])
+    doc = RGA(1)
+    rows.append(["40,000 head inserts, decreasing ids", f"{len(flood):,}", f"{cpu(lambda: doc.apply_delta(flood)):.2f}"])
+    doc = RGA(1)
+    for index in range(1000):
+        doc.insert(index, "d")
+    parent = doc.id_at(500)
+    siblings = encode_delta([((2000 + count - k, 9), parent, "y") for k in range(count)], [])
+    rows.append(["40,000 children of one element, decreasing ids", f"{len(siblings):,}",
+                 f"{cpu(lambda: doc.apply_delta(siblings)):.2f}"])
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
-    parser.add_argument("--batch", type=int, default=4_000, help="timed edits per size")
+    parser.add_argument("--full", action="store_true", help="go to 10 M characters (minutes, about 2 GB)")
+    parser.add_argument("--sizes", type=int, nargs="+", help="document sizes (default 1k, 10k, 100k, 1M; --full adds 10M)")
+    parser.add_argument("--batch", type=int, default=4_000, help="timed edits per size and kind")
     args = parser.parse_args()
-    scaling(args.sizes, args.batch)
-    trace()
+    sizes = args.sizes or [1_000, 10_000, 100_000, 1_000_000] + ([10_000_000] if args.full else [])
+    print("RGA edits by document size (CPU time per edit; growth against the 10,000-character document)\n")
+    print(tabulate(list(per_edit_rows(sizes, args.batch)), headers=EDIT_HEADERS, disable_numparse=True,
+                   colalign=("right",) * len(EDIT_HEADERS)), end="\n\n")
+    rows = replayed_rows(96 if args.full else 10)
+    if rows is None:
+        print("automerge-paper trace: not found in", ", ".join(map(str, TRACE_PLACES)))
+    else:
+        print("The automerge-paper trace replayed into one document, round after round (CPU seconds)\n")
+        print(tabulate(rows, headers=["round", "characters after it", "CPU s", "µs/edit"], disable_numparse=True),
+              end="\n\n")
+    print("Hostile messages (CPU seconds to apply)\n")
+    print(tabulate(hostile_rows(), headers=["one delta of", "bytes", "CPU s"], disable_numparse=True))
 
 
 if __name__ == "__main__":

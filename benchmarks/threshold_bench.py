@@ -15,7 +15,7 @@ the coordinator; ``KiB/event`` the Python heap growth per event (``tracemalloc``
 first event). Seed 003 asks for these (items 3.1 "signature collection latency (2-of-3,
 3-of-5)", "end-to-end flow latency", 3.2 memory growth). Nothing here asserts a time.
 
-    python benchmarks/threshold_bench.py [--events N] [--utxos N ...] [--groups 2-of-3 3-of-5]
+    python benchmarks/threshold_bench.py [--events N] [--utxos N ...] [--groups 2-of-3 3-of-5] [--quick]
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def run(group: str, events: int, utxos: int) -> list:
 
 
 def coordinator_template(coordinator: Coordinator, request_id: str) -> pskt.Template:
-    (payload,) = coordinator.db.execute("SELECT proposal FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+    (payload,) = coordinator.store.execute("SELECT proposal FROM requests WHERE request_id = ?", (request_id,)).fetchone()
     return decode_proposal(payload).template
 
 
@@ -105,8 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--utxos", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--groups", nargs="+", default=["2-of-3", "3-of-5"])
+    parser.add_argument("--quick", action="store_true", help="5 events per row")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.events = 5
     rows = [run(group, args.events, utxos) for group in args.groups for utxos in args.utxos]
+    print("Time base: CPU time of this process (time.process_time); KiB/event from tracemalloc.")
     print(tabulate(rows, headers=["group", "UTXOs", "events", "ms/event", "propose ms", "sign ms", "collect ms", "sigs/s",
                                   "KiB/event"], floatfmt=".2f"))
     return 0

@@ -8,6 +8,8 @@
   pass now (the bug it found is fixed); ``--allow-failing`` promotes a trace of a bug that is
   not fixed yet (the regression test will fail until it is).
 * ``list``: the machines and their registered implementations.
+* ``node ...`` and ``cluster ...``: a mesh node process, and a local cluster under a workload
+  (``implementations.transport.mesh_node`` and ``.cluster``; ``mbt node --help``).
 """
 
 from __future__ import annotations
@@ -85,8 +87,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Commands that are whole programs of their own: their arguments are theirs.
+PROGRAMS = {"node": "implementations.transport.mesh_node", "cluster": "implementations.transport.cluster"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0])
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in PROGRAMS:
+        import importlib
+
+        return importlib.import_module(PROGRAMS[argv[0]]).main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0],
+                                     epilog="also: node ... (a mesh node process), cluster ... (a local cluster, a workload)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("replay", help="replay traces twice and report")
     p.add_argument("traces", nargs="+")

@@ -9,6 +9,7 @@ wrong adapter reads as a wrong adapter, not as a mysterious disagreement with th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +18,12 @@ class ContractError(TypeError):
     """An adapter that does not keep the protocol of its machine."""
 
 
-def protocol_methods(protocol: type) -> list[str]:
-    """The public methods a protocol requires, inherited ones included, in a stable order."""
+@functools.cache
+def protocol_methods(protocol: type) -> tuple[str, ...]:
+    """The public methods a protocol requires, inherited ones included, in a stable order.
+
+    Remembered: every replica a machine makes is checked against its protocol.
+    """
     names: list[str] = []
     for klass in reversed(protocol.__mro__):
         if klass is object or not getattr(klass, "_is_protocol", False):
@@ -26,11 +31,14 @@ def protocol_methods(protocol: type) -> list[str]:
         for name, member in vars(klass).items():
             if not name.startswith("_") and callable(member) and name not in names:
                 names.append(name)
-    return names
+    return tuple(names)
 
 
-def check_methods(replica: Any, protocol: type, who: str) -> None:
-    missing = [name for name in protocol_methods(protocol) if not callable(getattr(replica, name, None))]
+def check_methods(replica: Any, protocol: type, who: str, exempt: frozenset[str] = frozenset()) -> None:
+    """Refuse ``replica`` if it lacks a method of ``protocol`` (other than ``exempt`` ones:
+    those of operations its implementation does not support)."""
+    missing = [name for name in protocol_methods(protocol)
+               if name not in exempt and not callable(getattr(replica, name, None))]
     if missing:
         raise ContractError(
             f"{who}: the replica ({type(replica).__name__}) lacks {', '.join(missing)} of {protocol.__name__} "
@@ -56,8 +64,9 @@ COMMON_RESULTS: dict[str, tuple[Callable[[Any], bool], str]] = {
 class Checked:
     """A replica seen through its contract: calls pass through, results are checked."""
 
-    def __init__(self, replica: Any, protocol: type, who: str, results: dict[str, tuple[Callable[[Any], bool], str]]):
-        check_methods(replica, protocol, who)
+    def __init__(self, replica: Any, protocol: type, who: str, results: dict[str, tuple[Callable[[Any], bool], str]],
+                 exempt: frozenset[str] = frozenset()):
+        check_methods(replica, protocol, who, exempt)
         self._replica, self._protocol, self._who = replica, protocol, who
         self._results = {**COMMON_RESULTS, **results}
 
@@ -66,9 +75,14 @@ class Checked:
         return self._replica
 
     def __getattr__(self, name: str) -> Any:
+        # Called only for names not yet in this object's __dict__: a method, once looked up
+        # (checked or not), is kept there, so later calls cost no more than on the replica.
         attribute = getattr(self._replica, name)
+        if not callable(attribute):
+            return attribute
         expectation = self._results.get(name)
-        if expectation is None or not callable(attribute):
+        if expectation is None:
+            self.__dict__[name] = attribute
             return attribute
         is_right, expected = expectation
 
@@ -81,6 +95,7 @@ class Checked:
                 )
             return result
 
+        self.__dict__[name] = checked_call
         return checked_call
 
     def __repr__(self) -> str:

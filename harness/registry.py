@@ -44,10 +44,23 @@ class Implementation:
     make_replica: Callable[[int, Clock], Any]
     level: str = "exact"
     description: str = ""
+    #: The operations of its machine it supports (``machines.contracts.OPERATIONS``), or
+    #: None for all: the machine draws only these, and does not ask for the others' methods.
+    operations: frozenset[str] | None = attrs.field(default=None, converter=attrs.converters.optional(frozenset))
+    #: Why it cannot run here (its program or packages are missing), or "": its tests are
+    #: then skipped with this reason (``harness.process.Unavailable``), never silently absent.
+    unavailable: str = ""
+    #: At most this many examples per machine run, for implementations whose steps are slow
+    #: (a child process per replica request): the profile's own number when smaller.
+    max_examples: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.level not in LEVELS:
             raise ValueError(f"implementation {self.name!r}: unknown level {self.level!r}, expected one of {LEVELS}")
+        if self.operations is not None and not self.operations:
+            raise ValueError(f"implementation {self.name!r}: operations is empty; leave it None for all of them")
+        if self.max_examples is not None and self.max_examples < 1:
+            raise ValueError(f"implementation {self.name!r}: max_examples must be at least 1, got {self.max_examples}")
 
 
 _implementations: dict[str, dict[str, Implementation]] = {}

@@ -92,9 +92,10 @@ def run_machine(
 
     profile = profiles.current_profile()
     deadline = time.monotonic() + profiles.budget_seconds() if profile in profiles.BUDGETED else None
+    run_settings = hypothesis_settings or capped_settings(impl)
     while True:
         try:
-            run_state_machine_as_test(factory, settings=hypothesis_settings or settings())
+            run_state_machine_as_test(factory, settings=run_settings)
         except Exception as error:
             if last:
                 _report_failure(error, machine_cls, impl, last[0], in_summary, Path(trace_dir or trace_directory()))
@@ -110,6 +111,14 @@ def run_machine(
                 "loosen its precondition or its strategy."
             )
     return stats
+
+
+def capped_settings(impl: Implementation) -> settings:
+    """The active profile's settings, with at most ``impl.max_examples`` examples."""
+    current = settings()
+    if impl.max_examples is None or impl.max_examples >= current.max_examples:
+        return current
+    return settings(current, max_examples=impl.max_examples)
 
 
 def _first_line(error: BaseException) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +84,56 @@ class Trace:
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+#: What ``_plain_copy`` returns for a value only a JSON round trip can normalize (or refuse).
+_NOT_PLAIN = object()
+#: Nesting beyond this goes the JSON way, which also refuses circular references.
+_MAX_PLAIN_DEPTH = 32
+
+
+def _plain_copy(value: Any, depth: int = 0) -> Any:
+    """``value`` exactly as JSON would read it back, built without JSON, or ``_NOT_PLAIN``.
+
+    Only exact ``str``, ``int``, ``bool``, ``None``, finite ``float``, and lists, tuples
+    (which become lists) and string-keyed dicts of these: for them the round trip is the
+    identity up to fresh containers. Anything else (a subclass, a non-string key, NaN,
+    bytes) is left to the round trip, which converts it or says why it cannot.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else _NOT_PLAIN
+    if depth >= _MAX_PLAIN_DEPTH:
+        return _NOT_PLAIN
+    if kind is list or kind is tuple:
+        items = []
+        for item in value:
+            copied = _plain_copy(item, depth + 1)
+            if copied is _NOT_PLAIN:
+                return _NOT_PLAIN
+            items.append(copied)
+        return items
+    if kind is dict:
+        entries = {}
+        for key, item in value.items():
+            copied = _plain_copy(item, depth + 1) if type(key) is str else _NOT_PLAIN
+            if copied is _NOT_PLAIN:
+                return _NOT_PLAIN
+            entries[key] = copied
+        return entries
+    return _NOT_PLAIN
+
+
 def normalize_args(args: dict[str, Any], where: str = "step") -> dict[str, Any]:
     """The arguments as they will read back from JSON (tuples become lists).
 
     Machines run on these normalized values, so a live run and its replay see the same.
+    Every live step passes through here, so plain values (nearly all of them) are copied
+    directly; the rest take the JSON round trip itself.
     """
+    copied = _plain_copy(args)
+    if copied is not _NOT_PLAIN:
+        return copied
     try:
         return json.loads(json.dumps(args, allow_nan=False))
     except (TypeError, ValueError) as error:

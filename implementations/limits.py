@@ -17,6 +17,50 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Integers on the wire are unsigned 64-bit unless a field says otherwise.
 U64_MAX = 2**64 - 1
 
+#: SQLite's INTEGER is signed 64-bit. A wire integer that is stored in an INTEGER column
+#: (a proposal's ``expires_at``) is refused at decode beyond this bound, so it can never
+#: overflow halfway through a transaction (issue 7, defect 10).
+I64_MAX = 2**63 - 1
+
+#: Longest request id (the envelope's session id) in characters. Coordinators make request
+#: ids of about 15 characters; each accepted envelope stores its session id for 24 hours.
+MAX_SESSION_ID_CHARS = 128
+
+#: Longest reason a signer's answer may give for a refusal, in characters: a coordinator
+#: stores one per member and request. The SPEC's reasons are under 80 characters.
+MAX_REASON_CHARS = 512
+
+#: Most signatures one answer may carry, checked at decode (before any is verified). An
+#: honest answer carries one per input; a relay may carry every member's, so a coordinator
+#: also refuses an answer with more than (inputs x members) of them for its request.
+MAX_ANSWER_SIGNATURES = 4096
+
+#: Most envelopes one peer may have accepted in one session within the replay window: the
+#: replay cache's rows per (peer, session). An honest member sends one proposal or one
+#: answer per session; repeats of one envelope are refused as replays and add nothing.
+MAX_ENVELOPES_PER_PEER_SESSION = 64
+
+#: Most unexpired requests one coordinator may have a signer answer: the signer's stored
+#: answers per peer. Requests live at most an hour (the expiry window), so an honest
+#: coordinator stays far below it.
+MAX_LIVE_REQUESTS_PER_COORDINATOR = 1024
+
+# What a coordinator stores from outsiders is bounded by construction, not by a number:
+# only signatures by members, on inputs the request has, once per (request, input, member);
+# acks only from members, once per (request, member); a non-member's envelope leaves no row.
+
+# --- The RGA sequence (implementations/rga.py) ---------------------------------------------
+
+#: The greatest RGA counter (``implementations.rga``): ids are ``(counter, replica)``, both
+#: unsigned 64-bit on the wire, and a local insert takes a counter one above every counter
+#: its replica has seen. Every counter up to this one is accepted from a peer: refusing a
+#: lower ceiling would not stop an attacker (it would send the ceiling itself) and would cut
+#: off honest replicas whose own inserts go past it after such an attack. A replica that has
+#: seen this counter refuses further inserts with ``CounterSpaceExhausted`` before changing
+#: anything; its deletes, deltas, merges and ``state()`` go on working, so the worst a peer
+#: can do with one message is stop the inserts of those who receive it, never poison them.
+RGA_MAX_COUNTER = U64_MAX
+
 # --- The QUIC transport between node processes (implementations/transport/) ---------------
 
 #: Largest message framed on a QUIC stream (the 4-byte length prefix not counted). A node's
@@ -102,3 +146,21 @@ MAX_DIGEST_RANGES = 256
 MAX_DIGEST_ORIGINS = 4096
 #: FOAF queries: the most hops a query may ask for (SPEC: queries use TTL 3).
 MAX_FOAF_TTL = 8
+
+# --- Mesh node processes (implementations/transport/mesh_node.py) ---------------------------
+
+#: Members of one mesh a node process accepts in ``join``: a local cluster or a test mesh is
+#: tens of nodes; the node core's digests bound the origins they name too (MAX_DIGEST_ORIGINS).
+MAX_MESH_MEMBERS = 256
+
+#: Arrival times a node process records for benchmarks (``record_arrivals``) until the
+#: ``arrivals`` control operation takes them; past it the oldest are dropped, so a forgotten
+#: recorder costs at most a few megabytes.
+MAX_RECORDED_ARRIVALS = 100_000
+
+# --- The process adapter (harness/process.py) -----------------------------------------------
+
+#: Longest line a child process of the process adapter (``harness.process``) may answer
+#: with. A reply carries at most one replica's state in base64 (kilobytes at the sizes
+#: machines use); a child that writes more without an end of line answers nonsense.
+MAX_PROCESS_REPLY_BYTES = 64 * 1024 * 1024

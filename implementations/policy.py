@@ -28,18 +28,22 @@ after midnight. A request id is used once: submitting it again is refused and re
 nothing. ``release``/``finalize`` raise ``RequestStateError`` for a move the request's state
 does not allow; an invalid policy raises ``PolicyError`` when the enforcer is built.
 
-The enforcer opens its own connection to ``store`` and takes the write lock for each
-operation (``BEGIN IMMEDIATE``), so several processes may share one file; a caller that
-shares the file must not hold its own write transaction open while it calls the enforcer
-(SQLite would wait for the lock, then raise "database is locked").
+Storage (``implementations.storage``): ``store`` is a path (the enforcer opens its own
+``Store`` on it) or a ``Store`` the caller shares with it (a signer keeps its answers and
+its reservations in one file). Every operation is one transaction (``BEGIN IMMEDIATE``:
+the write lock is taken before the volume is read), so several processes may share one
+file and never reserve past the limit together. Called inside the caller's open
+transaction, an operation joins it: a signer reserves, checks replay and records its answer
+in one commit, so a crash keeps all of it or none. A crash during an operation loses it
+whole or keeps it whole; a restart -- a new enforcer on the same file -- finds every
+reservation as the last commit left it.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 
-from implementations.storage import write_transaction
+from implementations.storage import Store
 from models.clock import NS_PER_DAY, Clock
 
 U64_MAX = (1 << 64) - 1
@@ -94,16 +98,18 @@ class Decision:
 
 
 class PolicyEnforcer:
-    def __init__(self, policy: Policy, clock: Clock, store: str = ":memory:") -> None:
+    def __init__(self, policy: Policy, clock: Clock, store: str | Store = ":memory:") -> None:
         if not isinstance(policy, Policy):
             raise PolicyError(f"expected a Policy, got {type(policy).__name__}")
         self.policy = policy
         self.clock = clock
-        self._db = sqlite3.connect(store, isolation_level=None)
-        self._db.executescript(_SCHEMA)
+        self._owns_store = not isinstance(store, Store)
+        self.store = Store(store) if self._owns_store else store
+        self.store.declare(_SCHEMA)
 
     def close(self) -> None:
-        self._db.close()
+        if self._owns_store:
+            self.store.close()
 
     def __enter__(self) -> PolicyEnforcer:
         return self
@@ -115,11 +121,11 @@ class PolicyEnforcer:
         return self.clock.now() // NS_PER_DAY
 
     def _reserved(self, day: int) -> int:
-        row = self._db.execute("SELECT reserved FROM daily_volume WHERE day = ?", (day,)).fetchone()
+        row = self.store.execute("SELECT reserved FROM daily_volume WHERE day = ?", (day,)).fetchone()
         return int(row[0]) if row else 0
 
     def _set_reserved(self, day: int, total: int) -> None:
-        self._db.execute(
+        self.store.execute(
             "INSERT INTO daily_volume (day, reserved) VALUES (?, ?) ON CONFLICT(day) DO UPDATE SET reserved = excluded.reserved",
             (day, str(total)),
         )
@@ -131,6 +137,15 @@ class PolicyEnforcer:
     def volume_on(self, day: int) -> int:
         """The volume reserved on UTC day ``day`` (``now_ns // NS_PER_DAY``)."""
         return self._reserved(day)
+
+    def state_of(self, request_id: str) -> str | None:
+        """The request's state (approved, denied, finalized, expired, rejected), None if unknown."""
+        row = self.store.execute("SELECT state FROM reservations WHERE request_id = ?", (request_id,)).fetchone()
+        return row[0] if row else None
+
+    def approved(self) -> list[str]:
+        """The requests whose reservation is live (approved, not yet finalized or released)."""
+        return [r[0] for r in self.store.execute("SELECT request_id FROM reservations WHERE state = 'approved' ORDER BY 1")]
 
     def _refusal(self, destination: str, amount: int, reason: str | None, current: int) -> str | None:
         p = self.policy
@@ -160,12 +175,12 @@ class PolicyEnforcer:
         now = self.clock.now()
         day = now // NS_PER_DAY
         sender_ts = None if sender_timestamp_ns is None else str(sender_timestamp_ns)
-        with write_transaction(self._db):
-            if self._db.execute("SELECT 1 FROM reservations WHERE request_id = ?", (request_id,)).fetchone():
+        with self.store.transaction(join=True):
+            if self.store.execute("SELECT 1 FROM reservations WHERE request_id = ?", (request_id,)).fetchone():
                 return Decision(False, f"request {request_id} already submitted")
             current = self._reserved(day)
             refusal = self._refusal(destination, amount, reason, current)
-            self._db.execute(
+            self.store.execute(
                 "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?)",
                 (request_id, day, str(amount), "denied" if refusal else "approved", now, sender_ts),
             )
@@ -175,7 +190,7 @@ class PolicyEnforcer:
             return Decision(True, "approved")
 
     def _load(self, request_id: str, target: str) -> tuple[int, int, bool]:
-        row = self._db.execute("SELECT day, amount, state FROM reservations WHERE request_id = ?", (request_id,)).fetchone()
+        row = self.store.execute("SELECT day, amount, state FROM reservations WHERE request_id = ?", (request_id,)).fetchone()
         if row is None:
             raise RequestStateError(f"unknown request: {request_id}")
         day, amount, state = row
@@ -189,15 +204,15 @@ class PolicyEnforcer:
         """The approved request expired or was rejected: give its reservation back to its day."""
         if why not in _RELEASES:
             raise ValueError(f"a release is 'expired' or 'rejected', not {why!r}")
-        with write_transaction(self._db):
+        with self.store.transaction(join=True):
             day, amount, changes = self._load(request_id, why)
             if changes:
                 self._set_reserved(day, self._reserved(day) - amount)
-                self._db.execute("UPDATE reservations SET state = ? WHERE request_id = ?", (why, request_id))
+                self.store.execute("UPDATE reservations SET state = ? WHERE request_id = ?", (why, request_id))
 
     def finalize(self, request_id: str) -> None:
         """The approved request's transaction was submitted: its reservation stays."""
-        with write_transaction(self._db):
+        with self.store.transaction(join=True):
             _, _, changes = self._load(request_id, "finalized")
             if changes:
-                self._db.execute("UPDATE reservations SET state = 'finalized' WHERE request_id = ?", (request_id,))
+                self.store.execute("UPDATE reservations SET state = 'finalized' WHERE request_id = ?", (request_id,))

@@ -31,6 +31,18 @@ committed) and ``"after-commit"``; ``commit`` counts this store's commits from 1
 harness uses them to crash a core in the middle of an operation and to run another
 process's operation between two transactions of this one (``harness.faults``).
 Implementations never set it.
+
+**One rule for every core that keeps state: an operation decides at its first commit.**
+Everything an operation reads to decide (a replay check, "event already processed", the
+volume left today) is read again inside that first transaction, never only before it, so
+a second process writing between two of its transactions cannot invalidate a decision.
+Later transactions of the same operation only carry out what the first one decided (e.g.
+record the outcome of a submission), and a restarted core finishes them from the file. A
+crash before the first commit loses the operation whole; a crash after it loses at most the
+operation's answer. The harness models crashes and interleavings with this rule.
+
+A component that is part of a larger operation (the policy enforcer inside a signer's
+decision) joins its caller's transaction: ``store.transaction(join=True)``.
 """
 
 from __future__ import annotations
@@ -39,6 +51,8 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from blake3 import blake3
 
 #: How long a connection waits for another connection's write lock before giving up.
 BUSY_TIMEOUT_MS = 5_000
@@ -65,8 +79,15 @@ class Store:
         self.observer: Observer | None = None
         self.commits = 0
         self._depth = 0
-        if schema:  # idempotent CREATE ... IF NOT EXISTS statements, run once at opening
-            self.db.executescript(schema)
+        if schema:
+            self.declare(schema)
+
+    def declare(self, schema: str) -> None:
+        """Run idempotent ``CREATE ... IF NOT EXISTS`` statements (at opening, outside any
+        transaction): each component sharing the file declares its own tables."""
+        if self._depth:
+            raise StorageError(f"{self.path}: declare the schema before any transaction, not inside one")
+        self.db.executescript(schema)
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         """Run one statement; a statement that writes must be inside ``transaction()``."""
@@ -78,9 +99,20 @@ class Store:
         if self.observer is not None:
             self.observer(point, self.commits + (point != "after-commit"))
 
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` when the block raises anything."""
+    def transaction(self, join: bool = False) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` when the block raises anything.
+
+        With ``join=True`` and a transaction of this store already open, the block is part
+        of that transaction (it commits or rolls back with it); otherwise transactions do
+        not nest."""
+        if self._depth and join:
+            yield
+            return
         if self._depth:
             raise StorageError(f"{self.path}: transactions do not nest")
         self._observe("begin")
@@ -99,6 +131,20 @@ class Store:
         self.commits += 1
         self._observe("after-commit")
 
+    def tables(self) -> list[str]:
+        """Every table of the file, by name."""
+        return [r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+
+    def digest(self) -> str:
+        """A BLAKE3 digest of every row of every table, in a canonical order: equal digests
+        mean equal contents (how a test shows that a refused message changed nothing)."""
+        h = blake3()
+        for table in self.tables():
+            h.update(repr(("table", table)).encode())
+            for row in sorted(self.db.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr):
+                h.update(repr(row).encode())
+        return h.hexdigest()
+
     def close(self) -> None:
         self.db.close()
 
@@ -107,14 +153,3 @@ def _reads_only(sql: str) -> bool:
     head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
     return head in {"SELECT", "WITH", "PRAGMA", "EXPLAIN"}
 
-
-@contextmanager
-def write_transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """The old form of ``Store.transaction`` for a bare connection (being retired: use ``Store``)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")

@@ -22,14 +22,17 @@ order, each failure raising ``EnvelopeRejected`` (a ``DecodeError``) with its re
 4. replay ("replayed envelope"): the ``(sender, session_id, seq_no)`` was already accepted
    within the last 24 h of the receiver's *local* clock (never the sender's timestamp).
 
-Only after every check passes does the receiver remember the key (``ReplayCache.remember``)
-and act on the payload: a refused envelope changes nothing.
+Checks 1-3 need nothing but the bytes (``authenticate``). Check 4 is made by
+``ReplayCache.admit`` *inside* the transaction in which the receiver acts on the payload,
+which also remembers the key: two processes sharing the file cannot both accept one
+envelope, and a refused envelope changes nothing. The cache keeps at most
+``MAX_ENVELOPES_PER_PEER_SESSION`` keys per (peer, session) ("peer over its limit").
+A session id is at most ``MAX_SESSION_ID_CHARS`` characters (``implementations.limits``).
 """
 
 from __future__ import annotations
 
 import hmac
-import sqlite3
 from dataclasses import dataclass
 
 import nacl.exceptions
@@ -37,6 +40,8 @@ import nacl.signing
 from blake3 import blake3
 
 from implementations import wire
+from implementations.limits import MAX_ENVELOPES_PER_PEER_SESSION, MAX_SESSION_ID_CHARS
+from implementations.storage import Store
 from implementations.wire import DecodeError
 
 ENVELOPE_KIND = "igra.envelope"
@@ -97,7 +102,7 @@ def decode_envelope(data: bytes) -> Envelope:
     return Envelope(
         sender=wire.expect_bytes(body[0], "envelope.sender", 32),
         group_id=wire.expect_bytes(body[1], "envelope.group_id", 32),
-        session_id=wire.expect_str(body[2], "envelope.session_id"),
+        session_id=expect_session_id(body[2], "envelope.session_id"),
         seq_no=wire.expect_int(body[3], "envelope.seq_no", 0, U64_MAX),
         timestamp=wire.expect_int(body[4], "envelope.timestamp", 0, U64_MAX),
         payload=wire.expect_bytes(body[5], "envelope.payload"),
@@ -106,7 +111,15 @@ def decode_envelope(data: bytes) -> Envelope:
     )
 
 
-def authenticate(env: Envelope, group_id: bytes, already_seen: bool) -> None:
+def expect_session_id(value, where: str) -> str:
+    """A session (request) id: a string of at most ``MAX_SESSION_ID_CHARS`` characters."""
+    text = wire.expect_str(value, where)
+    if len(text) > MAX_SESSION_ID_CHARS:
+        raise DecodeError(f"{where}: {len(text)} characters exceeds MAX_SESSION_ID_CHARS={MAX_SESSION_ID_CHARS}")
+    return text
+
+
+def authenticate(env: Envelope, group_id: bytes, already_seen: bool = False) -> None:
     """Raise ``EnvelopeRejected`` for the first transport check ``env`` fails (see the module)."""
     if not hmac.compare_digest(blake3(env.payload).digest(), env.payload_hash):
         raise EnvelopeRejected("payload hash mismatch", f"session {env.session_id!r} seq {env.seq_no}")
@@ -140,28 +153,43 @@ CREATE TABLE IF NOT EXISTS outbox (
 class ReplayCache:
     """The ``(sender, session, seq_no)`` keys accepted in the last 24 h, in the node's SQLite file."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-        db.executescript(REPLAY_SCHEMA)
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.declare(REPLAY_SCHEMA)
 
     def seen(self, key: tuple[bytes, str, int], now: int) -> bool:
-        row = self.db.execute(
+        row = self.store.execute(
             "SELECT received_at FROM seen_envelopes WHERE sender = ? AND session_id = ? AND seq_no = ?",
             (key[0], key[1], str(key[2])),
         ).fetchone()
         return row is not None and now - row[0] < REPLAY_WINDOW_NS
 
-    def remember(self, key: tuple[bytes, str, int], now: int) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO seen_envelopes VALUES (?, ?, ?, ?)", (key[0], key[1], str(key[2]), now)
-        )
+    def admit(self, key: tuple[bytes, str, int], now: int) -> None:
+        """Check 4 and remember the key, inside the caller's transaction (the one that acts
+        on the envelope): raises ``EnvelopeRejected`` and changes nothing for a replay, or
+        for a peer that already has ``MAX_ENVELOPES_PER_PEER_SESSION`` keys in the session."""
+        sender, session_id, seq_no = key
+        with self.store.transaction(join=True):
+            if self.seen(key, now):
+                raise EnvelopeRejected("replayed envelope", f"{sender.hex()[:16]} session {session_id!r} seq {seq_no}")
+            (held,) = self.store.execute(
+                "SELECT COUNT(*) FROM seen_envelopes WHERE sender = ? AND session_id = ? AND received_at > ?",
+                (sender, session_id, now - REPLAY_WINDOW_NS),
+            ).fetchone()
+            if held >= MAX_ENVELOPES_PER_PEER_SESSION:
+                raise EnvelopeRejected("peer over its limit", f"{sender.hex()[:16]} has {held} envelopes in session "
+                                       f"{session_id!r} (MAX_ENVELOPES_PER_PEER_SESSION={MAX_ENVELOPES_PER_PEER_SESSION})")
+            self.store.execute("INSERT OR REPLACE INTO seen_envelopes VALUES (?, ?, ?, ?)",
+                               (sender, session_id, str(seq_no), now))
 
     def purge(self, now: int) -> None:
-        self.db.execute("DELETE FROM seen_envelopes WHERE received_at <= ?", (now - REPLAY_WINDOW_NS,))
+        with self.store.transaction(join=True):
+            self.store.execute("DELETE FROM seen_envelopes WHERE received_at <= ?", (now - REPLAY_WINDOW_NS,))
 
     def next_seq(self, session_id: str) -> int:
         """This node's next sequence number in ``session_id`` (durable, so a restart never reuses one)."""
-        row = self.db.execute("SELECT next_seq FROM outbox WHERE session_id = ?", (session_id,)).fetchone()
-        seq = row[0] if row else 0
-        self.db.execute("INSERT OR REPLACE INTO outbox VALUES (?, ?)", (session_id, seq + 1))
+        with self.store.transaction(join=True):
+            row = self.store.execute("SELECT next_seq FROM outbox WHERE session_id = ?", (session_id,)).fetchone()
+            seq = row[0] if row else 0
+            self.store.execute("INSERT OR REPLACE INTO outbox VALUES (?, ?)", (session_id, seq + 1))
         return seq

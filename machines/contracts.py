@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence, Set
 from typing import Any, Protocol, runtime_checkable
 
+import attrs
+
 
 class Refused(Exception):
     """An operation refused by an implementation's local guard.
@@ -75,8 +77,24 @@ class SequenceReplica(Replica, Protocol):
     def value(self) -> Sequence[str]: ...
 
 
+@runtime_checkable
+class IdentifiedSequence(Protocol):
+    """Optional for a ``SequenceReplica`` of level ``exact``: what lets the machine check more.
+
+    ``ids()`` are the ids of the visible elements in order, as the model names them:
+    ``(counter, replica)`` with ``replica`` the ``replica_id`` the machine made it with (equal
+    characters are then told apart). ``craft_delta(inserts, deletes)`` returns bytes that
+    ``apply_delta`` of any replica accepts, carrying exactly these operations: inserts
+    ``(id, parent, item)`` (parent None: the head) and deletes (ids), with ids of the
+    adversary's choosing; the ``rga`` machine's ``hostile`` rule runs only if it is there.
+    """
+
+    def ids(self) -> Sequence[tuple[int, int]]: ...
+    def craft_delta(self, inserts: list, deletes: list) -> bytes: ...
+
+
 def _is_set(value: Any) -> bool:
-    return isinstance(value, Set)
+    return type(value) is frozenset or isinstance(value, Set)  # the common case first: checked after every step
 
 
 def _is_sequence_of_items(value: Any) -> bool:
@@ -92,6 +110,39 @@ CONTRACTS: dict[str, tuple[type, dict]] = {
     "orset": (SetReplica, {"value": (_is_set, "a set (frozenset)")}),
     "lww": (RegisterReplica, {"value": (_is_hashable, "a hashable value or None")}),
     "rga": (SequenceReplica, {"value": (_is_sequence_of_items, "a sequence of one-character strings")}),
+}
+
+
+@attrs.frozen
+class Operation:
+    """An operation an implementation may declare it supports (``Implementation.operations``).
+
+    ``method`` is the protocol method it calls; ``rules`` are the machine's rules (and steps)
+    that draw it. A rule runs when any operation that draws it is supported.
+    """
+
+    method: str
+    rules: tuple[str, ...]
+    description: str
+
+
+#: For each machine: the operations an implementation may declare, by name. An
+#: implementation that declares a subset is driven only by those (an append-only sequence
+#: declares ``{"insert_end"}``) and need not offer the methods of the others; declaring a
+#: name not listed here is an error.
+OPERATIONS: dict[str, dict[str, Operation]] = {
+    "orset": {
+        "add": Operation("add", ("add",), "add an element"),
+        "remove": Operation("remove", ("remove",), "remove an element"),
+    },
+    "lww": {
+        "write": Operation("write", ("write", "write_and_broadcast"), "write a value"),
+    },
+    "rga": {
+        "insert": Operation("insert", ("insert",), "insert an item at any index"),
+        "insert_end": Operation("insert", ("insert",), "insert an item at the end only (an append-only sequence)"),
+        "delete": Operation("delete", ("delete",), "delete the item at an index"),
+    },
 }
 
 

@@ -8,12 +8,19 @@ allowed and other destinations, with a sender timestamp that must not matter; mo
 clock (to the last nanosecond before UTC midnight, to midnight exactly, by whole days, by
 random amounts); expires, rejects and finalizes requests; and restarts the enforcer from
 its database, sometimes with a new (or an invalid) policy. Every decision and message, every
-refusal and today's volume must equal the model's.
+refusal, today's volume and the set of live reservations must equal the model's.
+
+Faults at the storage seam (``harness.faults``): ``crash`` arms a crash just before or just
+after the k-th commit of the enforcer's next operation; the enforcer is then thrown away
+and a new one opened on the file. ``interleave`` runs two operations on two enforcers
+sharing the file, the second one at a transaction boundary of the first, as two signer
+processes would. The model: every operation is one transaction, so a crash loses it whole
+or keeps it whole (only the answer is lost), and two interleaved operations take effect in
+the order of their commits.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,7 +29,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
-from harness import TracedMachine, guard, machine_test
+from harness import TracedMachine, faults, guard, machine_test
 from harness.machine import Observation
 from models import policy as model
 from models.clock import NS_PER_DAY, NS_PER_SECOND, ManualClock, utc_day
@@ -32,10 +39,31 @@ DESTINATIONS = ("kaspa:qpay1", "kaspa:qpay2", "kaspa:qpay3")
 OTHER_DESTINATION = "kaspa:qelsewhere"
 DAY_2026_01_01 = 20_454
 REASONS = (None, "", "bridge payout")
-RAM_DIRECTORY = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+#: Each operation an enforcer offers, with its arguments (as the machine's steps record them).
+OPERATIONS = {
+    "submit": ("request_id", "destination", "amount", "reason", "sender_ts"),
+    "release": ("request_id", "why"),
+    "finalize": ("request_id",),
+}
 
 AMOUNT_KINDS = ("min-1", "min", "max", "max+1", "remaining", "remaining+1", "u64max", "in-range", "zero", "small")
 ADVANCE_KINDS = ("last-ns-of-day", "midnight", "one-ns", "day", "seconds", "random")
+
+#: The raw draws of one submit (resolved against the machine's state by ``submit_args``).
+SUBMIT_DRAWS = dict(
+    reuse=st.integers(0, 5),
+    pick=st.integers(0, 10**6),
+    destination=st.integers(0, 9),
+    kind=st.sampled_from((*AMOUNT_KINDS, "in-range", "in-range", "in-range")),
+    fallback=st.integers(0, U64_MAX),
+    reason=st.sampled_from((*REASONS, "bridge payout", "bridge payout")),
+    sender_skew=st.one_of(st.sampled_from([0, -NS_PER_DAY, NS_PER_DAY]), st.integers(-2 * NS_PER_DAY, 2 * NS_PER_DAY)),
+)
+#: Two processes racing: mostly submits, of amounts that each fit today but not together.
+RACING = st.sampled_from(["submit", "submit", "release", "finalize"])
+RACING_DRAWS = {**SUBMIT_DRAWS, "kind": st.sampled_from(["remaining", "remaining", "max", "in-range"]),
+                "reason": st.just("bridge payout")}
 
 
 @st.composite
@@ -82,13 +110,13 @@ class PolicyMachine(TracedMachine):
 
     def __init__(self, implementation, stats=None):
         super().__init__(implementation, stats)
-        # On a RAM file system where there is one: SQLite syncs every commit, and on a busy
-        # disk that costs tens of milliseconds a step; the machine cannot observe a power cut.
-        self.directory = Path(tempfile.mkdtemp(prefix="mbt-policy-", dir=RAM_DIRECTORY))
+        self.directory = Path(tempfile.mkdtemp(prefix="mbt-policy-", dir=faults.store_directory()))
         self.path = str(self.directory / "policy.sqlite")
         self.clock: ManualClock | None = None
         self.opener = None
         self.enforcer = None
+        self.twin = None  # a second enforcer on the same file (another process), opened on first use
+        self.armed: faults.CrashPoint | None = None
         self.state: model.PolicyState | None = None
         self.policy_fields: dict[str, Any] = {}
         self.next_id = 0
@@ -96,9 +124,10 @@ class PolicyMachine(TracedMachine):
         self.last_answer: tuple[Any, Any] = (None, None)  # (the model's, the enforcer's), for the report
 
     def teardown(self) -> None:
-        if self.enforcer is not None:
-            self.enforcer.close()
-            self.enforcer = None
+        for enforcer in (self.enforcer, self.twin):
+            if enforcer is not None:
+                enforcer.close()
+        self.enforcer = self.twin = None
         shutil.rmtree(self.directory, ignore_errors=True)
 
     # -- start -------------------------------------------------------------------------
@@ -140,21 +169,13 @@ class PolicyMachine(TracedMachine):
         }[kind]
         return min(max(value, 0), U64_MAX)
 
-    @rule(
-        reuse=st.integers(0, 5),
-        pick=st.integers(0, 10**6),
-        destination=st.integers(0, 9),
-        kind=st.sampled_from((*AMOUNT_KINDS, "in-range", "in-range", "in-range")),
-        fallback=st.integers(0, U64_MAX),
-        reason=st.sampled_from((*REASONS, "bridge payout", "bridge payout")),
-        sender_skew=st.one_of(st.sampled_from([0, -NS_PER_DAY, NS_PER_DAY]), st.integers(-2 * NS_PER_DAY, 2 * NS_PER_DAY)),
-    )
-    def submit(self, reuse, pick, destination, kind, fallback, reason, sender_skew):
+    def submit_args(self, reuse, pick, destination, kind, fallback, reason, sender_skew) -> dict[str, Any]:
+        """A submit's concrete arguments from raw draws (a known id now and then, amounts on every bound)."""
         known = sorted(self.state.requests)
         request_id = known[pick % len(known)] if reuse == 0 and known else f"r{self.next_id}"
+        self.next_id += request_id == f"r{self.next_id}"
         allowed = sorted(self.state.policy.allowed_destinations) or DESTINATIONS
-        self.do(
-            "submit",
+        return dict(
             request_id=request_id,
             destination={0: OTHER_DESTINATION, 1: DESTINATIONS[pick % 3]}.get(destination, allowed[destination % len(allowed)]),
             amount=self.amount(kind, fallback),
@@ -162,22 +183,133 @@ class PolicyMachine(TracedMachine):
             sender_ts=max(0, self.clock.now() + sender_skew),
         )
 
+    @rule(**SUBMIT_DRAWS)
+    def submit(self, **draws):
+        self.do("submit", **self.submit_args(**draws))
+
     def step_submit(self, request_id: str, destination: str, amount: int, reason: str | None, sender_ts: int) -> None:
         self.require(self.state is not None, "not started")
-        self.require(isinstance(amount, int) and 0 <= amount <= U64_MAX, f"amount {amount!r} is not a u64")
-        self.require(isinstance(request_id, str) and isinstance(destination, str), "request_id and destination are strings")
-        self.require(reason is None or isinstance(reason, str), f"reason {reason!r} is not a string or null")
-        if request_id.startswith("r") and request_id[1:].isdigit():
-            self.next_id = max(self.next_id, int(request_id[1:]) + 1)
-        request = model.SpendRequest(request_id, destination, amount, reason)
-        self.state, expected = model.submit(self.state, request, self.clock.now())
-        got = self.enforcer.submit(request_id, destination, amount, reason, sender_timestamp_ns=sender_ts)
-        self.last_decision = (got.approved, got.message)
-        self.last_answer = ((expected.approved, expected.message), self.last_decision)
-        assert (got.approved, got.message) == (expected.approved, expected.message), (
-            f"submit {request_id} of {amount} to {destination}: enforcer says {(got.approved, got.message)}, "
-            f"the model says {(expected.approved, expected.message)}"
-        )
+        self.operate({"op": "submit", "request_id": request_id, "destination": destination, "amount": amount,
+                      "reason": reason, "sender_ts": sender_ts})
+
+    def check_operation(self, op: dict[str, Any]) -> None:
+        """Refuse an operation (from a trace) whose arguments do not fit."""
+        kind = op.get("op")
+        self.require(kind in OPERATIONS, f"operation {kind!r} is not one of {OPERATIONS}")
+        self.require(set(op) == {"op", *OPERATIONS[kind]}, f"{kind} takes {OPERATIONS[kind]}, got {sorted(op)}")
+        self.require(isinstance(op["request_id"], str), "request_id is a string")
+        if kind == "submit":
+            amount, reason = op["amount"], op["reason"]
+            self.require(isinstance(amount, int) and 0 <= amount <= U64_MAX, f"amount {amount!r} is not a u64")
+            self.require(isinstance(op["destination"], str), "destination is a string")
+            self.require(reason is None or isinstance(reason, str), f"reason {reason!r} is not a string or null")
+            rid = op["request_id"]
+            if rid.startswith("r") and rid[1:].isdigit():
+                self.next_id = max(self.next_id, int(rid[1:]) + 1)
+        if kind == "release":
+            self.require(op["why"] in model.RELEASES, f"why={op['why']!r} is not one of {model.RELEASES}")
+
+    # -- operations, crashes and a second enforcer on the same file ----------------------
+
+    def apply(self, enforcer, op: dict[str, Any]) -> Any:
+        """Carry out ``op`` on ``enforcer``: its decision as a pair, or "ok" (refusals raise)."""
+        if op["op"] == "submit":
+            got = enforcer.submit(op["request_id"], op["destination"], op["amount"], op["reason"],
+                                  sender_timestamp_ns=op["sender_ts"])
+            return (got.approved, got.message)
+        if op["op"] == "release":
+            enforcer.release(op["request_id"], op["why"])
+        else:
+            enforcer.finalize(op["request_id"])
+        return "ok"
+
+    def predict(self, op: dict[str, Any]) -> tuple[model.PolicyState, Any]:
+        """The model's state after ``op`` and its answer (a decision pair, "ok" or a refusal)."""
+        rid = op["request_id"]
+        try:
+            if op["op"] == "submit":
+                request = model.SpendRequest(rid, op["destination"], op["amount"], op["reason"])
+                state, decision = model.submit(self.state, request, self.clock.now())
+                return state, (decision.approved, decision.message)
+            if op["op"] == "release":
+                return model.release(self.state, rid, op["why"]), "ok"
+            return model.finalize(self.state, rid), "ok"
+        except model.InvalidTransition as error:
+            return self.state, str(error)
+
+    def conclude(self, op: dict[str, Any], run: faults.Run) -> None:
+        """Move the model by ``op`` if it took effect, and compare the enforcer's answer."""
+        if not run.took_effect:  # crashed before its commit: lost whole
+            self.last_answer = ("lost in the crash", "lost in the crash")
+            return
+        self.state, expected = self.predict(op)
+        if run.crashed:  # committed, then the process died: only the answer is lost
+            self.last_answer = ("committed, answer lost in the crash",) * 2
+            return
+        got = str(run.error) if isinstance(run.error, ValueError) else run.value()
+        self.last_answer = (expected, got)
+        if op["op"] == "submit":
+            self.last_decision = got
+        assert got == expected, f"{op['op']} {op['request_id']}: the enforcer says {got!r}, the model says {expected!r}"
+
+    def reopen(self) -> None:
+        """A new enforcer on the same file after a crash, with the policy it had."""
+        self.enforcer.close()
+        self.enforcer = self.opener.open(self.policy_fields, self.path)
+
+    def second_enforcer(self):
+        if self.twin is None:
+            self.twin = self.opener.open(self.policy_fields, self.path)
+        return self.twin
+
+    def operate(self, op: dict[str, Any], second: dict[str, Any] | None = None, boundary: int | None = None) -> None:
+        """Run ``op`` on the enforcer (under the armed crash point, if any) and, if given,
+        ``second`` on the second enforcer at the ``boundary``-th transaction boundary of ``op``."""
+        self.check_operation(op)
+        if second is not None:
+            self.check_operation(second)
+        crash, self.armed = self.armed, None
+        twin = None if second is None else self.second_enforcer()
+        other = None if second is None else (lambda: self.apply(twin, second))
+        run = faults.run_operation(self.enforcer.store, lambda: self.apply(self.enforcer, op), crash=crash,
+                                   boundary=boundary, other=other)
+        if run.crashed:
+            self.reopen()
+        order = [(op, run)] if second is None else (
+            [(second, run.other), (op, run)] if run.other_first else [(op, run), (second, run.other)])
+        for each, outcome in order:
+            self.conclude(each, outcome)
+
+    @guard(lambda self: self.armed is None)
+    @rule(when=st.sampled_from(faults.WHEN), commit=st.integers(1, 2))
+    def crash(self, when, commit):
+        self.do("crash", when=when, commit=commit)
+
+    def step_crash(self, when: str, commit: int) -> None:
+        """Arm a crash just before/after the ``commit``-th commit of the enforcer's next operation."""
+        self.require(self.state is not None, "not started")
+        self.require(when in faults.WHEN and isinstance(commit, int) and commit >= 1, f"no crash point {when} {commit}")
+        self.armed = faults.CrashPoint(when, commit)
+
+    @rule(first=RACING, first_draws=st.fixed_dictionaries(RACING_DRAWS),
+          second=RACING, second_draws=st.fixed_dictionaries(RACING_DRAWS), boundary=st.integers(1, 2))
+    def interleave(self, first, first_draws, second, second_draws, boundary):
+        ops = [self.operation_args(first, first_draws), self.operation_args(second, second_draws)]
+        self.do("interleave", first=ops[0], second=ops[1], boundary=boundary)
+
+    def operation_args(self, kind: str, draws: dict[str, Any]) -> dict[str, Any]:
+        if kind == "submit":
+            return {"op": "submit", **self.submit_args(**draws)}
+        request_id = self.pick_request(draws["pick"], draws["reuse"] % 2 == 0)
+        return {"op": kind, "request_id": request_id, **({"why": model.RELEASES[draws["pick"] % 2]} if kind == "release" else {})}
+
+    def step_interleave(self, first: dict, second: dict, boundary: int) -> None:
+        """``first`` on the enforcer, and ``second`` on a second enforcer on the same file, run
+        at the ``boundary``-th transaction boundary of ``first`` (or after it)."""
+        self.require(self.state is not None, "not started")
+        self.require(isinstance(first, dict) and isinstance(second, dict), "operations are objects")
+        self.require(isinstance(boundary, int) and boundary >= 1, f"boundary {boundary!r} is not k >= 1")
+        self.operate(first, second, boundary)
 
     # -- time --------------------------------------------------------------------------
 
@@ -208,22 +340,6 @@ class PolicyMachine(TracedMachine):
         pool = approved if approved_first and approved else ids
         return pool[pick % len(pool)] if pool else "r-unknown"
 
-    def compare_refusal(self, what: str, apply_model, apply_impl) -> None:
-        """Run a move on both sides: both succeed, or both refuse with the same message."""
-        try:
-            new_state = apply_model()
-            expected = None
-        except model.InvalidTransition as error:
-            new_state, expected = self.state, str(error)
-        try:
-            apply_impl()
-            got = None
-        except ValueError as error:
-            got = str(error)
-        self.state = new_state
-        self.last_answer = (expected or "ok", got or "ok")
-        assert got == expected, f"{what}: the enforcer refused with {got!r}, the model with {expected!r}"
-
     @guard(lambda self: bool(self.state.requests))
     @rule(pick=st.integers(0, 10**6), approved_first=st.booleans(), why=st.sampled_from(model.RELEASES))
     def release(self, pick, approved_first, why):
@@ -231,12 +347,7 @@ class PolicyMachine(TracedMachine):
 
     def step_release(self, request_id: str, why: str) -> None:
         self.require(self.state is not None, "not started")
-        self.require(why in model.RELEASES, f"why={why!r} is not one of {model.RELEASES}")
-        self.compare_refusal(
-            f"release {request_id} ({why})",
-            lambda: model.release(self.state, request_id, why),
-            lambda: self.enforcer.release(request_id, why),
-        )
+        self.operate({"op": "release", "request_id": request_id, "why": why})
 
     @guard(lambda self: bool(self.state.requests))
     @rule(pick=st.integers(0, 10**6), approved_first=st.booleans())
@@ -245,11 +356,7 @@ class PolicyMachine(TracedMachine):
 
     def step_finalize(self, request_id: str) -> None:
         self.require(self.state is not None, "not started")
-        self.compare_refusal(
-            f"finalize {request_id}",
-            lambda: model.finalize(self.state, request_id),
-            lambda: self.enforcer.finalize(request_id),
-        )
+        self.operate({"op": "finalize", "request_id": request_id})
 
     # -- restart -----------------------------------------------------------------------
 
@@ -267,8 +374,10 @@ class PolicyMachine(TracedMachine):
             loaded, expected = load(policy), None
         except model.InvalidPolicy as error:
             loaded, expected = None, str(error)
-        self.enforcer.close()
-        self.enforcer = None
+        for enforcer in (self.enforcer, self.twin):
+            if enforcer is not None:
+                enforcer.close()
+        self.enforcer = self.twin = None  # the second process restarts too, with the new policy
         try:
             self.enforcer, got = self.opener.open(policy, self.path), None
         except ValueError as error:
@@ -285,8 +394,10 @@ class PolicyMachine(TracedMachine):
     def observe(self) -> list[Observation]:
         if self.state is None or self.enforcer is None:
             return []
+        live = sorted(rid for rid, r in self.state.requests.items() if r.state == "approved")
         return [
             Observation("volume today", model.volume_today(self.state, self.clock.now()), self.enforcer.volume_today()),
+            Observation("live reservations", live, self.enforcer.approved()),
             Observation("last answer", *self.last_answer),
         ]
 

@@ -16,6 +16,9 @@ payment's change is spent by later payments. Accepted transactions are re-submit
 
 from __future__ import annotations
 
+import functools
+import math
+
 import blake3
 import nacl.signing
 from hypothesis import strategies as st
@@ -39,6 +42,18 @@ def hash32(data: bytes) -> bytes:
     return blake3.blake3(data).digest()
 
 
+#: Key ``i`` of every group (the member ``i``, or the outsider of an ``i``-member group), from fixed seeds.
+KEYS = tuple(nacl.signing.SigningKey(hash32(b"pskt-machine-key" + bytes([i]))) for i in range(max(n for _, n in GROUPS) + 1))
+PUBKEYS = tuple(key.verify_key.encode() for key in KEYS)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def signature_of(key: int, message: bytes) -> bytes:
+    """Key ``key``'s Ed25519 signature of ``message``, remembered: Ed25519 signatures are
+    deterministic, and the examples of a run sign the same templates again and again."""
+    return KEYS[key].sign(message).signature
+
+
 def mode_named(name: str, models: bool = False):
     """The fee mode called ``name``, of the model (``models=True``) or of the implementation."""
     ns = model if models else pskt
@@ -48,6 +63,89 @@ def mode_named(name: str, models: bool = False):
         return ns.SignersPay()
     _, rp, sp = name.split(":")
     return ns.Split(int(rp), int(sp))
+
+
+# ----- what ``pay`` draws ------------------------------------------------------------------
+#
+# Built once, here: strategies built inside a rule are rebuilt and re-validated by Hypothesis
+# on every call (that made this machine six times slower per step than the OR-Set machine).
+# And few draws: each choice Hypothesis makes costs about as much as a cheap step, so a
+# value with several parts is drawn as one integer and decoded (``decode_*`` below); each
+# decoding maps 0, where Hypothesis shrinks to, to the simplest case.
+
+#: One noisy signature, ``key + 6 * (kind + 3 * (skip + 1))``: see ``decode_noise``.
+NOISE = st.lists(st.integers(0, 6 * len(SIGNATURE_KINDS) * 5 - 1), max_size=6)
+#: Who signs, beside the members' order (``decode_order``): mostly an honest quorum of m + k
+#: members; else one member short, made up by a repeated member or by the outsider; a quorum
+#: plus noise; or noise alone.
+SIGNER_PLANS = st.one_of(
+    st.tuples(st.just("quorum"), st.integers(0, 4)),
+    st.just(("repeated", 0)),
+    st.just(("outsider", 0)),
+    st.tuples(st.just("quorum+noise"), NOISE),
+    st.tuples(st.just("anyone"), NOISE),
+)
+#: One payment: (amount, fee, fee mode, round, node order, members' order, signer plan, tampering).
+PAYMENTS = st.tuples(
+    st.integers(-6_001, 2**20),  # see ``decode_amount``
+    st.sampled_from([0, 3, 10, 101]),
+    st.sampled_from(FEE_MODES),
+    st.integers(0, 2),
+    st.integers(0, 1_000),  # the first signer's node order; see ``node_orders``
+    st.integers(0, math.factorial(5) - 1),  # see ``decode_order``
+    SIGNER_PLANS,
+    st.sampled_from(("none",) * 5 + TAMPERINGS),  # untampered six times in ten
+)
+
+
+def decode_amount(raw: int, coins: int) -> int:
+    """``raw >= 0``: ``1 + raw % coins``, an amount the group can afford; ``-1``: every coin it
+    holds; ``raw <= -2``: ``-raw - 1`` (1..6,000), an amount it may not afford."""
+    if raw >= 0:
+        return 1 + raw % max(1, coins)
+    return max(1, coins) if raw == -1 else -raw - 1
+
+
+def decode_order(k: int, n: int) -> list[int]:
+    """The ``k``-th ordering of ``0..n-1`` (0 is ascending), from one drawn integer."""
+    items, order = list(range(n)), []
+    for size in range(n, 0, -1):
+        index, k = divmod(k % math.factorial(size), math.factorial(size - 1))
+        order.append(items.pop(index))
+    return order
+
+
+def decode_noise(raw: int, n: int) -> list:
+    """``[key 0..n, kind, skipped input or None]`` from one drawn integer (0: member 0, genuine)."""
+    key, rest = raw % 6, raw // 6
+    kind, skip = SIGNATURE_KINDS[rest % len(SIGNATURE_KINDS)], rest // len(SIGNATURE_KINDS) - 1
+    return [key % (n + 1), kind, None if skip < 0 else skip]
+
+
+def node_orders(first: int, n: int) -> list[int]:
+    """Each signer's node order seed: distinct for the (at most five) signers, from one draw."""
+    return [(first + 137 * i) % 1_001 for i in range(n)]
+
+
+def signer_plan(order: int, plan: tuple, m: int, n: int) -> list[list]:
+    """Who signs, as ``[key, kind, skipped input or None]`` rows (key ``n`` is the outsider).
+
+    The members are taken in a drawn order (an ordering of 0..4 restricted to 0..n-1 is a
+    uniform ordering of the members).
+    """
+    members = [i for i in decode_order(order, 5) if i < n]
+    name, detail = plan
+    short = [[i, "genuine", None] for i in members[: m - 1]]
+    if name == "quorum":
+        return [[i, "genuine", None] for i in members[: m + detail % (n - m + 1)]]
+    if name == "repeated":
+        return short + short[:1]
+    if name == "outsider":
+        return [*short, [n, "genuine", None]]
+    noise = [decode_noise(raw, n) for raw in detail]
+    if name == "quorum+noise":
+        return [[i, "genuine", None] for i in members[:m]] + noise
+    return noise
 
 
 def plain(template) -> tuple:
@@ -65,6 +163,7 @@ class PsktMachine(TracedMachine):
         self.stack = None
         self.paid: list[pskt.SignedTransaction] = []  # accepted, for replays
         self.offers: list[node_model.Offer] = []
+        self._group_coins: tuple = (None, frozenset())
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -81,8 +180,7 @@ class PsktMachine(TracedMachine):
         self.require(0 <= group < len(GROUPS), f"no group {group}")
         self.require(all(isinstance(a, int) and 1 <= a <= 10**12 for a in funds), f"funds {funds} out of range")
         m, n = GROUPS[group]
-        self.keys = [nacl.signing.SigningKey(hash32(b"pskt-machine-key" + bytes([i]))) for i in range(n + 1)]  # last: outsider
-        self.pubkeys = [k.verify_key.encode() for k in self.keys]
+        self.pubkeys = list(PUBKEYS[: n + 1])  # the last: the outsider
         group_keys = MultisigGroup(m, tuple(self.pubkeys[:n]))
         self.stack = self.implementation.make_replica(0, None)
         self.ledger = self.stack.ledger(min_fee)
@@ -93,11 +191,18 @@ class PsktMachine(TracedMachine):
         for amount in funds:
             self._fund(amount)
 
+    def group_coins(self) -> frozenset:
+        """The group's coins in the model, remembered per model node (a new node per change):
+        the ``fund`` precondition asks on every rule draw."""
+        if self._group_coins[0] is not self.node:
+            self._group_coins = (self.node, node_model.coins_of(self.node, self.address))
+        return self._group_coins[1]
+
     def _fund(self, amount: int) -> None:
         utxo = self.ledger.fund(self.address, amount)
         self.node = node_model.fund(self.node, utxo.txid, self.address, amount)
 
-    @guard(lambda self: len(node_model.coins_of(self.node, self.address)) < 12)
+    @guard(lambda self: len(self.group_coins()) < 12)
     @rule(amount=st.integers(1, 5_000))
     def fund(self, amount):
         self.do("fund", amount=amount)
@@ -108,36 +213,18 @@ class PsktMachine(TracedMachine):
 
     # --- payments -----------------------------------------------------------------------------
 
-    @rule(data=st.data())
-    def pay(self, data):
-        coins = sum(c.amount for c in node_model.coins_of(self.node, self.address))
-        m, n = self.m, self.n
-        anyone = st.lists(
-            st.tuples(st.integers(0, n), st.sampled_from(SIGNATURE_KINDS), st.none() | st.integers(0, 3)), max_size=6
-        )
-
-        def plans(members: tuple[int, ...]):
-            """Mostly an honest quorum; else one member short, made up by a repeated member or by
-            the outsider (key ``n``); a quorum plus noise; or anything."""
-            short = [(i, "genuine", None) for i in members[: m - 1]]
-            return st.one_of(
-                st.integers(m, n).map(lambda k: [(i, "genuine", None) for i in members[:k]]),
-                st.just(short + short[:1]),
-                st.just([*short, (n, "genuine", None)]),
-                anyone.map(lambda noise: [(i, "genuine", None) for i in members[:m]] + noise),
-                anyone,
-            )
-
-        signers = st.permutations(range(n)).map(tuple).flatmap(plans)
+    @rule(payment=PAYMENTS)
+    def pay(self, payment: tuple) -> None:
+        amount, fee, fee_mode, round, order_seed, members_order, plan, tamper = payment
         self.do(
             "pay",
-            amount=data.draw(st.integers(1, max(1, coins)) | st.integers(1, 6_000), label="amount"),
-            fee=data.draw(st.sampled_from([0, 3, 10, 101]), label="fee"),
-            fee_mode=data.draw(st.sampled_from(FEE_MODES), label="fee_mode"),
-            round=data.draw(st.integers(0, 2), label="round"),
-            orders=data.draw(st.lists(st.integers(0, 1_000), min_size=self.n, max_size=self.n), label="orders"),
-            signers=[list(s) for s in data.draw(signers, label="signers")],
-            tamper=data.draw(st.just("none") | st.sampled_from(TAMPERINGS), label="tamper"),
+            amount=decode_amount(amount, sum(c.amount for c in self.group_coins())),
+            fee=fee,
+            fee_mode=fee_mode,
+            round=round,
+            orders=node_orders(order_seed, self.n),
+            signers=signer_plan(members_order, plan, self.m, self.n),
+            tamper=tamper,
         )
 
     def step_pay(self, amount, fee, fee_mode, round, orders, signers, tamper) -> None:
@@ -151,7 +238,7 @@ class PsktMachine(TracedMachine):
         self.events += 1
         event = pskt.Event("hyperlane", f"ev-{self.events}", DESTINATIONS[self.events % 3], amount, (("reason", "bridge"),), 0)
         m_event = model.Event(event.source, event.external_id, event.destination, amount, event.metadata, event.timestamp)
-        m_utxos = [model.Utxo(c.txid, c.index, c.amount) for c in node_model.coins_of(self.node, self.address)]
+        m_utxos = [model.Utxo(c.txid, c.index, c.amount) for c in self.group_coins()]
         expected = model.build_template(m_event, m_utxos, fee, mode_named(fee_mode, True), self.address, round, hash32)
         built = []
         for order in orders:
@@ -189,8 +276,11 @@ class PsktMachine(TracedMachine):
         return pskt.Template(tuple(inputs), tuple(outputs))
 
     def _submit(self, template: pskt.Template, signers: list) -> None:
-        other = pskt.Template(template.inputs, (*template.outputs, pskt.Output("kaspa:elsewhere", 1)))
-        hashes, other_hashes = pskt.sighashes(template), pskt.sighashes(other)
+        hashes = pskt.sighashes(template)
+        other_hashes = hashes
+        if any(kind == "other-template" for _, kind, _ in signers):
+            other = pskt.Template(template.inputs, (*template.outputs, pskt.Output("kaspa:elsewhere", 1)))
+            other_hashes = pskt.sighashes(other)
         n_inputs = len(template.inputs)
         pairs: list[list] = [[] for _ in range(n_inputs)]
         genuine: list[set[bytes]] = [set() for _ in range(n_inputs)]
@@ -199,10 +289,10 @@ class PsktMachine(TracedMachine):
                 if skip is not None and skip % n_inputs == i:
                     continue
                 if kind == "genuine":
-                    signature = self.keys[key].sign(hashes[i]).signature
+                    signature = signature_of(key, hashes[i])
                     genuine[i].add(self.pubkeys[key])
                 elif kind == "other-template":
-                    signature = self.keys[key].sign(other_hashes[i]).signature
+                    signature = signature_of(key, other_hashes[i])
                 else:
                     signature = hash32(bytes([key, i])) * 2
                 pairs[i].append((self.pubkeys[key], signature))
@@ -259,8 +349,16 @@ class PsktMachine(TracedMachine):
     def check(self) -> None:
         if self.stack is None:
             return
-        for address, expected, got in self._holdings():
-            assert got == expected, f"{address} holds {got} on the node, the model says {expected}"
+        # What ``_holdings`` compares, as sets (outpoints are unique on both sides), without
+        # sorting and formatting them after every step: only a difference is formatted.
+        expected: dict[str, set] = {address: set() for address in (self.address, *DESTINATIONS)}
+        for c in self.node.coins:
+            expected.setdefault(c.owner, set()).add((c.txid, c.index, c.amount))
+        for address, coins in expected.items():
+            if {(u.txid, u.index, u.amount) for u in self.ledger.utxos_for(address)} != coins:
+                for label, theirs, mine in self._holdings():
+                    assert mine == theirs, f"{label} holds {mine} on the node, the model says {theirs}"
+                raise AssertionError(f"{address} holds other coins on the node than the model says")
 
 
 test_pskt_machine = machine_test(PsktMachine)

@@ -13,6 +13,18 @@ gives it:
 * ``redeliver``: a message that was already delivered arrives again;
 * ``sync_all``: every replica's state reaches every other; afterwards all must agree.
 
+Whatever the level, whenever no message is in flight, replicas that lost no message (none
+to them was dropped) and have seen the same operations must agree (``check_settled``):
+deltas alone, all delivered, must converge, so a replica that never integrates a delta
+that arrived before its causal predecessor is caught where a full-state ``sync_all`` would
+hide it.
+
+An implementation that declares the operations it supports (``Implementation.operations``,
+names from ``machines.contracts.OPERATIONS``) is driven only by those: the rules of the
+others never run, and its replicas need not have their methods. Every replica is seen
+through ``harness.process.Contained`` (a ``BaseException`` from an adapter is reported, never
+escapes) and its contract; a replica with a ``close()`` method is closed when the run ends.
+
 The model side of a replica is the set of operations it has seen (its history). An
 operation made at replica ``i`` is recorded with ``record_local(i, op)``; a message carries
 the operations made at its source since the previous broadcast, and a full state carries
@@ -26,12 +38,13 @@ from typing import Any, ClassVar
 
 import attrs
 from hypothesis import strategies as st
-from hypothesis.stateful import initialize, rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from harness import TracedMachine, guard
 from harness.contract import Checked
 from harness.machine import Observation
-from machines.contracts import CONTRACTS
+from harness.process import Contained
+from machines.contracts import CONTRACTS, OPERATIONS
 from models.clock import NS_PER_DAY, NS_PER_MS, NS_PER_SECOND, ManualClock, OffsetClock
 
 #: Where every run's shared clock starts: 2023-11-14T22:13:20Z, an ordinary instant.
@@ -71,6 +84,43 @@ class ReplicatedMachine(TracedMachine):
         self.unsent: list[set] = []  # model: operations made at each replica since its last broadcast
         self.in_flight: list[Message] = []
         self.delivered: list[Message] = []
+        self.lost: set[int] = set()  # replicas to which a message was dropped
+        # This run's rules are only those of the operations the implementation supports.
+        self.stats.rules = tuple(r for r in self.stats.rules if self.rule_enabled(r))
+
+    # ----- the operations an implementation supports --------------------------------
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for rule_name in {r for op in OPERATIONS.get(cls.__dict__.get("name", ""), {}).values() for r in op.rules}:
+            if rule_name in cls.__dict__:
+                setattr(cls, rule_name, precondition(lambda self, r=rule_name: self.rule_enabled(r))(cls.__dict__[rule_name]))
+
+    def supports(self, operation: str) -> bool:
+        """Whether the implementation supports ``operation`` (all do, unless they declare)."""
+        declared = self.implementation.operations
+        return declared is None or operation in declared
+
+    def rule_enabled(self, rule_name: str) -> bool:
+        """A rule of operations runs if one of them is supported; other rules always run."""
+        drawn_by = [name for name, op in OPERATIONS.get(self.name, {}).items() if rule_name in op.rules]
+        return not drawn_by or any(self.supports(name) for name in drawn_by)
+
+    @classmethod
+    def unsupported_methods(cls, implementation: Any) -> frozenset[str]:
+        """Protocol methods no supported operation calls: the replica need not have them."""
+        declared = implementation.operations
+        known = OPERATIONS.get(cls.name, {})
+        if declared is None:
+            return frozenset()
+        unknown = sorted(set(declared) - set(known))
+        if unknown:
+            raise ValueError(
+                f"implementation {implementation.name!r} declares operations {unknown} that machine {cls.name} does "
+                f"not know; it knows {sorted(known) or 'none (it does not take a declaration)'}"
+            )
+        needed = {known[name].method for name in declared}
+        return frozenset(op.method for op in known.values()) - needed
 
     # ----- what a subclass provides -------------------------------------------------
 
@@ -109,21 +159,36 @@ class ReplicatedMachine(TracedMachine):
     # ----- set-up and time ----------------------------------------------------------
 
     def make_replica(self, replica_id: int, clock: Any) -> Any:
-        """A new replica of the implementation, seen through its contract if the type has one."""
-        replica = self.implementation.make_replica(replica_id, clock)
-        contract = CONTRACTS.get(self.name)
+        """A new replica of the implementation, contained, seen through its contract if the type has one."""
+        return self.contracted(self.implementation, replica_id, clock)
+
+    @classmethod
+    def contracted(cls, implementation: Any, replica_id: int, clock: Any) -> Any:
+        who = f"implementation {implementation.name!r} of {cls.name}"
+        replica = Contained.make(implementation.make_replica, who, replica_id, clock)
+        contract = CONTRACTS.get(cls.name)
         if contract is None:
             return replica
         protocol, results = contract
-        return Checked(replica, protocol, f"implementation {self.implementation.name!r} of {self.name}", results)
+        return Checked(replica, protocol, who, results, cls.unsupported_methods(implementation))
 
     @classmethod
     def preflight(cls, implementation: Any) -> None:
-        """Refuse an adapter that lacks methods of its protocol before any example runs."""
-        contract = CONTRACTS.get(cls.name)
-        if contract is not None:
-            Checked(implementation.make_replica(0, ManualClock(START_NS)), contract[0],
-                    f"implementation {implementation.name!r} of {cls.name}", contract[1])
+        """Refuse, before any example runs, an adapter that lacks methods of its protocol or
+        declares operations this machine does not know; an unavailable implementation
+        (``harness.process.Unavailable``) is skipped here."""
+        replica = cls.contracted(implementation, 0, ManualClock(START_NS))
+        close = getattr(replica, "close", None)
+        if callable(close):
+            close()
+
+    def teardown(self) -> None:
+        """Close every replica that has a ``close()`` (a child process's replicas are dropped)."""
+        for replica in self.replicas:
+            close = getattr(replica, "close", None)
+            if callable(close):
+                close()
+        super().teardown()
 
     @initialize(count=st.integers(2, 5), skews=st.lists(SKEWS, min_size=5, max_size=5))
     def start(self, count: int, skews: list[int]) -> None:
@@ -198,7 +263,7 @@ class ReplicatedMachine(TracedMachine):
 
     def step_drop(self, message: int) -> None:
         self.require(0 <= message < len(self.in_flight), f"no message {message} in flight")
-        self.in_flight.pop(message)
+        self.lost.add(self.in_flight.pop(message).target)
 
     @guard(lambda self: bool(self.in_flight))
     @rule(message=INDEX)
@@ -242,8 +307,42 @@ class ReplicatedMachine(TracedMachine):
         return observations
 
     def check(self) -> None:
-        for observation in self.observe():
+        if type(self).observe is not ReplicatedMachine.observe:
+            self.check_observations()  # a machine with report rows of its own is checked on them
+            return
+        # The same verdicts as ``observe``, without building its report rows on every step.
+        values = []
+        for i, (history, replica) in enumerate(zip(self.history, self.replicas, strict=True)):
+            seen = frozenset(history)
+            model, actual = self.model_value(seen), self.replica_value(replica)
+            assert self.acceptable(seen, model, actual), f"replica {i} has {actual!r}, the model says {model!r}"
+            values.append(actual)
+        self.check_settled(values)
+
+    def check_observations(self) -> None:
+        observations = self.observe()
+        for observation in observations:
             assert observation.agrees, (
                 f"{observation.label} has {observation.implementation!r}, "
                 f"the model says {observation.model!r}"
+            )
+        self.check_settled([observation.implementation for observation in observations])
+
+    def check_settled(self, values: list) -> None:
+        """When every message sent has arrived or been dropped: replicas that lost none and
+        have seen the same operations hold the same value, at every level.
+
+        Such a replica has received every delta ever sent, directly (a full state may leave
+        out updates its source holds back, as Yrs's does; a delta does not)."""
+        if self.in_flight:
+            return
+        groups: dict[frozenset, list[int]] = {}
+        for index, history in enumerate(self.history):
+            if index not in self.lost:
+                groups.setdefault(frozenset(history), []).append(index)
+        for indices in groups.values():
+            assert all(values[i] == values[indices[0]] for i in indices), (
+                "every delta delivered, none dropped to replicas "
+                f"{indices}, which have seen the same operations, yet they disagree: "
+                + ", ".join(f"replica {i} has {values[i]!r}" for i in indices)
             )

@@ -5,9 +5,7 @@ network of ``ReplicatedMachine``: deltas delivered late, twice, out of order or 
 replica often sees an insert before its parent, or a delete before the insert it deletes),
 full-state syncs in any direction. An edit may be broadcast at once (``send``), so one
 replica's messages pile up in flight, and ``deliver_all`` delivers every message in flight at
-once, newest first if it likes. Every insert puts a character not used before in the
-run (``a``, ``b``, ``c``, ...), so a failure report reads as the order of insertion and
-each character names one element.
+once, newest first if it likes.
 
 The model side: an insert at replica ``i`` is ``insert_at(history_i, i, index, item)``
 (its parent is the visible element before ``index``, its id counts past every id replica
@@ -16,15 +14,31 @@ draw reduced modulo the replica's current length (plus one for inserts).
 
 Levels:
 
-* ``exact``: after every step each replica's value equals ``models.rga.value`` of the
-  history it has seen; indices refer to that value.
+* ``exact``: inserts put ``a`` or ``b``, so equal characters are the norm, as in text: the
+  model tells elements apart by id, and an implementation that tells them apart by value is
+  caught. After every step each replica's value equals ``models.rga.value`` of the history
+  it has seen (indices refer to that value), and a replica that shows its ids (an ``ids()``
+  method, see ``machines/contracts.py``) must show the model's. Counters are unsigned 64-bit
+  (``implementations.limits.RGA_MAX_COUNTER``): a replica that has seen the greatest one must refuse
+  an insert (``Refused("counter_exhausted")``) and change nothing.
 * ``convergent`` (e.g. YATA, as Yrs orders concurrent inserts): indices refer to the
   replica's own value; an insert hangs after the element the replica shows before it, a
-  delete deletes the element it shows. After every step a replica holds distinct
-  characters whose inserts it has seen (it may hold back operations whose causal
-  predecessors are missing, as Yrs does); a local insert must land where it was made; after
-  a full sync all replicas are equal and hold exactly the model's characters, in their own
-  order.
+  delete deletes the element it shows. Such an implementation shows elements only through
+  their characters, so here every insert puts a character not used before in the run (``a``,
+  ``b``, ``c``, ...). After every step a replica holds distinct characters whose inserts it
+  has seen (it may hold back operations whose causal predecessors are missing, as Yrs does),
+  and an element it has stopped showing after its delete reached it never shows again; a
+  local insert must land where it was made; after a full sync all replicas are equal and hold
+  exactly the model's characters, in their own order.
+
+The adversary (``hostile``, for implementations whose replicas can speak their own wire:
+``craft_delta`` in ``machines/contracts.py``): a peer that lies well sends one replica a
+well-formed delta with ids of its own choosing, from replica ids no honest replica has:
+floods of siblings with decreasing ids, counters at the top of the 64-bit range, children of
+parents that never come or come later, children of deleted parents, chains with every child
+before its parent, and deletes of ids nobody has inserted yet (some inserted later). The model takes them as any
+other operations; the invariants above are checked after every step, and the replica must
+still encode its state afterwards.
 """
 
 from __future__ import annotations
@@ -36,11 +50,23 @@ from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from harness import guard, machine_test
-from machines.replicated import INDEX, ReplicatedMachine
-from models.rga import Delete, Id, Insert, delete_at, insert_at, next_id, value
+from harness.machine import Observation
+from implementations.limits import RGA_MAX_COUNTER, U64_MAX
+from machines.contracts import Refused
+from machines.replicated import INDEX, START_NS, Message, ReplicatedMachine
+from models.clock import ManualClock
+from models.rga import Delete, Id, Insert, delete_at, deleted, insert_at, next_id, value, walk
 
-#: The characters inserts use, in order: each run's first insert puts ``a``, then ``b``, ...
+#: The characters of the ``exact`` level: two, so that most characters are equal.
+LETTERS = "ab"
+#: The characters of the ``convergent`` level, in order: each run's first insert puts ``a``, then ``b``, ...
 ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits
+#: Replica ids of the adversary: none of them is a machine replica (those are 0 to 4).
+ATTACKERS = (5, 2**63, U64_MAX)
+HOSTILE = ("sibling_flood", "counter_ceiling", "orphans", "late_parent", "deleted_parent", "reversed_chain",
+           "far_deletes")
+#: Per implementation name: whether its replicas offer ``craft_delta`` (asked once).
+_CRAFTS: dict[str, bool] = {}
 
 
 def fresh_item(count: int) -> str:
@@ -54,7 +80,17 @@ class RGAMachine(ReplicatedMachine):
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
-        self.element_of: dict[str, Id] = {}  # every character inserted so far, at any replica: its element
+        self.element_of: dict[str, Id] = {}  # convergent: every character inserted so far, at any replica: its element
+        self.char_of: dict[Id, str] = {}  # convergent: the other way round
+        self.gone: list[set[str]] = []  # convergent, per replica: deleted characters it has stopped showing
+        self.hostile_inserts: dict[Id, Insert] = {}  # every insert the adversary has sent
+        self.promised: list[Id] = []  # parents of orphans the adversary sent, not sent themselves yet
+        if implementation.name not in _CRAFTS:
+            _CRAFTS[implementation.name] = implementation.level == "exact" and callable(
+                getattr(implementation.make_replica(0, ManualClock(START_NS)), "craft_delta", None))
+        self.crafts = _CRAFTS[implementation.name]
+        if not self.crafts:  # an implementation the adversary cannot speak to: the rule does not apply
+            self.stats.rules = tuple(name for name in self.stats.rules if name != "hostile")
 
     @property
     def exact(self) -> bool:
@@ -81,6 +117,10 @@ class RGAMachine(ReplicatedMachine):
             return value(self.history[replica])
         return self.replica_value(self.replicas[replica])
 
+    def step_start(self, replicas: int, skews_ns: list[int]) -> None:
+        super().step_start(replicas, skews_ns)
+        self.gone = [set() for _ in range(replicas)]
+
     def step_sync_all(self) -> None:
         super().step_sync_all()
         if not self.exact:
@@ -90,20 +130,64 @@ class RGAMachine(ReplicatedMachine):
                     f"after a full sync replica {i} holds {actual!r}, the model's characters are {model!r}"
                 )
 
+    # ----- invariants -----------------------------------------------------------------
+
+    def observe(self) -> list[Observation]:
+        observations = []
+        for i, (history, replica) in enumerate(zip(self.history, self.replicas, strict=True)):
+            seen = frozenset(history)
+            actual = self.replica_value(replica)
+            label = f"replica {i}"
+            if self.exact:
+                gone = deleted(seen)
+                shown = [element for element in walk(seen) if element.id not in gone]
+                model = [element.item for element in shown]
+                agrees = model == actual
+                ids = getattr(replica, "ids", None)
+                if agrees and callable(ids):
+                    actual_ids, model_ids = [tuple(element) for element in ids()], [element.id for element in shown]
+                    if actual_ids != model_ids:
+                        agrees = False
+                        label += f" (its ids {actual_ids}, the model's {model_ids})"
+            else:
+                model = value(seen)
+                agrees = self.acceptable(seen, model, actual)
+                back = set(actual) & self.gone[i] if i < len(self.gone) else set()
+                if back:
+                    agrees = False
+                    label += f" (shows {sorted(back)} again, deleted and gone before)"
+            observations.append(Observation(label, model, actual, agrees))
+        return observations
+
+    def check(self) -> None:
+        observations = self.observe()
+        for observation in observations:
+            assert observation.agrees, (
+                f"{observation.label} has {observation.implementation!r}, the model says {observation.model!r}"
+            )
+        if not self.exact:
+            for i, observation in enumerate(observations):
+                chars = {self.char_of[target] for target in deleted(self.history[i]) if target in self.char_of}
+                self.gone[i] |= chars - set(observation.implementation)
+        self.check_settled([observation.implementation for observation in observations])  # every level (gap 3)
+
     # ----- operations ------------------------------------------------------------------
 
-    @rule(replica=INDEX, index=INDEX, send=st.booleans())
-    def insert(self, replica: int, index: int, send: bool) -> None:
+    @rule(replica=INDEX, index=INDEX, send=st.booleans(), letter=st.integers(0, len(LETTERS) - 1))
+    def insert(self, replica: int, index: int, send: bool, letter: int) -> None:
         """With ``send``, the insert is broadcast at once (its own message, so messages of
         one replica pile up in flight and can be delivered out of order)."""
         chosen = self.pick(replica, self.replicas)
         length = len(self.view(chosen))
-        self.do("insert", replica=chosen, index=index % (length + 1), item=fresh_item(len(self.element_of)), send=send)
+        item = LETTERS[letter] if self.exact else fresh_item(len(self.element_of))
+        index = index % (length + 1) if self.supports("insert") else length  # else only insert_end: append
+        self.do("insert", replica=chosen, index=index, item=item, send=send)
 
     def step_insert(self, replica: int, index: int, item: str, send: bool = False) -> None:
         self.require_replica(replica)
         self.require(isinstance(item, str) and len(item) == 1, f"an item is one character, got {item!r}")
-        self.require(item not in self.element_of, f"{item!r} was inserted before: every insert puts a fresh character")
+        self.require(self.exact or item not in self.element_of,
+                     f"{item!r} was inserted before: at the convergent level every insert puts a fresh character")
         seen = self.view(replica)
         self.require(0 <= index <= len(seen), f"insert at {index} into replica {replica} of length {len(seen)}")
         if self.exact:
@@ -111,15 +195,35 @@ class RGAMachine(ReplicatedMachine):
         else:  # after the element the replica shows before ``index``
             parent = self.element_of[seen[index - 1]] if index else None
             op = Insert(next_id(self.history[replica], replica), parent, item)
+        if op.id[0] > RGA_MAX_COUNTER:
+            self.expect_exhausted(replica, index, item)
+            return
         self.replicas[replica].insert(index, item)
         self.record_local(replica, op)
-        self.element_of[item] = op.id
+        if not self.exact:
+            self.element_of[item] = op.id
+            self.char_of[op.id] = item
         now = self.replica_value(self.replicas[replica])
         assert index < len(now) and now[index] == item, (
             f"replica {replica} inserted {item!r} at {index} but holds {now!r}: the insert did not land where it was made"
         )
         if send:
             self.step_broadcast(replica)
+
+    def expect_exhausted(self, replica: int, index: int, item: str) -> None:
+        """The replica has seen counter ``U64_MAX``: an insert must be refused, changing nothing."""
+        before = self.replicas[replica].state()
+        try:
+            self.replicas[replica].insert(index, item)
+        except Refused as refusal:
+            assert refusal.kind == "counter_exhausted", f"replica {replica} refused the insert as {refusal.kind!r}"
+        except Exception as error:
+            raise AssertionError(f"replica {replica} has seen counter {U64_MAX}: an insert must be refused "
+                                 f"(Refused('counter_exhausted')), it raised {type(error).__name__}: {error}") from error
+        else:
+            raise AssertionError(f"replica {replica} has seen counter {U64_MAX} and still made an insert: its id "
+                                 "cannot travel (counters are unsigned 64-bit)")
+        assert self.replicas[replica].state() == before, f"replica {replica} refused an insert but changed"
 
     def has_items(self) -> bool:
         return any(self.view(i) for i in range(len(self.replicas)))
@@ -156,6 +260,111 @@ class RGAMachine(ReplicatedMachine):
         for message in arriving:
             self._deliver(message)
             self.delivered.append(message)
+
+    # ----- the adversary -----------------------------------------------------------------
+
+    @guard(lambda self: self.crafts and bool(self.replicas))
+    @rule(kind=st.sampled_from(HOSTILE), to=INDEX, size=st.integers(1, 6), raw=INDEX, attacker=st.sampled_from(ATTACKERS),
+          near=st.integers(0, 2))
+    def hostile(self, kind: str, to: int, size: int, raw: int, attacker: int, near: int) -> None:
+        target = self.pick(to, self.replicas)
+        inserts, deletes = self.craft(kind, target, size, raw, attacker, near)
+        if inserts or deletes:
+            self.do("hostile", target=target, inserts=inserts, deletes=deletes)
+
+    def craft(self, kind: str, target: int, size: int, raw: int, attacker: int, near: int) -> tuple[list, list]:
+        """The operations of a hostile delta: inserts ``[counter, replica, parent counter (0:
+        the head), parent replica, item]`` and deletes ``[counter, replica]``."""
+        history = self.history[target]
+        elements = walk(history)
+        gone = deleted(history)
+        top = 1 + max([counter for counter, _ in self.all_ids()], default=0)
+
+        def some(candidates: list[Insert]) -> tuple[int, int]:
+            return candidates[raw % len(candidates)].id if candidates else (0, 0)
+
+        def fresh(counter: int) -> bool:
+            return (counter, attacker) not in self.hostile_inserts
+
+        letter = LETTERS[raw % len(LETTERS)]
+
+        def operations() -> tuple[list, list]:
+            if kind == "sibling_flood":  # siblings under one parent, each id smaller than the one before
+                parent = some(elements)
+                base = max(top, parent[0] + 1)
+                counters = [c for c in range(base + size - 1, base - 1, -1) if fresh(c)]
+                return [[c, attacker, *parent, LETTERS[c % 2]] for c in counters], []
+            if kind == "counter_ceiling":  # a chain ending at the greatest counter the wire carries
+                parent = some([element for element in elements if element.id[0] < U64_MAX - near])
+                counters = [c for c in range(U64_MAX - near, U64_MAX + 1) if fresh(c)]
+                if len(counters) != near + 1:
+                    return [], []
+                chain = [[counters[0], attacker, *parent, letter]]
+                chain += [[c, attacker, c - 1, attacker, letter] for c in counters[1:]]
+                return chain, []
+            if kind == "orphans":  # children of an id the adversary sends later, if ever
+                promised = (top, attacker)
+                self.promised.append(promised)
+                return [[top + 1 + k, attacker, *promised, letter] for k in range(size)], []
+            if kind == "late_parent":  # a promised parent arrives, after its children or its delete
+                waiting = [p for p in self.promised if p not in self.hostile_inserts and p[0] > 0]
+                if not waiting:
+                    return [], []
+                promised = waiting[raw % len(waiting)]
+                parent = some([element for element in elements if element.id[0] < promised[0]])
+                return [[*promised, *parent, letter]], []
+            if kind == "deleted_parent":  # children of an element deleted already
+                parent = some([element for element in elements if element.id in gone])
+                return [[top + k, attacker, *parent, letter] for k in range(size)], []
+            if kind == "reversed_chain":  # a chain, every child before its parent in the message
+                parent = some(elements)
+                base = max(top, parent[0] + 1)
+                chain = [[base, attacker, *parent, letter]] + [[base + k, attacker, base + k - 1, attacker, letter]
+                                                              for k in range(1, size)]
+                return chain[::-1], []
+            # far_deletes: deletes of known elements and of ids nobody has inserted yet (a later
+            # late_parent may insert them: they must arrive deleted)
+            known = [list(element.id) for element in elements[raw % 3 :: 3]][:size]
+            unknown = [(top + 1 + k, attacker) for k in range(size)]
+            self.promised.extend(unknown)
+            return [], known + [list(element) for element in unknown]
+
+        inserts, deletes = operations()
+        if any(op[0] > U64_MAX for op in inserts + deletes):  # the counters are used up: nothing to send
+            return [], []
+        return inserts, deletes
+
+    def all_ids(self) -> set[Id]:
+        ids: set[Id] = set()
+        for history in self.history:
+            for op in history:
+                if isinstance(op, Insert):
+                    ids.add(op.id)
+                else:
+                    ids.add(op.target)
+        return ids
+
+    def step_hostile(self, target: int, inserts: list[list], deletes: list[list]) -> None:
+        self.require_replica(target)
+        self.require(self.crafts, f"implementation {self.implementation.name!r} cannot craft deltas")
+        ops: list[Insert | Delete] = []
+        for counter, replica, parent_counter, parent_replica, item in inserts:
+            self.require(replica >= len(self.replicas) and 1 <= counter <= U64_MAX and 0 <= parent_counter < counter,
+                         f"a hostile insert ({counter}, {replica}) after ({parent_counter}, {parent_replica}) is not "
+                         "well-formed from an outsider")
+            op = Insert((counter, replica), (parent_counter, parent_replica) if parent_counter else None, item)
+            self.require(self.hostile_inserts.get(op.id, op) == op, f"the adversary sent {op.id} before, differently")
+            ops.append(op)
+        ops.extend(Delete((counter, replica)) for counter, replica in deletes)
+        crafted = self.replicas[target].craft_delta([(op.id, op.parent, op.item) for op in ops if isinstance(op, Insert)],
+                                                    [op.target for op in ops if isinstance(op, Delete)])
+        message = Message(-1, target, (crafted,), frozenset(ops))
+        self._deliver(message)
+        self.delivered.append(message)
+        for op in ops:
+            if isinstance(op, Insert):
+                self.hostile_inserts[op.id] = op
+        self.replicas[target].state()  # a hostile delta must never leave a replica unable to encode itself
 
 
 test_rga_machine = machine_test(RGAMachine)

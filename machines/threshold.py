@@ -12,7 +12,10 @@ wrong group, truncation) and forges answers (a non-member's signatures, a bad si
 member's key, a member's signature over another template, a copy of a member's genuine
 signature, a faulty member that accepts without a valid signature). Signers and
 coordinators crash and restart from their files. ``advance_clock`` moves the shared clock
-(across UTC midnight, by whole days) and ticks every core.
+(across UTC midnight, by whole days) and ticks every core. Crashes inside an operation and
+a second process on a core's file are rules of ``machines.threshold_faults``; well-formed
+lies (outsiders' answers, integers at the edge of what storage holds, huge signature
+lists) of ``machines.threshold_hostile``.
 
 The machine predicts, with the model, every signer's answer (the checks in SPEC order, the
 policy by ``models.policy``), every request's state, and every refusal; after every step:
@@ -22,7 +25,11 @@ policy by ``models.policy``), every request's state, and every refusal; after ev
 * every signer that signed a request rebuilt byte for byte the template proposed;
 * no signer signs two templates for one event; no event is paid twice on the ledger;
 * per signer and UTC day, the volume it approved for requests that were paid never exceeds
-  the limit (also with concurrent sessions), and its reserved volume equals the model's.
+  the limit (also with concurrent sessions), and its reserved volume and its live
+  reservations equal the model's; a tick leaves no reservation alive past its request's
+  settlement time (``expires_at`` plus the clock skew);
+* the coordinators' payments are exactly the transactions on the ledger (each counted once);
+* ``tick`` never raises, whatever a crash left in a file.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -39,7 +47,7 @@ from blake3 import blake3
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
-from harness import TracedMachine, guard, machine_test
+from harness import TracedMachine, faults, guard, machine_test
 from harness.machine import Observation
 from implementations import pskt
 from implementations.ledger import Ledger, MultisigGroup
@@ -47,6 +55,8 @@ from implementations.policy import Policy
 from implementations.threshold import Answer, EventRefused, GroupConfig, LedgerView, decode_answer, decode_proposal, encode_answer
 from implementations.threshold_envelope import EnvelopeRejected, decode_envelope, encode_envelope, seal
 from implementations.wire import DecodeError
+from machines.threshold_faults import FaultRules
+from machines.threshold_hostile import HostileRules
 from models import policy as policy_model
 from models import threshold as model
 from models.clock import NS_PER_DAY, NS_PER_SECOND, ManualClock, utc_day
@@ -87,15 +97,37 @@ class Message:
 
 
 @attrs.define
+class Operation:
+    """One operation of a core, as the machine carries it out and then predicts it:
+    ``kind`` is "deliver" (``sent``'s envelope, as ``data``), "tick" or "submit" (``event``)."""
+
+    role: str
+    node: int
+    kind: str
+    sent: Message | None = None
+    data: bytes = b""
+    expect: str | None = None  # the transport check it must fail (tampered bytes)
+    event: Any = None
+
+    def call(self, core: Any, now: int) -> Any:
+        if self.kind == "deliver":
+            return core.handle(self.data, now)
+        if self.kind == "tick":
+            return core.tick(now)
+        return core.submit_event(self.event, now)
+
+
+@attrs.define
 class SignerModel:
     policy: policy_model.PolicyState
     answers: dict = attrs.field(factory=dict)  # request id -> (accept, reason)
     signed: dict = attrs.field(factory=dict)  # event id -> set of template hashes signed
     approved: dict = attrs.field(factory=dict)  # request id -> UTC day of approval (reservation live or kept)
     settled: set = attrs.field(factory=set)
+    approved_tick: dict = attrs.field(factory=dict)  # request id -> the machine's tick count when approved
 
 
-class ThresholdMachine(TracedMachine):
+class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
     name = "threshold"
 
     def __init__(self, implementation, stats=None):
@@ -103,6 +135,8 @@ class ThresholdMachine(TracedMachine):
         self.directory: str | None = None
         self.signers: list[Any] = []
         self.coordinators: list[Any] = []
+        self.twins: dict[tuple[str, int], Any] = {}  # a second instance of a core on its file
+        self.armed: dict[tuple[str, int], faults.CrashPoint] = {}
         self.in_flight: list[Message] = []
         self.delivered: list[Message] = []
 
@@ -128,8 +162,7 @@ class ThresholdMachine(TracedMachine):
         self.config = GroupConfig(tuple(self.pubkeys), m, self.address, FEE, FEE_MODES[fee_mode], TIMEOUT_NS)
         self.policy = Policy(max_daily_volume=LIMIT)
         self.backend = self.implementation.make_replica(0, self.clock)
-        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        self.directory = tempfile.mkdtemp(prefix="mbt-threshold-", dir=shm)
+        self.directory = tempfile.mkdtemp(prefix="mbt-threshold-", dir=faults.store_directory())
         self.views = [LedgerView(self.ledger, self.address, order_seed * 100 + i) for i in range(n)]
         # cores are opened on first use (and after a restart, on next use): cheap short runs
         self.signers = [None] * n
@@ -146,6 +179,8 @@ class ThresholdMachine(TracedMachine):
         self.seen: dict[tuple[str, int], dict] = {}  # receiver -> replay key -> local time accepted
         self.genuine_sigs: dict[str, list[tuple[int, bytes, bytes]]] = {}  # request id -> member signatures seen
         self.forged_seq = 0
+        self.ticked_at = START_NS  # when every core last looked at the clock
+        self.ticks = 0  # how many times they did
 
     def _new_signer(self, i: int):
         store = os.path.join(self.directory, f"signer{i}.db")
@@ -170,8 +205,54 @@ class ThresholdMachine(TracedMachine):
         cores = self.signers if role == "signer" else self.coordinators
         return cores[i] is not None or os.path.exists(os.path.join(self.directory, f"{role}{i}.db"))
 
+    def core(self, role: str, i: int):
+        return self.signer(i) if role == "signer" else self.coordinator(i)
+
+    def twin(self, role: str, i: int):
+        """A second instance of the core on the same file (another process), opened on first use."""
+        if (role, i) not in self.twins:
+            self.twins[role, i] = self._new_signer(i) if role == "signer" else self._new_coordinator(i)
+        return self.twins[role, i]
+
     def _open_cores(self) -> list:
-        return [core for core in self.signers + self.coordinators if core is not None]
+        return [core for core in self.signers + self.coordinators + list(self.twins.values()) if core is not None]
+
+    def crash_restart(self, role: str, i: int) -> None:
+        """The core died: its object is thrown away, a new one opens the file and ticks at
+        once (a restarted core's first act: it finishes what a crash interrupted)."""
+        cores = self.signers if role == "signer" else self.coordinators
+        cores[i].close()
+        cores[i] = None
+        tick = faults.run_operation(self.core(role, i).store, lambda: self.core(role, i).tick(self.now))
+        assert tick.error is None, f"the first tick of the restarted {role} {i} raised {tick.error!r}"
+
+    def perform(self, op: Operation, second: Operation | None = None, boundary: int | None = None) -> None:
+        """Carry out ``op`` on its core (under the crash point armed for it, if any) and, if
+        given, ``second`` on the core's second instance at the ``boundary``-th transaction
+        boundary of ``op``; then predict both with the model, in the order they took effect."""
+        now = self.now
+        crash = self.armed.pop((op.role, op.node), None)
+        primary = self.core(op.role, op.node)
+        other: Callable[[], Any] | None = None
+        if second is not None:
+            twin = self.twin(second.role, second.node)
+            other = lambda: second.call(twin, now)  # noqa: E731
+        run = faults.run_operation(primary.store, lambda: op.call(primary, now), crash=crash, boundary=boundary, other=other)
+        if run.crashed:
+            self.crash_restart(op.role, op.node)
+        order = [(op, run)] if second is None else (
+            [(second, run.other), (op, run)] if run.other_first else [(op, run), (second, run.other)])
+        for each, outcome in order:
+            self.conclude(each, outcome)
+
+    def conclude(self, op: Operation, run: faults.Run) -> None:
+        if op.kind == "deliver":
+            self._conclude_delivery(op, run)
+        elif op.kind == "submit":
+            self._conclude_submission(op, run)
+        else:
+            assert run.error is None, f"the tick of {op.role} {op.node} raised {run.error!r}"
+            assert run.crashed or run.result == [], f"the tick of {op.role} {op.node} sent messages"
 
     def teardown(self) -> None:
         for core in self._open_cores():
@@ -209,23 +290,38 @@ class ThresholdMachine(TracedMachine):
 
     def _submit(self, node: int, event: pskt.Event) -> None:
         self.require(0 <= node < len(self.coordinators), f"no node {node}")
+        self.perform(Operation("coordinator", node, "submit", event=event))
+
+    def _conclude_submission(self, op: Operation, run: faults.Run) -> None:
+        node, event = op.node, op.event
         eid = pskt.event_hash(event).hex()
         busy = [r for rid, r in self.requests.items() if self.owner[rid] == node and r.event_id == eid
                 and r.state in (model.PENDING, model.APPROVED, model.FINALIZED)]
         funded = self.ledger.balance(self.address) >= event.amount + FEE
-        try:
-            request_id, out = self.coordinator(node).submit_event(event, self.now)
-        except EventRefused as refused:
-            assert busy, f"coordinator {node} refused a fresh event: {refused}"
+        if isinstance(run.error, EventRefused):
+            assert busy, f"coordinator {node} refused a fresh event: {run.error}"
             return
-        except pskt.TemplateRefused as refused:
-            assert not busy and not funded, f"coordinator {node} refused a fundable event: {refused}"
+        if isinstance(run.error, pskt.TemplateRefused):
+            assert not busy and not funded, f"coordinator {node} refused a fundable event: {run.error}"
             return
+        if not run.took_effect:
+            return  # crashed before its commit: no request was opened
+        if run.crashed:  # the request was opened, the proposals were lost
+            known = {rid for rid, owner in self.owner.items() if owner == node}
+            coordinator = self.coordinator(node)
+            opened = [rid for rid in sorted(set(coordinator.request_states()) - known)
+                      if decode_proposal(coordinator.proposal(rid)).event_hash.hex() == eid]
+            assert len(opened) == 1, f"coordinator {node} opened {opened} for one event"
+            request_id, out = opened[0], []
+            payload = coordinator.proposal(request_id)
+        else:
+            request_id, out = run.value()
+            assert len(out) == len(self.signers), f"{len(out)} proposals for {len(self.signers)} members"
+            payload = decode_envelope(out[0][1]).payload
         assert not busy, f"coordinator {node} opened {request_id} for an event it is already processing"
         assert funded, f"coordinator {node} built a template beyond the group's funds"
         assert request_id not in self.requests, f"request id {request_id} reused"
-        assert len(out) == len(self.signers), f"{len(out)} proposals for {len(self.signers)} members"
-        proposal = decode_proposal(decode_envelope(out[0][1]).payload)
+        proposal = decode_proposal(payload)
         self.proposals[request_id] = proposal
         self.owner[request_id] = node
         self.requests[request_id] = model.Request(request_id, eid, len(proposal.template.inputs), self.now + TIMEOUT_NS)
@@ -350,28 +446,37 @@ class ThresholdMachine(TracedMachine):
     # ----- delivering: predict, apply, compare -----------------------------------------
 
     def _deliver(self, sent: Message, data: bytes, expect: str | None) -> None:
+        self.perform(Operation(sent.role, sent.target, "deliver", sent=sent, data=data, expect=expect))
+
+    def _conclude_delivery(self, op: Operation, run: faults.Run) -> None:
+        sent, data, expect = op.sent, op.data, op.expect
         receiver = (sent.role, sent.target)
-        core = self.signer(sent.target) if sent.role == "signer" else self.coordinator(sent.target)
         env = decode_envelope(data) if expect is None else None
-        if expect is None:
+        # a coordinator keeps no replay record of a non-member's envelope: what it carries is
+        # taken once (signatures are stored once per input and member), so a repeat changes nothing
+        remembered = expect is None and (sent.role == "signer" or env.sender in self.pubkeys)
+        if remembered:
             accepted_at = self.seen.setdefault(receiver, {}).get(env.replay_key)
             if accepted_at is not None and self.now - accepted_at < REPLAY_NS:
                 expect = "replayed envelope"
         if expect is not None:
-            try:
-                core.handle(data, self.now)
-            except EnvelopeRejected as rejected:  # a DecodeError naming the failed transport check
-                assert rejected.reason == expect, (
-                    f"{sent.role} {sent.target} rejected with {rejected.reason!r}, expected {expect!r}")
+            assert not run.crashed, f"{sent.role} {sent.target} committed something for an envelope it must reject ({expect})"
+            if isinstance(run.error, EnvelopeRejected):  # a DecodeError naming the failed transport check
+                assert run.error.reason == expect, (
+                    f"{sent.role} {sent.target} rejected with {run.error.reason!r}, expected {expect!r}")
                 return
-            except DecodeError as undecodable:
-                assert expect == "not decodable", f"{sent.role} {sent.target} could not decode an envelope: {undecodable}"
+            if isinstance(run.error, DecodeError):
+                assert expect == "not decodable", f"{sent.role} {sent.target} could not decode an envelope: {run.error}"
                 return
+            run.value()  # any other exception is the failure
             raise AssertionError(f"{sent.role} {sent.target} accepted an envelope it must reject ({expect})")
-        self.seen[receiver][env.replay_key] = self.now
-        out = core.handle(data, self.now)
+        if not run.took_effect:
+            return  # crashed before its commit: as if it never arrived (it may be delivered again)
+        out = [] if run.crashed else run.value()
+        if remembered:
+            self.seen[receiver][env.replay_key] = self.now
         if sent.role == "signer":
-            self._after_proposal(sent.target, decode_proposal(env.payload), out)
+            self._after_proposal(sent.target, decode_proposal(env.payload), out, answered=not run.crashed)
         else:
             assert out == [], f"coordinator {sent.target} answered an answer: {out}"
             self._after_answer(sent.target, env.sender, decode_answer(env.payload))
@@ -399,6 +504,7 @@ class ThresholdMachine(TracedMachine):
                 sm.policy = policy_model.release(sm.policy, p.request_id, "rejected")
             elif decision.approved:
                 sm.approved[p.request_id] = utc_day(self.now)
+                sm.approved_tick[p.request_id] = self.ticks
         verdict = (refusal is None, refusal or "")
         sm.answers[p.request_id] = verdict
         return verdict
@@ -406,8 +512,12 @@ class ThresholdMachine(TracedMachine):
     def _signed_requests(self, j: int):
         return [(rid, self.requests[rid].event_id) for rid, (ok, _) in self.signer_models[j].answers.items() if ok]
 
-    def _after_proposal(self, j: int, p, out) -> None:
+    def _after_proposal(self, j: int, p, out, answered: bool = True) -> None:
         accept, reason = self._expected_verdict(j, p)
+        if accept:
+            self.signer_models[j].signed.setdefault(p.event_hash.hex(), set()).add(p.template_hash)
+        if not answered:  # decided and recorded, then the process died: the answer was never sent
+            return
         assert len(out) == 1, f"signer {j} sent {len(out)} messages for one proposal"
         to, data = out[0]
         assert to == self.pubkeys[self.owner[p.request_id]], f"signer {j} answered someone else than the coordinator"
@@ -423,7 +533,6 @@ class ThresholdMachine(TracedMachine):
                 assert good, f"signer {j}: bad signature on input {i}"
             assert self.signer(j).signed_template(p.request_id) == p.template_bytes, (
                 f"signer {j} signed a template that differs from the proposal of {p.request_id}")
-            self.signer_models[j].signed.setdefault(p.event_hash.hex(), set()).add(p.template_hash)
             self.genuine_sigs.setdefault(p.request_id, []).extend(answer.signatures)
         self.in_flight.append(Message("coordinator", self.owner[p.request_id], data))
 
@@ -456,14 +565,15 @@ class ThresholdMachine(TracedMachine):
         now = self.now
         paid = set(self.ledger.accepted)
         for i in range(len(self.signers)):
-            for role, open_core in (("signer", self.signer), ("coordinator", self.coordinator)):
+            for role in ("signer", "coordinator"):
                 if self._exists(role, i):
-                    assert open_core(i).tick(now) == [], f"the tick of {role} {i} sent messages"
+                    self.perform(Operation(role, i, "tick"))
+        self.ticked_at, self.ticks = now, self.ticks + 1
         for rid, request in self.requests.items():
             self.requests[rid] = model.on_tick(request, now)
         for sm in self.signer_models:
             for rid in sorted(sm.approved):
-                if rid not in sm.settled and self.requests[rid].expires_at <= now:
+                if rid not in sm.settled and model.settles(self.requests[rid].expires_at, now):
                     sm.settled.add(rid)
                     if self.proposals[rid].template_hash in paid:
                         sm.policy = policy_model.finalize(sm.policy, rid)
@@ -489,8 +599,11 @@ class ThresholdMachine(TracedMachine):
             rows.append(Observation(f"request {rid}", request.state, self.coordinator(self.owner[rid]).request_state(rid)))
         day = utc_day(self.now)
         for j, sm in enumerate(self.signer_models):
-            volume = self.signer(j).volume_on(day) if self._exists("signer", j) else 0  # never opened: nothing reserved
+            opened = self._exists("signer", j)  # never opened: nothing reserved
+            volume = self.signer(j).volume_on(day) if opened else 0
             rows.append(Observation(f"signer {j} volume", policy_model.volume_on(sm.policy, day), volume))
+            live = sorted(rid for rid, r in sm.policy.requests.items() if r.state == "approved")
+            rows.append(Observation(f"signer {j} live reservations", live, self.signer(j).live_reservations() if opened else []))
         return rows
 
     def check(self) -> None:
@@ -515,9 +628,21 @@ class ThresholdMachine(TracedMachine):
                             model.chosen_keys(self.group, request.n_inputs, request.signatures)]
                 used = self.coordinator(self.owner[rid]).final_signers(rid)
                 assert used == expected, f"request {rid} was submitted with signatures of {used}, expected {expected}"
+        paid = sorted(txid for i in range(len(self.coordinators)) if self._exists("coordinator", i)
+                      for txid in self.coordinator(i).paid_transactions())
+        assert paid == sorted(self.ledger.accepted), (
+            f"the coordinators recorded {len(paid)} payments, the ledger holds {len(self.ledger.accepted)} transactions")
         for j, sm in enumerate(self.signer_models):
             for eid, templates in sm.signed.items():
                 assert len(templates) <= 1, f"signer {j} signed {len(templates)} different templates for event {eid[:16]}"
+            if not self._exists("signer", j):
+                continue
+            for event, templates in self.signer(j).signed_templates().items():
+                assert len(templates) <= 1, f"signer {j}'s file holds {len(templates)} templates for event {event.hex()[:16]}"
+            for rid in self.signer(j).live_reservations():  # unless approved since (a proposal may arrive late)
+                due = model.settles(self.requests[rid].expires_at, self.ticked_at)
+                assert not due or sm.approved_tick.get(rid) == self.ticks, (
+                    f"signer {j} still reserves the volume of {rid}, which was due for settlement at the last tick")
             per_day: dict[int, int] = {}
             for rid, day in sm.approved.items():
                 if self.requests[rid].state == model.FINALIZED:

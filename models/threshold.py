@@ -6,8 +6,8 @@ template) per request; members sign every input of it; the coordinator finalizes
 
 Request states. A request is ``Pending`` when proposed. ``Pending`` may become
 ``Approved`` (``m`` distinct members accepted, or their valid signatures arrived, maybe
-relayed by someone else: see below), ``Rejected`` (so many members
-refused that ``m`` accepts can no longer be reached), ``Expired`` or ``Finalized``;
+relayed: see below), ``Rejected`` (so many members refused that ``m`` accepts can no
+longer be reached), ``Expired`` or ``Finalized``;
 ``Approved`` may become ``Finalized``, ``Expired`` or ``Aborted`` (the node refused the
 signed transaction). Moving a request to the state it is in does nothing. Every other move,
 and any move out of ``Rejected``, ``Expired``, ``Finalized`` or ``Aborted``, is an error
@@ -22,16 +22,17 @@ it signed.
 
 When a request may be finalized. When every input of its template has at least ``m``
 counting keys; the request is then ``Approved`` (if it was not yet) and submitted at once:
-signatures decide, not accepts. The submitted transaction
-carries, on each input, the signatures of the first ``m`` counting keys in group key
-order (and no others). Only after the node accepted it is the volume recorded.
+signatures decide, not accepts. The submitted transaction carries, on each input, the
+signatures of the first ``m`` counting keys in group key order (and no others). Only after
+the node accepted it is the volume recorded.
 
 Time. A request proposed at ``now`` with session timeout ``t`` expires at ``now + t``.
 It times out at ``expires_at``: from then on it cannot be finalized, and the coordinator's
 next look at the clock moves a ``Pending`` or ``Approved`` request to ``Expired``; nothing
 of an expired request is ever submitted. A signer accepts a proposal only if
 ``expires_at`` lies in ``[now - 30 s, now + 1 h + 30 s]`` of its own clock (30 s of clock
-skew either way, one hour of lifetime at most).
+skew either way, one hour of lifetime at most). It settles the volume it reserved once no
+coordinator can submit: 30 s after ``expires_at`` (``settles``); kept if paid, else given back.
 
 What a signer checks, in this order, the first failure naming the refusal: the event
 hash ("event hash mismatch"), the template hash of the template it rebuilt from its own
@@ -41,6 +42,13 @@ policy (the policy's own message, see ``models.policy``), and replay ("event alr
 processed": it has already signed this event in another request). A signer never signs
 two different templates for one event: it records the template it signed per event, and
 answers a repeat of the same request with the same signatures.
+
+Crashes. A signer decides a proposal (reservation, answer, template signed) and settles in
+one step each: a crash keeps all of it or none (the answer may be lost). A coordinator
+records its decision to submit, with the signatures chosen, before submitting; restarted,
+it asks the node: a transaction the node holds is the request's payment (``Finalized``,
+counted once), one it does not is submitted then unless expired. So this model, which
+submits at once, holds after every restart.
 
 Payment. The node (the ledger) accepts a transaction only if none of its inputs is spent;
 so an event is never paid twice as long as no two requests for it reach ``m`` signers,
@@ -128,6 +136,11 @@ def timed_out(expires_at: int, now: int) -> bool:
     return now >= expires_at
 
 
+def settles(expires_at: int, now: int) -> bool:
+    """A signer settles the reservation of a request expiring at ``expires_at`` (see above)."""
+    return expires_at + SKEW_NS <= now
+
+
 def expiry_acceptable(expires_at: int, now: int) -> bool:
     return now - SKEW_NS <= expires_at <= now + MAX_LIFETIME_NS + SKEW_NS
 
@@ -155,11 +168,6 @@ def signer_refusal(
     if already_processed:
         return "event already processed"
     return None
-
-
-def may_sign(signed: dict[str, str], event_id: str, template_hash: str) -> bool:
-    """A signer that signed ``signed[event]`` may sign ``template_hash`` for ``event_id``."""
-    return signed.get(event_id, template_hash) == template_hash
 
 
 @attrs.frozen

@@ -31,7 +31,7 @@ class RollingWindow(PolicyEnforcer):
 
     def _reserved(self, day):
         since = self.clock.now() - NS_PER_DAY
-        rows = self._db.execute(
+        rows = self.store.execute(
             "SELECT amount FROM reservations WHERE state IN ('approved', 'finalized') AND submitted_at > ?", (since,)
         )
         return sum(int(amount) for (amount,) in rows)
@@ -55,7 +55,8 @@ class ForgetsVolumeOnRestart(PolicyEnforcer):
 
     def __init__(self, policy, clock, store=":memory:"):
         super().__init__(policy, clock, store)
-        self._db.execute("DELETE FROM daily_volume")
+        with self.store.transaction():
+            self.store.execute("DELETE FROM daily_volume")
 
 
 #: Short runs, one bug reported, no explain phase: the machine's own report explains.
@@ -71,10 +72,11 @@ class ReleasesFromToday(PolicyEnforcer):
     """Gives a released reservation back to today's volume, not to the day it was approved in."""
 
     def release(self, request_id, why):
-        row = self._db.execute("SELECT day FROM reservations WHERE request_id = ?", (request_id,)).fetchone()
-        if row is not None:
-            self._db.execute("UPDATE reservations SET day = ? WHERE request_id = ?", (self._today(), request_id))
-        super().release(request_id, why)
+        row = self.store.execute("SELECT day FROM reservations WHERE request_id = ?", (request_id,)).fetchone()
+        with self.store.transaction():
+            if row is not None:
+                self.store.execute("UPDATE reservations SET day = ? WHERE request_id = ?", (self._today(), request_id))
+            super().release(request_id, why)
 
 
 class CountsAtFinalization(PolicyEnforcer):
@@ -84,17 +86,55 @@ class CountsAtFinalization(PolicyEnforcer):
     def submit(self, request_id, destination, amount, reason=None, sender_timestamp_ns=None):
         decision = super().submit(request_id, destination, amount, reason, sender_timestamp_ns)
         if decision.approved:
-            self._set_reserved(self._today(), self._reserved(self._today()) - amount)
+            with self.store.transaction():
+                self._set_reserved(self._today(), self._reserved(self._today()) - amount)
         return decision
 
     def finalize(self, request_id):
-        row = self._db.execute("SELECT day, amount, state FROM reservations WHERE request_id = ?", (request_id,)).fetchone()
-        super().finalize(request_id)
-        if row is not None and row[2] == "approved":
-            self._set_reserved(row[0], self._reserved(row[0]) + int(row[1]))
+        row = self.store.execute("SELECT day, amount, state FROM reservations WHERE request_id = ?", (request_id,)).fetchone()
+        with self.store.transaction():
+            super().finalize(request_id)
+            if row is not None and row[2] == "approved":
+                self._set_reserved(row[0], self._reserved(row[0]) + int(row[1]))
 
 
-BUGS = [InclusiveLimitRefused, RollingWindow, SenderClock, ForgetsVolumeOnRestart, ReleasesFromToday, CountsAtFinalization]
+class ReadsVolumeBeforeLocking(PolicyEnforcer):
+    """Reads today's volume before taking the write lock (a check outside the transaction
+    that acts on it): two processes sharing the file both approve past the limit."""
+
+    def submit(self, request_id, destination, amount, reason=None, sender_timestamp_ns=None):
+        stale = self._reserved(self._today())
+        self._reserved = lambda day: stale
+        try:
+            return super().submit(request_id, destination, amount, reason, sender_timestamp_ns)
+        finally:
+            del self._reserved
+
+
+class ReservesInTwoCommits(PolicyEnforcer):
+    """Records the approved request in one transaction and adds its amount to the day's
+    volume in a second one: a crash between the two loses the reservation's volume."""
+
+    def _set_reserved(self, day, total):
+        self.store.execute("SELECT 1")  # the commit of the request row comes first
+        pending = getattr(self, "_pending", None)
+        if pending is None:
+            self._pending = (day, total)
+        else:
+            super()._set_reserved(day, total)
+
+    def submit(self, request_id, destination, amount, reason=None, sender_timestamp_ns=None):
+        self._pending = None
+        decision = super().submit(request_id, destination, amount, reason, sender_timestamp_ns)
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with self.store.transaction():
+                super()._set_reserved(*pending)
+        return decision
+
+
+BUGS = [InclusiveLimitRefused, RollingWindow, SenderClock, ForgetsVolumeOnRestart, ReleasesFromToday, CountsAtFinalization,
+        ReadsVolumeBeforeLocking, ReservesInTwoCommits]
 
 
 @pytest.mark.parametrize("bug", BUGS, ids=[b.__name__ for b in BUGS])

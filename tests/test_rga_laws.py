@@ -1,5 +1,5 @@
 """``implementations.rga``: merge laws, the wire under bad bytes, out-of-order delivery, and the
-chunked structure against a plain list and the model at sizes the machine never reaches."""
+tree of runs against a plain list and the model at sizes the machine never reaches."""
 
 from __future__ import annotations
 
@@ -35,9 +35,11 @@ def run(replica: RGA, edits: list) -> None:
 
 
 @pytest.fixture
-def small_chunks(monkeypatch):
-    """Chunks of at most 4 elements, so every test crosses chunk boundaries and splits."""
-    monkeypatch.setattr(rga_module, "CHUNK_MAX", 4)
+def small_nodes(monkeypatch):
+    """Runs of at most 3 elements, leaves and nodes of at most 4, id pages of at most 4: every
+    test splits runs, leaves, inner nodes and id pages, and crosses their boundaries."""
+    for name, size in (("RUN_MAX", 3), ("LEAF_MAX", 4), ("NODE_MAX", 4), ("PAGE_MAX", 4)):
+        monkeypatch.setattr(rga_module, name, size)
 
 
 # ----- merge laws -----------------------------------------------------------------------------
@@ -231,41 +233,83 @@ def test_bit_flips_raise_only_decode_errors(which, bit):
             before = replica.state()
 
 
+def state_bytes(runs: list, alive: list[int], waiting: list = (), early: list = ()) -> bytes:
+    """An ``rga.state`` of runs ``(counter, replica, parent counter (0: head), parent replica, content)``."""
+    return encode("rga.state", 2, [rga_module._run_columns(runs), alive, rga_module._run_columns(waiting),
+                                   rga_module._range_columns(early)])
+
+
 def test_a_state_out_of_document_order_is_refused():
     """b (2, 1) and a (1, 1) both hang under the head: b must come first."""
-    elements = [((1, 1), None, "a"), ((2, 1), None, "b")]
-    body = [rga_module._encode_inserts(elements), b"\x01\x01", rga_module._encode_inserts([]), [[], []]]
     with pytest.raises(DecodeError, match="smaller sibling"):
-        decode_state(encode("rga.state", 1, body))
-    body[0] = rga_module._encode_inserts(elements[::-1])
-    assert [element for element, _, _ in decode_state(encode("rga.state", 1, body)).elements] == [(2, 1), (1, 1)]
+        decode_state(state_bytes([(1, 1, 0, 0, "a"), (2, 1, 0, 0, "b")], [2]))
+    state = decode_state(state_bytes([(2, 1, 0, 0, "b"), (1, 1, 0, 0, "a")], [2]))
+    assert [element for element, _, _ in state.elements] == [(2, 1), (1, 1)]
+
+
+def test_a_sibling_after_the_next_element_of_its_parents_run_must_be_smaller():
+    """In the run "ab", b (2, 1) is a's first child. x (3, 2), also a child of a, is greater,
+    so it comes right after a and splits the run; after b it is out of order."""
+    with pytest.raises(DecodeError, match=r"smaller sibling \(2, 1\)"):
+        decode_state(state_bytes([(1, 1, 0, 0, "ab"), (3, 2, 1, 1, "x")], [3]))
+    decode_state(state_bytes([(1, 1, 0, 0, "a"), (3, 2, 1, 1, "x"), (2, 1, 1, 1, "b")], [3]))
 
 
 def test_a_child_outside_its_parents_subtree_is_refused():
     """c's parent a is not an enclosing element of b, the element before c."""
-    elements = [((2, 1), None, "a"), ((3, 1), (2, 1), "x"), ((1, 1), None, "b"), ((4, 1), (2, 1), "c")]
-    body = [rga_module._encode_inserts(elements), b"\x01" * 4, rga_module._encode_inserts([]), [[], []]]
+    runs = [(2, 1, 0, 0, "a"), (3, 1, 2, 1, "x"), (1, 1, 0, 0, "b"), (4, 1, 2, 1, "c")]
     with pytest.raises(DecodeError, match="not an enclosing element"):
-        decode_state(encode("rga.state", 1, body))
+        decode_state(state_bytes(runs, [4]))
 
 
 def test_a_child_whose_counter_does_not_exceed_its_parent_is_refused():
-    body = [[[1, 1], [0, 0], [0, 1], [0, 0], ["a", "b"]], [[], []]]
+    body = [[[1, 1], [0, 0], [0, 1], [0, 0], ["a", "b"]], [[], [], []]]
     with pytest.raises(DecodeError, match="does not exceed its parent"):
-        decode_delta(encode("rga.delta", 1, body))
+        decode_delta(encode("rga.delta", 2, body))
 
 
 def test_an_item_of_another_type_is_refused():
-    body = [[[1], [0], [0], [0], [1.5]], [[], []]]
     with pytest.raises(DecodeError, match="str, bytes or int"):
-        decode_delta(encode("rga.delta", 1, body))
+        decode_delta(encode("rga.delta", 2, [[[1], [0], [-1], [0], [["a", 1.5]]], [[], [], []]]))
+    with pytest.raises(DecodeError, match="a str or a list of items"):
+        decode_delta(encode("rga.delta", 2, [[[1], [0], [-1], [0], [7]], [[], [], []]]))
+    with pytest.raises(DecodeError, match="at least one element"):
+        decode_delta(encode("rga.delta", 2, [[[1], [0], [-1], [0], [""]], [[], [], []]]))
 
 
-# ----- the chunked structure at size --------------------------------------------------------
+def test_an_id_twice_is_refused():
+    with pytest.raises(DecodeError, match=r"\(2, 1\) appears twice"):
+        decode_delta(encode("rga.delta", 2, [rga_module._run_columns([(1, 1, 0, 0, "ab"), (2, 1, 0, 0, "c")]),
+                                             [[], [], []]]))
+    with pytest.raises(DecodeError, match="appears twice"):  # a waiting insert that is also in the document
+        decode_state(state_bytes([(1, 1, 0, 0, "ab")], [2], waiting=[(2, 1, 1, 3, "c")]))
+
+
+def test_counters_past_64_bits_are_refused():
+    top = 2**64 - 1
+    with pytest.raises(DecodeError, match="outside"):  # a run of two from the greatest counter
+        decode_delta(encode("rga.delta", 2, [[[top], [0], [-1], [0], ["ab"]], [[], [], []]]))
+    decode_delta(encode("rga.delta", 2, [[[top], [0], [-1], [0], ["a"]], [[], [], []]]))
+    with pytest.raises(DecodeError, match="go past"):
+        decode_delta(encode("rga.delta", 2, [[[], [], [], [], []], [[top], [0], [2]]]))
+
+
+def test_alive_lengths_must_cover_the_document_exactly():
+    runs = [(1, 1, 0, 0, "abc")]
+    for alive in ([2], [1, 1, 2], [0], [1, 0, 2]):
+        with pytest.raises(DecodeError, match="alive lengths"):
+            decode_state(state_bytes(runs, alive))
+    assert decode_state(state_bytes(runs, [0, 1, 2])).alive == [0, 1, 2]
+    replica = RGA(5)
+    replica.merge(state_bytes(runs, [1, 1, 1]))
+    assert replica.value() == ["a", "c"]
+
+
+# ----- the tree of runs at size --------------------------------------------------------------
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_local_edits_match_a_plain_list(small_chunks, seed):
+def test_local_edits_match_a_plain_list(small_nodes, seed):
     rng = random.Random(seed)
     replica, plain = RGA(0), []
     for step in range(3000):
@@ -291,7 +335,7 @@ def test_local_edits_match_a_plain_list(small_chunks, seed):
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_concurrent_editing_matches_the_model(small_chunks, seed):
+def test_concurrent_editing_matches_the_model(small_nodes, seed):
     """Three replicas edit concurrently and exchange deltas in random order; the model,
     given the same operations, says the same."""
     rng = random.Random(seed)

@@ -194,6 +194,7 @@ class Connection:
             try:
                 sock.sendto(data, address)
                 stats["datagrams_sent"] += 1
+                stats["bytes_sent"] += len(data)
             except OSError:  # a full socket buffer is a lost datagram: QUIC retransmits
                 stats["datagrams_unsent"] += 1
 

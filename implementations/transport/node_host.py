@@ -58,6 +58,9 @@ class NodeProgram:
     load_identity: Callable[[Path], Identity] = Ed25519Identity.load_or_create
     #: The identity public key of a peer as the core names it (identity: the core names peers by key).
     public_key_of: Callable[[Any], bytes] = lambda peer: peer
+    #: Called once with ``(core, driver)`` before the node serves: a core that keeps its peers'
+    #: addresses and keys in its own files hands them to the driver here (e.g. after a restart).
+    attach: Callable[[Any, CoreDriver], None] | None = None
 
 
 async def run_node(program: NodeProgram, data_dir: Path, port: int = 0, ready=sys.stdout) -> None:
@@ -71,6 +74,8 @@ async def run_node(program: NodeProgram, data_dir: Path, port: int = 0, ready=sy
             driver = CoreDriver(
                 core, endpoint, tick_period_ns=program.tick_period_ns, public_key_of=program.public_key_of, metrics=metrics
             )
+            if program.attach is not None:
+                program.attach(core, driver)
 
             def status() -> dict:
                 return {

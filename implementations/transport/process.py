@@ -79,6 +79,11 @@ class ChildProcess:
 
     def start(self, extra_args: list[str] = (), timeout: float = READY_TIMEOUT_SECONDS) -> dict:
         """Start the child and wait for its ready line; return it."""
+        self.spawn(extra_args)
+        return self.wait_ready(timeout)
+
+    def spawn(self, extra_args: list[str] = ()) -> None:
+        """Start the child without waiting (``wait_ready`` next): several children start side by side."""
         if self.alive:
             raise ProcessError(f"{self.name}: already running (pid {self.pid})")
         env = dict(os.environ)
@@ -95,6 +100,9 @@ class ChildProcess:
                 env=env,
             )
         self.starts += 1
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> dict:
+        """Wait (at most ``timeout``) for the ready line of the child ``spawn`` started; return it."""
         try:
             self.ready = self._read_ready(timeout)
         finally:
@@ -184,12 +192,23 @@ class ProcessGroup:
         self.children: dict[str, ChildProcess] = {}
 
     def start(self, name: str, module: str, args: list[str] = (), timeout: float = READY_TIMEOUT_SECONDS) -> ChildProcess:
-        if name in self.children:
-            raise ValueError(f"{name}: a child of that name exists")
-        child = ChildProcess(name, module, list(args), self.directory / f"{name}.log", self.directory)
-        self.children[name] = child
-        child.start(timeout=timeout)
-        return child
+        return self.start_many({name: (module, list(args))}, timeout)[name]
+
+    def start_many(
+        self, programs: dict[str, tuple[str, list[str]]], timeout: float = READY_TIMEOUT_SECONDS
+    ) -> dict[str, ChildProcess]:
+        """Start ``{name: (module, args)}`` side by side, then wait for each one's ready line (each wait bounded)."""
+        for name in programs:
+            if name in self.children:
+                raise ValueError(f"{name}: a child of that name exists")
+        started = {}
+        for name, (module, args) in programs.items():
+            child = ChildProcess(name, module, list(args), self.directory / f"{name}.log", self.directory)
+            self.children[name] = started[name] = child
+            child.spawn()
+        for child in started.values():
+            child.wait_ready(timeout)
+        return started
 
     def __getitem__(self, name: str) -> ChildProcess:
         return self.children[name]

@@ -5,8 +5,11 @@ an enforcer with the policy given as plain fields (the machine's JSON dict) on t
 file ``path``, reading time from ``clock``. Opening the same path again is a restart. The
 enforcer offers ``submit(request_id, destination, amount, reason, sender_timestamp_ns)``
 returning an object with ``approved`` and ``message``, ``release(request_id, why)``,
-``finalize(request_id)``, ``volume_today()`` and ``close()``; refusals (an invalid policy, a
-move the request's state does not allow) raise ``ValueError`` with the model's message.
+``finalize(request_id)``, ``volume_today()``, ``approved()`` (the request ids whose
+reservation is live, sorted) and ``close()``; refusals (an invalid policy, a move the
+request's state does not allow) raise ``ValueError`` with the model's message. Its
+``store`` is the ``implementations.storage.Store`` its writes go through: the machine
+crashes it and interleaves a second enforcer there (``harness.faults``).
 """
 
 from __future__ import annotations

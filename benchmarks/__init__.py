@@ -1,0 +1,1 @@
+"""Measurements printed as tables (see README.md); ``python -m benchmarks`` runs them all."""

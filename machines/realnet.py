@@ -1,0 +1,516 @@
+"""The real network: node processes over QUIC behind a fault proxy, checked against the same models.
+
+3 to 5 mesh node processes (``implementations.transport.mesh_node``: the node core of
+``mesh_tasklist``, a task list on it, a signer and a coordinator of one signing group, a
+ledger file shared by the group) reach each other only through a fault proxy process
+(``implementations.transport.proxy``). Rules: task-list operations on any node, signing
+sessions (new events, and old events again at another coordinator), faucet coins, and
+faults: drop, duplicate, reorder and delay datagrams on one link or all, partitions into
+groups and one way, heal, SIGKILL of a node and its restart on its files, and real time
+passing. ``quiesce`` clears every fault, restarts every node that is down and waits, each
+wait bounded, until the mesh is quiet.
+
+Real time and real sockets decide what a node has seen when it acts, so the machine checks
+each node against the model on *the history that node held*, which every answer reports
+(Jepsen's way: record what happened, then check it), and checks only what is deterministic
+for a correct node:
+
+* every task-list operation's outcome (a refusal's kind, the task id) is the model's on the
+  operations the node held when it acted; an acknowledged operation is recorded with the
+  model's parts;
+* after every step, every node's value equals the model's value over the operations it holds;
+  a restarted node holds every operation it acknowledged before it was killed;
+* after ``quiesce``, every node holds every acknowledged operation and shows the model's
+  value over all of them; every signing session has ended, and its end is one
+  ``models.threshold`` allows for the answers its coordinator recorded: finalized only when
+  every input had ``m`` counting member keys, with the first ``m`` of them in group key order;
+  rejected only after more than ``n - m`` refusals; expired only when it never was ready; the
+  ledger holds exactly the finalized requests' transactions, and no event is paid twice
+  (``models.threshold.pay``); no signer signed two templates for one event, every template a
+  signer signed is the one its coordinator proposed, no signer gave back (as expired) the
+  reservation of a request the group paid, and no signer holds reservations above the daily
+  limit on any day (paid requests it approved keep theirs).
+
+Each node's clock has its own skew (some by more than a session lasts): the nodes' clocks
+disagree as real machines' do, and every check above still holds.
+
+Task and event arguments are indices (the k-th task added, the k-th event), never ids, which
+depend on the clock: a trace replays against other timings and still applies.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from typing import Any
+
+import blake3
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, rule
+
+from harness import guard, profiles
+from harness.machine import Observation, TracedMachine
+from harness.network import INDEX
+from harness.registry import implementations
+from harness.runner import run_machine
+from implementations import pskt
+from implementations.transport.cluster import FUNDS, SIGNING_DEFAULTS, majority
+from machines.tasklist import DESCRIPTIONS, TITLES, short
+from models import tasklist
+from models import threshold as model
+from models.clock import to_millis
+
+ACTIONS = ("add_task", "add_task", "claim", "claim", "complete", "remove_task", "set_field", "move")
+AMOUNTS = (50, 100, 200, 300, 500)
+#: Clock skews of nodes, ms: most agree; some are a little off, some by more than a signing session lasts.
+SKEWS_MS = st.sampled_from([0, 0, 0, 20, -20, 1_500, -1_500])
+#: Real time a ``wait`` lets pass (a committed trace may wait longer, up to 10 s: a partition
+#: that outlasts ``UNANSWERED_SECONDS`` drops connections, so only anti-entropy repairs it).
+WAITS_MS = (10, 50, 200, 1_000)
+FAULTS = {"drop": {"drop": 0.3}, "duplicate": {"duplicate": 0.3}, "reorder": {"reorder": 0.5},
+          "delay": {"delay": [0.005, 0.05]}, "calm": {}}
+#: Bounds of the waits of ``quiesce``: every operation everywhere, every session ended.
+QUIET_SECONDS = 30.0
+#: Steps between two ``quiesce`` (each waits for the mesh, about a second): most steps run on a busy mesh.
+QUIESCE_EVERY = 6
+EVENT_START_NS = 1_700_000_000 * 1_000_000_000
+LIMIT = SIGNING_DEFAULTS["daily_limit"]
+
+
+def task_view(item: list) -> tasklist.TaskView:
+    """A node's JSON task (``mesh_node.tasks_json``) as the model's ``TaskView``."""
+    task, title, description, assignee, priority, (state, *who) = item
+    checkbox = tasklist.Empty() if state == "empty" else {"claimed": tasklist.Claimed, "done": tasklist.Done}[state](
+        bytes.fromhex(who[0]), who[1])
+    return tasklist.TaskView(bytes.fromhex(task), title, description, bytes.fromhex(assignee) if assignee else None, priority,
+                             checkbox)
+
+
+class RealNetMachine(TracedMachine):
+    name = "realnet"
+
+    def __init__(self, implementation, stats=None) -> None:
+        super().__init__(implementation, stats)
+        self.cluster: Any = None
+        self.directory: str | None = None
+        self.agents: list[bytes] = []  # per node: its agent id = its PeerId
+        self.peer_index: dict[bytes, int] = {}
+        self.parts: dict[tuple[int, int], tuple] = {}  # (origin node, seq) -> the model's parts
+        self.acked: list[set[int]] = []
+        self.tasks: list[bytes] = []
+        self.events: list[dict] = []
+        self.event_index: dict[str, int] = {}  # event hash -> k (the k-th event)
+        self.down: set[int] = set()
+        self.blocked = False
+        self.model_values: dict[frozenset, tuple] = {}
+        self.quiet_at = 0  # the step of the last quiesce
+
+    # ----- set-up ---------------------------------------------------------------------------
+
+    @initialize(nodes=st.sampled_from([3, 3, 4, 5]), seed=st.integers(0, 3), skews=st.lists(SKEWS_MS, min_size=5, max_size=5))
+    def start(self, nodes: int, seed: int, skews: list[int]) -> None:
+        self.do("start", nodes=nodes, seed=seed, skews_ms=skews[:nodes])
+
+    def step_start(self, nodes: int, seed: int, skews_ms: list[int]) -> None:
+        self.require(self.cluster is None, "already started")
+        self.require(3 <= nodes <= 5, f"nodes={nodes} outside 3..5")
+        self.require(len(skews_ms) == nodes and all(abs(s) <= 10_000 for s in skews_ms),
+                     f"skews {skews_ms}: one per node, ±10 s at most")
+        self.directory = tempfile.mkdtemp(prefix="mbt-realnet-")
+        self.backend = self.implementation.make_replica(0, None)
+        self.cluster = self.backend.cluster(self.directory, nodes, seed, skews_ms)
+        self.agents = [blake3.blake3(bytes.fromhex(key)).digest() for key in self.cluster.keys]
+        self.peer_index = {agent: i for i, agent in enumerate(self.agents)}
+        self.acked = [set() for _ in range(nodes)]
+
+    def teardown(self) -> None:
+        if self.cluster is not None:
+            self.backend.release(self.cluster)
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _started(self) -> bool:
+        return self.cluster is not None
+
+    def up(self) -> list[int]:
+        return [i for i in range(len(self.acked)) if i not in self.down]
+
+    def _up(self, raw: int) -> int:
+        up = self.up()
+        return up[raw % len(up)]
+
+    def require_up(self, node: int) -> None:
+        self.require(self._started(), "the machine has not started")
+        self.require(0 <= node < len(self.acked) and node not in self.down, f"node {node} is not up")
+
+    # ----- histories, in the model's terms ----------------------------------------------------
+
+    def history(self, node: int, holds: dict[str, list]) -> frozenset:
+        parts: set = set()
+        for origin, ranges in holds.items():
+            index = self.peer_index.get(bytes.fromhex(origin))
+            assert index is not None, f"node {node} holds operations of {origin[:16]}, which is no member"
+            for lo, hi in ranges:
+                for seq in range(lo, hi + 1):
+                    assert (index, seq) in self.parts, f"node {node} holds operation {(index, seq)}, which no node acknowledged"
+                    parts.update(self.parts[(index, seq)])
+        return frozenset(parts)
+
+    def model_value(self, history: frozenset) -> tuple:
+        known = self.model_values.get(history)
+        if known is None:
+            known = self.model_values[history] = tasklist.value(history)
+        return known
+
+    def snapshots(self) -> dict[int, dict]:
+        return {i: self.cluster.op(i, "snapshot") for i in self.up()}
+
+    def observe(self) -> list[Observation]:
+        if not self._started():
+            return []
+        observations = []
+        for i, snap in self.snapshots().items():
+            model_view, actual = self.model_value(self.history(i, snap["holds"])), tuple(map(task_view, snap["tasks"]))
+            observations.append(Observation(f"node {i}", short(model_view), short(actual), model_view == actual))
+        return observations
+
+    def check(self) -> None:
+        for observation in self.observe():
+            assert observation.agrees, f"{observation.label} has {observation.implementation}, the model says {observation.model}"
+
+    # ----- task-list operations -------------------------------------------------------------------
+
+    def operate(self, node: int, operation: str, args: dict, model_outcome) -> dict:
+        """Run ``operation`` on node ``node``; its outcome must be the model's on the history it held."""
+        answer = self.cluster.op(node, operation, **args)
+        outcome = model_outcome(self.history(node, answer["holds"]), answer["now"])
+        if isinstance(outcome, tasklist.Refusal):
+            assert answer["outcome"] == outcome.kind, (
+                f"node {node}: {operation} {answer['outcome']!r}, the model refuses it as {outcome.kind!r}")
+            return answer
+        assert answer["outcome"] == "ok", f"node {node}: {operation} refused as {answer['outcome']!r}, the model accepts it"
+        key = (node, answer["seq"])
+        assert key not in self.parts and answer["seq"] not in self.acked[node], f"node {node} reused seq {answer['seq']}"
+        self.parts[key] = tuple(outcome)
+        self.acked[node].add(answer["seq"])
+        return answer
+
+    def _task(self, task: int) -> bytes:
+        self.require(0 <= task < len(self.tasks), f"no task {task} (there are {len(self.tasks)})")
+        return self.tasks[task]
+
+    def step_add_task(self, node: int, title: str, description: str) -> None:
+        self.require_up(node)
+        made = []
+
+        def model_outcome(history, now):
+            task = blake3.blake3(title.encode() + self.agents[node] + to_millis(now).to_bytes(8, "little")).digest()
+            made.append(task)
+            return tasklist.add_task(history, node, task, title, description, now)
+
+        answer = self.operate(node, "add_task", {"title": title, "description": description}, model_outcome)
+        assert answer["task"] == made[0].hex(), (
+            f"node {node}: add_task made {answer['task'][:16]}, BLAKE3 per SPEC is {made[0].hex()[:16]}")
+        if made[0] not in self.tasks:
+            self.tasks.append(made[0])
+
+    @guard(lambda self: self._started())
+    @rule(node=INDEX, task=INDEX, action=st.sampled_from(ACTIONS), title=st.sampled_from(TITLES),
+          field=st.sampled_from(["title", "priority", "assignee"]), raw=st.integers(0, 255))
+    def act(self, node: int, task: int, action: str, title: str, field: str, raw: int) -> None:
+        """An agent on a node adds a task or acts on one (which the node may not hold yet: then the model says "not_found")."""
+        node = self._up(node)
+        if action == "add_task" or not self.tasks:
+            self.do("add_task", node=node, title=title, description=DESCRIPTIONS[raw % len(DESCRIPTIONS)])
+            return
+        task = task % len(self.tasks)
+        if action == "set_field":
+            value = {"title": f"title {raw % 3}", "priority": raw, "assignee": None if raw % 4 == 0 else raw % len(self.acked)}
+            self.do("set_field", node=node, task=task, field=field, value=value[field])
+        elif action == "move":
+            self.do("move", node=node, task=task, index=raw % 5)
+        else:
+            self.do(action, node=node, task=task)
+
+    def step_claim(self, node: int, task: int) -> None:
+        self.checkbox_step("claim", node, task)
+
+    def step_complete(self, node: int, task: int) -> None:
+        self.checkbox_step("complete", node, task)
+
+    def checkbox_step(self, action: str, node: int, task: int) -> None:
+        self.require_up(node)
+        task_id = self._task(task)
+        self.operate(node, action, {"task": task_id.hex()},
+                     lambda history, now: getattr(tasklist, action)(history, node, task_id, self.agents[node], to_millis(now)))
+
+    def step_remove_task(self, node: int, task: int) -> None:
+        self.require_up(node)
+        task_id = self._task(task)
+        self.operate(node, "remove_task", {"task": task_id.hex()},
+                     lambda history, now: tasklist.remove_task(history, node, task_id))
+
+    def step_set_field(self, node: int, task: int, field: str, value: Any) -> None:
+        self.require_up(node)
+        task_id = self._task(task)
+        self.require(field in tasklist.FIELDS, f"unknown field {field!r}")
+        if field == "assignee" and value is not None:
+            self.require(0 <= value < len(self.agents), f"no node {value} to assign")
+            value = self.agents[value]
+        wire_value = value.hex() if isinstance(value, bytes) else value
+        self.operate(node, "set_field", {"task": task_id.hex(), "field": field, "value": wire_value},
+                     lambda history, now: tasklist.set_field(history, node, task_id, field, value, now))
+
+    def step_move(self, node: int, task: int, index: int) -> None:
+        self.require_up(node)
+        task_id = self._task(task)
+        self.require(index >= 0, f"move to a negative index {index}")
+        self.operate(node, "move", {"task": task_id.hex(), "index": index},
+                     lambda history, now: tasklist.move(history, node, task_id, index))
+
+    # ----- signing sessions ---------------------------------------------------------------------
+
+    @guard(lambda self: self._started())
+    @rule(node=INDEX, kind=st.sampled_from(["new_event", "new_event", "resubmit", "fund"]), amount=st.sampled_from(AMOUNTS),
+          event=INDEX)
+    def sign(self, node: int, kind: str, amount: int, event: int) -> None:
+        """A signing session for a new event, an old event at a coordinator again, or a new coin for the group."""
+        if kind == "new_event" or not self.events:
+            self.do("new_event", node=self._up(node), amount=amount)
+        elif kind == "resubmit":
+            self.do("resubmit", node=self._up(node), event=event % len(self.events))
+        else:
+            self.do("fund", amount=FUNDS[event % len(FUNDS)])
+
+    def step_new_event(self, node: int, amount: int) -> None:
+        self.require_up(node)
+        self.require(amount > 0, f"amount {amount}: an event pays at least 1 sompi")
+        k = len(self.events)
+        self.events.append({"external_id": f"ext-{k}", "destination": f"kaspatest:dest{k % 3}", "amount": amount,
+                            "reason": "bridge", "timestamp": EVENT_START_NS + k})
+        event = pskt.Event("hyperlane", f"ext-{k}", f"kaspatest:dest{k % 3}", amount, (("reason", "bridge"),), EVENT_START_NS + k)
+        self.event_index[pskt.event_hash(event).hex()] = k
+        self.cluster.op(node, "submit_event", **self.events[k])
+
+    def step_resubmit(self, node: int, event: int) -> None:
+        """The same event at a coordinator again (maybe another): the group must never pay it twice."""
+        self.require_up(node)
+        self.require(0 <= event < len(self.events), f"no event {event}")
+        self.cluster.op(node, "submit_event", **self.events[event])
+
+    def step_fund(self, amount: int) -> None:
+        self.require(self._started() and amount > 0, "a coin of at least 1 sompi, once started")
+        self.cluster.ledger.fund(amount)
+
+    # ----- faults -----------------------------------------------------------------------------
+
+    def _links(self, raw: int, everywhere: bool) -> list[list[int]]:
+        n = len(self.acked)
+        pairs = [[a, b] for a in range(n) for b in range(n) if a != b]
+        return pairs if everywhere else [pairs[raw % len(pairs)]]
+
+    @guard(lambda self: self._started())
+    @rule(kind=st.sampled_from([*sorted(FAULTS), "partition", "partition", "cut_one_way"]), link=INDEX, everywhere=st.booleans(),
+          groups=st.lists(st.integers(0, 2), min_size=5, max_size=5), sources=st.lists(INDEX, min_size=1, max_size=2),
+          receivers=st.lists(INDEX, min_size=1, max_size=2))
+    def network(self, kind: str, link: int, everywhere: bool, groups: list, sources: list, receivers: list) -> None:
+        """A fault on the proxy: datagrams dropped, duplicated, reordered or delayed (one link or all), a partition
+        into groups or one way (``receivers``: ``targets`` is reserved by ``@rule``); once blocked, a partition heals."""
+        n = len(self.acked)
+        if kind in FAULTS:
+            self.do("faults", kind=kind, links=self._links(link, everywhere))
+        elif self.blocked:
+            self.do("heal")
+        elif kind == "partition":
+            labels = groups[:n]
+            parts = [[i for i, g in enumerate(labels) if g == label] for label in sorted(set(labels))]
+            if len(parts) == 1:  # everyone in one group: the first node alone
+                parts = [[0], list(range(1, n))]
+            self.do("partition", groups=parts)
+        else:
+            a = sorted({x % n for x in sources})
+            b = sorted({x % n for x in receivers} - set(a)) or sorted(set(range(n)) - set(a))
+            self.do("cut_one_way", sources=a, targets=b)
+
+    def step_faults(self, kind: str, links: list[list[int]]) -> None:
+        """Datagrams on these directed links are dropped, duplicated, reordered or delayed from now on (``calm``: none)."""
+        self.require(self._started() and kind in FAULTS, f"unknown fault {kind!r}")
+        names = self.cluster.names
+        for src, dst in links:
+            self.require(0 <= src < len(names) and 0 <= dst < len(names) and src != dst, f"no link {src} -> {dst}")
+            self.cluster.proxy.call("faults", src=names[src], dst=names[dst], **FAULTS[kind])
+
+    def step_partition(self, groups: list[list[int]]) -> None:
+        self.require(self._started(), "the machine has not started")
+        members = [i for group in groups for i in group]
+        self.require(len(members) == len(set(members)) and all(0 <= i < len(self.acked) for i in members),
+                     f"groups {groups} are not disjoint groups of nodes")
+        self.cluster.proxy.call("partition", groups=[[self.cluster.names[i] for i in group] for group in groups])
+        self.blocked = True
+
+    def step_cut_one_way(self, sources: list[int], targets: list[int]) -> None:
+        """What ``sources`` send ``targets`` is lost; the other way still works (until ``heal``)."""
+        self.require(self._started(), "the machine has not started")
+        self.require(all(0 <= i < len(self.acked) for i in sources + targets), f"no nodes {sources} {targets}")
+        for src in sources:
+            for dst in targets:
+                if src != dst:
+                    self.cluster.proxy.call("block", src=self.cluster.names[src], dst=self.cluster.names[dst])
+        self.blocked = True
+
+    def step_heal(self) -> None:
+        self.require(self._started(), "the machine has not started")
+        self.cluster.proxy.call("heal")
+        self.blocked = False
+
+    @guard(lambda self: self._started())
+    @rule(node=INDEX, restart=st.booleans())
+    def crash(self, node: int, restart: bool) -> None:
+        """SIGKILL a node, or start one that is down again on its files."""
+        down = sorted(self.down)
+        if down and (restart or len(self.up()) == 1):
+            self.do("restart", node=down[node % len(down)])
+        elif len(self.up()) > 1:
+            self.do("kill", node=self._up(node))
+
+    def step_kill(self, node: int) -> None:
+        """SIGKILL: a crash; nothing the node held in memory survives."""
+        self.require_up(node)
+        self.require(len(self.up()) > 1, "the last node up stays up")
+        self.cluster.kill(node)
+        self.down.add(node)
+
+    def step_restart(self, node: int) -> None:
+        self.require(node in self.down, f"node {node} is not down")
+        self.cluster.restart(node)
+        self.down.discard(node)
+        own = self.cluster.op(node, "snapshot")["holds"].get(self.agents[node].hex(), [])
+        held = {seq for lo, hi in own for seq in range(lo, hi + 1)}
+        lost = sorted(self.acked[node] - held)
+        assert not lost, f"node {node} restarted without the operations it acknowledged: seqs {lost}"
+
+    @guard(lambda self: self._started())
+    @rule(ms=st.sampled_from(WAITS_MS))
+    def wait(self, ms: int) -> None:
+        self.do("wait", ms=ms)
+
+    def step_wait(self, ms: int) -> None:
+        """Real time passes: gossip, anti-entropy, retransmissions, timeouts, session expiry."""
+        self.require(0 <= ms <= 10_000, f"wait {ms} ms: at most 10 s")
+        time.sleep(ms / 1000)
+
+    # ----- quiescence ---------------------------------------------------------------------------
+
+    @guard(lambda self: self._started() and len(self.steps) - self.quiet_at >= QUIESCE_EVERY)
+    @rule()
+    def quiesce(self) -> None:
+        self.do("quiesce")
+
+    def step_quiesce(self) -> None:
+        """Clear every fault, restart every node that is down, wait (bounded) until all is quiet, then check."""
+        self.require(self._started(), "the machine has not started")
+        self.quiet_at = len(self.steps)
+        self.cluster.proxy.call("clear")
+        self.blocked = False
+        for node in sorted(self.down):
+            self.step_restart(node)
+        everything = set(self.parts)
+
+        def holds_everything(i: int) -> bool:
+            return self.held(i, self.cluster.op(i, "snapshot")["holds"]) == everything
+
+        nodes = range(len(self.acked))
+        try:
+            self.cluster.wait_until(lambda: all(holds_everything(i) for i in nodes), QUIET_SECONDS, "anti-entropy")
+            self.cluster.wait_until(lambda: all(self.cluster.op(i, "info")["live_sessions"] == 0 for i in nodes),
+                                    QUIET_SECONDS, "every signing session ending")
+        except TimeoutError as error:
+            missing = {i: sorted(everything - self.held(i, self.cluster.op(i, "snapshot")["holds"])) for i in nodes}
+            raise AssertionError(f"not quiet: {error}; missing operations per node: {missing}") from None
+        expected = self.model_value(frozenset(p for parts in self.parts.values() for p in parts))
+        for i, snap in self.snapshots().items():
+            actual = tuple(map(task_view, snap["tasks"]))
+            assert actual == expected, f"after quiescence node {i} has {short(actual)}, the model says {short(expected)}"
+        self.check_signing()
+
+    def held(self, node: int, holds: dict[str, list]) -> set[tuple[int, int]]:
+        return {(self.peer_index[bytes.fromhex(origin)], seq)
+                for origin, ranges in holds.items() for lo, hi in ranges for seq in range(lo, hi + 1)}
+
+    def check_signing(self) -> None:
+        """Every session ended as ``models.threshold`` allows for what its coordinator recorded; the ledger and
+        the signers agree (see the module docstring)."""
+        keys = self.cluster.keys
+        group = model.Group(tuple(keys), majority(len(keys)))
+        records = {i: self.cluster.op(i, "signing") for i in range(len(keys))}
+        requests = {r["request_id"]: {**r, "owner": i} for i, record in records.items() for r in record["requests"]}
+
+        def named(rid: str) -> str:  # ids hold the coordinator's key, which differs from run to run: reports use indices
+            r = requests[rid]
+            return f"the request for event {self.event_index.get(r['event'], '?')} at coordinator {r['owner']}"
+
+        for rid, r in requests.items():
+            sigs = [model.PartialSignature(i, key, valid) for i, key, valid in r["signatures"]]
+            ready = model.ready_to_finalize(group, r["n_inputs"], sigs)
+            refusals = {member for member, accept in r["acks"] if not accept and member in group.keys}
+            state = r["state"]
+            assert state not in model.ALIVE, f"{named(rid)} is still {state} after quiescence, past its expiry"
+            if state == model.FINALIZED:
+                assert ready, f"{named(rid)} was finalized without m counting keys on every input: {r['signatures']}"
+                chosen = [list(k) for k in model.chosen_keys(group, r["n_inputs"], sigs)]
+                assert r["final_signers"] == chosen, (
+                    f"{named(rid)} carries signatures of {r['final_signers']}, the model chooses {chosen}")
+            elif state == model.REJECTED:
+                assert len(refusals) > group.n - group.m, f"{named(rid)} was rejected after {len(refusals)} refusals"
+            elif state == model.EXPIRED:
+                assert not ready, f"{named(rid)} expired although every input had m counting keys"
+            elif state == model.ABORTED:
+                assert ready, f"{named(rid)} was aborted (submitted) without m counting keys on every input"
+        accepted = [txid.hex() for txid in self.cluster.ledger.accepted]
+        position = {txid: n for n, txid in enumerate(accepted)}
+        finalized = sorted((r for r in requests.values() if r["state"] == model.FINALIZED),
+                           key=lambda r: position.get(r["template"], -1))
+        assert sorted(r["template"] for r in finalized) == sorted(accepted), (
+            f"the ledger accepted {len(accepted)} transactions; {len(finalized)} requests are finalized")
+        ledger = model.Ledger()
+        for r in finalized:
+            inputs = [tuple(outpoint) for outpoint in r["inputs"]]
+            assert model.ledger_accepts(ledger, inputs), f"{named(r['request_id'])} spent coins spent before it"
+            ledger = model.pay(ledger, r["event"], inputs)  # raises "event E paid twice"
+        for i, record in records.items():
+            signed: dict[str, str] = {}
+            for answer in record["answers"]:
+                if not answer["accept"]:
+                    continue
+                # models.threshold: "A signer never signs two different templates for one event"
+                assert signed.get(answer["event"], answer["template"]) == answer["template"], (
+                    f"signer {i} signed two templates for event {self.event_index.get(answer['event'], '?')}")
+                signed[answer["event"]] = answer["template"]
+                proposed = requests[answer["request_id"]]["template"]
+                assert answer["template"] == proposed, (
+                    f"signer {i} signed a template other than the one proposed for {named(answer['request_id'])}")
+            reserved: dict[int, int] = {}
+            for request_id, day, amount, state in record["reservations"]:
+                if state in ("approved", "finalized"):  # a reservation held (denied and rejected ones never counted)
+                    reserved[day] = reserved.get(day, 0) + int(amount)
+                if requests[request_id]["state"] == model.FINALIZED:
+                    assert state != "expired", (
+                        f"signer {i} gave back the reservation of {named(request_id)} as expired; the group paid it")
+            for total in reserved.values():
+                assert total <= LIMIT, f"signer {i} holds reservations of {total} on one day, above the limit {LIMIT}"
+
+
+@pytest.mark.parametrize("implementation", [i for i in implementations("realnet") if i.level == "exact"], ids=lambda i: i.name)
+def test_realnet_machine(implementation, tmp_path) -> None:
+    """RealNetMachine against every registered realnet implementation, its runs sharing one pool of processes.
+
+    Budget: 8 runs of at most 40 steps under ``ci`` and ``dev`` (most steps cost milliseconds, a
+    ``quiesce`` about a second, the pool starts once: about a minute on 2 cores); ``nightly``
+    takes its profile's (runs of 300 examples x 200 steps until ``MBT_BUDGET_SECONDS``)."""
+    nightly = profiles.current_profile() == "nightly"
+    budget = settings() if nightly else settings(settings(), max_examples=8, stateful_step_count=40)
+    with implementation.make_replica(0, None).pooled(tmp_path):
+        run_machine(RealNetMachine, implementation, hypothesis_settings=budget, in_summary=True)

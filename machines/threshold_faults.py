@@ -1,0 +1,106 @@
+"""The threshold machine's faults at the storage seam: crashes inside an operation, and a
+second process on a core's file (``harness.faults``).
+
+* ``crash``: the next operation of signer or coordinator ``node`` (an envelope it handles,
+  its tick, an event it opens) dies just before or just after its k-th commit. The core is
+  thrown away, a new one opens the same file and ticks at once, as a restarted process
+  would. What the model says survives: an operation decides at its first commit, so a crash
+  before it loses the operation whole (the envelope may arrive again), and a crash after it
+  loses only the operation's answer; whatever the operation still had to do (a coordinator's
+  submission whose decision was recorded, the payment of a transaction the node already
+  holds) is finished by the restarted core.
+* ``interleave``: two instances of one core share its file. Operation Y runs on the second
+  instance at the k-th transaction boundary of operation X on the first: ordered before X
+  if X had not committed yet, after X otherwise. Two proposals of one event racing on one
+  signer file, two coordinator processes opening the same event, a tick between a
+  coordinator's decision and its submission are all interleavings of this rule.
+
+The invariants checked after every step are the machine's own (``ThresholdMachine.check``):
+no event signed with two templates, every transaction on the ledger paid exactly once, no
+reservation alive past its request's expiry, ``tick`` never raising.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import rule
+
+from harness import faults
+
+ROLES = ("signer", "coordinator")
+OPERATION_KINDS = ("deliver", "submit", "tick")
+_INDEX = st.integers(0, 63)
+#: Mostly two messages racing on one core; a boundary before the first commit most often
+#: (where a check made outside the transaction goes stale).
+_RACING = st.sampled_from(["deliver", "deliver", "deliver", "submit", "tick"])
+_BOUNDARY = st.sampled_from([1, 1, 2, 3])
+
+
+class FaultRules:
+    """Rules mixed into ``ThresholdMachine`` (which provides ``perform``, ``twin``, the network)."""
+
+    # ----- crashes -----------------------------------------------------------------------
+
+    @rule(role=st.sampled_from(ROLES), node=_INDEX, when=st.sampled_from(faults.WHEN), commit=st.integers(1, 3))
+    def crash(self, role, node, when, commit):
+        self.do("crash", role=role, node=self._node(node), when=when, commit=commit)
+
+    def step_crash(self, role: str, node: int, when: str, commit: int) -> None:
+        """Arm a crash just before/after the ``commit``-th commit of the core's next operation."""
+        self.require(role in ROLES and 0 <= node < len(self.signers), f"no {role} {node}")
+        self.require(when in faults.WHEN and isinstance(commit, int) and commit >= 1, f"no crash point {when} {commit}")
+        self.armed[role, node] = faults.CrashPoint(when, commit)
+
+    # ----- a second process on the same file ---------------------------------------------
+
+    @rule(role=st.sampled_from(ROLES), node=_INDEX, first=_RACING, first_pick=_INDEX, second=_RACING, second_pick=_INDEX,
+          boundary=_BOUNDARY)
+    def interleave(self, role, node, first, first_pick, second, second_pick, boundary):
+        node = self._node(node)
+        if first == "deliver" and self.in_flight:  # the message decides which core races
+            sent = self.in_flight[first_pick % len(self.in_flight)]
+            role, node = sent.role, sent.target
+        x = self._racing_operation(role, node, first, first_pick, taken=None)
+        y = self._racing_operation(role, node, second, second_pick, taken=x.get("message"))
+        self.do("interleave", role=role, node=node, first=x, second=y, boundary=boundary)
+
+    def _racing_operation(self, role: str, node: int, kind: str, pick: int, taken: int | None) -> dict[str, Any]:
+        if kind == "deliver":
+            mine = [j for j, m in enumerate(self.in_flight) if (m.role, m.target) == (role, node) and j != taken]
+            if mine:
+                return {"op": "deliver", "message": mine[pick % len(mine)]}
+        if kind == "submit" and role == "coordinator" and self.events:
+            return {"op": "submit", "event": pick % len(self.events)}
+        return {"op": "tick"}
+
+    def step_interleave(self, role: str, node: int, first: dict, second: dict, boundary: int) -> None:
+        """``first`` on the core, and ``second`` on a second instance of it on the same file,
+        at the ``boundary``-th transaction boundary of ``first`` (or after it)."""
+        from machines.threshold import Operation
+
+        self.require(role in ROLES and 0 <= node < len(self.signers), f"no {role} {node}")
+        self.require(isinstance(boundary, int) and boundary >= 1, f"boundary {boundary!r} is not k >= 1")
+        messages = []
+        operations = []
+        for op in (first, second):
+            self.require(isinstance(op, dict) and op.get("op") in OPERATION_KINDS, f"no operation {op!r}")
+            if op["op"] == "deliver":
+                index = op.get("message")
+                self.require(isinstance(index, int) and 0 <= index < len(self.in_flight) and index not in messages,
+                             f"no message {index!r} in flight")
+                sent = self.in_flight[index]
+                self.require((sent.role, sent.target) == (role, node), f"message {index} is not for {role} {node}")
+                messages.append(index)
+                operations.append(Operation(role, node, "deliver", sent=sent, data=sent.data))
+            elif op["op"] == "submit":
+                event = op.get("event")
+                self.require(role == "coordinator" and isinstance(event, int) and 0 <= event < len(self.events),
+                             f"no event {event!r} for {role} {node}")
+                operations.append(Operation(role, node, "submit", event=self.events[event]))
+            else:
+                operations.append(Operation(role, node, "tick"))
+        for index in sorted(messages, reverse=True):
+            self.delivered.append(self.in_flight.pop(index))
+        self.perform(operations[0], operations[1], boundary)
