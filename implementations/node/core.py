@@ -634,6 +634,7 @@ class Node:
         for n, raw in enumerate(raws):
             wire.expect_bytes(raw, f"{REPAIR}.messages[{n}]")
         wanted = None if want is None else decode_digest(want, f"{REPAIR}.want")
+        fresh = 0
         for raw in raws:
             inner, reason = self.admit(raw)
             if reason is None:
@@ -643,7 +644,8 @@ class Node:
                 except DecodeError:
                     reason = "malformed payload"
             self._verdict(inner, OP, reason, repaired=True)
-        if len(raws) == MAX_REPAIR_MESSAGES:  # the peer had more than one repair holds: ask again at once
+            fresh += reason == "accepted"
+        if len(raws) == MAX_REPAIR_MESSAGES and fresh:  # the peer had more than one repair holds: ask again at once
             out.add(message.signer, self.seal(DIGEST, [message.signer, self.nonce(), self._digest()], now, ANTI_ENTROPY))
         if wanted:
             sent: list[bytes] = []
