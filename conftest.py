@@ -1,4 +1,5 @@
-"""Project-wide pytest set-up: Hypothesis profiles, the trace directory, the coverage table, the leftover check."""
+"""Project-wide pytest set-up: Hypothesis profiles, the trace directory, the nightly budget plan,
+the coverage table, the leftover check."""
 
 from __future__ import annotations
 
@@ -21,14 +22,28 @@ def pytest_addoption(parser):
     parser.addoption(
         "--trace-dir",
         default=None,
-        help="where failing machine runs write their traces (default: $MBT_TRACE_DIR or .traces/)",
+        help="where failing machine runs write their traces (default: $MBT_TRACE_DIR, or traces/ in the "
+        "per-user cache: $XDG_CACHE_HOME/crdt-threshold-mbt or ~/.cache/crdt-threshold-mbt)",
     )
+
+
+#: pytest-benchmark's default storage: a ``.benchmarks`` directory in the current directory.
+BENCHMARK_STORAGE_DEFAULT = "file://./.benchmarks"
 
 
 def pytest_configure(config):
     trace_dir = config.getoption("--trace-dir")
     if trace_dir:
         os.environ["MBT_TRACE_DIR"] = trace_dir
+    if os.environ.get("MBT_PLANT_BUG"):
+        # A build with one catalogued bug patched in (the nightly runner's acceptance run).
+        from tests.bugs.catalogue import plant_for_session
+
+        plant_for_session(os.environ["MBT_PLANT_BUG"])
+    # Runs write nothing into the directory they start in: pytest-benchmark, when it happens
+    # to be installed, keeps its storage in the per-user cache unless told where.
+    if config.pluginmanager.hasplugin("benchmark") and config.getoption("benchmark_storage") == BENCHMARK_STORAGE_DEFAULT:
+        config.option.benchmark_storage = f"file://{profiles.cache_directory() / 'benchmarks'}"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -51,6 +66,11 @@ def pytest_sessionfinish(session, exitstatus):
     """No test, machine or command may leave a child process or a bound port behind: the session fails if one did."""
     from implementations.transport.process import leftovers
 
+    coverage_dir = os.environ.get("MBT_COVERAGE_DIR")
+    if coverage_dir:  # the nightly runner gathers every worker's rule counts
+        from harness.runner import write_rule_stats
+
+        write_rule_stats(coverage_dir)
     left = leftovers(session.config.stash[_BEFORE])
     session.config.stash[_LEFT] = left
     if left and session.exitstatus == pytest.ExitCode.OK:
@@ -69,14 +89,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     from harness.runner import RUNS, TRACES_WRITTEN
 
     if RUNS:
-        rows = []
-        for stats in RUNS:
-            for rule, ran, refused in stats.rows():
-                rows.append([f"{stats.machine}/{stats.implementation}", rule, ran, refused, "NEVER RAN" if not ran else ""])
-        terminalreporter.write_sep("=", f"machine rule coverage (profile {profiles.current_profile()})")
-        terminalreporter.write_line(
-            tabulate(rows, headers=["machine/implementation", "rule", "ran", "refused by precondition", ""])
-        )
+        from harness import balance
+
+        rows, headers = balance.table(RUNS)
+        terminalreporter.write_sep("=", f"machine rule coverage by class (profile {profiles.current_profile()})")
+        terminalreporter.write_line(tabulate(rows, headers=headers))
     if TRACES_WRITTEN:
         terminalreporter.write_sep("=", "traces of failing runs")
         for path in TRACES_WRITTEN:
@@ -90,3 +107,11 @@ def pytest_collection_finish(session):
     from harness.runner import import_project
 
     import_project()
+    # Under a budgeted profile, MBT_BUDGET_SECONDS is shared by the machine runs collected. An
+    # xdist worker collects every item but runs only some: there (python -m harness nightly)
+    # MBT_BUDGET_SECONDS is already each run's share, and a run without a plan gets it whole.
+    if profiles.current_profile() in profiles.BUDGETED and not os.environ.get("PYTEST_XDIST_WORKER"):
+        from harness import budget
+
+        runs = sum(1 for item in session.items if getattr(getattr(item, "function", None), "mbt_machine", None))
+        budget.plan(profiles.budget_seconds(), runs)

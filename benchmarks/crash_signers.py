@@ -18,7 +18,7 @@ expiry (each core's own recovery), and audits the files:
 * events signed twice: an event a member's file signed in two requests or with two
   templates.
 
-Every count must be 0. The process host (``harness.processes``) reaps every child, also on
+Every count must be 0. The process group (``implementations.transport.process``) reaps every child, also on
 errors; each child stops by itself when the driver dies or its deadline passes.
 
     python -m benchmarks.crash_signers --kills 200 [--seed 7] [--keep DIR | --dir PARENT]
@@ -43,12 +43,12 @@ import nacl.signing
 from blake3 import blake3
 
 from harness import faults
-from harness.processes import ProcessHost, deadline_after, parent_alive
 from implementations import pskt
 from implementations.ledger import Ledger, LedgerError, MultisigGroup
 from implementations.policy import Policy
 from implementations.storage import Store
 from implementations.threshold import Coordinator, EventRefused, GroupConfig, Signer
+from implementations.transport.process import ProcessGroup, parent_alive
 from implementations.wire import DecodeError
 
 M, N = 2, 3
@@ -181,7 +181,7 @@ def worker(role: str, index: int, directory: Path, parent: int, order_seed: int)
     mail = Mailbox(_files(directory)["mail"])
     core.tick(time.time_ns())  # a restarted core's first act
     inbox = f"{role}-{index}"
-    deadline, next_tick = deadline_after(CHILD_LIFETIME_S), 0.0
+    deadline, next_tick = time.monotonic() + CHILD_LIFETIME_S, 0.0
     while parent_alive(parent) and time.monotonic() < deadline:
         busy = False
         if role == "coordinator":
@@ -217,14 +217,14 @@ def prepare(directory: Path) -> None:
     Mailbox(_files(directory)["mail"])
 
 
-def start_workers(host: ProcessHost, directory: Path, roles: list[tuple[str, int]]) -> list[str]:
+def start_workers(host: ProcessGroup, directory: Path, roles: list[tuple[str, int]]) -> list[str]:
     names = []
     for role, index in roles:
         copies = PROCESSES_PER_SIGNER if role == "signer" else 1
         for copy in range(copies):
             name = f"{role}-{index}-{copy}"
-            host.start(name, "benchmarks.crash_signers", "worker", "--role", role, "--index", str(index), "--dir",
-                       str(directory), "--parent", str(os.getpid()), "--order-seed", str(index * 10 + copy))
+            host.spawn(name, "benchmarks.crash_signers", ["worker", "--role", role, "--index", str(index), "--dir",
+                       str(directory), "--parent", str(os.getpid()), "--order-seed", str(index * 10 + copy)])
             names.append(name)
     return names
 
@@ -240,7 +240,7 @@ def run(kills: int, seed: int, directory: Path, drain_s: float = 4.0) -> dict[st
     prepare(directory)
     mail = Mailbox(_files(directory)["mail"])
     sent = 0
-    with ProcessHost(directory / "logs") as host:
+    with ProcessGroup(directory / "logs") as host:
         names = start_workers(host, directory, [("coordinator", c) for c in COORDINATORS] + [("signer", i) for i in range(N)])
         next_kill = time.monotonic() + rng.uniform(0.02, 0.25)
         done = 0
@@ -252,14 +252,14 @@ def run(kills: int, seed: int, directory: Path, drain_s: float = 4.0) -> dict[st
                 sent += 1
             if time.monotonic() >= next_kill:
                 victim = rng.choice(names)
-                host.kill(victim)
-                host.restart(victim)
+                host[victim].kill()
+                host[victim].restart()
                 done += 1
                 next_kill = time.monotonic() + rng.uniform(0.02, 0.25)
             time.sleep(0.01)
         time.sleep(drain_s)
         host.close()
-        restarts = sum(host.starts.values()) - len(names)
+        restarts = sum(child.starts for child in host.children.values()) - len(names)
     counts = audit(directory)
     return {"kills": done, "restarts": restarts, "events": sent, **counts}
 

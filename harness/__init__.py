@@ -3,18 +3,26 @@
 Machines (``machines/``) subclass ``TracedMachine``; adapters (``machines/adapters/``)
 ``register`` implementations; ``run_machine`` runs a machine against one implementation,
 writes a trace when it fails and explains the failure step by step; ``replay`` drives a
-saved trace through the same rules.
+saved trace through the same rules; ``minimize`` removes the steps and simplifies the
+arguments a failing trace does not need.
 """
 
+from harness.failure import Failure
 from harness.machine import RuleStats, StepNotApplicable, TracedMachine, guard
-from harness.registry import Implementation, implementations, machine_class, register
-from harness.runner import Caught, Outcome, expect_caught, explain, machine_test, replay, run_machine
+from harness.minimize import MinimizeBudget, Minimized, minimize
+from harness.registry import Implementation, RegistrationError, implementations, machine_class, register
+from harness.replay import Outcome, explain, replay
+from harness.runner import Caught, expect_caught, machine_test, run_machine
 from harness.trace import Step, Trace, TraceError, load_trace, save_trace
 
 __all__ = [
     "Caught",
+    "Failure",
     "Implementation",
+    "MinimizeBudget",
+    "Minimized",
     "Outcome",
+    "RegistrationError",
     "RuleStats",
     "Step",
     "StepNotApplicable",
@@ -28,6 +36,7 @@ __all__ = [
     "load_trace",
     "machine_class",
     "machine_test",
+    "minimize",
     "register",
     "replay",
     "run_machine",

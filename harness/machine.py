@@ -14,7 +14,13 @@ recorded arguments, never the rules, so the same code runs live and in replay. A
 in replay, it means the trace is stale.
 
 Invariants go in ``check()`` (run after every step), and ``observe()`` returns, for the
-failure report, each replica's value next to the model's value.
+failure report, each replica's value next to the model's value; ``describe_step`` says what
+a step does in the domain's words (by default ``rule(arg=value, ...)`` with ids shortened).
+
+Under ``run_machine`` a machine reports to its run's ``Recorder`` every failure it sees (for
+one trace per distinct failure, and the best counterexample so far when a run is
+interrupted), and asks it before each step whether the run must stop (time budget spent,
+shrinking budget spent).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition
 from harness.trace import Step, normalize_args
 
 if TYPE_CHECKING:
+    from harness.recorder import Recorder
     from harness.registry import Implementation
 
 
@@ -106,6 +113,10 @@ class TracedMachine(RuleBasedStateMachine):
     name: ClassVar[str] = ""
     #: Levels of implementation this machine can check (see ``harness.registry``).
     levels: ClassVar[tuple[str, ...]] = ("exact",)
+    #: Each step's class of rules, step name -> class (``harness.balance``; merged along the MRO).
+    rule_classes: ClassVar[dict[str, str]] = {}
+    #: The least share of a run's steps each class must get under ``ci`` (``harness.balance``).
+    class_floors: ClassVar[dict[str, float]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -118,7 +129,11 @@ class TracedMachine(RuleBasedStateMachine):
         super().__init__()
         self.implementation = implementation
         self.steps: list[Step] = []
-        self.stats = stats if stats is not None else RuleStats(self.name, implementation.name, self.rule_names())
+        if stats is None:
+            stats = RuleStats(self.name, implementation.name, self.rule_names_for(implementation))
+        self.stats = stats
+        #: The run this machine reports to (set by ``run_machine``; none in replay).
+        self.recorder: Recorder | None = None
 
     @classmethod
     def rule_names(cls) -> tuple[str, ...]:
@@ -130,13 +145,22 @@ class TracedMachine(RuleBasedStateMachine):
                     names.append(attribute[5:])
         return tuple(names)
 
+    @classmethod
+    def rule_names_for(cls, implementation: Implementation) -> tuple[str, ...]:
+        """The steps this machine can take against ``implementation`` (the coverage table's
+        rows): all of them, unless a machine has steps some implementations cannot take."""
+        return cls.rule_names()
+
     def do(self, rule: str, **args: Any) -> None:
         """Record the step ``rule(**args)`` and run it."""
         method = getattr(self, f"step_{rule}", None)
         if method is None:
             raise StepNotApplicable(f"{type(self).__name__} has no step {rule!r}")
         args = normalize_args(args, f"step {rule}")
-        self.steps.append(Step(rule, args))
+        step = Step(rule, args)
+        if self.recorder is not None:
+            self.recorder.before_step(self, step)
+        self.steps.append(step)
         self.stats.ran[rule] += 1
         try:
             method(**args)
@@ -144,7 +168,23 @@ class TracedMachine(RuleBasedStateMachine):
             # Wrong or missing argument names: in replay, the trace no longer fits the step.
             if "argument" in str(error) and error.__traceback__ is not None and error.__traceback__.tb_next is None:
                 raise StepNotApplicable(f"step {rule}: {error}") from None
+            self._failed(error)
             raise
+        except Exception as error:
+            self._failed(error)
+            raise
+
+    def _failed(self, error: Exception) -> None:
+        if self.recorder is not None:
+            self.recorder.failed(self, error)
+
+    def describe_step(self, step: Step) -> str:
+        """One line for the report, before ``step`` runs: what it does, in the domain's words.
+
+        Machines may override it to name actors and payloads (who sent which operation to
+        whom); the default is ``rule(arg=value, ...)`` with long ids shortened.
+        """
+        return step.describe()
 
     def require(self, condition: bool, reason: str) -> None:
         """Refuse a step whose arguments do not fit the current state."""
@@ -167,4 +207,8 @@ class TracedMachine(RuleBasedStateMachine):
 
     @invariant()
     def _check_invariants(self) -> None:
-        self.check()
+        try:
+            self.check()
+        except Exception as error:
+            self._failed(error)
+            raise

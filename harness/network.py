@@ -126,22 +126,9 @@ def ci_settings(examples: int, steps: int) -> settings:
 
 def network_machine_test(machine_cls: type[TracedMachine], examples: int, steps: int) -> Callable[..., None]:
     """Like ``harness.machine_test``, with the machine's ``ci`` budget (see ``ci_settings``)."""
-    import pytest
+    from harness.runner import machine_test
 
-    from harness.registry import implementations
-    from harness.runner import run_machine
-
-    impls = [i for i in implementations(machine_cls.name) if i.level in machine_cls.levels]
-    if not impls:
-        raise LookupError(f"no implementation is registered for machine {machine_cls.name!r}")
-
-    @pytest.mark.parametrize("implementation", impls, ids=[i.name for i in impls])
-    def test(implementation) -> None:
-        run_machine(machine_cls, implementation, hypothesis_settings=ci_settings(examples, steps), in_summary=True)
-
-    test.__name__ = test.__qualname__ = f"test_{machine_cls.name}_machine"
-    test.__doc__ = f"{machine_cls.__name__} against every registered {machine_cls.name} implementation."
-    return test
+    return machine_test(machine_cls, settings_for=lambda: ci_settings(examples, steps))
 
 
 class NetworkMachine(TracedMachine):
@@ -153,6 +140,11 @@ class NetworkMachine(TracedMachine):
     advances: ClassVar[tuple[int, ...]] = (0, NS_PER_SECOND, 5 * NS_PER_SECOND, 30 * NS_PER_SECOND)
     #: How far the clock moves between two rounds of ``quiesce``.
     quiet_round_ns: ClassVar[int] = 30 * NS_PER_SECOND
+    #: The network's rules by class (``harness.balance``).
+    rule_classes: ClassVar[dict[str, str]] = {
+        "deliver": "delivery", "settle": "delivery", "drop": "faults", "duplicate": "faults", "delay": "faults",
+        "partition": "faults", "cut_one_way": "faults", "heal": "faults", "crash": "crash", "restart": "crash",
+        "tick": "time", "advance_clock": "time", "quiesce": "sync", "start": "setup"}
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)

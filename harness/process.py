@@ -254,11 +254,11 @@ class Child:
     def exit_status(self) -> str:
         code = self.process.returncode
         if code is None:
-            return "still running"
+            return "is still running"
         if code < 0:
             with contextlib.suppress(ValueError):
-                return f"killed by signal {signal.Signals(-code).name}"
-            return f"killed by signal {-code}"
+                return f"was killed by signal {signal.Signals(-code).name}"
+            return f"was killed by signal {-code}"
         return f"exited with status {code}"
 
     def fail(self, what: str) -> ChildFailure:

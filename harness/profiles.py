@@ -2,12 +2,22 @@
 
 * ``ci``: derandomized and bounded, so every run of the suite does the same work; no
   example database; every rule of every machine must run at least once.
-* ``dev`` (the default): random, a local example database, moderate sizes.
-* ``nightly``: long step counts, a shared example database, and a time budget per machine
-  (``MBT_BUDGET_SECONDS``, default 600): the machine is run again and again, each run with
-  fresh randomness and a few hundred examples, until the budget is spent or it fails. The
-  budget is checked between runs, so a machine overruns it by at most one run (plus the
-  shrinking of a failure, which is the point of the nightly run).
+* ``dev`` (the default): random, an example database in the per-user cache, moderate sizes.
+* ``nightly``: long step counts, a shared example database, and one wall-clock budget for
+  the whole command (``MBT_BUDGET_SECONDS``, default 600; see ``harness.budget``): each
+  machine and implementation gets an even share of what remains when its turn comes and
+  runs again and again, each run with fresh randomness, until its share is spent or it
+  fails. The deadline is checked before every step, so a run overruns its share by at most
+  one step.
+
+Shrinking is bounded in examples, not seconds (``SHRINK_EXAMPLES``): after the first
+failure a run may spend that many more examples (shrinking, and looking for other
+failures), then it stops and reports the shortest failing run it has seen
+(``harness.recorder``).
+
+Runs write only into the per-user cache (``cache_directory``) unless told otherwise:
+traces (``MBT_TRACE_DIR``), example databases (``MBT_EXAMPLE_DB``), and Hypothesis's own
+files (``HYPOTHESIS_STORAGE_DIRECTORY``); never into the directory they start in.
 
 Select with ``pytest --hypothesis-profile=nightly`` or ``HYPOTHESIS_PROFILE=nightly``.
 ``CI=true`` in the environment makes ``ci`` the default.
@@ -16,14 +26,60 @@ Select with ``pytest --hypothesis-profile=nightly`` or ``HYPOTHESIS_PROFILE=nigh
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase
+
+from harness.database import from_spec
 
 #: Profiles in which a rule that never ran fails the run.
 STRICT_COVERAGE = frozenset({"ci", "nightly"})
 #: Profiles that keep running a machine until its time budget is spent.
 BUDGETED = frozenset({"nightly"})
+#: Examples a run may spend after its first failure, by profile (None: no bound but the
+#: time budget). Hypothesis shrinks a machine failure in a few hundred examples; the bound
+#: stops a run with several failures, or a slow implementation, from shrinking for minutes.
+SHRINK_EXAMPLES: dict[str, int | None] = {"ci": 1000, "dev": 1000, "nightly": None}
+#: The project's directory in the per-user cache.
+CACHE_NAME = "crdt-threshold-mbt"
+
+
+def cache_directory() -> Path:
+    """``$XDG_CACHE_HOME/crdt-threshold-mbt``, or ``~/.cache/crdt-threshold-mbt``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / CACHE_NAME
+
+
+def trace_directory() -> Path:
+    """Where failing runs write traces: ``$MBT_TRACE_DIR``, or ``traces/`` in the cache."""
+    return Path(os.environ.get("MBT_TRACE_DIR") or cache_directory() / "traces")
+
+
+def example_database_directory(profile: str) -> Path:
+    """The example database of ``dev`` and ``nightly``: ``$MBT_EXAMPLE_DB``, or
+    ``examples/<profile>/`` in the cache."""
+    return Path(os.environ.get("MBT_EXAMPLE_DB") or cache_directory() / "examples" / profile)
+
+
+def use_cache_directory() -> None:
+    """Hypothesis's own files (its unicode and constants caches) go to the cache too, unless
+    ``HYPOTHESIS_STORAGE_DIRECTORY`` says where (by default Hypothesis writes ``.hypothesis/``
+    into the current directory)."""
+    if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        set_hypothesis_home_dir(cache_directory() / "hypothesis")
+
+
+def shrink_examples(profile: str | None = None) -> int | None:
+    """The examples a run of ``profile`` may spend after its first failure
+    (``MBT_SHRINK_EXAMPLES`` overrides the profile's bound)."""
+    raw = os.environ.get("MBT_SHRINK_EXAMPLES")
+    if raw:
+        if not raw.isdigit():
+            raise ValueError(f"MBT_SHRINK_EXAMPLES must be a number of examples, got {raw!r}")
+        return int(raw)
+    return SHRINK_EXAMPLES.get(profile or current_profile(), SHRINK_EXAMPLES["dev"])
 
 _quiet = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 #: Every phase but ``explain``: our own step-by-step report explains a failure, and
@@ -32,6 +88,7 @@ _phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shri
 
 
 def register_profiles() -> None:
+    use_cache_directory()
     settings.register_profile(
         "ci",
         derandomize=True,
@@ -44,18 +101,27 @@ def register_profiles() -> None:
         phases=_phases,
     )
     settings.register_profile(
+        "mutation",  # python -m tests.mutation: ci's search, and a mutant is killed at its first failure
+        settings.get_profile("ci"),
+        phases=[Phase.explicit, Phase.generate],
+    )
+    settings.register_profile(
         "dev",
         max_examples=100,
         stateful_step_count=50,
         deadline=None,
+        database=DirectoryBasedExampleDatabase(example_database_directory("dev")),
         suppress_health_check=_quiet,
     )
     settings.register_profile(
         "nightly",
-        max_examples=300,
+        # examples per run; the run repeats until its budget is spent, and the budget is
+        # checked between runs, so ``python -m harness nightly`` makes runs short
+        max_examples=int(os.environ.get("MBT_NIGHTLY_EXAMPLES", "300")),
         stateful_step_count=200,
         deadline=None,
-        database=DirectoryBasedExampleDatabase(os.environ.get("MBT_EXAMPLE_DB", ".hypothesis/nightly")),
+        # a directory or a Redis URL (a URL is no path: Path would fold its '//')
+        database=from_spec(os.environ.get("MBT_EXAMPLE_DB") or str(example_database_directory("nightly"))),
         suppress_health_check=_quiet,
     )
 

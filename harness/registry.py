@@ -13,6 +13,15 @@ Each implementation declares a *level*, what the machine may demand of it:
   says, and keep every local edit where it was made, but may order or arbitrate
   concurrent edits their own way (e.g. YATA instead of RGA);
 * a type may add its own semantic levels (``add-wins`` for sets).
+
+A registration that cannot be checked is an error naming it, never silently skipped: an
+implementation under a machine name that does not exist, or with a level its machine does
+not check (``RegistrationError``, raised when the adapters are loaded, when a machine class
+is registered after its implementations, and when a test is made from a machine).
+
+Each implementation remembers the module that registered it (``adapter``); traces record
+it, and replaying a trace imports that module when its implementation is not registered,
+so replay never depends on ``MBT_ADAPTERS``.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import contextlib
 import importlib
 import os
 import pkgutil
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +63,8 @@ class Implementation:
     #: At most this many examples per machine run, for implementations whose steps are slow
     #: (a child process per replica request): the profile's own number when smaller.
     max_examples: int | None = None
+    #: The module that registered it (filled in by ``register``).
+    adapter: str = ""
 
     def __attrs_post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -62,6 +74,15 @@ class Implementation:
         if self.max_examples is not None and self.max_examples < 1:
             raise ValueError(f"implementation {self.name!r}: max_examples must be at least 1, got {self.max_examples}")
 
+    def origin(self) -> str:
+        return f"implementation {self.name!r} of machine {self.machine!r}" + (
+            f" (registered by {self.adapter})" if self.adapter else ""
+        )
+
+
+class RegistrationError(LookupError):
+    """An implementation no machine can check: unknown machine, or a level it does not check."""
+
 
 _implementations: dict[str, dict[str, Implementation]] = {}
 _machines: dict[str, type[TracedMachine]] = {}
@@ -69,7 +90,17 @@ _adapters_loaded = False
 
 
 def register(implementation: Implementation) -> Implementation:
-    """Add ``implementation`` to the ones its machine checks (names are unique per machine)."""
+    """Add ``implementation`` to the ones its machine checks (names are unique per machine).
+
+    Returns it with ``adapter`` set to the calling module. If its machine class is already
+    registered, a level that machine does not check is refused here.
+    """
+    if not implementation.adapter:
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        implementation = attrs.evolve(implementation, adapter=caller)
+    machine = _machines.get(implementation.machine)
+    if machine is not None:
+        check_level(machine, implementation)
     known = _implementations.setdefault(implementation.machine, {})
     existing = known.get(implementation.name)
     if existing is not None and existing != implementation:
@@ -98,6 +129,29 @@ def load_adapters(package: str = "machines.adapters") -> None:
             importlib.import_module(name)
         except ImportError as error:
             raise ImportError(f"MBT_ADAPTERS names {name!r}, which cannot be imported: {error}") from error
+    check_registrations()
+
+
+def check_level(machine: type[TracedMachine], implementation: Implementation) -> None:
+    if implementation.level not in machine.levels:
+        raise RegistrationError(
+            f"{implementation.origin()} declares level {implementation.level!r}, which machine "
+            f"{machine.name!r} does not check (it checks {', '.join(machine.levels)})"
+        )
+
+
+def check_registrations() -> None:
+    """Every registered implementation has a machine that checks its level, or an error says which."""
+    for machine_name, known in list(_implementations.items()):
+        try:
+            machine = machine_class(machine_name)
+        except KeyError:
+            first = next(iter(known.values()))
+            raise RegistrationError(
+                f"{first.origin()}: there is no machine {machine_name!r} (machines: {', '.join(sorted(_machines))})"
+            ) from None
+        for implementation in known.values():
+            check_level(machine, implementation)
 
 
 def implementations(machine: str) -> list[Implementation]:
@@ -106,8 +160,16 @@ def implementations(machine: str) -> list[Implementation]:
     return list(_implementations.get(machine, {}).values())
 
 
-def implementation(machine: str, name: str) -> Implementation:
+def implementation(machine: str, name: str, adapter: str = "") -> Implementation:
+    """The implementation ``name`` of ``machine``; if it is not registered and ``adapter``
+    names the module that registers it (as a trace does), that module is imported first."""
     load_adapters()
+    if name not in _implementations.get(machine, {}) and adapter:
+        try:
+            importlib.import_module(adapter)
+        except ImportError as error:
+            raise KeyError(f"implementation {name!r} of machine {machine!r}: its adapter module {adapter!r} "
+                           f"cannot be imported: {error}") from None
     try:
         return _implementations[machine][name]
     except KeyError:
@@ -119,6 +181,8 @@ def register_machine(cls: type[TracedMachine]) -> type[TracedMachine]:
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
     _machines[cls.name] = cls
+    for implementation in _implementations.get(cls.name, {}).values():
+        check_level(cls, implementation)
     return cls
 
 

@@ -1,32 +1,43 @@
-"""Running machines: live under Hypothesis, and from saved traces.
+"""Running machines live under Hypothesis.
 
-``run_machine`` runs one machine against one implementation under the active profile.
-When it fails, the shrunk run is saved as a trace (to ``MBT_TRACE_DIR``, default
-``.traces/``) and the error gets a step-by-step report: each step, each replica's value
-beside the model's, and a mark at the first step where they part.
+``run_machine`` runs one machine against one implementation under the active profile. When
+it fails, each distinct failure Hypothesis reports (several arrive as an ``ExceptionGroup``)
+becomes its own trace: the shrunk run, minimized further (``harness.minimize``), written to
+the trace directory (``MBT_TRACE_DIR``, ``--trace-dir``, default in the per-user cache), its
+``failure`` naming the failing check; and its exception gets a step-by-step report: each
+step, each replica's value beside the model's, and a mark at the first step where they
+part. Interrupted (Ctrl-C), a run writes the shortest failing run it has seen of each
+distinct failure, and says so.
 
-``replay`` drives a trace through the same steps and says ``passed``, ``failed`` (with the
-step) or ``stale`` (a step no longer fits the machine): a stale trace is never a pass.
+Replay and the step-by-step report live in ``harness.replay``.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import pkgutil
-import time
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import attrs
+from hypothesis import seed as hypothesis_seed
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from harness import profiles
-from harness.machine import Observation, RuleStats, StepNotApplicable, TracedMachine
-from harness.registry import Implementation, implementation, implementations, machine_class
-from harness.trace import Trace, load_trace, save_trace
+from harness import balance, budget, profiles
+from harness.database import Namespaced
+from harness.failure import failure_of, leaves
+from harness.machine import RuleStats, TracedMachine
+from harness.minimize import RUN_BUDGET, MinimizeBudget, NothingToMinimize, minimize
+from harness.recorder import Recorder, Seen, StopRun
+from harness.registry import Implementation, RegistrationError, check_level, implementations
+from harness.replay import Outcome, explain, replay, show, walk
+from harness.trace import Step, Trace, load_trace, save_trace
+
+__all__ = ["Caught", "Outcome", "expect_caught", "explain", "machine_test", "replay", "run_machine", "show", "walk"]
 
 #: Every run of this process, for the coverage table printed at the end of a pytest session.
 RUNS: list[RuleStats] = []
@@ -59,8 +70,23 @@ def import_project() -> None:
                 importlib.import_module(info.name)
 
 
+def write_rule_stats(directory: str | Path) -> Path:
+    """This process's rule counts (``RUNS``) as JSON in ``directory``, one file per process
+    (``python -m harness nightly`` adds up its worker processes' files)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"rules-{os.getpid()}.json"
+    path.write_text(json.dumps([{"machine": s.machine, "implementation": s.implementation, "examples": s.examples,
+                                 "ran": dict(s.ran), "refused": dict(s.refused), "rules": list(s.rules)} for s in RUNS]))
+    return path
+
+
 def trace_directory() -> Path:
-    return Path(os.environ.get("MBT_TRACE_DIR", ".traces"))
+    return profiles.trace_directory()
+
+
+#: ``shrink_examples`` of ``run_machine`` when it is not given: the profile's bound.
+PROFILE_DEFAULT = object()
 
 
 def run_machine(
@@ -70,39 +96,75 @@ def run_machine(
     hypothesis_settings: settings | None = None,
     in_summary: bool = False,
     trace_dir: str | Path | None = None,
+    shrink_examples: int | object | None = PROFILE_DEFAULT,
+    minimize_budget: MinimizeBudget | None = RUN_BUDGET,
+    seed: int | None = None,
 ) -> RuleStats:
-    """Run ``machine_cls`` against ``impl``; on failure save and explain the shrunk trace.
+    """Run ``machine_cls`` against ``impl``; on failure save and explain a trace per failure.
 
     ``in_summary`` adds the run's rule counts (and any trace it writes) to the table printed
     at the end of the pytest session; ``machine_test`` sets it, tests of the framework don't.
-    ``trace_dir`` is where a failing run's trace goes (default: ``trace_directory()``).
+    ``trace_dir`` is where a failing run's traces go (default: ``trace_directory()``).
+    ``shrink_examples`` bounds the examples spent after the first failure (default: the
+    profile's, ``profiles.shrink_examples``; None: no bound); ``minimize_budget`` bounds the
+    minimization of each trace (None: write Hypothesis's shrunk run as it is).
+    ``seed`` fixes Hypothesis's randomness (``hypothesis.seed``; it overrides ``derandomize``):
+    the bug catalogue's sweeps run one search under many seeds to measure its budget.
     """
     import_project()
+    profiles.use_cache_directory()  # also when no conftest set the profiles up (a script, a benchmark)
     machine_cls.preflight(impl)
-    stats = RuleStats(machine_cls.name, impl.name, machine_cls.rule_names())
+    stats = RuleStats(machine_cls.name, impl.name, machine_cls.rule_names_for(impl))
     if in_summary:
         RUNS.append(stats)
+    profile = profiles.current_profile()
+    deadline = budget.next_deadline(profiles.budget_seconds()) if profile in profiles.BUDGETED else None
+    if shrink_examples is PROFILE_DEFAULT:
+        shrink_examples = profiles.shrink_examples(profile)
+    recorder = Recorder(deadline=deadline, shrink_examples=shrink_examples, clock=budget.clock())
     last: list[TracedMachine] = []
+    directory = Path(trace_dir or trace_directory())
 
     def factory() -> TracedMachine:
         machine = machine_cls(impl, stats)
+        recorder.started(machine)
         last[:] = [machine]
         stats.examples += 1
         return machine
 
-    profile = profiles.current_profile()
-    deadline = time.monotonic() + profiles.budget_seconds() if profile in profiles.BUDGETED else None
-    run_settings = hypothesis_settings or capped_settings(impl)
+    if seed is not None:
+        factory = hypothesis_seed(seed)(factory)
+    chosen = hypothesis_settings or capped_settings(impl)
+    if chosen.database is not None and not isinstance(chosen.database, Namespaced):
+        # one factory serves every machine: without a namespace they would share (and prune) one key
+        chosen = settings(chosen, database=Namespaced(chosen.database, f"{machine_cls.name}/{impl.name}"))
+    repetitions = 0
     while True:
         try:
-            run_state_machine_as_test(factory, settings=run_settings)
-        except Exception as error:
-            if last:
-                _report_failure(error, machine_cls, impl, last[0], in_summary, Path(trace_dir or trace_directory()))
+            run_state_machine_as_test(factory, settings=chosen)
+        except StopRun as stop:
+            if not recorder.best:
+                break  # the time budget was spent before any failure: the run passed
+            # Spent while shrinking: the shortest failing run seen of each failure is the result.
+            best = recorder.shortest(distinct=chosen.report_multiple_bugs)
+            error = best[0].error if len(best) == 1 else ExceptionGroup(f"{len(best)} distinct failures",
+                                                                         [seen.error for seen in best])
+            error.add_note(f"(Shrinking stopped: {stop}. The shortest failing run seen is reported.)")
+            failures = [(seen.error, seen) for seen in best]
+            _report_failures(error, failures, last, machine_cls, impl, in_summary, directory, minimize_budget)
+            raise error from None
+        except KeyboardInterrupt as interrupt:
+            _write_best_so_far(interrupt, recorder, machine_cls, impl, in_summary, directory)
             raise
-        if deadline is None or time.monotonic() >= deadline:
+        except Exception as error:
+            failures = [(leaf, recorder.seen(leaf)) for leaf in leaves(error)]
+            _report_failures(error, failures, last, machine_cls, impl, in_summary, directory, minimize_budget)
+            raise
+        repetitions += 1
+        if deadline is None or recorder.stop_reason():
             break
-    if profile in profiles.STRICT_COVERAGE:
+    # A run its deadline cut short before one whole repetition says nothing of its rules.
+    if profile in profiles.STRICT_COVERAGE and repetitions:
         missing = stats.never_ran()
         if missing:
             raise AssertionError(
@@ -110,6 +172,7 @@ def run_machine(
                 f"{stats.examples} examples: {', '.join(missing)}. A rule that never runs checks nothing: "
                 "loosen its precondition or its strategy."
             )
+        balance.check_floors(machine_cls, stats)
     return stats
 
 
@@ -121,32 +184,104 @@ def capped_settings(impl: Implementation) -> settings:
     return settings(current, max_examples=impl.max_examples)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+def _trace(machine_cls: type[TracedMachine], impl: Implementation, steps: tuple[Step, ...], failure: str) -> Trace:
+    return Trace(machine_cls.name, impl.name, steps, failure=failure, adapter=impl.adapter, level=impl.level)
 
 
-def _report_failure(
-    error: Exception,
-    machine_cls: type[TracedMachine],
-    impl: Implementation,
-    machine: TracedMachine,
-    in_summary: bool,
-    directory: Path,
-) -> None:
-    trace = Trace(machine_cls.name, impl.name, tuple(machine.steps), failure=_first_line(error))
+def _save(trace: Trace, directory: Path, in_summary: bool) -> tuple[Path | None, str]:
+    """Write ``trace``; the path (None if it could not be written) and a sentence saying where."""
     try:
         path = save_trace(trace, directory)
-        if in_summary:
-            TRACES_WRITTEN.append(path)
-        where = f"Trace written to {path}\nReplay it with:  python -m harness replay {path}"
     except OSError as os_error:
-        where = f"Could not write the trace to {directory}: {os_error}"
+        return None, f"Could not write the trace to {directory}: {os_error}"
+    if in_summary:
+        TRACES_WRITTEN.append(path)
+    return path, f"Trace written to {path}\nReplay it with:  python -m harness replay {path}"
+
+
+def _report_failures(
+    error: BaseException,
+    failures: list[tuple[BaseException, Seen | None]],
+    last: list[TracedMachine],
+    machine_cls: type[TracedMachine],
+    impl: Implementation,
+    in_summary: bool,
+    directory: Path,
+    minimize_budget: MinimizeBudget | None,
+) -> None:
+    """One trace and one report for each distinct failure of the run (``failures``: each error
+    Hypothesis reported, with what the recorder saw of it)."""
+    written = []
+    for leaf, seen in failures:
+        if seen is not None:
+            steps, failure = seen.steps, seen.failure
+        else:  # raised outside a step or a check (in a rule's own code): the last example's steps
+            machine = last[0] if last else None
+            steps, failure = (tuple(machine.steps) if machine else ()), failure_of(leaf, machine)
+        trace = _trace(machine_cls, impl, steps, str(failure))
+        written.append(_write_and_explain(leaf, trace, machine_cls, impl, in_summary, directory, minimize_budget))
+    if len(failures) > 1:
+        listing = "\n".join(f"  {failure_of(leaf)}: {path}" for (leaf, _), path in zip(failures, written, strict=True))
+        error.add_note(f"\n{len(failures)} distinct failures, one trace each:\n{listing}")
+
+
+def _write_and_explain(
+    error: BaseException,
+    trace: Trace,
+    machine_cls: type[TracedMachine],
+    impl: Implementation,
+    in_summary: bool,
+    directory: Path,
+    minimize_budget: MinimizeBudget | None,
+) -> Path | None:
+    minimized_note = ""
+    if minimize_budget is not None and trace.steps:
+        try:
+            minimized = minimize(trace, machine_cls, impl, minimize_budget)
+        except KeyboardInterrupt:
+            path, where = _save(trace, directory, in_summary)
+            print(f"Interrupted while minimizing. {where}", file=sys.stderr)
+            raise
+        except NothingToMinimize as nothing:
+            minimized_note = f"Not minimized: {nothing}."
+        except Exception as failure:  # the minimizer must never hide the real failure
+            minimized_note = f"Not minimized: {type(failure).__name__}: {failure}"
+        else:
+            trace, minimized_note = minimized.trace, f"Hypothesis's shrunk run {minimized.summary()}."
+    path, where = _save(trace, directory, in_summary)
     try:
         report = explain(trace, machine_cls, impl)
     except Exception as explain_error:  # the report must never hide the real failure
         report = f"(no step-by-step report: {type(explain_error).__name__}: {explain_error})"
-    error.add_note(f"\n{where}\n\n{report}")
+    error.add_note(f"\n{where}\n{minimized_note}\n\n{report}")
+    return path
+
+
+def _write_best_so_far(
+    interrupt: KeyboardInterrupt,
+    recorder: Recorder,
+    machine_cls: type[TracedMachine],
+    impl: Implementation,
+    in_summary: bool,
+    directory: Path,
+) -> None:
+    """Interrupted: write the shortest failing run seen of each distinct failure, and say so."""
+    if not recorder.best:
+        message = f"Interrupted: machine {machine_cls.name} against {impl.name} had not failed yet; no trace written."
+    else:
+        lines = [f"Interrupted: machine {machine_cls.name} against {impl.name} had failed; "
+                 "the best counterexample found so far of each failure:"]
+        for seen in recorder.best.values():
+            path, where = _save(_trace(machine_cls, impl, seen.steps, str(seen.failure)), directory, in_summary)
+            lines.append(f"  {seen.failure} ({len(seen.steps)} steps)")
+            lines.append("  " + where.replace("\n", "\n  "))
+            if path is not None:
+                lines.append(f"  Minimize it with:  python -m harness minimize {path}")
+        message = "\n".join(lines)
+    interrupt.add_note(message)
+    print(message, file=sys.stderr)
+    if sys.stderr is not sys.__stderr__ and sys.__stderr__ is not None:  # pytest captures stderr; Ctrl-C shows no capture
+        print(message, file=sys.__stderr__)
 
 
 @attrs.frozen
@@ -165,140 +300,55 @@ def expect_caught(
     hypothesis_settings: settings,
     trace_dir: str | Path,
     errors: tuple[type[Exception], ...] = (AssertionError,),
+    shrink_examples: int | object | None = PROFILE_DEFAULT,
+    seed: int | None = None,
 ) -> Caught:
     """Run ``machine_cls`` against a deliberately buggy ``impl`` and insist it is caught.
 
     The run must fail with one of ``errors``, write exactly one trace into ``trace_dir``
     (which should start empty), and explain itself with a marked first divergence. What a
     test asks beyond that (the trace is short, it passes without the bug) it asks of the
-    returned ``Caught``.
+    returned ``Caught``. ``shrink_examples`` is passed on to ``run_machine``.
     """
     try:
-        run_machine(machine_cls, impl, hypothesis_settings=hypothesis_settings, trace_dir=trace_dir)
+        run_machine(machine_cls, impl, hypothesis_settings=hypothesis_settings, trace_dir=trace_dir,
+                    shrink_examples=shrink_examples, seed=seed)
     except errors as error:
         caught = error
     else:
         raise AssertionError(f"machine {machine_cls.name} did not catch implementation {impl.name!r}")
     report = "\n".join(getattr(caught, "__notes__", []))
     traces = sorted(Path(trace_dir).glob(f"{machine_cls.name}-*.json"))
-    assert len(traces) == 1, f"expected one trace of {machine_cls.name} in {trace_dir}, found {traces}"
+    assert len(traces) == 1, (f"expected one trace of {machine_cls.name} in {trace_dir}, found {traces}; "
+                              f"the run failed with {failure_of(caught)}")
     assert "first divergence" in report, f"{caught!r}\n{report}"
     return Caught(caught, load_trace(traces[0]), report)
 
 
-@attrs.frozen
-class Outcome:
-    """What replaying a trace did: ``passed``, ``failed`` or ``stale``, at which step."""
+def machine_test(
+    machine_cls: type[TracedMachine], settings_for: Callable[[], settings] | None = None
+) -> Callable[..., None]:
+    """A pytest test that runs ``machine_cls`` against each of its registered implementations.
 
-    status: str
-    step: int | None = None
-    message: str = ""
-
-    def __str__(self) -> str:
-        if self.status == "passed":
-            return "passed"
-        return f"{self.status} at step {self.step}: {self.message}"
-
-
-def _resolve(trace: Trace, machine_cls: type[TracedMachine] | None, impl: Implementation | None):
-    return (
-        machine_cls or machine_class(trace.machine),
-        impl or implementation(trace.machine, trace.implementation),
-    )
-
-
-def replay(
-    trace: Trace,
-    machine_cls: type[TracedMachine] | None = None,
-    impl: Implementation | None = None,
-) -> Outcome:
-    """Drive ``trace`` through its machine's steps, checking invariants after each."""
-    machine_cls, impl = _resolve(trace, machine_cls, impl)
-    machine = machine_cls(impl)
-    try:
-        for index, step in enumerate(trace.steps):
-            try:
-                machine.do(step.rule, **step.args)
-                machine.check()
-            except StepNotApplicable as stale:
-                return Outcome("stale", index, f"{step.describe()}: {stale}")
-            except Exception as error:
-                return Outcome("failed", index, f"{step.describe()}: {_first_line(error)}")
-        return Outcome("passed")
-    finally:
-        machine.teardown()
-
-
-def show(value: Any) -> str:
-    """A short, stable rendering of a value for reports (sets sorted, bytes shortened)."""
-    if isinstance(value, (set, frozenset)):
-        return "{" + ", ".join(sorted(show(v) for v in value)) + "}"
-    if isinstance(value, (list, tuple)):
-        inner = ", ".join(show(v) for v in value)
-        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
-    if isinstance(value, bytes):
-        return value.hex()[:8] + ("…" if len(value) > 4 else "")
-    return repr(value)
-
-
-def explain(
-    trace: Trace,
-    machine_cls: type[TracedMachine] | None = None,
-    impl: Implementation | None = None,
-) -> str:
-    """The trace walked step by step: each step, the values that changed, and a ``<==``
-    at the first step where a replica parts from the model (or a step raises)."""
-    machine_cls, impl = _resolve(trace, machine_cls, impl)
-    machine = machine_cls(impl)
-    lines = [f"Step by step: machine {trace.machine}, implementation {impl.name} (✗ = differs from the model)"]
-    previous: dict[str, Observation] = {}
-    marked = False
-    try:
-        for index, step in enumerate(trace.steps):
-            problem = ""
-            try:
-                machine.do(step.rule, **step.args)
-            except Exception as error:
-                problem = f"raised {_first_line(error)}"
-            try:
-                observations = machine.observe()
-            except Exception as error:
-                observations = []
-                problem = problem or f"observe() raised {_first_line(error)}"
-            if not problem:
-                try:
-                    machine.check()
-                except Exception as error:
-                    problem = f"invariant failed: {_first_line(error)}"
-            parted = problem or any(not o.agrees for o in observations)
-            mark = "   <== first divergence" if parted and not marked else ""
-            lines.append(f"{index:>4}  {step.describe()}{mark}")
-            for obs in observations:
-                if mark or previous.get(obs.label) != obs:
-                    flag = "" if obs.agrees else "   ✗"
-                    lines.append(f"        {obs.label:<14} model {show(obs.model):<28} impl {show(obs.implementation)}{flag}")
-            previous = {o.label: o for o in observations}
-            if problem:
-                lines.append(f"        {problem}")
-                break
-            marked = marked or bool(mark)
-    finally:
-        machine.teardown()
-    return "\n".join(lines)
-
-
-def machine_test(machine_cls: type[TracedMachine]) -> Callable[..., None]:
-    """A pytest test that runs ``machine_cls`` against each of its registered implementations."""
+    ``settings_for``, called when the test runs, gives the Hypothesis settings (default: the
+    active profile's). Every implementation must have a level the machine checks
+    (``RegistrationError`` otherwise, at collection).
+    """
     import pytest
 
-    impls = [i for i in implementations(machine_cls.name) if i.level in machine_cls.levels]
+    impls = implementations(machine_cls.name)
+    for impl in impls:
+        check_level(machine_cls, impl)
     if not impls:
-        raise LookupError(f"no implementation is registered for machine {machine_cls.name!r}")
+        raise RegistrationError(f"no implementation is registered for machine {machine_cls.name!r}")
 
     @pytest.mark.parametrize("implementation", impls, ids=[i.name for i in impls])
     def test(implementation: Implementation) -> None:
-        run_machine(machine_cls, implementation, in_summary=True)
+        chosen = settings_for() if settings_for is not None else None
+        run_machine(machine_cls, implementation, hypothesis_settings=chosen, in_summary=True)
 
     test.__name__ = test.__qualname__ = f"test_{machine_cls.name}_machine"
     test.__doc__ = f"{machine_cls.__name__} against every registered {machine_cls.name} implementation."
+    test.mbt_machine = machine_cls.name  # one machine run per collected item: see conftest's budget plan
+    test.mbt_settings = settings_for or settings  # what a run of this test uses (the bug benchmark asks)
     return test

@@ -3,16 +3,23 @@
 ``LWWRegister`` holds one entry: the greatest write it has seen, compared by
 ``(wall_ns, counter, writer)``. A write is stamped by a ``HybridLogicalClock``, which holds
 the greatest timestamp its replica has seen (issued or received) and issues
-``(max(now, seen_wall), seen_counter + 1 if the wall did not move else 0)``. So every write
-is greater than every write its replica had seen, even when that replica's clock is
-behind. Physical time is read only when a write is made, never when a message arrives.
+``(max(now, seen_wall), seen_counter + 1 if the wall did not move else 0)``, or
+``(seen_wall + 1, 0)`` when the counter would pass ``MAX_HLC_COUNTER``. So every write is
+greater than every write its replica had seen, even when that replica's clock is behind.
 
 Several registers of one replica may share one clock (the fields of a task, say): pass the
 same ``HybridLogicalClock`` to each.
 
-Known limit, as in the model: a peer whose clock is far ahead (or a forged timestamp) drags
-every later timestamp of every replica that sees it up to its wall time. Deployed HLCs often
-refuse timestamps more than a bound ahead of their own clock; this one does not.
+Peers that lie (issue 7). A write received with a wall time more than
+``MAX_CLOCK_AHEAD_NS`` ahead of the receiver's clock, or a counter above
+``MAX_HLC_COUNTER``, is refused whole with ``wire.OverLimit`` naming the limit (``admit``;
+the clock is read when a message arrives for that check only). Without it, a timestamp
+``(2^64 - 1, 2^64 - 1)`` made every later ``write`` of the receiver raise OverflowError,
+and a peer whose clock is far ahead dragged every later timestamp up to its wall time, as
+deployed HLCs bound the offset they accept. Within the bound, a peer a few minutes ahead
+still drags timestamps by that much; a write accepted at one replica may be refused by one
+whose clock is more than the bound behind, until that clock catches up (a re-delivery or a
+full sync then carries it).
 
 Values are ``None``, ``int`` (in ``[-2**63, 2**64 - 1]``), ``str`` or ``bytes``.
 
@@ -29,7 +36,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from implementations.wire import DecodeError, decode, encode, expect_int, expect_list
+from implementations.limits import MAX_CLOCK_AHEAD_NS, MAX_HLC_COUNTER
+from implementations.wire import DecodeError, OverLimit, decode, encode, expect_int, expect_list
 from models.clock import Clock
 
 STATE_KIND = "lww.state"
@@ -75,6 +83,8 @@ class HybridLogicalClock:
         latest = self.latest
         # The clock moved past everything seen: a fresh wall time. Otherwise count up on the greatest seen.
         stamp = (now, 0) if latest is None or now > latest[0] else (latest[0], latest[1] + 1)
+        if stamp[1] > MAX_HLC_COUNTER:  # peers refuse larger counters: move the wall time on instead
+            stamp = (stamp[0] + 1, 0)
         if not (0 <= stamp[0] <= U64_MAX and stamp[1] <= U64_MAX):
             raise OverflowError(f"hybrid logical clock: timestamp {stamp} does not fit in two unsigned 64-bit integers")
         self.latest = stamp
@@ -111,6 +121,18 @@ def entry_from_body(body: Any, where: str, *, allow_empty: bool) -> Entry | None
     if not (value is None or isinstance(value, (str, bytes)) or (isinstance(value, int) and not isinstance(value, bool))):
         raise DecodeError(f"{where}[3] (value): expected nil, int, str or bytes, got {type(value).__name__} {value!r:.60}")
     return Entry(wall_ns, counter, writer, value)
+
+
+def admit(entry: Entry | None, now_ns: int, where: str) -> None:
+    """Refuse (``OverLimit``) a received write whose timestamp is out of bounds for a
+    receiver whose clock reads ``now_ns`` (see the module docstring). Changes nothing."""
+    if entry is None:
+        return
+    if entry.wall_ns > now_ns + MAX_CLOCK_AHEAD_NS:
+        raise OverLimit("MAX_CLOCK_AHEAD_NS", f"{where}: wall time {entry.wall_ns} is "
+                                              f"{entry.wall_ns - now_ns:,} ns ahead of this replica's clock")
+    if entry.counter > MAX_HLC_COUNTER:
+        raise OverLimit("MAX_HLC_COUNTER", f"{where}: counter {entry.counter}")
 
 
 def decode_state(data: bytes) -> Entry | None:
@@ -157,8 +179,13 @@ class LWWRegister:
 
     # ----- replication ----------------------------------------------------------------
 
+    def admit(self, entry: Entry | None, where: str = "a message") -> None:
+        """Refuse (``OverLimit``) a decoded write this replica must not join (its timestamp
+        is out of bounds now). Changes nothing."""
+        admit(entry, self.hlc.clock.now(), where)
+
     def join(self, entry: Entry | None) -> None:
-        """Join a decoded write: it wins if its ``(wall_ns, counter, writer)`` is greater."""
+        """Join a decoded, admitted write: it wins if its ``(wall_ns, counter, writer)`` is greater."""
         if entry is None:
             return
         self.hlc.observe((entry.wall_ns, entry.counter))
@@ -170,7 +197,9 @@ class LWWRegister:
         return encode(STATE_KIND, VERSION, entry_to_body(self._entry))
 
     def merge(self, state: bytes) -> None:
-        self.join(decode_state(state))
+        entry = decode_state(state)
+        self.admit(entry, STATE_KIND)
+        self.join(entry)
 
     def take_deltas(self) -> list[bytes]:
         """The greatest write made here since the last call (earlier ones are below it)."""
@@ -178,7 +207,9 @@ class LWWRegister:
         return [] if pending is None else [encode(DELTA_KIND, VERSION, entry_to_body(pending))]
 
     def apply_delta(self, delta: bytes) -> None:
-        self.join(decode_delta(delta))
+        entry = decode_delta(delta)
+        self.admit(entry, DELTA_KIND)
+        self.join(entry)
 
     def __repr__(self) -> str:
         return f"LWWRegister(replica_id={self.replica_id}, entry={self._entry!r})"

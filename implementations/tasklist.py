@@ -7,9 +7,9 @@ It is a composition of the project's replicated types:
 * fields: per task, ``LWWRegister`` s ``title``, ``description``, ``assignee`` (an agent id
   or None) and ``priority`` (0..255, default 128), all stamped by one
   ``HybridLogicalClock``, so a replica's every write is above every write it has seen;
-* checkbox states: a ``DeltaORSet`` of signed attestation records (below); a task's state
-  is the smallest Done, else the smallest Claimed (earlier ``ts_ms``, then smaller agent
-  id), else Empty;
+* checkbox states: signed attestation records (below), joined by keeping, per task, the
+  smallest Done and the smallest Claimed; a task's state is that Done, else that Claimed
+  (earlier ``ts_ms``, then smaller agent id), else Empty;
 * order: an ``RGA`` of task ids; add appends, move deletes and re-inserts; the list shows
   the first occurrence of each id that is a member.
 
@@ -18,21 +18,42 @@ Identities. ``AgentId = BLAKE3(ed25519 public key)``;
 
 Attestations. A claim or completion is signed by the acting agent (Ed25519, PyNaCl) over
 ``domain || list_id(32) || task_id(32) || agent_id(32) || ts_ms(u64 big-endian)``, with
-domain ``x0x.task.claim.v2`` or ``x0x.task.complete.v2``. The record stored in the set is
-``kind(1: 1 claimed, 2 done) || task_id || agent_id || ts_ms(8, BE) || public_key(32) ||
-signature(64)``, 169 bytes, so the key travels with the state. A record *verifies* when
+domain ``x0x.task.claim.v2`` or ``x0x.task.complete.v2``. A record is ``kind(1: 1 claimed,
+2 done) || task_id || agent_id || ts_ms(8, BE) || public_key(32) || signature(64)``, 169
+bytes, so the key travels with the state. A record *verifies* when
 ``BLAKE3(public_key) == agent_id`` and the signature is valid for this list. Records that
-do not verify are dropped when a state or delta arrives (their dots too, so a tampered
-copy cannot shadow the genuine record).
+do not verify are dropped when a state or delta arrives.
 
-Wire (``implementations.wire``), kinds ``tasklist.state`` and ``tasklist.delta``, version 1,
-body ``[list_id, members, order, fields, checkbox]``: ``members`` and ``checkbox`` are
-OR-Set bodies (``implementations.orset.encode_body``); ``order`` is the bytes of an
-``rga.state`` (or, in a delta, an ``rga.delta`` or nil); ``fields`` is ``[[task_id,
-field_number, [wall_ns, counter, writer, value]], ...]`` sorted by task and field. A
-message of another list is refused. Decoding (``decode_state``/``decode_delta``) checks
-the whole message and verifies attestations, raising only ``DecodeError``; ``apply``
-cannot fail.
+Why checkbox states are not an OR-Set here (issue 7, defect 2). SPEC stores them "as an
+OR-Set of states", but no operation of SPEC removes one: claim and complete only add a
+state, and resolution only ever picks the smallest Done, else the smallest Claimed. The set
+is therefore grow-only, and those two records per task are all of it that can ever be
+shown. An OR-Set's causal context is what it uses to remove: in the OR-Set this replaced, a
+65-byte delta whose context covered an agent's dots turned its signed Done into Empty with
+no key at all, and a context claiming an agent's dots far ahead silently dropped its later
+genuine claims. Authenticating removals (contexts that cover only their signer's dots, or
+removals signed by the remover) would secure an operation SPEC does not have. Instead the
+join keeps the smaller of each pair: it is commutative, associative and idempotent; nothing
+on the wire can remove a state, so a state is displaced only by a verified state the
+resolution order puts ahead of it; and a replica keeps at most two records per task, which
+bounds what a peer can make it store per task (``MAX_TASKS`` bounds the tasks).
+
+Peers that lie. Before anything changes (``admit``), a message is refused whole with
+``wire.OverLimit`` if its membership set passes the OR-Set's limits (``orset.admit``: dots of
+this replica it never made, counters beyond the gap, ...), a field write's timestamp passes
+the clock's bounds (``lww.admit``), or it would make the replica keep fields or checkbox
+records of more than ``MAX_TASKS`` tasks. Only records that would change a winner are
+verified (one Ed25519 check each); the others could change nothing.
+
+Wire (``implementations.wire``), kinds ``tasklist.state`` and ``tasklist.delta``, version 2,
+body ``[list_id, members, order, fields, records]``: ``members`` is an OR-Set body
+(``implementations.orset.encode_body``); ``order`` is the bytes of an ``rga.state`` (or, in
+a delta, an ``rga.delta`` or nil); ``fields`` is ``[[task_id, field_number, [wall_ns,
+counter, writer, value]], ...]`` sorted by task and field; ``records`` is the 169-byte
+records, ascending, no repeats (a state's are its winners; a delta's, the ones its agent
+made since the last delta). A message of another list is refused. Decoding
+(``decode_state``/``decode_delta``) checks the whole message, admits it and verifies
+attestations, raising only ``DecodeError``; ``apply`` cannot fail.
 """
 
 from __future__ import annotations
@@ -45,10 +66,11 @@ from nacl.signing import SigningKey, VerifyKey
 
 from implementations import lww, orset
 from implementations import rga as rga_impl
-from implementations.wire import DecodeError, decode, encode, expect_bytes, expect_int, expect_list
+from implementations.limits import MAX_TASKS
+from implementations.wire import DecodeError, OverLimit, decode, encode, expect_bytes, expect_int, expect_list
 from models.clock import Clock, to_millis
 
-STATE_KIND, DELTA_KIND, VERSION = "tasklist.state", "tasklist.delta", 1
+STATE_KIND, DELTA_KIND, VERSION = "tasklist.state", "tasklist.delta", 2
 CLAIM_DOMAIN = b"x0x.task.claim.v2"
 COMPLETE_DOMAIN = b"x0x.task.complete.v2"
 CLAIMED, DONE = 1, 2
@@ -131,42 +153,27 @@ class Decoded(NamedTuple):
     members: orset.DotStore
     order: rga_impl.State | rga_impl.Delta | None
     fields: list[tuple[bytes, int, lww.Entry]]
-    checkbox: orset.DotStore
-    dropped: int  # checkbox records whose attestation did not verify
+    records: list[Record]  # verified records that may change a winner
+    dropped: int  # records that would have changed a winner but whose attestation did not verify
 
 
 def encode_message(kind: str, list_id: bytes, members: orset.DotStore, order: bytes | None,
-                   fields: list[tuple[bytes, int, lww.Entry]], checkbox: orset.DotStore) -> bytes:
-    """A ``tasklist.state`` or ``tasklist.delta`` message from its parts (fields sorted here)."""
+                   fields: list[tuple[bytes, int, lww.Entry]], records: list[bytes]) -> bytes:
+    """A ``tasklist.state`` or ``tasklist.delta`` message from its parts (fields and records sorted here)."""
     body_fields = [[task, number, lww.entry_to_body(entry)] for task, number, entry in sorted(fields, key=lambda f: f[:2])]
-    return encode(kind, VERSION, [list_id, orset.encode_body(members), order, body_fields, orset.encode_body(checkbox)])
+    return encode(kind, VERSION, [list_id, orset.encode_body(members), order, body_fields, sorted(set(records))])
 
 
-def _without_dots(store: orset.DotStore, dots: set[tuple[int, int]]) -> orset.DotStore:
-    """``store`` with ``dots`` gone from its entries and its context, as if never sent."""
-    clean = store.copy()
-    for dot in dots:
-        if dot in clean.owner:
-            clean.discard(dot)
-    context = clean.context
-    for replica, seq in dots:
-        known = context.vector.get(replica, 0)
-        if seq <= known:
-            context.vector[replica] = seq - 1
-            if seq - 1 == 0:
-                del context.vector[replica]
-            context.cloud.setdefault(replica, set()).update(range(seq + 1, known + 1))
-        else:
-            context.cloud.get(replica, set()).discard(seq)
-        if replica in context.cloud and not context.cloud[replica]:
-            del context.cloud[replica]
-    return clean
+def _at_most(count: int, bound: int, limit: str, what: str) -> None:
+    if count > bound:
+        raise OverLimit(limit, f"{what}: {count:,}")
 
 
-def decode_message(data: bytes, kind: str, list_id: bytes, verified: set[bytes] | None = None) -> Decoded:
+def decode_message(data: bytes, kind: str, list_id: bytes, worth_verifying=None) -> Decoded:
     """The checked content of a message of ``kind`` for list ``list_id``; raises only ``DecodeError``.
 
-    ``verified`` is a cache of records known to verify (read, and added to).
+    ``worth_verifying(record)`` says whether a well-formed record could change anything at
+    the receiver; the others are left out unverified (default: every record is verified).
     """
     body = expect_list(decode(data, kind, VERSION), f"{kind}: body", length=5)
     sender_list = expect_bytes(body[0], f"{kind}: list id", 32)
@@ -190,7 +197,9 @@ def decode_message(data: bytes, kind: str, list_id: bytes, verified: set[bytes] 
             raise DecodeError(f"{kind}: order: item {item!r:.40} is not a 32-byte task id")
     fields = []
     previous: tuple[bytes, int] | None = None
-    for n, raw in enumerate(expect_list(body[3], f"{kind}: fields")):
+    raw_fields = expect_list(body[3], f"{kind}: fields")
+    _at_most(len(raw_fields), len(FIELDS) * MAX_TASKS, "MAX_TASKS", f"{kind}: field writes")
+    for n, raw in enumerate(raw_fields):
         where = f"{kind}: fields[{n}]"
         task, number, entry_body = expect_list(raw, where, length=3)
         key = (expect_bytes(task, f"{where}[0] (task id)", 32), expect_int(number, f"{where}[1] (field)", 0, len(FIELDS) - 1))
@@ -200,25 +209,25 @@ def decode_message(data: bytes, kind: str, list_id: bytes, verified: set[bytes] 
         entry = lww.entry_from_body(entry_body, f"{where}[2]", allow_empty=False)
         _check_field_value(FIELDS[key[1]], entry.value, where)
         fields.append((key[0], key[1], entry))
-    checkbox = orset.decode_body(body[4], f"{kind}: checkbox")
-    bad: set[tuple[int, int]] = set()
-    for element, dots in checkbox.entries.items():
-        if not isinstance(element, bytes):
-            raise DecodeError(f"{kind}: checkbox: {element!r:.40} is not a record")
+    raw_records = expect_list(body[4], f"{kind}: records")
+    _at_most(len(raw_records), 2 * MAX_TASKS, "MAX_TASKS", f"{kind}: checkbox records")
+    records, dropped, last = [], 0, b""
+    for n, raw in enumerate(raw_records):
+        element = expect_bytes(raw, f"{kind}: records[{n}]")
+        if element <= last:
+            raise DecodeError(f"{kind}: records[{n}]: out of order (ascending, no repeats)")
+        last = element
         try:
             record = Record.from_bytes(element)
         except ValueError as error:
-            raise DecodeError(f"{kind}: checkbox: {error}") from None
-        if verified is not None and element in verified:
+            raise DecodeError(f"{kind}: records[{n}]: {error}") from None
+        if worth_verifying is not None and not worth_verifying(record):
             continue
         if record.verifies(list_id):
-            if verified is not None:
-                verified.add(element)
+            records.append(record)
         else:
-            bad |= dots
-    if bad:
-        checkbox = _without_dots(checkbox, bad)
-    return Decoded(members, order, fields, checkbox, len(bad))
+            dropped += 1
+    return Decoded(members, order, fields, records, dropped)
 
 
 def _check_field_value(name: str, value: Any, where: str) -> None:
@@ -249,9 +258,8 @@ class TaskList:
         self._order = rga_impl.RGA(self.peer_id)
         self._fields: dict[tuple[bytes, int], lww.LWWRegister] = {}
         self._pending_fields: dict[tuple[bytes, int], lww.Entry] = {}
-        self._checkbox = orset.DeltaORSet(self.peer_id)
-        self._verified: set[bytes] = set()
-        self._best: dict[bytes, Record] = {}  # task -> its winning record, kept up to date
+        self._checkbox: dict[tuple[bytes, int], Record] = {}  # (task, kind) -> the smallest record of that kind
+        self._pending_records: dict[tuple[bytes, int], Record] = {}  # this agent's, since the last delta
 
     # ----- reading ----------------------------------------------------------------------
 
@@ -259,31 +267,31 @@ class TaskList:
         register = self._fields.get((task, FIELDS.index(name)))
         return DEFAULTS[name] if register is None or register.entry is None else register.value()
 
-    def _states(self) -> dict[bytes, Record]:
-        return self._best
+    @staticmethod
+    def _join_record(records: dict[tuple[bytes, int], Record], record: Record) -> bool:
+        """Keep ``record`` if it ranks before the record of its task and kind held (the join
+        of checkbox states); whether it did."""
+        key = (record.task, record.kind)
+        current = records.get(key)
+        if current is not None and current.rank() <= record.rank():
+            return False
+        records[key] = record
+        return True
 
-    def _note(self, record: Record) -> None:
-        """A record joined the set: it wins its task if it ranks below the current winner."""
-        current = self._best.get(record.task)
-        if current is None or record.rank() < current.rank():
-            self._best[record.task] = record
-
-    def _rebuild(self) -> None:
-        self._best = {}
-        for element in self._checkbox.value():
-            self._note(Record.from_bytes(element))
+    def _worth_verifying(self, record: Record) -> bool:
+        current = self._checkbox.get((record.task, record.kind))
+        return current is None or record.rank() < current.rank()
 
     def checkbox(self, task: bytes) -> tuple:
         """``("empty",)``, ``("claimed", agent_id, ts_ms)`` or ``("done", agent_id, ts_ms)``."""
-        record = self._states().get(task)
+        record = self._checkbox.get((task, DONE)) or self._checkbox.get((task, CLAIMED))
         if record is None:
             return ("empty",)
         return ("claimed" if record.kind == CLAIMED else "done", record.agent, record.ts_ms)
 
-    def records(self, task: bytes) -> list[tuple[bytes, frozenset[tuple[int, int]]]]:
-        """Every checkbox record of ``task`` held here, with its dots (for audits and tests)."""
-        return [(element, self._checkbox.dots(element)) for element in self._checkbox.elements()
-                if element[1:33] == task]
+    def records(self, task: bytes) -> list[bytes]:
+        """The checkbox records of ``task`` held here, Done first (for audits and tests)."""
+        return [record.to_bytes() for kind in (DONE, CLAIMED) if (record := self._checkbox.get((task, kind)))]
 
     def order(self) -> list[bytes]:
         present, seen, out = self._members, set(), []
@@ -337,10 +345,9 @@ class TaskList:
         self._write(task, name, value)
 
     def _attest(self, kind: int, task: bytes) -> None:
-        record = Record.sign(kind, self.list_id, task, self.signing_key, to_millis(self.clock.now())).to_bytes()
-        self._verified.add(record)
-        self._checkbox.add(record)
-        self._note(Record.from_bytes(record))
+        record = Record.sign(kind, self.list_id, task, self.signing_key, to_millis(self.clock.now()))
+        self._join_record(self._checkbox, record)
+        self._join_record(self._pending_records, record)
 
     def claim(self, task: bytes) -> None:
         """Claim ``task`` for this agent (also when another agent holds it: claims are not locks)."""
@@ -383,27 +390,47 @@ class TaskList:
 
     def state(self) -> bytes:
         return encode_message(STATE_KIND, self.list_id, self._members.snapshot(), self._order.state(),
-                              self._all_fields(), self._checkbox.snapshot())
+                              self._all_fields(), [record.to_bytes() for record in self._checkbox.values()])
 
     def take_deltas(self) -> list[bytes]:
         members = self._members.take_delta()
         order = self._order.take_deltas()
-        checkbox = self._checkbox.take_delta()
+        records = [record.to_bytes() for record in self._pending_records.values()]
         fields = [(task, number, entry) for (task, number), entry in self._pending_fields.items()]
-        self._pending_fields = {}
-        if members is None and not order and checkbox is None and not fields:
+        self._pending_fields, self._pending_records = {}, {}
+        if members is None and not order and not records and not fields:
             return []
         return [encode_message(DELTA_KIND, self.list_id, members or orset.DotStore(), order[0] if order else None,
-                               fields, checkbox or orset.DotStore())]
+                               fields, records)]
 
     def decode_state(self, data: bytes) -> Decoded:
-        return decode_message(data, STATE_KIND, self.list_id, self._verified)
+        """A checked, admitted full state (``DecodeError`` / ``OverLimit`` if not)."""
+        message = decode_message(data, STATE_KIND, self.list_id, self._worth_verifying)
+        self.admit(message, STATE_KIND)
+        return message
 
     def decode_delta(self, data: bytes) -> Decoded:
-        return decode_message(data, DELTA_KIND, self.list_id, self._verified)
+        """A checked, admitted delta (``DecodeError`` / ``OverLimit`` if not)."""
+        message = decode_message(data, DELTA_KIND, self.list_id, self._worth_verifying)
+        self.admit(message, DELTA_KIND)
+        return message
+
+    def admit(self, message: Decoded, what: str) -> None:
+        """Refuse (``OverLimit``) a decoded message this replica must not apply; see the
+        module docstring. Changes nothing."""
+        self._members.admit(message.members, f"{what}: members")
+        now = self.clock.now()
+        for task, number, entry in message.fields:
+            lww.admit(entry, now, f"{what}: field {FIELDS[number]} of task {task.hex()[:16]}…")
+        field_tasks = {task for task, _ in self._fields}
+        _at_most(len(field_tasks | {task for task, _, _ in message.fields}), MAX_TASKS, "MAX_TASKS",
+                 f"{what}: tasks with fields after the join")
+        checkbox_tasks = {task for task, _ in self._checkbox}
+        _at_most(len(checkbox_tasks | {record.task for record in message.records}), MAX_TASKS, "MAX_TASKS",
+                 f"{what}: tasks with checkbox states after the join")
 
     def apply(self, message: Decoded) -> None:
-        """Join a decoded state or delta; cannot fail."""
+        """Join a decoded, admitted state or delta; cannot fail."""
         self._members.join(message.members)
         if isinstance(message.order, rga_impl.State):
             self._order.apply_state(message.order)
@@ -414,17 +441,8 @@ class TaskList:
             if register is None:
                 register = self._fields[(task, number)] = lww.LWWRegister(self.peer_id, self.clock, self.hlc)
             register.join(entry)
-        incoming = message.checkbox
-        if incoming.owner or incoming.context.vector or incoming.context.cloud:
-            known = self._checkbox
-            before = len(known)
-            new = [element for element in incoming.entries if element not in known]
-            known.join(incoming)
-            if len(known) == before + len(new) and all(element in known for element in new):
-                for element in new:
-                    self._note(Record.from_bytes(element))
-            else:  # a record was dropped (or one was not taken): recompute every winner
-                self._rebuild()
+        for record in message.records:
+            self._join_record(self._checkbox, record)
 
     def merge(self, state: bytes) -> None:
         """Join a full state; ``DecodeError`` (and no change) if it is malformed."""

@@ -23,10 +23,11 @@ from typing import Any
 
 import msgpack
 
-from implementations.limits import MAX_MESSAGE_BYTES
+from implementations.limits import LIMITS, MAX_MESSAGE_BYTES
 
 __all__ = [
     "DecodeError",
+    "OverLimit",
     "decode",
     "encode",
     "expect_bool",
@@ -44,6 +45,19 @@ class DecodeError(ValueError):
     """
 
 
+class OverLimit(DecodeError):
+    """A well-formed message refused because it passes a limit of ``implementations.limits``.
+
+    ``limit`` is the limit's name (``"MAX_COUNTER_GAP"``); the text names it, its value and
+    what in the message passed it. Like every ``DecodeError``, the message changed nothing.
+    """
+
+    def __init__(self, limit: str, detail: str) -> None:
+        declared = LIMITS[limit]
+        super().__init__(f"over limit {limit} ({declared.value:,} {declared.unit}): {detail}")
+        self.limit = limit
+
+
 def encode(kind: str, version: int, body: Sequence[Any]) -> bytes:
     """The canonical bytes of ``body`` as a message of ``kind``/``version``."""
     return msgpack.packb([kind, version, body], use_bin_type=True)
@@ -54,7 +68,7 @@ def decode(data: bytes, kind: str, version: int) -> list[Any]:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"{kind}: expected bytes, got {type(data).__name__}")
     if len(data) > MAX_MESSAGE_BYTES:
-        raise DecodeError(f"{kind}: message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
+        raise OverLimit("MAX_MESSAGE_BYTES", f"{kind}: message of {len(data):,} bytes")
     try:
         message = msgpack.unpackb(
             bytes(data),

@@ -28,20 +28,23 @@ Levels:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
 from harness import machine_test
-from machines.replicated import INDEX, SKEWS, ReplicatedMachine
+from implementations.limits import MAX_CLOCK_AHEAD_NS, MAX_HLC_COUNTER, U64_MAX
+from machines.replicated import INDEX, SKEWS, HostilePeers, ReplicatedMachine
 from models import lww as model
-from models.clock import NS_PER_MS, OffsetClock
+from models.clock import NS_PER_DAY, NS_PER_MS, OffsetClock
 
 #: Clock skews: the shared ones, but replicas often share a skew, so their writes tie.
 TYING_SKEWS = st.one_of(st.sampled_from([0, 0, NS_PER_MS]), SKEWS)
 #: The values replicas write, as they appear in traces.
 VALUES = ("a", "b", 128, None, {"bytes": "ab" * 32})
+#: Writer ids of strangers: peers no honest replica is, whose writes are legal.
+STRANGERS = (2**40, 2**64 - 1)
 
 
 def value_from_trace(raw: Any) -> Any:
@@ -55,8 +58,13 @@ def value_from_trace(raw: Any) -> Any:
     raise ValueError(f"a written value is a string, an integer, null or {{'bytes': '<hex>'}}, got {raw!r}")
 
 
-class LWWMachine(ReplicatedMachine):
+class LWWMachine(HostilePeers, ReplicatedMachine):
     name = "lww"
+    rule_classes: ClassVar[dict[str, str]] = {"write": "operations", "write_and_broadcast": "operations"}
+    #: Each class's least share of the steps under ci: about 60% of the least share measured
+    #: against any implementation (harness.balance; the coverage table prints them).
+    class_floors: ClassVar[dict[str, float]] = {
+        "operations": 0.12, "delivery": 0.10, "sync": 0.15, "faults": 0.04, "time": 0.06, "adversary": 0.08}
     levels = ("exact", "convergent")
 
     def __init__(self, implementation, stats=None) -> None:
@@ -65,6 +73,7 @@ class LWWMachine(ReplicatedMachine):
         self.past: dict[model.Write, frozenset] = {}  # every write a write's replica had seen, transitively
         self.replaced: dict[model.Write, frozenset] = {}  # the part of that past seen with its own past
         self.last_receiver: int | None = None  # the replica that most recently received a write
+        self.stranger_writes = 0  # how many writes strangers made: each stranger write's counter is unique
 
     @property
     def exact(self) -> bool:
@@ -106,6 +115,83 @@ class LWWMachine(ReplicatedMachine):
     def step_sync_full(self, source: int, target: int) -> None:
         super().step_sync_full(source, target)
         self.last_receiver = target
+
+    # ----- the adversary (machines.replicated.HostilePeers) ------------------------------
+    #
+    # A crafter for the ``lww`` machine offers ``lies`` and, each rendering an ``lww.state``
+    # (if ``whole_state``) or ``lww.delta`` message of its implementation:
+    #
+    # * ``write(whole_state, wall_ns, counter, writer, value)``: a message carrying that write;
+    # * ``tamper(genuine, whole_state, field, value)``: the genuine message with its write's
+    #   ``field`` (``"wall_ns"`` or ``"counter"``) set to ``value``.
+
+    lie_weights: ClassVar[dict[str, int]] = {"clock_ahead": 2, "counter_at_max": 2, "counter_at_limit": 2,
+                                             "stranger_ops": 3, "one_field_wrong": 3}
+
+    def latest_wall(self, target: int) -> int:
+        """The wall time a write at ``target`` would be stamped with now."""
+        seen = [w.timestamp.wall_ns for w in self.history[target]]
+        return max([self.clocks[target].now(), *seen])
+
+    def is_a_lie(self, target: int, wall_ns: int, counter: int) -> bool:
+        """Whether a timestamp is beyond what ``target`` may accept (a clock too far ahead, a
+        counter past its limit)."""
+        return wall_ns > self.clocks[target].now() + MAX_CLOCK_AHEAD_NS or counter > MAX_HLC_COUNTER
+
+    def hostile_args(self, lie: str, target: int, draw: int) -> dict[str, Any]:
+        now = self.clocks[target].now()
+        written = VALUES[draw % len(VALUES)]
+        if lie == "clock_ahead":
+            wall = (now + MAX_CLOCK_AHEAD_NS + 1, now + MAX_CLOCK_AHEAD_NS + NS_PER_DAY, 2**63, U64_MAX)[draw % 4]
+            return {"wall_ns": wall, "counter": 0, "writer": STRANGERS[0], "value": written}
+        if lie == "counter_at_max":
+            counter = (MAX_HLC_COUNTER + 1, U64_MAX - 1, U64_MAX)[draw % 3]
+            return {"wall_ns": self.latest_wall(target), "counter": counter, "writer": STRANGERS[0], "value": written}
+        if lie == "counter_at_limit":
+            writer, wall = STRANGERS[draw % 2], self.latest_wall(target)
+            taken = {(w.timestamp.wall_ns, w.writer) for history in self.history for w in history
+                     if w.timestamp.counter == MAX_HLC_COUNTER}
+            while (wall, writer) in taken:  # a new write, never a copy of another with another value
+                wall += 1
+            return {"wall_ns": wall, "counter": MAX_HLC_COUNTER, "writer": writer, "value": written}
+        if lie == "stranger_ops":
+            wall = (0, max(now - NS_PER_DAY, 0), now, now + MAX_CLOCK_AHEAD_NS // 2)[draw % 4]
+            return {"wall_ns": wall, "counter": self.stranger_writes + 1, "writer": STRANGERS[draw % 2], "value": written}
+        field, lie_value = (("wall_ns", U64_MAX), ("counter", U64_MAX), ("wall_ns", now + MAX_CLOCK_AHEAD_NS + 1),
+                            ("counter", MAX_HLC_COUNTER + 1))[draw % 4]
+        messages = [i for i, m in enumerate(self.in_flight) if m.target == target and m.deltas]
+        if messages and draw & 8:
+            return {"message": messages[draw % len(messages)], "field": field, "to": lie_value, "whole_state": False}
+        return {"source": draw % len(self.replicas), "field": field, "to": lie_value, "whole_state": True}
+
+    def tell(self, target: int, lie: str, whole_state: bool, **args: Any) -> tuple[bytes, str, frozenset]:
+        if lie == "one_field_wrong":
+            genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
+            self.require(args["field"] in ("wall_ns", "counter"), f"unknown field {args['field']!r}")
+            self.require(self.is_a_lie(target, args["to"] if args["field"] == "wall_ns" else 0,
+                                       args["to"] if args["field"] == "counter" else 0), f"{args['to']} is no lie")
+            # A register never written has no write to spoil: its state is refused as one anyway.
+            return self.crafter.tamper(genuine, whole_state, args["field"], args["to"]), "refused", frozenset()
+        try:
+            written = value_from_trace(args["value"])
+        except ValueError as error:
+            self.require(False, str(error))
+        wall, counter, writer = args["wall_ns"], args["counter"], args["writer"]
+        message = self.crafter.write(whole_state, wall, counter, writer, written)
+        if lie in ("clock_ahead", "counter_at_max"):
+            # A lie told as refused must be one (a trace edited by hand or by the minimizer may
+            # have made it an honest write, which a correct replica rightly accepts).
+            self.require(self.is_a_lie(target, wall if lie == "clock_ahead" else 0, counter), f"({wall}, {counter}) is no lie")
+            return message, "refused", frozenset()
+        self.require(writer in STRANGERS, f"writer {writer} is not a stranger")
+        if lie == "stranger_ops":
+            self.require(counter > self.stranger_writes, f"stranger write {counter} was already made")
+            self.stranger_writes = counter
+        write = model.Write(model.Timestamp(wall, counter), writer, written)
+        self.require(all(model.arbitration(w) != model.arbitration(write) for history in self.history for w in history),
+                     "a stranger write with the same timestamp was already made")
+        self.past[write] = self.replaced[write] = frozenset()
+        return message, "accepted", frozenset({write})
 
     @rule(replica=INDEX, written=st.sampled_from(VALUES), after_receiving=st.booleans())
     def write(self, replica: int, written: Any, after_receiving: bool) -> None:

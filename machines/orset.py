@@ -23,19 +23,23 @@ Elements in a trace are JSON: strings, integers, and ``{"bytes": "<hex>"}`` for 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from harness import machine_test
-from machines.replicated import ADVANCES, INDEX, ReplicatedMachine
+from harness.hostile import far_counters
+from implementations.limits import MAX_CLOUD_RANGES, MAX_CONTEXT_REPLICAS, MAX_COUNTER_GAP, U64_MAX
+from machines.replicated import ADVANCES, INDEX, HostilePeers, ReplicatedMachine
 from models.orset import Add, Remove, next_tag, observed_tags, value
 
 #: The elements replicas add and remove, as they appear in traces.
 #: Only strings and integers: third-party sets (``examples/my_orset.py``) key elements by JSON.
 #: Traces may still name a bytes element as ``{"bytes": "<hex>"}``.
 POOL = ("a", "b", "c", "x", 0, 7)
+#: Replica ids of strangers: peers no honest replica is, whose operations are legal.
+STRANGERS = (2**40, 2**40 + 1, 2**48)
 
 
 def element_from_trace(raw: Any) -> Any:
@@ -64,8 +68,13 @@ def model_value_of(history: frozenset) -> frozenset:
     return value(history)
 
 
-class ORSetMachine(ReplicatedMachine):
+class ORSetMachine(HostilePeers, ReplicatedMachine):
     name = "orset"
+    rule_classes: ClassVar[dict[str, str]] = {"add": "operations", "remove": "operations", "send_delta": "delivery"}
+    #: Each class's least share of the steps under ci: about 60% of the least share measured
+    #: against any implementation (harness.balance; the coverage table prints them).
+    class_floors: ClassVar[dict[str, float]] = {
+        "operations": 0.15, "delivery": 0.15, "sync": 0.12, "faults": 0.02, "time": 0.05, "adversary": 0.05}
     #: Every OR-Set anomaly needs at most three replicas (an adder, a remover, a third party
     #: relaying old state); fewer replicas make each one busier and every step cheaper.
     max_replicas = 3
@@ -181,6 +190,115 @@ class ORSetMachine(ReplicatedMachine):
         assert removed not in self.replica_value(self.replicas[replica]), (
             f"replica {replica} removed {removed!r} but still shows it"
         )
+
+    # ----- the adversary (machines.replicated.HostilePeers) ------------------------------
+    #
+    # A crafter for the ``orset`` machine offers, each rendering a ``orset.state`` (if
+    # ``whole_state``) or ``orset.delta`` message of its implementation, and ``lies``, the
+    # names of the lies it can tell:
+    #
+    # * ``claim(whole_state, dots)``: a message saying the sender saw (and removed) the adds
+    #   ``dots`` (``[[replica, counter], ...]``), carrying no element;
+    # * ``add(whole_state, element, dot)``: an add of ``element`` under ``dot``;
+    # * ``remove(whole_state, element, dots)``: a remove of ``element`` observing ``dots``;
+    # * ``observed(holder, element)``: the dots of ``element`` replica ``holder`` (its adapter)
+    #   holds, as a peer that received its state sees them;
+    # * ``huge_vector(whole_state, replicas)``: one dot of each of ``replicas`` strangers;
+    # * ``dot_cloud(whole_state, replica, runs)``: ``runs`` separate runs of dots of ``replica``;
+    # * ``tamper(genuine, whole_state, dot)``: the genuine message, also claiming ``dot``.
+
+    #: Lies that pass a limit by size cost a tenth of a second each: told rarely.
+    lie_weights: ClassVar[dict[str, int]] = {"own_dots_ahead": 8, "dots_far_ahead": 6, "counter_at_max": 6,
+                                             "stranger_ops": 12, "one_field_wrong": 9, "huge_vector": 1, "dot_cloud": 1}
+
+    def __init__(self, implementation, stats=None) -> None:
+        super().__init__(implementation, stats)
+        self.stranger_made: dict[int, int] = {}  # stranger -> the counter of its last add
+
+    def known_counter(self, target: int, replica: int) -> int:
+        counters = [0]
+        for op in self.history[target]:
+            tags = [op.tag] if isinstance(op, Add) else op.observed
+            counters.extend(seq for origin, seq in tags if origin == replica)
+        return max(counters)
+
+    def hostile_args(self, lie: str, target: int, draw: int) -> dict[str, Any]:
+        others = [i for i in range(len(self.replicas)) if i != target] + list(STRANGERS)
+        anyone = others[draw % len(others)]
+        element = POOL[draw % len(POOL)]
+        if lie == "own_dots_ahead":  # an add in the target's own name, ahead of its last: its next add skips past it
+            made = self.known_counter(target, target)
+            # Small steps: a dot 2^32 ahead would be accepted here and refused by a peer this one
+            # relays it to (past the gap there): an honest relay must never be refused.
+            return {"dot": [target, (made + 1, made + 2, made + 1000)[draw % 3]], "element": element_to_trace(element)}
+        if lie == "dots_far_ahead":
+            far = far_counters(self.known_counter(target, anyone))
+            return {"dot": [anyone, far[draw % len(far)]], "element": element if draw & 4 else None}
+        if lie == "counter_at_max":
+            everyone = [target, *others]
+            return {"dot": [everyone[draw % len(everyone)], U64_MAX - (draw & 1)], "element": element if draw & 2 else None}
+        if lie == "stranger_ops":
+            stranger = STRANGERS[draw % len(STRANGERS)]
+            held = sorted(model_value_of(frozenset(self.history[target])), key=canonical)
+            if held and draw & 8:
+                return {"stranger": stranger, "remove": element_to_trace(held[draw % len(held)])}
+            return {"stranger": stranger, "add": element_to_trace(element), "counter": self.stranger_made.get(stranger, 0) + 1}
+        if lie == "one_field_wrong":
+            liar, counter = [target, anyone][draw % 2], U64_MAX - (draw >> 1) % 2
+            messages = [i for i, m in enumerate(self.in_flight) if m.target == target and m.deltas]
+            if messages and draw & 8:
+                return {"message": messages[draw % len(messages)], "dot": [liar, counter], "whole_state": False}
+            return {"source": draw % len(self.replicas), "dot": [liar, counter], "whole_state": True}
+        if lie == "huge_vector":
+            return {"replicas": MAX_CONTEXT_REPLICAS + 1}
+        return {"replica": STRANGERS[draw % len(STRANGERS)], "runs": MAX_CLOUD_RANGES + 1}
+
+    def tell(self, target: int, lie: str, whole_state: bool, **args: Any) -> tuple[bytes, str, frozenset]:
+        crafter = self.crafter
+        if lie == "own_dots_ahead":
+            dot = tuple(args["dot"])
+            self.require(dot[0] == target and dot[1] > self.known_counter(target, target), f"{dot} is not ahead of {target}")
+            if args["element"] is None:
+                # A claim alone (committed scenarios only: the rule does not tell it, as the model
+                # has no operation for it and the target's next dot would differ from the model's
+                # next tag). It changes no value; the target's next add must still show.
+                return crafter.claim(whole_state, [dot]), "accepted", frozenset()
+            added = element_from_trace(args["element"])
+            self.require(all(dot not in {op.tag for op in h if isinstance(op, Add)} for h in self.history), f"{dot} is taken")
+            return crafter.add(whole_state, added, dot), "accepted", frozenset({Add(added, dot)})
+        if lie in ("dots_far_ahead", "counter_at_max"):
+            dot = tuple(args["dot"])
+            # A lie told as refused must be one (a trace edited by hand or by the minimizer may
+            # have made it an honest dot, which a correct replica rightly accepts).
+            if lie == "dots_far_ahead":
+                self.require(dot[1] > self.known_counter(target, dot[0]) + MAX_COUNTER_GAP, f"{dot} is not far ahead")
+            else:
+                self.require(dot[1] >= U64_MAX - 1, f"{dot} is not at the maximum")
+            if args["element"] is None:
+                return crafter.claim(whole_state, [dot]), "refused", frozenset()
+            return crafter.add(whole_state, element_from_trace(args["element"]), dot), "refused", frozenset()
+        if lie == "stranger_ops":
+            stranger = args["stranger"]
+            self.require(stranger in STRANGERS, f"{stranger} is not a stranger")
+            if "remove" in args:
+                removed = element_from_trace(args["remove"])
+                observed = observed_tags(self.history[target], removed)
+                self.require(bool(observed), f"replica {target} does not hold {removed!r}")
+                dots = sorted(crafter.observed(self.raw(target), removed))  # what a peer that got its state saw
+                return crafter.remove(whole_state, removed, dots), "accepted", frozenset({Remove(removed, observed)})
+            added, counter = element_from_trace(args["add"]), args["counter"]
+            self.require(counter > self.stranger_made.get(stranger, 0), f"stranger {stranger} already made add {counter}")
+            self.stranger_made[stranger] = counter
+            return crafter.add(whole_state, added, (stranger, counter)), "accepted", frozenset({Add(added, (stranger, counter))})
+        if lie == "one_field_wrong":
+            genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
+            self.require(args["dot"][1] >= U64_MAX - 1, f"{args['dot']} is not at the maximum")
+            return crafter.tamper(genuine, whole_state, tuple(args["dot"])), "refused", frozenset()
+        if lie == "huge_vector":
+            self.require(args["replicas"] > MAX_CONTEXT_REPLICAS, f"{args['replicas']} replicas are within the limit")
+            return crafter.huge_vector(whole_state, args["replicas"]), "refused", frozenset()
+        self.require(args["runs"] > MAX_CLOUD_RANGES, f"{args['runs']} runs are within the limit")
+        return crafter.dot_cloud(whole_state, args["replica"], args["runs"]), "refused", frozenset()
 
     # ----- replication: the common case, in one step ------------------------------------
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
@@ -105,8 +106,35 @@ def load(fields: dict[str, Any]) -> model.GroupPolicy:
     return model.GroupPolicy(**{**fields, "allowed_destinations": frozenset(fields["allowed_destinations"])})
 
 
+def moment(ns: int) -> str:
+    """A clock reading as a UTC time to the nanosecond (``2026-01-01 23:59:59.999999999``)."""
+    seconds, rest = divmod(ns, NS_PER_SECOND)
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") + f".{rest:09d} UTC"
+
+
+def policy_text(p: dict[str, Any]) -> str:
+    allowed = ", ".join(p["allowed_destinations"]) or "any destination"
+    return (f"policy min {p['min_amount']}, max {p['max_amount']}, daily limit {p['max_daily_volume']}"
+            f"{', reason required' if p['require_reason'] else ''}, to {allowed}")
+
+
+def operation_text(op: dict[str, Any], now: int) -> str:
+    """An enforcer's operation in words (the sender's timestamp only when it is not the local clock's)."""
+    if op["op"] == "submit":
+        skew = op["sender_ts"] - now
+        sender = "" if skew == 0 else f", sender's clock {'+' if skew > 0 else ''}{skew} ns"
+        return f"request {op['request_id']} spends {op['amount']} to {op['destination']} (reason {op['reason']!r}{sender})"
+    if op["op"] == "release":
+        return f"request {op['request_id']} is released ({op['why']})"
+    return f"request {op['request_id']} is finalized"
+
+
 class PolicyMachine(TracedMachine):
     name = "policy"
+    rule_classes: ClassVar[dict[str, str]] = {
+        "start": "setup", "submit": "operations", "release": "operations", "finalize": "operations", "advance": "time",
+        "crash": "crash", "interleave": "crash", "restart": "crash"}
+    class_floors: ClassVar[dict[str, float]] = {"operations": 0.18, "time": 0.15, "crash": 0.20}
 
     def __init__(self, implementation, stats=None):
         super().__init__(implementation, stats)
@@ -388,6 +416,32 @@ class PolicyMachine(TracedMachine):
             self.enforcer = self.opener.open(self.policy_fields, self.path)
         else:
             self.state, self.policy_fields = model.restart(self.state, loaded), policy
+
+    # -- the report --------------------------------------------------------------------
+
+    def describe_step(self, step) -> str:
+        """The step in the domain's words: which request spends how much where, when."""
+        a = step.args
+        try:
+            if step.rule == "start":
+                return f"start at {moment(a['now_ns'])} with {policy_text(a['policy'])}"
+            if step.rule == "submit":
+                return operation_text({"op": "submit", **a}, self.clock.now())
+            if step.rule in ("release", "finalize"):
+                return operation_text({"op": step.rule, **a}, self.clock.now())
+            if step.rule == "advance":
+                return f"the clock moves {a['ns']} ns, to {moment(self.clock.now() + a['ns'])}"
+            if step.rule == "crash":
+                return f"the enforcer's next operation crashes {a['when']} its commit {a['commit']}"
+            if step.rule == "interleave":
+                now = self.clock.now()
+                return (f"two signer processes: {operation_text(a['first'], now)}; at its transaction boundary "
+                        f"{a['boundary']}, the other: {operation_text(a['second'], now)}")
+            if step.rule == "restart":
+                return f"the signer restarts with {policy_text(a['policy'])}"
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass
+        return step.describe()
 
     # -- invariants --------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import ClassVar
 
 import blake3
 import nacl.signing
@@ -28,12 +29,25 @@ from harness import TracedMachine, guard, machine_test
 from harness.machine import Observation
 from implementations import pskt
 from implementations.ledger import LedgerError, MultisigGroup
+from machines import spec_edges
 from models import ledger as node_model
 from models import pskt as model
 
 GROUPS = ((1, 1), (2, 3), (3, 5))
 DESTINATIONS = ("kaspa:alice", "kaspa:bob", "kaspa:carol")
-FEE_MODES = ("recipient", "signers", "split:1:2", "split:3:1")
+#: The SPEC's fee modes, and splits whose parts sit on their edges (0, u32 max, odd ratios: ``machines.spec_z3``).
+FEE_MODES = tuple(dict.fromkeys(("recipient", "signers", "split:1:2", "split:3:1", *spec_edges.FEE_MODES)))
+#: What a group may hold: no sum of sompi reaches 2**63 (Kaspa's whole supply is below it, ``models/pskt.py``).
+MAX_HOLDINGS = 2**63 - 1
+U32_MAX = 2**32 - 1
+#: A coin: mostly a few thousand sompi (payments then need several), else one z3 found on an
+#: edge, or anything up to 2**62.
+COINS = st.one_of(st.integers(1, 5_000), st.integers(1, 5_000), st.sampled_from(spec_edges.COINS), st.integers(1, 2**62))
+#: A fee: small ones (5: exactly the minimum fee ``start`` may give a node), the ones z3 found
+#: on an edge (shares past 2**53 among them), any up to 2**62.
+FEES = st.one_of(st.sampled_from([0, 3, 5, 10, 101]), st.sampled_from(spec_edges.FEES), st.integers(0, 2**62))
+#: Amounts named by what they are next to (see ``decode_amount``).
+AMOUNT_EDGES = ("all", "all-but-fee", "one-short", "fee-share", "below-fee-share")
 SIGNATURE_KINDS = ("genuine", "other-template", "garbage")
 TAMPERINGS = ("none", "amount", "unknown-input", "repeat-input", "outputs-exceed")
 
@@ -87,10 +101,10 @@ SIGNER_PLANS = st.one_of(
 )
 #: One payment: (amount, fee, fee mode, round, node order, members' order, signer plan, tampering).
 PAYMENTS = st.tuples(
-    st.integers(-6_001, 2**20),  # see ``decode_amount``
-    st.sampled_from([0, 3, 10, 101]),
+    st.one_of(st.integers(-6_001, 2**20), st.sampled_from(AMOUNT_EDGES), st.integers(0, 2**63)),  # see ``decode_amount``
+    FEES,
     st.sampled_from(FEE_MODES),
-    st.integers(0, 2),
+    st.sampled_from([0, 1, 2, U32_MAX]),
     st.integers(0, 1_000),  # the first signer's node order; see ``node_orders``
     st.integers(0, math.factorial(5) - 1),  # see ``decode_order``
     SIGNER_PLANS,
@@ -98,9 +112,17 @@ PAYMENTS = st.tuples(
 )
 
 
-def decode_amount(raw: int, coins: int) -> int:
+def decode_amount(raw: int | str, coins: int, fee: int, fee_mode: str) -> int:
     """``raw >= 0``: ``1 + raw % coins``, an amount the group can afford; ``-1``: every coin it
-    holds; ``raw <= -2``: ``-raw - 1`` (1..6,000), an amount it may not afford."""
+    holds; ``raw <= -2``: ``-raw - 1`` (1..6,000), an amount it may not afford. Or an edge by
+    name: every coin (``all``), exactly what leaves the fee (``all-but-fee``), one sompi more
+    (``one-short``), the recipient's share of the fee (``fee-share``: the recipient gets 0) or
+    one sompi less (``below-fee-share``)."""
+    if isinstance(raw, str):
+        share = model.recipient_fee(fee, mode_named(fee_mode, models=True))
+        value = {"all": coins, "all-but-fee": coins - fee, "one-short": coins - fee + 1, "fee-share": share,
+                 "below-fee-share": share - 1}[raw]
+        return min(max(1, value), MAX_HOLDINGS)
     if raw >= 0:
         return 1 + raw % max(1, coins)
     return max(1, coins) if raw == -1 else -raw - 1
@@ -157,6 +179,8 @@ def plain(template) -> tuple:
 
 class PsktMachine(TracedMachine):
     name = "pskt"
+    rule_classes: ClassVar[dict[str, str]] = {"start": "setup", "fund": "operations", "pay": "operations", "replay": "adversary"}
+    class_floors: ClassVar[dict[str, float]] = {"operations": 0.50, "adversary": 0.08}
 
     def __init__(self, implementation, stats=None):
         super().__init__(implementation, stats)
@@ -169,16 +193,21 @@ class PsktMachine(TracedMachine):
 
     @initialize(
         group=st.integers(0, len(GROUPS) - 1),
-        funds=st.lists(st.integers(1, 5_000), min_size=1, max_size=6),
+        funds=st.lists(COINS, min_size=1, max_size=6),
         min_fee=st.sampled_from([0, 0, 5]),
     )
     def start(self, group, funds, min_fee):
-        self.do("start", group=group, funds=funds, min_fee=min_fee)
+        held = []
+        for amount in funds:  # what fits below the bound on holdings
+            if sum(held) + amount <= MAX_HOLDINGS:
+                held.append(amount)
+        self.do("start", group=group, funds=held, min_fee=min_fee)
 
     def step_start(self, group: int, funds: list[int], min_fee: int) -> None:
         self.require(self.stack is None, "already started")
         self.require(0 <= group < len(GROUPS), f"no group {group}")
-        self.require(all(isinstance(a, int) and 1 <= a <= 10**12 for a in funds), f"funds {funds} out of range")
+        self.require(all(isinstance(a, int) and a >= 1 for a in funds) and sum(funds) <= MAX_HOLDINGS,
+                     f"funds {funds} are not coins of at least 1 sompi, together below {MAX_HOLDINGS}")
         m, n = GROUPS[group]
         self.pubkeys = list(PUBKEYS[: n + 1])  # the last: the outsider
         group_keys = MultisigGroup(m, tuple(self.pubkeys[:n]))
@@ -202,13 +231,17 @@ class PsktMachine(TracedMachine):
         utxo = self.ledger.fund(self.address, amount)
         self.node = node_model.fund(self.node, utxo.txid, self.address, amount)
 
-    @guard(lambda self: len(self.group_coins()) < 12)
-    @rule(amount=st.integers(1, 5_000))
+    def holdings(self) -> int:
+        return sum(c.amount for c in self.group_coins())
+
+    @guard(lambda self: len(self.group_coins()) < 12 and self.holdings() < MAX_HOLDINGS)
+    @rule(amount=COINS)
     def fund(self, amount):
-        self.do("fund", amount=amount)
+        self.do("fund", amount=min(amount, MAX_HOLDINGS - self.holdings()))
 
     def step_fund(self, amount: int) -> None:
-        self.require(1 <= amount <= 10**12, f"amount {amount} out of range")
+        self.require(1 <= amount <= MAX_HOLDINGS - self.holdings(), f"a coin of {amount} sompi would take the group's "
+                     f"holdings past {MAX_HOLDINGS}")
         self._fund(amount)
 
     # --- payments -----------------------------------------------------------------------------
@@ -218,7 +251,7 @@ class PsktMachine(TracedMachine):
         amount, fee, fee_mode, round, order_seed, members_order, plan, tamper = payment
         self.do(
             "pay",
-            amount=decode_amount(amount, sum(c.amount for c in self.group_coins())),
+            amount=decode_amount(amount, self.holdings(), fee, fee_mode),
             fee=fee,
             fee_mode=fee_mode,
             round=round,
@@ -234,7 +267,8 @@ class PsktMachine(TracedMachine):
             all(len(s) == 3 and 0 <= s[0] <= self.n and s[1] in SIGNATURE_KINDS and (s[2] is None or s[2] >= 0) for s in signers),
             f"signers {signers} are not [key 0..{self.n}, kind, skipped input or null]",
         )
-        self.require(1 <= amount <= 10**12 and fee >= 0 and 0 <= round <= 2**32 - 1, "amount, fee or round out of range")
+        self.require(1 <= amount <= MAX_HOLDINGS and 0 <= fee <= MAX_HOLDINGS and 0 <= round <= U32_MAX,
+                     f"amount {amount}, fee {fee} or round {round} out of range")
         self.events += 1
         event = pskt.Event("hyperlane", f"ev-{self.events}", DESTINATIONS[self.events % 3], amount, (("reason", "bridge"),), 0)
         m_event = model.Event(event.source, event.external_id, event.destination, amount, event.metadata, event.timestamp)
@@ -330,6 +364,35 @@ class PsktMachine(TracedMachine):
     def step_replay(self, paid: int) -> None:
         self.require(0 <= paid < len(self.paid), f"no accepted payment {paid}")
         self._offer(self.paid[paid], self.offers[paid])
+
+    # --- the report ------------------------------------------------------------------------------
+
+    def describe_step(self, step) -> str:
+        """The step in the domain's words: who holds what, who pays whom how much, who signs."""
+        a = step.args
+        try:
+            if step.rule == "start":
+                m, n = GROUPS[a["group"]]
+                return (f"start: a {m}-of-{n} group holding coins of {', '.join(map(str, a['funds']))} sompi; "
+                        f"the node's minimum fee {a['min_fee']}")
+            if step.rule == "fund":
+                return f"the faucet gives the group a coin of {a['amount']} sompi"
+            if step.rule == "replay":
+                return f"payment p{a['paid']} is offered to the node again (a double spend)"
+            if step.rule == "pay":
+                k = self.events + 1
+                signers = "; ".join(self._signer_text(*row) for row in a["signers"]) or "nobody"
+                tamper = "" if a["tamper"] == "none" else f"; tampered: {a['tamper']}"
+                return (f"event e{k}: pay {a['amount']} sompi to {DESTINATIONS[k % 3]}, fee {a['fee']} ({a['fee_mode']}), "
+                        f"round {a['round']}; signed by {signers}{tamper}")
+        except (IndexError, KeyError, TypeError, ValueError):
+            pass
+        return step.describe()
+
+    def _signer_text(self, key: int, kind: str, skip: int | None) -> str:
+        who = "the outsider" if key == self.n else f"member {key}"
+        what = {"genuine": "", "other-template": " (over another template)", "garbage": " (garbage)"}[kind]
+        return who + what + ("" if skip is None else f", input {skip} left out")
 
     # --- checks -------------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from hypothesis.stateful import initialize, precondition, rule
 
 from harness import TracedMachine, guard
 from harness.contract import Checked
+from harness.hostile import LIES, crafter_for, deliver_hostile
 from harness.machine import Observation
 from harness.process import Contained
 from machines.contracts import CONTRACTS, OPERATIONS
@@ -75,6 +76,10 @@ class Message:
 class ReplicatedMachine(TracedMachine):
     min_replicas: ClassVar[int] = 2
     max_replicas: ClassVar[int] = 5
+    #: The replication rules by class (``harness.balance``).
+    rule_classes: ClassVar[dict[str, str]] = {
+        "start": "setup", "advance_clock": "time", "sync_full": "sync", "sync_all": "sync", "broadcast": "delivery",
+        "deliver": "delivery", "redeliver": "delivery", "drop": "faults", "duplicate": "faults", "hostile": "adversary"}
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
@@ -84,6 +89,8 @@ class ReplicatedMachine(TracedMachine):
         self.unsent: list[set] = []  # model: operations made at each replica since its last broadcast
         self.in_flight: list[Message] = []
         self.delivered: list[Message] = []
+        #: Per replica: (its history set, its size then, the frozen history, the model's value).
+        self._model_cache: dict[int, tuple[set, int, frozenset, Any]] = {}
         self.lost: set[int] = set()  # replicas to which a message was dropped
         # This run's rules are only those of the operations the implementation supports.
         self.stats.rules = tuple(r for r in self.stats.rules if self.rule_enabled(r))
@@ -298,11 +305,26 @@ class ReplicatedMachine(TracedMachine):
 
     # ----- invariants and the failure report -----------------------------------------
 
+    def seen_and_model(self, index: int) -> tuple[frozenset, Any]:
+        """Replica ``index``'s history, frozen, and the model's value of it.
+
+        Remembered until the history changes: a history only ever grows (operations are
+        added, never removed), so the same set at the same size is the same history. Without
+        this, every step re-evaluated the model for every replica, though most steps change
+        one history or none, and replaying a long trace grew with the square of its steps.
+        """
+        history = self.history[index]
+        cached = self._model_cache.get(index)
+        if cached is None or cached[0] is not history or cached[1] != len(history):
+            seen = frozenset(history)
+            cached = self._model_cache[index] = (history, len(history), seen, self.model_value(seen))
+        return cached[2], cached[3]
+
     def observe(self) -> list[Observation]:
         observations = []
-        for i, (history, replica) in enumerate(zip(self.history, self.replicas, strict=True)):
-            seen = frozenset(history)
-            model, actual = self.model_value(seen), self.replica_value(replica)
+        for i, replica in enumerate(self.replicas):
+            seen, model = self.seen_and_model(i)
+            actual = self.replica_value(replica)
             observations.append(Observation(f"replica {i}", model, actual, self.acceptable(seen, model, actual)))
         return observations
 
@@ -312,9 +334,9 @@ class ReplicatedMachine(TracedMachine):
             return
         # The same verdicts as ``observe``, without building its report rows on every step.
         values = []
-        for i, (history, replica) in enumerate(zip(self.history, self.replicas, strict=True)):
-            seen = frozenset(history)
-            model, actual = self.model_value(seen), self.replica_value(replica)
+        for i, replica in enumerate(self.replicas):
+            seen, model = self.seen_and_model(i)
+            actual = self.replica_value(replica)
             assert self.acceptable(seen, model, actual), f"replica {i} has {actual!r}, the model says {model!r}"
             values.append(actual)
         self.check_settled(values)
@@ -337,12 +359,112 @@ class ReplicatedMachine(TracedMachine):
         if self.in_flight:
             return
         groups: dict[frozenset, list[int]] = {}
-        for index, history in enumerate(self.history):
+        for index in range(len(self.history)):
             if index not in self.lost:
-                groups.setdefault(frozenset(history), []).append(index)
+                groups.setdefault(self.seen_and_model(index)[0], []).append(index)
         for indices in groups.values():
             assert all(values[i] == values[indices[0]] for i in indices), (
                 "every delta delivered, none dropped to replicas "
                 f"{indices}, which have seen the same operations, yet they disagree: "
                 + ", ".join(f"replica {i} has {values[i]!r}" for i in indices)
             )
+
+
+class HostilePeers:
+    """A peer that lies well, for a ``ReplicatedMachine`` subclass (mix it in first).
+
+    ``hostile`` draws one of the machine's ``lies`` (``harness.hostile.LIES``), resolves it
+    against the model (which replica, which counters, which genuine message to spoil) into a
+    step ``hostile(target, lie, whole_state, ...)``; the step has the implementation's
+    crafter (``harness.hostile.crafter_for``) render it, delivers it to replica ``target``
+    as a delta or a full state, and checks what the lie calls for with
+    ``harness.hostile.deliver_hostile``: a refusal is a ``DecodeError`` that leaves
+    ``state()`` unchanged; an accepted message's operations join the target's history.
+    The ordinary checks then hold after this and every later step (values equal the
+    model's, the replica's own later operations work).
+
+    A subclass provides ``lie_weights`` (how often each lie is told), ``hostile_args`` (the
+    raw draw resolved into the step's arguments) and ``tell`` (the crafted bytes, the
+    outcome to expect, the model operations if it is accepted). Implementations without a
+    crafter are checked without the adversary: the step is not among their rules.
+    """
+
+    #: How often each lie is drawn, relative to the others.
+    lie_weights: ClassVar[dict[str, int]] = {}
+
+    @property
+    def crafter(self) -> Any:
+        return crafter_for(self.name, self.implementation.name, self.raw(0) if self.replicas else None)
+
+    def raw(self, index: int) -> Any:
+        """Replica ``index`` as its adapter made it, without the contract's wrappers."""
+        replica = self.replicas[index]
+        while hasattr(type(replica), "unwrapped"):
+            replica = replica.unwrapped
+        return replica
+
+    @classmethod
+    def rule_names_for(cls, implementation: Any) -> tuple[str, ...]:
+        names = super().rule_names_for(implementation)
+        if crafter_for(cls.name, implementation.name) is not None:
+            return names
+        try:  # a crafter registered for the type of its replicas (a test's buggy subclass)?
+            replica = implementation.make_replica(0, ManualClock(START_NS))
+        except Exception:  # an implementation that cannot start here is the preflight's to report
+            replica = None
+        found = replica is not None and crafter_for(cls.name, implementation.name, replica) is not None
+        close = getattr(replica, "close", None)
+        if callable(close):
+            close()
+        return names if found else tuple(name for name in names if name != "hostile")
+
+    def lie_table(self) -> list[str]:
+        supported = getattr(self.crafter, "lies", tuple(self.lie_weights))
+        return [lie for lie, weight in self.lie_weights.items() if lie in supported for _ in range(weight)]
+
+    @guard(lambda self: bool(self.replicas) and self.crafter is not None)
+    @rule(lie=st.integers(0, 255), to=INDEX, draw=st.integers(0, 2**16), whole=st.booleans())
+    def hostile(self, lie: int, to: int, draw: int, whole: bool) -> None:
+        table = self.lie_table()
+        name = table[lie % len(table)]
+        target = self.pick(to, self.replicas)
+        args = {"whole_state": whole, **self.hostile_args(name, target, draw)}  # a lie may insist on one of them
+        self.do("hostile", target=target, lie=name, **args)
+
+    def step_hostile(self, target: int, lie: str, whole_state: bool, **args: Any) -> None:
+        self.require_replica(target)
+        self.require(lie in LIES, f"unknown lie {lie!r}")
+        if self.crafter is None:
+            return  # a trace replayed against an implementation the adversary cannot speak to: the rest still checks
+        message, outcome, ops = self.tell(target, lie, whole_state, **args)
+        replica = self.replicas[target]
+        refusal = deliver_hostile(replica, message, whole_state, outcome, lie)
+        if refusal is None:
+            self.history[target] |= ops
+        replica.state()  # the lie did not poison the replica's own encoding
+
+    def genuine(self, whole_state: bool, message: int | None = None, source: int | None = None) -> bytes:
+        """The genuine message a lie spoils: the first delta of ``message`` in flight, or
+        replica ``source``'s whole state (as the step's ``whole_state`` says)."""
+        if message is not None:
+            self.require(not whole_state, "a message in flight is a delta")
+            self.require(0 <= message < len(self.in_flight), f"no message {message} in flight")
+            return self.in_flight[message].deltas[0]
+        self.require(whole_state, "a replica's state is a whole state")
+        self.require(source is not None, "a lie names a message in flight or a source replica")
+        self.require_replica(source)
+        return self.replicas[source].state()
+
+    def hostile_args(self, lie: str, target: int, draw: int) -> dict[str, Any]:
+        """The step's arguments for ``lie`` told to ``target`` (``draw``: a raw choice)."""
+        raise NotImplementedError
+
+    def tell(self, target: int, lie: str, whole_state: bool, **args: Any) -> tuple[bytes, str, frozenset]:
+        """The crafted message, the outcome ``harness.hostile`` expects, and the operations
+        the model learns if the message is accepted."""
+        raise NotImplementedError
+
+    def known_counter(self, target: int, replica: int) -> int:
+        """The greatest counter of ``replica``'s operations replica ``target`` has seen in
+        the model (its own: how many it made). A subclass says how to read one."""
+        raise NotImplementedError

@@ -23,16 +23,19 @@ Trace arguments: task ids as hex, assignees as replica indices (or null).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import blake3
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from harness import guard, machine_test
+from harness.hostile import far_counters
 from harness.machine import Observation
+from implementations.limits import MAX_CLOCK_AHEAD_NS, MAX_COUNTER_GAP, U64_MAX
 from machines.contracts import FORGERIES, Refused
-from machines.replicated import INDEX, START_NS, ReplicatedMachine
+from machines.replicated import INDEX, START_NS, HostilePeers, ReplicatedMachine
+from models import orset as orset_model
 from models import tasklist
 from models.clock import OffsetClock, to_millis
 
@@ -42,9 +45,17 @@ DESCRIPTIONS = ("", "soon")
 FORGER = 1_000
 #: A forged state's time: earlier than any genuine state, so it would win if it were kept.
 FORGED_TS_MS = to_millis(START_NS) - 60_000
+#: The stranger's pseudo-replica in the model: an agent no replica is, whose signed states are genuine.
+STRANGER = 1_001
 #: Raw draws for a task: 0 picks among every task ever added, anything else among the
 #: tasks the replica holds (when it holds any), so most operations find their task.
 TASK = st.integers(0, 7)
+
+
+def short_state(state: tasklist.State) -> str:
+    if isinstance(state, tasklist.Empty):
+        return "empty"
+    return f"{type(state).__name__.lower()}({state.agent.hex()[:8]}@{state.ts_ms})"
 
 
 def short(views: tuple) -> tuple[str, ...]:
@@ -54,16 +65,31 @@ def short(views: tuple) -> tuple[str, ...]:
 
     out = []
     for view in views:
-        state = view.checkbox
-        box = "empty"
-        if not isinstance(state, tasklist.Empty):
-            box = f"{type(state).__name__.lower()}({hex8(state.agent)}@{state.ts_ms})"
+        box = short_state(view.checkbox)
         out.append(f"{hex8(view.id)} {view.title!r} {view.description!r} @{hex8(view.assignee)} p{view.priority} {box}")
     return tuple(out)
 
 
-class TaskListMachine(ReplicatedMachine):
+def ahead(new: tasklist.State, old: tasklist.State) -> bool:
+    """Whether the resolution order puts checkbox state ``new`` ahead of ``old``: Done over
+    Claimed over Empty; within a variant, the earlier ``ts_ms``, then the smaller agent id."""
+    def level(state: tasklist.State) -> int:
+        return {tasklist.Empty: 0, tasklist.Claimed: 1, tasklist.Done: 2}[type(state)]
+
+    if level(new) != level(old):
+        return level(new) > level(old)
+    return not isinstance(new, tasklist.Empty) and (new.ts_ms, new.agent) < (old.ts_ms, old.agent)
+
+
+class TaskListMachine(HostilePeers, ReplicatedMachine):
     name = "tasklist"
+    rule_classes: ClassVar[dict[str, str]] = {
+        "partition": "faults", "inject_forged": "adversary",
+        **{step: "operations" for step in ("add_task", "remove_task", "claim", "complete", "race", "edit", "set_field", "move")}}
+    #: Each class's least share of the steps under ci: about 60% of the least share measured
+    #: against any implementation (harness.balance; the coverage table prints them).
+    class_floors: ClassVar[dict[str, float]] = {
+        "operations": 0.20, "delivery": 0.05, "sync": 0.09, "faults": 0.06, "time": 0.09, "adversary": 0.08}
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
@@ -71,6 +97,8 @@ class TaskListMachine(ReplicatedMachine):
         self.tasks: list[bytes] = []  # every task id ever added, in order
         self.cut: frozenset[int] = frozenset()  # replicas partitioned from the others
         self.model_values: dict[frozenset, tuple] = {}
+        self.shown: dict[tuple[int, bytes], tasklist.State] = {}  # (replica, task) -> its checkbox last shown
+        self.stranger_made = 0  # the stranger agent's signed states so far (their model tags)
 
     def model_value(self, history: frozenset) -> tuple:
         """``models.tasklist.value``, remembered per history (most steps leave most replicas alone)."""
@@ -90,6 +118,23 @@ class TaskListMachine(ReplicatedMachine):
     def step_start(self, replicas: int, skews_ns: list[int]) -> None:
         super().step_start(replicas, skews_ns)
         self.clocks = [OffsetClock(self.clock, skew) for skew in skews_ns]
+
+    def check(self) -> None:
+        super().check()
+        self.check_checkbox_displacement()
+
+    def check_checkbox_displacement(self) -> None:
+        """A task's checkbox state, as a replica shows it, is only ever displaced by one the
+        resolution order puts ahead of it: never erased or pushed back by a message."""
+        for index, replica in enumerate(self.replicas):
+            for view in self.replica_value(replica):
+                key = (index, view.id)
+                before = self.shown.get(key)
+                if before is not None and view.checkbox != before:
+                    assert ahead(view.checkbox, before), (
+                        f"replica {index}: the checkbox of task {view.id.hex()[:8]} went from {short_state(before)} "
+                        f"to {short_state(view.checkbox)}, which the resolution order does not put ahead of it")
+                self.shown[key] = view.checkbox
 
     # ----- helpers ---------------------------------------------------------------------
 
@@ -321,5 +366,139 @@ class TaskListMachine(ReplicatedMachine):
         forged_state = (tasklist.Done if state == "done" else tasklist.Claimed)(self.agent(agent), ts_ms)
         self.history[target].add(tasklist.forged(self.history[target], task_id, forged_state, FORGER))
 
+
+    # ----- the adversary (machines.replicated.HostilePeers) ------------------------------
+    #
+    # A crafter for the ``tasklist`` machine offers ``lies`` and, each rendering a
+    # ``tasklist.state`` (if ``whole_state``) or ``tasklist.delta`` message for the list:
+    #
+    # * ``erase(holder, task, whole_state)``: a message without the checkbox states of ``task``
+    #   that ``holder`` (the target replica's adapter) holds, claiming, in whatever context
+    #   the format has, to have seen them removed;
+    # * ``claim_dots(whole_state, peer, counter, bad_record)``: a context claiming the dot
+    #   ``(peer, counter)``, with no entries, and with ``bad_record`` a checkbox record that
+    #   does not verify (one the receiver must drop);
+    # * ``claim_own_ahead(holder, whole_state, ahead)``: a context claiming the dot ``ahead``
+    #   beyond the last membership dot of its own ``holder`` (the target's adapter) has seen;
+    # * ``stranger_state(whole_state, task, state, ts_ms, serial)``: a genuine ``"claimed"`` or
+    #   ``"done"`` state signed by the stranger agent (``stranger_agent``, its id), its
+    #   ``serial``-th;
+    # * ``relay(source, task, agent, state, ts_ms, whole_state)``: the genuine record with these
+    #   fields that replica ``source`` (its adapter) holds, replayed by someone else;
+    # * ``field_write(whole_state, task, field, wall_ns, counter, writer, value)``: one field write;
+    # * ``tamper(genuine, whole_state, how, peer, counter)``: the genuine message with one
+    #   field wrong: ``how`` is ``"list_id"``, ``"field_clock"``, ``"field_counter"`` or
+    #   ``"member_claim"`` (its membership context also claims ``(peer, counter)``).
+
+    lie_weights: ClassVar[dict[str, int]] = {"context_erases_state": 3, "dots_far_ahead": 2, "own_dots_ahead": 2,
+                                             "counter_at_max": 1, "stranger_ops": 3, "relayed_record": 2,
+                                             "clock_ahead": 1, "one_field_wrong": 3}
+
+    def lie_table(self) -> list[str]:
+        table = super().lie_table()
+        return table if self.own_checkbox_parts() else [lie for lie in table if lie != "relayed_record"]
+
+    def require_far(self, target: int, peer: int, counter: int) -> None:
+        """``counter`` is past the counter gap from ``peer``'s dots the target knows (``hostile_args``
+        draws it further still)."""
+        self.require(counter > self.known_counter(target, peer) + MAX_COUNTER_GAP, f"{counter} is not far ahead")
+
+    def known_counter(self, target: int, replica: int) -> int:
+        """The greatest tag of ``replica`` in the target's membership or checkbox operations."""
+        counters = [0]
+        for part in self.history[target]:
+            if isinstance(part, (tasklist.Member, tasklist.Checkbox)):
+                tags = [part.op.tag] if isinstance(part.op, orset_model.Add) else part.op.observed
+                counters.extend(seq for origin, seq in tags if origin == replica)
+        return max(counters)
+
+    def own_checkbox_parts(self) -> list[tuple[int, tasklist.Checkbox]]:
+        """Every genuine checkbox state an agent made, with the replica that made it, in a stable order."""
+        parts = [(j, p) for j, history in enumerate(self.history) for p in history
+                 if isinstance(p, tasklist.Checkbox) and p.op.tag[0] == j]
+        return sorted(parts, key=lambda jp: (jp[0], jp[1].op.tag))
+
+    def hostile_args(self, lie: str, target: int, draw: int) -> dict[str, Any]:
+        task = self.choose_task(target, draw % 8) if self.tasks else bytes(32).hex()
+        peers = list(range(len(self.replicas)))
+        other = [i for i in peers if i != target] or peers
+        if lie == "context_erases_state":
+            return {"task": task}
+        if lie == "own_dots_ahead":
+            return {"ahead": 1 + draw % 2}
+        if lie in ("dots_far_ahead", "counter_at_max"):
+            peer = other[draw % len(other)]
+            known = self.known_counter(target, peer)
+            # Accepted claims of a replica's own dots are not in the model: each moves what the
+            # implementation knows by at most 2, so 'far' keeps a margin far beyond any run's drift.
+            counters = far_counters(known + 2**16) if lie == "dots_far_ahead" else [U64_MAX - 1, U64_MAX]
+            return {"peer": peer, "counter": counters[draw % len(counters)], "bad_record": bool(draw & 16)}
+        if lie == "stranger_ops":
+            ts_ms = (0, to_millis(self.clocks[target].now()), U64_MAX)[draw % 3]
+            return {"task": task, "state": ("claimed", "done")[(draw >> 2) % 2], "ts_ms": ts_ms}
+        if lie == "relayed_record":
+            parts = self.own_checkbox_parts()
+            source, part = parts[draw % len(parts)]
+            state = part.op.element.state
+            return {"source": source, "task": part.op.element.task.hex(), "agent": source,
+                    "state": "done" if isinstance(state, tasklist.Done) else "claimed", "ts_ms": state.ts_ms}
+        if lie == "clock_ahead":
+            now = self.clocks[target].now()
+            wall = (now + MAX_CLOCK_AHEAD_NS + 1, U64_MAX)[draw % 2]
+            return {"task": task, "field": tasklist.FIELDS[draw % 2], "wall_ns": wall, "counter": (0, U64_MAX)[(draw >> 1) % 2]}
+        how = ("list_id", "field_clock", "field_counter", "member_claim")[draw % 4]
+        far = far_counters(self.known_counter(target, target) + 2**16)
+        counter = far[draw % len(far)]
+        messages = [i for i, m in enumerate(self.in_flight) if m.target == target and m.deltas]
+        if messages and draw & 8:
+            return {"message": messages[draw % len(messages)], "how": how, "peer": target, "counter": counter,
+                    "whole_state": False}
+        return {"source": draw % len(self.replicas), "how": how, "peer": target, "counter": counter, "whole_state": True}
+
+    def tell(self, target: int, lie: str, whole_state: bool, **args: Any) -> tuple[bytes, str, frozenset]:
+        crafter = self.crafter
+        if lie == "context_erases_state":
+            task = bytes.fromhex(args["task"])
+            return crafter.erase(self.raw(target), task, whole_state), "harmless", frozenset()
+        if lie == "own_dots_ahead":  # within the gap: the target's next dots skip past it
+            self.require(args["ahead"] in (1, 2), f"ahead={args['ahead']!r}")
+            return crafter.claim_own_ahead(self.raw(target), whole_state, args["ahead"]), "harmless", frozenset()
+        if lie in ("dots_far_ahead", "counter_at_max"):
+            # A lie told as refused must be one (a trace edited by hand or by the minimizer may
+            # have made it an honest claim, which a correct replica rightly accepts).
+            if lie == "dots_far_ahead":
+                self.require_far(target, args["peer"], args["counter"])
+            else:
+                self.require(args["counter"] >= U64_MAX - 1, f"{args['counter']} is not at the maximum")
+            return crafter.claim_dots(whole_state, args["peer"], args["counter"], args["bad_record"]), "refused", frozenset()
+        if lie == "stranger_ops":
+            task = bytes.fromhex(args["task"])
+            ts_ms, state = args["ts_ms"], args["state"]
+            self.require(state in ("claimed", "done") and 0 <= ts_ms <= U64_MAX, f"bad stranger state {state} at {ts_ms}")
+            self.stranger_made += 1
+            message = crafter.stranger_state(whole_state, task, state, ts_ms, self.stranger_made)
+            attested = tasklist.Attested(task, (tasklist.Done if state == "done" else tasklist.Claimed)(
+                crafter.stranger_agent, ts_ms), True)
+            return message, "accepted", frozenset({tasklist.Checkbox(orset_model.Add(attested, (STRANGER, self.stranger_made)))})
+        if lie == "relayed_record":
+            self.require_replica(args["source"])
+            task = bytes.fromhex(args["task"])
+            kind = tasklist.Done if args["state"] == "done" else tasklist.Claimed
+            wanted = tasklist.Attested(task, kind(self.agent(args["agent"]), args["ts_ms"]), True)
+            parts = frozenset(p for p in self.history[args["source"]]
+                              if isinstance(p, tasklist.Checkbox) and p.op.element == wanted)
+            self.require(bool(parts), f"replica {args['source']} holds no such state")
+            message = crafter.relay(self.raw(args["source"]), task, self.agent(args["agent"]),
+                                    args["state"], args["ts_ms"], whole_state)
+            return message, "accepted", parts
+        if lie == "clock_ahead":
+            task = bytes.fromhex(args["task"])
+            self.require(args["wall_ns"] > self.clocks[target].now() + MAX_CLOCK_AHEAD_NS, f"{args['wall_ns']} is not ahead")
+            message = crafter.field_write(whole_state, task, args["field"], args["wall_ns"], args["counter"], STRANGER, "")
+            return message, "refused", frozenset()
+        genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
+        self.require(args["how"] in ("list_id", "field_clock", "field_counter", "member_claim"), f"unknown {args['how']!r}")
+        self.require_far(target, args["peer"], args["counter"])
+        return crafter.tamper(genuine, whole_state, args["how"], args["peer"], args["counter"]), "refused", frozenset()
 
 test_tasklist_machine = machine_test(TaskListMachine)

@@ -39,7 +39,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import nacl.signing
@@ -57,6 +57,7 @@ from implementations.threshold_envelope import EnvelopeRejected, decode_envelope
 from implementations.wire import DecodeError
 from machines.threshold_faults import FaultRules
 from machines.threshold_hostile import HostileRules
+from machines.threshold_report import ThresholdReport
 from models import policy as policy_model
 from models import threshold as model
 from models.clock import NS_PER_DAY, NS_PER_SECOND, ManualClock, utc_day
@@ -74,6 +75,13 @@ ADVANCES = st.sampled_from([NS_PER_SECOND, 0, 2 * NS_PER_SECOND, 5 * NS_PER_SECO
                             30 * NS_PER_SECOND, 59 * NS_PER_SECOND, 60 * NS_PER_SECOND, 61 * NS_PER_SECOND,
                             200 * NS_PER_SECOND, 3600 * NS_PER_SECOND, NS_PER_DAY])
 INDEX = st.integers(0, 63)
+#: How ``advance_clock`` moves: by a raw amount, or to a deadline ahead (see ``deadlines``), to
+#: the nanosecond before it, at it, or after it.
+ADVANCE_KINDS = ("by", "before", "at", "after")
+#: Which cores tick after the clock moved: none, every one, or a subset (a mask over the cores).
+TICKS = st.one_of(st.just("none"), st.just("all"), st.integers(1, 2**10 - 1))
+#: How much of a forged answer is wrong: every input, one input, or all inputs but one.
+PARTS = st.sampled_from(["all", "one", "all-but-one"])
 TAMPERS = ("payload", "signature", "seq_no", "group", "truncate")
 FORGERIES = ("non_member", "bad_signature", "other_template", "copy", "faulty_member")
 EXPECTED_TAMPER = {"payload": "payload hash mismatch", "signature": "bad envelope signature",
@@ -124,11 +132,17 @@ class SignerModel:
     signed: dict = attrs.field(factory=dict)  # event id -> set of template hashes signed
     approved: dict = attrs.field(factory=dict)  # request id -> UTC day of approval (reservation live or kept)
     settled: set = attrs.field(factory=set)
-    approved_tick: dict = attrs.field(factory=dict)  # request id -> the machine's tick count when approved
+    approved_tick: dict = attrs.field(factory=dict)  # request id -> the signer's tick count when approved
 
 
-class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
+class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine):
     name = "threshold"
+    rule_classes: ClassVar[dict[str, str]] = {
+        "start": "setup", "new_event": "operations", "resubmit": "operations", "fund": "operations", "deliver": "delivery",
+        "deliver_many": "delivery", "redeliver": "delivery", "drop": "faults", "duplicate": "faults", "tamper": "adversary",
+        "forge": "adversary", "advance_clock": "time", "restart": "crash"}
+    class_floors: ClassVar[dict[str, float]] = {
+        "operations": 0.10, "delivery": 0.12, "faults": 0.05, "adversary": 0.06, "time": 0.08, "crash": 0.15}
 
     def __init__(self, implementation, stats=None):
         super().__init__(implementation, stats)
@@ -179,8 +193,8 @@ class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
         self.seen: dict[tuple[str, int], dict] = {}  # receiver -> replay key -> local time accepted
         self.genuine_sigs: dict[str, list[tuple[int, bytes, bytes]]] = {}  # request id -> member signatures seen
         self.forged_seq = 0
-        self.ticked_at = START_NS  # when every core last looked at the clock
-        self.ticks = 0  # how many times they did
+        self.signer_ticked_at = [START_NS] * n  # when each signer last looked at the clock
+        self.signer_ticks = [0] * n  # how many times it did
 
     def _new_signer(self, i: int):
         store = os.path.join(self.directory, f"signer{i}.db")
@@ -244,6 +258,8 @@ class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
             [(second, run.other), (op, run)] if run.other_first else [(op, run), (second, run.other)])
         for each, outcome in order:
             self.conclude(each, outcome)
+        if run.crashed:  # the restarted core ticked at once (``crash_restart``)
+            self.tick_model(op.role, op.node)
 
     def conclude(self, op: Operation, run: faults.Run) -> None:
         if op.kind == "deliver":
@@ -253,6 +269,7 @@ class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
         else:
             assert run.error is None, f"the tick of {op.role} {op.node} raised {run.error!r}"
             assert run.crashed or run.result == [], f"the tick of {op.role} {op.node} sent messages"
+            self.tick_model(op.role, op.node)  # (a crashed tick is finished by the restarted core's own)
 
     def teardown(self) -> None:
         for core in self._open_cores():
@@ -412,31 +429,54 @@ class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
         self._deliver(sent, data, expect=EXPECTED_TAMPER[how])
 
     @guard(lambda self: any(r.state in model.ALIVE for r in self.requests.values()))
-    @rule(request=INDEX, kind=st.sampled_from(FORGERIES), member=INDEX)
-    def forge(self, request, kind, member):
+    @rule(request=INDEX, kind=st.sampled_from(FORGERIES), member=INDEX, part=PARTS, which=INDEX)
+    def forge(self, request, kind, member, part, which):
         alive = sorted(rid for rid, r in self.requests.items() if r.state in model.ALIVE)
-        self.do("forge", request=alive[request % len(alive)], kind=kind, member=self._node(member))
+        rid = alive[request % len(alive)]
+        n_inputs = self.requests[rid].n_inputs
+        inputs = None if part == "all" or n_inputs == 1 else (
+            [which % n_inputs] if part == "one" else [i for i in range(n_inputs) if i != which % n_inputs])
+        self.do("forge", request=rid, kind=kind, member=self._node(member), inputs=inputs)
 
-    def step_forge(self, request: str, kind: str, member: int) -> None:
-        """An answer with a signature on every input that must not count: by a non-member
-        (valid), under ``member``'s key but invalid, by ``member`` over another template, a
-        copy of a member's genuine signatures (sent by the attacker), or ``member`` itself
-        accepting with invalid signatures (a faulty member)."""
+    def step_forge(self, request: str, kind: str, member: int, inputs: list | None = None) -> None:
+        """An answer whose signatures on the inputs ``inputs`` (None: every input) must not count:
+        by a non-member (valid), under ``member``'s key but invalid, by ``member`` over another
+        template, a copy of a member's genuine signatures (sent by the attacker: only these
+        count), or ``member`` itself accepting with invalid signatures (a faulty member).
+
+        Wrong about part of the answer: a faulty member signs the other inputs genuinely; the
+        attacker puts there the member's genuine signatures it has seen on the wire (or nothing)."""
         self.require(request in self.requests and kind in FORGERIES, f"no request {request!r} or forgery {kind!r}")
         self.require(0 <= member < len(self.keys), f"no member {member}")
         proposal = self.proposals[request]
         hashes = pskt.sighashes(proposal.template)
+        self.require(inputs is None or (isinstance(inputs, list) and all(isinstance(i, int) and 0 <= i < len(hashes)
+                                                                          for i in inputs)),
+                     f"inputs {inputs!r} are not inputs of {request} (it has {len(hashes)})")
+        forged = set(range(len(hashes)) if inputs is None else inputs)
         key, secret = self.pubkeys[member], self.keys[member]
-        if kind == "non_member":
-            sigs = [(i, bytes(self.outsider.verify_key), self.outsider.sign(h).signature) for i, h in enumerate(hashes)]
-        elif kind == "other_template":
-            sigs = [(i, key, secret.sign(blake3(b"other template" + h).digest()).signature) for i, h in enumerate(hashes)]
-        elif kind == "copy" and self.genuine_sigs.get(request):
-            signed = sorted({k for _, k, _ in self.genuine_sigs[request]})
-            copied = signed[member % len(signed)]
-            sigs = [s for s in self.genuine_sigs[request] if s[1] == copied]
-        else:  # bad_signature, faulty_member (and a copy before any genuine signature): invalid bytes
-            sigs = [(i, key, bytes(64)) for i in range(len(hashes))]
+        seen = self.genuine_sigs.get(request, [])
+        copying = kind == "copy" and bool(seen)
+        if copying:
+            signed = sorted({k for _, k, _ in seen})
+            key = signed[member % len(signed)]
+        genuine = {i: sig for i, k, sig in seen if k == key}
+        sigs = []
+        for i, h in enumerate(hashes):
+            if copying:  # the copied inputs only
+                if i in forged and i in genuine:
+                    sigs.append((i, key, genuine[i]))
+            elif i not in forged:
+                if kind == "faulty_member":
+                    sigs.append((i, key, secret.sign(h).signature))
+                elif i in genuine:
+                    sigs.append((i, key, genuine[i]))
+            elif kind == "non_member":
+                sigs.append((i, bytes(self.outsider.verify_key), self.outsider.sign(h).signature))
+            elif kind == "other_template":
+                sigs.append((i, key, secret.sign(blake3(b"other template" + h).digest()).signature))
+            else:  # bad_signature, faulty_member (and a copy before any genuine signature): invalid bytes
+                sigs.append((i, key, bytes(64)))
         payload = encode_answer(Answer(request, proposal.event_hash, proposal.template_hash, True, "", tuple(sigs)))
         self.forged_seq += 1
         sender = secret if kind == "faulty_member" else self.outsider
@@ -504,7 +544,7 @@ class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
                 sm.policy = policy_model.release(sm.policy, p.request_id, "rejected")
             elif decision.approved:
                 sm.approved[p.request_id] = utc_day(self.now)
-                sm.approved_tick[p.request_id] = self.ticks
+                sm.approved_tick[p.request_id] = self.signer_ticks[j]
         verdict = (refusal is None, refusal or "")
         sm.answers[p.request_id] = verdict
         return verdict
@@ -555,30 +595,71 @@ class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
 
     # ----- time and crashes ------------------------------------------------------------
 
-    @rule(ns=ADVANCES)
-    def advance_clock(self, ns):
-        self.do("advance_clock", ns=ns)
+    @rule(kind=st.sampled_from(ADVANCE_KINDS), ns=ADVANCES, pick=INDEX, ticks=TICKS)
+    def advance_clock(self, kind, ns, pick, ticks):
+        self.do("advance_clock", ns=self.advance_by(kind, ns, pick), ticks=self.cores_ticking(ticks))
 
-    def step_advance_clock(self, ns: int) -> None:
-        self.require(ns >= 0, f"the clock cannot go back (ns={ns})")
-        self.clock.advance(ns)
+    def deadlines(self) -> list[int]:
+        """What is due ahead of the clock: each request's expiry (its coordinator stops counting
+        answers), its settlement (``expires_at`` + 30 s: the signers give the volume back, and the
+        last instant a signer takes its proposal), and the next UTC midnight."""
         now = self.now
-        paid = set(self.ledger.accepted)
-        for i in range(len(self.signers)):
-            for role in ("signer", "coordinator"):
-                if self._exists(role, i):
-                    self.perform(Operation(role, i, "tick"))
-        self.ticked_at, self.ticks = now, self.ticks + 1
-        for rid, request in self.requests.items():
-            self.requests[rid] = model.on_tick(request, now)
-        for sm in self.signer_models:
-            for rid in sorted(sm.approved):
-                if rid not in sm.settled and model.settles(self.requests[rid].expires_at, now):
-                    sm.settled.add(rid)
-                    if self.proposals[rid].template_hash in paid:
-                        sm.policy = policy_model.finalize(sm.policy, rid)
-                    else:
-                        sm.policy = policy_model.release(sm.policy, rid, "expired")
+        due = {(utc_day(now) + 1) * NS_PER_DAY}
+        for request in self.requests.values():
+            due |= {request.expires_at, request.expires_at + model.SKEW_NS}
+        return sorted(t for t in due if t > now)
+
+    def advance_by(self, kind: str, ns: int, pick: int) -> int:
+        """A raw advance (``ns``), or to the nanosecond before, at, or after a deadline ahead."""
+        if kind == "by":
+            return ns
+        ahead = self.deadlines()
+        target = ahead[pick % len(ahead)] + {"before": -1, "at": 0, "after": 1}[kind]
+        return max(0, target - self.now)
+
+    def cores_ticking(self, raw: Any) -> list[list]:
+        """Which cores look at the clock after it moved: none, all, or the ones a mask picks
+        (of those that exist: a core never opened has nothing to do)."""
+        cores = [[role, i] for i in range(len(self.signers)) for role in ("signer", "coordinator") if self._exists(role, i)]
+        if raw == "all":
+            return cores
+        if raw == "none":
+            return []
+        return [core for bit, core in enumerate(cores) if raw >> bit & 1]
+
+    def step_advance_clock(self, ns: int, ticks: list | None = None) -> None:
+        """The clock moves by ``ns``; then each core in ``ticks`` (``[role, node]``) ticks, in that
+        order (``None``, in older traces: every core that exists, signer then coordinator per node)."""
+        self.require(ns >= 0, f"the clock cannot go back (ns={ns})")
+        if ticks is not None:
+            self.require(all(isinstance(t, list) and len(t) == 2 and t[0] in ("signer", "coordinator")
+                             and isinstance(t[1], int) and 0 <= t[1] < len(self.signers) for t in ticks),
+                         f"ticks {ticks!r} are not [role, node] pairs of this group")
+        self.clock.advance(ns)
+        if ticks is None:
+            ticks = [[role, i] for i in range(len(self.signers)) for role in ("signer", "coordinator") if self._exists(role, i)]
+        for role, i in ticks:
+            self.perform(Operation(role, i, "tick"))
+
+    def tick_model(self, role: str, i: int) -> None:
+        """The model of core ``(role, i)`` looking at the clock: a coordinator expires its live
+        requests past their expiry; a signer settles every reservation due (kept if its
+        transaction is on the ledger, given back otherwise)."""
+        now = self.now
+        if role == "coordinator":
+            for rid, request in self.requests.items():
+                if self.owner[rid] == i:
+                    self.requests[rid] = model.on_tick(request, now)
+            return
+        sm, paid = self.signer_models[i], set(self.ledger.accepted)
+        for rid in sorted(sm.approved):
+            if rid not in sm.settled and model.settles(self.requests[rid].expires_at, now):
+                sm.settled.add(rid)
+                if self.proposals[rid].template_hash in paid:
+                    sm.policy = policy_model.finalize(sm.policy, rid)
+                else:
+                    sm.policy = policy_model.release(sm.policy, rid, "expired")
+        self.signer_ticked_at[i], self.signer_ticks[i] = now, self.signer_ticks[i] + 1
 
     @rule(node=INDEX, role=st.sampled_from(["signer", "coordinator"]))
     def restart(self, node, role):
@@ -596,7 +677,8 @@ class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
     def observe(self) -> list[Observation]:
         rows = []
         for rid, request in sorted(self.requests.items()):
-            rows.append(Observation(f"request {rid}", request.state, self.coordinator(self.owner[rid]).request_state(rid)))
+            state = self.coordinator(self.owner[rid]).request_state(rid)
+            rows.append(Observation(f"request {self.request_name(rid)}", request.state, state))
         day = utc_day(self.now)
         for j, sm in enumerate(self.signer_models):
             opened = self._exists("signer", j)  # never opened: nothing reserved
@@ -640,9 +722,9 @@ class ThresholdMachine(FaultRules, HostileRules, TracedMachine):
             for event, templates in self.signer(j).signed_templates().items():
                 assert len(templates) <= 1, f"signer {j}'s file holds {len(templates)} templates for event {event.hex()[:16]}"
             for rid in self.signer(j).live_reservations():  # unless approved since (a proposal may arrive late)
-                due = model.settles(self.requests[rid].expires_at, self.ticked_at)
-                assert not due or sm.approved_tick.get(rid) == self.ticks, (
-                    f"signer {j} still reserves the volume of {rid}, which was due for settlement at the last tick")
+                due = model.settles(self.requests[rid].expires_at, self.signer_ticked_at[j])
+                assert not due or sm.approved_tick.get(rid) == self.signer_ticks[j], (
+                    f"signer {j} still reserves the volume of {rid}, which was due for settlement at its last tick")
             per_day: dict[int, int] = {}
             for rid, day in sm.approved.items():
                 if self.requests[rid].state == model.FINALIZED:

@@ -22,7 +22,7 @@ reservation alive past its request's expiry, ``tick`` never raising.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
@@ -40,6 +40,8 @@ _BOUNDARY = st.sampled_from([1, 1, 2, 3])
 
 class FaultRules:
     """Rules mixed into ``ThresholdMachine`` (which provides ``perform``, ``twin``, the network)."""
+
+    rule_classes: ClassVar[dict[str, str]] = {"crash": "crash", "interleave": "crash"}
 
     # ----- crashes -----------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ Every refusal must leave the receiver's file exactly as it was (a digest of ever
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
@@ -44,6 +46,8 @@ _INDEX = st.integers(0, 63)
 
 class HostileRules:
     """Rules mixed into ``ThresholdMachine`` (which provides the keys, the requests, ``_deliver``)."""
+
+    rule_classes: ClassVar[dict[str, str]] = {"lie": "adversary"}
 
     @guard(lambda self: any(r.state in model.ALIVE for r in self.requests.values()))
     @rule(lie=st.sampled_from(LIES), request=_INDEX, member=_INDEX, copies=st.sampled_from([1, 2, 64]))

@@ -14,7 +14,9 @@ carries a timestamp, the id of the replica that made it (its writer) and a value
   it has seen and its own clock reading at the time of the write (a hybrid logical clock):
   ``top`` is the greatest timestamp seen; ``wall = max(now, top.wall_ns)``; the counter is
   ``top.counter + 1`` when ``wall`` equals ``top.wall_ns`` and 0 otherwise. With nothing
-  seen, the timestamp is ``(now, 0)``.
+  seen, the timestamp is ``(now, 0)``. A counter never passes ``MAX_COUNTER``: the next
+  timestamp is then ``(wall + 1, 0)``, still above every one seen (replicas refuse larger
+  counters from peers, so that no message can push a counter to overflow).
 
 Why ``(timestamp, writer)`` is a total order on writes: the timestamp a replica issues is
 strictly greater than every timestamp it has seen, its own earlier writes included, so no
@@ -42,6 +44,9 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 
 import attrs
+
+#: The greatest counter a timestamp may have (``implementations.limits.MAX_HLC_COUNTER``).
+MAX_COUNTER = 2**32 - 1
 
 
 @attrs.frozen(order=True)
@@ -88,4 +93,6 @@ def next_timestamp(seen: Iterable[Timestamp], now_ns: int) -> Timestamp:
         return Timestamp(now_ns, 0)
     wall = max(now_ns, top.wall_ns)
     counter = top.counter + 1 if wall == top.wall_ns else 0
+    if counter > MAX_COUNTER:
+        wall, counter = wall + 1, 0
     return Timestamp(wall, counter)

@@ -97,7 +97,13 @@ def next_tag(history: Iterable[object], replica: int) -> Tag:
 
 
 def value(history: Iterable[object]) -> frozenset:
-    """The elements with an ``Add`` that no ``Remove`` of the same element observed."""
+    """The elements with an ``Add`` that no ``Remove`` of the same element observed.
+
+    (One pass over the history for all elements, not one per element: the machines ask this
+    after every step, of histories of thousands of operations.)"""
     history = list(history)
-    removed = {element: removed_tags(history, element) for element in {op.element for op in history}}
-    return frozenset(op.element for op in history if isinstance(op, Add) and op.tag not in removed[op.element])
+    removed: dict[Hashable, set[Tag]] = {}
+    for op in history:
+        if isinstance(op, Remove):
+            removed.setdefault(op.element, set()).update(op.observed)
+    return frozenset(op.element for op in history if isinstance(op, Add) and op.tag not in removed.get(op.element, ()))

@@ -17,8 +17,8 @@ merging is union. Each part belongs to one component, read by that component's m
 * ``Order(op)``: the order, an RGA (``models.rga``) of task ids.
 
 Checkbox resolution: the smallest Done if any, else the smallest Claimed, else Empty
-(Empty < Claimed < Done; within a variant earlier ``ts_ms``, then smaller agent id). A merge
-that brings a strictly earlier claim displaces the winner: claims are not locks.
+(Empty < Claimed < Done; within a variant earlier ``ts_ms``, then smaller agent id). Only an
+authentic state ahead in that order displaces the winner (claims are not locks; nothing removes one).
 
 Order: adding a task appends its id after the last visible element of the RGA; moving a
 task deletes every visible element holding its id and inserts a new one so that the task

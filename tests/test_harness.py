@@ -44,7 +44,7 @@ def test_saving_the_same_steps_twice_makes_one_file(tmp_path):
     ("mutate", "expected"),
     [
         (lambda d: d.pop("machine"), "field 'machine'"),
-        (lambda d: d.update(format=2), "field 'format'"),
+        (lambda d: d.update(format=3), "field 'format'"),
         (lambda d: d["steps"].__setitem__(2, "increment"), "step 2"),
         (lambda d: d["steps"][3].pop("rule"), "step 3, field 'rule'"),
         (lambda d: d["steps"][1].update(args=[0]), "step 1, field 'args'"),
@@ -149,12 +149,30 @@ def test_cli_names_a_malformed_trace(tmp_path, capsys):
     assert "step 0, field 'rule'" in capsys.readouterr().err
 
 
+class TickingClock:
+    """A clock that moves one unit each time it is read: a budget on it counts readings (the
+    runner reads it before every step), not seconds, whatever the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1
+        return self.now
+
+
 def test_nightly_runs_a_machine_again_until_its_budget_is_spent(monkeypatch):
+    from harness import budget
+
     monkeypatch.setattr("harness.profiles.current_profile", lambda: "nightly")
-    monkeypatch.setenv("MBT_BUDGET_SECONDS", "0.5")
+    monkeypatch.setattr(budget, "_session", None)  # restored after the test
+    clock = TickingClock()
+    planned = budget.plan(1000, runs=1, clock=clock)
     few = settings(CI, max_examples=5, derandomize=False, database=None)
     stats = run_machine(CounterMachine, GOOD, hypothesis_settings=few)
     assert stats.examples > 5  # more than one Hypothesis run fitted in the budget
+    # and it stopped once the budget was spent, within a step or two (each reads the clock once)
+    assert planned.end <= clock.now <= planned.end + 3, (planned.end, clock.now)
 
 
 def test_a_budget_that_is_not_a_number_is_named(monkeypatch):
@@ -171,3 +189,30 @@ def test_expect_caught_insists_the_bug_is_caught(tmp_path):
     assert caught.trace.implementation == "buggy" and "first divergence" in caught.report
     with pytest.raises(AssertionError, match="did not catch implementation 'good'"):
         expect_caught(CounterMachine, GOOD, hypothesis_settings=CI, trace_dir=tmp_path / "good")
+
+
+def test_reports_shorten_ids_and_bytes_the_same_way_every_time():
+    task = "2a1076926799c23b4b99885214caa749b263fac6c6dd223dec77c7aa373b266f"
+    step = Step("claim", {"replica": 1, "task": task, "tasks": [task, "x"]})
+    assert step.describe() == "claim(replica=1, task='2a107692…', tasks=['2a107692…', 'x'])"
+    from harness.replay import show
+
+    assert show(bytes.fromhex(task)) == "2a107692…" and show({b"\x01\x02"}) == "{0102}"
+
+
+class DescribedCounterMachine(CounterMachine):
+    """The toy machine telling its steps in its own words."""
+
+    def describe_step(self, step):
+        if step.rule == "sync":
+            return f"replica {step.args['target']} merges what replica {step.args['source']} counted"
+        return super().describe_step(step)
+
+
+def test_explain_tells_each_step_in_the_machines_words_and_names_the_failing_check():
+    report = explain(toy_trace(), DescribedCounterMachine, BUGGY)
+    line = next(line for line in report.splitlines() if "first divergence" in line)
+    assert "replica 1 merges what replica 0 counted" in line
+    assert "CounterMachine.check failed: AssertionError: replica 1 counts 0, the model says 3" in report
+    assert report.splitlines()[-1] == ("Result: failed at step 4: sync(source=0, target=1): CounterMachine.check: "
+                                       "AssertionError: replica 1 counts 0, the model says 3")

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from harness import implementations
 from harness.laws import check_delta_idempotence, check_merge_laws
+from implementations.limits import MAX_CLOCK_AHEAD_NS, MAX_HLC_COUNTER
 from implementations.lww import STATE_KIND, HybridLogicalClock, LWWRegister, decode_delta, decode_state
-from implementations.wire import DecodeError, encode
+from implementations.wire import DecodeError, OverLimit, encode
 from machines.contracts import RegisterReplica
 from models import lww as model
 from models.clock import NS_PER_MS, ManualClock, OffsetClock
@@ -274,3 +275,46 @@ def test_a_delta_is_not_a_state_and_a_state_is_not_a_delta():
     with pytest.raises(DecodeError, match=r"kind 'lww\.state'"):
         register.apply_delta(state)
     assert register.value() == "kept"
+
+
+# ----- peers that lie (issue 7) ----------------------------------------------------------------
+
+
+def test_the_model_and_the_limits_agree_on_the_greatest_counter():
+    assert model.MAX_COUNTER == MAX_HLC_COUNTER
+
+
+def test_a_counter_at_the_limit_moves_the_wall_time_on_as_the_model_says():
+    clock = ManualClock(START_NS)
+    register = LWWRegister(1, clock)
+    register.apply_delta(encode("lww.delta", 1, [START_NS, MAX_HLC_COUNTER, 2**40, "theirs"]))
+    register.write("mine")
+    expected = model.next_timestamp([model.Timestamp(START_NS, MAX_HLC_COUNTER)], START_NS)
+    assert expected == model.Timestamp(START_NS + 1, 0)
+    assert (register.entry.wall_ns, register.entry.counter) == (START_NS + 1, 0)
+    assert register.value() == "mine"
+
+
+@pytest.mark.parametrize(("body", "limit"), [
+    ([START_NS + MAX_CLOCK_AHEAD_NS + 1, 0, 2, "x"], "MAX_CLOCK_AHEAD_NS"),
+    ([2**64 - 1, 0, 2, "x"], "MAX_CLOCK_AHEAD_NS"),
+    ([START_NS, MAX_HLC_COUNTER + 1, 2, "x"], "MAX_HLC_COUNTER"),
+    ([START_NS, 2**64 - 1, 2, "x"], "MAX_HLC_COUNTER"),
+])
+def test_timestamps_out_of_bounds_are_refused_whole_and_writes_still_work(body, limit):
+    register = LWWRegister(1, ManualClock(START_NS))
+    register.write("mine")
+    before = register.state()
+    for kind, method in (("lww.delta", register.apply_delta), ("lww.state", register.merge)):
+        with pytest.raises(OverLimit) as refusal:
+            method(encode(kind, 1, body))
+        assert refusal.value.limit == limit and limit in str(refusal.value)
+        assert register.state() == before
+    register.write("again")
+    assert register.value() == "again"
+
+
+def test_a_write_at_the_clock_bound_is_accepted():
+    register = LWWRegister(1, ManualClock(START_NS))
+    register.apply_delta(encode("lww.delta", 1, [START_NS + MAX_CLOCK_AHEAD_NS, 0, 2, "x"]))
+    assert register.value() == "x"

@@ -12,13 +12,8 @@ property must fail, and the shrunk counterexample must be small and show the dif
 * the recipient's share of the fee sent back to change (an upstream bug: transaction fee
   below ``fee``).
 
-And the pskt machine (machines/pskt.py), run with ``harness.run_machine`` on an implementation
-built here (never registered through machines/adapters), catches, each with a short trace:
-
-* a node that counts a key signing an input twice as two signers;
-* a node that counts signatures by keys outside the group;
-* a node that indexes created outputs by txid alone (the change overwrites the payment);
-* signers that take the UTXOs in the order their node listed them.
+And the pskt machine (machines/pskt.py) catches the catalogue's PSKT and ledger bugs
+(``tests/bugs/pskt.py``), each searched for with the budget measured for it under ten seeds.
 """
 
 from __future__ import annotations
@@ -26,11 +21,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import Phase, given, settings
 
-from harness import expect_caught
 from implementations import pskt
-from implementations.ledger import Ledger
-from machines.adapters.pskt_ledger import implementation_with
-from machines.pskt import PsktMachine
+from tests.bugs.hunt import assert_caught, robust
 from tests.test_pskt import cases, check_agreement
 
 #: The ci profile, more examples, one bug reported, and no "explain" phase (it re-runs the
@@ -42,17 +34,6 @@ CI = settings(
     report_multiple_bugs=False,
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
-
-MACHINE_CI = settings(
-    settings.get_profile("ci"),
-    max_examples=60,  # pinned, with the step count: tuning the ci profile must not reshuffle these searches
-    # Shrinking is nearly all of these tests' time and costs more the longer the first failing
-    # run: 30 steps find every bug below within its first ten examples, cheaper than 40.
-    stateful_step_count=30,
-    report_multiple_bugs=False,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
-)
-
 
 def run_agreement(build=pskt.build_template) -> list[dict]:
     """Run the agreement property; return the failing cases seen (the last is the shrunk one)."""
@@ -131,59 +112,9 @@ def test_catches_the_recipient_fee_share_returned_to_change():
 
 # --- the pskt machine (templates of every signer and the node's acceptance) -------------------
 
-MAX_TRACE_STEPS = 20
+MACHINE_BUGS = robust("pskt")
 
 
-class CountsEveryPair(Ledger):
-    """A key that signs an input twice is counted twice."""
-
-    @staticmethod
-    def signers_of(group, pairs, sighash):
-        return sum(1 for key, signature in pairs if key in group.pubkeys and pskt.verify_signature(key, signature, sighash))
-
-
-class TrustsAnyKey(Ledger):
-    """Any valid signature counts, whether or not its key belongs to the group."""
-
-    @staticmethod
-    def signers_of(group, pairs, sighash):
-        return len({key for key, signature in pairs if pskt.verify_signature(key, signature, sighash)})
-
-
-class OutputsKeyedByTxid(Ledger):
-    """Created outputs are indexed by txid alone: the change overwrites the payment."""
-
-    def submit(self, tx):
-        self.check(tx)
-        txid = pskt.tx_template_hash(tx.template)
-        for utxo in tx.template.inputs:
-            del self._utxos[(utxo.txid, utxo.index)]
-            self._spent.add((utxo.txid, utxo.index))
-        for output in tx.template.outputs:
-            self._utxos.pop((txid, 0), None)
-            self._utxos[(txid, 0)] = (output.amount, output.address)
-        self.accepted.append(txid)
-        return txid
-
-
-def node_order(utxos, the_event_hash, round=0):
-    return list(utxos)
-
-
-LEDGER_BUGS = {
-    "counts-every-pair": CountsEveryPair,
-    "trusts-any-key": TrustsAnyKey,
-    "outputs-keyed-by-txid": OutputsKeyedByTxid,
-}
-
-
-@pytest.mark.parametrize("bug", [*LEDGER_BUGS, "selection-in-node-order"])
-def test_the_pskt_machine_catches(bug, tmp_path, monkeypatch):
-    monkeypatch.setenv("MBT_TRACE_DIR", str(tmp_path))
-    if bug == "selection-in-node-order":
-        monkeypatch.setattr(pskt, "selection_order", node_order)
-        buggy = implementation_with(f"buggy-{bug}")
-    else:
-        buggy = implementation_with(f"buggy-{bug}", ledger_class=LEDGER_BUGS[bug])
-    steps = expect_caught(PsktMachine, buggy, hypothesis_settings=MACHINE_CI, trace_dir=tmp_path).trace.steps
-    assert len(steps) <= MAX_TRACE_STEPS, [s.describe() for s in steps]
+@pytest.mark.parametrize("bug", MACHINE_BUGS, ids=[b.name for b in MACHINE_BUGS])
+def test_the_pskt_machine_catches(bug):
+    assert_caught(bug)

@@ -6,7 +6,7 @@ this test does it for real: two ``benchmarks.crash_signers`` signer workers shar
 coordinators) at once, so each process takes one. The file must show each event signed in
 one request only, the other refused "event already processed", and the reserved volume
 equal to the live reservations. Bounded (every wait has a deadline) and cleaned up (the
-process host reaps both workers, also on failure).
+process group reaps both workers, also on failure).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import sqlite3
 import time
 
 from benchmarks import crash_signers as cs
-from harness.processes import ProcessHost
 from implementations import pskt
 from implementations.threshold import decode_answer
 from implementations.threshold_envelope import decode_envelope
+from implementations.transport.process import ProcessGroup
 
 ROUNDS = 12
 DEADLINE_S = 60
@@ -30,10 +30,10 @@ def test_two_signer_processes_on_one_file_never_sign_an_event_twice(tmp_path):
     coordinators = [cs._core("coordinator", c, tmp_path, 0) for c in cs.COORDINATORS]
     mail = cs.Mailbox(cs._files(tmp_path)["mail"])
     signer0 = coordinators[0].group.members[0]
-    with ProcessHost(tmp_path / "logs") as host:
+    with ProcessGroup(tmp_path / "logs") as host:
         for copy in range(2):
-            host.start(f"signer-0-{copy}", "benchmarks.crash_signers", "worker", "--role", "signer", "--index", "0",
-                       "--dir", str(tmp_path), "--parent", str(os.getpid()), "--order-seed", str(copy))
+            host.spawn(f"signer-0-{copy}", "benchmarks.crash_signers", ["worker", "--role", "signer", "--index", "0",
+                       "--dir", str(tmp_path), "--parent", str(os.getpid()), "--order-seed", str(copy)])
         for k in range(ROUNDS):
             event = pskt.Event("race", f"ext-{k}", f"kaspatest:dest{k}", 100, (("reason", "bridge"),), time.time_ns())
             proposals = []
@@ -44,7 +44,7 @@ def test_two_signer_processes_on_one_file_never_sign_an_event_twice(tmp_path):
         deadline = time.monotonic() + DEADLINE_S
         while sum(mail.pending(f"coordinator-{c}") for c in cs.COORDINATORS) < 2 * ROUNDS:
             assert time.monotonic() < deadline, "the signer processes did not answer in time"
-            assert host.alive("signer-0-0") and host.alive("signer-0-1"), "a signer process died"
+            assert host["signer-0-0"].alive and host["signer-0-1"].alive, "a signer process died"
             time.sleep(0.02)
     for coordinator in coordinators:
         coordinator.close()

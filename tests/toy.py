@@ -1,7 +1,8 @@
 """A deliberately tiny machine used to test the framework itself.
 
 The model is a grow-only counter per replica; ``Counter`` is the implementation; the
-``buggy`` variant loses an increment when merging a replica with itself's equal count.
+``buggy`` variant loses an increment when merging a replica with itself's equal count;
+``two-bugs`` has that bug and another, distinct one (replica 2 refuses to count past 3).
 """
 
 from __future__ import annotations
@@ -45,9 +46,19 @@ class Wobbly(Counter):
             super().merge(other)
 
 
+class TwoBugs(Counter):
+    """Two distinct failures: the merge bug, and replica 2 refusing to count past 3."""
+
+    def increment(self) -> None:
+        if self.id == 2 and self.counts.get(self.id, 0) >= 3:
+            raise OverflowError(f"replica {self.id} cannot count past 3")
+        super().increment()
+
+
 GOOD = register(Implementation("toy-counter", "good", lambda i, c: Counter(i, c)))
 BUGGY = register(Implementation("toy-counter", "buggy", lambda i, c: Counter(i, c, buggy=True)))
 WOBBLY = register(Implementation("toy-counter", "wobbly", Wobbly))
+TWO_BUGS = register(Implementation("toy-counter", "two-bugs", lambda i, c: TwoBugs(i, c, buggy=True)))
 
 
 class CounterMachine(TracedMachine):

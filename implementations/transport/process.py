@@ -12,9 +12,13 @@ instead is reaped and reported with the end of its log. Then:
   asks for the same QUIC port, so peers' addresses stay right);
 * ``stop()``: a ``shutdown`` request, then SIGKILL if it has not exited in time; reaped.
 
+A child that serves no control endpoint (a worker of ``benchmarks.crash_signers``, say) is
+started with ``ready_line=False``: ``spawn()`` is its whole start, ``stop()`` sends SIGTERM
+before the SIGKILL, and ``restart()`` spawns it again with the same arguments.
+
 ``ProcessGroup`` is a context manager of children that stops and reaps every one on the
 way out, whatever happened. A child also stops by itself when its parent is gone
-(``watch_parent``, run inside every node and proxy process).
+(``watch_parent`` inside every node and proxy process; ``parent_alive`` for a plain loop).
 
 ``snapshot()`` lists this process's children (zombies too: an unreaped child is a
 leftover) and the ports bound by this process and its children, from ``/proc``; compare one
@@ -60,9 +64,16 @@ async def watch_parent(scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
+def parent_alive(parent_pid: int) -> bool:
+    """For a child's own loop: whether the process that started it (``--parent PID``) still runs."""
+    return os.getppid() == parent_pid
+
+
 class ChildProcess:
-    def __init__(self, name: str, module: str, args: list[str], log_path: Path, cwd: Path) -> None:
+    def __init__(self, name: str, module: str, args: list[str], log_path: Path, cwd: Path, ready_line: bool = True) -> None:
         self.name, self.module, self.args = name, module, list(args)
+        #: Whether the child prints a ready line and serves control requests (a node, a proxy).
+        self.ready_line = ready_line
         self.log_path, self.cwd = Path(log_path), Path(cwd)
         self.proc: subprocess.Popen | None = None
         self.ready: dict[str, Any] = {}
@@ -94,7 +105,7 @@ class ChildProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.args, *extra_args],
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
+                stdout=subprocess.PIPE if self.ready_line else subprocess.DEVNULL,
                 stderr=log,
                 cwd=self.cwd,
                 env=env,
@@ -174,6 +185,9 @@ class ChildProcess:
         if self.alive and self._client is not None:
             with contextlib.suppress(ControlError):
                 self._client.call("shutdown")
+        elif self.alive:  # no control endpoint: ask with SIGTERM
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
         code = self._reap(timeout)
         return code if code is not None else self.kill()
 
@@ -181,6 +195,9 @@ class ChildProcess:
         """Start again on the same files (after a kill or stop), on the same QUIC port if it had one."""
         if self.alive:
             raise ProcessError(f"{self.name}: still running; kill or stop it first")
+        if not self.ready_line:
+            self.spawn()
+            return {}
         return self.start(["--port", str(self.ready["quic"])] if "quic" in self.ready else [], timeout)
 
 
@@ -193,6 +210,15 @@ class ProcessGroup:
 
     def start(self, name: str, module: str, args: list[str] = (), timeout: float = READY_TIMEOUT_SECONDS) -> ChildProcess:
         return self.start_many({name: (module, list(args))}, timeout)[name]
+
+    def spawn(self, name: str, module: str, args: list[str] = ()) -> ChildProcess:
+        """Start a child that prints no ready line (``ready_line=False``); it is running when this returns."""
+        if name in self.children:
+            raise ValueError(f"{name}: a child of that name exists")
+        child = ChildProcess(name, module, list(args), self.directory / f"{name}.log", self.directory, ready_line=False)
+        self.children[name] = child
+        child.spawn()
+        return child
 
     def start_many(
         self, programs: dict[str, tuple[str, list[str]]], timeout: float = READY_TIMEOUT_SECONDS
@@ -217,6 +243,10 @@ class ProcessGroup:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop and reap every child (also the ``with`` block's last act, whatever happened)."""
         errors = []
         for child in self.children.values():
             if child.proc is None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from harness import Implementation, register
-from implementations.lww import LWWRegister
+from harness.hostile import register_crafter
+from implementations.lww import DELTA_KIND, STATE_KIND, VERSION, Entry, LWWRegister, decode_delta, decode_state, entry_to_body
+from implementations.wire import encode
 from machines.contracts import RegisterReplica
 from models.clock import Clock
 
@@ -55,3 +57,22 @@ HLC = register(
         description="LWWRegister: (wall_ns, counter, writer) order, hybrid logical clock stamps, msgpack wire",
     )
 )
+
+
+class HLCCrafter:
+    """The adversary's pen for ``LWWRegister`` messages (see ``machines.lww``, the adversary)."""
+
+    lies = ("clock_ahead", "counter_at_max", "counter_at_limit", "stranger_ops", "one_field_wrong")
+
+    def write(self, whole_state: bool, wall_ns: int, counter: int, writer: int, value: Hashable) -> bytes:
+        kind = STATE_KIND if whole_state else DELTA_KIND
+        return encode(kind, VERSION, entry_to_body(Entry(wall_ns, counter, writer, value)))
+
+    def tamper(self, genuine: bytes, whole_state: bool, field: str, value: int) -> bytes:
+        entry = decode_state(genuine) if whole_state else decode_delta(genuine)
+        if entry is None:
+            return genuine[:-1]  # nothing to spoil in a register never written: a truncated state
+        return self.write(whole_state, **{**entry._asdict(), field: value})
+
+
+register_crafter("lww", "hlc", HLCCrafter(), HLCRegisterReplica)

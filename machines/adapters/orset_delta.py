@@ -7,8 +7,13 @@ are counters, never timestamps).
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from harness import Implementation, register
-from implementations.orset import DeltaORSet
+from harness.hostile import register_crafter
+from implementations.orset import DELTA_KIND, STATE_KIND, VERSION, DeltaORSet, DotStore, decode_delta, decode_state, encode_body
+from implementations.wire import encode
 from machines.contracts import SetReplica
 from models.clock import Clock
 
@@ -26,3 +31,58 @@ DELTA_STATE = register(
         description="DeltaORSet: dots, causal context (version vector + dot cloud), no tombstones, msgpack wire",
     )
 )
+
+
+class DeltaStateCrafter:
+    """The adversary's pen for ``DeltaORSet`` messages (see ``machines.orset``, the adversary).
+
+    Messages are built as ``DotStore`` objects and encoded by the implementation's own
+    encoder, so they are canonical and well-formed: they lie only in what they say.
+    """
+
+    lies = ("own_dots_ahead", "dots_far_ahead", "counter_at_max", "stranger_ops", "one_field_wrong",
+            "huge_vector", "dot_cloud")
+
+    @staticmethod
+    def encode(store: DotStore, whole_state: bool) -> bytes:
+        return encode(STATE_KIND if whole_state else DELTA_KIND, VERSION, encode_body(store))
+
+    def claim(self, whole_state: bool, dots: list[tuple[int, int]]) -> bytes:
+        store = DotStore()
+        for dot in dots:
+            store.context.add(tuple(dot))
+        return self.encode(store, whole_state)
+
+    def add(self, whole_state: bool, element: Any, dot: tuple[int, int]) -> bytes:
+        store = DotStore()
+        store.insert(element, tuple(dot))
+        store.context.add(tuple(dot))
+        return self.encode(store, whole_state)
+
+    def remove(self, whole_state: bool, element: Any, dots: list[tuple[int, int]]) -> bytes:
+        return self.claim(whole_state, dots)
+
+    def observed(self, holder: DeltaORSet, element: Any) -> set[tuple[int, int]]:
+        return decode_state(holder.state()).entries.get(element, set())
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019 (one crafter per process; the bytes never change)
+    def huge_vector(self, whole_state: bool, replicas: int) -> bytes:
+        store = DotStore()
+        for stranger in range(replicas):
+            store.context.add((2**32 + stranger, 1))
+        return self.encode(store, whole_state)
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019 (one crafter per process; the bytes never change)
+    def dot_cloud(self, whole_state: bool, replica: int, runs: int) -> bytes:
+        store = DotStore()
+        for run in range(runs):
+            store.context.add((replica, 2 + 2 * run))
+        return self.encode(store, whole_state)
+
+    def tamper(self, genuine: bytes, whole_state: bool, dot: tuple[int, int]) -> bytes:
+        store = (decode_state if whole_state else decode_delta)(genuine)
+        store.context.add(tuple(dot))
+        return self.encode(store, whole_state)
+
+
+register_crafter("orset", "delta-state", DeltaStateCrafter(), DeltaORSet)

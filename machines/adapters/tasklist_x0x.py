@@ -11,16 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 import blake3
+import msgpack
 from nacl.signing import SigningKey
 
 from harness import Implementation, register
-from implementations import orset
+from harness.hostile import register_crafter
+from implementations import lww, orset
 from implementations import rga as rga_impl
 from implementations.tasklist import (
     CLAIMED,
     DELTA_KIND,
     DONE,
+    FIELDS,
     STATE_KIND,
+    U64_MAX,
     Record,
     TaskList,
     TaskRefused,
@@ -28,6 +32,7 @@ from implementations.tasklist import (
     attestation_message,
     encode_message,
 )
+from implementations.wire import encode
 from machines.contracts import FORGERIES, Refused
 from models.clock import Clock
 from models.tasklist import Claimed, Done, Empty, TaskView
@@ -107,20 +112,16 @@ class X0xTaskListReplica:
         return tuple(views)
 
     def forge(self, task_id: bytes, state: str, agent: int, ts_ms: int, how: str, whole_state: bool) -> bytes:
-        own = [(max(dots), element) for element, dots in self.tasks.records(task_id) if element[33:65] == self.agent_id]
+        own = [record for record in self.tasks.records(task_id) if record[33:65] == self.agent_id]
         if how == "tampered_copy" and own:
-            dot, genuine = max(own)
+            genuine = own[-1]
             record = genuine[:-64] + bytes([genuine[-64] ^ 0x01]) + genuine[-63:]
         else:
             how = "flipped_signature" if how == "tampered_copy" else how
             record = forged_record(task_id, {"claimed": CLAIMED, "done": DONE}[state], agent, ts_ms, how)
-            dot = (FORGER_PEER, 1 + int.from_bytes(blake3.blake3(record).digest()[:6], "big"))
-        checkbox = orset.DotStore()
-        checkbox.insert(record, dot)
-        checkbox.context.add(dot)
         if whole_state:
-            return encode_message(STATE_KIND, LIST_ID, orset.DotStore(), rga_impl.RGA(0).state(), [], checkbox)
-        return encode_message(DELTA_KIND, LIST_ID, orset.DotStore(), None, [], checkbox)
+            return encode_message(STATE_KIND, LIST_ID, orset.DotStore(), rga_impl.RGA(0).state(), [], [record])
+        return encode_message(DELTA_KIND, LIST_ID, orset.DotStore(), None, [], [record])
 
     def state(self) -> bytes:
         return self.tasks.state()
@@ -142,3 +143,81 @@ X0X = register(Implementation(
     level="exact",
     description="OR-Set membership, HLC-stamped LWW fields, Ed25519-attested checkbox states, RGA order",
 ))
+
+
+#: The stranger: an agent with a key of its own, that no replica is. Its signed states verify.
+STRANGER_KEY = SigningKey(blake3.blake3(b"stranger").digest())
+#: The stranger's dots (its own pseudo-replica, like FORGER_PEER).
+STRANGER_PEER = 2**40 + 1
+
+
+class X0xCrafter:
+    """The adversary's pen for ``TaskList`` messages (see ``machines.tasklist``, the adversary).
+
+    The checkbox part of a message is a list of signed records with no causal context, so
+    the lies about dots are told in the only context the format has, the membership set's.
+    """
+
+    lies = ("context_erases_state", "dots_far_ahead", "own_dots_ahead", "counter_at_max", "stranger_ops",
+            "relayed_record", "clock_ahead", "one_field_wrong")
+    stranger_agent = agent_id(bytes(STRANGER_KEY.verify_key))
+
+    @staticmethod
+    def message(whole_state: bool, records: list[bytes], members: orset.DotStore | None = None,
+                fields: list | None = None) -> bytes:
+        if whole_state:
+            return encode_message(STATE_KIND, LIST_ID, members or orset.DotStore(), rga_impl.RGA(0).state(), fields or [],
+                                  records)
+        return encode_message(DELTA_KIND, LIST_ID, members or orset.DotStore(), None, fields or [], records)
+
+    def erase(self, holder: X0xTaskListReplica, task: bytes, whole_state: bool) -> bytes:
+        """Every record the holder has but those of ``task``: as a full state, one that 'no
+        longer has' them (the format has no context that could claim they were removed)."""
+        records = msgpack.unpackb(holder.state(), raw=False)[2][4]
+        return self.message(whole_state, [record for record in records if record[1:33] != task])
+
+    def claim_dots(self, whole_state: bool, peer: int, counter: int, bad_record: bool) -> bytes:
+        members = orset.DotStore()
+        members.context.add((peer, counter))  # that dot alone: covering the dots before it would be a (legal) remove
+        records = [forged_record(bytes(32), CLAIMED, 0, 0, "flipped_signature")] if bad_record else []
+        return self.message(whole_state, records, members)
+
+    def claim_own_ahead(self, holder: X0xTaskListReplica, whole_state: bool, ahead: int) -> bytes:
+        peer = holder.tasks.peer_id
+        members = orset.decode_body(msgpack.unpackb(holder.state(), raw=False)[2][1], "members")
+        return self.claim_dots(whole_state, peer, members.context.max_seq(peer) + ahead, False)
+
+    def stranger_state(self, whole_state: bool, task: bytes, state: str, ts_ms: int, serial: int) -> bytes:
+        kind = {"claimed": CLAIMED, "done": DONE}[state]
+        return self.message(whole_state, [Record.sign(kind, LIST_ID, task, STRANGER_KEY, ts_ms).to_bytes()])
+
+    def relay(self, source: X0xTaskListReplica, task: bytes, agent: bytes, state: str, ts_ms: int, whole_state: bool) -> bytes:
+        kind = {"claimed": CLAIMED, "done": DONE}[state]
+        signed = Record.sign(kind, LIST_ID, task, source.tasks.signing_key, ts_ms)  # Ed25519 is deterministic:
+        assert signed.agent == agent, "relay a record of the source's own agent"  # the very bytes it made
+        return self.message(whole_state, [signed.to_bytes()])
+
+    def field_write(self, whole_state: bool, task: bytes, field: str, wall_ns: int, counter: int, writer: int,
+                    value: Any) -> bytes:
+        fields = [(task, FIELDS.index(field), lww.Entry(wall_ns, counter, writer, value))]
+        return self.message(whole_state, [], fields=fields)
+
+    def tamper(self, genuine: bytes, whole_state: bool, how: str, peer: int, counter: int) -> bytes:
+        kind, version, body = msgpack.unpackb(genuine, raw=False)
+        fields = body[3]
+        if how in ("field_clock", "field_counter") and not fields:
+            how = "list_id"  # nothing to spoil there: spoil the list id instead
+        if how == "list_id":
+            body[0] = OTHER_LIST_ID
+        elif how == "field_clock":
+            fields[0][2][0] = U64_MAX
+        elif how == "field_counter":
+            fields[0][2][1] = U64_MAX
+        else:
+            members = orset.decode_body(body[1], "members")
+            members.context.add((peer, counter))
+            body[1] = orset.encode_body(members)
+        return encode(kind, version, body)
+
+
+register_crafter("tasklist", "x0x", X0xCrafter(), X0xTaskListReplica)

@@ -1,0 +1,222 @@
+"""One search for one planted bug, measured: found or not, CPU seconds and examples to the
+first failure, the shrunk trace. Used by the sweep, the benchmark and the bug tests.
+
+The machine is wrapped in a subclass that notes the first failure as it happens (a step or
+a check raising), so what is measured is the search, not the shrinking after it; the trace
+is what ``harness.run_machine`` writes once it has shrunk the failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+from hypothesis import Phase, settings
+
+from harness import Trace, load_trace, replay, run_machine
+from harness.machine import StepNotApplicable
+from harness.minimize import RUN_BUDGET
+from tests.bugs.catalogue import Bug, Search
+
+#: Hypothesis's phases for a search that stops at the first failure (no shrinking): the
+#: examples it generates are the same as a full run's up to that failure.
+SEARCH_ONLY = (Phase.generate,)
+FULL = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+
+
+@attrs.frozen
+class Hunt:
+    bug: str
+    found: bool
+    #: CPU seconds of this process from the start of the run to the first failure (or to its end).
+    seconds: float
+    #: Examples run up to and including the first failing one (or all of them if none failed).
+    examples: int
+    #: The first line of the first failure.
+    failure: str = ""
+    #: The trace the run wrote after shrinking (None when not found or not shrunk).
+    trace: Trace | None = attrs.field(default=None, eq=False)
+
+    @property
+    def steps(self) -> int | None:
+        return None if self.trace is None else len(self.trace.steps)
+
+
+class OutOfTime(KeyboardInterrupt):
+    """Raised before a step once a hunt's CPU budget is spent: Hypothesis lets interrupts
+    through at once, so the run ends within one step."""
+
+
+class _Probe:
+    def __init__(self, cpu_seconds: float | None = None, shrink_seconds: float | None = None,
+                 shrink_examples: int | None = None) -> None:
+        self.examples = 0
+        self.shrink_examples = shrink_examples
+        self.last_example: int | None = None
+        self.first: tuple[int, float, str] | None = None
+        self.started = time.process_time()
+        self.deadline = None if cpu_seconds is None else self.started + cpu_seconds
+        self.shrink_seconds = shrink_seconds
+        #: The shortest failing run seen (steps), for a run stopped while it shrinks.
+        self.shortest: list | None = None
+
+    def failed(self, error: BaseException, steps: list) -> None:
+        now = time.process_time()
+        if self.first is None:
+            text = str(error).strip().splitlines()
+            self.first = (self.examples, now - self.started, f"{type(error).__name__}: {text[0] if text else ''}"[:200])
+            if self.shrink_seconds is not None:
+                self.deadline = now + self.shrink_seconds
+            if self.shrink_examples is not None:
+                self.last_example = self.examples + self.shrink_examples
+        if self.shortest is None or len(steps) < len(self.shortest):
+            self.shortest = list(steps)
+
+    def before_step(self) -> None:
+        if self.deadline is not None and time.process_time() > self.deadline:
+            raise OutOfTime("the hunt's CPU budget is spent")
+        if self.last_example is not None and self.examples > self.last_example:
+            raise OutOfTime("the hunt's shrinking budget (examples) is spent")
+
+
+def probed(machine_cls: type, probe: _Probe) -> type:
+    """``machine_cls`` noting its first failure in ``probe`` (not registered: no ``name`` of its own)."""
+
+    class Probed(machine_cls):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            probe.examples += 1
+            super().__init__(*args, **kwargs)
+
+        def do(self, rule: str, **args: Any) -> None:
+            probe.before_step()
+            try:
+                super().do(rule, **args)
+            except StepNotApplicable:
+                raise
+            except Exception as error:
+                probe.failed(error, self.steps)
+                raise
+
+        def check(self) -> None:
+            try:
+                super().check()
+            except Exception as error:
+                probe.failed(error, self.steps)
+                raise
+
+    Probed.__name__ = Probed.__qualname__ = machine_cls.__name__
+    return Probed
+
+
+def search_settings(search: Search, *, shrink: bool, base: settings | None = None) -> settings:
+    """``base`` (the ``ci`` profile by default) with the search's examples and steps."""
+    return settings(base or settings.get_profile("ci"), max_examples=search.examples, stateful_step_count=search.steps,
+                    report_multiple_bugs=False, phases=FULL if shrink else SEARCH_ONLY)
+
+
+def hunt(bug: Bug, hypothesis_settings: settings, *, seed: int | None = None, trace_dir: str | Path | None = None,
+         cpu_seconds: float | None = None, shrink_seconds: float | None = None,
+         shrink_examples: int | None = None, machine_cls: type | None = None) -> Hunt:
+    """Run ``bug``'s machine against the planted bug once: at most ``cpu_seconds`` of CPU
+    before the first failure, and ``shrink_seconds`` of CPU or ``shrink_examples`` examples
+    after it (None: no bound; examples keep a derandomized run reproducible, seconds do not).
+    ``machine_cls``: a variant of the bug's machine (default: the registered one)."""
+    # The run itself bounds its shrinking (``shrink_examples``) and then writes its shortest
+    # failing run; the probe only notes the first failure (and bounds CPU seconds, if asked).
+    probe = _Probe(cpu_seconds, shrink_seconds)
+    with tempfile.TemporaryDirectory(prefix="mbt-hunt-") as scratch:
+        directory = Path(trace_dir or scratch)
+        with bug.plant() as buggy:
+            machine = probed(machine_cls or bug.machine_class(), probe)
+            # What failed is what the probe saw: a coverage complaint is no catch.
+            with contextlib.suppress(Exception, OutOfTime):
+                # A search without shrinking wants no minimized trace either: only how far it got.
+                run_machine(machine, buggy, hypothesis_settings=hypothesis_settings, trace_dir=directory, seed=seed,
+                            shrink_examples=shrink_examples,
+                            minimize_budget=RUN_BUDGET if Phase.shrink in hypothesis_settings.phases else None)
+        if probe.first is None:
+            return Hunt(bug.name, False, time.process_time() - probe.started, probe.examples)
+        examples, seconds, failure = probe.first
+        traces = sorted(directory.glob(f"{bug.machine}-*.json"), key=lambda p: len(load_trace(p).steps))
+        # Stopped while shrinking, no trace was written: the shortest failing run seen is the result.
+        trace = load_trace(traces[0]) if traces else Trace(bug.machine, buggy.name, tuple(probe.shortest or ()), failure=failure)
+        return Hunt(bug.name, True, seconds, examples, failure, trace)
+
+
+# ----- worker processes ---------------------------------------------------------------------
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+
+
+def in_workers(function: Callable[[Any], Any], tasks: Iterable[Any], workers: int) -> Iterator[Any]:
+    """``function`` over ``tasks`` in ``workers`` forked processes, one fresh process per task
+    (a plant's patches and Hypothesis's state never outlive their task); results as they come.
+    The parent has loaded the project already, so every child mines the same constants."""
+    tasks = list(tasks)
+    if workers <= 1:
+        yield from map(function, tasks)
+        return
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker, maxtasksperchild=1) as pool:
+        yield from pool.imap_unordered(function, tasks)
+
+
+def load_everything() -> None:
+    """The project's modules, the adapters, the profiles and the catalogue, in this process."""
+    from harness import profiles
+    from harness.registry import load_adapters
+    from harness.runner import import_project
+    from tests.bugs.catalogue import catalogue
+
+    profiles.register_profiles()
+    settings.load_profile("ci")
+    import_project()
+    load_adapters()
+    catalogue()
+
+
+# ----- the bug tests ------------------------------------------------------------------------
+
+#: Examples a bug test's search may spend shrinking after the first failure. Since main's
+#: harness minimizes every trace a run writes, 300 give traces as short as 1000 did (every
+#: bug test's trace is within MAX_TRACE_STEPS) for 2 CPU minutes of bug tests instead of 4.
+SHRINK_EXAMPLES = 300
+#: The longest shrunk trace a bug test accepts.
+MAX_TRACE_STEPS = 20
+
+
+def robust(machine: str) -> list[Bug]:
+    """The bugs of ``machine`` with a measured robust budget: what its bug test searches for
+    (the others are caught by replaying their committed trace, ``tests/test_bug_catalogue.py``)."""
+    from tests.bugs.catalogue import bugs_of
+
+    return [b for b in bugs_of(machine) if b.search() is not None]
+
+
+def assert_caught(the_bug: Bug, max_steps: int = MAX_TRACE_STEPS) -> list[str]:
+    """Search for ``the_bug`` with its measured budget (derandomized ``ci``): it must be found,
+    with a trace of at most ``max_steps`` steps that fails with the bug and passes without it
+    and holds the rules the bug ``involves``. Returns the trace's rules."""
+    search = the_bug.search()
+    assert search is not None, f"{the_bug.name} has no robust budget: python -m tests.bugs.sweep {the_bug.name} --write"
+    found = hunt(the_bug, search_settings(search, shrink=True), shrink_examples=SHRINK_EXAMPLES)
+    assert found.found, f"{the_bug.machine} did not catch {the_bug.name} in {found.examples} examples"
+    trace = found.trace
+    assert trace is not None and len(trace.steps) <= max_steps, [s.describe() for s in trace.steps]
+    machine = the_bug.machine_class()
+    with the_bug.plant() as buggy:
+        assert replay(trace, machine, buggy).status == "failed"
+    assert replay(trace, machine, the_bug.correct_implementation()).status == "passed", "it fails without the bug too"
+    rules = [step.rule for step in trace.steps]
+    assert the_bug.involves <= set(rules), f"{the_bug.name}: expected {sorted(the_bug.involves)} in {rules}"
+    return rules

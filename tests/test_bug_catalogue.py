@@ -1,0 +1,67 @@
+"""The bug catalogue (``tests/bugs``) is what it says: at least 40 bugs across every machine,
+each of a known class, each with a committed shortest trace that fails with the bug planted
+and passes without it, and a budget measured by ``python -m tests.bugs.sweep``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import load_trace, replay
+from harness.registry import implementation, machine_class
+from tests.bugs.catalogue import CLASSES, budgets, catalogue
+from tests.bugs.catalogue import TRACES as TRACES_DIR
+
+BUGS = sorted(catalogue().values(), key=lambda b: b.name)
+WITH_TRACES = [b for b in BUGS if b.trace_path.exists()]
+BLOCKERS = Path(__file__).resolve().parent / "bugs" / "blockers"
+#: Bugs whose trace cannot be taken yet: every failing run the sweep found of them is a
+#: trace the correct build fails too (the blocker, committed under ``tests/bugs/blockers``).
+BLOCKED = {
+    "mesh-foaf-ttl-not-decremented": "mesh-presence-lookup-absent",
+    "mesh-rendezvous-serves-expired-adverts": "mesh-presence-lookup-absent",
+    "mesh-replay-ttl-in-milliseconds": "mesh-presence-lookup-absent",
+}
+
+
+def test_the_catalogue_covers_every_machine_and_class():
+    assert len(BUGS) >= 40
+    machines = {b.machine for b in BUGS}
+    for machine in ("orset", "lww", "rga", "tasklist", "policy", "pskt", "threshold", "mesh_tasklist", "mesh_presence",
+                    "mesh_adversary"):
+        assert machine in machines, f"no bug of {machine}"
+    assert {b.kind for b in BUGS} == set(CLASSES), set(CLASSES) - {b.kind for b in BUGS}
+    for b in BUGS:
+        assert b.description and b.name.startswith(b.machine.split("_")[0]), b
+        implementation(b.machine, b.correct)  # the implementation it is planted into exists
+
+
+def test_every_bug_has_a_committed_trace_and_a_measured_budget():
+    missing_traces = [b.name for b in BUGS if not b.trace_path.exists() and b.name not in BLOCKED]
+    assert not missing_traces, f"no shortest trace committed (python -m tests.bugs.sweep BUG --write): {missing_traces}"
+    measured = budgets()
+    assert not [b.name for b in BUGS if b.name not in measured], "bugs never swept"
+
+
+@pytest.mark.parametrize("bug", WITH_TRACES, ids=[b.name for b in WITH_TRACES])
+def test_the_shortest_trace_fails_with_the_bug_and_passes_without(bug):
+    trace = load_trace(bug.trace_path)
+    assert (trace.machine, trace.implementation) == (bug.machine, bug.correct), trace
+    machine = bug.machine_class()
+    assert str(replay(trace, machine, bug.correct_implementation())) == "passed"
+    with bug.plant() as buggy:
+        outcome = replay(trace, machine, buggy)
+        again = replay(trace, machine, buggy)
+    assert outcome.status == "failed", outcome
+    assert outcome == again, "the failing replay is not deterministic"
+    assert outcome.step == len(trace.steps) - 1, f"the trace goes on after its failure at {outcome}"
+
+
+@pytest.mark.parametrize("blocker", sorted(set(BLOCKED.values())))
+def test_a_blocker_still_fails_on_the_correct_build(blocker):
+    """When it passes, the defect behind it is fixed: take the blocked bugs' traces
+    (``python -m tests.bugs.sweep BUG --seeds 2 --write``) and empty ``BLOCKED``."""
+    trace = load_trace(BLOCKERS / f"{blocker}.json")
+    assert not [name for name, b in BLOCKED.items() if b == blocker and (TRACES_DIR / f"{name}.json").exists()]
+    assert replay(trace, machine_class(trace.machine), implementation(trace.machine, trace.implementation)).status == "failed"

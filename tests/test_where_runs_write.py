@@ -1,0 +1,48 @@
+"""Runs write only where they are told: never into the directory they start in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Variables that would tell a run where to write: the test wants the defaults.
+WHERE = ("CI", "MBT_TRACE_DIR", "MBT_EXAMPLE_DB", "HYPOTHESIS_STORAGE_DIRECTORY", "MBT_ADAPTERS", "PYTEST_ADDOPTS")
+
+
+def test_a_pytest_run_writes_nothing_into_its_starting_directory(tmp_path):
+    start, cache = tmp_path / "start", tmp_path / "cache"
+    start.mkdir()
+    env = {key: value for key, value in os.environ.items() if key not in WHERE}
+    env.update(XDG_CACHE_HOME=str(cache), HYPOTHESIS_PROFILE="dev", PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "toy_session.py"), "-k", "good or buggy", "-q"],
+        cwd=start, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert "1 failed, 1 passed" in result.stdout, result.stdout + result.stderr  # the buggy run failed: it wrote
+    assert sorted(p.name for p in start.iterdir()) == []
+    home = cache / "crdt-threshold-mbt"
+    traces = list((home / "traces").glob("toy-counter-buggy-*.json"))
+    assert len(traces) == 1 and str(traces[0]) in result.stdout
+    assert any((home / "examples" / "dev").rglob("*")), "the dev example database is in the cache"
+
+
+def test_a_script_running_a_machine_writes_nothing_into_its_starting_directory(tmp_path):
+    """No conftest sets the profiles up here (a benchmark, a user's script)."""
+    start, cache = tmp_path / "start", tmp_path / "cache"
+    start.mkdir()
+    env = {key: value for key, value in os.environ.items() if key not in WHERE}
+    env.update(XDG_CACHE_HOME=str(cache), PYTHONPATH=str(ROOT))
+    script = ("from hypothesis import settings\n"
+              "from harness import run_machine\n"
+              "from tests.toy import BUGGY, CounterMachine\n"
+              "try:\n"
+              "    run_machine(CounterMachine, BUGGY, hypothesis_settings=settings(max_examples=50))\n"
+              "except AssertionError:\n"
+              "    print('caught')\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=start, env=env, capture_output=True, text=True, timeout=300)
+    assert "caught" in result.stdout, result.stdout + result.stderr
+    assert sorted(p.name for p in start.iterdir()) == []
+    assert list((cache / "crdt-threshold-mbt" / "traces").glob("toy-counter-buggy-*.json"))
