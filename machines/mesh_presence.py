@@ -13,7 +13,8 @@ model view's. ``foaf`` starts a query on a node and lets the (possibly cut) netw
 settle: it is found exactly when ``models.foaf`` says. ``lookup`` asks the rendezvous for
 a member, lets the network settle and, while the lookup waits, moves the clock past the
 lookup timeout and ticks the querier (failover to the backup): the outcome is
-``models.rendezvous.lookup``'s.
+``models.rendezvous.lookup``'s. A querier that is itself the coordinator asked answers at once,
+from the adverts it holds before anything in flight lands.
 
 Trace arguments: nodes are indices; TTLs and ns are integers.
 """
@@ -191,23 +192,21 @@ class MeshPresenceMachine(MeshMachine):
             advert = self.adverts[c].get(sought)
             return advert is not None and self.local_now(c) < advert[1] and self.local_now(querier) < advert[1]
 
-        # A querier that is itself the coordinator it asks answers at once, from what it holds
-        # when it asks (at the lookup, or at the tick after a timeout), before anything in
-        # flight arrives: an advert sent a moment ago and not yet delivered is not there yet.
-        held_when_asked = holds(querier)
         node = self.nodes[querier]
         lookup_id, out = node.rendezvous.lookup(self.members[sought], self.local_now(querier))
         self.send_all(querier, out.datagrams())
-        self.step_settle()
         settled: dict[int, bool] = {}
         for c in order:  # each coordinator that does not answer costs a timeout and a tick of the querier
-            if answers(c):
-                settled[c] = held_when_asked if c == querier else holds(c)
+            if c == querier:  # its own coordinator answers at once, from what it holds before anything in flight lands
+                settled[c] = holds(c)
+            self.step_settle()
+            if c in settled or answers(c):
+                settled.setdefault(c, holds(c))
                 break
             assert node.rendezvous.result(lookup_id) == "pending", f"lookup by {querier} settled with no answer from {c}"
             self.clock.advance(self.node_config.lookup_timeout_ns)
-            held_when_asked = holds(querier)
             self.step_tick(querier)
+        else:
             self.step_settle()
         expected = rendezvous.lookup(order, answers, settled.__getitem__)
         result = node.rendezvous.result(lookup_id)

@@ -5,8 +5,8 @@
 edit, move and remove tasks while the simulated network (``harness.network``) delivers,
 drops, duplicates, delays and reorders datagrams, partitions the nodes into any groups or
 one way only, heals, crashes nodes and restarts them from their stores, and the clock
-moves (sometimes past the 300 s replay TTL, so delayed gossip goes stale and only
-anti-entropy can bring it).
+moves (sometimes past the 300 s replay TTL, so delayed pushes go stale and only repairs
+can bring them).
 
 The machine computes each operation with the model on the history the node holds (the
 parts of every operation in the node's log), checks the refusals and the task ids, and
@@ -16,7 +16,8 @@ records the operation once ``publish`` acknowledges it. After every step:
 * every node's value equals the model's value over the operations it holds;
 * a restarted node holds every operation it acknowledged before it went down.
 
-``quiesce`` heals the network, restarts every node and runs anti-entropy rounds: then
+``quiesce`` heals the network, restarts every node and runs rounds of ticks (haves, pulls,
+anti-entropy): then
 every node holds every acknowledged operation and its value equals the model's value over
 all of them.
 """

@@ -20,8 +20,10 @@ A node refuses a message with the first of these reasons that applies, in this o
 
 Otherwise the message is *taken* (``TAKEN``): its replay key is remembered with the
 receiver's time, and the application decides what it means. Nothing else changes when a
-message is refused. Messages that arrive inside an anti-entropy repair are old by design:
-only checks 1-4 apply to them, and they are never remembered.
+message is refused. How a message travels (pushed down an operation's broadcast tree, or as
+a have, a pull or a repair, each a signed message judged the same way) changes none of
+this. Operations that arrive inside a repair are old by design: only checks 1-4 apply to
+them, and they are never remembered.
 
 The replay cache is keyed by what the sender cannot choose freely (the payload's hash, not
 its timestamp) and ages by the receiver's clock (never the sender's), so a replay inside

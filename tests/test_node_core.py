@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import blake3
 import pytest
 
 from implementations.node import ED25519, ML_DSA_65, Node, NodeConfig, identity
-from implementations.node.core import OriginLog, ReplayCache, subtract
+from implementations.node.core import OriginLog, ReplayCache, split_ranges, subtract
 from implementations.node.identity import SIGNATURE_BYTES, MemoVerifier, Verifier, peer_id, verify
 from implementations.node.message import (
     authenticate,
@@ -17,6 +19,7 @@ from implementations.node.message import (
     seal,
     signed_part,
 )
+from implementations.node.tree import Trees
 from implementations.storage import Store
 from implementations.wire import DecodeError
 
@@ -88,9 +91,10 @@ def test_subtract_ranges():
 def test_an_origin_log_keeps_a_watermark_and_the_seqs_above_it():
     log = OriginLog()
     for seq in (1, 2, 4, 7, 3):
-        log.add(seq, b"")
-    assert log.watermark == 4 and log.extras == {7}
+        log.add(seq, b"%d" % seq)
+    assert log.watermark == 4 and set(log.extras) == {7}
     assert log.ranges() == [[1, 4], [7, 7]] and log.max_seq == 7
+    assert [log.message(seq) for seq in (1, 2, 3, 4, 7)] == [b"1", b"2", b"3", b"4", b"7"]
 
 
 def test_the_replay_cache_ages_by_the_local_clock():
@@ -135,3 +139,100 @@ def test_an_operation_the_application_refuses_is_not_logged():
     receiver.handle(data, NOW)
     assert [v.outcome for v in receiver.take_verdicts()] == ["malformed payload"]
     assert receiver.holds("t") == {}
+
+
+@pytest.mark.parametrize("size, fanout", [(1, 3), (2, 1), (3, 3), (10, 3), (100, 3), (37, 5)])
+def test_every_member_is_in_each_operations_tree_once(size, fanout):
+    members = [seed(n) for n in range(size)]
+    trees = Trees(members, fanout)
+    origin = members[size // 2]
+    for seq in (1, 2, 3, 99, 2**40):
+        reached, frontier, depth = [origin], [origin], 0
+        while frontier:
+            depth += 1
+            frontier = [child for member in frontier for child in trees.children(origin, seq, member)]
+            for child in frontier:
+                assert trees.parent(origin, seq, child) in reached
+            reached += frontier
+        assert sorted(reached) == sorted(members), f"seq {seq}: a member was reached twice or never"
+        assert depth - 1 <= max(1, math.ceil(math.log(max(size, 2), fanout))) if fanout > 1 else True
+        assert trees.parent(origin, seq, origin) is None
+    assert trees.children(origin, 1, seed(200)) == [] and trees.parent(origin, 1, seed(200)) is None
+
+
+def test_the_trees_spread_forwarding_over_the_members():
+    members = [seed(n) for n in range(30)]
+    trees = Trees(members, 3)
+    inner = {m: 0 for m in members}
+    for seq in range(1, 291):
+        for m in members[1:]:
+            inner[m] += bool(trees.children(members[0], seq, m))
+    # 29 others take turns at the 9 inner positions (1-9 have children): each is inner in 9 of 29 trees
+    assert {count for m, count in inner.items() if m != members[0]} == {90}
+
+
+def test_a_pushed_operation_goes_down_its_tree_and_a_gap_is_pulled_from_its_origin():
+    idents = [identity(ED25519, seed(20 + n)) for n in range(6)]
+    members = [i.peer_id for i in idents]
+    logs = [Log() for _ in idents]
+    nodes = [Node(i, members, Store(":memory:"), NOW, apps={"t": log}, config=NodeConfig(fanout=2, beacons=False,
+                                                                                           adverts=False))
+             for i, log in zip(idents, logs, strict=True)]
+    by_id = {n.peer_id: n for n in nodes}
+    origin = nodes[0]
+    first = origin.publish("t", b"lost", NOW)  # never delivered
+    second = origin.publish("t", b"kept", NOW)
+    assert sorted(to for to, _ in second.outgoing) == sorted(origin.trees.children(origin.peer_id, 2, origin.peer_id))
+    pending, delivered = list(second.outgoing), 0
+    while pending:
+        to, data = pending.pop(0)
+        pending += by_id[to].handle(data, NOW)
+        delivered += 1
+    assert delivered == 5 and all(log.items == [b"kept"] for log in logs[1:])  # once each, down the tree
+    assert first.outgoing
+    later = NOW + NodeConfig().gap_pull_ns
+    pulls = [pair for n in nodes[1:] for pair in n.tick(later)]
+    assert {to for to, _ in pulls} >= {origin.peer_id}  # every gap is pulled from the origin
+    answers = [pair for to, data in pulls if to == origin.peer_id for pair in origin.handle(data, later)]
+    for to, data in answers:
+        by_id[to].handle(data, later)
+    assert all(sorted(log.items) == [b"kept", b"lost"] for log in logs[1:])
+
+
+def test_a_members_push_targets_are_its_children():
+    members = [seed(n) for n in range(20)]
+    for own in (members[0], members[7], seed(99)):
+        trees = Trees(members, 3, own)
+        for origin in (members[0], members[7], members[19]):
+            for seq in (1, 5, 18, 19, 20, 2**33):
+                assert trees.push_targets(origin, seq) == trees.children(origin, seq, own)
+
+
+def test_memo_verifier_recalls_a_whole_message_and_counts_it_as_checked():
+    a = identity(ED25519, seed(5))
+    memo = MemoVerifier()
+    message = decode_message(seal(a, "t", NOW, b"x"))
+    assert authenticate(message, memo) is None and memo.checked == 1
+    assert authenticate(message, memo) is None and memo.checked == 2 and len(memo.answers) == 1
+    forged = decode_message(seal(a, "t", NOW, b"x")[:-1] + b"\x00")
+    assert authenticate(forged, memo) == "bad signature" and memo.recall(forged.raw) is False
+    assert Verifier().recall(message.raw) is None
+
+
+def test_the_replay_cache_forgets_in_order_and_keeps_a_key_remembered_again():
+    cache = ReplayCache(300 * S)
+    cache.remember(b"a", NOW)
+    cache.remember(b"b", NOW + 10 * S)
+    assert cache.take(b"a", NOW + 301 * S)  # expired: new again, remembered at the new time
+    assert not cache.take(b"b", NOW + 301 * S)
+    cache.purge(NOW + 310 * S)
+    assert cache.entries == {b"a": NOW + 301 * S}
+    cache.purge(NOW + 601 * S)
+    assert cache.entries == {} and not cache.times and not cache.keys
+
+
+def test_split_ranges():
+    assert split_ranges([[1, 3], [7, 9]], 4) == ([[1, 3], [7, 7]], [[8, 9]])
+    assert split_ranges([[1, 3], [7, 9]], 3) == ([[1, 3]], [[7, 9]])
+    assert split_ranges([[1, 3]], 10) == ([[1, 3]], [])
+    assert split_ranges([[1, 3]], 0) == ([], [[1, 3]])

@@ -14,7 +14,8 @@ it checks the signature (``implementations.node.message``).
 
 ``verify`` is the one place signatures are checked. ``Verifier`` wraps it so a simulation
 of many nodes in one process may share results (``MemoVerifier``): verification is a pure
-function of (scheme, key, message, signature), so remembering it changes no decision.
+function of (scheme, key, message, signature), and so of the bytes of a whole signed node
+message (``recall``/``note``), so remembering it changes no decision.
 """
 
 from __future__ import annotations
@@ -112,17 +113,36 @@ class Verifier:
         self.checked += 1
         return verify(scheme, public_key, message, signature)
 
+    def recall(self, signed_message: bytes) -> bool | None:
+        """The answer for the whole signed message ``signed_message`` (its bytes fix what is signed and the
+        signature), if this verifier remembers it; a plain verifier remembers nothing."""
+        return None
+
+    def note(self, signed_message: bytes, answer: bool) -> None:
+        """The answer for ``signed_message``, for ``recall``."""
+
 
 class MemoVerifier(Verifier):
     """A verifier that remembers its answers, for many simulated nodes in one process.
 
-    The answer is a pure function of its arguments, so sharing it between nodes changes
-    no decision; ``checked`` still counts every request (what real nodes would each pay).
+    The answer is a pure function of its arguments (or of a whole signed message's bytes,
+    ``recall``), so sharing it between nodes changes no decision; ``checked`` still counts
+    every request and every recalled answer (what real nodes would each pay).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.answers: dict[tuple[int, bytes, bytes, bytes], bool] = {}
+        self.by_message: dict[bytes, bool] = {}
+
+    def recall(self, signed_message: bytes) -> bool | None:
+        answer = self.by_message.get(signed_message)
+        if answer is not None:
+            self.checked += 1  # a real node would verify it
+        return answer
+
+    def note(self, signed_message: bytes, answer: bool) -> None:
+        self.by_message[signed_message] = answer
 
     def __call__(self, scheme: int, public_key: bytes, message: bytes, signature: bytes) -> bool:
         self.checked += 1

@@ -33,6 +33,7 @@ import msgpack
 from implementations import wire
 from implementations.limits import (
     MAX_DATAGRAM_BYTES,
+    MAX_MESSAGE_BYTES,
     MAX_MESSAGES_PER_DATAGRAM,
     MAX_PAYLOAD_BYTES,
     MAX_TOPIC_BYTES,
@@ -43,10 +44,14 @@ from implementations.wire import DecodeError
 MESSAGE_KIND, HEADER_KIND, DATAGRAM_KIND, VERSION = "node.msg", "node.msg.header", "node.dgram", 1
 NS_PER_SECOND = 1_000_000_000
 U64_MAX = 2**64 - 1
+_KEY_AND_SIGNATURE_BYTES = {scheme: (PUBLIC_KEY_BYTES[scheme], SIGNATURE_BYTES[scheme]) for scheme in PUBLIC_KEY_BYTES}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
+    """A decoded message; nothing changes one after ``decode_message`` made it (not frozen: a frozen
+    dataclass costs three times as much to build, and a node builds one per message it receives)."""
+
     scheme: int
     public_key: bytes
     signer: bytes
@@ -83,7 +88,31 @@ def seal(identity: Identity, topic: str, now_ns: int, payload: bytes) -> bytes:
 
 
 def decode_message(data: bytes) -> Message:
-    """The message in ``data`` (shapes and sizes checked, nothing verified), or ``DecodeError``."""
+    """The message in ``data`` (shapes and sizes checked, nothing verified), or ``DecodeError``.
+
+    A well-formed message is checked in one expression; anything else goes through the checks
+    one by one (``_decode_message_checked``), which name what is wrong."""
+    if type(data) is bytes and len(data) <= MAX_MESSAGE_BYTES:
+        try:
+            head = msgpack.unpackb(data)  # msgpack >= 1.0's defaults: raw=False, use_list=True, strict_map_key=True
+        except (ValueError, TypeError, msgpack.UnpackException, RecursionError):
+            head = None
+        if type(head) is list and len(head) == 3 and head[0] == MESSAGE_KIND and head[1] == VERSION \
+                and type(head[2]) is list and len(head[2]) == 7:
+            scheme, public_key, signer, topic, epoch_secs, payload, signature = head[2]
+            sizes = _KEY_AND_SIGNATURE_BYTES.get(scheme) if type(scheme) is int else None
+            if (sizes is not None and type(public_key) is bytes and len(public_key) == sizes[0]
+                    and type(signer) is bytes and len(signer) == 32
+                    and type(topic) is str and (len(topic) <= MAX_TOPIC_BYTES // 4 or len(topic.encode()) <= MAX_TOPIC_BYTES)
+                    and type(epoch_secs) is int and 0 <= epoch_secs <= U64_MAX
+                    and type(payload) is bytes and len(payload) <= MAX_PAYLOAD_BYTES
+                    and type(signature) is bytes and len(signature) == sizes[1]):
+                return Message(scheme, public_key, signer, topic, epoch_secs, payload, signature,
+                               blake3.blake3(payload).digest(), data)
+    return _decode_message_checked(data)
+
+
+def _decode_message_checked(data: bytes) -> Message:
     body = wire.expect_list(wire.decode(data, MESSAGE_KIND, VERSION), "message", length=7)
     scheme = body[0]
     if scheme not in PUBLIC_KEY_BYTES or isinstance(scheme, bool):
@@ -112,15 +141,20 @@ def bound_to_key(message: Message) -> bool:
     return peer_id(message.public_key) == message.signer
 
 
-def authenticate(message: Message, verifier) -> str | None:
-    """The first check ``message`` fails ("peer id does not match key", "bad signature"), or None."""
-    if not bound_to_key(message):
+def authenticate(message: Message, verifier, bound: dict[bytes, bytes] | None = None) -> str | None:
+    """The first check ``message`` fails ("peer id does not match key", "bad signature"), or None.
+
+    ``bound`` (signer -> a key ``bound_to_key`` already found to be its) spares hashing a key again:
+    the binding is a pure function of the two."""
+    if (bound is None or bound.get(message.signer) != message.public_key) and not bound_to_key(message):
         return "peer id does not match key"
-    signed = signed_part(message.scheme, message.public_key, message.signer, message.topic, message.epoch_secs,
-                         message.payload_hash)
-    if not verifier(message.scheme, message.public_key, signed, message.signature):
-        return "bad signature"
-    return None
+    signed_ok = verifier.recall(message.raw)
+    if signed_ok is None:
+        signed = signed_part(message.scheme, message.public_key, message.signer, message.topic, message.epoch_secs,
+                             message.payload_hash)
+        signed_ok = verifier(message.scheme, message.public_key, signed, message.signature)
+        verifier.note(message.raw, signed_ok)
+    return None if signed_ok else "bad signature"
 
 
 # ----- payloads ----------------------------------------------------------------------------
@@ -133,9 +167,12 @@ def encode_payload(kind: str, body: list[Any]) -> bytes:
 def decode_payload(payload: bytes) -> tuple[str, list[Any]]:
     """``(kind, body)`` of a payload, or ``DecodeError``."""
     try:
-        head = msgpack.unpackb(payload, raw=False, use_list=True, strict_map_key=True)
+        head = msgpack.unpackb(payload)  # msgpack >= 1.0's defaults: raw=False, use_list=True, strict_map_key=True
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as error:
         raise DecodeError(f"payload: not a well-formed message: {error}") from None
+    if type(head) is list and len(head) == 3 and type(head[0]) is str and head[0].startswith("node.") \
+            and head[1] == VERSION and type(head[2]) is list:
+        return head[0], head[2]
     if not (isinstance(head, list) and len(head) == 3 and isinstance(head[0], str) and head[0].startswith("node.")):
         raise DecodeError("payload: expected [kind, version, body] with a node.* kind")
     kind = head[0]
@@ -152,7 +189,18 @@ def encode_datagram(messages: list[bytes]) -> bytes:
 
 
 def decode_datagram(data: bytes) -> list[bytes]:
-    """The message bytes a datagram carries, or ``DecodeError``."""
+    """The message bytes a datagram carries, or ``DecodeError`` (a well-formed one is checked in one go, as in
+    ``decode_message``)."""
+    if type(data) is bytes and len(data) <= MAX_DATAGRAM_BYTES:
+        try:
+            head = msgpack.unpackb(data)  # msgpack >= 1.0's defaults: raw=False, use_list=True, strict_map_key=True
+        except (ValueError, TypeError, msgpack.UnpackException, RecursionError):
+            head = None
+        if type(head) is list and len(head) == 3 and head[0] == DATAGRAM_KIND and head[1] == VERSION \
+                and type(head[2]) is list and 1 <= len(head[2]) <= MAX_MESSAGES_PER_DATAGRAM:
+            raws = head[2]
+            if (len(raws) == 1 and type(raws[0]) is bytes) or all(type(raw) is bytes for raw in raws):
+                return raws
     if not isinstance(data, (bytes, bytearray)):
         raise DecodeError(f"datagram: expected bytes, got {type(data).__name__}")
     if len(data) > MAX_DATAGRAM_BYTES:
