@@ -61,10 +61,11 @@ def value_from_trace(raw: Any) -> Any:
 class LWWMachine(HostilePeers, ReplicatedMachine):
     name = "lww"
     rule_classes: ClassVar[dict[str, str]] = {"write": "operations", "write_and_broadcast": "operations"}
-    #: Each class's least share of the steps under ci: about 60% of the least share measured
-    #: against any implementation (harness.balance; the coverage table prints them).
+    #: Each class's least share of the steps under ci: about half the least share measured against
+    #: any implementation (harness.balance; the coverage table prints them): shares move when a
+    #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
     class_floors: ClassVar[dict[str, float]] = {
-        "operations": 0.12, "delivery": 0.10, "sync": 0.15, "faults": 0.04, "time": 0.06, "adversary": 0.08}
+        "operations": 0.09, "delivery": 0.08, "sync": 0.12, "faults": 0.035, "time": 0.05, "adversary": 0.07}
     levels = ("exact", "convergent")
 
     def __init__(self, implementation, stats=None) -> None:

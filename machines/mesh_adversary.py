@@ -81,10 +81,11 @@ def flip(data: bytes, at: int) -> bytes:
 class MeshAdversaryMachine(MeshPresenceMachine):
     name = "mesh_adversary"
     rule_classes: ClassVar[dict[str, str]] = {"publish": "operations", "attack": "adversary", "malformed_datagram": "adversary"}
-    #: Each class's least share of the steps under ci: about 60% of the least share measured
-    #: against any implementation (harness.balance; the coverage table prints them).
+    #: Each class's least share of the steps under ci: about half the least share measured against
+    #: any implementation (harness.balance; the coverage table prints them): shares move when a
+    #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
     class_floors: ClassVar[dict[str, float]] = {
-        "operations": 0.11, "delivery": 0.025, "faults": 0.035, "time": 0.20, "adversary": 0.06, "crash": 0.035}
+        "operations": 0.08, "delivery": 0.015, "faults": 0.03, "time": 0.15, "adversary": 0.05, "crash": 0.025}
     max_nodes = 5
 
     def __init__(self, implementation, stats=None) -> None:

@@ -52,9 +52,10 @@ def shard_of(peer: bytes) -> int:
 class MeshPresenceMachine(MeshMachine):
     name = "mesh_presence"
     rule_classes: ClassVar[dict[str, str]] = {"foaf": "operations", "lookup": "operations"}
-    #: Each class's least share of the steps under ci: about 60% of the least share measured
-    #: against any implementation (harness.balance; the coverage table prints them).
-    class_floors: ClassVar[dict[str, float]] = {"operations": 0.04, "faults": 0.03, "time": 0.50, "crash": 0.04}
+    #: Each class's least share of the steps under ci: about half the least share measured against
+    #: any implementation (harness.balance; the coverage table prints them): shares move when a
+    #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
+    class_floors: ClassVar[dict[str, float]] = {"operations": 0.03, "faults": 0.02, "time": 0.40, "crash": 0.03}
     min_nodes, max_nodes = 3, 8
     node_config = CONFIG
     advances = (0, NS_PER_SECOND, 5 * NS_PER_SECOND, 30 * NS_PER_SECOND, 299 * NS_PER_SECOND, 301 * NS_PER_SECOND,

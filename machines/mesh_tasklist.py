@@ -52,10 +52,11 @@ class MeshTaskListMachine(MeshMachine):
     name = "mesh_tasklist"
     rule_classes: ClassVar[dict[str, str]] = {
         step: "operations" for step in ("add_task", "claim", "complete", "remove_task", "set_field", "move")}
-    #: Each class's least share of the steps under ci: about 60% of the least share measured
-    #: against any implementation (harness.balance; the coverage table prints them).
+    #: Each class's least share of the steps under ci: about half the least share measured against
+    #: any implementation (harness.balance; the coverage table prints them): shares move when a
+    #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
     class_floors: ClassVar[dict[str, float]] = {
-        "operations": 0.30, "delivery": 0.03, "sync": 0.035, "faults": 0.07, "time": 0.12, "crash": 0.05}
+        "operations": 0.24, "delivery": 0.025, "sync": 0.03, "faults": 0.05, "time": 0.10, "crash": 0.04}
     min_nodes, max_nodes = 3, 10
     node_config = CONFIG
     advances = (0, NS_PER_MS, NS_PER_SECOND, 5 * NS_PER_SECOND, 30 * NS_PER_SECOND, 301 * NS_PER_SECOND)

@@ -58,10 +58,11 @@ class MeshThresholdMachine(MeshMachine, ThresholdMachine):
     name = "mesh_threshold"
     min_nodes, max_nodes = 1, 5
     node_config: ClassVar[NodeConfig] = CONFIG
-    #: Each class's least share of the steps under ci: about 60% of the least share measured
-    #: against any implementation (harness.balance; the coverage table prints them).
+    #: Each class's least share of the steps under ci: about half the least share measured against
+    #: any implementation (harness.balance; the coverage table prints them): shares move when a
+    #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
     class_floors: ClassVar[dict[str, float]] = {
-        "operations": 0.10, "delivery": 0.06, "faults": 0.05, "time": 0.08, "adversary": 0.05, "crash": 0.10}
+        "operations": 0.08, "delivery": 0.05, "faults": 0.04, "time": 0.06, "adversary": 0.04, "crash": 0.08}
 
     # the threshold machine's own time and core restarts; its in-memory network rules go
     advance_clock = ThresholdMachine.advance_clock

@@ -71,10 +71,11 @@ def model_value_of(history: frozenset) -> frozenset:
 class ORSetMachine(HostilePeers, ReplicatedMachine):
     name = "orset"
     rule_classes: ClassVar[dict[str, str]] = {"add": "operations", "remove": "operations", "send_delta": "delivery"}
-    #: Each class's least share of the steps under ci: about 60% of the least share measured
-    #: against any implementation (harness.balance; the coverage table prints them).
+    #: Each class's least share of the steps under ci: about half the least share measured against
+    #: any implementation (harness.balance; the coverage table prints them): shares move when a
+    #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
     class_floors: ClassVar[dict[str, float]] = {
-        "operations": 0.15, "delivery": 0.15, "sync": 0.12, "faults": 0.02, "time": 0.05, "adversary": 0.05}
+        "operations": 0.12, "delivery": 0.12, "sync": 0.10, "faults": 0.015, "time": 0.04, "adversary": 0.04}
     #: Every OR-Set anomaly needs at most three replicas (an adder, a remover, a third party
     #: relaying old state); fewer replicas make each one busier and every step cheaper.
     max_replicas = 3

@@ -95,9 +95,10 @@ class RealNetMachine(TracedMachine):
         "add_task", "claim", "complete", "remove_task", "set_field", "move", "new_event", "resubmit", "fund")},
         "faults": "faults", "partition": "faults", "cut_one_way": "faults", "heal": "faults", "kill": "crash",
         "restart": "crash", "wait": "time", "quiesce": "sync"}
-    #: Each class's least share of the steps under ci: about 60% of the least share measured
-    #: against any implementation (harness.balance; the coverage table prints them).
-    class_floors: ClassVar[dict[str, float]] = {"operations": 0.25, "sync": 0.04, "faults": 0.07, "time": 0.20, "crash": 0.03}
+    #: Each class's least share of the steps under ci: about half the least share measured against
+    #: any implementation (harness.balance; the coverage table prints them): shares move when a
+    #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
+    class_floors: ClassVar[dict[str, float]] = {"operations": 0.20, "sync": 0.03, "faults": 0.06, "time": 0.15, "crash": 0.02}
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)

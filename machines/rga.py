@@ -78,10 +78,11 @@ class RGAMachine(ReplicatedMachine):
     name = "rga"
     rule_classes: ClassVar[dict[str, str]] = {
         "insert": "operations", "delete": "operations", "deliver_all": "delivery", "hostile": "adversary"}
-    #: Each class's least share of the steps under ci: about 60% of the least share measured
-    #: against any implementation (harness.balance; the coverage table prints them).
+    #: Each class's least share of the steps under ci: about half the least share measured against
+    #: any implementation (harness.balance; the coverage table prints them): shares move when a
+    #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
     class_floors: ClassVar[dict[str, float]] = {
-        "operations": 0.06, "delivery": 0.08, "sync": 0.20, "faults": 0.015, "time": 0.07, "adversary": 0.04}
+        "operations": 0.045, "delivery": 0.07, "sync": 0.17, "faults": 0.012, "time": 0.05, "adversary": 0.03}
     levels = ("exact", "convergent")
 
     def __init__(self, implementation, stats=None) -> None:

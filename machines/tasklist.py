@@ -86,10 +86,11 @@ class TaskListMachine(HostilePeers, ReplicatedMachine):
     rule_classes: ClassVar[dict[str, str]] = {
         "partition": "faults", "inject_forged": "adversary",
         **{step: "operations" for step in ("add_task", "remove_task", "claim", "complete", "race", "edit", "set_field", "move")}}
-    #: Each class's least share of the steps under ci: about 60% of the least share measured
-    #: against any implementation (harness.balance; the coverage table prints them).
+    #: Each class's least share of the steps under ci: about half the least share measured against
+    #: any implementation (harness.balance; the coverage table prints them): shares move when a
+    #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
     class_floors: ClassVar[dict[str, float]] = {
-        "operations": 0.20, "delivery": 0.05, "sync": 0.09, "faults": 0.06, "time": 0.09, "adversary": 0.08}
+        "operations": 0.18, "delivery": 0.04, "sync": 0.07, "faults": 0.05, "time": 0.07, "adversary": 0.06}
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
