@@ -146,6 +146,10 @@ def check_registrations() -> None:
         try:
             machine = machine_class(machine_name)
         except KeyError:
+            if f"machines.{machine_name}" in sys.modules:
+                # Its module is being imported further up the stack (it imports another machine
+                # module first): ``register_machine`` checks the levels once the class exists.
+                continue
             first = next(iter(known.values()))
             raise RegistrationError(
                 f"{first.origin()}: there is no machine {machine_name!r} (machines: {', '.join(sorted(_machines))})"
