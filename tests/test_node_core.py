@@ -236,3 +236,35 @@ def test_split_ranges():
     assert split_ranges([[1, 3], [7, 9]], 3) == ([[1, 3]], [[7, 9]])
     assert split_ranges([[1, 3]], 10) == ([[1, 3]], [])
     assert split_ranges([[1, 3]], 0) == ([], [[1, 3]])
+
+
+def _kinds(outgoing) -> list[str]:
+    """The payload kinds of the messages in ``outgoing`` (``(to, datagram)`` pairs)."""
+    from implementations.node.message import decode_payload
+
+    return [decode_payload(decode_message(raw).payload)[0] for _, data in outgoing for raw in decode_datagram(data)]
+
+
+def test_a_full_repair_that_brings_nothing_new_asks_for_no_more():
+    """At a heal every member repairs at once; a full repair (MAX_REPAIR_MESSAGES operations)
+    whose operations another repair already brought must not start another exchange, or the
+    parallel chains re-send each other's operations and multiply (the heal storm the
+    100-node benchmark found: 157,179 duplicate operations in one second)."""
+    from implementations.limits import MAX_REPAIR_MESSAGES
+
+    a, b = identity(ED25519, seed(40)), identity(ED25519, seed(41))
+    members = [a.peer_id, b.peer_id]
+    quiet = NodeConfig(beacons=False, adverts=False)
+    holder = Node(a, members, Store(":memory:"), NOW, apps={"t": Log()}, config=quiet)
+    behind = Node(b, members, Store(":memory:"), NOW, apps={"t": Log()}, config=quiet)
+    for k in range(MAX_REPAIR_MESSAGES + 6):
+        holder.publish("t", b"op %d" % k, NOW)  # never pushed to ``behind``
+    period = quiet.anti_entropy_period_ns
+    digests = [behind.tick(NOW + k * period) for k in (1, 2)]  # two digests of the same state: two chains
+    assert [_kinds(d) for d in digests] == [["node.digest"], ["node.digest"]]
+    repairs = [holder.handle(data, NOW + 2 * period) for digest in digests for _, data in digest]
+    assert all("node.repair" in _kinds(r) for r in repairs)
+    first = behind.handle(repairs[0][0][1], NOW + 2 * period)
+    assert "node.digest" in _kinds(first)  # it brought news: ask for the rest at once
+    again = behind.handle(repairs[1][0][1], NOW + 2 * period)
+    assert "node.digest" not in _kinds(again), "a repair of operations already held started another exchange"
