@@ -31,7 +31,7 @@ from hypothesis.stateful import rule
 from harness import machine_test
 from harness.hostile import far_counters
 from implementations.limits import MAX_CLOUD_RANGES, MAX_CONTEXT_REPLICAS, MAX_COUNTER_GAP, U64_MAX
-from machines.replicated import ADVANCES, INDEX, HostilePeers, ReplicatedMachine
+from machines.replicated import ADVANCES, HostilePeers, ReplicatedMachine, SendsDeltas
 from models.orset import Add, Remove, next_tag, observed_tags, value
 
 #: The elements replicas add and remove, as they appear in traces.
@@ -68,9 +68,9 @@ def model_value_of(history: frozenset) -> frozenset:
     return value(history)
 
 
-class ORSetMachine(HostilePeers, ReplicatedMachine):
+class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
     name = "orset"
-    rule_classes: ClassVar[dict[str, str]] = {"add": "operations", "remove": "operations", "send_delta": "delivery"}
+    rule_classes: ClassVar[dict[str, str]] = {"add": "operations", "remove": "operations"}
     #: Each class's least share of the steps under ci: about half the least share measured against
     #: any implementation (harness.balance; the coverage table prints them): shares move when a
     #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
@@ -300,28 +300,6 @@ class ORSetMachine(HostilePeers, ReplicatedMachine):
             return crafter.huge_vector(whole_state, args["replicas"]), "refused", frozenset()
         self.require(args["runs"] > MAX_CLOUD_RANGES, f"{args['runs']} runs are within the limit")
         return crafter.dot_cloud(whole_state, args["replica"], args["runs"]), "refused", frozenset()
-
-    # ----- replication: the common case, in one step ------------------------------------
-
-    @rule(source=INDEX, to=INDEX)
-    def send_delta(self, source: int, to: int) -> None:
-        """Broadcast and deliver to one replica at once (the other copies stay in flight):
-        deltas that arrived are what ``redeliver`` replays; alone, ``broadcast`` then
-        ``deliver`` is rare."""
-        source_index = self.pick(source, self.replicas)
-        others = [i for i in range(len(self.replicas)) if i != source_index]
-        self.do("send_delta", source=source_index, target=others[self.pick(to, others)])
-
-    def step_send_delta(self, source: int, target: int) -> None:
-        self.require_replica(source)
-        self.require_replica(target)
-        self.require(source != target, f"a replica does not send to itself (source = target = {source})")
-        before = len(self.in_flight)
-        self.step_broadcast(source)
-        for index in range(before, len(self.in_flight)):
-            if self.in_flight[index].target == target:
-                self.step_deliver(index)
-                break
 
 
 test_orset_machine = machine_test(ORSetMachine)

@@ -370,6 +370,36 @@ class ReplicatedMachine(TracedMachine):
             )
 
 
+
+class SendsDeltas:
+    """``send_delta`` for a ``ReplicatedMachine`` (mix it in first): a replica broadcasts its
+    pending deltas and one copy is delivered at once, the others stay in flight. Alone,
+    ``broadcast`` then ``deliver`` is rare (``deliver`` is refused whenever nothing is in
+    flight), so without it the delta path is starved: the task-list machine delivered 133
+    deltas in 10,600 steps, against 1,620 full-state syncs."""
+
+    rule_classes: ClassVar[dict[str, str]] = {"send_delta": "delivery"}
+
+    @rule(source=INDEX, to=INDEX)
+    def send_delta(self, source: int, to: int) -> None:
+        """Broadcast and deliver to one replica at once (the other copies stay in flight):
+        deltas that arrived are what ``redeliver`` replays."""
+        source_index = self.pick(source, self.replicas)
+        others = [i for i in range(len(self.replicas)) if i != source_index]
+        self.do("send_delta", source=source_index, target=others[self.pick(to, others)])
+
+    def step_send_delta(self, source: int, target: int) -> None:
+        self.require_replica(source)
+        self.require_replica(target)
+        self.require(source != target, f"a replica does not send to itself (source = target = {source})")
+        before = len(self.in_flight)
+        self.step_broadcast(source)
+        for index in range(before, len(self.in_flight)):
+            if self.in_flight[index].target == target:
+                self.step_deliver(index)
+                break
+
+
 class HostilePeers:
     """A peer that lies well, for a ``ReplicatedMachine`` subclass (mix it in first).
 
