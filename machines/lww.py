@@ -35,7 +35,7 @@ from hypothesis.stateful import initialize, rule
 
 from harness import machine_test
 from implementations.limits import MAX_CLOCK_AHEAD_NS, MAX_HLC_COUNTER, U64_MAX
-from machines.replicated import INDEX, SKEWS, HostilePeers, ReplicatedMachine
+from machines.replicated import INDEX, SKEWS, START_NS, HostilePeers, ReplicatedMachine
 from models import lww as model
 from models.clock import NS_PER_DAY, NS_PER_MS, OffsetClock
 
@@ -101,6 +101,30 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         """The values of the writes of ``history`` that no other write of it replaced."""
         replaced = set().union(*(self.replaced[w] for w in history))
         return {w.value for w in history - replaced}
+
+    # ----- the report: which timestamp and writer decide ---------------------------------
+
+    @staticmethod
+    def stamp(timestamp: model.Timestamp) -> str:
+        """A timestamp as the report shows it: wall time from the machine's start, and counter."""
+        return f"t{timestamp.wall_ns - START_NS:+,} ns c{timestamp.counter}"
+
+    def describe_op(self, op: model.Write) -> str:
+        return f"{op.value!r} by replica {op.writer} at {self.stamp(op.timestamp)}"
+
+    def describe_step(self, step) -> str:
+        if step.rule in ("write", "write_and_broadcast"):
+            try:
+                replica, written = step.args["replica"], value_from_trace(step.args["value"])
+                history = self.history[replica]
+                timestamp = model.next_timestamp([w.timestamp for w in history], self.clocks[replica].now())
+                current = model.winner(history)
+                against = "nothing written yet" if current is None else f"it holds {self.describe_op(current)}"
+                sent = "; its delta leaves at once" if step.rule == "write_and_broadcast" else ""
+                return f"replica {replica} writes {written!r} at {self.stamp(timestamp)} ({against}){sent}"
+            except (IndexError, KeyError, TypeError, ValueError):
+                pass
+        return super().describe_step(step)
 
     def writer(self, raw: int, after_receiving: bool) -> int:
         """The replica a write step uses: often the one that just received something, since

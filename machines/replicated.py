@@ -34,6 +34,7 @@ the whole history of its source. After every step each replica's value must equa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import attrs
@@ -45,6 +46,7 @@ from harness.contract import Checked
 from harness.hostile import LIES, crafter_for, deliver_hostile
 from harness.machine import Observation
 from harness.process import Contained
+from harness.trace import Step
 from machines.contracts import CONTRACTS, OPERATIONS
 from models.clock import NS_PER_DAY, NS_PER_MS, NS_PER_SECOND, ManualClock, OffsetClock
 
@@ -320,6 +322,46 @@ class ReplicatedMachine(TracedMachine):
             cached = self._model_cache[index] = (history, len(history), seen, self.model_value(seen))
         return cached[2], cached[3]
 
+    # ----- the report: replication in the domain's words --------------------------------
+
+    def describe_op(self, op: Any) -> str:
+        """One operation of the model, as a person reads it (a subclass says it in its words)."""
+        return str(op)
+
+    def describe_ops(self, ops: Iterable[Any]) -> str:
+        return "; ".join(sorted(self.describe_op(op) for op in ops)) or "nothing new"
+
+    def describe_step(self, step: Step) -> str:
+        """Who sends what to whom: the operations a delta or a state carries, by the model."""
+        a = step.args
+        try:
+            if step.rule == "start":
+                return f"start {a['replicas']} replicas, clocks skewed by " + ", ".join(f"{s:+,} ns" for s in a["skews_ns"])
+            if step.rule == "advance_clock":
+                return f"the shared clock moves {a['ns']:,} ns"
+            if step.rule in ("deliver", "drop", "duplicate"):
+                m = self.in_flight[a["message"]]
+                verb = {"deliver": "arrives at", "drop": "is lost on its way to", "duplicate": "is sent again to"}[step.rule]
+                return f"replica {m.source}'s delta ({self.describe_ops(m.ops)}) {verb} replica {m.target}"
+            if step.rule == "redeliver":
+                m = self.delivered[a["message"]]
+                return f"replica {m.source}'s delta ({self.describe_ops(m.ops)}) arrives again at replica {m.target}"
+            if step.rule == "broadcast":
+                pending = self.describe_ops(self.unsent[a["source"]])
+                return f"replica {a['source']} sends its pending delta ({pending}) to every other"
+            if step.rule == "send_delta":
+                return (f"replica {a['source']} sends its pending delta ({self.describe_ops(self.unsent[a['source']])}); "
+                        f"it arrives at once at replica {a['target']}, the other copies stay in flight")
+            if step.rule == "sync_full":
+                new = self.history[a["source"]] - self.history[a["target"]]
+                return (f"replica {a['source']}'s whole state merges into replica {a['target']} "
+                        f"(new to it: {self.describe_ops(new)})")
+            if step.rule == "sync_all":
+                return "every replica merges every other's whole state"
+        except (IndexError, KeyError, TypeError, ValueError, AttributeError):
+            pass
+        return super().describe_step(step)
+
     def observe(self) -> list[Observation]:
         observations = []
         for i, replica in enumerate(self.replicas):
@@ -484,6 +526,13 @@ class HostilePeers:
         self.require(source is not None, "a lie names a message in flight or a source replica")
         self.require_replica(source)
         return self.replicas[source].state()
+
+    def describe_step(self, step: Step) -> str:
+        if step.rule == "hostile":
+            a = step.args
+            what = "a whole state" if a.get("whole_state") else "a delta"
+            return f"a lying peer sends replica {a.get('target')} {what}: {str(a.get('lie', '')).replace('_', ' ')}"
+        return super().describe_step(step)
 
     def hostile_args(self, lie: str, target: int, draw: int) -> dict[str, Any]:
         """The step's arguments for ``lie`` told to ``target`` (``draw``: a raw choice)."""

@@ -20,7 +20,7 @@ from harness.runner import import_project
 from harness.trace import Step, normalize_args
 
 TRACES = Path(__file__).resolve().parent.parent / "regressions" / "traces"
-TOLD = ("threshold", "pskt", "policy")
+TOLD = ("threshold", "pskt", "policy", "lww")
 RAW_ID = re.compile(r"\b(?=[0-9a-f]*[a-f])[0-9a-f]{12,}")
 
 
@@ -42,7 +42,7 @@ def test_every_step_is_told_in_the_domain_s_words(path):
 @pytest.mark.parametrize("name", TOLD)
 def test_every_step_of_a_live_run_is_told_in_the_domain_s_words(name):
     """Live steps too: the committed traces do not hold every rule, a short derandomized run
-    reaches every step of the three machines. Each description is the machine's own and
+    reaches every step of these machines. Each description is the machine's own and
     holds no raw id."""
     base = machine_class(name)
     impl = next(i for i in implementations(name) if i.level == "exact")
