@@ -155,6 +155,66 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
         self.require(value in self.tasks, f"task {task!r} was never added")
         return value
 
+    # ----- the report: tasks and agents by name, never raw ids ----------------------------
+
+    def task_name(self, task: bytes | str) -> str:
+        """``T1``, ``T2``...: tasks in the order they were first added (a stranger's: ``T?``)."""
+        task = bytes.fromhex(task) if isinstance(task, str) else task
+        return f"T{self.tasks.index(task) + 1}" if task in self.tasks else "T?"
+
+    def agent_name(self, agent: bytes) -> str:
+        agents = [self.agent(i) for i in range(len(self.replicas))]
+        return f"agent {agents.index(agent)}" if agent in agents else "a stranger"
+
+    def describe_state(self, state: Any) -> str:
+        if isinstance(state, tasklist.Empty):
+            return "empty"
+        kind = "claimed" if isinstance(state, tasklist.Claimed) else "done"
+        return f"{kind} by {self.agent_name(state.agent)} at {state.ts_ms} ms"
+
+    def describe_op(self, op: Any) -> str:
+        if isinstance(op, tasklist.Member):
+            verb = "added" if isinstance(op.op, orset_model.Add) else "removed"
+            return f"{self.task_name(op.op.element)} {verb}"
+        if isinstance(op, tasklist.Field):
+            return f"{self.task_name(op.task)}.{op.name} = {op.write.value!r} (by replica {op.write.writer})"
+        if isinstance(op, tasklist.Checkbox):
+            attested = op.op.element
+            forged = "" if attested.authentic else " (forged)"
+            return f"{self.task_name(attested.task)} {self.describe_state(attested.state)}{forged}"
+        if isinstance(op, tasklist.Order):
+            return "a move in the list order"
+        return type(op).__name__
+
+    def describe_step(self, step) -> str:
+        a = step.args
+        try:
+            if step.rule == "add_task":
+                return f"replica {a['replica']} (agent {a['replica']}) adds task {a['title']!r}"
+            if step.rule in ("remove_task", "claim", "complete"):
+                verb = {"remove_task": "removes", "claim": "claims", "complete": "completes"}[step.rule]
+                return f"replica {a['replica']} (agent {a['replica']}) {verb} {self.task_name(a['task'])}"
+            if step.rule == "race":
+                racers = ", ".join(map(str, a["replicas"]))
+                return f"replicas {racers} each {a['action']} {self.task_name(a['task'])} before hearing of the others"
+            if step.rule == "edit":
+                changes = ", ".join(f"{field} = {value!r}" for field, value in a["changes"])
+                return f"replica {a['replica']} edits {self.task_name(a['task'])}: {changes}"
+            if step.rule == "set_field":
+                return f"replica {a['replica']} sets {self.task_name(a['task'])}.{a['field']} = {a['value']!r}"
+            if step.rule == "move":
+                return f"replica {a['replica']} moves {self.task_name(a['task'])} to position {a['index']}"
+            if step.rule == "partition":
+                return f"replicas {', '.join(map(str, a['group']))} are cut off from the others"
+            if step.rule == "inject_forged":
+                how = str(a["how"]).replace("_", " ")
+                shape = "a whole state" if a["whole_state"] else "a delta"
+                return (f"replica {a['target']} receives a forged {a['state']} of {self.task_name(a['task'])} in agent "
+                        f"{a['agent']}'s name at {a['ts_ms']} ms ({how}, as {shape})")
+        except (IndexError, KeyError, TypeError, ValueError, AttributeError):
+            pass
+        return super().describe_step(step)
+
     def agent(self, replica: int) -> bytes:
         return self.replicas[replica].agent_id
 

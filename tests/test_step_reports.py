@@ -20,7 +20,7 @@ from harness.runner import import_project
 from harness.trace import Step, normalize_args
 
 TRACES = Path(__file__).resolve().parent.parent / "regressions" / "traces"
-TOLD = ("threshold", "pskt", "policy", "lww")
+TOLD = ("threshold", "pskt", "policy", "lww", "tasklist")
 RAW_ID = re.compile(r"\b(?=[0-9a-f]*[a-f])[0-9a-f]{12,}")
 
 
@@ -58,7 +58,7 @@ def test_every_step_of_a_live_run_is_told_in_the_domain_s_words(name):
 
     import_project()
     run_state_machine_as_test(lambda: Telling(impl), settings=settings(
-        max_examples=15, stateful_step_count=30, derandomize=True, database=None, deadline=None,
+        max_examples=100, stateful_step_count=30, derandomize=True, database=None, deadline=None,
         suppress_health_check=list(HealthCheck)))
     never = sorted(set(base.rule_names()) - set(told))
     assert not never, f"{name}: steps the run never told (raise its examples): {never}"
