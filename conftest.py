@@ -71,6 +71,9 @@ def pytest_sessionfinish(session, exitstatus):
         from harness.runner import write_rule_stats
 
         write_rule_stats(coverage_dir)
+    from harness.process import reap_every_child
+
+    reap_every_child()  # the adapter children reused across machine runs end with the session, not after it
     left = leftovers(session.config.stash[_BEFORE])
     session.config.stash[_LEFT] = left
     if left and session.exitstatus == pytest.ExitCode.OK:

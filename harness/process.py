@@ -367,7 +367,10 @@ class Child:
 
 
 @atexit.register
-def _reap_every_child() -> None:
+def reap_every_child() -> None:
+    """Stop and reap every adapter child still running (a reused one outlives its machine
+    runs). Called at exit, and by the pytest session before it checks nothing is left behind;
+    a host that is used again afterwards starts a new child."""
     for child in list(_children):
         child.close()
 
