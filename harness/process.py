@@ -103,7 +103,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -210,7 +209,9 @@ def _b64(data: bytes) -> str:
 
 # ----- one child process ----------------------------------------------------------------
 
-_children: weakref.WeakSet[Child] = weakref.WeakSet()
+#: Every child not yet closed. Strong references: a child whose host was dropped without
+#: closing it must still be reaped (a weak set lost it, and its process outlived the session).
+_children: set[Child] = set()
 
 
 class Child:
@@ -294,6 +295,7 @@ class Child:
         self._close_pipes()
         with contextlib.suppress(OSError):
             self._stderr.close()
+        _children.discard(self)
 
     def _close_pipes(self) -> None:
         for pipe in (self.process.stdin, self.process.stdout):
