@@ -81,11 +81,13 @@ def flip(data: bytes, at: int) -> bytes:
 class MeshAdversaryMachine(MeshPresenceMachine):
     name = "mesh_adversary"
     rule_classes: ClassVar[dict[str, str]] = {"publish": "operations", "attack": "adversary", "malformed_datagram": "adversary"}
-    #: Floors only where the share holds across searches: this machine's operations, delivery and
-    #: faults moved between 4% and 11% of the steps from one derandomized search to the next
-    #: (any change of the project's literals reshuffles it), so they have none; time and the
-    #: attacks stay far above these.
-    class_floors: ClassVar[dict[str, float]] = {"time": 0.15, "adversary": 0.04}
+    #: Each class's least share of the steps under ci: about half the least share measured against
+    #: either scheme over the derandomized search and three seeded ones (harness.balance; the
+    #: coverage table prints them). Every class is declared here: the presence machine's floors
+    #: would otherwise apply through the MRO.
+    class_floors: ClassVar[dict[str, float]] = {
+        "operations": 0.04, "delivery": 0.02, "sync": 0.015, "faults": 0.045, "time": 0.10, "adversary": 0.06,
+        "crash": 0.02}
     max_nodes = 5
 
     def __init__(self, implementation, stats=None) -> None:
