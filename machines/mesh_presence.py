@@ -16,7 +16,15 @@ lookup timeout and ticks the querier (failover to the backup): the outcome is
 ``models.rendezvous.lookup``'s. A querier that is itself the coordinator asked answers at once,
 from the adverts it holds before anything in flight lands.
 
-Trace arguments: nodes are indices; TTLs and ns are integers.
+Time and the network move by rules in proportion (issue 13 item 1): ``tick_some`` ticks one
+node (``tick``) or several at the same instant (``tick_nodes``, one step); ``deliver_next``
+delivers the datagram sent first, ``deliver`` any datagram of a link, ``deliver_some``
+several in a chosen order (late, out of order); drop, duplicate and delay are rules of their
+own; ``quiesce`` runs whenever something is left for it (a datagram in flight, a cut link, a
+node down). The clock never advances by 0.
+
+Trace arguments: nodes are indices; TTLs and ns are integers; datagrams are named by their
+send serial.
 """
 
 from __future__ import annotations
