@@ -37,7 +37,7 @@ from hypothesis.stateful import initialize, rule
 
 from harness import guard
 from harness.machine import Observation
-from harness.network import INDEX, POSITION, network_machine_test
+from harness.network import INDEX, POSITION, NetworkMachine, network_machine_test
 from implementations.node import NodeConfig
 from implementations.node.core import BEACON
 from implementations.node.message import decode_message, decode_payload
@@ -204,10 +204,7 @@ class MeshPresenceMachine(MeshMachine):
     #: The network's one ``fault`` rule, split in three: drawn as one rule, a kind of fault could go
     #: a whole search unrun here, where traffic is in flight for only a part of the steps.
     fault = None
-
-    def lose_copy_or_hold(self, kind: str, link: int, position: int) -> None:
-        source, target = self._link(link)
-        self.do(kind, source=source, target=target, index=position % len(self.net.queues[(source, target)]))
+    lose_copy_or_hold = NetworkMachine.fault  # (called as a plain method: each rule below is guarded itself)
 
     @guard(lambda self: self._has_traffic())
     @rule(link=INDEX, position=POSITION)
