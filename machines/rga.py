@@ -315,6 +315,11 @@ class RGAMachine(ReplicatedMachine):
     def describe_op(self, op: Any) -> str:
         return f"{'insert' if isinstance(op, Insert) else 'delete'} {self.what(op)}"
 
+    def describe_ops(self, ops: Any) -> str:
+        """Inserts in the order of their ids (a parent before its children), then deletes."""
+        ordered = sorted(ops, key=lambda op: (1, op.target) if isinstance(op, Delete) else (0, op.id))
+        return "; ".join(map(self.describe_op, ordered)) or super().describe_ops(ordered)
+
     def describe_step(self, step) -> str:
         a = step.args
         try:
