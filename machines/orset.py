@@ -30,7 +30,7 @@ from hypothesis.stateful import rule
 
 from harness import machine_test
 from harness.hostile import far_counters
-from harness.trace import shorten
+from harness.replay import show
 from implementations.limits import MAX_CLOUD_RANGES, MAX_CONTEXT_REPLICAS, MAX_COUNTER_GAP, U64_MAX
 from machines.replicated import ADVANCES, HostilePeers, ReplicatedMachine, SendsDeltas
 from models.orset import Add, Remove, next_tag, observed_tags, value
@@ -201,14 +201,10 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
         """Tags by name (``A3``: replica 0's third add; ``X1``: the first stranger's first), in order."""
         return ", ".join(self.id_name(*tag) for tag in sorted(tags))
 
-    @staticmethod
-    def element_name(element: Any) -> str:
-        return f"{f'bytes {shorten(element)}' if isinstance(element, bytes) else repr(element)}"
-
     def describe_op(self, op: Any) -> str:
         if isinstance(op, Add):
-            return f"add {self.element_name(op.element)} as {self.id_name(*op.tag)}"
-        return f"remove {self.element_name(op.element)}, observed {self.tags_named(op.observed)}"
+            return f"add {show(op.element)} as {self.id_name(*op.tag)}"
+        return f"remove {show(op.element)}, observed {self.tags_named(op.observed)}"
 
     def describe_step(self, step) -> str:
         a = step.args
@@ -216,7 +212,7 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             if step.rule == "add":
                 replica, element = a["replica"], element_from_trace(a["element"])
                 tag = next_tag(self.history[replica], replica)
-                return f"replica {replica} adds {self.element_name(element)} as {self.id_name(*tag)}"
+                return f"replica {replica} adds {show(element)} as {self.id_name(*tag)}"
             if step.rule == "remove":
                 return self.describe_remove(a["replica"], element_from_trace(a["element"]))
             if step.rule == "hostile":
@@ -227,7 +223,7 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
 
     def describe_remove(self, replica: int, element: Any) -> str:
         """A remove by the tags it observes, and the adds of the element it has not seen (which survive it)."""
-        named, history = self.element_name(element), self.history[replica]
+        named, history = show(element), self.history[replica]
         observed = observed_tags(history, element)
         unseen = {op.tag for seen in self.history for op in seen if isinstance(op, Add) and op.element == element} - {
             op.tag for op in history if isinstance(op, Add)}
