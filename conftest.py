@@ -4,6 +4,7 @@ the coverage table, the leftover check."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -74,10 +75,25 @@ def pytest_sessionfinish(session, exitstatus):
     from harness.process import reap_every_child
 
     reap_every_child()  # the adapter children reused across machine runs end with the session, not after it
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: the controller prints the coverage and traces
+        from harness.runner import TRACES_WRITTEN, rule_stats_records
+
+        session.config.workeroutput["mbt_runs"] = rule_stats_records()
+        session.config.workeroutput["mbt_traces"] = [str(path) for path in TRACES_WRITTEN]
     left = leftovers(session.config.stash[_BEFORE])
     session.config.stash[_LEFT] = left
     if left and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """An xdist worker ended: its machine runs' rule counts and traces join this session's summary."""
+    from harness.runner import RUNS, TRACES_WRITTEN, rule_stats_from
+
+    output = getattr(node, "workeroutput", {})
+    RUNS.extend(rule_stats_from(output.get("mbt_runs", [])))
+    TRACES_WRITTEN.extend(Path(path) for path in output.get("mbt_traces", []))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

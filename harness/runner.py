@@ -19,6 +19,7 @@ import json
 import os
 import pkgutil
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,9 +77,20 @@ def write_rule_stats(directory: str | Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"rules-{os.getpid()}.json"
-    path.write_text(json.dumps([{"machine": s.machine, "implementation": s.implementation, "examples": s.examples,
-                                 "ran": dict(s.ran), "refused": dict(s.refused), "rules": list(s.rules)} for s in RUNS]))
+    path.write_text(json.dumps(rule_stats_records()))
     return path
+
+
+def rule_stats_records() -> list[dict]:
+    """This process's rule counts (``RUNS``) as plain data (JSON, or an xdist worker's output)."""
+    return [{"machine": s.machine, "implementation": s.implementation, "examples": s.examples,
+             "ran": dict(s.ran), "refused": dict(s.refused), "rules": list(s.rules)} for s in RUNS]
+
+
+def rule_stats_from(records: list[dict]) -> list[RuleStats]:
+    """``rule_stats_records``' output read back."""
+    return [RuleStats(r["machine"], r["implementation"], tuple(r["rules"]), Counter(r["ran"]), Counter(r["refused"]),
+                      r["examples"]) for r in records]
 
 
 def trace_directory() -> Path:

@@ -178,6 +178,7 @@ def test_the_session_plans_the_budget_over_the_collected_machine_runs(monkeypatc
 
     monkeypatch.setattr("harness.profiles.current_profile", lambda: "nightly")
     monkeypatch.setenv("MBT_BUDGET_SECONDS", "90")
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # the plan is the controlling session's, as without xdist
     test = machine_test(CounterMachine)
 
     class Item:
