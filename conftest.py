@@ -33,6 +33,10 @@ BENCHMARK_STORAGE_DEFAULT = "file://./.benchmarks"
 
 
 def pytest_configure(config):
+    if config.option.maxfail and os.environ.get("MBT_SHALLOW_FIRST") != "0":  # -x: shallow passes first (harness.runner)
+        from harness import runner
+
+        runner.shallow_first = True
     trace_dir = config.getoption("--trace-dir")
     if trace_dir:
         os.environ["MBT_TRACE_DIR"] = trace_dir
@@ -117,6 +121,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_sep("=", "traces of failing runs")
         for path in TRACES_WRITTEN:
             terminalreporter.write_line(f"{path}   (python -m harness promote {path} --note '...')")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Under -x, every machine run's shallow pass before any full run (order otherwise kept)."""
+    from harness.runner import ShallowPass
+
+    def shallow(item) -> bool:
+        return isinstance(getattr(item, "callspec", None) and item.callspec.params.get("implementation"), ShallowPass)
+
+    items[:] = [item for item in items if shallow(item)] + [item for item in items if not shallow(item)]
 
 
 def pytest_collection_finish(session):

@@ -7,11 +7,13 @@ machine, less disturbed by other processes than elapsed time):
 
 1. **Edits by document size.** A document of each size is built by a synthetic editing
    trace (seeded): bursts of typing at random places (1 to 12 characters) and of deletes (a
-   sixth of the bursts), as people edit. Then, after a full garbage collection, one batch
-   each of: single inserts and deletes at uniformly random places (the worst case: every
+   sixth of the bursts), as people edit. Then, each after a full garbage collection, batches
+   of: single inserts and deletes at uniformly random places (the worst case: every
    edit lands somewhere cold); the same synthetic bursts (the usual case); applying one-insert
    deltas a peer made at random places (remote edits); and single edits on a plain Python
-   ``list`` of the same length, beside them. ``growth`` is against the 10,000-character
+   ``list`` of the same length, beside them. Each kind is timed in ``--rounds`` batches (5)
+   and the median shown: one batch is a few hundredths of a second, which a busy neighbour
+   moves by tens of percent. ``growth`` is against the 10,000-character
    document; ``log n`` is how a logarithm of the length grows. A cost that grows like the
    length (10x, 100x) is a linear operation and a bug.
 2. **The real trace replayed into one document many times.** The automerge-paper trace
@@ -33,6 +35,7 @@ import gzip
 import json
 import math
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -83,7 +86,34 @@ def build(size: int) -> RGA:
     return doc
 
 
-def per_edit_rows(sizes: list[int], batch: int) -> Iterator[list[str]]:
+def random_edits(doc: RGA, places: list[float]) -> None:
+    """Single inserts and deletes in turn, each at a uniformly random place."""
+    for k in range(0, len(places) - 1, 2):
+        doc.insert(int(places[k] * (len(doc) + 1)), "y")
+        doc.delete(int(places[k + 1] * len(doc)))
+
+
+def edit_costs(doc: RGA, peer: RGA, rng: random.Random, batch: int) -> tuple[float, float, float]:
+    """One timed batch of each kind on ``doc``, each after a full garbage collection: seconds
+    per random edit, per bursty edit and per remote insert (``peer`` makes the remote inserts)."""
+    places = [rng.random() for _ in range(batch)]
+    gc.collect()
+    random_s = cpu(lambda: random_edits(doc, places)) / batch
+    gc.collect()
+    started = time.process_time()
+    made = bursts(doc, rng, batch, grow=False)
+    bursty_s = (time.process_time() - started) / made
+    doc.take_deltas()
+    deltas = []
+    for place in places[: batch // 4]:
+        peer.insert(int(place * (len(peer) + 1)), "z")
+        deltas.extend(peer.take_deltas())
+    gc.collect()
+    remote_s = cpu(lambda: [doc.apply_delta(delta) for delta in deltas]) / len(deltas)
+    return random_s, bursty_s, remote_s
+
+
+def per_edit_rows(sizes: list[int], batch: int, rounds: int) -> Iterator[list[str]]:
     measured: dict[int, dict[str, float]] = {}
     rows = []
     for size in sizes:
@@ -93,25 +123,12 @@ def per_edit_rows(sizes: list[int], batch: int) -> Iterator[list[str]]:
         runs = sum(1 for _ in doc._runs())
         peer = RGA(2)
         peer.merge(doc.state())
-        gc.collect()
         rng = random.Random(size + 1)
+        # One batch is a few hundredths of a second at 10 k: a busy neighbour moves it by tens of
+        # percent, so each kind is timed in several batches and the median is shown.
+        costs = [edit_costs(doc, peer, rng, batch) for _ in range(rounds)]
+        random_s, bursty_s, remote_s = (statistics.median(kind) for kind in zip(*costs, strict=True))
         places = [rng.random() for _ in range(batch)]
-
-        def random_edits(doc: RGA = doc, places: list[float] = places) -> None:
-            for k in range(0, len(places) - 1, 2):
-                doc.insert(int(places[k] * (len(doc) + 1)), "y")
-                doc.delete(int(places[k + 1] * len(doc)))
-
-        random_s = cpu(random_edits) / batch
-        started = time.process_time()
-        made = bursts(doc, rng, batch, grow=False)
-        bursty_s = (time.process_time() - started) / made
-        doc.take_deltas()
-        deltas = []
-        for place in places[: batch // 4]:
-            peer.insert(int(place * (len(peer) + 1)), "z")
-            deltas.extend(peer.take_deltas())
-        remote_s = cpu(lambda doc=doc, deltas=deltas: [doc.apply_delta(delta) for delta in deltas]) / len(deltas)
         plain = ["x"] * size
         list_batch = max(40, min(batch, 40_000_000 // max(size, 1)))  # a big list's insert is a long memmove
 
@@ -203,11 +220,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="go to 10 M characters (minutes, about 2 GB)")
     parser.add_argument("--sizes", type=int, nargs="+", help="document sizes (default 1k, 10k, 100k, 1M; --full adds 10M)")
-    parser.add_argument("--batch", type=int, default=4_000, help="timed edits per size and kind")
+    parser.add_argument("--batch", type=int, default=4_000, help="timed edits per size, kind and round")
+    parser.add_argument("--rounds", type=int, default=5, help="timed batches per size and kind (the median is shown)")
     args = parser.parse_args()
     sizes = args.sizes or [1_000, 10_000, 100_000, 1_000_000] + ([10_000_000] if args.full else [])
-    print("RGA edits by document size (CPU time per edit; growth against the 10,000-character document)\n")
-    print(tabulate(list(per_edit_rows(sizes, args.batch)), headers=EDIT_HEADERS, disable_numparse=True,
+    print(f"RGA edits by document size (CPU time per edit, the median of {args.rounds} batches of {args.batch:,}; "
+          "growth against the 10,000-character document)\n")
+    print(tabulate(list(per_edit_rows(sizes, args.batch, args.rounds)), headers=EDIT_HEADERS, disable_numparse=True,
                    colalign=("right",) * len(EDIT_HEADERS)), end="\n\n")
     rows = replayed_rows(96 if args.full else 10)
     if rows is None:

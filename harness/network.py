@@ -153,6 +153,7 @@ class NetworkMachine(TracedMachine):
         self.nodes: list[Any] = []  # None while a node is down
         self.skews: list[int] = []
         self.peer_index: dict[bytes, int] = {}
+        self.answer: list[tuple[bytes, bytes]] = []  # what the node handed the last datagram sent in answer
 
     # ----- what a subclass provides ----------------------------------------------------
 
@@ -245,6 +246,7 @@ class NetworkMachine(TracedMachine):
     def hand(self, target: int, data: bytes, datagram: Datagram | None = None) -> None:
         """Give ``data`` to node ``target``, send what it answers, and check it."""
         out = self.nodes[target].handle(data, self.local_now(target))
+        self.answer = out  # what the node sent in answer, for after_delivery's checks
         self.send_all(target, out)
         self.after_delivery(target, datagram, data)
 

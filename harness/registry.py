@@ -146,9 +146,12 @@ def check_registrations() -> None:
         try:
             machine = machine_class(machine_name)
         except KeyError:
-            if f"machines.{machine_name}" in sys.modules:
+            module = sys.modules.get(f"machines.{machine_name}")
+            if module is not None and getattr(module.__spec__, "_initializing", True):
                 # Its module is being imported further up the stack (it imports another machine
                 # module first): ``register_machine`` checks the levels once the class exists.
+                # (importlib marks a module's spec ``_initializing`` while it runs; a module that
+                # finished without registering that machine falls through to the error.)
                 continue
             first = next(iter(known.values()))
             raise RegistrationError(

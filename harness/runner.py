@@ -35,6 +35,7 @@ from harness.machine import RuleStats, TracedMachine
 from harness.minimize import RUN_BUDGET, MinimizeBudget, NothingToMinimize, minimize
 from harness.recorder import Recorder, Seen, StopRun
 from harness.registry import Implementation, RegistrationError, check_level, implementations
+from harness.registry import implementation as registered
 from harness.replay import Outcome, explain, replay, show, walk
 from harness.trace import Step, Trace, load_trace, save_trace
 
@@ -44,6 +45,22 @@ __all__ = ["Caught", "Outcome", "expect_caught", "explain", "machine_test", "rep
 RUNS: list[RuleStats] = []
 #: Every trace written by a failing run of this process.
 TRACES_WRITTEN: list[Path] = []
+
+#: Examples of a machine run's shallow pass (see ``machine_test``): at most this many, and at
+#: most a tenth of the run's (one for a machine of a few costly examples, such as ``realnet``).
+SHALLOW_EXAMPLES = 5
+#: Set by the pytest session when it stops at the first failure (``-x``, ``--maxfail``): every
+#: machine run then gets a shallow pass of ``SHALLOW_EXAMPLES`` examples, and the session runs
+#: all of them before any full run (conftest orders them), so that a bug most machines find in
+#: a few examples fails the session in seconds, not after every machine before its own.
+shallow_first = False
+
+
+@attrs.frozen
+class ShallowPass:
+    """The parameter of a machine run's shallow pass: ``implementation`` for ``SHALLOW_EXAMPLES`` examples."""
+
+    implementation: Implementation
 
 
 #: The project's packages whose modules ``import_project`` loads (tests are not among them).
@@ -111,6 +128,7 @@ def run_machine(
     shrink_examples: int | object | None = PROFILE_DEFAULT,
     minimize_budget: MinimizeBudget | None = RUN_BUDGET,
     seed: int | None = None,
+    full_run: bool = True,
 ) -> RuleStats:
     """Run ``machine_cls`` against ``impl``; on failure save and explain a trace per failure.
 
@@ -122,12 +140,14 @@ def run_machine(
     minimization of each trace (None: write Hypothesis's shrunk run as it is).
     ``seed`` fixes Hypothesis's randomness (``hypothesis.seed``; it overrides ``derandomize``):
     the bug catalogue's sweeps run one search under many seeds to measure its budget.
+    ``full_run`` False (a shallow pass): the run's rule counts are neither in the summary nor
+    held to the coverage checks (a few examples need not reach every rule).
     """
     import_project()
     profiles.use_cache_directory()  # also when no conftest set the profiles up (a script, a benchmark)
     machine_cls.preflight(impl)
     stats = RuleStats(machine_cls.name, impl.name, machine_cls.rule_names_for(impl))
-    if in_summary:
+    if in_summary and full_run:
         RUNS.append(stats)
     profile = profiles.current_profile()
     deadline = budget.next_deadline(profiles.budget_seconds()) if profile in profiles.BUDGETED else None
@@ -176,7 +196,7 @@ def run_machine(
         if deadline is None or recorder.stop_reason():
             break
     # A run its deadline cut short before one whole repetition says nothing of its rules.
-    if profile in profiles.STRICT_COVERAGE and repetitions:
+    if full_run and profile in profiles.STRICT_COVERAGE and repetitions:
         missing = stats.never_ran()
         if missing:
             raise AssertionError(
@@ -344,7 +364,8 @@ def machine_test(
 
     ``settings_for``, called when the test runs, gives the Hypothesis settings (default: the
     active profile's). Every implementation must have a level the machine checks
-    (``RegistrationError`` otherwise, at collection).
+    (``RegistrationError`` otherwise, at collection). Under ``shallow_first`` each
+    implementation also gets a shallow pass (``<implementation>-shallow``).
     """
     import pytest
 
@@ -354,10 +375,22 @@ def machine_test(
     if not impls:
         raise RegistrationError(f"no implementation is registered for machine {machine_cls.name!r}")
 
-    @pytest.mark.parametrize("implementation", impls, ids=[i.name for i in impls])
-    def test(implementation: Implementation) -> None:
+    params = [pytest.param(impl, id=impl.name) for impl in impls]
+    if shallow_first:
+        params = [pytest.param(ShallowPass(impl), id=f"{impl.name}-shallow") for impl in impls] + params
+
+    @pytest.mark.parametrize("implementation", params)
+    def test(implementation: Implementation | ShallowPass) -> None:
         chosen = settings_for() if settings_for is not None else None
-        run_machine(machine_cls, implementation, hypothesis_settings=chosen, in_summary=True)
+        shallow_pass = isinstance(implementation, ShallowPass)
+        name = implementation.implementation.name if shallow_pass else implementation.name
+        # What is registered under that name now: a session may replace an implementation after
+        # this module was collected (MBT_PLANT_BUG plants a catalogued bug into it).
+        impl = registered(machine_cls.name, name)
+        if shallow_pass:
+            base = chosen or capped_settings(impl)
+            chosen = settings(base, max_examples=max(1, min(SHALLOW_EXAMPLES, base.max_examples // 10)))
+        run_machine(machine_cls, impl, hypothesis_settings=chosen, in_summary=True, full_run=not shallow_pass)
 
     test.__name__ = test.__qualname__ = f"test_{machine_cls.name}_machine"
     test.__doc__ = f"{machine_cls.__name__} against every registered {machine_cls.name} implementation."

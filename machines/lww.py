@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
 from harness import machine_test
+from harness.replay import show
 from implementations.limits import MAX_CLOCK_AHEAD_NS, MAX_HLC_COUNTER, U64_MAX
 from machines.replicated import INDEX, SKEWS, START_NS, HostilePeers, ReplicatedMachine
 from models import lww as model
@@ -110,7 +111,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         return f"t{timestamp.wall_ns - START_NS:+,} ns c{timestamp.counter}"
 
     def describe_op(self, op: model.Write) -> str:
-        return f"{op.value!r} by replica {op.writer} at {self.stamp(op.timestamp)}"
+        return f"{show(op.value)} by replica {op.writer} at {self.stamp(op.timestamp)}"
 
     def describe_step(self, step) -> str:
         if step.rule in ("write", "write_and_broadcast"):
@@ -121,7 +122,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
                 current = model.winner(history)
                 against = "nothing written yet" if current is None else f"it holds {self.describe_op(current)}"
                 sent = "; its delta leaves at once" if step.rule == "write_and_broadcast" else ""
-                return f"replica {replica} writes {written!r} at {self.stamp(timestamp)} ({against}){sent}"
+                return f"replica {replica} writes {show(written)} at {self.stamp(timestamp)} ({against}){sent}"
             except (IndexError, KeyError, TypeError, ValueError):
                 pass
         return super().describe_step(step)

@@ -12,7 +12,8 @@ traffic is well formed, bound, signed and from a member; an attacker's crafted m
 says what is wrong with it), keeps the model's replay cache per node (reset when the node
 restarts: it lives in memory), and demands the model's refusal exactly, or no refusal when
 the model takes the message. Messages inside repairs are genuine operations: they are
-taken or known already.
+taken or known already, and repairs that brought nothing new start no exchange (no digest
+goes out in answer: parallel rounds asking again multiply at a heal).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import blake3
 
 from harness.network import NetworkMachine
 from implementations.node import NodeConfig
-from implementations.node.message import decode_datagram, decode_message
+from implementations.node.core import DIGEST
+from implementations.node.message import decode_datagram, decode_message, decode_payload
 from implementations.storage import Store
 from implementations.wire import DecodeError
 from models import gossip
@@ -103,10 +105,22 @@ class MeshMachine(NetworkMachine):
                 assert verdict.outcome == expected, (
                     f"node {index}: a message was {verdict.outcome!r}, the model says {expected!r} ({facts})")
             pairs.append((raw, facts, verdict))
-        for verdict in verdicts:
-            if verdict.repaired:
-                assert verdict.outcome in ("accepted", "duplicate"), f"node {index} refused a repaired operation: {verdict}"
+        repaired = [verdict for verdict in verdicts if verdict.repaired]
+        for verdict in repaired:
+            assert verdict.outcome in ("accepted", "duplicate"), f"node {index} refused a repaired operation: {verdict}"
+        if repaired and all(verdict.outcome == "duplicate" for verdict in repaired):
+            asked = [self.peer_index.get(peer, "?") for peer, kind in self.answered_kinds() if kind == DIGEST]
+            assert not asked, (f"node {index} took repairs of {len(repaired)} operations it held already and asked node(s) "
+                               f"{asked} for more: a repair that brings nothing new starts no exchange (the heal storm)")
         return pairs
+
+    def answered_kinds(self) -> list[tuple[bytes, str]]:
+        """(peer, payload kind) of every message the node just sent in answer to a datagram."""
+        kinds = []
+        for peer, data in self.answer:
+            for raw in decode_datagram(data):
+                kinds.append((peer, decode_payload(decode_message(raw).payload)[0]))
+        return kinds
 
     def after_delivery(self, index: int, datagram, data: bytes) -> None:
         self.check_verdicts(index, data)

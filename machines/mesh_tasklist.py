@@ -44,7 +44,7 @@ from models import tasklist
 from models.clock import NS_PER_MS, NS_PER_SECOND, OffsetClock, to_millis
 
 TOPIC = "tasklist/" + LIST_ID.hex()
-CONFIG = NodeConfig(beacons=False, adverts=False)
+CONFIG = NodeConfig(beacons=False, adverts=False, repair_batch=2)  # repairs in rounds within a few steps
 TASK = st.integers(0, 7)
 
 

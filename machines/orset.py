@@ -30,6 +30,7 @@ from hypothesis.stateful import rule
 
 from harness import machine_test
 from harness.hostile import far_counters
+from harness.replay import show
 from implementations.limits import MAX_CLOUD_RANGES, MAX_CONTEXT_REPLICAS, MAX_COUNTER_GAP, U64_MAX
 from machines.replicated import ADVANCES, HostilePeers, ReplicatedMachine, SendsDeltas
 from models.orset import Add, Remove, next_tag, observed_tags, value
@@ -191,6 +192,69 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
         assert removed not in self.replica_value(self.replicas[replica]), (
             f"replica {replica} removed {removed!r} but still shows it"
         )
+
+    # ----- the report: adds by their tags, removes by the tags they observed ---------------
+
+    outsiders = STRANGERS
+
+    def tags_named(self, tags: Any) -> str:
+        """Tags by name (``A3``: replica 0's third add; ``X1``: the first stranger's first), in order."""
+        return ", ".join(self.id_name(*tag) for tag in sorted(tags))
+
+    def describe_op(self, op: Any) -> str:
+        if isinstance(op, Add):
+            return f"add {show(op.element)} as {self.id_name(*op.tag)}"
+        return f"remove {show(op.element)}, observed {self.tags_named(op.observed)}"
+
+    def describe_step(self, step) -> str:
+        a = step.args
+        try:
+            if step.rule == "add":
+                replica, element = a["replica"], element_from_trace(a["element"])
+                tag = next_tag(self.history[replica], replica)
+                return f"replica {replica} adds {show(element)} as {self.id_name(*tag)}"
+            if step.rule == "remove":
+                return self.describe_remove(a["replica"], element_from_trace(a["element"]))
+            if step.rule == "hostile":
+                return f"{super().describe_step(step)}, {self.describe_lie(a)}"
+        except (IndexError, KeyError, TypeError, ValueError, AttributeError):
+            pass
+        return super().describe_step(step)
+
+    def describe_remove(self, replica: int, element: Any) -> str:
+        """A remove by the tags it observes, and the adds of the element it has not seen (which survive it)."""
+        named, history = show(element), self.history[replica]
+        observed = observed_tags(history, element)
+        unseen = {op.tag for seen in self.history for op in seen if isinstance(op, Add) and op.element == element} - {
+            op.tag for op in history if isinstance(op, Add)}
+        spared = f" (adds it has not seen: {self.tags_named(unseen)})" if unseen else ""
+        if not observed:
+            return f"replica {replica} removes {named}, which it does not hold: nothing observed{spared}"
+        return f"replica {replica} removes {named}, observed {self.tags_named(observed)}{spared}"
+
+    def describe_lie(self, a: dict[str, Any]) -> str:
+        """What a hostile step's message says: the add or claim it makes, the genuine message it spoils."""
+        if "stranger" in a:
+            stranger = a["stranger"]
+            if "remove" in a:
+                removed = element_from_trace(a["remove"])
+                op = Remove(removed, observed_tags(self.history[a["target"]], removed))
+            else:
+                op = Add(element_from_trace(a["add"]), (stranger, a["counter"]))
+            return f"stranger {self.peer_name(stranger)}: {self.describe_op(op)}"
+        if "runs" in a:
+            return f"{a['runs']:,} separate runs of {self.peer_name(a['replica'])}'s dots"
+        if "replicas" in a and "dot" not in a:
+            return f"one dot of each of {a['replicas']:,} strangers"
+        dot = self.id_name(*a["dot"])
+        if "element" in a:
+            if a["element"] is None:
+                return f"a claim of {dot}"
+            return self.describe_op(Add(element_from_trace(a["element"]), tuple(a["dot"])))
+        if a.get("message") is not None:
+            m = self.in_flight[a["message"]]
+            return f"{self.sender_name(m.source)}'s delta to replica {m.target}, also claiming {dot}"
+        return f"replica {a['source']}'s whole state, also claiming {dot}"
 
     # ----- the adversary (machines.replicated.HostilePeers) ------------------------------
     #

@@ -35,6 +35,7 @@ the whole history of its source. After every step each replica's value must equa
 from __future__ import annotations
 
 from collections.abc import Iterable
+from string import ascii_uppercase
 from typing import Any, ClassVar
 
 import attrs
@@ -324,6 +325,39 @@ class ReplicatedMachine(TracedMachine):
 
     # ----- the report: replication in the domain's words --------------------------------
 
+    # Report code keeps its words inside f-strings: Hypothesis mines the literal constants of every
+    # loaded module (not those of f-strings), and a new one reshuffles every derandomized search.
+
+    #: Peers that are no replica of the machine (its strangers, its attackers): reports name them from the
+    #: end of the alphabet (``X``, ``Y``, ``Z`` for three), as replicas are named from its start.
+    outsiders: ClassVar[tuple[int, ...]] = ()
+
+    def peer_name(self, replica: int) -> str:
+        """A replica as the ids it makes name it: replica 0 is ``A``, replica 1 ``B``...; an outsider
+        a letter from the end of the alphabet; any other peer its number in brackets."""
+        if replica in self.outsiders:
+            return ascii_uppercase[len(ascii_uppercase) - len(self.outsiders) + self.outsiders.index(replica)]
+        return ascii_uppercase[replica] if 0 <= replica < len(self.replicas) else f"[{replica:,}]"
+
+    @staticmethod
+    def counter_text(counter: int) -> str:
+        """A counter as people read it: as it is when small; far up the 64-bit range ``2^64-1``, ``2^63``."""
+        if counter < 2**20:
+            return f"{counter}"
+        if 2**64 - counter < 2**20:
+            return f"2^64-{2**64 - counter}"
+        return f"2^{63}" if counter == 2**63 else f"{counter:,}"
+
+    def id_name(self, replica: int, counter: int) -> str:
+        """An id made by ``replica`` with ``counter`` (an add's tag, an element's id): ``A3`` is replica
+        0's id with counter 3; a counter far up the 64-bit range reads ``A(2^64-1)``."""
+        shown = self.counter_text(counter)
+        return f"{self.peer_name(replica)}{shown if counter < 2**20 else f'({shown})'}"
+
+    def sender_name(self, source: int) -> str:
+        """Whose message it is: a replica's, or (a negative source) a lying peer's."""
+        return f"{f'replica {source}' if source >= 0 else 'a lying peer'}"
+
     def describe_op(self, op: Any) -> str:
         """One operation of the model, as a person reads it (a subclass says it in its words)."""
         return str(op)
@@ -342,10 +376,10 @@ class ReplicatedMachine(TracedMachine):
             if step.rule in ("deliver", "drop", "duplicate"):
                 m = self.in_flight[a["message"]]
                 verb = {"deliver": "arrives at", "drop": "is lost on its way to", "duplicate": "is sent again to"}[step.rule]
-                return f"replica {m.source}'s delta ({self.describe_ops(m.ops)}) {verb} replica {m.target}"
+                return f"{self.sender_name(m.source)}'s delta ({self.describe_ops(m.ops)}) {verb} replica {m.target}"
             if step.rule == "redeliver":
                 m = self.delivered[a["message"]]
-                return f"replica {m.source}'s delta ({self.describe_ops(m.ops)}) arrives again at replica {m.target}"
+                return f"{self.sender_name(m.source)}'s delta ({self.describe_ops(m.ops)}) arrives again at replica {m.target}"
             if step.rule == "broadcast":
                 pending = self.describe_ops(self.unsent[a["source"]])
                 return f"replica {a['source']} sends its pending delta ({pending}) to every other"

@@ -74,6 +74,12 @@ def fresh_item(count: int) -> str:
     return ALPHABET[count] if count < len(ALPHABET) else chr(0x391 + count - len(ALPHABET))
 
 
+def hostile_ops(inserts: list[list], deletes: list[list]) -> list[Insert | Delete]:
+    """The model's operations of a hostile step's ``inserts`` and ``deletes`` (see ``RGAMachine.craft``), in order."""
+    ops: list[Insert | Delete] = [Insert((c, r), (pc, pr) if pc else None, item) for c, r, pc, pr, item in inserts]
+    return ops + [Delete((counter, replica)) for counter, replica in deletes]
+
+
 class RGAMachine(ReplicatedMachine):
     name = "rga"
     rule_classes: ClassVar[dict[str, str]] = {
@@ -155,7 +161,7 @@ class RGAMachine(ReplicatedMachine):
                     actual_ids, model_ids = [tuple(element) for element in ids()], [element.id for element in shown]
                     if actual_ids != model_ids:
                         agrees = False
-                        label += f" (its ids {actual_ids}, the model's {model_ids})"
+                        label += f" (its ids {self.elements_named(actual_ids)}, the model's {self.elements_named(model_ids)})"
             else:
                 model = value(seen)
                 agrees = self.acceptable(seen, model, actual)
@@ -197,11 +203,7 @@ class RGAMachine(ReplicatedMachine):
                      f"{item!r} was inserted before: at the convergent level every insert puts a fresh character")
         seen = self.view(replica)
         self.require(0 <= index <= len(seen), f"insert at {index} into replica {replica} of length {len(seen)}")
-        if self.exact:
-            op = insert_at(self.history[replica], replica, index, item)
-        else:  # after the element the replica shows before ``index``
-            parent = self.element_of[seen[index - 1]] if index else None
-            op = Insert(next_id(self.history[replica], replica), parent, item)
+        op = self.insert_op(replica, index, item)
         if op.id[0] > RGA_MAX_COUNTER:
             self.expect_exhausted(replica, index, item)
             return
@@ -216,6 +218,13 @@ class RGAMachine(ReplicatedMachine):
         )
         if send:
             self.step_broadcast(replica)
+
+    def insert_op(self, replica: int, index: int, item: str) -> Insert:
+        """The model's insert of ``item`` at ``index`` of what replica ``replica`` shows."""
+        if self.exact:
+            return insert_at(self.history[replica], replica, index, item)
+        parent = self.element_of[self.view(replica)[index - 1]] if index else None  # the element shown before ``index``
+        return Insert(next_id(self.history[replica], replica), parent, item)
 
     def expect_exhausted(self, replica: int, index: int, item: str) -> None:
         """The replica has seen counter ``U64_MAX``: an insert must be refused, changing nothing."""
@@ -246,11 +255,15 @@ class RGAMachine(ReplicatedMachine):
         self.require_replica(replica)
         seen = self.view(replica)
         self.require(0 <= index < len(seen), f"delete at {index} from replica {replica} of length {len(seen)}")
-        op = delete_at(self.history[replica], index) if self.exact else Delete(self.element_of[seen[index]])
+        op = self.delete_op(replica, index)
         self.replicas[replica].delete(index)
         self.record_local(replica, op)
         if send:
             self.step_broadcast(replica)
+
+    def delete_op(self, replica: int, index: int) -> Delete:
+        """The model's delete of the element at ``index`` of what replica ``replica`` shows."""
+        return delete_at(self.history[replica], index) if self.exact else Delete(self.element_of[self.view(replica)[index]])
 
     # ----- delivery out of order ---------------------------------------------------------
 
@@ -267,6 +280,68 @@ class RGAMachine(ReplicatedMachine):
         for message in arriving:
             self._deliver(message)
             self.delivered.append(message)
+
+    # ----- the report: elements by their ids (``A7``: replica 0's counter 7) -----------------
+
+    outsiders = ATTACKERS
+
+    def element_name(self, element: Id) -> str:
+        """An element by its id ``(counter, replica)``: ``A7`` is replica 0's with counter 7."""
+        return self.id_name(element[1], element[0])
+
+    def place(self, parent: Id | None) -> str:
+        """Where an insert goes: ``after A6``, or ``at the start``."""
+        return f"{f'after {self.element_name(parent)}' if parent is not None else 'at the start'}"
+
+    def elements_named(self, elements: list[Id]) -> str:
+        return f"{', '.join(map(self.element_name, elements))}"
+
+    def item_of(self, element: Id) -> str:
+        """The character element ``element`` holds, as the report quotes it (if anyone has inserted it)."""
+        for op in (*self.hostile_inserts.values(), *(op for history in self.history for op in history)):
+            if isinstance(op, Insert) and op.id == element:
+                return f"{op.item!r}"
+        return f"{'not inserted yet'}"
+
+    def describe_hostile(self, target: int, inserts: list[list], deletes: list[list]) -> str:
+        return "; ".join(map(self.describe_op, hostile_ops(inserts, deletes)))
+
+    def what(self, op: Insert | Delete) -> str:
+        """An operation's payload: ``'c' as A3 after A2`` (an insert), ``A7 ('c')`` (a delete)."""
+        if isinstance(op, Insert):
+            return f"{op.item!r} as {self.element_name(op.id)} {self.place(op.parent)}"
+        return f"{self.element_name(op.target)} ({self.item_of(op.target)})"
+
+    def describe_op(self, op: Any) -> str:
+        return f"{'insert' if isinstance(op, Insert) else 'delete'} {self.what(op)}"
+
+    def describe_ops(self, ops: Any) -> str:
+        """Inserts in the order of their ids (a parent before its children), then deletes."""
+        ordered = sorted(ops, key=lambda op: (1, op.target) if isinstance(op, Delete) else (0, op.id))
+        return "; ".join(map(self.describe_op, ordered)) or super().describe_ops(ordered)
+
+    def describe_step(self, step) -> str:
+        a = step.args
+        try:
+            sent = f"{'; it is sent at once' if a.get('send') else ''}"
+            if step.rule == "insert":
+                op = self.insert_op(a["replica"], a["index"], a["item"])
+                if op.id[0] > RGA_MAX_COUNTER:
+                    return (f"replica {a['replica']} tries to insert {a['item']!r} {self.place(op.parent)}: "
+                            f"it has seen the greatest counter, {self.counter_text(RGA_MAX_COUNTER)}, so it must refuse")
+                return f"replica {a['replica']} inserts {self.what(op)}{sent}"
+            if step.rule == "delete":
+                return f"replica {a['replica']} deletes {self.what(self.delete_op(a['replica'], a['index']))}{sent}"
+            if step.rule == "deliver_all":
+                arriving = self.in_flight[::-1] if a["newest_first"] else self.in_flight
+                each = [f"{self.sender_name(m.source)}'s delta ({self.describe_ops(m.ops)}) at replica {m.target}"
+                        for m in arriving]
+                return f"every message in flight arrives{', newest first' if a['newest_first'] else ''}: {'; then '.join(each)}"
+            if step.rule == "hostile":
+                return f"a lying peer sends replica {a['target']} a delta: {self.describe_hostile(**a)}"
+        except (IndexError, KeyError, TypeError, ValueError, AttributeError):
+            pass
+        return super().describe_step(step)
 
     # ----- the adversary -----------------------------------------------------------------
 
@@ -354,15 +429,14 @@ class RGAMachine(ReplicatedMachine):
     def step_hostile(self, target: int, inserts: list[list], deletes: list[list]) -> None:
         self.require_replica(target)
         self.require(self.crafts, f"implementation {self.implementation.name!r} cannot craft deltas")
-        ops: list[Insert | Delete] = []
-        for counter, replica, parent_counter, parent_replica, item in inserts:
+        for counter, replica, parent_counter, parent_replica, _ in inserts:
             self.require(replica >= len(self.replicas) and 1 <= counter <= U64_MAX and 0 <= parent_counter < counter,
                          f"a hostile insert ({counter}, {replica}) after ({parent_counter}, {parent_replica}) is not "
                          "well-formed from an outsider")
-            op = Insert((counter, replica), (parent_counter, parent_replica) if parent_counter else None, item)
-            self.require(self.hostile_inserts.get(op.id, op) == op, f"the adversary sent {op.id} before, differently")
-            ops.append(op)
-        ops.extend(Delete((counter, replica)) for counter, replica in deletes)
+        ops = hostile_ops(inserts, deletes)
+        for op in ops:
+            if isinstance(op, Insert):
+                self.require(self.hostile_inserts.get(op.id, op) == op, f"the adversary sent {op.id} before, differently")
         crafted = self.replicas[target].craft_delta([(op.id, op.parent, op.item) for op in ops if isinstance(op, Insert)],
                                                     [op.target for op in ops if isinstance(op, Delete)])
         message = Message(-1, target, (crafted,), frozenset(ops))

@@ -177,7 +177,9 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             verb = "added" if isinstance(op.op, orset_model.Add) else "removed"
             return f"{self.task_name(op.op.element)} {verb}"
         if isinstance(op, tasklist.Field):
-            return f"{self.task_name(op.task)}.{op.name} = {op.write.value!r} (by replica {op.write.writer})"
+            written = op.write.value  # an assignee is an agent's id: named, never its bytes
+            shown = self.agent_name(written) if isinstance(written, bytes) else repr(written)
+            return f"{self.task_name(op.task)}.{op.name} = {shown} (by replica {op.write.writer})"
         if isinstance(op, tasklist.Checkbox):
             attested = op.op.element
             forged = "" if attested.authentic else " (forged)"

@@ -685,7 +685,9 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             volume = self.signer(j).volume_on(day) if opened else 0
             rows.append(Observation(f"signer {j} volume", policy_model.volume_on(sm.policy, day), volume))
             live = sorted(rid for rid, r in sm.policy.requests.items() if r.state == "approved")
-            rows.append(Observation(f"signer {j} live reservations", live, self.signer(j).live_reservations() if opened else []))
+            held = self.signer(j).live_reservations() if opened else []
+            rows.append(Observation(f"signer {j} live reservations", [self.request_name(rid) for rid in live],
+                                    [self.request_name(rid) for rid in held], live == held))
         return rows
 
     def check(self) -> None:
@@ -709,7 +711,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
                 expected = [[bytes.fromhex(k) for k in keys] for keys in
                             model.chosen_keys(self.group, request.n_inputs, request.signatures)]
                 used = self.coordinator(self.owner[rid]).final_signers(rid)
-                assert used == expected, f"request {rid} was submitted with signatures of {used}, expected {expected}"
+                assert used == expected, (f"request {self.request_name(rid)} was submitted with signatures of "
+                                          f"{self.signers_named(used)}, expected {self.signers_named(expected)}")
         paid = sorted(txid for i in range(len(self.coordinators)) if self._exists("coordinator", i)
                       for txid in self.coordinator(i).paid_transactions())
         assert paid == sorted(self.ledger.accepted), (
@@ -724,7 +727,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             for rid in self.signer(j).live_reservations():  # unless approved since (a proposal may arrive late)
                 due = model.settles(self.requests[rid].expires_at, self.signer_ticked_at[j])
                 assert not due or sm.approved_tick.get(rid) == self.signer_ticks[j], (
-                    f"signer {j} still reserves the volume of {rid}, which was due for settlement at its last tick")
+                    f"signer {j} still reserves the volume of {self.request_name(rid)}, which was due for settlement at its "
+                    f"last tick")
             per_day: dict[int, int] = {}
             for rid, day in sm.approved.items():
                 if self.requests[rid].state == model.FINALIZED:

@@ -41,6 +41,11 @@ class ThresholdReport:
     def member_name(self, key: bytes, role: str) -> str:
         return f"{role} {self.pubkeys.index(key)}" if key in self.pubkeys else "an outsider"
 
+    def signers_named(self, keys_per_input: list[list[bytes]]) -> str:
+        """Whose signatures each input carries: ``[signer 0, signer 2] [signer 1, signer 2]``."""
+        inputs = [", ".join(self.member_name(key, "signer") for key in keys) for keys in keys_per_input]
+        return f"{' '.join(f'[{names}]' for names in inputs)}"
+
     def message_text(self, message: Any, data: bytes | None = None) -> str:
         """Who sent what to whom, from the envelope's bytes."""
         try:

@@ -192,3 +192,51 @@ def test_the_session_plans_the_budget_over_the_collected_machine_runs(monkeypatc
         assert budget._session.end - budget._session.clock() == pytest.approx(90, abs=1)
     finally:
         budget.reset()
+
+
+# ----- -x: every machine's shallow pass first ---------------------------------------------------
+
+
+def _toy_session(tmp_path, *args: str, **env: str):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("MBT_", "PYTEST_"))}
+    environment.update(CI="true", MBT_TRACE_DIR=str(tmp_path / "traces"), PYTHONPATH=str(root), **env)
+    return subprocess.run([sys.executable, "-m", "pytest", str(root / "tests" / "toy_session.py"), "-q", "-p",
+                           "no:cacheprovider", *args], cwd=tmp_path, env=environment, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_under_x_every_shallow_pass_runs_before_any_full_run(tmp_path):
+    collected = _toy_session(tmp_path, "-x", "--collect-only").stdout.splitlines()
+    ids = [line.split("[")[1].rstrip("]") for line in collected if "::" in line]
+    shallow = [i for i in ids if i.endswith("-shallow")]
+    assert shallow and ids[:len(shallow)] == shallow and len(ids) == 2 * len(shallow), ids
+    assert all("-shallow" not in line for line in _toy_session(tmp_path, "--collect-only").stdout.splitlines())
+    assert all("-shallow" not in line
+               for line in _toy_session(tmp_path, "-x", "--collect-only", MBT_SHALLOW_FIRST="0").stdout.splitlines())
+    run = _toy_session(tmp_path, "-x", "-rf", "-k", "two")  # two-bugs: its shallow pass fails it
+    assert "FAILED" in run.stdout and "test_toy_counter_machine[two-bugs-shallow]" in run.stdout, run.stdout[-3000:]
+    assert "1 failed" in run.stdout and "passed" not in run.stdout.splitlines()[-1], run.stdout[-500:]
+    assert len(list((tmp_path / "traces").glob("toy-counter-two-bugs-*.json"))) == 2  # one per distinct failure
+
+
+def test_a_bug_planted_for_the_session_is_in_the_machine_runs_it_was_collected_for(tmp_path):
+    """MBT_PLANT_BUG replaces an implementation once the adapters are loaded, which may be after
+    a machine module collected it: the machine run takes what is registered when it runs."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("MBT_", "PYTEST_"))}
+    environment.update(CI="true", MBT_TRACE_DIR=str(tmp_path / "traces"), PYTHONPATH=str(root),
+                       MBT_PLANT_BUG="lww-smaller-writer-wins", MBT_SHALLOW_FIRST="0")
+    run = subprocess.run([sys.executable, "-m", "pytest", "machines/lww.py", "-q", "-p", "no:cacheprovider", "-k", "hlc"],
+                         cwd=root, env=environment, capture_output=True, text=True, timeout=300)
+    assert "1 failed" in run.stdout, run.stdout[-2000:]

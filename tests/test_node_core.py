@@ -268,3 +268,14 @@ def test_a_full_repair_that_brings_nothing_new_asks_for_no_more():
     assert "node.digest" in _kinds(first)  # it brought news: ask for the rest at once
     again = behind.handle(repairs[1][0][1], NOW + 2 * period)
     assert "node.digest" not in _kinds(again), "a repair of operations already held started another exchange"
+
+
+@pytest.mark.parametrize("batch", [0, 1, "over"])
+def test_a_repair_batch_outside_its_bounds_is_refused_by_name(batch):
+    from implementations.limits import MAX_REPAIR_MESSAGES
+
+    batch = MAX_REPAIR_MESSAGES + 1 if batch == "over" else batch
+    store = Store(":memory:")
+    with pytest.raises(ValueError, match=f"NodeConfig.repair_batch is {batch}"):
+        Node(identity(ED25519, seed(42)), [], store, NOW, config=NodeConfig(repair_batch=batch))
+    assert store.db.execute("SELECT name FROM sqlite_master").fetchall() == [], "a refused config changed the store"

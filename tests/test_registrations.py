@@ -51,6 +51,24 @@ def test_an_unknown_machine_is_named_when_registrations_are_checked():
         del _implementations["toy-countre"]
 
 
+def test_a_machine_module_that_defines_no_such_machine_is_no_excuse(monkeypatch):
+    """A loaded ``machines.<name>`` module whose import has finished without registering
+    ``<name>`` (a renamed machine) leaves the implementation unchecked: an error, not a skip."""
+    import types
+
+    finished = types.ModuleType("machines.toy-gone")
+    finished.__spec__ = types.SimpleNamespace(_initializing=False)
+    monkeypatch.setitem(sys.modules, "machines.toy-gone", finished)
+    register(Implementation("toy-gone", "orphan", lambda i, c: Counter(i, c)))
+    try:
+        with pytest.raises(RegistrationError, match=r"implementation 'orphan' of machine 'toy-gone' .*there is no machine"):
+            check_registrations()
+        finished.__spec__._initializing = True  # still being imported further up the stack: checked later
+        check_registrations()
+    finally:
+        del _implementations["toy-gone"]
+
+
 @pytest.mark.parametrize(("machine", "level", "expected"), [
     ("or-set", "exact", "implementation 'mine' of machine 'or-set' (registered by misregistered): there is no machine 'or-set'"),
     ("lww", "add-wins", "implementation 'mine' of machine 'lww' (registered by misregistered) declares level 'add-wins', "

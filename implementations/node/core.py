@@ -38,14 +38,14 @@ lists and the receiver lacks (the first announcement of a gap per topic and orig
 that it still lacks ``gap_pull_ns`` later (so not merely still on its way down a tree) it
 pulls from the announcer at its next tick: a repair that carries no operations and wants
 those ranges (below), answered with a repair carrying them. A tick pulls fewer than
-``MAX_REPAIR_MESSAGES`` operations from each announcer, so an answer is never a full repair
+``repair_batch`` operations from each announcer, so an answer is never a full repair
 (which starts a round of digests, below); what is left is pulled at the next tick.
 
 **Anti-entropy** repairs the rest: every ``anti_entropy_period_ns`` a node
 sends one member (in turn) a *digest* (per topic and origin, the seq ranges it holds). The
-peer answers with a *repair*: the operations the digest lacks (at most
-``MAX_REPAIR_MESSAGES``; a full repair makes its receiver send a new digest at once, so a
-long partition is repaired in one burst of rounds) and the ranges it lacks itself
+peer answers with a *repair*: the operations the digest lacks (at most ``repair_batch``,
+itself at most ``MAX_REPAIR_MESSAGES``; a full repair that brought news makes its receiver
+send a new digest at once, so a long partition is repaired in one burst of rounds) and the ranges it lacks itself
 (``want``), which the first node then sends. Operations travel in their original signed
 form, so a repair is checked message by message (steps 1-4 and the log; not 5-6: they are
 old by design); an operation taken from a repair is not pushed on.
@@ -122,6 +122,10 @@ Ranges = list[list[int]]
 class NodeConfig:
     fanout: int = 3  # children per member in an operation's broadcast tree; members a beacon is pushed to
     anti_entropy_period_ns: int = 30 * NS_PER_SECOND
+    #: Operations one repair this node sends carries (2 to MAX_REPAIR_MESSAGES, the most a node takes):
+    #: a repair this full asks for more at once. The machines use a small batch, so that repairs
+    #: in several rounds, and two rounds racing at a heal, happen within a few steps.
+    repair_batch: int = MAX_REPAIR_MESSAGES
     have_period_ns: int = 5 * NS_PER_SECOND  # at most one have this often, and only with something new to announce
     gap_pull_ns: int = NS_PER_SECOND // 2  # what a have announced and is still missing this long after is pulled
     replay_ttl_ns: int = 300 * NS_PER_SECOND
@@ -376,6 +380,9 @@ class Node:
         self.members = frozenset(members) | {self.peer_id}
         self.peers = sorted(self.members - {self.peer_id})
         self.config = config or NodeConfig()
+        if not 2 <= self.config.repair_batch <= MAX_REPAIR_MESSAGES:
+            raise ValueError(f"NodeConfig.repair_batch is {self.config.repair_batch}: it must be 2 to "
+                             f"MAX_REPAIR_MESSAGES ({MAX_REPAIR_MESSAGES}), a pull asks for one less")
         self.store = store
         self.apps: dict[str, App] = dict(apps or {})
         self.verifier = verifier or Verifier()
@@ -584,15 +591,15 @@ class Node:
                 for topic, origins in sorted(self.log.items())]
 
     def _messages_in(self, topic: str, origin: bytes, ranges: Ranges, into: list[bytes], held: Ranges | None = None) -> None:
-        """Add to ``into`` (up to ``MAX_REPAIR_MESSAGES``) the messages of ``ranges`` this node holds (``held``:
+        """Add to ``into`` (up to ``repair_batch``) the messages of ``ranges`` this node holds (``held``:
         its ranges of that origin, if the caller has them)."""
         log = self.log.get(topic, {}).get(origin)
-        if log is None or len(into) >= MAX_REPAIR_MESSAGES:
+        if log is None or len(into) >= self.config.repair_batch:
             return
         held = log.ranges() if held is None else held
         for lo, hi in subtract(held, subtract(held, ranges)):
             for seq in range(lo, hi + 1):
-                if len(into) >= MAX_REPAIR_MESSAGES:
+                if len(into) >= self.config.repair_batch:
                     return
                 into.append(log.message(seq))
 
@@ -606,7 +613,7 @@ class Node:
         for topic in sorted(self.log):
             their_topic = theirs.get(topic, {})
             for origin, log in sorted(self.log[topic].items()):
-                if len(missing) < MAX_REPAIR_MESSAGES:
+                if len(missing) < self.config.repair_batch:
                     held = log.ranges()
                     self._messages_in(topic, origin, subtract(held, their_topic.get(origin, [])), missing, held)
             lacking = []
@@ -645,7 +652,7 @@ class Node:
                     reason = "malformed payload"
             self._verdict(inner, OP, reason, repaired=True)
             fresh += reason == "accepted"
-        if len(raws) == MAX_REPAIR_MESSAGES and fresh:  # the peer had more than one repair holds: ask again at once
+        if self.asks_again(len(raws), fresh):
             out.add(message.signer, self.seal(DIGEST, [message.signer, self.nonce(), self._digest()], now, ANTI_ENTROPY))
         if wanted:
             sent: list[bytes] = []
@@ -655,6 +662,14 @@ class Node:
             if sent:
                 out.add(message.signer, self.seal(REPAIR, [message.signer, self.nonce(), sent, None], now, ANTI_ENTROPY))
         return "accepted"
+
+    def asks_again(self, carried: int, fresh: int) -> bool:
+        """Whether a repair of ``carried`` operations, ``fresh`` of them new here, starts the next
+        round at once: only a full one (the peer had more than one repair holds) that brought
+        news. A full repair of operations another round already brought asks for nothing: at a
+        heal every member repairs at once, and parallel rounds that each asked again would
+        re-send each other's operations and multiply (the heal storm)."""
+        return carried >= self.config.repair_batch and fresh > 0
 
     def lacking(self, topic: str, origin: bytes, ranges: Ranges) -> Ranges:
         """The seqs of ``ranges`` this node lacks of ``origin`` on ``topic`` (by what its digests say it holds)."""
@@ -689,7 +704,7 @@ class Node:
 
     def _pull(self, now: int, out: Outbox) -> None:
         """Pull from their announcers what was announced at least ``gap_pull_ns`` ago and this node still lacks:
-        fewer than ``MAX_REPAIR_MESSAGES`` operations from each announcer a tick (so no answer is a full repair,
+        fewer than ``repair_batch`` operations from each announcer a tick (so no answer is a full repair,
         which would start a round of digests); what is left is pulled at the next tick."""
         wants: dict[bytes, dict[str, list]] = {}
         budgets: dict[bytes, int] = {}
@@ -698,7 +713,7 @@ class Node:
                 continue
             del self._announced[key]
             topic, origin = key
-            budget = budgets.get(announcer, MAX_REPAIR_MESSAGES - 1)
+            budget = budgets.get(announcer, self.config.repair_batch - 1)
             now_wanted, left = split_ranges(self.lacking(topic, origin, gap), budget)
             if now_wanted:
                 wants.setdefault(announcer, {}).setdefault(topic, []).append([origin, now_wanted])

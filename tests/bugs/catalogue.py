@@ -67,6 +67,7 @@ CLASSES = {
     "session-race": "two sessions or processes that interleave around a check and the write it guards",
     "causal-order": "causally dependent updates applied, dropped or reordered as if independent",
     "lost-update": "an update that never reaches the others (left out of a delta, a digest, a merge)",
+    "amplification": "a message that makes its receiver send more than it brought (rounds that restart themselves)",
     "believes-a-lie": "a peer's message believed unchecked (a counter at its maximum, a claim about the receiver's own state)",
 }
 

@@ -49,6 +49,14 @@ class AcknowledgesBeforePersisting(Node):
         return super().tick(now)
 
 
+class AsksAgainAfterEveryFullRepair(Node):
+    """A full repair always starts the next round, news or not: at a heal, parallel rounds
+    re-send each other's operations and multiply (the heal storm the 100-node benchmark met)."""
+
+    def asks_again(self, carried, fresh):
+        return carried >= self.config.repair_batch  # BUG: and fresh > 0
+
+
 class PresenceNeverExpires(Node):
     """Every member a beacon was ever taken of stays online."""
 
@@ -144,6 +152,8 @@ BUGS = [
          "a second message in the same second is refused", "replay-cache", ReplayKeyedBySenderTime),
     _bug("acknowledged-before-persisted", "mesh_tasklist", "an operation is acknowledged before its commit: a crash "
          "loses it", "persistence", AcknowledgesBeforePersisting, involves={"crash"}),
+    _bug("full-repair-always-asks-again", "mesh_tasklist", "a full repair asks for more even when it brought "
+         "nothing new: parallel repair rounds multiply at a heal", "amplification", AsksAgainAfterEveryFullRepair),
     _bug("presence-never-expires", "mesh_presence", "a member stays online forever after one beacon", "expiry",
          PresenceNeverExpires),
     _bug("presence-ttl-inclusive", "mesh_presence", "a member is online while its beacon is at most the TTL old (<= "

@@ -115,9 +115,10 @@ def report(result: Sweep) -> str:
     return summary
 
 
-def record_trace(the_bug: Bug, trace) -> str:
+def record_trace(the_bug: Bug, trace, note: str | None = None) -> str:
     """Commit ``trace`` as ``the_bug``'s shortest known trace if it is shorter than the one
-    committed (or there is none) and fails with the bug and passes without it; what happened."""
+    committed (or there is none) and fails with the bug and passes without it; what happened.
+    ``note``: the committed trace's note (default: the bug's description)."""
     from harness import load_trace
     from harness.trace import TraceError
 
@@ -131,7 +132,7 @@ def record_trace(the_bug: Bug, trace) -> str:
     if why_not:
         return f"trace not written: {why_not}"
     the_bug.trace_path.parent.mkdir(parents=True, exist_ok=True)
-    shortest = attrs.evolve(trace, implementation=the_bug.correct, note=the_bug.description, failure=trace.failure)
+    shortest = attrs.evolve(trace, implementation=the_bug.correct, note=note or the_bug.description)
     the_bug.trace_path.write_text(shortest.to_json(), encoding="utf-8")
     return f"trace ({len(trace.steps)} steps, was {committed})"
 
@@ -153,12 +154,8 @@ def minimize_committed(the_bug: Bug) -> str:
             return f"not minimized: {error}"
     if len(result.trace.steps) >= len(trace.steps):
         return f"already minimal ({len(trace.steps)} steps)"
-    why_not = verified(the_bug, result.trace)
-    if why_not:
-        return f"minimized trace not written: {why_not}"
-    shortest = attrs.evolve(result.trace, implementation=the_bug.correct, note=trace.note)
-    the_bug.trace_path.write_text(shortest.to_json(), encoding="utf-8")
-    return f"minimized: {result.summary()}"
+    written = record_trace(the_bug, result.trace, note=trace.note)
+    return f"minimized: {result.summary()}" if written.startswith("trace (") else f"minimized {written}"
 
 
 def from_regressions(the_bug: Bug) -> str:
