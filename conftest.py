@@ -33,10 +33,10 @@ BENCHMARK_STORAGE_DEFAULT = "file://./.benchmarks"
 
 
 def pytest_configure(config):
-    if config.option.maxfail and os.environ.get("MBT_SHALLOW_FIRST") != "0":  # -x: shallow passes first (harness.runner)
-        from harness import runner
+    if config.option.maxfail and os.environ.get("MBT_SHALLOW_FIRST") != "0":  # -x: preliminary passes first
+        from harness import deepening
 
-        runner.shallow_first = True
+        deepening.enabled = True
     trace_dir = config.getoption("--trace-dir")
     if trace_dir:
         os.environ["MBT_TRACE_DIR"] = trace_dir
@@ -124,13 +124,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Under -x, every machine run's shallow pass before any full run (order otherwise kept)."""
-    from harness.runner import ShallowPass
+    """Under -x, depth by depth and cheapest first (``harness.deepening``); otherwise as collected."""
+    from harness import deepening
 
-    def shallow(item) -> bool:
-        return isinstance(getattr(item, "callspec", None) and item.callspec.params.get("implementation"), ShallowPass)
-
-    items[:] = [item for item in items if shallow(item)] + [item for item in items if not shallow(item)]
+    if deepening.enabled:
+        items[:] = deepening.first_failure_order(items, lambda item: item.nodeid, deepening.depth_of_test)
 
 
 def pytest_collection_finish(session):

@@ -28,7 +28,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from harness import balance, budget, profiles
+from harness import balance, budget, deepening, profiles
 from harness.database import Namespaced
 from harness.failure import failure_of, leaves
 from harness.machine import RuleStats, TracedMachine
@@ -45,23 +45,6 @@ __all__ = ["Caught", "Outcome", "expect_caught", "explain", "machine_test", "rep
 RUNS: list[RuleStats] = []
 #: Every trace written by a failing run of this process.
 TRACES_WRITTEN: list[Path] = []
-
-#: Examples of a machine run's shallow pass (see ``machine_test``): at most this many, and at
-#: most a tenth of the run's (one for a machine of a few costly examples, such as ``realnet``).
-SHALLOW_EXAMPLES = 5
-#: Set by the pytest session when it stops at the first failure (``-x``, ``--maxfail``): every
-#: machine run then gets a shallow pass of ``SHALLOW_EXAMPLES`` examples, and the session runs
-#: all of them before any full run (conftest orders them), so that a bug most machines find in
-#: a few examples fails the session in seconds, not after every machine before its own.
-shallow_first = False
-
-
-@attrs.frozen
-class ShallowPass:
-    """The parameter of a machine run's shallow pass: ``implementation`` for ``SHALLOW_EXAMPLES`` examples."""
-
-    implementation: Implementation
-
 
 #: The project's packages whose modules ``import_project`` loads (tests are not among them).
 PROJECT_PACKAGES = ("models", "implementations", "machines", "harness", "examples")
@@ -140,7 +123,7 @@ def run_machine(
     minimization of each trace (None: write Hypothesis's shrunk run as it is).
     ``seed`` fixes Hypothesis's randomness (``hypothesis.seed``; it overrides ``derandomize``):
     the bug catalogue's sweeps run one search under many seeds to measure its budget.
-    ``full_run`` False (a shallow pass): the run's rule counts are neither in the summary nor
+    ``full_run`` False (a preliminary pass, ``harness.deepening``): the run's rule counts are neither in the summary nor
     held to the coverage checks (a few examples need not reach every rule).
     """
     import_project()
@@ -364,8 +347,9 @@ def machine_test(
 
     ``settings_for``, called when the test runs, gives the Hypothesis settings (default: the
     active profile's). Every implementation must have a level the machine checks
-    (``RegistrationError`` otherwise, at collection). Under ``shallow_first`` each
-    implementation also gets a shallow pass (``<implementation>-shallow``).
+    (``RegistrationError`` otherwise, at collection). In a session that stops at its first
+    failure each implementation also gets a preliminary pass of each depth
+    (``<implementation>-shallow``, ``<implementation>-deeper``: see ``harness.deepening``).
     """
     import pytest
 
@@ -376,21 +360,22 @@ def machine_test(
         raise RegistrationError(f"no implementation is registered for machine {machine_cls.name!r}")
 
     params = [pytest.param(impl, id=impl.name) for impl in impls]
-    if shallow_first:
-        params = [pytest.param(ShallowPass(impl), id=f"{impl.name}-shallow") for impl in impls] + params
+    if deepening.enabled:
+        preliminary = [deepening.Preliminary(impl, depth) for depth in deepening.DEPTHS for impl in impls]
+        params = [pytest.param(p, id=p.id) for p in preliminary] + params
 
     @pytest.mark.parametrize("implementation", params)
-    def test(implementation: Implementation | ShallowPass) -> None:
+    def test(implementation: Implementation | deepening.Preliminary) -> None:
         chosen = settings_for() if settings_for is not None else None
-        shallow_pass = isinstance(implementation, ShallowPass)
-        name = implementation.implementation.name if shallow_pass else implementation.name
+        preliminary = isinstance(implementation, deepening.Preliminary)
+        name = implementation.implementation.name if preliminary else implementation.name
         # What is registered under that name now: a session may replace an implementation after
         # this module was collected (MBT_PLANT_BUG plants a catalogued bug into it).
         impl = registered(machine_cls.name, name)
-        if shallow_pass:
+        if preliminary:
             base = chosen or capped_settings(impl)
-            chosen = settings(base, max_examples=max(1, min(SHALLOW_EXAMPLES, base.max_examples // 10)))
-        run_machine(machine_cls, impl, hypothesis_settings=chosen, in_summary=True, full_run=not shallow_pass)
+            chosen = settings(base, max_examples=implementation.depth.examples_of(base.max_examples))
+        run_machine(machine_cls, impl, hypothesis_settings=chosen, in_summary=True, full_run=not preliminary)
 
     test.__name__ = test.__qualname__ = f"test_{machine_cls.name}_machine"
     test.__doc__ = f"{machine_cls.__name__} against every registered {machine_cls.name} implementation."

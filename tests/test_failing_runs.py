@@ -194,7 +194,7 @@ def test_the_session_plans_the_budget_over_the_collected_machine_runs(monkeypatc
         budget.reset()
 
 
-# ----- -x: every machine's shallow pass first ---------------------------------------------------
+# ----- -x: preliminary passes, depth by depth, cheapest first (harness.deepening) ---------------
 
 
 def _toy_session(tmp_path, *args: str, **env: str):
@@ -211,18 +211,54 @@ def _toy_session(tmp_path, *args: str, **env: str):
                           timeout=300)
 
 
-def test_under_x_every_shallow_pass_runs_before_any_full_run(tmp_path):
+def test_under_x_every_shallow_pass_runs_before_any_deeper_pass_and_those_before_any_full_run(tmp_path):
     collected = _toy_session(tmp_path, "-x", "--collect-only").stdout.splitlines()
     ids = [line.split("[")[1].rstrip("]") for line in collected if "::" in line]
-    shallow = [i for i in ids if i.endswith("-shallow")]
-    assert shallow and ids[:len(shallow)] == shallow and len(ids) == 2 * len(shallow), ids
-    assert all("-shallow" not in line for line in _toy_session(tmp_path, "--collect-only").stdout.splitlines())
-    assert all("-shallow" not in line
+    kinds = ["shallow" if i.endswith("-shallow") else "deeper" if i.endswith("-deeper") else "full" for i in ids]
+    runs = kinds.count("full")
+    assert runs and kinds == ["shallow"] * runs + ["deeper"] * runs + ["full"] * runs, ids
+    assert all("-shallow" not in line and "-deeper" not in line
+               for line in _toy_session(tmp_path, "--collect-only").stdout.splitlines())
+    assert all("-shallow" not in line and "-deeper" not in line
                for line in _toy_session(tmp_path, "-x", "--collect-only", MBT_SHALLOW_FIRST="0").stdout.splitlines())
     run = _toy_session(tmp_path, "-x", "-rf", "-k", "two")  # two-bugs: its shallow pass fails it
     assert "FAILED" in run.stdout and "test_toy_counter_machine[two-bugs-shallow]" in run.stdout, run.stdout[-3000:]
     assert "1 failed" in run.stdout and "passed" not in run.stdout.splitlines()[-1], run.stdout[-500:]
     assert len(list((tmp_path / "traces").glob("toy-counter-two-bugs-*.json"))) == 2  # one per distinct failure
+
+
+def test_first_failure_order_is_depth_by_depth_and_cheapest_first_within_a_depth():
+    from harness.deepening import DEEPER, SHALLOW, first_failure_order
+
+    depth = {"a-shallow": SHALLOW, "b-shallow": SHALLOW, "c-shallow": SHALLOW, "a-deeper": DEEPER, "b-deeper": DEEPER}
+    items = ["unit", "a", "b", "a-deeper", "b-deeper", "c-shallow", "a-shallow", "b-shallow", "c"]
+    costs = {"a-shallow": 3.0, "b-shallow": 0.5, "c-shallow": 1.0, "a-deeper": 2.0, "b-deeper": 9.0, "a": 30.0, "b": 10.0,
+             "c": 20.0}
+    assert first_failure_order(items, str, depth.get, costs) == [
+        "b-shallow", "c-shallow", "a-shallow", "a-deeper", "b-deeper", "b", "unit", "c", "a"]  # unit: unmeasured, the median
+    assert first_failure_order(items, str, depth.get, {}) == [  # nothing measured: depth by depth, as collected
+        "c-shallow", "a-shallow", "b-shallow", "a-deeper", "b-deeper", "unit", "a", "b", "c"]
+
+
+def test_a_preliminary_pass_takes_at_most_its_examples_and_its_share_of_the_run():
+    from harness.deepening import DEEPER, SHALLOW
+
+    assert [SHALLOW.examples_of(n) for n in (250, 60, 30, 8)] == [5, 5, 3, 1]
+    assert [DEEPER.examples_of(n) for n in (250, 60, 30, 8)] == [25, 15, 7, 2]
+
+
+def test_the_measured_costs_name_tests_that_exist():
+    """harness/pass_costs.json is keyed by pytest node ids: a renamed machine or implementation
+    leaves a stale key behind (rewrite it: python benchmarks/first_failure.py --measure-costs)."""
+    from pathlib import Path
+
+    from harness.deepening import measured_costs
+
+    costs = measured_costs()
+    root = Path(__file__).resolve().parent.parent
+    assert costs and all(seconds >= 0 for seconds in costs.values())
+    stale = [node for node in costs if not (root / node.split("::")[0]).exists()]
+    assert not stale, stale
 
 
 def test_a_bug_planted_for_the_session_is_in_the_machine_runs_it_was_collected_for(tmp_path):
