@@ -6,10 +6,12 @@ acceptance run does), in each chosen mode, the modes alternating bug by bug so t
 machine weighs on all of them alike:
 
 * ``deepening``: this tree as it is (under ``-x`` every machine run's preliminary passes,
-  depth by depth and cheapest first: ``harness.deepening``);
+  depth by depth and cheapest first, and shrinking bounded at 200 examples: ``harness.deepening``);
 * ``full runs only``: this tree with ``MBT_SHALLOW_FIRST=0`` (each machine's full run, in
   collection order);
 * ``2 workers``: this tree with ``-n 2`` (pytest-xdist);
+* ``shrink 1000``: this tree with ``MBT_SHRINK_EXAMPLES=1000``, the ``ci`` profile's shrinking
+  bound instead of the 200 examples of a session under ``-x`` (what the shrinking costs);
 * ``before``: the same command in another checkout (``--before PATH``, e.g. a
   ``git worktree add`` of main), to compare a change with what it replaces.
 
@@ -63,7 +65,7 @@ class Mode:
 
 
 MODES = {"deepening": Mode(ROOT), "full runs only": Mode(ROOT, {"MBT_SHALLOW_FIRST": "0"}),
-         "2 workers": Mode(ROOT, args=("-n", "2"))}
+         "2 workers": Mode(ROOT, args=("-n", "2")), "shrink 1000": Mode(ROOT, {"MBT_SHRINK_EXAMPLES": "1000"})}
 
 
 def test_seconds(junit: Path) -> list[tuple[str, float, bool]]:

@@ -12,6 +12,12 @@ seconds that test took when last measured (``pass_costs.json`` beside this modul
 A test with no measured cost counts as the median of its depth. The order changes which
 failure comes first, never what a test does: every run is derandomized by itself.
 
+A failing run of such a session shrinks for at most ``SHRINK_EXAMPLES`` (200) examples, not the
+profile's 1,000 (``MBT_SHRINK_EXAMPLES`` still overrides both): shrinking was most of the time
+to a first failure (a 3-step OR-Set failure spent 67 of its 70 seconds shrinking), and what
+Hypothesis leaves unshrunk the trace minimizer (``harness.minimize``) still reduces to steps
+none of which can be removed. A run without ``-x`` shrinks as before.
+
 A preliminary pass is a machine run like any other, but its rule counts are neither in the
 coverage table nor held to the coverage checks (its few examples would starve rules the
 full run exercises). ``MBT_SHALLOW_FIRST=0`` turns all of it off: each machine's full run,
@@ -21,6 +27,7 @@ in collection order.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -29,6 +36,7 @@ from typing import TypeVar
 
 import attrs
 
+from harness import profiles
 from harness.registry import Implementation
 
 #: Set by the pytest session when it stops at its first failure (conftest): ``machine_test``
@@ -37,6 +45,20 @@ enabled = False
 
 #: The committed seconds of each test of a clean ``pytest machines/ -x`` (by pytest node id).
 COSTS_FILE = Path(__file__).with_name("pass_costs.json")
+
+
+#: Examples a failing run may spend shrinking in such a session (see the module docstring).
+SHRINK_EXAMPLES = 200
+
+
+def shrink_examples() -> int | None:
+    """The shrinking bound of a run in a session that stops at its first failure:
+    ``MBT_SHRINK_EXAMPLES`` when set, else the profile's bound or ``SHRINK_EXAMPLES``, whichever
+    is smaller (a profile without a bound, ``nightly``, keeps its time budget)."""
+    bound = profiles.shrink_examples()
+    if os.environ.get("MBT_SHRINK_EXAMPLES") or bound is None:
+        return bound
+    return min(bound, SHRINK_EXAMPLES)
 
 
 @attrs.frozen

@@ -375,7 +375,9 @@ def machine_test(
         if preliminary:
             base = chosen or capped_settings(impl)
             chosen = settings(base, max_examples=implementation.depth.examples_of(base.max_examples))
-        run_machine(machine_cls, impl, hypothesis_settings=chosen, in_summary=True, full_run=not preliminary)
+        shrink = deepening.shrink_examples() if deepening.enabled else PROFILE_DEFAULT
+        run_machine(machine_cls, impl, hypothesis_settings=chosen, in_summary=True, full_run=not preliminary,
+                    shrink_examples=shrink)
 
     test.__name__ = test.__qualname__ = f"test_{machine_cls.name}_machine"
     test.__doc__ = f"{machine_cls.__name__} against every registered {machine_cls.name} implementation."
