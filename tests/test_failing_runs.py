@@ -247,6 +247,19 @@ def test_a_preliminary_pass_takes_at_most_its_examples_and_its_share_of_the_run(
     assert [DEEPER.examples_of(n) for n in (250, 60, 30, 8)] == [25, 15, 7, 2]
 
 
+def test_a_session_under_x_shrinks_for_at_most_its_bound_unless_told(monkeypatch):
+    from harness import deepening, profiles
+
+    monkeypatch.delenv("MBT_SHRINK_EXAMPLES", raising=False)
+    assert profiles.shrink_examples("ci") > deepening.SHRINK_EXAMPLES
+    monkeypatch.setattr(profiles, "current_profile", lambda: "ci")
+    assert deepening.shrink_examples() == deepening.SHRINK_EXAMPLES
+    monkeypatch.setattr(profiles, "current_profile", lambda: "nightly")
+    assert deepening.shrink_examples() is None  # the nightly profile's time budget bounds it
+    monkeypatch.setenv("MBT_SHRINK_EXAMPLES", "1000")
+    assert deepening.shrink_examples() == 1000
+
+
 def test_the_measured_costs_name_tests_that_exist():
     """harness/pass_costs.json is keyed by pytest node ids: a renamed machine or implementation
     leaves a stale key behind (rewrite it: python benchmarks/first_failure.py --measure-costs)."""
