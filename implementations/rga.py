@@ -591,32 +591,40 @@ class _Run:
         self.after = None
 
 
-class _Leaf:
-    """Runs in document order, with their visible counts beside them in an array (finding a
-    visible index scans one block of memory and touches one run)."""
+class _Leaf(array):
+    """Runs in document order. The leaf itself is the array of their visible counts (typecode
+    ``H``): finding a visible index scans one block of memory and touches one run. Being
+    that array rather than holding one saves an object, so a cache miss, on every edit's way
+    down: at a million characters a random edit's leaf is cold memory. Leaves compare and
+    hash as the objects they are (an array would compare by value)."""
 
-    __slots__ = ("counts", "parent", "runs", "slot", "visible")
+    __slots__ = ("parent", "runs", "slot", "visible")
+    __eq__, __hash__ = object.__eq__, object.__hash__
 
-    def __init__(self, runs: list[_Run], parent: _Node | None = None, slot: int = 0) -> None:
+    def __new__(cls, runs: list[_Run], parent: _Node | None = None, slot: int = 0) -> _Leaf:
+        self = super().__new__(cls, "H", [run.visible for run in runs])
         self.runs, self.parent, self.slot = runs, parent, slot
-        self.counts = array("H", [run.visible for run in runs])
-        self.visible = sum(self.counts)
+        self.visible = sum(self)
         for run in runs:
             run.leaf = self
+        return self
 
 
-class _Node:
-    """An inner node: per child its visible count (an array: one block of memory to scan) and
-    the least id (as an int) of its subtree."""
+class _Node(array):
+    """An inner node: itself the array of its children's visible counts (typecode ``q``: one
+    block of memory to scan, and no separate object, see ``_Leaf``), with the least id (as an
+    int) of each child's subtree beside."""
 
-    __slots__ = ("children", "counts", "mins", "parent", "slot", "visible")
+    __slots__ = ("children", "mins", "parent", "slot", "visible")
+    __eq__, __hash__ = object.__eq__, object.__hash__
 
-    def __init__(self, children: list, counts: Iterable[int], mins: list[int], parent: _Node | None, slot: int) -> None:
-        counts = counts if type(counts) is array else array("q", counts)
-        self.children, self.counts, self.mins, self.parent, self.slot = children, counts, mins, parent, slot
-        self.visible = sum(counts)
+    def __new__(cls, children: list, counts: Iterable[int], mins: list[int], parent: _Node | None, slot: int) -> _Node:
+        self = super().__new__(cls, "q", counts)
+        self.children, self.mins, self.parent, self.slot = children, mins, parent, slot
+        self.visible = sum(self)
         for number, child in enumerate(children):
             child.parent, child.slot = self, number
+        return self
 
 
 def _bump(leaf: _Leaf, delta: int) -> None:
@@ -624,7 +632,7 @@ def _bump(leaf: _Leaf, delta: int) -> None:
     leaf.visible += delta
     child, node = leaf, leaf.parent
     while node is not None:
-        node.counts[child.slot] += delta
+        node[child.slot] += delta
         node.visible += delta
         child, node = node, node.parent
 
@@ -759,7 +767,7 @@ class RGA:
             before += other.visible
         child, node = leaf, leaf.parent
         while node is not None:
-            before += sum(node.counts[: child.slot])
+            before += sum(node[: child.slot])
             child, node = node, node.parent
         return before
 
@@ -783,7 +791,7 @@ class RGA:
             node, k = self._root, index
             while type(node) is _Node:
                 slot = 0
-                for count in node.counts:
+                for count in node:
                     if k < count:
                         break
                     k -= count
@@ -792,7 +800,7 @@ class RGA:
             leaf, start = node, index - k
             self._cursor = (leaf, start)
         k = index - start
-        counts = leaf.counts
+        counts = leaf
         hint = self._hint
         if hint is not None and hint[0] is leaf:
             _, i, before = hint
@@ -871,8 +879,8 @@ class RGA:
         counter = run.counter + at
         tail = _Run(counter, run.replica, counter - 1, run.replica, tail_items, tail_visible, tail_flags, leaf)
         leaf.runs.insert(i + 1, tail)
-        leaf.counts[i] = run.visible
-        leaf.counts.insert(i + 1, tail_visible)
+        leaf[i] = run.visible
+        leaf.insert(i + 1, tail_visible)
         tail.after, run.after = run.after, tail
         return tail
 
@@ -880,7 +888,7 @@ class RGA:
         runs = leaf.runs
         half = len(runs) >> 1
         right = _Leaf(runs[half:])
-        del runs[half:], leaf.counts[half:]
+        del runs[half:], leaf[half:]
         leaf.visible -= right.visible
         self._cursor = self._hint = None
         self._adopt(leaf, right, _least(runs), _least(right.runs))
@@ -892,10 +900,10 @@ class RGA:
             self._root = _Node([left, right], [left.visible, right.visible], [left_least, right_least], None, 0)
             return
         slot = left.slot
-        parent.counts[slot] = left.visible
+        parent[slot] = left.visible
         parent.mins[slot] = left_least
         parent.children.insert(slot + 1, right)
-        parent.counts.insert(slot + 1, right.visible)
+        parent.insert(slot + 1, right.visible)
         parent.mins.insert(slot + 1, right_least)
         children = parent.children
         right.parent = parent
@@ -903,8 +911,8 @@ class RGA:
             children[number].slot = number
         if len(children) > NODE_MAX:
             half = len(children) >> 1
-            sibling = _Node(children[half:], parent.counts[half:], parent.mins[half:], None, 0)
-            del children[half:], parent.counts[half:], parent.mins[half:]
+            sibling = _Node(children[half:], parent[half:], parent.mins[half:], None, 0)
+            del children[half:], parent[half:], parent.mins[half:]
             parent.visible -= sibling.visible
             self._adopt(parent, sibling, min(parent.mins), min(sibling.mins))
 
@@ -913,7 +921,7 @@ class RGA:
         id is the greatest here, so it lowers no subtree's least id."""
         run.leaf = leaf
         leaf.runs.insert(i, run)
-        leaf.counts.insert(i, run.visible)
+        leaf.insert(i, run.visible)
         if run.visible:
             _bump(leaf, run.visible)
         if not local:
@@ -950,7 +958,7 @@ class RGA:
             if not run.visible:
                 run.flags = None
         leaf = run.leaf
-        leaf.counts[leaf.runs.index(run) if i is None else i] -= killed
+        leaf[leaf.runs.index(run) if i is None else i] -= killed
         _bump(leaf, -killed)
         return killed
 
@@ -1020,7 +1028,7 @@ class RGA:
                     run.flags = bytearray(size)
                     run.flags.append(1)
                 run.visible += 1
-                leaf.counts[i] += 1
+                leaf[i] += 1
                 _bump(leaf, 1)
                 return (counter, me)
         else:
@@ -1222,7 +1230,7 @@ class RGA:
         elif not run.visible:
             run.flags = bytearray(len(items)) + b"\x01" * size
         run.visible += size
-        leaf.counts[i] += size
+        leaf[i] += size
         _bump(leaf, size)
 
     def _put_chain(self, leaf: _Leaf, i: int, counter: int, replica: int, parent_counter: int, parent_replica: int,
