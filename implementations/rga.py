@@ -59,7 +59,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Hashable, Iterable, Iterator
-from itertools import accumulate, compress, groupby, pairwise
+from itertools import accumulate, compress, groupby, pairwise, repeat
 
 import attrs
 
@@ -664,6 +664,22 @@ def _is_char(item: object) -> bool:
     return type(item) is str and len(item) == 1
 
 
+class _Outbox:
+    """The local edits not taken yet, as columns: inserts as pending runs (first counter,
+    parent, items: a typed run stays one) and deletes as ranges of ids (a backspaced word
+    stays one). Columns of integers rather than a list per entry: the queue of a replica that
+    is not asked for its deltas grows by no Python object per edit, so by nothing the garbage
+    collector walks."""
+
+    __slots__ = ("counters", "deleted", "deleted_lengths", "deleted_replicas", "items", "parent_counters",
+                 "parent_replicas")
+
+    def __init__(self) -> None:
+        self.counters, self.parent_counters, self.parent_replicas = array("Q"), array("Q"), array("Q")
+        self.items: list = []  # each pending run's items: a str (one per character) or a list
+        self.deleted, self.deleted_replicas, self.deleted_lengths = array("Q"), array("Q"), array("Q")
+
+
 # ----- the replica --------------------------------------------------------------------
 
 
@@ -680,8 +696,7 @@ class RGA:
         self._waiting: dict[int, _SortedMap] = {}  # parent replica -> parent counter -> waiting runs
         self._waiting_ids: dict[int, _SortedMap] = {}  # replica -> ranges of waiting ids
         self._early: dict[int, _SortedMap] = {}  # replica -> ranges of deleted ids not known yet
-        self._out_runs: list[list] = []  # local inserts not taken: [counter, parent counter, parent replica, items]
-        self._out_deletes: list[list[int]] = []  # local deletes not taken: [counter, replica, length]
+        self._out = _Outbox()  # local edits not taken yet
         # The leaf used last and the visible elements before it; the run used last in that leaf
         # and the visible elements before it there. Remote edits and edits by id reset both.
         self._cursor: tuple[_Leaf, int] | None = None
@@ -1064,34 +1079,38 @@ class RGA:
 
     def _record_insert(self, counter: int, parent_counter: int, parent_replica: int, item: Hashable) -> None:
         """Queue a local insert for the next delta; a typed run stays one pending run."""
-        out = self._out_runs
-        if out:
-            last = out[-1]
-            items = last[3]
-            if (counter == last[0] + len(items) and parent_counter == counter - 1 and parent_replica == self.replica_id
-                    and len(items) < RUN_MAX):
-                if type(items) is str and _is_char(item):
-                    last[3] = items + item
-                else:
-                    last[3] = items = list(items) if type(items) is str else items
-                    items.append(item)
-                return
-        out.append([counter, parent_counter, parent_replica, item if _is_char(item) else [item]])
+        out = self._out
+        items = out.items
+        if (items and counter == out.counters[-1] + len(items[-1]) and parent_counter == counter - 1
+                and parent_replica == self.replica_id and len(items[-1]) < RUN_MAX):
+            last = items[-1]
+            if type(last) is str and _is_char(item):
+                items[-1] = last + item
+            else:
+                if type(last) is str:
+                    last = items[-1] = list(last)
+                last.append(item)
+            return
+        out.counters.append(counter)
+        out.parent_counters.append(parent_counter)
+        out.parent_replicas.append(parent_replica)
+        items.append(item if _is_char(item) else [item])
 
     def _record_delete(self, counter: int, replica: int) -> None:
         """Queue a local delete; deletes of neighbouring ids (a backspaced word) stay one range."""
-        out = self._out_deletes
-        if out:
-            last = out[-1]
-            if last[1] == replica:
-                if counter == last[0] - 1:
-                    last[0] = counter
-                    last[2] += 1
-                    return
-                if counter == last[0] + last[2]:
-                    last[2] += 1
-                    return
-        out.append([counter, replica, 1])
+        out = self._out
+        counters, lengths = out.deleted, out.deleted_lengths
+        if counters and out.deleted_replicas[-1] == replica:
+            if counter == counters[-1] - 1:
+                counters[-1] = counter
+                lengths[-1] += 1
+                return
+            if counter == counters[-1] + lengths[-1]:
+                lengths[-1] += 1
+                return
+        counters.append(counter)
+        out.deleted_replicas.append(replica)
+        lengths.append(1)
 
     # ----- remote operations --------------------------------------------------------
 
@@ -1271,13 +1290,13 @@ class RGA:
 
     def take_deltas(self) -> list[bytes]:
         """The local edits since the last call, as one ``rga.delta`` message (or none)."""
-        if not self._out_runs and not self._out_deletes:
+        out = self._out
+        if not out.items and not out.deleted:
             return []
         me = self.replica_id
-        runs = ((counter, me, parent_counter, parent_replica, items) for counter, parent_counter, parent_replica, items
-                in self._out_runs)
-        body = [_run_columns(runs), _range_columns(map(tuple, self._out_deletes))]
-        self._out_runs, self._out_deletes = [], []
+        runs = zip(out.counters, repeat(me), out.parent_counters, out.parent_replicas, out.items)
+        body = [_run_columns(runs), _range_columns(zip(out.deleted, out.deleted_replicas, out.deleted_lengths, strict=True))]
+        self._out = _Outbox()
         return [encode(DELTA_KIND, VERSION, body)]
 
     def apply_delta(self, delta: bytes) -> None:
