@@ -15,9 +15,10 @@ How it is stored (the way Yrs and diamond-types merge items):
   per element). A run holds at most ``RUN_MAX`` elements, so splitting one costs little.
   Deleting never splits a run; inserting inside one does (the tail becomes a new run).
 * **Document order.** Runs sit in the leaves of a B-tree (``_Leaf``, ``_Node``) whose inner
-  nodes keep, per child, its visible count (a visible index is found in O(log n)) and the
-  least id of its subtree as an int ``counter << 64 | replica``: a remote insert goes right
-  after its parent, past the greater siblings' subtrees, and every id in those subtrees is
+  nodes keep, per child, its visible count (a visible index is found in O(log n); a leaf or
+  node *is* the array of those counts, one object fewer on the way down) and the least id
+  of its subtree as an int ``counter << 64 | replica``: a remote insert goes right after its
+  parent, past the greater siblings' subtrees, and every id in those subtrees is
   greater than the new one while the first element after them is smaller, so the place is
   "the first run after the parent whose first id is smaller", found through the subtree
   minima in O(log n) however many siblings there are. Nothing is renumbered when a node
@@ -29,7 +30,8 @@ How it is stored (the way Yrs and diamond-types merge items):
   the ranges of waiting ids per replica (so a redelivered one is not kept twice); deletes of
   ids not known yet are kept as ranges per replica. Both are part of the full state.
 * **The delta queue** is compacted as it grows: a typed run is one pending run, and deletes
-  of neighbouring ids are one range.
+  of neighbouring ids are one range. It is kept as columns of integers (``_Outbox``), so an
+  edit adds no Python object to it.
 
 Wire (MessagePack arrays, ``implementations/wire.py``), version 2. Runs travel as five
 columns: counter steps (each run's first counter minus the previous run's, the first from
