@@ -68,8 +68,10 @@ def signature_of(key: int, message: bytes) -> bytes:
     return KEYS[key].sign(message).signature
 
 
+@functools.lru_cache(maxsize=64)
 def mode_named(name: str, models: bool = False):
-    """The fee mode called ``name``, of the model (``models=True``) or of the implementation."""
+    """The fee mode called ``name``, of the model (``models=True``) or of the implementation
+    (remembered: fee modes are frozen values, and every payment names one)."""
     ns = model if models else pskt
     if name == "recipient":
         return ns.RecipientPays()
@@ -289,9 +291,12 @@ class PsktMachine(TracedMachine):
             kinds = [b.kind if isinstance(b, pskt.TemplateRefused) else "built" for b in built]
             assert kinds == [expected.kind] * self.n, f"signers: {kinds}, the model refuses: {expected.kind}"
             return
+        wanted = plain(expected)
         for i, b in enumerate(built):
-            assert not isinstance(b, pskt.TemplateRefused), f"signer {i} refused ({b}), the model built {plain(expected)}"
-            assert plain(b) == plain(expected), f"signer {i} built {plain(b)}, the model {plain(expected)}"
+            assert not isinstance(b, pskt.TemplateRefused), f"signer {i} refused ({b}), the model built {wanted}"
+            if i and b == built[0]:
+                continue  # the template signer 0 built, already compared with the model's
+            assert plain(b) == wanted, f"signer {i} built {plain(b)}, the model {wanted}"
         assert built[0].fee == fee, f"the template's fee is {built[0].fee}, not {fee}"
         self._submit(self._tamper(built[0], tamper), signers)
 
