@@ -3,7 +3,7 @@
 The committed traces of the machines that tell their own steps (``describe_step``) are
 walked step by step: each step's description must be the machine's own (not the raw
 ``rule(args)``) and hold no raw id (no long run of hex digits) or repr (bytes, a model object,
-an id tuple); the observation rows under each step hold no raw id either.
+an id tuple); the observation rows under each step hold neither.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from harness.trace import Step, normalize_args
 
 TRACES = Path(__file__).resolve().parent.parent / "regressions" / "traces"
 TOLD = ("threshold", "pskt", "policy", "lww", "tasklist", "orset", "rga")
-#: The machines whose observation rows name their ids too (pskt's still show addresses and outpoints).
-ROWS_TOLD = ("threshold", "policy", "lww", "tasklist", "orset", "rga")
+#: The machines whose observation rows name their ids too.
+ROWS_TOLD = ("threshold", "policy", "lww", "tasklist", "orset", "rga", "pskt")
 RAW_ID = re.compile(r"\b(?=[0-9a-f]*[a-f])[0-9a-f]{12,}")
 #: A raw repr: bytes (``b'..'``), a model object (``Add(element=``), a frozenset, an id tuple ``(3, 0)``.
 RAW_REPR = re.compile(r"(?<![\w'\"])b['\"]|\b[A-Z]\w*\(\w+=|frozenset\(|\(\d+, \d+\)")
@@ -49,6 +49,7 @@ def test_every_step_is_told_in_the_domain_s_words(path):
             for row in machine.observe() if trace.machine in ROWS_TOLD else ():  # the rows under a step: ids by name too
                 shown = f"{row.label}: {show(row.model)} / {show(row.implementation)}"
                 assert not RAW_ID.search(shown), f"{path.name}: a raw id in {shown!r}"
+                assert not RAW_REPR.search(shown), f"{path.name}: a raw repr in {shown!r}"
     finally:
         machine.teardown()
 
