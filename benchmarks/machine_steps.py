@@ -70,12 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         for impl in implementations(name):
             if impl.level not in cls.levels or only not in ("", impl.name):
                 continue
-            if not warmed:  # the first Hypothesis run of a process pays for its set-up: not a row's cost
-                run_machine(cls, impl, hypothesis_settings=settings(chosen, max_examples=2, stateful_step_count=5))
-                warmed = True
             counter = TestCaseCounter()
-            started = time.process_time()
             try:
+                if not warmed:  # the first Hypothesis run of a process pays for its set-up: not a row's cost
+                    run_machine(cls, impl, hypothesis_settings=settings(chosen, max_examples=2, stateful_step_count=5))
+                    warmed = True
+                started = time.process_time()
                 with counter:
                     stats = run_machine(cls, impl, hypothesis_settings=chosen)
             except Unavailable as why:
