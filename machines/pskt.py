@@ -28,6 +28,7 @@ from hypothesis.stateful import initialize, rule
 
 from harness import TracedMachine, guard, machine_test
 from harness.machine import Observation
+from harness.trace import shorten
 from implementations import pskt
 from implementations.ledger import LedgerError, MultisigGroup
 from machines import spec_edges
@@ -177,7 +178,7 @@ def signer_plan(order: int, plan: tuple, m: int, n: int) -> list[list]:
     return noise
 
 
-def owner_name(address: str) -> str:
+def recipient_name(address: str) -> str:
     """A recipient as the report names it: ``alice`` for ``kaspa:alice``."""
     return address.removeprefix("kaspa:")
 
@@ -412,7 +413,7 @@ class PsktMachine(TracedMachine):
                 k = self.events + 1
                 signers = "; ".join(self._signer_text(*row) for row in a["signers"]) or "nobody"
                 tamper = "" if a["tamper"] == "none" else f"; tampered: {a['tamper']}"
-                return (f"event e{k}: pay {a['amount']} sompi to {owner_name(DESTINATIONS[k % 3])}, fee {a['fee']} "
+                return (f"event e{k}: pay {a['amount']} sompi to {recipient_name(DESTINATIONS[k % 3])}, fee {a['fee']} "
                         f"({a['fee_mode']}), round {a['round']}; signed by {signers}{tamper}")
         except (IndexError, KeyError, TypeError, ValueError):
             pass
@@ -426,7 +427,8 @@ class PsktMachine(TracedMachine):
     # --- checks -------------------------------------------------------------------------------
 
     def owner_name(self, address: str) -> str:
-        return "the group" if address == self.address else owner_name(address)
+        """Whose coins: ``the group`` or a recipient's name."""
+        return "the group" if address == self.address else recipient_name(address)
 
     def coins_text(self, coins) -> list[str]:
         """Coins (anything with a txid, an index and an amount) by name with their amounts, in
@@ -434,7 +436,7 @@ class PsktMachine(TracedMachine):
         made is shown by its outpoint (``coin 7ede5a0b… output 3``)."""
         order = {outpoint: i for i, outpoint in enumerate(self.coin_names)}
         rows = sorted(((order.get((c.txid, c.index), len(order)), c.txid, c.index), c.amount) for c in coins)
-        return [f"{self.coin_names.get((txid, index)) or f'coin {txid.hex()[:8]}… output {index}'}: {amount}"
+        return [f"{self.coin_names.get((txid, index)) or f'coin {shorten(txid)} output {index}'}: {amount}"
                 for (_, txid, index), amount in rows]
 
     def _holdings(self) -> list[tuple[str, object, object]]:
