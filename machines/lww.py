@@ -35,7 +35,7 @@ from hypothesis.stateful import initialize, rule
 
 from harness import machine_test
 from harness.replay import show
-from implementations.limits import MAX_CLOCK_AHEAD_NS, MAX_HLC_COUNTER, U64_MAX
+from implementations.limits import LIMITS, MAX_CLOCK_AHEAD_NS, MAX_HLC_COUNTER, U64_MAX
 from machines.replicated import INDEX, SKEWS, START_NS, HostilePeers, ReplicatedMachine
 from models import lww as model
 from models.clock import NS_PER_DAY, NS_PER_MS, OffsetClock
@@ -46,6 +46,13 @@ TYING_SKEWS = st.one_of(st.sampled_from([0, 0, NS_PER_MS]), SKEWS)
 VALUES = ("a", "b", 128, None, {"bytes": "ab" * 32})
 #: Writer ids of strangers: peers no honest replica is, whose writes are legal.
 STRANGERS = (2**40, 2**64 - 1)
+#: The limits a lying timestamp passes, as ``implementations.limits`` declares them: a
+#: refusal must name the one it passed (``OverLimit.limit``).
+CLOCK_AHEAD, COUNTER_LIMIT = LIMITS["MAX_CLOCK_AHEAD_NS"], LIMITS["MAX_HLC_COUNTER"]
+#: The fields of a write on the wire a lie may spoil, and a value of the wrong kind for each:
+#: the refusal must name the field.
+TIMESTAMP_FIELDS = ("wall_ns", "counter")
+WRONG_KIND = {"wall_ns": -1, "counter": "0", "writer": "a stranger", "value": 0.5}
 
 
 def value_from_trace(raw: Any) -> Any:
@@ -75,7 +82,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         self.past: dict[model.Write, frozenset] = {}  # every write a write's replica had seen, transitively
         self.replaced: dict[model.Write, frozenset] = {}  # the part of that past seen with its own past
         self.last_receiver: int | None = None  # the replica that most recently received a write
-        self.stranger_writes = 0  # how many writes strangers made: each stranger write's counter is unique
+        self.stranger_writes = 0  # the least counter of the next stranger write: each one's counter is unique
 
     @property
     def exact(self) -> bool:
@@ -149,7 +156,9 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
     #
     # * ``write(whole_state, wall_ns, counter, writer, value)``: a message carrying that write;
     # * ``tamper(genuine, whole_state, field, value)``: the genuine message with its write's
-    #   ``field`` (``"wall_ns"`` or ``"counter"``) set to ``value``.
+    #   ``field`` (``"wall_ns"``, ``"counter"``, ``"writer"`` or ``"value"``) set to ``value``;
+    # * ``kind(whole_state)`` (optional): the kind of message it renders, which a refusal
+    #   of it must name.
 
     lie_weights: ClassVar[dict[str, int]] = {"clock_ahead": 2, "counter_at_max": 2, "counter_at_limit": 2,
                                              "stranger_ops": 3, "one_field_wrong": 3}
@@ -159,10 +168,52 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         seen = [w.timestamp.wall_ns for w in self.history[target]]
         return max([self.clocks[target].now(), *seen])
 
+    def passed_limits(self, target: int, wall_ns: int, counter: int) -> dict[str, int]:
+        """The limits a timestamp passes at ``target`` (a clock too far ahead, a counter past
+        its limit), by name, each with the number that passes it."""
+        passed = {}
+        if wall_ns > self.clocks[target].now() + CLOCK_AHEAD.value:
+            passed[CLOCK_AHEAD.name] = wall_ns
+        if counter > COUNTER_LIMIT.value:
+            passed[COUNTER_LIMIT.name] = counter
+        return passed
+
     def is_a_lie(self, target: int, wall_ns: int, counter: int) -> bool:
-        """Whether a timestamp is beyond what ``target`` may accept (a clock too far ahead, a
-        counter past its limit)."""
-        return wall_ns > self.clocks[target].now() + MAX_CLOCK_AHEAD_NS or counter > MAX_HLC_COUNTER
+        """Whether a timestamp is beyond what ``target`` may accept."""
+        return bool(self.passed_limits(target, wall_ns, counter))
+
+    def check_refusal(self, target: int, lie: str, whole_state: bool, refusal: Exception, **args: Any) -> None:
+        """A refusal names what is wrong: the kind of message it refused (if the crafter says),
+        the declared limit the timestamp passed (``OverLimit.limit``) and the number that
+        passed it, or the field whose value is of the wrong kind."""
+        text = str(refusal)
+        kind = getattr(self.crafter, "kind", None)
+        if kind is not None:
+            assert kind(whole_state) in text, f"{lie}: the refusal does not name the {kind(whole_state)} it refused: {text}"
+        if lie == "one_field_wrong":
+            if whole_state and not self.history[args["source"]]:
+                return  # a register never written: its state was truncated, there was no field to spoil
+            field, to = args["field"], args["to"]
+            if self.wrong_kind(field, to):
+                assert field in text, f"{lie}: the refusal does not name the field {field} it refused: {text}"
+                return
+            passed = self.passed_limits(target, *self.spoiled_timestamp(field, to))
+        else:
+            passed = self.passed_limits(target, args["wall_ns"], args["counter"])
+        limit = getattr(refusal, "limit", None)
+        assert limit in passed, f"{lie}: the refusal names the limit {limit}, not one passed ({sorted(passed)}): {text}"
+        assert str(passed[limit]) in text, f"{lie}: the refusal does not name the {passed[limit]} that passed {limit}: {text}"
+
+    @staticmethod
+    def wrong_kind(field: str, to: Any) -> bool:
+        """Whether a ``one_field_wrong`` lie sets ``field`` to a value of the wrong kind (not a
+        number past a limit)."""
+        return field not in TIMESTAMP_FIELDS or not isinstance(to, int) or isinstance(to, bool) or to < 0
+
+    @staticmethod
+    def spoiled_timestamp(field: str, to: Any) -> tuple[int, int]:
+        """The part of a timestamp a ``one_field_wrong`` lie sets, the other part zero."""
+        return (to, 0) if field == "wall_ns" else (0, to)
 
     def hostile_args(self, lie: str, target: int, draw: int) -> dict[str, Any]:
         now = self.clocks[target].now()
@@ -174,17 +225,19 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             counter = (MAX_HLC_COUNTER + 1, U64_MAX - 1, U64_MAX)[draw % 3]
             return {"wall_ns": self.latest_wall(target), "counter": counter, "writer": STRANGERS[0], "value": written}
         if lie == "counter_at_limit":
-            writer, wall = STRANGERS[draw % 2], self.latest_wall(target)
+            # At the limit, or one below: the receiver's next write then reaches it exactly.
+            writer, wall, counter = STRANGERS[draw % 2], self.latest_wall(target), MAX_HLC_COUNTER - (draw >> 1) % 2
             taken = {(w.timestamp.wall_ns, w.writer) for history in self.history for w in history
-                     if w.timestamp.counter == MAX_HLC_COUNTER}
+                     if w.timestamp.counter == counter}
             while (wall, writer) in taken:  # a new write, never a copy of another with another value
                 wall += 1
-            return {"wall_ns": wall, "counter": MAX_HLC_COUNTER, "writer": writer, "value": written}
+            return {"wall_ns": wall, "counter": counter, "writer": writer, "value": written}
         if lie == "stranger_ops":
+            # The first stranger write has counter 0: it ties a fresh write at the same wall time on the counter.
             wall = (0, max(now - NS_PER_DAY, 0), now, now + MAX_CLOCK_AHEAD_NS // 2)[draw % 4]
-            return {"wall_ns": wall, "counter": self.stranger_writes + 1, "writer": STRANGERS[draw % 2], "value": written}
+            return {"wall_ns": wall, "counter": self.stranger_writes, "writer": STRANGERS[draw % 2], "value": written}
         field, lie_value = (("wall_ns", U64_MAX), ("counter", U64_MAX), ("wall_ns", now + MAX_CLOCK_AHEAD_NS + 1),
-                            ("counter", MAX_HLC_COUNTER + 1))[draw % 4]
+                            ("counter", MAX_HLC_COUNTER + 1), *WRONG_KIND.items())[draw % 8]
         messages = [i for i, m in enumerate(self.in_flight) if m.target == target and m.deltas]
         if messages and draw & 8:
             return {"message": messages[draw % len(messages)], "field": field, "to": lie_value, "whole_state": False}
@@ -193,9 +246,10 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
     def tell(self, target: int, lie: str, whole_state: bool, **args: Any) -> tuple[bytes, str, frozenset]:
         if lie == "one_field_wrong":
             genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
-            self.require(args["field"] in ("wall_ns", "counter"), f"unknown field {args['field']!r}")
-            self.require(self.is_a_lie(target, args["to"] if args["field"] == "wall_ns" else 0,
-                                       args["to"] if args["field"] == "counter" else 0), f"{args['to']} is no lie")
+            field, to = args["field"], args["to"]
+            self.require(field in WRONG_KIND, f"unknown field {field!r}")
+            lying = self.wrong_kind(field, to) or self.is_a_lie(target, *self.spoiled_timestamp(field, to))
+            self.require(lying, f"{to} is no lie")
             # A register never written has no write to spoil: its state is refused as one anyway.
             return self.crafter.tamper(genuine, whole_state, args["field"], args["to"]), "refused", frozenset()
         try:
@@ -211,8 +265,8 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             return message, "refused", frozenset()
         self.require(writer in STRANGERS, f"writer {writer} is not a stranger")
         if lie == "stranger_ops":
-            self.require(counter > self.stranger_writes, f"stranger write {counter} was already made")
-            self.stranger_writes = counter
+            self.require(counter >= self.stranger_writes, f"stranger write {counter} was already made")
+            self.stranger_writes = counter + 1
         write = model.Write(model.Timestamp(wall, counter), writer, written)
         self.require(all(model.arbitration(w) != model.arbitration(write) for history in self.history for w in history),
                      "a stranger write with the same timestamp was already made")

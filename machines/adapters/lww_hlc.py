@@ -64,9 +64,11 @@ class HLCCrafter:
 
     lies = ("clock_ahead", "counter_at_max", "counter_at_limit", "stranger_ops", "one_field_wrong")
 
+    def kind(self, whole_state: bool) -> str:
+        return STATE_KIND if whole_state else DELTA_KIND
+
     def write(self, whole_state: bool, wall_ns: int, counter: int, writer: int, value: Hashable) -> bytes:
-        kind = STATE_KIND if whole_state else DELTA_KIND
-        return encode(kind, VERSION, entry_to_body(Entry(wall_ns, counter, writer, value)))
+        return encode(self.kind(whole_state), VERSION, entry_to_body(Entry(wall_ns, counter, writer, value)))
 
     def tamper(self, genuine: bytes, whole_state: bool, field: str, value: int) -> bytes:
         entry = decode_state(genuine) if whole_state else decode_delta(genuine)
