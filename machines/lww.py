@@ -82,7 +82,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         self.past: dict[model.Write, frozenset] = {}  # every write a write's replica had seen, transitively
         self.replaced: dict[model.Write, frozenset] = {}  # the part of that past seen with its own past
         self.last_receiver: int | None = None  # the replica that most recently received a write
-        self.stranger_writes = 0  # the least counter of the next stranger write: each one's counter is unique
+        self.stranger_writes = 1  # the least counter of the next stranger write not at counter 0
 
     @property
     def exact(self) -> bool:
@@ -233,9 +233,16 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
                 wall += 1
             return {"wall_ns": wall, "counter": counter, "writer": writer, "value": written}
         if lie == "stranger_ops":
-            # The first stranger write has counter 0: it ties a fresh write at the same wall time on the counter.
-            wall = (0, max(now - NS_PER_DAY, 0), now, now + MAX_CLOCK_AHEAD_NS // 2)[draw % 4]
-            return {"wall_ns": wall, "counter": self.stranger_writes, "writer": STRANGERS[draw % 2], "value": written}
+            # Edges: at the greatest wall time the target has seen (ties its next write on the wall), and exactly
+            # MAX_CLOCK_AHEAD_NS ahead of the slowest replica's clock (the last wall time every replica accepts).
+            edge = min(clock.now() for clock in self.clocks) + MAX_CLOCK_AHEAD_NS
+            wall = (0, max(now - NS_PER_DAY, 0), now, now + MAX_CLOCK_AHEAD_NS // 2, self.latest_wall(target), edge)[draw % 6]
+            writer = STRANGERS[(draw >> 5) % 2]
+            # Counter 0 when no write holds that timestamp (it ties a fresh write on the counter), else a new one.
+            free = all((w.timestamp.wall_ns, w.timestamp.counter, w.writer) != (wall, 0, writer)
+                       for history in self.history for w in history)
+            counter = 0 if free and draw & 16 else self.stranger_writes
+            return {"wall_ns": wall, "counter": counter, "writer": writer, "value": written}
         field, lie_value = (("wall_ns", U64_MAX), ("counter", U64_MAX), ("wall_ns", now + MAX_CLOCK_AHEAD_NS + 1),
                             ("counter", MAX_HLC_COUNTER + 1), *WRONG_KIND.items())[draw % 8]
         messages = [i for i, m in enumerate(self.in_flight) if m.target == target and m.deltas]
@@ -265,8 +272,8 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             return message, "refused", frozenset()
         self.require(writer in STRANGERS, f"writer {writer} is not a stranger")
         if lie == "stranger_ops":
-            self.require(counter >= self.stranger_writes, f"stranger write {counter} was already made")
-            self.stranger_writes = counter + 1
+            self.require(counter == 0 or counter >= self.stranger_writes, f"stranger write {counter} was already made")
+            self.stranger_writes = max(self.stranger_writes, counter + 1)
         write = model.Write(model.Timestamp(wall, counter), writer, written)
         self.require(all(model.arbitration(w) != model.arbitration(write) for history in self.history for w in history),
                      "a stranger write with the same timestamp was already made")

@@ -10,21 +10,29 @@ run, so a night holds it. The run works in a scratch copy of the project (mutmut
 ``mutants/`` tree where it runs).
 
 Every surviving mutant is either *equivalent* or a gap in a machine to close with a rule, a
-fault or an invariant. The equivalent ones are accounted for in ``tests/mutation_equivalent.toml``,
+fault or an invariant. Survivors are accounted for in ``tests/mutation_equivalent.toml``,
 each keyed by what stays put while mutmut's numbers move: the module, the function
 (``Class.method`` or ``function``), the original line's text and the mutated line's text,
-with a one-line reason. The report (printed, and written to ``--out``) gives per module the
-mutants killed, survived-equivalent, survived-unaccounted (listed with their diffs) and the
-score both raw and with the equivalents left out; an entry whose mutant the machines now kill
-is listed too (its reason was wrong, or a machine grew: drop it). ``--save FILE`` keeps the
+with a ``kind`` and a one-line reason. ``equivalent``: no input the module can get tells it
+from the original (say why). ``unreached``: it would change behaviour, but only on input the
+machines do not send by design (a caller's programming error, a clock in the year 2554): the
+reason says which input, so it stays a known gap and counts against the score. The report
+(printed, and written to ``--out``) gives per module the mutants killed, survived-equivalent,
+survived-unreached, survived-unaccounted (listed with their diffs) and the score both raw and
+with the equivalents left out; an entry whose mutant the machines now kill is listed too (its
+reason was wrong, or a machine grew: drop it). ``--save FILE`` keeps the
 raw results (status and diff of every mutant) as JSON, and ``--from-saved FILE`` reports on
-them again without running mutmut: for accounting after the run.
+them again without running mutmut: for accounting after the run. ``--rerun-survivors FILE``
+runs mutmut again on the survivors of saved results only (after a machine grew: a survivor
+costs a whole machine run, a killed mutant a few steps) and carries the other statuses over;
+the module must be unchanged since (its digest is saved), and the report says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
 import os
 import re
@@ -47,18 +55,21 @@ EQUIVALENTS = ROOT / "tests" / "mutation_equivalent.toml"
 CAUGHT = ("killed", "timeout")
 #: mutmut's statuses of a mutant that was not tested at all.
 UNTESTED = ("skipped", "not checked", "no tests")
+#: The kinds of accounted survivors (see the module docstring).
+KINDS = ("equivalent", "unreached")
 #: mutmut's separator of class and method in a mutant's name (``xǁClassǁmethod__mutmut_3``).
 CLASS_SEPARATOR = "\u01c1"
 
 
 @dataclass(frozen=True)
 class Equivalent:
-    """A mutant accounted as equivalent: no machine can tell it from the original, and why."""
+    """A surviving mutant accounted for: equivalent, or unreached by design, and why."""
 
     module: str
     function: str
     line: str
     mutant: str
+    kind: str
     reason: str
 
     @property
@@ -75,10 +86,12 @@ def load_equivalents(path: Path = EQUIVALENTS) -> list[Equivalent]:
         raise ValueError(f"{path.name}: unknown tables {sorted(unknown)}; entries are [[equivalent]]")
     entries = []
     for number, raw in enumerate(data.get("equivalent", []), 1):
-        fields = {"module", "function", "line", "mutant", "reason"}
+        fields = {"module", "function", "line", "mutant", "kind", "reason"}
         if set(raw) != fields or not all(isinstance(raw[f], str) and raw[f].strip() for f in fields):
             raise ValueError(f"{path.name}: equivalent #{number} needs exactly the non-empty strings {sorted(fields)}, "
                              f"got {raw!r}")
+        if raw["kind"] not in KINDS:
+            raise ValueError(f"{path.name}: equivalent #{number}: kind {raw['kind']!r} is not one of {KINDS}")
         entries.append(Equivalent(**raw))
     repeated = [key for key, n in Counter(e.key for e in entries).items() if n > 1]
     if repeated:
@@ -166,8 +179,13 @@ def config(module: str, machine: str, selection: str | None) -> str:
     ])
 
 
-def run(module: str, machine: str, selection: str | None, workers: int) -> dict:
-    """mutmut over ``module``: every mutant's status and, for a survivor, its diff."""
+def digest(module: str) -> str:
+    return hashlib.sha256((ROOT / module).read_bytes()).hexdigest()
+
+
+def run(module: str, machine: str, selection: str | None, workers: int, only: list[str] | None = None) -> dict:
+    """mutmut over ``module`` (only the mutants named in ``only``, if given): every mutant's
+    status and, for a survivor, its diff."""
     with tempfile.TemporaryDirectory(prefix="mbt-mutation-") as scratch:
         work = Path(scratch)
         scratch_copy(work)
@@ -175,8 +193,8 @@ def run(module: str, machine: str, selection: str | None, workers: int) -> dict:
         env = {**os.environ, "CI": "true", "HYPOTHESIS_PROFILE": "mutation",
                "MBT_TRACE_DIR": str(work / "traces"), "HYPOTHESIS_STORAGE_DIRECTORY": str(work / ".hypothesis")}
         mutmut = [sys.executable, "-m", "mutmut"]
-        done = subprocess.run([*mutmut, "run", "--max-children", str(workers)], cwd=work, env=env, capture_output=True,
-                              text=True, check=False)
+        done = subprocess.run([*mutmut, "run", "--max-children", str(workers), *(only or [])], cwd=work, env=env,
+                              capture_output=True, text=True, check=False)
         log = done.stdout[-4000:] + done.stderr[-4000:]
         results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True,
                                  check=False)
@@ -189,7 +207,18 @@ def run(module: str, machine: str, selection: str | None, workers: int) -> dict:
             if found["status"] == "survived":
                 shown = subprocess.run([*mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True, check=False)
                 found["diff"] = shown.stdout.strip()
-    return {"module": module, "machine": machine, "selection": selection, "mutants": mutants, "log": log}
+    return {"module": module, "digest": digest(module), "machine": machine, "selection": selection, "mutants": mutants,
+            "log": log}
+
+
+def rerun_survivors(saved: dict, workers: int) -> dict:
+    """``saved`` results with their survivors run again, the other statuses carried over."""
+    survivors = [name for name, found in saved["mutants"].items() if found["status"] == "survived"]
+    fresh = run(saved["module"], saved["machine"], saved.get("selection"), workers, only=survivors)
+    mutants = {name: fresh["mutants"].get(name, found) if name in survivors else found
+               for name, found in saved["mutants"].items()}
+    return {**fresh, "mutants": mutants, "rerun": f"{len(survivors)} survivors run again, the other "
+                                                    f"{len(mutants) - len(survivors)} statuses carried over"}
 
 
 def report(results: dict, equivalents: list[Equivalent]) -> tuple[str, int]:
@@ -197,43 +226,47 @@ def report(results: dict, equivalents: list[Equivalent]) -> tuple[str, int]:
     module, mutants = results["module"], results["mutants"]
     accounted = {e.key: e for e in equivalents if e.module == module}
     counts = Counter(found["status"] for found in mutants.values())
-    equivalent: dict[str, Equivalent] = {}
+    matched: dict[str, Equivalent] = {}
     unaccounted: list[str] = []
     for name, found in mutants.items():
         if found["status"] == "survived":
             key = (module, function_of(name), *changed_lines(found["diff"]))
             if key in accounted:
-                equivalent[name] = accounted[key]
+                matched[name] = accounted[key]
             else:
                 unaccounted.append(name)
-    gone = [e for e in accounted.values() if e not in equivalent.values()]
+    gone = [e for e in accounted.values() if e not in matched.values()]
+    equivalent = [e for e in matched.values() if e.kind == "equivalent"]
+    unreached = [e for e in matched.values() if e.kind == "unreached"]
     tested = sum(n for status, n in counts.items() if status not in UNTESTED)
     killed = sum(counts[status] for status in CAUGHT)
     raw = 100 * killed / tested if tested else 0.0
     net = 100 * killed / (tested - len(equivalent)) if tested > len(equivalent) else 0.0
     selection = results.get("selection")
     lines = [f"# Mutation score of {module} (machine {results['machine']}{f', -k {selection}' if selection else ''})", "",
-             "| module | mutants | tested | killed | survived: equivalent | survived: unaccounted | score raw "
-             "| score without equivalents |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|",
-             f"| {module} | {len(mutants)} | {tested} | {killed} | {len(equivalent)} | {len(unaccounted)} | {raw:.1f}% "
-             f"| {net:.1f}% |", "",
-             "mutmut's statuses: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ".", ""]
+             "| module | mutants | tested | killed | survived: equivalent | survived: unreached | survived: unaccounted "
+             "| score raw | score without equivalents |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+             f"| {module} | {len(mutants)} | {tested} | {killed} | {len(equivalent)} | {len(unreached)} | {len(unaccounted)} "
+             f"| {raw:.1f}% | {net:.1f}% |", "",
+             "mutmut's statuses: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "."
+             + (f" {results['rerun']}." if results.get("rerun") else ""), ""]
     if not mutants:
         lines += ["mutmut reported no mutants; its output:", "", "```", results.get("log", ""), "```", ""]
     if unaccounted:
         lines += [f"## Surviving mutants not accounted for ({len(unaccounted)})", "",
-                  "Each is a gap in a machine to close, or an equivalent mutant to add to "
-                  f"`{EQUIVALENTS.relative_to(ROOT)}` with its reason.", ""]
+                  "Each is a gap in a machine to close, or a mutant to account for in "
+                  f"`{EQUIVALENTS.relative_to(ROOT)}` with its kind and reason.", ""]
         for name in sorted(unaccounted, key=lambda n: (function_of(n), int(n.rpartition("_")[2]))):
             lines += [f"`{name}` ({function_of(name)})", "", "```diff", mutants[name]["diff"], "```", ""]
     if gone:
         lines += [f"## Accounted as equivalent but no longer surviving ({len(gone)}): drop them", "",
                   "A machine kills each now (so its reason was wrong, or a machine grew), or mutmut no longer makes it.", ""]
         lines += [f"- {e.function}: `{e.line}` -> `{e.mutant}`" for e in gone] + [""]
-    if equivalent:
-        lines += [f"## Equivalent survivors ({len(equivalent)})", ""]
-        lines += [f"- {e.function}: `{e.line}` -> `{e.mutant}`: {e.reason}" for e in equivalent.values()] + [""]
+    for kind, entries in (("Equivalent", equivalent), ("Unreached", unreached)):
+        if entries:
+            lines += [f"## {kind} survivors ({len(entries)})", ""]
+            lines += [f"- {e.function}: `{e.line}` -> `{e.mutant}`: {e.reason}" for e in entries] + [""]
     return "\n".join(lines), len(unaccounted)
 
 
@@ -246,19 +279,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="where to write the Markdown report")
     parser.add_argument("--save", help="where to keep the raw results as JSON")
     parser.add_argument("--from-saved", help="report on results kept by --save instead of running mutmut")
+    parser.add_argument("--rerun-survivors", help="run only the survivors of results kept by --save again")
     args = parser.parse_args(argv)
     if not (ROOT / args.module).is_file() or not args.module.startswith("implementations/"):
         parser.error(f"{args.module}: expected a file under implementations/")
-    if args.from_saved:
-        results = json.loads(Path(args.from_saved).read_text(encoding="utf-8"))
+    saved_file = args.from_saved or args.rerun_survivors
+    if saved_file:
+        results = json.loads(Path(saved_file).read_text(encoding="utf-8"))
         if results.get("module") != args.module:
-            parser.error(f"{args.from_saved} holds results of {results.get('module')}, not {args.module}")
-    elif not args.machine:
+            parser.error(f"{saved_file} holds results of {results.get('module')}, not {args.module}")
+    if args.rerun_survivors:
+        if results.get("digest") != digest(args.module):
+            parser.error(f"{args.module} changed since {saved_file} was saved: its mutants are numbered anew, run them all")
+        results = rerun_survivors(results, args.workers)
+    elif not args.from_saved and not args.machine:
         parser.error("--machine is required to run mutmut")
-    else:
+    elif not args.from_saved:
         results = run(args.module, args.machine, args.selection, args.workers)
-        if args.save:
-            Path(args.save).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+    if args.save and not args.from_saved:
+        Path(args.save).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     equivalents = load_equivalents()
     problems = stale_entries(equivalents)
     text, unaccounted = report(results, equivalents)
