@@ -5,7 +5,9 @@
 
 ``mutmut`` (3.x) mutates the module and, for every mutant, runs the machine's test (the
 ``ci`` profile without shrinking: a mutant is killed by the first failure, its shrunk trace
-is of no use here) restricted to the implementation that module is (``-k``). One module per
+is of no use here) and replays the machine's committed traces (``regressions/traces/<machine>-*``:
+explicit scenarios, such as a tie at a counter's roll-over, that a search may take long to
+find), both restricted to the implementation that module is (``-k``). One module per
 run, so a night holds it. The run works in a scratch copy of the project (mutmut writes its
 ``mutants/`` tree where it runs).
 
@@ -54,7 +56,10 @@ EQUIVALENTS = ROOT / "tests" / "mutation_equivalent.toml"
 #: mutmut's statuses that mean the machines caught the mutant.
 CAUGHT = ("killed", "timeout")
 #: mutmut's statuses of a mutant that was not tested at all.
-UNTESTED = ("skipped", "not checked", "no tests")
+UNTESTED = ("skipped", "not checked")
+#: mutmut's statuses of a mutant the machines did not catch: each is accounted for or listed.
+#: ("no tests": no machine step calls the mutated function, the plainest gap of all.)
+ESCAPED = ("survived", "no tests", "suspicious")
 #: The kinds of accounted survivors (see the module docstring).
 KINDS = ("equivalent", "unreached")
 #: mutmut's separator of class and method in a mutant's name (``xǁClassǁmethod__mutmut_3``).
@@ -166,7 +171,9 @@ def scratch_copy(into: Path) -> None:
 
 
 def config(module: str, machine: str, selection: str | None) -> str:
-    tests = [f"machines/{machine}.py"] + (["-k", selection] if selection else [])
+    ours = f"(test_{machine}_machine or {machine}-)"  # the machine's test and its committed traces
+    chosen = f"({selection}) and {ours}" if selection else ours
+    tests = [f"machines/{machine}.py", "regressions/test_regressions.py", "-k", chosen]
     return "\n".join([
         "[mutmut]",
         "source_paths=implementations",
@@ -204,7 +211,7 @@ def run(module: str, machine: str, selection: str | None, workers: int, only: li
             if match:
                 mutants[match.group(1)] = {"status": match.group(2).strip()}
         for name, found in mutants.items():
-            if found["status"] == "survived":
+            if found["status"] in ESCAPED:
                 shown = subprocess.run([*mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True, check=False)
                 found["diff"] = shown.stdout.strip()
     return {"module": module, "digest": digest(module), "machine": machine, "selection": selection, "mutants": mutants,
@@ -213,7 +220,7 @@ def run(module: str, machine: str, selection: str | None, workers: int, only: li
 
 def rerun_survivors(saved: dict, workers: int) -> dict:
     """``saved`` results with their survivors run again, the other statuses carried over."""
-    survivors = [name for name, found in saved["mutants"].items() if found["status"] == "survived"]
+    survivors = [name for name, found in saved["mutants"].items() if found["status"] in ESCAPED]
     fresh = run(saved["module"], saved["machine"], saved.get("selection"), workers, only=survivors)
     mutants = {name: fresh["mutants"].get(name, found) if name in survivors else found
                for name, found in saved["mutants"].items()}
@@ -229,12 +236,14 @@ def report(results: dict, equivalents: list[Equivalent]) -> tuple[str, int]:
     matched: dict[str, Equivalent] = {}
     unaccounted: list[str] = []
     for name, found in mutants.items():
-        if found["status"] == "survived":
+        if found["status"] in ESCAPED and "diff" in found:
             key = (module, function_of(name), *changed_lines(found["diff"]))
             if key in accounted:
                 matched[name] = accounted[key]
             else:
                 unaccounted.append(name)
+        elif found["status"] in ESCAPED:
+            unaccounted.append(name)  # saved by an older tests.mutation, without its diff
     gone = [e for e in accounted.values() if e not in matched.values()]
     equivalent = [e for e in matched.values() if e.kind == "equivalent"]
     unreached = [e for e in matched.values() if e.kind == "unreached"]
@@ -258,7 +267,8 @@ def report(results: dict, equivalents: list[Equivalent]) -> tuple[str, int]:
                   "Each is a gap in a machine to close, or a mutant to account for in "
                   f"`{EQUIVALENTS.relative_to(ROOT)}` with its kind and reason.", ""]
         for name in sorted(unaccounted, key=lambda n: (function_of(n), int(n.rpartition("_")[2]))):
-            lines += [f"`{name}` ({function_of(name)})", "", "```diff", mutants[name]["diff"], "```", ""]
+            lines += [f"`{name}` ({function_of(name)}, {mutants[name]['status']})", "", "```diff",
+                      mutants[name].get("diff", "(no diff saved)"), "```", ""]
     if gone:
         lines += [f"## Accounted as equivalent but no longer surviving ({len(gone)}): drop them", "",
                   "A machine kills each now (so its reason was wrong, or a machine grew), or mutmut no longer makes it.", ""]
