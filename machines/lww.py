@@ -49,10 +49,10 @@ STRANGERS = (2**40, 2**64 - 1)
 #: The limits a lying timestamp passes, as ``implementations.limits`` declares them: a
 #: refusal must name the one it passed (``OverLimit.limit``).
 CLOCK_AHEAD, COUNTER_LIMIT = LIMITS["MAX_CLOCK_AHEAD_NS"], LIMITS["MAX_HLC_COUNTER"]
-#: The fields of a write on the wire a lie may spoil, and a value of the wrong kind for each:
-#: the refusal must name the field.
+#: The fields of a write on the wire a lie may spoil, and values of the wrong kind for them
+#: (``body``: the whole body, of the wrong length or not a list): the refusal must name the field.
 TIMESTAMP_FIELDS = ("wall_ns", "counter")
-WRONG_KIND = {"wall_ns": -1, "counter": "0", "writer": "a stranger", "value": 0.5}
+WRONG_KIND = (("wall_ns", -1), ("counter", "0"), ("writer", "a stranger"), ("value", 0.5), ("body", [0, 1, 2]), ("body", 0))
 
 
 def value_from_trace(raw: Any) -> Any:
@@ -156,7 +156,8 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
     #
     # * ``write(whole_state, wall_ns, counter, writer, value)``: a message carrying that write;
     # * ``tamper(genuine, whole_state, field, value)``: the genuine message with its write's
-    #   ``field`` (``"wall_ns"``, ``"counter"``, ``"writer"`` or ``"value"``) set to ``value``;
+    #   ``field`` (``"wall_ns"``, ``"counter"``, ``"writer"`` or ``"value"``) set to ``value``, or
+    #   the whole body if ``field`` is ``"body"``;
     # * ``kind(whole_state)`` (optional): the kind of message it renders, which a refusal
     #   of it must name.
 
@@ -244,7 +245,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             counter = 0 if free and draw & 16 else self.stranger_writes
             return {"wall_ns": wall, "counter": counter, "writer": writer, "value": written}
         field, lie_value = (("wall_ns", U64_MAX), ("counter", U64_MAX), ("wall_ns", now + MAX_CLOCK_AHEAD_NS + 1),
-                            ("counter", MAX_HLC_COUNTER + 1), *WRONG_KIND.items())[draw % 8]
+                            ("counter", MAX_HLC_COUNTER + 1), *WRONG_KIND)[draw % 10]
         messages = [i for i, m in enumerate(self.in_flight) if m.target == target and m.deltas]
         if messages and draw & 8:
             return {"message": messages[draw % len(messages)], "field": field, "to": lie_value, "whole_state": False}
@@ -254,7 +255,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         if lie == "one_field_wrong":
             genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
             field, to = args["field"], args["to"]
-            self.require(field in WRONG_KIND, f"unknown field {field!r}")
+            self.require(field in dict(WRONG_KIND), f"unknown field {field!r}")
             lying = self.wrong_kind(field, to) or self.is_a_lie(target, *self.spoiled_timestamp(field, to))
             self.require(lying, f"{to} is no lie")
             # A register never written has no write to spoil: its state is refused as one anyway.

@@ -74,6 +74,8 @@ class HLCCrafter:
         entry = decode_state(genuine) if whole_state else decode_delta(genuine)
         if entry is None:
             return genuine[:-1]  # nothing to spoil in a register never written: a truncated state
+        if field == "body":
+            return encode(self.kind(whole_state), VERSION, value)
         return self.write(whole_state, **{**entry._asdict(), field: value})
 
 
