@@ -52,6 +52,8 @@ CLOCK_AHEAD, COUNTER_LIMIT = LIMITS["MAX_CLOCK_AHEAD_NS"], LIMITS["MAX_HLC_COUNT
 #: The fields of a write on the wire a lie may spoil, and values of the wrong kind for them
 #: (``body``: the whole body, of the wrong length or not a list): the refusal must name the field.
 TIMESTAMP_FIELDS = ("wall_ns", "counter")
+#: What each field holds: a refusal of a value of another kind names the kind it got.
+FIELD_KINDS = {"wall_ns": int, "counter": int, "writer": int, "value": (type(None), int, str, bytes), "body": list}
 WRONG_KIND = (("wall_ns", -1), ("counter", "0"), ("writer", "a stranger"), ("value", 0.5), ("body", [0, 1, 2]), ("body", 0))
 
 
@@ -186,7 +188,8 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
     def check_refusal(self, target: int, lie: str, whole_state: bool, refusal: Exception, **args: Any) -> None:
         """A refusal names what is wrong: the kind of message it refused (if the crafter says),
         the declared limit the timestamp passed (``OverLimit.limit``) and the number that
-        passed it, or the field whose value is of the wrong kind."""
+        passed it (and, for a clock ahead, by how much), or the field whose value is wrong and
+        the kind of value it got if that is not the field's kind."""
         text = str(refusal)
         kind = getattr(self.crafter, "kind", None)
         if kind is not None:
@@ -197,6 +200,8 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             field, to = args["field"], args["to"]
             if self.wrong_kind(field, to):
                 assert field in text, f"{lie}: the refusal does not name the field {field} it refused: {text}"
+                got = type(to).__name__
+                assert isinstance(to, FIELD_KINDS[field]) or got in text, f"{lie}: the refusal does not say it got {got}: {text}"
                 return
             passed = self.passed_limits(target, *self.spoiled_timestamp(field, to))
         else:
@@ -204,6 +209,9 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         limit = getattr(refusal, "limit", None)
         assert limit in passed, f"{lie}: the refusal names the limit {limit}, not one passed ({sorted(passed)}): {text}"
         assert str(passed[limit]) in text, f"{lie}: the refusal does not name the {passed[limit]} that passed {limit}: {text}"
+        if limit == CLOCK_AHEAD.name:
+            ahead = passed[limit] - self.clocks[target].now()
+            assert str(ahead) in text or f"{ahead:,}" in text, f"{lie}: the refusal does not say it is {ahead} ns ahead: {text}"
 
     @staticmethod
     def wrong_kind(field: str, to: Any) -> bool:
