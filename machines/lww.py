@@ -50,11 +50,13 @@ STRANGERS = (2**40, 2**64 - 1)
 #: refusal must name the one it passed (``OverLimit.limit``).
 CLOCK_AHEAD, COUNTER_LIMIT = LIMITS["MAX_CLOCK_AHEAD_NS"], LIMITS["MAX_HLC_COUNTER"]
 #: The fields of a write on the wire a lie may spoil, and values of the wrong kind for them
-#: (``body``: the whole body, of the wrong length or not a list): the refusal must name the field.
+#: (``body``: the whole body, of the wrong length or not a list; empty, which only a state may
+#: be): the refusal must name the field.
 TIMESTAMP_FIELDS = ("wall_ns", "counter")
 #: What each field holds: a refusal of a value of another kind names the kind it got.
 FIELD_KINDS = {"wall_ns": int, "counter": int, "writer": int, "value": (type(None), int, str, bytes), "body": list}
-WRONG_KIND = (("wall_ns", -1), ("counter", "0"), ("writer", "a stranger"), ("value", 0.5), ("body", [0, 1, 2]), ("body", 0))
+WRONG_KIND = (("wall_ns", -1), ("counter", "0"), ("writer", "a stranger"), ("value", 0.5), ("body", [0, 1, 2]), ("body", 0),
+              ("body", []))
 
 
 def value_from_trace(raw: Any) -> Any:
@@ -253,10 +255,11 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             counter = 0 if free and draw & 16 else self.stranger_writes
             return {"wall_ns": wall, "counter": counter, "writer": writer, "value": written}
         field, lie_value = (("wall_ns", U64_MAX), ("counter", U64_MAX), ("wall_ns", now + MAX_CLOCK_AHEAD_NS + 1),
-                            ("counter", MAX_HLC_COUNTER + 1), *WRONG_KIND)[draw % 10]
+                            ("counter", MAX_HLC_COUNTER + 1), *WRONG_KIND)[draw % 11]
         messages = [i for i, m in enumerate(self.in_flight) if m.target == target and m.deltas]
-        if messages and draw & 8:
+        if messages and (draw & 8 or lie_value == []):
             return {"message": messages[draw % len(messages)], "field": field, "to": lie_value, "whole_state": False}
+        lie_value = 0 if lie_value == [] else lie_value  # an empty state is a register never written: no lie
         return {"source": draw % len(self.replicas), "field": field, "to": lie_value, "whole_state": True}
 
     def tell(self, target: int, lie: str, whole_state: bool, **args: Any) -> tuple[bytes, str, frozenset]:
@@ -265,7 +268,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             field, to = args["field"], args["to"]
             self.require(field in dict(WRONG_KIND), f"unknown field {field!r}")
             lying = self.wrong_kind(field, to) or self.is_a_lie(target, *self.spoiled_timestamp(field, to))
-            self.require(lying, f"{to} is no lie")
+            self.require(lying and not (whole_state and to == []), f"{to} is no lie")
             # A register never written has no write to spoil: its state is refused as one anyway.
             return self.crafter.tamper(genuine, whole_state, args["field"], args["to"]), "refused", frozenset()
         try:
