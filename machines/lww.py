@@ -165,7 +165,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
     # * ``kind(whole_state)`` (optional): the kind of message it renders, which a refusal
     #   of it must name.
 
-    lie_weights: ClassVar[dict[str, int]] = {"clock_ahead": 2, "counter_at_max": 2, "counter_at_limit": 2,
+    lie_weights: ClassVar[dict[str, int]] = {"clock_ahead": 2, "counter_at_max": 2, "counter_at_limit": 2, "forged_copy": 2,
                                              "stranger_ops": 3, "one_field_wrong": 3}
 
     def latest_wall(self, target: int) -> int:
@@ -183,6 +183,10 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             passed[COUNTER_LIMIT.name] = counter
         return passed
 
+    def last_accepted_wall(self) -> int:
+        """The greatest wall time every replica accepts now: MAX_CLOCK_AHEAD_NS past the slowest clock."""
+        return min(clock.now() for clock in self.clocks) + MAX_CLOCK_AHEAD_NS
+
     def is_a_lie(self, target: int, wall_ns: int, counter: int) -> bool:
         """Whether a timestamp is beyond what ``target`` may accept."""
         return bool(self.passed_limits(target, wall_ns, counter))
@@ -196,6 +200,8 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         kind = getattr(self.crafter, "kind", None)
         if kind is not None:
             assert kind(whole_state) in text, f"{lie}: the refusal does not name the {kind(whole_state)} it refused: {text}"
+        if lie == "forged_copy":
+            return  # refused only when the register was never written: a truncated state
         if lie == "one_field_wrong":
             if whole_state and not self.history[args["source"]]:
                 return  # a register never written: its state was truncated, there was no field to spoil
@@ -235,18 +241,23 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         if lie == "counter_at_max":
             counter = (MAX_HLC_COUNTER + 1, U64_MAX - 1, U64_MAX)[draw % 3]
             return {"wall_ns": self.latest_wall(target), "counter": counter, "writer": STRANGERS[0], "value": written}
+        if lie == "forged_copy":  # the target's own state, its write's value changed
+            return {"whole_state": True, "value": written}
         if lie == "counter_at_limit":
-            # At the limit, or one below: the receiver's next write then reaches it exactly.
-            writer, wall, counter = STRANGERS[draw % 2], self.latest_wall(target), MAX_HLC_COUNTER - (draw >> 1) % 2
+            # At the limit, or one below: the receiver's next write then reaches it exactly. Below the last wall
+            # time every replica accepts: a write there at the limit makes the receiver's next write roll over
+            # 1 ns past it, which a replica whose clock is not ahead refuses until its clock moves (lww.py says so).
+            writer, counter = STRANGERS[draw % 2], MAX_HLC_COUNTER - (draw >> 1) % 2
+            wall = min(self.latest_wall(target), self.last_accepted_wall() - 1)
             taken = {(w.timestamp.wall_ns, w.writer) for history in self.history for w in history
                      if w.timestamp.counter == counter}
             while (wall, writer) in taken:  # a new write, never a copy of another with another value
-                wall += 1
+                wall -= 1  # down: the greatest wall time seen may be the last every replica accepts
             return {"wall_ns": wall, "counter": counter, "writer": writer, "value": written}
         if lie == "stranger_ops":
             # Edges: at the greatest wall time the target has seen (ties its next write on the wall), and exactly
             # MAX_CLOCK_AHEAD_NS ahead of the slowest replica's clock (the last wall time every replica accepts).
-            edge = min(clock.now() for clock in self.clocks) + MAX_CLOCK_AHEAD_NS
+            edge = self.last_accepted_wall()
             wall = (0, max(now - NS_PER_DAY, 0), now, now + MAX_CLOCK_AHEAD_NS // 2, self.latest_wall(target), edge)[draw % 6]
             writer = STRANGERS[(draw >> 5) % 2]
             # Counter 0 when no write holds that timestamp (it ties a fresh write on the counter), else a new one.
@@ -263,6 +274,14 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         return {"source": draw % len(self.replicas), "field": field, "to": lie_value, "whole_state": True}
 
     def tell(self, target: int, lie: str, whole_state: bool, **args: Any) -> tuple[bytes, str, frozenset]:
+        if lie == "forged_copy":
+            self.require(whole_state, "a forged copy is of the target's whole state")
+            try:
+                forged = value_from_trace(args["value"])
+            except ValueError as error:
+                self.require(False, str(error))
+            # Of a register never written there is no write to copy: its state is truncated, and refused.
+            return self.crafter.tamper(self.replicas[target].state(), True, "value", forged), "harmless", frozenset()
         if lie == "one_field_wrong":
             genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
             field, to = args["field"], args["to"]
