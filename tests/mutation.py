@@ -50,7 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 #: What the scratch copy needs besides the module's package.
 COPIED = ("models", "machines", "harness", "examples", "regressions", "tests", "conftest.py", "pyproject.toml")
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutants", "traces", ".traces")
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutants")
 #: The accounting of equivalent mutants (see the module docstring).
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalent.toml"
 #: mutmut's statuses that mean the machines caught the mutant.
