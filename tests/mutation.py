@@ -218,9 +218,11 @@ def run(module: str, machine: str, selection: str | None, workers: int, only: li
             "log": log}
 
 
-def rerun_survivors(saved: dict, workers: int) -> dict:
-    """``saved`` results with their survivors run again, the other statuses carried over."""
-    survivors = [name for name, found in saved["mutants"].items() if found["status"] in ESCAPED]
+def rerun_survivors(saved: dict, workers: int, only: list[str] | None = None) -> dict:
+    """``saved`` results with their survivors (those whose names hold one of ``only``, if
+    given) run again, the other statuses carried over."""
+    survivors = [name for name, found in saved["mutants"].items()
+                 if found["status"] in ESCAPED and (not only or any(part in name for part in only))]
     fresh = run(saved["module"], saved["machine"], saved.get("selection"), workers, only=survivors)
     mutants = {name: fresh["mutants"].get(name, found) if name in survivors else found
                for name, found in saved["mutants"].items()}
@@ -290,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", help="where to keep the raw results as JSON")
     parser.add_argument("--from-saved", help="report on results kept by --save instead of running mutmut")
     parser.add_argument("--rerun-survivors", help="run only the survivors of results kept by --save again")
+    parser.add_argument("--only", nargs="+", help="with --rerun-survivors: only the survivors whose names hold one of these")
     args = parser.parse_args(argv)
     if not (ROOT / args.module).is_file() or not args.module.startswith("implementations/"):
         parser.error(f"{args.module}: expected a file under implementations/")
@@ -301,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rerun_survivors:
         if results.get("digest") != digest(args.module):
             parser.error(f"{args.module} changed since {saved_file} was saved: its mutants are numbered anew, run them all")
-        results = rerun_survivors(results, args.workers)
+        results = rerun_survivors(results, args.workers, args.only)
     elif not args.from_saved and not args.machine:
         parser.error("--machine is required to run mutmut")
     elif not args.from_saved:
