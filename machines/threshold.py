@@ -309,11 +309,16 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self.require(0 <= node < len(self.coordinators), f"no node {node}")
         self.perform(Operation("coordinator", node, "submit", event=event))
 
+    def processing(self, node: int, event: pskt.Event) -> list[model.Request]:
+        """The requests of coordinator ``node`` for ``event`` that make it refuse the event again."""
+        eid = pskt.event_hash(event).hex()
+        return [r for rid, r in self.requests.items() if self.owner[rid] == node and r.event_id == eid
+                and r.state in (model.PENDING, model.APPROVED, model.FINALIZED)]
+
     def _conclude_submission(self, op: Operation, run: faults.Run) -> None:
         node, event = op.node, op.event
         eid = pskt.event_hash(event).hex()
-        busy = [r for rid, r in self.requests.items() if self.owner[rid] == node and r.event_id == eid
-                and r.state in (model.PENDING, model.APPROVED, model.FINALIZED)]
+        busy = self.processing(node, event)
         funded = self.ledger.balance(self.address) >= event.amount + FEE
         if isinstance(run.error, EventRefused):
             assert busy, f"coordinator {node} refused a fresh event: {run.error}"
@@ -355,6 +360,16 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self.ledger.fund(self.address, amount)
 
     # ----- the network ---------------------------------------------------------------
+
+    @staticmethod
+    def concerned_event(sent: Message) -> bytes:
+        """The hash of the event an envelope in flight is about (a proposal's or an answer's);
+        undecodable bytes are about nothing but themselves."""
+        try:
+            payload = decode_envelope(sent.data).payload
+            return (decode_proposal(payload) if sent.role == "signer" else decode_answer(payload)).event_hash
+        except DecodeError:
+            return sent.data
 
     @guard(lambda self: bool(self.in_flight))
     @rule(message=INDEX)
