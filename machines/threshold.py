@@ -55,7 +55,7 @@ from implementations.policy import Policy
 from implementations.threshold import Answer, EventRefused, GroupConfig, LedgerView, decode_answer, decode_proposal, encode_answer
 from implementations.threshold_envelope import EnvelopeRejected, decode_envelope, encode_envelope, seal
 from implementations.wire import DecodeError
-from machines.threshold_faults import FaultRules
+from machines.threshold_faults import BACK, FaultRules
 from machines.threshold_hostile import HostileRules
 from machines.threshold_report import ThresholdReport
 from models import policy as policy_model
@@ -297,9 +297,9 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self._submit(coordinator, event)
 
     @guard(lambda self: bool(self.events))
-    @rule(coordinator=INDEX, event=INDEX)
-    def resubmit(self, coordinator, event):
-        self.do("resubmit", coordinator=self._node(coordinator), event=event % len(self.events))
+    @rule(coordinator=INDEX, back=BACK)
+    def resubmit(self, coordinator, back):
+        self.do("resubmit", coordinator=self._node(coordinator), event=len(self.events) - 1 - back % len(self.events))
 
     def step_resubmit(self, coordinator: int, event: int) -> None:
         self.require(0 <= event < len(self.events), f"no event {event}")

@@ -48,6 +48,10 @@ _RACING = st.sampled_from(["deliver", "deliver", "deliver", "submit", "tick"])
 _BOUNDARY = st.sampled_from([1, 1, 2, 3])
 #: Whether the two operations contend for one event (see the module's docstring): mostly.
 _CONTEND = st.sampled_from([True, True, False])
+#: How far back from the newest (event, pair of messages): half the time the newest itself.
+#: What just happened is where the next step most often matters: a relayer retries the event
+#: it just sent, two copies of what was just sent race, before the clock makes them stale.
+BACK = st.one_of(st.just(0), _INDEX)
 
 
 class FaultRules:
@@ -70,10 +74,12 @@ class FaultRules:
     # ----- a second process on the same file ---------------------------------------------
 
     @rule(role=st.sampled_from(ROLES), node=_INDEX, first=_RACING, first_pick=_INDEX, second=_RACING, second_pick=_INDEX,
-          boundary=_BOUNDARY, contend=_CONTEND)
-    def interleave(self, role, node, first, first_pick, second, second_pick, boundary, contend):
+          boundary=_BOUNDARY, contend=_CONTEND, back=BACK)
+    def interleave(self, role, node, first, first_pick, second, second_pick, boundary, contend, back):
         node = self._node(node)
-        race = self._contending(first, first_pick, second_pick) if contend else None
+        # contending operations of ``first``'s kind if there are any, else of the other kind
+        kinds = (first, *(kind for kind in ("deliver", "submit") if kind != first)) if contend else ()
+        race = next((race for kind in kinds if (race := self._contending(kind, back, second_pick))), None)
         if race is not None:
             role, node, x, y = race
             self.do("interleave", role=role, node=node, first=x, second=y, boundary=boundary)
@@ -85,28 +91,29 @@ class FaultRules:
         y = self._racing_operation(role, node, second, second_pick, taken=x.get("message"))
         self.do("interleave", role=role, node=node, first=x, second=y, boundary=boundary)
 
-    def _contending(self, kind: str, pick: int, other_pick: int) -> tuple[str, int, dict, dict] | None:
-        """Two operations on one core that concern one event, or None when there are none of
-        ``kind``: two envelopes in flight to the core about one event (``deliver``), or one
-        event submitted to a coordinator twice (``submit``; to the coordinator not processing
-        it, if there is one: there the checks pass and the race decides)."""
+    def _contending(self, kind: str, back: int, pick: int) -> tuple[str, int, dict, dict] | None:
+        """Two operations on one core that concern one event, ``back`` from the newest, or None
+        when there are none of ``kind``: two envelopes in flight to the core about one event
+        (``deliver``; the newest such pair is the one whose checks have not gone stale with the
+        clock), or one event submitted to a coordinator twice (``submit``; to a coordinator not
+        processing it, if there is one: there the checks pass and the race decides)."""
         if kind == "deliver":
             groups: dict[tuple, list[int]] = {}
             for j, sent in enumerate(self.in_flight):
                 groups.setdefault((sent.role, sent.target, self.concerned_event(sent)), []).append(j)
-            contended = [indices for indices in groups.values() if len(indices) > 1]
+            contended = sorted((indices for indices in groups.values() if len(indices) > 1), key=max, reverse=True)
             if not contended:
                 return None
-            indices = contended[pick % len(contended)]
-            at = other_pick % len(indices)
-            x, y = indices[at], indices[(at + 1 + other_pick // len(indices) % (len(indices) - 1)) % len(indices)]
+            indices = contended[back % len(contended)]
+            at = pick % len(indices)
+            x, y = indices[at], indices[(at + 1 + pick // len(indices) % (len(indices) - 1)) % len(indices)]
             sent = self.in_flight[x]
             return sent.role, sent.target, {"op": "deliver", "message": x}, {"op": "deliver", "message": y}
         if kind == "submit" and self.events:
-            event = pick % len(self.events)
+            event = len(self.events) - 1 - back % len(self.events)
             nodes = range(len(self.coordinators))
             idle = [i for i in nodes if not self.processing(i, self.events[event])] or list(nodes)
-            node = idle[other_pick % len(idle)]
+            node = idle[pick % len(idle)]
             return "coordinator", node, {"op": "submit", "event": event}, {"op": "submit", "event": event}
         return None
 
