@@ -333,16 +333,17 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             coordinator = self.coordinator(node)
             opened = [rid for rid in sorted(set(coordinator.request_states()) - known)
                       if decode_proposal(coordinator.proposal(rid)).event_hash.hex() == eid]
-            assert len(opened) == 1, f"coordinator {node} opened {opened} for one event"
+            assert len(opened) == 1, f"coordinator {node} opened {len(opened)} requests for event {self.event_name(eid)}"
             request_id, out = opened[0], []
             payload = coordinator.proposal(request_id)
         else:
             request_id, out = run.value()
             assert len(out) == len(self.signers), f"{len(out)} proposals for {len(self.signers)} members"
             payload = decode_envelope(out[0][1]).payload
-        assert not busy, f"coordinator {node} opened {request_id} for an event it is already processing"
+        assert not busy, (f"coordinator {node} opened a request for event {self.event_name(eid)}, which it is already "
+                          f"processing in {', '.join(self.request_name(r.request_id) for r in busy)}")
         assert funded, f"coordinator {node} built a template beyond the group's funds"
-        assert request_id not in self.requests, f"request id {request_id} reused"
+        assert request_id not in self.requests, f"coordinator {node} reused the id of request {self.request_name(request_id)}"
         proposal = decode_proposal(payload)
         self.proposals[request_id] = proposal
         self.owner[request_id] = node
@@ -578,7 +579,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         assert to == self.pubkeys[self.owner[p.request_id]], f"signer {j} answered someone else than the coordinator"
         answer = decode_answer(decode_envelope(data).payload)
         assert (answer.accept, answer.reason) == (accept, reason), (
-            f"signer {j} answered {p.request_id} with accept={answer.accept} {answer.reason!r}, "
+            f"signer {j} answered {self.request_name(p.request_id)} with accept={answer.accept} {answer.reason!r}, "
             f"the model says accept={accept} {reason!r}")
         if accept:
             hashes = pskt.sighashes(p.template)
@@ -587,7 +588,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
                 good = key == self.pubkeys[j] and pskt.verify_signature(key, sig, hashes[i])
                 assert good, f"signer {j}: bad signature on input {i}"
             assert self.signer(j).signed_template(p.request_id) == p.template_bytes, (
-                f"signer {j} signed a template that differs from the proposal of {p.request_id}")
+                f"signer {j} signed a template that differs from the proposal of {self.request_name(p.request_id)}")
             self.genuine_sigs.setdefault(p.request_id, []).extend(answer.signatures)
         self.in_flight.append(Message("coordinator", self.owner[p.request_id], data))
 
@@ -720,7 +721,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         for rid in finalized:
             paid_events.setdefault(self.requests[rid].event_id, []).append(rid)
         for eid, rids in paid_events.items():
-            assert len(rids) == 1, f"event {eid[:16]} paid twice, by requests {rids}"
+            assert len(rids) == 1, (f"event {self.event_name(eid)} paid twice, by requests "
+                                    f"{', '.join(self.request_name(rid) for rid in rids)}")
         for rid, request in self.requests.items():
             if request.state == model.FINALIZED:
                 expected = [[bytes.fromhex(k) for k in keys] for keys in
@@ -734,11 +736,13 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             f"the coordinators recorded {len(paid)} payments, the ledger holds {len(self.ledger.accepted)} transactions")
         for j, sm in enumerate(self.signer_models):
             for eid, templates in sm.signed.items():
-                assert len(templates) <= 1, f"signer {j} signed {len(templates)} different templates for event {eid[:16]}"
+                assert len(templates) <= 1, (
+                    f"signer {j} signed {len(templates)} different templates for event {self.event_name(eid)}")
             if not self._exists("signer", j):
                 continue
             for event, templates in self.signer(j).signed_templates().items():
-                assert len(templates) <= 1, f"signer {j}'s file holds {len(templates)} templates for event {event.hex()[:16]}"
+                assert len(templates) <= 1, (
+                    f"signer {j}'s file holds {len(templates)} templates for event {self.event_name(event.hex())}")
             for rid in self.signer(j).live_reservations():  # unless approved since (a proposal may arrive late)
                 due = model.settles(self.requests[rid].expires_at, self.signer_ticked_at[j])
                 assert not due or sm.approved_tick.get(rid) == self.signer_ticks[j], (
