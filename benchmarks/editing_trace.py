@@ -18,6 +18,21 @@ and both replicas' text must equal the trace's ``endContent``, or the run fails.
 * ``rga-queue``: the same, never taking its deltas: what the compacted queue costs.
 * ``pycrdt-text``: pycrdt (Yrs) ``Text``, one transaction per edit (pycrdt's default for a
   bare ``insert``); its state is ``Doc.get_update()``.
+* ``loro-text``: Loro's ``LoroText`` (Rust, through the ``loro`` package), one commit per
+  edit as the rga machine drives it; its state is a snapshot (``ExportMode.Snapshot``). Loro
+  decodes a snapshot lazily, so ``apply`` reads the text once to include the decoding.
+* ``pycrdt-array``, ``loro-list``, ``loro-movable-list``: the same libraries' lists of
+  one-character strings, as the rga machine checks them (one insert per character).
+* ``yjs-text``, ``yjs-array``, ``automerge-text``, ``automerge-list``: Yjs ``Y.Text`` and
+  ``Y.Array`` (one transaction per edit), Automerge text (``A.splice``) and a list of
+  one-character strings (one change per edit) in Node.js, the libraries the JS adapters
+  check, from their lock file (``npm ci --prefix machines/adapters/js``). The edits run
+  inside Node (``benchmarks/js/editing_trace.mjs``): the library's own cost, not the
+  adapters' pipe. Their memory is Node's: resident growth, the V8 heap in use plus memory
+  held outside it (array buffers, WebAssembly memory) as ``allocated``, and the peak of
+  ``maxRSS``; no Python heap. A row whose library is missing says so and the others run.
+  ``automerge-list`` runs only when named (``--only automerge-list``): it did not finish in
+  30 minutes here.
 
 Every figure comes from fresh Python processes (``--repeat`` of each; the table shows
 medians), which get the trace in compact form from the parent, so none measures in a heap
@@ -252,13 +267,108 @@ def pycrdt_impl():
     return replay, encode, apply, str
 
 
-#: Every sequence implementation with a row, by name: a factory of (replay, encode, apply, text).
+def loro_impl():
+    from loro import ExportMode, LoroDoc
+
+    def replay(edits: Iterable[Edit]):
+        doc = LoroDoc()
+        doc.peer_id = 1
+        text = doc.get_text("text")
+        insert, delete, commit = text.insert, text.delete, doc.commit
+        for position, deleted, inserted in edits:
+            if deleted:
+                delete(position, deleted)
+            if inserted:
+                insert(position, inserted)
+            commit()
+        return doc
+
+    def encode(doc) -> bytes:
+        return bytes(doc.export(ExportMode.Snapshot()))
+
+    def apply(state: bytes):
+        doc = LoroDoc()
+        doc.peer_id = 2
+        doc.import_(state)
+        doc.get_text("text").to_string()  # Loro decodes a snapshot lazily: this makes it decode here
+        return doc
+
+    return replay, encode, apply, lambda doc: doc.get_text("text").to_string()
+
+
+def pycrdt_array_impl():
+    from pycrdt import Array, Doc
+
+    def replay(edits: Iterable[Edit]) -> Array:
+        doc = Doc(client_id=1)
+        items = doc.get("items", type=Array)
+        for position, deleted, inserted in edits:
+            if deleted:
+                del items[position : position + deleted]
+            for offset, char in enumerate(inserted):
+                items.insert(position + offset, char)
+        return items
+
+    def encode(items: Array) -> bytes:
+        return items.doc.get_update()
+
+    def apply(state: bytes) -> Array:
+        doc = Doc(client_id=2)
+        items = doc.get("items", type=Array)
+        doc.apply_update(state)
+        return items
+
+    return replay, encode, apply, lambda items: "".join(items.to_py())
+
+
+def loro_list_impl(movable: bool = False):
+    from loro import ExportMode, LoroDoc
+
+    def container(doc):
+        return doc.get_movable_list("items") if movable else doc.get_list("items")
+
+    def replay(edits: Iterable[Edit]):
+        doc = LoroDoc()
+        doc.peer_id = 1
+        items = container(doc)
+        for position, deleted, inserted in edits:
+            if deleted:
+                items.delete(position, deleted)
+            for offset, char in enumerate(inserted):
+                items.insert(position + offset, char)
+            doc.commit()
+        return doc
+
+    def apply(state: bytes):
+        doc = LoroDoc()
+        doc.peer_id = 2
+        doc.import_(state)
+        container(doc).to_vec()  # decoded here, not lazily in the check
+        return doc
+
+    return replay, lambda doc: bytes(doc.export(ExportMode.Snapshot())), apply, lambda doc: "".join(container(doc).to_vec())
+
+
+#: Every sequence implementation with a row in this process, by name: a factory of
+#: (replay, encode, apply, text).
 IMPLEMENTATIONS: dict[str, Callable] = {
     "list": list_impl,
     "rga": rga_impl,
     "rga-queue": lambda: rga_impl(drain_every=None),
     "pycrdt-text": pycrdt_impl,
+    "loro-text": loro_impl,
+    "pycrdt-array": pycrdt_array_impl,
+    "loro-list": loro_list_impl,
+    "loro-movable-list": lambda: loro_list_impl(movable=True),
 }
+#: Rows replayed in Node.js by ``benchmarks/js/editing_trace.mjs``, with the packages of the JS adapters.
+NODE_ROWS = ("yjs-text", "yjs-array", "automerge-text", "automerge-list")
+#: Rows that run only when ``--only`` names them: Automerge's list of one-character strings took
+#: more than 10 CPU minutes (30 elapsed) on this trace here without finishing.
+SLOW_ROWS = ("automerge-list",)
+NODE_TIMEOUT_S = 1200
+NODE_SCRIPT = ROOT / "benchmarks" / "js" / "editing_trace.mjs"
+NODE_PACKAGES = ROOT / "machines" / "adapters" / "js"
 #: The measuring processes of a row: plain, every allocation through malloc, tracemalloc.
 MODES = ("plain", "malloc", "tracemalloc")
 
@@ -310,6 +420,38 @@ def measure(name: str, trace: CompactTrace, mode: str) -> dict:
     return result
 
 
+def write_binary_trace(trace: CompactTrace, path: Path) -> None:
+    """The trace as the Node half reads it: little-endian int32 count, inserted length, final text
+    length; then the positions, deleted counts and inserted lengths (int32 each); then the inserted
+    characters and the final text, UTF-8."""
+    inserted = "".join(trace.inserted).encode("utf-8")
+    end = trace.end_content.encode("utf-8")
+    columns = array("i", trace.positions) + array("i", trace.deleted) + array("i", (len(t) for t in trace.inserted))
+    if sys.byteorder != "little":
+        columns.byteswap()
+    header = array("i", [len(trace), len(inserted), len(end)])
+    if sys.byteorder != "little":
+        header.byteswap()
+    path.write_bytes(header.tobytes() + columns.tobytes() + inserted + end)
+
+
+def run_in_node(name: str, binary: Path) -> dict:
+    if not (NODE_PACKAGES / "node_modules").is_dir():
+        return {"name": name, "error": "not available (npm ci --prefix machines/adapters/js)"}
+    try:
+        done = subprocess.run(["node", "--expose-gc", str(NODE_SCRIPT), str(NODE_PACKAGES), name, str(binary)],
+                              cwd=binary.parent, capture_output=True, text=True, check=False, timeout=NODE_TIMEOUT_S)
+    except FileNotFoundError:
+        return {"name": name, "error": "not available (no node on PATH)"}
+    except subprocess.TimeoutExpired:
+        return {"name": name, "error": f"did not finish within {NODE_TIMEOUT_S} s"}
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"name": name, "error": f"the worker failed: {tail}"}
+    return json.loads(lines[-1])
+
+
 def run_in_subprocess(name: str, compact: Path, mode: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     if mode == "malloc":
@@ -330,18 +472,20 @@ def median_of(runs: list[dict]) -> dict:
     bad = next((r for r in runs if "error" in r), None)
     if bad is not None:
         return bad
-    plain = [r for r in runs if r["mode"] == "plain"]
-    result = dict(plain[0])
+    # A Node row measures everything in its one kind of process.
+    node = runs[0]["mode"] == "node"
+    timed = "node" if node else "plain"
+    result = dict(next(r for r in runs if r["mode"] == timed))
 
     def median(key: str, mode: str) -> float | None:
         values = [r[key] for r in runs if r["mode"] == mode and r.get(key) is not None]
         return statistics.median(values) if values else None
 
     for key in ("edit_s", "encode_s", "apply_s", "total_s", "wall_s", "state_bytes", "resident_bytes"):
-        result[key] = median(key, "plain")
-    result["allocated_bytes"] = median("allocated_bytes", "malloc")
-    result["python_bytes"] = median("python_bytes", "tracemalloc")
-    result["peak_bytes"] = max(median("peak_bytes", mode) or 0 for mode in MODES)
+        result[key] = median(key, timed)
+    result["allocated_bytes"] = median("allocated_bytes", "node" if node else "malloc")
+    result["python_bytes"] = None if node else median("python_bytes", "tracemalloc")
+    result["peak_bytes"] = max(median("peak_bytes", mode) or 0 for mode in (("node",) if node else MODES))
     result["memory_bytes"] = max(result["resident_bytes"], result["allocated_bytes"] or 0)
     return result
 
@@ -375,10 +519,10 @@ def table(results: list[dict], repeat: int) -> str:
                "resident MiB", "allocated MiB", "Python heap MiB", "memory MiB", "peak MiB",
                "total vs list", "memory vs Yrs", "peak vs Yrs"]
     methods = sorted({r["memory_method"] for r in results if "memory_method" in r})
-    edits = next((r["edits"] for r in results if "edits" in r), "?")
+    edits = next((f"{r['edits']:,}" for r in results if "edits" in r), "?")
     notes = "\n".join([
         "",
-        f"{edits:,} edits; median of {repeat} fresh process(es) per row and measuring mode. Seconds: CPU time of the "
+        f"{edits} edits; median of {repeat} fresh process(es) per row and measuring mode. Seconds: CPU time of the "
         "worker process (total = edits + encode + apply).",
         "After the edits (deltas taken, garbage collected): resident = VmRSS growth; allocated = C allocator bytes "
         "in use (mallinfo2)",
@@ -386,6 +530,8 @@ def table(results: list[dict], repeat: int) -> str:
         "Yrs). memory = max(resident, allocated).",
         f"peak = the largest peak over edits, encode and apply: {', '.join(methods)} of the plain and malloc "
         "processes, tracemalloc's peak. Yrs = the pycrdt-text row.",
+        "Node rows (yjs-*, automerge-*): CPU time of the node process, allocated = V8 heap in use + memory outside it "
+        "(array buffers, WebAssembly), peak = maxRSS growth.",
         "Compare ratios, not seconds, across machines.",
     ])
     return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) + ("right",) * 14) + notes
@@ -394,7 +540,8 @@ def table(results: list[dict], repeat: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="fresh processes per implementation and mode (median shown)")
-    parser.add_argument("--only", nargs="*", choices=sorted(IMPLEMENTATIONS), help="run only these implementations")
+    parser.add_argument("--only", nargs="*", choices=sorted([*IMPLEMENTATIONS, *NODE_ROWS]),
+                        help="run only these implementations")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=MODES, default="plain", help=argparse.SUPPRESS)
     parser.add_argument("--compact", type=Path, help=argparse.SUPPRESS)
@@ -404,16 +551,18 @@ def main() -> None:
         return
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    names = args.only or list(IMPLEMENTATIONS)
+    names = args.only or [n for n in (*IMPLEMENTATIONS, *NODE_ROWS) if n not in SLOW_ROWS]
     results = []
     with tempfile.TemporaryDirectory(prefix="editing-trace-") as scratch:
-        compact = Path(scratch) / "trace.pickle"
-        CompactTrace(*load_trace()).save(compact)
+        compact, binary = Path(scratch) / "trace.pickle", Path(scratch) / "trace.bin"
+        trace = CompactTrace(*load_trace())
+        trace.save(compact)
+        write_binary_trace(trace, binary)
         for name in names:
             runs: list[dict] = []
-            for mode in MODES:
+            for mode in ("node",) if name in NODE_ROWS else MODES:
                 for _ in range(args.repeat):
-                    runs.append(run_in_subprocess(name, compact, mode))
+                    runs.append(run_in_node(name, binary) if mode == "node" else run_in_subprocess(name, compact, mode))
                     if "error" in runs[-1]:
                         break
             results.append(median_of(runs))

@@ -20,8 +20,8 @@ die, restart, or share a file). ``setup`` (the first step of every example) coun
 share. Declarations are merged along the class's MRO, so a mixin of rules declares its own.
 
 ``shares`` computes each class's share of a run's steps; ``check_floors`` fails a run whose
-share of some class is below its floor (``run_machine`` calls it under the profiles in
-``profiles.STRICT_COVERAGE``, next to the check that every rule ran); ``table`` is the
+share of some class is below its floor (``run_machine`` calls it under the derandomized
+profiles in ``profiles.FLOORS_CHECKED``, next to the check that every rule ran); ``table`` is the
 coverage table printed at the end of a pytest session, rules grouped by class.
 """
 

@@ -46,9 +46,9 @@ from pathlib import Path
 
 import attrs
 
-from harness.machine import StepNotApplicable
+from harness.machine import RuleStats, StepNotApplicable
 from harness.registry import implementation, load_adapters, machine_class
-from harness.runner import Outcome, replay
+from harness.runner import Outcome, replay, rule_stats_from
 from harness.trace import Trace, TraceError, load_trace, save_trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,18 +253,17 @@ def machine_times(junit: Path) -> dict[str, float]:
 
 
 def rule_coverage(directory: Path) -> list[tuple[str, int, list[tuple[str, int, int]]]]:
-    merged: dict[str, dict] = {}
+    """The worker processes' rule counts (``harness.runner.write_rule_stats`` files) added up per
+    machine and implementation: (name, examples, [(rule, ran, refused)])."""
+    merged: dict[str, RuleStats] = {}
     for path in sorted(directory.glob("rules-*.json")):
-        for run in json.loads(path.read_text()):
-            entry = merged.setdefault(f"{run['machine']}/{run['implementation']}",
-                                      {"examples": 0, "ran": defaultdict(int), "refused": defaultdict(int),
-                                       "rules": run["rules"]})
-            entry["examples"] += run["examples"]
-            for rule, count in run["ran"].items():
-                entry["ran"][rule] += count
-            for rule, count in run["refused"].items():
-                entry["refused"][rule] += count
-    return [(name, e["examples"], [(r, e["ran"][r], e["refused"][r]) for r in e["rules"]]) for name, e in sorted(merged.items())]
+        for run in rule_stats_from(json.loads(path.read_text())):
+            name = f"{run.machine}/{run.implementation}"
+            total = merged.setdefault(name, RuleStats(run.machine, run.implementation, run.rules))
+            total.examples += run.examples
+            total.ran.update(run.ran)
+            total.refused.update(run.refused)
+    return [(name, total.examples, total.rows()) for name, total in sorted(merged.items())]
 
 
 def report(args, out: Path, items: list[str], status: int, seconds: float, triaged: Triaged) -> str:

@@ -197,7 +197,9 @@ def test_the_session_plans_the_budget_over_the_collected_machine_runs(monkeypatc
 # ----- -x: every machine's shallow pass first ---------------------------------------------------
 
 
-def _toy_session(tmp_path, *args: str, **env: str):
+def _session(tmp_path, target: str, *args: str, cwd=None, **env: str):
+    """``pytest target args`` in a fresh process under ``ci``, its traces in ``tmp_path``, with none of
+    this session's ``MBT_`` or ``PYTEST_`` variables (an xdist worker's would mislead it)."""
     import os
     import subprocess
     import sys
@@ -206,9 +208,14 @@ def _toy_session(tmp_path, *args: str, **env: str):
     root = Path(__file__).resolve().parent.parent
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("MBT_", "PYTEST_"))}
     environment.update(CI="true", MBT_TRACE_DIR=str(tmp_path / "traces"), PYTHONPATH=str(root), **env)
-    return subprocess.run([sys.executable, "-m", "pytest", str(root / "tests" / "toy_session.py"), "-q", "-p",
-                           "no:cacheprovider", *args], cwd=tmp_path, env=environment, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "pytest", target, "-q", "-p", "no:cacheprovider", *args],
+                          cwd=cwd or tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+
+
+def _toy_session(tmp_path, *args: str, **env: str):
+    from pathlib import Path
+
+    return _session(tmp_path, str(Path(__file__).resolve().parent / "toy_session.py"), *args, **env)
 
 
 def test_under_x_every_shallow_pass_runs_before_any_full_run(tmp_path):
@@ -228,15 +235,9 @@ def test_under_x_every_shallow_pass_runs_before_any_full_run(tmp_path):
 def test_a_bug_planted_for_the_session_is_in_the_machine_runs_it_was_collected_for(tmp_path):
     """MBT_PLANT_BUG replaces an implementation once the adapters are loaded, which may be after
     a machine module collected it: the machine run takes what is registered when it runs."""
-    import os
-    import subprocess
-    import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("MBT_", "PYTEST_"))}
-    environment.update(CI="true", MBT_TRACE_DIR=str(tmp_path / "traces"), PYTHONPATH=str(root),
-                       MBT_PLANT_BUG="lww-smaller-writer-wins", MBT_SHALLOW_FIRST="0")
-    run = subprocess.run([sys.executable, "-m", "pytest", "machines/lww.py", "-q", "-p", "no:cacheprovider", "-k", "hlc"],
-                         cwd=root, env=environment, capture_output=True, text=True, timeout=300)
+    run = _session(tmp_path, "machines/lww.py", "-k", "hlc", cwd=root, MBT_PLANT_BUG="lww-smaller-writer-wins",
+                   MBT_SHALLOW_FIRST="0")
     assert "1 failed" in run.stdout, run.stdout[-2000:]
