@@ -1,6 +1,6 @@
 """Machine steps per CPU second, for every machine against every registered implementation.
 
-    python benchmarks/machine_steps.py [--examples N] [--steps N] [--quick] [MACHINE ...]
+    python benchmarks/machine_steps.py [--examples N] [--steps N] [--quick] [MACHINE[:IMPLEMENTATION] ...]
 
 Each machine runs derandomized (the ci profile's search) for the same number of examples and
 steps, one after the other in this process, so the rows are comparable within one run.
@@ -12,6 +12,10 @@ steps, one after the other in this process, so the rows are comparable within on
 * ``CPU s``: CPU seconds of this process (``time.process_time``) for the whole run;
 * ``µs/step`` and ``vs orset``: CPU per step, and its ratio to the ``orset``/``delta-state``
   row (the target for ``pskt`` is at most 2).
+
+``MACHINE:IMPLEMENTATION`` runs only that implementation (``orset:delta-state pskt`` is the
+issue-12 comparison alone); an implementation that is unavailable here (a JavaScript one
+without its ``node_modules``) gets a row saying so instead of stopping the run.
 
 These are measurements, not targets: the machine is noisy, compare ratios in one run.
 """
@@ -32,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.measure import TestCaseCounter, cpu_base_note  # noqa: E402
 from harness import implementations, machine_class, run_machine  # noqa: E402
+from harness.process import Unavailable  # noqa: E402
 from harness.registry import _machines  # noqa: E402
 from harness.runner import import_project  # noqa: E402
 
@@ -41,7 +46,7 @@ REFERENCE = ("orset", "delta-state")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("machines", nargs="*", default=DEFAULT_MACHINES)
+    parser.add_argument("machines", nargs="*", default=DEFAULT_MACHINES, metavar="MACHINE[:IMPLEMENTATION]")
     parser.add_argument("--examples", type=int, default=30)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="10 examples per row")
@@ -55,22 +60,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     warmed = False
     rows = []
-    for name in args.machines:
+    for chosen_name in args.machines:
+        name, _, only = chosen_name.partition(":")
         try:
             cls = machine_class(name)
         except KeyError:
             rows.append([name, "-", "not available", "", "", None])
             continue
         for impl in implementations(name):
-            if impl.level not in cls.levels:
+            if impl.level not in cls.levels or only not in ("", impl.name):
                 continue
-            if not warmed:  # the first Hypothesis run of a process pays for its set-up: not a row's cost
-                run_machine(cls, impl, hypothesis_settings=settings(chosen, max_examples=2, stateful_step_count=5))
-                warmed = True
             counter = TestCaseCounter()
-            started = time.process_time()
-            with counter:
-                stats = run_machine(cls, impl, hypothesis_settings=chosen)
+            try:
+                if not warmed:  # the first Hypothesis run of a process pays for its set-up: not a row's cost
+                    run_machine(cls, impl, hypothesis_settings=settings(chosen, max_examples=2, stateful_step_count=5))
+                    warmed = True
+                started = time.process_time()
+                with counter:
+                    stats = run_machine(cls, impl, hypothesis_settings=chosen)
+            except Unavailable as why:
+                rows.append([name, impl.name, "unavailable", "", "", None])
+                print(why, file=sys.stderr)
+                continue
             elapsed = time.process_time() - started
             steps = sum(stats.ran.values())
             rows.append([name, impl.name, counter.examples(), steps, f"{elapsed:.2f}", elapsed / steps * 1e6])

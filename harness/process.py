@@ -759,7 +759,9 @@ class Contained:
         attribute = getattr(self._replica, name)
         if not callable(attribute):
             return attribute
-        return _contained_call(attribute, self._who, name)
+        contained = _contained_call(attribute, self._who, name)
+        self.__dict__[name] = contained  # wrapped once: a machine calls the same few methods every step
+        return contained
 
     def __repr__(self) -> str:
         return f"Contained({self._replica!r})"

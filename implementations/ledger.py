@@ -89,7 +89,10 @@ class Ledger:
 
     def __init__(self, min_fee: int = 0) -> None:
         self.min_fee = min_fee
-        self._utxos: dict[tuple[bytes, int], tuple[int, str]] = {}  # insertion order = creation order
+        self._utxos: dict[tuple[bytes, int], tuple[int, str]] = {}  # outpoint -> (amount, owner)
+        #: Each owner's coins, outpoint -> ``Utxo`` in creation order: what ``utxos_for`` lists
+        #: without scanning every owner's coins or building (and validating) a ``Utxo`` again.
+        self._owned: dict[str, dict[tuple[bytes, int], Utxo]] = {}
         self._spent: set[tuple[bytes, int]] = set()
         self._groups: dict[str, MultisigGroup] = {}
         self._minted = 0
@@ -106,21 +109,32 @@ class Ledger:
         """A new coin of ``amount`` sompi for ``address``, out of nothing."""
         self._minted += 1
         txid = blake3(b"igra:faucet:" + struct.pack("<Q", self._minted)).digest()
-        utxo = Utxo(txid, 0, amount)
-        self._utxos[(txid, 0)] = (amount, address)
+        return self._create(txid, 0, amount, address)
+
+    def _create(self, txid: bytes, index: int, amount: int, owner: str) -> Utxo:
+        """The coin ``(txid, index)`` of ``amount`` for ``owner`` becomes unspent."""
+        utxo = Utxo(txid, index, amount)
+        self._utxos[(txid, index)] = (amount, owner)
+        self._owned.setdefault(owner, {})[(txid, index)] = utxo
         return utxo
+
+    def _spend(self, outpoint: tuple[bytes, int]) -> None:
+        """The unspent coin at ``outpoint`` becomes spent."""
+        _, owner = self._utxos.pop(outpoint)
+        del self._owned[owner][outpoint]
+        self._spent.add(outpoint)
 
     # --- queries ------------------------------------------------------------------------
 
     def utxos_for(self, address: str, order_seed: int | None = None) -> list[Utxo]:
         """``address``'s UTXOs, in creation order or shuffled by ``random.Random(order_seed)``."""
-        utxos = [Utxo(txid, index, amount) for (txid, index), (amount, owner) in self._utxos.items() if owner == address]
+        utxos = list(self._owned.get(address, {}).values())
         if order_seed is not None:
             random.Random(order_seed).shuffle(utxos)
         return utxos
 
     def balance(self, address: str) -> int:
-        return sum(amount for amount, owner in self._utxos.values() if owner == address)
+        return sum(u.amount for u in self._owned.get(address, {}).values())
 
     def is_unspent(self, txid: bytes, index: int) -> bool:
         return (txid, index) in self._utxos
@@ -187,9 +201,8 @@ class Ledger:
         self.check(tx)
         txid = tx_template_hash(tx.template)
         for utxo in tx.template.inputs:
-            del self._utxos[(utxo.txid, utxo.index)]
-            self._spent.add((utxo.txid, utxo.index))
+            self._spend((utxo.txid, utxo.index))
         for i, output in enumerate(tx.template.outputs):
-            self._utxos[(txid, i)] = (output.amount, output.address)
+            self._create(txid, i, output.amount, output.address)
         self.accepted.append(txid)
         return txid

@@ -15,9 +15,10 @@ How it is stored (the way Yrs and diamond-types merge items):
   per element). A run holds at most ``RUN_MAX`` elements, so splitting one costs little.
   Deleting never splits a run; inserting inside one does (the tail becomes a new run).
 * **Document order.** Runs sit in the leaves of a B-tree (``_Leaf``, ``_Node``) whose inner
-  nodes keep, per child, its visible count (a visible index is found in O(log n)) and the
-  least id of its subtree as an int ``counter << 64 | replica``: a remote insert goes right
-  after its parent, past the greater siblings' subtrees, and every id in those subtrees is
+  nodes keep, per child, its visible count (a visible index is found in O(log n); a leaf or
+  node *is* the array of those counts, one object fewer on the way down) and the least id
+  of its subtree as an int ``counter << 64 | replica``: a remote insert goes right after its
+  parent, past the greater siblings' subtrees, and every id in those subtrees is
   greater than the new one while the first element after them is smaller, so the place is
   "the first run after the parent whose first id is smaller", found through the subtree
   minima in O(log n) however many siblings there are. Nothing is renumbered when a node
@@ -29,7 +30,8 @@ How it is stored (the way Yrs and diamond-types merge items):
   the ranges of waiting ids per replica (so a redelivered one is not kept twice); deletes of
   ids not known yet are kept as ranges per replica. Both are part of the full state.
 * **The delta queue** is compacted as it grows: a typed run is one pending run, and deletes
-  of neighbouring ids are one range.
+  of neighbouring ids are one range. It is kept as columns of integers (``_Outbox``), so an
+  edit adds no Python object to it.
 
 Wire (MessagePack arrays, ``implementations/wire.py``), version 2. Runs travel as five
 columns: counter steps (each run's first counter minus the previous run's, the first from
@@ -59,7 +61,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Hashable, Iterable, Iterator
-from itertools import accumulate, compress, groupby, pairwise
+from itertools import accumulate, compress, groupby, pairwise, repeat
 
 import attrs
 
@@ -591,32 +593,40 @@ class _Run:
         self.after = None
 
 
-class _Leaf:
-    """Runs in document order, with their visible counts beside them in an array (finding a
-    visible index scans one block of memory and touches one run)."""
+class _Leaf(array):
+    """Runs in document order. The leaf itself is the array of their visible counts (typecode
+    ``H``): finding a visible index scans one block of memory and touches one run. Being
+    that array rather than holding one saves an object, so a cache miss, on every edit's way
+    down: at a million characters a random edit's leaf is cold memory. Leaves compare and
+    hash as the objects they are (an array would compare by value)."""
 
-    __slots__ = ("counts", "parent", "runs", "slot", "visible")
+    __slots__ = ("parent", "runs", "slot", "visible")
+    __eq__, __hash__ = object.__eq__, object.__hash__
 
-    def __init__(self, runs: list[_Run], parent: _Node | None = None, slot: int = 0) -> None:
+    def __new__(cls, runs: list[_Run], parent: _Node | None = None, slot: int = 0) -> _Leaf:
+        self = super().__new__(cls, "H", [run.visible for run in runs])
         self.runs, self.parent, self.slot = runs, parent, slot
-        self.counts = array("H", [run.visible for run in runs])
-        self.visible = sum(self.counts)
+        self.visible = sum(self)
         for run in runs:
             run.leaf = self
+        return self
 
 
-class _Node:
-    """An inner node: per child its visible count (an array: one block of memory to scan) and
-    the least id (as an int) of its subtree."""
+class _Node(array):
+    """An inner node: itself the array of its children's visible counts (typecode ``q``: one
+    block of memory to scan, and no separate object, see ``_Leaf``), with the least id (as an
+    int) of each child's subtree beside."""
 
-    __slots__ = ("children", "counts", "mins", "parent", "slot", "visible")
+    __slots__ = ("children", "mins", "parent", "slot", "visible")
+    __eq__, __hash__ = object.__eq__, object.__hash__
 
-    def __init__(self, children: list, counts: Iterable[int], mins: list[int], parent: _Node | None, slot: int) -> None:
-        counts = counts if type(counts) is array else array("q", counts)
-        self.children, self.counts, self.mins, self.parent, self.slot = children, counts, mins, parent, slot
-        self.visible = sum(counts)
+    def __new__(cls, children: list, counts: Iterable[int], mins: list[int], parent: _Node | None, slot: int) -> _Node:
+        self = super().__new__(cls, "q", counts)
+        self.children, self.mins, self.parent, self.slot = children, mins, parent, slot
+        self.visible = sum(self)
         for number, child in enumerate(children):
             child.parent, child.slot = self, number
+        return self
 
 
 def _bump(leaf: _Leaf, delta: int) -> None:
@@ -624,7 +634,7 @@ def _bump(leaf: _Leaf, delta: int) -> None:
     leaf.visible += delta
     child, node = leaf, leaf.parent
     while node is not None:
-        node.counts[child.slot] += delta
+        node[child.slot] += delta
         node.visible += delta
         child, node = node, node.parent
 
@@ -656,6 +666,22 @@ def _is_char(item: object) -> bool:
     return type(item) is str and len(item) == 1
 
 
+class _Outbox:
+    """The local edits not taken yet, as columns: inserts as pending runs (first counter,
+    parent, items: a typed run stays one) and deletes as ranges of ids (a backspaced word
+    stays one). Columns of integers rather than a list per entry: the queue of a replica that
+    is not asked for its deltas grows by no Python object per edit, so by nothing the garbage
+    collector walks."""
+
+    __slots__ = ("counters", "deleted", "deleted_lengths", "deleted_replicas", "items", "parent_counters",
+                 "parent_replicas")
+
+    def __init__(self) -> None:
+        self.counters, self.parent_counters, self.parent_replicas = array("Q"), array("Q"), array("Q")
+        self.items: list = []  # each pending run's items: a str (one per character) or a list
+        self.deleted, self.deleted_replicas, self.deleted_lengths = array("Q"), array("Q"), array("Q")
+
+
 # ----- the replica --------------------------------------------------------------------
 
 
@@ -672,8 +698,7 @@ class RGA:
         self._waiting: dict[int, _SortedMap] = {}  # parent replica -> parent counter -> waiting runs
         self._waiting_ids: dict[int, _SortedMap] = {}  # replica -> ranges of waiting ids
         self._early: dict[int, _SortedMap] = {}  # replica -> ranges of deleted ids not known yet
-        self._out_runs: list[list] = []  # local inserts not taken: [counter, parent counter, parent replica, items]
-        self._out_deletes: list[list[int]] = []  # local deletes not taken: [counter, replica, length]
+        self._out = _Outbox()  # local edits not taken yet
         # The leaf used last and the visible elements before it; the run used last in that leaf
         # and the visible elements before it there. Remote edits and edits by id reset both.
         self._cursor: tuple[_Leaf, int] | None = None
@@ -759,7 +784,7 @@ class RGA:
             before += other.visible
         child, node = leaf, leaf.parent
         while node is not None:
-            before += sum(node.counts[: child.slot])
+            before += sum(node[: child.slot])
             child, node = node, node.parent
         return before
 
@@ -783,7 +808,7 @@ class RGA:
             node, k = self._root, index
             while type(node) is _Node:
                 slot = 0
-                for count in node.counts:
+                for count in node:
                     if k < count:
                         break
                     k -= count
@@ -792,7 +817,7 @@ class RGA:
             leaf, start = node, index - k
             self._cursor = (leaf, start)
         k = index - start
-        counts = leaf.counts
+        counts = leaf
         hint = self._hint
         if hint is not None and hint[0] is leaf:
             _, i, before = hint
@@ -871,8 +896,8 @@ class RGA:
         counter = run.counter + at
         tail = _Run(counter, run.replica, counter - 1, run.replica, tail_items, tail_visible, tail_flags, leaf)
         leaf.runs.insert(i + 1, tail)
-        leaf.counts[i] = run.visible
-        leaf.counts.insert(i + 1, tail_visible)
+        leaf[i] = run.visible
+        leaf.insert(i + 1, tail_visible)
         tail.after, run.after = run.after, tail
         return tail
 
@@ -880,7 +905,7 @@ class RGA:
         runs = leaf.runs
         half = len(runs) >> 1
         right = _Leaf(runs[half:])
-        del runs[half:], leaf.counts[half:]
+        del runs[half:], leaf[half:]
         leaf.visible -= right.visible
         self._cursor = self._hint = None
         self._adopt(leaf, right, _least(runs), _least(right.runs))
@@ -892,10 +917,10 @@ class RGA:
             self._root = _Node([left, right], [left.visible, right.visible], [left_least, right_least], None, 0)
             return
         slot = left.slot
-        parent.counts[slot] = left.visible
+        parent[slot] = left.visible
         parent.mins[slot] = left_least
         parent.children.insert(slot + 1, right)
-        parent.counts.insert(slot + 1, right.visible)
+        parent.insert(slot + 1, right.visible)
         parent.mins.insert(slot + 1, right_least)
         children = parent.children
         right.parent = parent
@@ -903,8 +928,8 @@ class RGA:
             children[number].slot = number
         if len(children) > NODE_MAX:
             half = len(children) >> 1
-            sibling = _Node(children[half:], parent.counts[half:], parent.mins[half:], None, 0)
-            del children[half:], parent.counts[half:], parent.mins[half:]
+            sibling = _Node(children[half:], parent[half:], parent.mins[half:], None, 0)
+            del children[half:], parent[half:], parent.mins[half:]
             parent.visible -= sibling.visible
             self._adopt(parent, sibling, min(parent.mins), min(sibling.mins))
 
@@ -913,7 +938,7 @@ class RGA:
         id is the greatest here, so it lowers no subtree's least id."""
         run.leaf = leaf
         leaf.runs.insert(i, run)
-        leaf.counts.insert(i, run.visible)
+        leaf.insert(i, run.visible)
         if run.visible:
             _bump(leaf, run.visible)
         if not local:
@@ -950,7 +975,7 @@ class RGA:
             if not run.visible:
                 run.flags = None
         leaf = run.leaf
-        leaf.counts[leaf.runs.index(run) if i is None else i] -= killed
+        leaf[leaf.runs.index(run) if i is None else i] -= killed
         _bump(leaf, -killed)
         return killed
 
@@ -1020,7 +1045,7 @@ class RGA:
                     run.flags = bytearray(size)
                     run.flags.append(1)
                 run.visible += 1
-                leaf.counts[i] += 1
+                leaf[i] += 1
                 _bump(leaf, 1)
                 return (counter, me)
         else:
@@ -1056,34 +1081,38 @@ class RGA:
 
     def _record_insert(self, counter: int, parent_counter: int, parent_replica: int, item: Hashable) -> None:
         """Queue a local insert for the next delta; a typed run stays one pending run."""
-        out = self._out_runs
-        if out:
-            last = out[-1]
-            items = last[3]
-            if (counter == last[0] + len(items) and parent_counter == counter - 1 and parent_replica == self.replica_id
-                    and len(items) < RUN_MAX):
-                if type(items) is str and _is_char(item):
-                    last[3] = items + item
-                else:
-                    last[3] = items = list(items) if type(items) is str else items
-                    items.append(item)
-                return
-        out.append([counter, parent_counter, parent_replica, item if _is_char(item) else [item]])
+        out = self._out
+        items = out.items
+        if (items and counter == out.counters[-1] + len(items[-1]) and parent_counter == counter - 1
+                and parent_replica == self.replica_id and len(items[-1]) < RUN_MAX):
+            last = items[-1]
+            if type(last) is str and _is_char(item):
+                items[-1] = last + item
+            else:
+                if type(last) is str:
+                    last = items[-1] = list(last)
+                last.append(item)
+            return
+        out.counters.append(counter)
+        out.parent_counters.append(parent_counter)
+        out.parent_replicas.append(parent_replica)
+        items.append(item if _is_char(item) else [item])
 
     def _record_delete(self, counter: int, replica: int) -> None:
         """Queue a local delete; deletes of neighbouring ids (a backspaced word) stay one range."""
-        out = self._out_deletes
-        if out:
-            last = out[-1]
-            if last[1] == replica:
-                if counter == last[0] - 1:
-                    last[0] = counter
-                    last[2] += 1
-                    return
-                if counter == last[0] + last[2]:
-                    last[2] += 1
-                    return
-        out.append([counter, replica, 1])
+        out = self._out
+        counters, lengths = out.deleted, out.deleted_lengths
+        if counters and out.deleted_replicas[-1] == replica:
+            if counter == counters[-1] - 1:
+                counters[-1] = counter
+                lengths[-1] += 1
+                return
+            if counter == counters[-1] + lengths[-1]:
+                lengths[-1] += 1
+                return
+        counters.append(counter)
+        out.deleted_replicas.append(replica)
+        lengths.append(1)
 
     # ----- remote operations --------------------------------------------------------
 
@@ -1222,7 +1251,7 @@ class RGA:
         elif not run.visible:
             run.flags = bytearray(len(items)) + b"\x01" * size
         run.visible += size
-        leaf.counts[i] += size
+        leaf[i] += size
         _bump(leaf, size)
 
     def _put_chain(self, leaf: _Leaf, i: int, counter: int, replica: int, parent_counter: int, parent_replica: int,
@@ -1263,13 +1292,13 @@ class RGA:
 
     def take_deltas(self) -> list[bytes]:
         """The local edits since the last call, as one ``rga.delta`` message (or none)."""
-        if not self._out_runs and not self._out_deletes:
+        out = self._out
+        if not out.items and not out.deleted:
             return []
         me = self.replica_id
-        runs = ((counter, me, parent_counter, parent_replica, items) for counter, parent_counter, parent_replica, items
-                in self._out_runs)
-        body = [_run_columns(runs), _range_columns(map(tuple, self._out_deletes))]
-        self._out_runs, self._out_deletes = [], []
+        runs = zip(out.counters, repeat(me), out.parent_counters, out.parent_replicas, out.items)
+        body = [_run_columns(runs), _range_columns(zip(out.deleted, out.deleted_replicas, out.deleted_lengths, strict=True))]
+        self._out = _Outbox()
         return [encode(DELTA_KIND, VERSION, body)]
 
     def apply_delta(self, delta: bytes) -> None:

@@ -34,6 +34,7 @@ the whole history of its source. After every step each replica's value must equa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from string import ascii_uppercase
 from typing import Any, ClassVar
@@ -76,6 +77,14 @@ class Message:
     ops: frozenset
 
 
+@functools.cache
+def _rule_enabled(machine: str, declared: frozenset[str] | None, rule_name: str) -> bool:
+    """``ReplicatedMachine.rule_enabled``, worked out once per machine, declaration and rule (a
+    precondition asked before every step)."""
+    drawn_by = [name for name, op in OPERATIONS.get(machine, {}).items() if rule_name in op.rules]
+    return not drawn_by or declared is None or any(name in declared for name in drawn_by)
+
+
 class ReplicatedMachine(TracedMachine):
     min_replicas: ClassVar[int] = 2
     max_replicas: ClassVar[int] = 5
@@ -113,8 +122,7 @@ class ReplicatedMachine(TracedMachine):
 
     def rule_enabled(self, rule_name: str) -> bool:
         """A rule of operations runs if one of them is supported; other rules always run."""
-        drawn_by = [name for name, op in OPERATIONS.get(self.name, {}).items() if rule_name in op.rules]
-        return not drawn_by or any(self.supports(name) for name in drawn_by)
+        return _rule_enabled(self.name, self.implementation.operations, rule_name)
 
     @classmethod
     def unsupported_methods(cls, implementation: Any) -> frozenset[str]:

@@ -34,11 +34,12 @@ class OutputsKeyedByTxid(Ledger):
         self.check(tx)
         txid = pskt.tx_template_hash(tx.template)
         for utxo in tx.template.inputs:
-            del self._utxos[(utxo.txid, utxo.index)]
-            self._spent.add((utxo.txid, utxo.index))
+            self._spend((utxo.txid, utxo.index))
         for output in tx.template.outputs:
-            self._utxos.pop((txid, 0), None)
-            self._utxos[(txid, 0)] = (output.amount, output.address)
+            if (txid, 0) in self._utxos:
+                self._spend((txid, 0))
+                self._spent.discard((txid, 0))  # overwritten, not spent
+            self._create(txid, 0, output.amount, output.address)
         self.accepted.append(txid)
         return txid
 

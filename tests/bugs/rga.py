@@ -143,7 +143,7 @@ class RedeliveryRevives(RGA):
                     flags[offset] = 1  # BUG: a tombstone is not undone by an insert
                     run.visible += 1
                     run.flags = None if run.visible == len(run.items) else flags
-                    run.leaf.counts[run.leaf.runs.index(run)] += 1
+                    run.leaf[run.leaf.runs.index(run)] += 1
                     rga_module._bump(run.leaf, 1)
         super().apply_decoded_delta(delta)
 
