@@ -63,7 +63,10 @@ LIES: dict[str, Lie] = {lie.name: lie for lie in (
     Lie("clock_ahead", "refused",
         "a timestamp more than MAX_CLOCK_AHEAD_NS ahead of the receiver's clock (up to 2^64 - 1)"),
     Lie("counter_at_limit", "accepted",
-        "a timestamp whose counter is exactly MAX_HLC_COUNTER: the receiver's next write must still work"),
+        "a timestamp whose counter is MAX_HLC_COUNTER or one below: the receiver's next writes must still work"),
+    Lie("forged_copy", "harmless",
+        "a write the receiver holds, with its timestamp and writer but another value (writes are not "
+        "authenticated): the copy that arrived first stays"),
     Lie("context_erases_state", "harmless",
         "a message without a signed state, whose context covers that state's dots (an erasure without a key)"),
     Lie("relayed_record", "accepted",

@@ -35,7 +35,7 @@ from hypothesis.stateful import initialize, rule
 
 from harness import machine_test
 from harness.replay import show
-from implementations.limits import MAX_CLOCK_AHEAD_NS, MAX_HLC_COUNTER, U64_MAX
+from implementations.limits import LIMITS, MAX_CLOCK_AHEAD_NS, MAX_HLC_COUNTER, U64_MAX
 from machines.replicated import INDEX, SKEWS, START_NS, HostilePeers, ReplicatedMachine
 from models import lww as model
 from models.clock import NS_PER_DAY, NS_PER_MS, OffsetClock
@@ -46,6 +46,17 @@ TYING_SKEWS = st.one_of(st.sampled_from([0, 0, NS_PER_MS]), SKEWS)
 VALUES = ("a", "b", 128, None, {"bytes": "ab" * 32})
 #: Writer ids of strangers: peers no honest replica is, whose writes are legal.
 STRANGERS = (2**40, 2**64 - 1)
+#: The limits a lying timestamp passes, as ``implementations.limits`` declares them: a
+#: refusal must name the one it passed (``OverLimit.limit``).
+CLOCK_AHEAD, COUNTER_LIMIT = LIMITS["MAX_CLOCK_AHEAD_NS"], LIMITS["MAX_HLC_COUNTER"]
+#: The fields of a write on the wire a lie may spoil, and values of the wrong kind for them
+#: (``body``: the whole body, of the wrong length or not a list; empty, which only a state may
+#: be): the refusal must name the field.
+TIMESTAMP_FIELDS = ("wall_ns", "counter")
+#: What each field holds: a refusal of a value of another kind names the kind it got.
+FIELD_KINDS = {"wall_ns": int, "counter": int, "writer": int, "value": (type(None), int, str, bytes), "body": list}
+WRONG_KIND = (("wall_ns", -1), ("counter", "0"), ("writer", "a stranger"), ("value", 0.5), ("body", [0, 1, 2]), ("body", 0),
+              ("body", []))
 
 
 def value_from_trace(raw: Any) -> Any:
@@ -75,7 +86,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         self.past: dict[model.Write, frozenset] = {}  # every write a write's replica had seen, transitively
         self.replaced: dict[model.Write, frozenset] = {}  # the part of that past seen with its own past
         self.last_receiver: int | None = None  # the replica that most recently received a write
-        self.stranger_writes = 0  # how many writes strangers made: each stranger write's counter is unique
+        self.stranger_writes = 1  # the least counter of the next stranger write not at counter 0
 
     @property
     def exact(self) -> bool:
@@ -149,9 +160,12 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
     #
     # * ``write(whole_state, wall_ns, counter, writer, value)``: a message carrying that write;
     # * ``tamper(genuine, whole_state, field, value)``: the genuine message with its write's
-    #   ``field`` (``"wall_ns"`` or ``"counter"``) set to ``value``.
+    #   ``field`` (``"wall_ns"``, ``"counter"``, ``"writer"`` or ``"value"``) set to ``value``, or
+    #   the whole body if ``field`` is ``"body"``;
+    # * ``kind(whole_state)`` (optional): the kind of message it renders, which a refusal
+    #   of it must name.
 
-    lie_weights: ClassVar[dict[str, int]] = {"clock_ahead": 2, "counter_at_max": 2, "counter_at_limit": 2,
+    lie_weights: ClassVar[dict[str, int]] = {"clock_ahead": 2, "counter_at_max": 2, "counter_at_limit": 2, "forged_copy": 2,
                                              "stranger_ops": 3, "one_field_wrong": 3}
 
     def latest_wall(self, target: int) -> int:
@@ -159,10 +173,64 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         seen = [w.timestamp.wall_ns for w in self.history[target]]
         return max([self.clocks[target].now(), *seen])
 
+    def passed_limits(self, target: int, wall_ns: int, counter: int) -> dict[str, int]:
+        """The limits a timestamp passes at ``target`` (a clock too far ahead, a counter past
+        its limit), by name, each with the number that passes it."""
+        passed = {}
+        if wall_ns > self.clocks[target].now() + CLOCK_AHEAD.value:
+            passed[CLOCK_AHEAD.name] = wall_ns
+        if counter > COUNTER_LIMIT.value:
+            passed[COUNTER_LIMIT.name] = counter
+        return passed
+
+    def last_accepted_wall(self) -> int:
+        """The greatest wall time every replica accepts now: MAX_CLOCK_AHEAD_NS past the slowest clock."""
+        return min(clock.now() for clock in self.clocks) + MAX_CLOCK_AHEAD_NS
+
     def is_a_lie(self, target: int, wall_ns: int, counter: int) -> bool:
-        """Whether a timestamp is beyond what ``target`` may accept (a clock too far ahead, a
-        counter past its limit)."""
-        return wall_ns > self.clocks[target].now() + MAX_CLOCK_AHEAD_NS or counter > MAX_HLC_COUNTER
+        """Whether a timestamp is beyond what ``target`` may accept."""
+        return bool(self.passed_limits(target, wall_ns, counter))
+
+    def check_refusal(self, target: int, lie: str, whole_state: bool, refusal: Exception, **args: Any) -> None:
+        """A refusal names what is wrong: the kind of message it refused (if the crafter says),
+        the declared limit the timestamp passed (``OverLimit.limit``) and the number that
+        passed it (and, for a clock ahead, by how much), or the field whose value is wrong and
+        the kind of value it got if that is not the field's kind."""
+        text = str(refusal)
+        kind = getattr(self.crafter, "kind", None)
+        if kind is not None:
+            assert kind(whole_state) in text, f"{lie}: the refusal does not name the {kind(whole_state)} it refused: {text}"
+        if lie == "forged_copy":
+            return  # refused only when the register was never written: a truncated state
+        if lie == "one_field_wrong":
+            if whole_state and not self.history[args["source"]]:
+                return  # a register never written: its state was truncated, there was no field to spoil
+            field, to = args["field"], args["to"]
+            if self.wrong_kind(field, to):
+                assert field in text, f"{lie}: the refusal does not name the field {field} it refused: {text}"
+                got = type(to).__name__
+                assert isinstance(to, FIELD_KINDS[field]) or got in text, f"{lie}: the refusal does not say it got {got}: {text}"
+                return
+            passed = self.passed_limits(target, *self.spoiled_timestamp(field, to))
+        else:
+            passed = self.passed_limits(target, args["wall_ns"], args["counter"])
+        limit = getattr(refusal, "limit", None)
+        assert limit in passed, f"{lie}: the refusal names the limit {limit}, not one passed ({sorted(passed)}): {text}"
+        assert str(passed[limit]) in text, f"{lie}: the refusal does not name the {passed[limit]} that passed {limit}: {text}"
+        if limit == CLOCK_AHEAD.name:
+            ahead = passed[limit] - self.clocks[target].now()
+            assert str(ahead) in text or f"{ahead:,}" in text, f"{lie}: the refusal does not say it is {ahead} ns ahead: {text}"
+
+    @staticmethod
+    def wrong_kind(field: str, to: Any) -> bool:
+        """Whether a ``one_field_wrong`` lie sets ``field`` to a value of the wrong kind (not a
+        number past a limit)."""
+        return field not in TIMESTAMP_FIELDS or not isinstance(to, int) or isinstance(to, bool) or to < 0
+
+    @staticmethod
+    def spoiled_timestamp(field: str, to: Any) -> tuple[int, int]:
+        """The part of a timestamp a ``one_field_wrong`` lie sets, the other part zero."""
+        return (to, 0) if field == "wall_ns" else (0, to)
 
     def hostile_args(self, lie: str, target: int, draw: int) -> dict[str, Any]:
         now = self.clocks[target].now()
@@ -173,29 +241,53 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         if lie == "counter_at_max":
             counter = (MAX_HLC_COUNTER + 1, U64_MAX - 1, U64_MAX)[draw % 3]
             return {"wall_ns": self.latest_wall(target), "counter": counter, "writer": STRANGERS[0], "value": written}
+        if lie == "forged_copy":  # the target's own state, its write's value changed
+            return {"whole_state": True, "value": written}
         if lie == "counter_at_limit":
-            writer, wall = STRANGERS[draw % 2], self.latest_wall(target)
+            # At the limit, or one below: the receiver's next write then reaches it exactly. Below the last wall
+            # time every replica accepts: a write there at the limit makes the receiver's next write roll over
+            # 1 ns past it, which a replica whose clock is not ahead refuses until its clock moves (lww.py says so).
+            writer, counter = STRANGERS[draw % 2], MAX_HLC_COUNTER - (draw >> 1) % 2
+            wall = min(self.latest_wall(target), self.last_accepted_wall() - 1)
             taken = {(w.timestamp.wall_ns, w.writer) for history in self.history for w in history
-                     if w.timestamp.counter == MAX_HLC_COUNTER}
+                     if w.timestamp.counter == counter}
             while (wall, writer) in taken:  # a new write, never a copy of another with another value
-                wall += 1
-            return {"wall_ns": wall, "counter": MAX_HLC_COUNTER, "writer": writer, "value": written}
+                wall -= 1  # down: the greatest wall time seen may be the last every replica accepts
+            return {"wall_ns": wall, "counter": counter, "writer": writer, "value": written}
         if lie == "stranger_ops":
-            wall = (0, max(now - NS_PER_DAY, 0), now, now + MAX_CLOCK_AHEAD_NS // 2)[draw % 4]
-            return {"wall_ns": wall, "counter": self.stranger_writes + 1, "writer": STRANGERS[draw % 2], "value": written}
+            # Edges: at the greatest wall time the target has seen (ties its next write on the wall), and exactly
+            # MAX_CLOCK_AHEAD_NS ahead of the slowest replica's clock (the last wall time every replica accepts).
+            edge = self.last_accepted_wall()
+            wall = (0, max(now - NS_PER_DAY, 0), now, now + MAX_CLOCK_AHEAD_NS // 2, self.latest_wall(target), edge)[draw % 6]
+            writer = STRANGERS[(draw >> 5) % 2]
+            # Counter 0 when no write holds that timestamp (it ties a fresh write on the counter), else a new one.
+            free = all((w.timestamp.wall_ns, w.timestamp.counter, w.writer) != (wall, 0, writer)
+                       for history in self.history for w in history)
+            counter = 0 if free and draw & 16 else self.stranger_writes
+            return {"wall_ns": wall, "counter": counter, "writer": writer, "value": written}
         field, lie_value = (("wall_ns", U64_MAX), ("counter", U64_MAX), ("wall_ns", now + MAX_CLOCK_AHEAD_NS + 1),
-                            ("counter", MAX_HLC_COUNTER + 1))[draw % 4]
+                            ("counter", MAX_HLC_COUNTER + 1), *WRONG_KIND)[draw % 11]
         messages = [i for i, m in enumerate(self.in_flight) if m.target == target and m.deltas]
-        if messages and draw & 8:
+        if messages and (draw & 8 or lie_value == []):
             return {"message": messages[draw % len(messages)], "field": field, "to": lie_value, "whole_state": False}
+        lie_value = 0 if lie_value == [] else lie_value  # an empty state is a register never written: no lie
         return {"source": draw % len(self.replicas), "field": field, "to": lie_value, "whole_state": True}
 
     def tell(self, target: int, lie: str, whole_state: bool, **args: Any) -> tuple[bytes, str, frozenset]:
+        if lie == "forged_copy":
+            self.require(whole_state, "a forged copy is of the target's whole state")
+            try:
+                forged = value_from_trace(args["value"])
+            except ValueError as error:
+                self.require(False, str(error))
+            # Of a register never written there is no write to copy: its state is truncated, and refused.
+            return self.crafter.tamper(self.replicas[target].state(), True, "value", forged), "harmless", frozenset()
         if lie == "one_field_wrong":
             genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
-            self.require(args["field"] in ("wall_ns", "counter"), f"unknown field {args['field']!r}")
-            self.require(self.is_a_lie(target, args["to"] if args["field"] == "wall_ns" else 0,
-                                       args["to"] if args["field"] == "counter" else 0), f"{args['to']} is no lie")
+            field, to = args["field"], args["to"]
+            self.require(field in dict(WRONG_KIND), f"unknown field {field!r}")
+            lying = self.wrong_kind(field, to) or self.is_a_lie(target, *self.spoiled_timestamp(field, to))
+            self.require(lying and not (whole_state and to == []), f"{to} is no lie")
             # A register never written has no write to spoil: its state is refused as one anyway.
             return self.crafter.tamper(genuine, whole_state, args["field"], args["to"]), "refused", frozenset()
         try:
@@ -211,8 +303,8 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             return message, "refused", frozenset()
         self.require(writer in STRANGERS, f"writer {writer} is not a stranger")
         if lie == "stranger_ops":
-            self.require(counter > self.stranger_writes, f"stranger write {counter} was already made")
-            self.stranger_writes = counter
+            self.require(counter == 0 or counter >= self.stranger_writes, f"stranger write {counter} was already made")
+            self.stranger_writes = max(self.stranger_writes, counter + 1)
         write = model.Write(model.Timestamp(wall, counter), writer, written)
         self.require(all(model.arbitration(w) != model.arbitration(write) for history in self.history for w in history),
                      "a stranger write with the same timestamp was already made")

@@ -499,7 +499,8 @@ class HostilePeers:
 
     A subclass provides ``lie_weights`` (how often each lie is told), ``hostile_args`` (the
     raw draw resolved into the step's arguments) and ``tell`` (the crafted bytes, the
-    outcome to expect, the model operations if it is accepted). Implementations without a
+    outcome to expect, the model operations if it is accepted), and may check what a refusal
+    says (``check_refusal``). Implementations without a
     crafter are checked without the adversary: the step is not among their rules.
     """
 
@@ -555,7 +556,14 @@ class HostilePeers:
         refusal = deliver_hostile(replica, message, whole_state, outcome, lie)
         if refusal is None:
             self.history[target] |= ops
+        else:
+            self.check_refusal(target, lie, whole_state, refusal, **args)
         replica.state()  # the lie did not poison the replica's own encoding
+
+    def check_refusal(self, target: int, lie: str, whole_state: bool, refusal: Exception, **args: Any) -> None:
+        """Check that ``refusal`` (of a lie told to replica ``target``) names what is wrong, as
+        the house rule asks of every refusal: a machine that knows which limit or field its lie
+        spoils overrides this (``LWWMachine``); by default a refusal need only be one."""
 
     def genuine(self, whole_state: bool, message: int | None = None, source: int | None = None) -> bytes:
         """The genuine message a lie spoils: the first delta of ``message`` in flight, or

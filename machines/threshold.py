@@ -55,7 +55,7 @@ from implementations.policy import Policy
 from implementations.threshold import Answer, EventRefused, GroupConfig, LedgerView, decode_answer, decode_proposal, encode_answer
 from implementations.threshold_envelope import EnvelopeRejected, decode_envelope, encode_envelope, seal
 from implementations.wire import DecodeError
-from machines.threshold_faults import FaultRules
+from machines.threshold_faults import BACK, FaultRules
 from machines.threshold_hostile import HostileRules
 from machines.threshold_report import ThresholdReport
 from models import policy as policy_model
@@ -297,9 +297,9 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self._submit(coordinator, event)
 
     @guard(lambda self: bool(self.events))
-    @rule(coordinator=INDEX, event=INDEX)
-    def resubmit(self, coordinator, event):
-        self.do("resubmit", coordinator=self._node(coordinator), event=event % len(self.events))
+    @rule(coordinator=INDEX, back=BACK)
+    def resubmit(self, coordinator, back):
+        self.do("resubmit", coordinator=self._node(coordinator), event=len(self.events) - 1 - back % len(self.events))
 
     def step_resubmit(self, coordinator: int, event: int) -> None:
         self.require(0 <= event < len(self.events), f"no event {event}")
@@ -309,11 +309,16 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self.require(0 <= node < len(self.coordinators), f"no node {node}")
         self.perform(Operation("coordinator", node, "submit", event=event))
 
+    def processing(self, node: int, event: pskt.Event) -> list[model.Request]:
+        """The requests of coordinator ``node`` for ``event`` that make it refuse the event again."""
+        eid = pskt.event_hash(event).hex()
+        return [r for rid, r in self.requests.items() if self.owner[rid] == node and r.event_id == eid
+                and r.state in (model.PENDING, model.APPROVED, model.FINALIZED)]
+
     def _conclude_submission(self, op: Operation, run: faults.Run) -> None:
         node, event = op.node, op.event
         eid = pskt.event_hash(event).hex()
-        busy = [r for rid, r in self.requests.items() if self.owner[rid] == node and r.event_id == eid
-                and r.state in (model.PENDING, model.APPROVED, model.FINALIZED)]
+        busy = self.processing(node, event)
         funded = self.ledger.balance(self.address) >= event.amount + FEE
         if isinstance(run.error, EventRefused):
             assert busy, f"coordinator {node} refused a fresh event: {run.error}"
@@ -328,16 +333,17 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             coordinator = self.coordinator(node)
             opened = [rid for rid in sorted(set(coordinator.request_states()) - known)
                       if decode_proposal(coordinator.proposal(rid)).event_hash.hex() == eid]
-            assert len(opened) == 1, f"coordinator {node} opened {opened} for one event"
+            assert len(opened) == 1, f"coordinator {node} opened {len(opened)} requests for event {self.event_name(eid)}"
             request_id, out = opened[0], []
             payload = coordinator.proposal(request_id)
         else:
             request_id, out = run.value()
             assert len(out) == len(self.signers), f"{len(out)} proposals for {len(self.signers)} members"
             payload = decode_envelope(out[0][1]).payload
-        assert not busy, f"coordinator {node} opened {request_id} for an event it is already processing"
+        assert not busy, (f"coordinator {node} opened a request for event {self.event_name(eid)}, which it is already "
+                          f"processing in {', '.join(self.request_name(r.request_id) for r in busy)}")
         assert funded, f"coordinator {node} built a template beyond the group's funds"
-        assert request_id not in self.requests, f"request id {request_id} reused"
+        assert request_id not in self.requests, f"coordinator {node} reused the id of request {self.request_name(request_id)}"
         proposal = decode_proposal(payload)
         self.proposals[request_id] = proposal
         self.owner[request_id] = node
@@ -355,6 +361,16 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self.ledger.fund(self.address, amount)
 
     # ----- the network ---------------------------------------------------------------
+
+    @staticmethod
+    def concerned_event(sent: Message) -> bytes:
+        """The hash of the event an envelope in flight is about (a proposal's or an answer's);
+        undecodable bytes are about nothing but themselves."""
+        try:
+            payload = decode_envelope(sent.data).payload
+            return (decode_proposal(payload) if sent.role == "signer" else decode_answer(payload)).event_hash
+        except DecodeError:
+            return sent.data
 
     @guard(lambda self: bool(self.in_flight))
     @rule(message=INDEX)
@@ -563,7 +579,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         assert to == self.pubkeys[self.owner[p.request_id]], f"signer {j} answered someone else than the coordinator"
         answer = decode_answer(decode_envelope(data).payload)
         assert (answer.accept, answer.reason) == (accept, reason), (
-            f"signer {j} answered {p.request_id} with accept={answer.accept} {answer.reason!r}, "
+            f"signer {j} answered {self.request_name(p.request_id)} with accept={answer.accept} {answer.reason!r}, "
             f"the model says accept={accept} {reason!r}")
         if accept:
             hashes = pskt.sighashes(p.template)
@@ -572,7 +588,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
                 good = key == self.pubkeys[j] and pskt.verify_signature(key, sig, hashes[i])
                 assert good, f"signer {j}: bad signature on input {i}"
             assert self.signer(j).signed_template(p.request_id) == p.template_bytes, (
-                f"signer {j} signed a template that differs from the proposal of {p.request_id}")
+                f"signer {j} signed a template that differs from the proposal of {self.request_name(p.request_id)}")
             self.genuine_sigs.setdefault(p.request_id, []).extend(answer.signatures)
         self.in_flight.append(Message("coordinator", self.owner[p.request_id], data))
 
@@ -705,7 +721,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         for rid in finalized:
             paid_events.setdefault(self.requests[rid].event_id, []).append(rid)
         for eid, rids in paid_events.items():
-            assert len(rids) == 1, f"event {eid[:16]} paid twice, by requests {rids}"
+            assert len(rids) == 1, (f"event {self.event_name(eid)} paid twice, by requests "
+                                    f"{', '.join(self.request_name(rid) for rid in rids)}")
         for rid, request in self.requests.items():
             if request.state == model.FINALIZED:
                 expected = [[bytes.fromhex(k) for k in keys] for keys in
@@ -719,11 +736,13 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             f"the coordinators recorded {len(paid)} payments, the ledger holds {len(self.ledger.accepted)} transactions")
         for j, sm in enumerate(self.signer_models):
             for eid, templates in sm.signed.items():
-                assert len(templates) <= 1, f"signer {j} signed {len(templates)} different templates for event {eid[:16]}"
+                assert len(templates) <= 1, (
+                    f"signer {j} signed {len(templates)} different templates for event {self.event_name(eid)}")
             if not self._exists("signer", j):
                 continue
             for event, templates in self.signer(j).signed_templates().items():
-                assert len(templates) <= 1, f"signer {j}'s file holds {len(templates)} templates for event {event.hex()[:16]}"
+                assert len(templates) <= 1, (
+                    f"signer {j}'s file holds {len(templates)} templates for event {self.event_name(event.hex())}")
             for rid in self.signer(j).live_reservations():  # unless approved since (a proposal may arrive late)
                 due = model.settles(self.requests[rid].expires_at, self.signer_ticked_at[j])
                 assert not due or sm.approved_tick.get(rid) == self.signer_ticks[j], (

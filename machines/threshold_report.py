@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.trace import Step
+from implementations import pskt
 from implementations.threshold import decode_answer, decode_proposal
 from implementations.threshold_envelope import decode_envelope
 from implementations.wire import DecodeError
@@ -37,6 +38,11 @@ class ThresholdReport:
     def request_name(self, request_id: str) -> str:
         names = list(self.requests)
         return f"r{names.index(request_id)}" if request_id in names else f"an unknown request ({request_id[:8]}…)"
+
+    def event_name(self, event_hash: str) -> str:
+        """``e1``: the event whose hash (hex) this is, by the order the machine made them."""
+        names = [pskt.event_hash(event).hex() for event in self.events]
+        return f"e{names.index(event_hash)}" if event_hash in names else f"an unknown event ({event_hash[:8]}…)"
 
     def member_name(self, key: bytes, role: str) -> str:
         return f"{role} {self.pubkeys.index(key)}" if key in self.pubkeys else "an outsider"

@@ -1,33 +1,164 @@
 """Mutation score of one module of ``implementations/``, with the machines as the test command.
 
     python -m tests.mutation implementations/orset_tombstone.py --machine orset -k tombstone
-    python -m tests.mutation implementations/lww.py --machine lww -k hlc --out /tmp/lww-mutants.md
+    python -m tests.mutation implementations/lww.py --machine lww -k hlc --workers 1 --out /tmp/lww-mutants.md
 
 ``mutmut`` (3.x) mutates the module and, for every mutant, runs the machine's test (the
 ``ci`` profile without shrinking: a mutant is killed by the first failure, its shrunk trace
-is of no use here) restricted to the implementation that module is (``-k``). One module per
+is of no use here) and replays the machine's committed traces (``regressions/traces/<machine>-*``:
+explicit scenarios, such as a tie at a counter's roll-over, that a search may take long to
+find), both restricted to the implementation that module is (``-k``). One module per
 run, so a night holds it. The run works in a scratch copy of the project (mutmut writes its
-``mutants/`` tree where it runs), and prints, and writes to ``--out``, the score and every
-surviving mutant by file with its diff: each survivor is then either equivalent (say why)
-or a gap in a machine to close with a rule, a fault or an invariant.
+``mutants/`` tree where it runs).
+
+Every surviving mutant is either *equivalent* or a gap in a machine to close with a rule, a
+fault or an invariant. Survivors are accounted for in ``tests/mutation_equivalent.toml``,
+each keyed by what stays put while mutmut's numbers move: the module, the function
+(``Class.method`` or ``function``), the original line's text and the mutated line's text,
+with a ``kind`` and a one-line reason. ``equivalent``: no input the module can get tells it
+from the original (say why). ``unreached``: it would change behaviour, but only on input the
+machines do not send by design (a caller's programming error, a clock in the year 2554): the
+reason says which input, so it stays a known gap and counts against the score. The report
+(printed, and written to ``--out``) gives per module the mutants killed, survived-equivalent,
+survived-unreached, survived-unaccounted (listed with their diffs) and the score both raw and
+with the equivalents left out; an entry whose mutant the machines now kill is listed too (its
+reason was wrong, or a machine grew: drop it). ``--save FILE`` keeps the
+raw results (status and diff of every mutant) as JSON, and ``--from-saved FILE`` reports on
+them again without running mutmut: for accounting after the run. ``--rerun-survivors FILE``
+runs mutmut again on the survivors of saved results only (after a machine grew: a survivor
+costs a whole machine run, a killed mutant a few steps) and carries the other statuses over;
+the module must be unchanged since (its digest is saved), and the report says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections import defaultdict
+import tomllib
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: What the scratch copy needs besides the module's package.
 COPIED = ("models", "machines", "harness", "examples", "regressions", "tests", "conftest.py", "pyproject.toml")
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutants", "traces", ".traces")
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutants")
+#: The accounting of equivalent mutants (see the module docstring).
+EQUIVALENTS = ROOT / "tests" / "mutation_equivalent.toml"
+#: mutmut's statuses that mean the machines caught the mutant.
+CAUGHT = ("killed", "timeout")
+#: mutmut's statuses of a mutant that was not tested at all.
+UNTESTED = ("skipped", "not checked")
+#: mutmut's statuses of a mutant the machines did not catch: each is accounted for or listed.
+#: ("no tests": no machine step calls the mutated function, the plainest gap of all.)
+ESCAPED = ("survived", "no tests", "suspicious")
+#: The kinds of accounted survivors (see the module docstring).
+KINDS = ("equivalent", "unreached")
+#: mutmut's separator of class and method in a mutant's name (``xǁClassǁmethod__mutmut_3``).
+CLASS_SEPARATOR = "\u01c1"
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    """A surviving mutant accounted for: equivalent, or unreached by design, and why."""
+
+    module: str
+    function: str
+    line: str
+    mutant: str
+    kind: str
+    reason: str
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.module, self.function, self.line, self.mutant)
+
+
+def load_equivalents(path: Path = EQUIVALENTS) -> list[Equivalent]:
+    """The entries of the accounting file, or ValueError naming the entry that is malformed."""
+    with path.open("rb") as file:
+        data = tomllib.load(file)
+    unknown = set(data) - {"equivalent"}
+    if unknown:
+        raise ValueError(f"{path.name}: unknown tables {sorted(unknown)}; entries are [[equivalent]]")
+    entries = []
+    for number, raw in enumerate(data.get("equivalent", []), 1):
+        fields = {"module", "function", "line", "mutant", "kind", "reason"}
+        if set(raw) != fields or not all(isinstance(raw[f], str) and raw[f].strip() for f in fields):
+            raise ValueError(f"{path.name}: equivalent #{number} needs exactly the non-empty strings {sorted(fields)}, "
+                             f"got {raw!r}")
+        if raw["kind"] not in KINDS:
+            raise ValueError(f"{path.name}: equivalent #{number}: kind {raw['kind']!r} is not one of {KINDS}")
+        entries.append(Equivalent(**raw))
+    repeated = [key for key, n in Counter(e.key for e in entries).items() if n > 1]
+    if repeated:
+        raise ValueError(f"{path.name}: entries repeated: {repeated}")
+    return entries
+
+
+def function_lines(source: str) -> dict[str, list[str]]:
+    """Each function of ``source`` (``Class.method`` or ``function``), as its stripped lines."""
+    lines = source.splitlines()
+    found: dict[str, list[str]] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found[prefix + child.name] = [line.strip() for line in lines[child.lineno - 1:child.end_lineno]]
+            elif isinstance(child, ast.ClassDef):
+                visit(child, f"{prefix}{child.name}.")
+
+    visit(ast.parse(source), "")
+    return found
+
+
+def stale_entries(entries: list[Equivalent], root: Path = ROOT) -> list[str]:
+    """What no longer matches the source: a module, a function or a line an entry names that is
+    gone, or a mutant that is the original line (so the accounting cannot rot silently)."""
+    problems = []
+    functions_by_module: dict[str, dict[str, list[str]]] = {}
+    for entry in entries:
+        path = root / entry.module
+        if not entry.module.startswith("implementations/") or not path.is_file():
+            problems.append(f"{entry.module}: not a file of implementations/")
+            continue
+        if entry.module not in functions_by_module:
+            functions_by_module[entry.module] = function_lines(path.read_text(encoding="utf-8"))
+        body = functions_by_module[entry.module].get(entry.function)
+        if body is None:
+            problems.append(f"{entry.module}: no function {entry.function}")
+            continue
+        missing = [line for line in entry.line.split("\n") if line.strip() not in body]
+        if missing:
+            problems.append(f"{entry.module} {entry.function}: no line {missing[0]!r}")
+        if entry.mutant.strip() == entry.line.strip():
+            problems.append(f"{entry.module} {entry.function}: the mutant of {entry.line!r} is the line itself")
+    return problems
+
+
+def function_of(mutant_name: str) -> str:
+    """``Class.method`` or ``function`` from a mutmut mutant name."""
+    mangled = mutant_name.partition("__mutmut_")[0].rpartition(".")[2]
+    if CLASS_SEPARATOR in mangled:
+        _, cls, method = mangled.split(CLASS_SEPARATOR, 2)
+        return f"{cls}.{method}"
+    return mangled.removeprefix("x_")
+
+
+def changed_lines(diff: str) -> tuple[str, str]:
+    """The original and the mutated lines of a mutant's unified diff, stripped, one per line."""
+    body = [line for line in diff.splitlines() if not line.startswith(("---", "+++", "@@", "#"))]
+    removed = "\n".join(line[1:].strip() for line in body if line.startswith("-"))
+    added = "\n".join(line[1:].strip() for line in body if line.startswith("+"))
+    return removed, added
 
 
 def scratch_copy(into: Path) -> None:
@@ -39,8 +170,10 @@ def scratch_copy(into: Path) -> None:
             shutil.copy2(source, into / name)
 
 
-def config(module: str, machine: str, selection: str | None, workers: int) -> str:
-    tests = [f"machines/{machine}.py"] + (["-k", selection] if selection else [])
+def config(module: str, machine: str, selection: str | None) -> str:
+    ours = f"(test_{machine}_machine or {machine}-)"  # the machine's test and its committed traces
+    chosen = f"({selection}) and {ours}" if selection else ours
+    tests = [f"machines/{machine}.py", "regressions/test_regressions.py", "-k", chosen]
     return "\n".join([
         "[mutmut]",
         "source_paths=implementations",
@@ -53,69 +186,142 @@ def config(module: str, machine: str, selection: str | None, workers: int) -> st
     ])
 
 
-def run(module: str, machine: str, selection: str | None, workers: int) -> tuple[str, int]:
+def digest(module: str) -> str:
+    return hashlib.sha256((ROOT / module).read_bytes()).hexdigest()
+
+
+def run(module: str, machine: str, selection: str | None, workers: int, only: list[str] | None = None) -> dict:
+    """mutmut over ``module`` (only the mutants named in ``only``, if given): every mutant's
+    status and, for a survivor, its diff."""
     with tempfile.TemporaryDirectory(prefix="mbt-mutation-") as scratch:
         work = Path(scratch)
         scratch_copy(work)
-        (work / "setup.cfg").write_text(config(module, machine, selection, workers), encoding="utf-8")
+        (work / "setup.cfg").write_text(config(module, machine, selection), encoding="utf-8")
         env = {**os.environ, "CI": "true", "HYPOTHESIS_PROFILE": "mutation",
                "MBT_TRACE_DIR": str(work / "traces"), "HYPOTHESIS_STORAGE_DIRECTORY": str(work / ".hypothesis")}
         mutmut = [sys.executable, "-m", "mutmut"]
-        done = subprocess.run([*mutmut, "run", "--max-children", str(workers)], cwd=work, env=env, capture_output=True,
-                              text=True, check=False)
+        done = subprocess.run([*mutmut, "run", "--max-children", str(workers), *(only or [])], cwd=work, env=env,
+                              capture_output=True, text=True, check=False)
         log = done.stdout[-4000:] + done.stderr[-4000:]
         results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True,
                                  check=False)
-        statuses: dict[str, str] = {}
+        mutants: dict[str, dict[str, str]] = {}
         for line in results.stdout.splitlines():
-            match = re.match(r"\s*([\w.]+__mutmut_\d+): (.+)$", line)
+            match = re.match(r"\s*([\w.\u01c1]+__mutmut_\d+): (.+)$", line)
             if match:
-                statuses[match.group(1)] = match.group(2).strip()
-        survivors = [name for name, status in statuses.items() if status == "survived"]
-        diffs = {}
-        for name in survivors:
-            shown = subprocess.run([*mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True, check=False)
-            diffs[name] = shown.stdout.strip()
-    counts: dict[str, int] = defaultdict(int)
-    for status in statuses.values():
-        counts[status] += 1
-    tested = sum(n for status, n in counts.items() if status not in ("skipped", "not checked", "no tests"))
-    killed = counts["killed"] + counts["timeout"]
-    score = 100 * killed / tested if tested else 0.0
-    lines = [f"# Mutation score of {module} (machine {machine}{f', -k {selection}' if selection else ''})", "",
-             f"{len(statuses)} mutants: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-             + f". Score (killed + timeout) / tested: **{score:.1f}%**.", ""]
-    if not statuses:
-        lines += ["mutmut reported no mutants; its output:", "", "```", log, "```"]
-    by_function: dict[str, list[str]] = defaultdict(list)
-    for name in survivors:
-        by_function[name.split("__mutmut_")[0]].append(name)
-    if survivors:
-        lines += [f"## Surviving mutants in {module}", ""]
-        for function, names in sorted(by_function.items()):
-            lines.append(f"### {function}")
-            for name in names:
-                lines += ["", f"`{name}`", "", "```diff", diffs[name], "```"]
-            lines.append("")
-    return "\n".join(lines) + "\n", len(survivors)
+                mutants[match.group(1)] = {"status": match.group(2).strip()}
+        for name, found in mutants.items():
+            if found["status"] in ESCAPED:
+                shown = subprocess.run([*mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True, check=False)
+                found["diff"] = shown.stdout.strip()
+    return {"module": module, "digest": digest(module), "machine": machine, "selection": selection, "mutants": mutants,
+            "log": log}
+
+
+def rerun_survivors(saved: dict, workers: int, only: list[str] | None = None) -> dict:
+    """``saved`` results with their survivors (those whose names hold one of ``only``, if
+    given) run again, the other statuses carried over."""
+    survivors = [name for name, found in saved["mutants"].items()
+                 if found["status"] in ESCAPED and (not only or any(part in name for part in only))]
+    fresh = run(saved["module"], saved["machine"], saved.get("selection"), workers, only=survivors)
+    mutants = {name: fresh["mutants"].get(name, found) if name in survivors else found
+               for name, found in saved["mutants"].items()}
+    return {**fresh, "mutants": mutants, "rerun": f"{len(survivors)} survivors run again, the other "
+                                                    f"{len(mutants) - len(survivors)} statuses carried over"}
+
+
+def report(results: dict, equivalents: list[Equivalent]) -> tuple[str, int]:
+    """The Markdown report of one module's results, and how many survivors are unaccounted."""
+    module, mutants = results["module"], results["mutants"]
+    accounted = {e.key: e for e in equivalents if e.module == module}
+    counts = Counter(found["status"] for found in mutants.values())
+    matched: dict[str, Equivalent] = {}
+    unaccounted: list[str] = []
+    for name, found in mutants.items():
+        if found["status"] in ESCAPED and "diff" in found:
+            key = (module, function_of(name), *changed_lines(found["diff"]))
+            if key in accounted:
+                matched[name] = accounted[key]
+            else:
+                unaccounted.append(name)
+        elif found["status"] in ESCAPED:
+            unaccounted.append(name)  # saved by an older tests.mutation, without its diff
+    gone = [e for e in accounted.values() if e not in matched.values()]
+    equivalent = [e for e in matched.values() if e.kind == "equivalent"]
+    unreached = [e for e in matched.values() if e.kind == "unreached"]
+    tested = sum(n for status, n in counts.items() if status not in UNTESTED)
+    killed = sum(counts[status] for status in CAUGHT)
+    raw = 100 * killed / tested if tested else 0.0
+    net = 100 * killed / (tested - len(equivalent)) if tested > len(equivalent) else 0.0
+    selection = results.get("selection")
+    lines = [f"# Mutation score of {module} (machine {results['machine']}{f', -k {selection}' if selection else ''})", "",
+             "| module | mutants | tested | killed | survived: equivalent | survived: unreached | survived: unaccounted "
+             "| score raw | score without equivalents |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+             f"| {module} | {len(mutants)} | {tested} | {killed} | {len(equivalent)} | {len(unreached)} | {len(unaccounted)} "
+             f"| {raw:.1f}% | {net:.1f}% |", "",
+             "mutmut's statuses: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "."
+             + (f" {results['rerun']}." if results.get("rerun") else ""), ""]
+    if not mutants:
+        lines += ["mutmut reported no mutants; its output:", "", "```", results.get("log", ""), "```", ""]
+    if unaccounted:
+        lines += [f"## Surviving mutants not accounted for ({len(unaccounted)})", "",
+                  "Each is a gap in a machine to close, or a mutant to account for in "
+                  f"`{EQUIVALENTS.relative_to(ROOT)}` with its kind and reason.", ""]
+        for name in sorted(unaccounted, key=lambda n: (function_of(n), int(n.rpartition("_")[2]))):
+            lines += [f"`{name}` ({function_of(name)}, {mutants[name]['status']})", "", "```diff",
+                      mutants[name].get("diff", "(no diff saved)"), "```", ""]
+    if gone:
+        lines += [f"## Accounted as equivalent but no longer surviving ({len(gone)}): drop them", "",
+                  "A machine kills each now (so its reason was wrong, or a machine grew), or mutmut no longer makes it.", ""]
+        lines += [f"- {e.function}: `{e.line}` -> `{e.mutant}`" for e in gone] + [""]
+    for kind, entries in (("Equivalent", equivalent), ("Unreached", unreached)):
+        if entries:
+            lines += [f"## {kind} survivors ({len(entries)})", ""]
+            lines += [f"- {e.function}: `{e.line}` -> `{e.mutant}`: {e.reason}" for e in entries] + [""]
+    return "\n".join(lines), len(unaccounted)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__.split("\n\n")[0])
     parser.add_argument("module", help="a file of implementations/, e.g. implementations/lww.py")
-    parser.add_argument("--machine", required=True, help="the machine whose test kills its mutants")
+    parser.add_argument("--machine", help="the machine whose test kills its mutants (required unless --from-saved)")
     parser.add_argument("-k", dest="selection", help="pytest -k: the machine's implementations that use the module")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="mutants tested at once (default 1: a shared machine)")
     parser.add_argument("--out", help="where to write the Markdown report")
+    parser.add_argument("--save", help="where to keep the raw results as JSON")
+    parser.add_argument("--from-saved", help="report on results kept by --save instead of running mutmut")
+    parser.add_argument("--rerun-survivors", help="run only the survivors of results kept by --save again")
+    parser.add_argument("--only", nargs="+", help="with --rerun-survivors: only the survivors whose names hold one of these")
     args = parser.parse_args(argv)
     if not (ROOT / args.module).is_file() or not args.module.startswith("implementations/"):
         parser.error(f"{args.module}: expected a file under implementations/")
-    text, survivors = run(args.module, args.machine, args.selection, args.workers)
-    print(f"{survivors} surviving mutants: account for each (equivalent, or a gap to close)", file=sys.stderr)
+    saved_file = args.from_saved or args.rerun_survivors
+    if saved_file:
+        results = json.loads(Path(saved_file).read_text(encoding="utf-8"))
+        if results.get("module") != args.module:
+            parser.error(f"{saved_file} holds results of {results.get('module')}, not {args.module}")
+    if args.rerun_survivors:
+        if results.get("digest") != digest(args.module):
+            parser.error(f"{args.module} changed since {saved_file} was saved: its mutants are numbered anew, run them all")
+        results = rerun_survivors(results, args.workers, args.only)
+    elif not args.from_saved and not args.machine:
+        parser.error("--machine is required to run mutmut")
+    elif not args.from_saved:
+        results = run(args.module, args.machine, args.selection, args.workers)
+    if args.save and not args.from_saved:
+        Path(args.save).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+    equivalents = load_equivalents()
+    problems = stale_entries(equivalents)
+    text, unaccounted = report(results, equivalents)
+    print(text)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
-    print(text)
-    return 0
+    for problem in problems:
+        print(f"{EQUIVALENTS.name}: {problem}", file=sys.stderr)
+    print(f"{unaccounted} surviving mutants unaccounted: each is a gap to close or an equivalent to account for",
+          file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

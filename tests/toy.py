@@ -7,6 +7,8 @@ The model is a grow-only counter per replica; ``Counter`` is the implementation;
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
@@ -63,6 +65,9 @@ TWO_BUGS = register(Implementation("toy-counter", "two-bugs", lambda i, c: TwoBu
 
 class CounterMachine(TracedMachine):
     name = "toy-counter"
+    #: Its rules by class, as every machine declares them (tests/test_balance.py checks every
+    #: registered machine, this one too once a test module has imported it).
+    rule_classes: ClassVar[dict[str, str]] = {"start": "setup", "increment": "operations", "sync": "sync", "never": "operations"}
 
     def __init__(self, implementation, stats=None):
         super().__init__(implementation, stats)

@@ -62,16 +62,20 @@ HLC = register(
 class HLCCrafter:
     """The adversary's pen for ``LWWRegister`` messages (see ``machines.lww``, the adversary)."""
 
-    lies = ("clock_ahead", "counter_at_max", "counter_at_limit", "stranger_ops", "one_field_wrong")
+    lies = ("clock_ahead", "counter_at_max", "counter_at_limit", "stranger_ops", "one_field_wrong", "forged_copy")
+
+    def kind(self, whole_state: bool) -> str:
+        return STATE_KIND if whole_state else DELTA_KIND
 
     def write(self, whole_state: bool, wall_ns: int, counter: int, writer: int, value: Hashable) -> bytes:
-        kind = STATE_KIND if whole_state else DELTA_KIND
-        return encode(kind, VERSION, entry_to_body(Entry(wall_ns, counter, writer, value)))
+        return encode(self.kind(whole_state), VERSION, entry_to_body(Entry(wall_ns, counter, writer, value)))
 
     def tamper(self, genuine: bytes, whole_state: bool, field: str, value: int) -> bytes:
         entry = decode_state(genuine) if whole_state else decode_delta(genuine)
         if entry is None:
             return genuine[:-1]  # nothing to spoil in a register never written: a truncated state
+        if field == "body":
+            return encode(self.kind(whole_state), VERSION, value)
         return self.write(whole_state, **{**entry._asdict(), field: value})
 
 
