@@ -92,7 +92,8 @@ class Bug:
     correct: str = "exact"
     #: What a failing run may raise (some bugs make a correct peer refuse bytes).
     errors: tuple[type[BaseException], ...] = (AssertionError,)
-    #: Rules a shrunk trace of this bug must contain (what the bug tests assert).
+    #: Rules a shrunk trace of this bug must contain (what the bug tests assert); "a|b": either.
+    #: An operation a compound step ran counts (``tests.bugs.hunt.assert_caught``).
     involves: frozenset[str] = frozenset()
 
     def __attrs_post_init__(self) -> None:
