@@ -61,8 +61,11 @@ class MeshThresholdMachine(MeshMachine, ThresholdMachine):
     #: Each class's least share of the steps under ci: about half the least share measured against
     #: any implementation (harness.balance; the coverage table prints them): shares move when a
     #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
+    #: The adversary's share moves most: forge needs a request still alive, which its guard finds in
+    #: about one draw in ten (2.2% of the steps after the threshold search's contention rules, 8.2%
+    #: before): its floor is half the least measured. Keeping requests alive longer would lift it.
     class_floors: ClassVar[dict[str, float]] = {
-        "operations": 0.08, "delivery": 0.05, "faults": 0.04, "time": 0.06, "adversary": 0.04, "crash": 0.08}
+        "operations": 0.08, "delivery": 0.05, "faults": 0.04, "time": 0.06, "adversary": 0.01, "crash": 0.08}
 
     # the threshold machine's own time and core restarts; its in-memory network rules go
     advance_clock = ThresholdMachine.advance_clock
