@@ -25,53 +25,39 @@ const [packagesDir, row, traceFile] = process.argv.slice(2);
 const require = createRequire(`${packagesDir}/package.json`);
 const load = async (name) => import(pathToFileURL(require.resolve(name)).href);
 
+// A Yjs row: one shared type of a Y.Doc (``shared(doc)``), edited one transaction per edit.
+async function yjsRow(shared, insert, read) {
+  const Y = await load("yjs");
+  const fresh = (clientID) => {
+    const doc = new Y.Doc();
+    doc.clientID = clientID;
+    return doc;
+  };
+  return {
+    replay(edits) {
+      const doc = fresh(1);
+      const target = shared(doc);
+      edits((position, deleted, inserted) => {
+        if (deleted) target.delete(position, deleted);
+        if (inserted) insert(target, position, inserted);
+      });
+      return doc;
+    },
+    encode: (doc) => Y.encodeStateAsUpdate(doc),
+    apply(state) {
+      const doc = fresh(2);
+      Y.applyUpdate(doc, state);
+      return doc;
+    },
+    text: (doc) => read(shared(doc)),
+  };
+}
+
 const ROWS = {
-  "yjs-text": async () => {
-    const Y = await load("yjs");
-    return {
-      replay(edits) {
-        const doc = new Y.Doc();
-        doc.clientID = 1;
-        const text = doc.getText("text");
-        edits((position, deleted, inserted) => {
-          if (deleted) text.delete(position, deleted);
-          if (inserted) text.insert(position, inserted);
-        });
-        return doc;
-      },
-      encode: (doc) => Y.encodeStateAsUpdate(doc),
-      apply(state) {
-        const doc = new Y.Doc();
-        doc.clientID = 2;
-        Y.applyUpdate(doc, state);
-        return doc;
-      },
-      text: (doc) => doc.getText("text").toString(),
-    };
-  },
-  "yjs-array": async () => {
-    const Y = await load("yjs");
-    return {
-      replay(edits) {
-        const doc = new Y.Doc();
-        doc.clientID = 1;
-        const items = doc.getArray("items");
-        edits((position, deleted, inserted) => {
-          if (deleted) items.delete(position, deleted);
-          if (inserted) items.insert(position, [...inserted]);
-        });
-        return doc;
-      },
-      encode: (doc) => Y.encodeStateAsUpdate(doc),
-      apply(state) {
-        const doc = new Y.Doc();
-        doc.clientID = 2;
-        Y.applyUpdate(doc, state);
-        return doc;
-      },
-      text: (doc) => doc.getArray("items").toArray().join(""),
-    };
-  },
+  "yjs-text": () => yjsRow((doc) => doc.getText("text"), (text, position, inserted) => text.insert(position, inserted),
+    (text) => text.toString()),
+  "yjs-array": () => yjsRow((doc) => doc.getArray("items"), (items, position, inserted) => items.insert(position, [...inserted]),
+    (items) => items.toArray().join("")),
   "automerge-list": async () => {
     const A = await load("@automerge/automerge");
     return {
