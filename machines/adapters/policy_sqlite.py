@@ -9,7 +9,11 @@ returning an object with ``approved`` and ``message``, ``release(request_id, why
 reservation is live, sorted) and ``close()``; refusals (an invalid policy, a move the
 request's state does not allow) raise ``ValueError`` with the model's message. Its
 ``store`` is the ``implementations.storage.Store`` its writes go through: the machine
-crashes it and interleaves a second enforcer there (``harness.faults``).
+crashes it, interleaves a second enforcer there (``harness.faults``) and runs operations
+inside a signer's own transaction on it. ``opener.open_as_given(policy, path)`` builds an
+enforcer on ``policy`` exactly as given (a caller's mistake: plain fields, not a
+``Policy``); ``opener.sender_claims(enforcer)`` reads the audit record: each recorded
+request's sender timestamp.
 """
 
 from __future__ import annotations
@@ -33,6 +37,16 @@ class SqlitePolicyOpener:
         fields = dict(policy)
         fields["allowed_destinations"] = frozenset(fields.get("allowed_destinations", ()))
         return self.enforcer_class(Policy(**fields), self.clock, path)
+
+    def open_as_given(self, policy: Any, path: str) -> PolicyEnforcer:
+        return self.enforcer_class(policy, self.clock, path)
+
+    @staticmethod
+    def sender_claims(enforcer: PolicyEnforcer) -> dict[str, int | str | None]:
+        """Request id -> the sender's timestamp as the reservations table keeps it (decimal
+        text, read back as an int; anything else shown as stored)."""
+        rows = enforcer.store.execute("SELECT request_id, sender_ts FROM reservations ORDER BY 1")
+        return {rid: int(ts) if isinstance(ts, str) and ts.isdigit() else ts for rid, ts in rows}
 
 
 def implementation_with(enforcer_class: type[PolicyEnforcer], name: str) -> Implementation:
