@@ -403,7 +403,8 @@ class PsktMachine(TracedMachine):
     def check_refusal(self, refused: LedgerError, expected: node_model.Refusal, offer: node_model.Offer) -> None:
         """The node's refusal names what is wrong: its message is ``kind: detail``, and the
         detail names the input the model blames (and the earlier input it repeats), the
-        coin's owner, the amounts, the totals and the fee, the counts, the threshold."""
+        coin it spends (txid prefix and index), the coin's owner, the amounts, the totals and
+        the fee, the counts, the threshold."""
         text = str(refused)
         assert refused.detail and text == f"{refused.kind}: {refused.detail}", f"the refusal {text!r} is not 'kind: detail'"
         named = []
@@ -413,6 +414,8 @@ class PsktMachine(TracedMachine):
             named.append(f"input {i}")
             txid, index, amount = offer.inputs[i]
             coin = next((c for c in self.node.coins if (c.txid, c.index) == (txid, index)), None)
+            if refused.kind in ("double_spend", "unknown_input"):  # the coin, as the node's messages show one
+                named.append(f"{txid.hex()[:16]}…:{index}")
             if "repeats" in expected.detail:
                 named.append(f"input {[(t, x) for t, x, _ in offer.inputs].index((txid, index))}")
             elif refused.kind == "amount_mismatch":
