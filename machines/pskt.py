@@ -52,6 +52,8 @@ FEES = st.one_of(st.sampled_from([0, 3, 5, 10, 101]), st.sampled_from(spec_edges
 #: Amounts named by what they are next to (see ``decode_amount``).
 AMOUNT_EDGES = ("all", "all-but-fee", "one-short", "fee-share", "below-fee-share")
 SIGNATURE_KINDS = ("genuine", "other-template", "garbage")
+#: How a caller may build a group wrongly (``bad_group``).
+BAD_GROUPS = ("short-key", "bytearray-key", "repeated-key", "threshold-zero", "threshold-above-keys")
 #: How a payment's template is spoiled before it is signed: an input's amount, an input the
 #: node never made, an input twice, outputs above the inputs, an input of a coin no group
 #: owns (a recipient's), no outputs at all, or (after signing) one signature list too few.
@@ -197,7 +199,8 @@ def plain(template) -> tuple:
 
 class PsktMachine(TracedMachine):
     name = "pskt"
-    rule_classes: ClassVar[dict[str, str]] = {"start": "setup", "fund": "operations", "pay": "operations", "replay": "adversary"}
+    rule_classes: ClassVar[dict[str, str]] = {"start": "setup", "fund": "operations", "pay": "operations", "replay": "adversary",
+                                              "bad_group": "operations"}
     class_floors: ClassVar[dict[str, float]] = {"operations": 0.50, "adversary": 0.08}
 
     def __init__(self, implementation, stats=None):
@@ -269,6 +272,39 @@ class PsktMachine(TracedMachine):
         self.require(1 <= amount <= MAX_HOLDINGS - self.holdings(), f"a coin of {amount} sompi would take the group's "
                      f"holdings past {MAX_HOLDINGS}")
         self._fund(amount)
+
+    # --- a caller's mistake -------------------------------------------------------------------
+
+    @rule(how=st.sampled_from(BAD_GROUPS), now=st.integers(0, 4))
+    def bad_group(self, how, now):
+        if now:  # one draw in five: a caller's mistakes are rarer than payments
+            return
+        self.do("bad_group", how=how)
+
+    def step_bad_group(self, how: str) -> None:
+        """A group built wrongly from this group's keys (a key of 31 bytes, a key that is a
+        bytearray, a key twice, a threshold of 0 or above the number of keys): refused with a
+        ValueError naming what is wrong."""
+        self.require(self.stack is not None, "not started")
+        self.require(how in BAD_GROUPS, f"{how!r} is not one of {BAD_GROUPS}")
+        keys, m = list(self.pubkeys[: self.n]), self.m
+        named = {"short-key": "32 bytes", "bytearray-key": "32 bytes", "repeated-key": "distinct"}.get(how)
+        if how == "short-key":
+            keys[0] = keys[0][:31]
+        elif how == "bytearray-key":
+            keys[0] = bytearray(keys[0])
+        elif how == "repeated-key":
+            keys.append(keys[0])
+        else:
+            m = 0 if how == "threshold-zero" else len(keys) + 1
+            named = f"m={m}"
+        try:
+            MultisigGroup(m, tuple(keys))
+        except ValueError as error:
+            got = str(error)
+        else:
+            got = "accepted"
+        assert named in got, f"a group with a {how}: {got!r}, not a refusal naming {named!r}"
 
     # --- payments -----------------------------------------------------------------------------
 
@@ -454,6 +490,8 @@ class PsktMachine(TracedMachine):
                 return f"start: a {m}-of-{n} group holding coins {coins} sompi; the node's minimum fee {a['min_fee']}"
             if step.rule == "fund":
                 return f"the faucet gives the group coin f{self.faucet_coins() + 1} of {a['amount']} sompi"
+            if step.rule == "bad_group":
+                return f"a caller's mistake: a group built with a {a['how']}"
             if step.rule == "replay":
                 return f"the payment of event e{self.paid_events[a['paid']]} is offered to the node again (a double spend)"
             if step.rule == "pay":
