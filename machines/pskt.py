@@ -340,6 +340,8 @@ class PsktMachine(TracedMachine):
         built = []
         for order in orders:
             utxos = self.ledger.utxos_for(self.address, order_seed=order)
+            again = self.ledger.utxos_for(self.address, order_seed=order)
+            assert again == utxos, f"the node listed the group's coins in two orders for the one seed {order}"
             try:
                 built.append(
                     self.stack.build_template(
@@ -549,7 +551,13 @@ class PsktMachine(TracedMachine):
             assert balance == sum(c[2] for c in coins), f"{self.owner_name(address)}'s balance on the node is {balance}"
             for txid, index, _ in coins:
                 assert self.ledger.is_unspent(txid, index), f"the node says the coin {shorten(txid)}:{index} is spent"
-            if {(u.txid, u.index, u.amount) for u in self.ledger.utxos_for(address)} != coins:
+            listed = self.ledger.utxos_for(address)
+            made = {(u.txid, u.index) for u in listed}
+            in_order = [outpoint for outpoint in self.coin_names if outpoint in made]  # the order they were made in
+            if [(u.txid, u.index) for u in listed] != in_order:
+                names = [self.coin_names.get((u.txid, u.index), shorten(u.txid)) for u in listed]
+                raise AssertionError(f"the node lists {self.owner_name(address)}'s coins as {names}, not in the order made")
+            if {(u.txid, u.index, u.amount) for u in listed} != coins:
                 for label, theirs, mine in self._holdings():
                     assert mine == theirs, f"{label} holds {mine} on the node, the model says {theirs}"
                 raise AssertionError(f"{self.owner_name(address)} holds other coins on the node than the model says")
