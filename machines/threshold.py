@@ -522,6 +522,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             if isinstance(run.error, EnvelopeRejected):  # a DecodeError naming the failed transport check
                 assert run.error.reason == expect, (
                     f"{sent.role} {sent.target} rejected with {run.error.reason!r}, expected {expect!r}")
+                self._check_refusal_names(sent, data, run.error)
                 return
             if isinstance(run.error, DecodeError):
                 assert expect == "not decodable", f"{sent.role} {sent.target} could not decode an envelope: {run.error}"
@@ -538,6 +539,21 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         else:
             assert out == [], f"coordinator {sent.target} answered an answer: {out}"
             self._after_answer(sent.target, env.sender, decode_answer(env.payload))
+
+    def _check_refusal_names(self, sent: Message, data: bytes, error: EnvelopeRejected) -> None:
+        """A transport refusal says which check failed and names what failed it (an operator reads
+        it to find the peer): the session and sequence number of an envelope whose payload does not
+        match its hash, the sender whose signature does not verify, both group ids of a wrong group,
+        and the sender, session and sequence number of a replay."""
+        env = decode_envelope(data)
+        sender, session, seq = env.sender.hex()[:16], repr(env.session_id), f"seq {env.seq_no}"
+        names = {"payload hash mismatch": [session, seq], "bad envelope signature": [sender],
+                 "wrong group id": [env.group_id.hex()[:16], self.config.group_id.hex()[:16]],
+                 "replayed envelope": [sender, session, seq]}.get(error.reason, [])
+        message = str(error)
+        missing = [name for name in names if name not in message]
+        assert message.startswith(f"{error.reason}: ") and not missing, (
+            f"{sent.role} {sent.target}'s refusal {message!r} does not say {error.reason!r} and name {missing}")
 
     def _expected_verdict(self, j: int, p) -> tuple[bool, str]:
         sm = self.signer_models[j]
