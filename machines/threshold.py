@@ -51,6 +51,7 @@ from harness import TracedMachine, faults, guard, machine_test
 from harness.machine import Observation
 from implementations import pskt
 from implementations.ledger import Ledger, MultisigGroup
+from implementations.limits import MAX_ENVELOPES_PER_PEER_SESSION
 from implementations.policy import Policy
 from implementations.threshold import Answer, EventRefused, GroupConfig, LedgerView, decode_answer, decode_proposal, encode_answer
 from implementations.threshold_envelope import EnvelopeRejected, decode_envelope, encode_envelope, seal
@@ -514,9 +515,11 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         # taken once (signatures are stored once per input and member), so a repeat changes nothing
         remembered = expect is None and (sent.role == "signer" or env.sender in self.pubkeys)
         if remembered:
-            accepted_at = self.seen.setdefault(receiver, {}).get(env.replay_key)
-            if accepted_at is not None and self.now - accepted_at < REPLAY_NS:
+            kept = {key for key, at in self.seen.setdefault(receiver, {}).items() if self.now - at < REPLAY_NS}
+            if env.replay_key in kept:
                 expect = "replayed envelope"
+            elif sum(key[:2] == env.replay_key[:2] for key in kept) >= MAX_ENVELOPES_PER_PEER_SESSION:
+                expect = "peer over its limit"  # the receiver keeps that many keys of one peer in one session
         if expect is not None:
             assert not run.crashed, f"{sent.role} {sent.target} committed something for an envelope it must reject ({expect})"
             if isinstance(run.error, EnvelopeRejected):  # a DecodeError naming the failed transport check
@@ -544,12 +547,12 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         """A transport refusal says which check failed and names what failed it (an operator reads
         it to find the peer): the session and sequence number of an envelope whose payload does not
         match its hash, the sender whose signature does not verify, both group ids of a wrong group,
-        and the sender, session and sequence number of a replay."""
+        the sender, session and sequence number of a replay, and the peer over its limit."""
         env = decode_envelope(data)
         sender, session, seq = env.sender.hex()[:16], repr(env.session_id), f"seq {env.seq_no}"
         names = {"payload hash mismatch": [session, seq], "bad envelope signature": [sender],
                  "wrong group id": [env.group_id.hex()[:16], self.config.group_id.hex()[:16]],
-                 "replayed envelope": [sender, session, seq]}.get(error.reason, [])
+                 "replayed envelope": [sender, session, seq], "peer over its limit": [sender]}.get(error.reason, [])
         message = str(error)
         missing = [name for name in names if name not in message]
         assert message.startswith(f"{error.reason}: ") and not missing, (
