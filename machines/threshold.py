@@ -49,12 +49,12 @@ from hypothesis.stateful import initialize, rule
 
 from harness import TracedMachine, faults, guard, machine_test
 from harness.machine import Observation
-from implementations import pskt
+from implementations import pskt, wire
 from implementations.ledger import Ledger, MultisigGroup
-from implementations.limits import MAX_ENVELOPES_PER_PEER_SESSION
+from implementations.limits import MAX_ENVELOPES_PER_PEER_SESSION, MAX_SESSION_ID_CHARS
 from implementations.policy import Policy
 from implementations.threshold import Answer, EventRefused, GroupConfig, LedgerView, decode_answer, decode_proposal, encode_answer
-from implementations.threshold_envelope import EnvelopeRejected, decode_envelope, encode_envelope, seal
+from implementations.threshold_envelope import ENVELOPE_KIND, VERSION, EnvelopeRejected, decode_envelope, encode_envelope, seal
 from implementations.wire import DecodeError
 from machines.threshold_faults import BACK, FaultRules
 from machines.threshold_hostile import HostileRules
@@ -84,6 +84,24 @@ TICKS = st.one_of(st.just("none"), st.just("all"), st.integers(1, 2**10 - 1))
 #: How much of a forged answer is wrong: every input, one input, or all inputs but one.
 PARTS = st.sampled_from(["all", "one", "all-but-one"])
 TAMPERS = ("payload", "signature", "seq_no", "group", "truncate")
+#: Envelopes re-encoded with one field malformed or at its edge: the field, its spoiled value
+#: (from the genuine one), and the refusal with what its text must name. A field one byte short,
+#: a negative number, a session id one character over MAX_SESSION_ID_CHARS or a body without its
+#: signature is not decodable and the error names the field; a timestamp of 0 or a session id of
+#: exactly MAX_SESSION_ID_CHARS decodes (then fails the signature: the header changed).
+MALFORMED = {
+    "short_sender": ("sender", lambda v: v[:-1], "not decodable", ("envelope.sender",)),
+    "short_group_id": ("group_id", lambda v: v[:-1], "not decodable", ("envelope.group_id",)),
+    "short_payload_hash": ("payload_hash", lambda v: v[:-1], "not decodable", ("envelope.payload_hash",)),
+    "short_signature": ("signature", lambda v: v[:-1], "not decodable", ("envelope.signature",)),
+    "negative_seq_no": ("seq_no", lambda v: -1, "not decodable", ("envelope.seq_no",)),
+    "negative_timestamp": ("timestamp", lambda v: -1, "not decodable", ("envelope.timestamp",)),
+    "zero_timestamp": ("timestamp", lambda v: 0, "bad envelope signature", ()),
+    "session_id_at_limit": ("session_id", lambda v: "s" * MAX_SESSION_ID_CHARS, "bad envelope signature", ()),
+    "session_id_over_limit": ("session_id", lambda v: "s" * (MAX_SESSION_ID_CHARS + 1), "not decodable",
+                              ("envelope.session_id", "MAX_SESSION_ID_CHARS")),
+    "short_body": (None, None, "not decodable", ("envelope",)),
+}
 FORGERIES = ("non_member", "bad_signature", "other_template", "copy", "faulty_member")
 EXPECTED_TAMPER = {"payload": "payload hash mismatch", "signature": "bad envelope signature",
                    "seq_no": "bad envelope signature", "group": "wrong group id", "truncate": "not decodable"}
@@ -116,6 +134,7 @@ class Operation:
     sent: Message | None = None
     data: bytes = b""
     expect: str | None = None  # the transport check it must fail (tampered bytes)
+    names: tuple[str, ...] = ()  # what the refusal's text must name (a malformed field)
     event: Any = None
 
     def call(self, core: Any, now: int) -> Any:
@@ -426,15 +445,25 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self._deliver(sent, sent.data, expect=None)
 
     @guard(lambda self: bool(self.delivered or self.in_flight))
-    @rule(message=INDEX, how=st.sampled_from(TAMPERS))
+    @rule(message=INDEX, how=st.one_of(st.sampled_from(TAMPERS), st.sampled_from(sorted(MALFORMED))))
     def tamper(self, message, how):
         self.do("tamper", message=message % len(self.delivered + self.in_flight), how=how)
 
     def step_tamper(self, message: int, how: str) -> None:
         known = self.delivered + self.in_flight
-        self.require(0 <= message < len(known) and how in TAMPERS, f"no message {message} or no tampering {how!r}")
+        self.require(0 <= message < len(known) and (how in TAMPERS or how in MALFORMED),
+                     f"no message {message} or no tampering {how!r}")
         sent = known[message]
         env = decode_envelope(sent.data)
+        if how in MALFORMED:
+            field, spoil, expect, names = MALFORMED[how]
+            fields = [getattr(env, f.name) for f in dataclasses.fields(env)]
+            if field is None:
+                data = wire.encode(ENVELOPE_KIND, VERSION, fields[:-1])
+            else:
+                data = encode_envelope(_replace(env, **{field: spoil(getattr(env, field))}))
+            self._deliver(sent, data, expect=expect, names=names)
+            return
         if how == "payload":
             data = encode_envelope(_replace(env, payload=env.payload[:-1] + bytes([env.payload[-1] ^ 1])))
         elif how == "signature":
@@ -504,8 +533,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
 
     # ----- delivering: predict, apply, compare -----------------------------------------
 
-    def _deliver(self, sent: Message, data: bytes, expect: str | None) -> None:
-        self.perform(Operation(sent.role, sent.target, "deliver", sent=sent, data=data, expect=expect))
+    def _deliver(self, sent: Message, data: bytes, expect: str | None, names: tuple[str, ...] = ()) -> None:
+        self.perform(Operation(sent.role, sent.target, "deliver", sent=sent, data=data, expect=expect, names=names))
 
     def _conclude_delivery(self, op: Operation, run: faults.Run) -> None:
         sent, data, expect = op.sent, op.data, op.expect
@@ -529,6 +558,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
                 return
             if isinstance(run.error, DecodeError):
                 assert expect == "not decodable", f"{sent.role} {sent.target} could not decode an envelope: {run.error}"
+                missing = [name for name in op.names if name not in str(run.error)]
+                assert not missing, f"{sent.role} {sent.target}'s refusal {str(run.error)!r} does not name {missing}"
                 return
             run.value()  # any other exception is the failure
             raise AssertionError(f"{sent.role} {sent.target} accepted an envelope it must reject ({expect})")
