@@ -213,6 +213,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self.seen: dict[tuple[str, int], dict] = {}  # receiver -> replay key -> local time accepted
         self.genuine_sigs: dict[str, list[tuple[int, bytes, bytes]]] = {}  # request id -> member signatures seen
         self.forged_seq = 0
+        self.sent_keys: set[tuple] = set()  # (receiver, replay key) of every genuine envelope sent
         self.signer_ticked_at = [START_NS] * n  # when each signer last looked at the clock
         self.signer_ticks = [0] * n  # how many times it did
 
@@ -371,7 +372,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self.owner[request_id] = node
         self.requests[request_id] = model.Request(request_id, eid, len(proposal.template.inputs), self.now + TIMEOUT_NS)
         for to, data in out:
-            self.in_flight.append(Message("signer", self.pubkeys.index(to), data))
+            self._send(Message("signer", self.pubkeys.index(to), data))
 
     @guard(lambda self: self.ledger.balance(self.address) < sum(FUNDS))
     @rule(amount=st.sampled_from(FUNDS))
@@ -642,7 +643,16 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             assert self.signer(j).signed_template(p.request_id) == p.template_bytes, (
                 f"signer {j} signed a template that differs from the proposal of {self.request_name(p.request_id)}")
             self.genuine_sigs.setdefault(p.request_id, []).extend(answer.signatures)
-        self.in_flight.append(Message("coordinator", self.owner[p.request_id], data))
+        self._send(Message("coordinator", self.owner[p.request_id], data))
+
+    def _send(self, message: Message) -> None:
+        """A core sent ``message``: never under a (sender, session, seq_no) its receiver got before
+        (it would refuse it as a replay), restarts included: sequence numbers are durable."""
+        key = (message.role, message.target, *decode_envelope(message.data).replay_key)
+        assert key not in self.sent_keys, (
+            f"{message.role} {message.target} got an envelope reusing seq_no {key[4]} of session {key[3]!r}")
+        self.sent_keys.add(key)
+        self.in_flight.append(message)
 
     def _after_answer(self, node: int, sender: bytes, answer) -> None:
         rid = answer.request_id
