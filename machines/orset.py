@@ -300,6 +300,7 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
         self.stranger_made: dict[int, int] = {}  # stranger -> the counter of its last add
+        self.spoiled = 0  # not_canonical lies told
 
     def known_counter(self, target: int, replica: int) -> int:
         counters = [0]
@@ -375,8 +376,9 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             stranger = STRANGERS[draw % len(STRANGERS)]
             return {"dot": [stranger, self.gap_edge(stranger)], "element": element_to_trace(element)}
         if lie == "not_canonical":
-            spoilings = self.crafter.spoilings
-            return {"spoiling": spoilings[draw % len(spoilings)]}
+            # The search's draws cluster (small numbers, edges): alone, some remainders never came up.
+            spoilings, self.spoiled = self.crafter.spoilings, self.spoiled + 1
+            return {"spoiling": spoilings[(draw + self.spoiled * 7) % len(spoilings)]}
         if lie == "vector_at_limit":
             return {"replicas": MAX_CONTEXT_REPLICAS - len(self.replicas_seen(target))}
         return {"replica": STRANGERS[draw % len(STRANGERS)], "runs": MAX_CLOUD_RANGES + 1}
