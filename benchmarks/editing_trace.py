@@ -239,114 +239,86 @@ def rga_impl(drain_every: int | None = 1000):
     return replay, encode, apply, lambda doc: "".join(doc.value())
 
 
-def pycrdt_impl():
-    from pycrdt import Doc, Text
+def _insert_items(sequence, position: int, inserted: str) -> None:
+    """An insert into a sequence of items: one item per character, as an editor's list holds them."""
+    for offset, char in enumerate(inserted):
+        sequence.insert(position + offset, char)
 
-    def replay(edits: Iterable[Edit]) -> Text:
-        doc = Doc(client_id=1)
-        text = doc.get("text", type=Text)
-        insert = text.insert
+
+def _insert_text(text, position: int, inserted: str) -> None:
+    text.insert(position, inserted)
+
+
+def pycrdt_impl(kind: str = "text"):
+    """pycrdt (Yrs): a ``Text``, or (``kind="array"``) an ``Array`` of one-character strings."""
+    from pycrdt import Array, Doc, Text
+
+    shared, name, put = (Text, "text", _insert_text) if kind == "text" else (Array, "items", _insert_items)
+
+    def sequence(client_id: int):
+        return Doc(client_id=client_id).get(name, type=shared)
+
+    def replay(edits: Iterable[Edit]):
+        items = sequence(1)
         for position, deleted, inserted in edits:
             # Every character of this trace is ASCII, so pycrdt's UTF-8 byte offsets are
             # character offsets (the check against endContent would catch it otherwise).
             if deleted:
-                del text[position : position + deleted]
+                del items[position : position + deleted]
             if inserted:
-                insert(position, inserted)
-        return text
-
-    def encode(text: Text) -> bytes:
-        return text.doc.get_update()
-
-    def apply(state: bytes) -> Text:
-        doc = Doc(client_id=2)
-        text = doc.get("text", type=Text)
-        doc.apply_update(state)
-        return text
-
-    return replay, encode, apply, str
-
-
-def loro_impl():
-    from loro import ExportMode, LoroDoc
-
-    def replay(edits: Iterable[Edit]):
-        doc = LoroDoc()
-        doc.peer_id = 1
-        text = doc.get_text("text")
-        insert, delete, commit = text.insert, text.delete, doc.commit
-        for position, deleted, inserted in edits:
-            if deleted:
-                delete(position, deleted)
-            if inserted:
-                insert(position, inserted)
-            commit()
-        return doc
-
-    def encode(doc) -> bytes:
-        return bytes(doc.export(ExportMode.Snapshot()))
+                put(items, position, inserted)
+        return items
 
     def apply(state: bytes):
-        doc = LoroDoc()
-        doc.peer_id = 2
-        doc.import_(state)
-        doc.get_text("text").to_string()  # Loro decodes a snapshot lazily: this makes it decode here
-        return doc
-
-    return replay, encode, apply, lambda doc: doc.get_text("text").to_string()
-
-
-def pycrdt_array_impl():
-    from pycrdt import Array, Doc
-
-    def replay(edits: Iterable[Edit]) -> Array:
-        doc = Doc(client_id=1)
-        items = doc.get("items", type=Array)
-        for position, deleted, inserted in edits:
-            if deleted:
-                del items[position : position + deleted]
-            for offset, char in enumerate(inserted):
-                items.insert(position + offset, char)
+        items = sequence(2)
+        items.doc.apply_update(state)
         return items
 
-    def encode(items: Array) -> bytes:
-        return items.doc.get_update()
-
-    def apply(state: bytes) -> Array:
-        doc = Doc(client_id=2)
-        items = doc.get("items", type=Array)
-        doc.apply_update(state)
-        return items
-
-    return replay, encode, apply, lambda items: "".join(items.to_py())
+    text = str if kind == "text" else lambda items: "".join(items.to_py())
+    return replay, lambda items: items.doc.get_update(), apply, text
 
 
-def loro_list_impl(movable: bool = False):
+def loro_impl(kind: str = "text"):
+    """Loro: a ``LoroText``, or (``kind="list"`` or ``"movable-list"``) a list of one-character strings."""
     from loro import ExportMode, LoroDoc
 
-    def container(doc):
-        return doc.get_movable_list("items") if movable else doc.get_list("items")
+    if kind == "text":
+        put = _insert_text
+
+        def container(doc):
+            return doc.get_text("text")
+
+        def text(doc) -> str:
+            return doc.get_text("text").to_string()
+    else:
+        put = _insert_items
+
+        def container(doc):
+            return doc.get_movable_list("items") if kind == "movable-list" else doc.get_list("items")
+
+        def text(doc) -> str:
+            return "".join(container(doc).to_vec())
 
     def replay(edits: Iterable[Edit]):
         doc = LoroDoc()
         doc.peer_id = 1
-        items = container(doc)
+        items, commit = container(doc), doc.commit
         for position, deleted, inserted in edits:
             if deleted:
                 items.delete(position, deleted)
-            for offset, char in enumerate(inserted):
-                items.insert(position + offset, char)
-            doc.commit()
+            if inserted:
+                put(items, position, inserted)
+            commit()
         return doc
 
     def apply(state: bytes):
         doc = LoroDoc()
         doc.peer_id = 2
         doc.import_(state)
-        container(doc).to_vec()  # decoded here, not lazily in the check
+        text(doc)  # Loro decodes a snapshot lazily: this makes it decode here, not in the check
         return doc
 
-    return replay, lambda doc: bytes(doc.export(ExportMode.Snapshot())), apply, lambda doc: "".join(container(doc).to_vec())
+    return replay, lambda doc: bytes(doc.export(ExportMode.Snapshot())), apply, text
 
 
 #: Every sequence implementation with a row in this process, by name: a factory of
@@ -357,9 +329,9 @@ IMPLEMENTATIONS: dict[str, Callable] = {
     "rga-queue": lambda: rga_impl(drain_every=None),
     "pycrdt-text": pycrdt_impl,
     "loro-text": loro_impl,
-    "pycrdt-array": pycrdt_array_impl,
-    "loro-list": loro_list_impl,
-    "loro-movable-list": lambda: loro_list_impl(movable=True),
+    "pycrdt-array": lambda: pycrdt_impl("array"),
+    "loro-list": lambda: loro_impl("list"),
+    "loro-movable-list": lambda: loro_impl("movable-list"),
 }
 #: Rows replayed in Node.js by ``benchmarks/js/editing_trace.mjs``, with the packages of the JS adapters.
 NODE_ROWS = ("yjs-text", "yjs-array", "automerge-text", "automerge-list")

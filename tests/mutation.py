@@ -1,15 +1,22 @@
 """Mutation score of one module of ``implementations/``, with the machines as the test command.
 
-    python -m tests.mutation implementations/orset_tombstone.py --machine orset -k tombstone
+    python -m tests.mutation implementations/orset_tombstone.py          # the machines tests/mutation_plan.toml names
     python -m tests.mutation implementations/lww.py --machine lww -k hlc --workers 1 --out /tmp/lww-mutants.md
+    python -m tests.mutation --all /var/mutation                        # every planned module not saved there yet
+    python -m tests.mutation implementations/rga.py --all /var/mutation # only that one (a runner of the nightly matrix)
+    python -m tests.mutation --summary /var/mutation                    # the score over implementations/
 
 ``mutmut`` (3.x) mutates the module and, for every mutant, runs the machine's test (the
 ``ci`` profile without shrinking: a mutant is killed by the first failure, its shrunk trace
-is of no use here) and replays the machine's committed traces (``regressions/traces/<machine>-*``:
+is of no use here) and replays the machine's committed traces (``regressions/traces/``:
 explicit scenarios, such as a tie at a counter's roll-over, that a search may take long to
-find), both restricted to the implementation that module is (``-k``). One module per
-run, so a night holds it. The run works in a scratch copy of the project (mutmut writes its
-``mutants/`` tree where it runs).
+find), both restricted to the implementations that run the module's code. Which machines
+and implementations those are is ``tests/mutation_plan.toml`` (``--machine``/``-k`` name one
+instead). One module per run, so a night holds it; ``--all DIR`` runs every planned module
+whose results DIR does not hold for the module as it is now (resumable: a night per module, or
+one module per runner of the nightly workflow), ``--summary DIR`` reports the score over all of
+``implementations/`` from what DIR holds and names the modules not run yet. The run works in a
+scratch copy of the project (mutmut writes its ``mutants/`` tree where it runs).
 
 Every surviving mutant is either *equivalent* or a gap in a machine to close with a rule, a
 fault or an invariant. Survivors are accounted for in ``tests/mutation_equivalent.toml``,
@@ -53,6 +60,10 @@ COPIED = ("models", "machines", "harness", "examples", "regressions", "tests", "
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutants")
 #: The accounting of equivalent mutants (see the module docstring).
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalent.toml"
+#: Which machines and implementations test each module's mutants.
+PLAN = ROOT / "tests" / "mutation_plan.toml"
+#: The plan's table of modules left out, each with the reason.
+NOT_MUTATED = "not_mutated"
 #: mutmut's statuses that mean the machines caught the mutant.
 CAUGHT = ("killed", "timeout")
 #: mutmut's statuses of a mutant that was not tested at all.
@@ -161,6 +172,70 @@ def changed_lines(diff: str) -> tuple[str, str]:
     return removed, added
 
 
+Machines = dict[str, list[str]]  # machine -> its implementations that run a module's code
+
+
+def load_plan(path: Path = PLAN) -> tuple[dict[str, Machines], dict[str, str]]:
+    """The planned modules with their machines, and the modules left out with the reason; or
+    ValueError naming the entry that is malformed."""
+    with path.open("rb") as file:
+        data = tomllib.load(file)
+    skipped = data.pop(NOT_MUTATED, {})
+    if not all(isinstance(reason, str) and reason.strip() for reason in skipped.values()):
+        raise ValueError(f"{path.name}: [{NOT_MUTATED}] maps a module to the reason it is left out, got {skipped!r}")
+    plan: dict[str, Machines] = {}
+    for module, machines in data.items():
+        if not module.startswith("implementations/") or not module.endswith(".py"):
+            raise ValueError(f"{path.name}: [{module!r}] is not a module of implementations/")
+        good = isinstance(machines, dict) and machines and all(
+            isinstance(names, list) and names and all(isinstance(n, str) and n for n in names) for names in machines.values())
+        if not good:
+            raise ValueError(f"{path.name}: [{module!r}] needs machine = [implementation, ...] lines, got {machines!r}")
+        plan[module] = machines
+    both = set(plan) & set(skipped)
+    if both:
+        raise ValueError(f"{path.name}: {sorted(both)} both planned and left out")
+    return plan, skipped
+
+
+def machines_of(results: dict) -> Machines:
+    """The machines of saved results (those saved before the plan named one machine and a ``-k``
+    that was an implementation's name)."""
+    if "machines" in results:
+        return results["machines"]
+    selection = results.get("selection")
+    from harness.registry import implementations
+
+    return {results["machine"]: [selection] if selection else [i.name for i in implementations(results["machine"])]}
+
+
+def describe(machines: Machines) -> str:
+    return ", ".join(f"{machine} [{', '.join(names)}]" for machine, names in machines.items())
+
+
+def selected_tests(machines: Machines) -> list[str]:
+    """pytest node ids: each machine's test of each implementation named, and every committed
+    trace of those machines replayed against those implementations; or ValueError naming a
+    machine or implementation that does not exist."""
+    from harness import load_trace
+    from harness.registry import implementations, load_adapters
+    from regressions.test_regressions import _cases
+
+    load_adapters()
+    tests = []
+    for machine, names in machines.items():
+        known = {i.name for i in implementations(machine)}
+        unknown = [name for name in names if name not in known]
+        if not known or unknown:
+            raise ValueError(f"machine {machine!r}: no implementation {unknown or names} (it has {sorted(known)})")
+        tests += [f"machines/{machine}.py::test_{machine}_machine[{name}]" for name in names]
+    for case in _cases():
+        path, name = case.values
+        if name is not None and load_trace(path).machine in machines and name in machines[load_trace(path).machine]:
+            tests.append(f"regressions/test_regressions.py::test_trace_replays[{case.id}]")
+    return tests
+
+
 def scratch_copy(into: Path) -> None:
     for name in (*COPIED, "implementations"):
         source = ROOT / name
@@ -170,10 +245,8 @@ def scratch_copy(into: Path) -> None:
             shutil.copy2(source, into / name)
 
 
-def config(module: str, machine: str, selection: str | None) -> str:
-    ours = f"(test_{machine}_machine or {machine}-)"  # the machine's test and its committed traces
-    chosen = f"({selection}) and {ours}" if selection else ours
-    tests = [f"machines/{machine}.py", "regressions/test_regressions.py", "-k", chosen]
+def config(module: str, machines: Machines) -> str:
+    tests = selected_tests(machines)
     return "\n".join([
         "[mutmut]",
         "source_paths=implementations",
@@ -190,13 +263,13 @@ def digest(module: str) -> str:
     return hashlib.sha256((ROOT / module).read_bytes()).hexdigest()
 
 
-def run(module: str, machine: str, selection: str | None, workers: int, only: list[str] | None = None) -> dict:
+def run(module: str, machines: Machines, workers: int, only: list[str] | None = None) -> dict:
     """mutmut over ``module`` (only the mutants named in ``only``, if given): every mutant's
     status and, for a survivor, its diff."""
     with tempfile.TemporaryDirectory(prefix="mbt-mutation-") as scratch:
         work = Path(scratch)
         scratch_copy(work)
-        (work / "setup.cfg").write_text(config(module, machine, selection), encoding="utf-8")
+        (work / "setup.cfg").write_text(config(module, machines), encoding="utf-8")
         env = {**os.environ, "CI": "true", "HYPOTHESIS_PROFILE": "mutation",
                "MBT_TRACE_DIR": str(work / "traces"), "HYPOTHESIS_STORAGE_DIRECTORY": str(work / ".hypothesis")}
         mutmut = [sys.executable, "-m", "mutmut"]
@@ -214,8 +287,7 @@ def run(module: str, machine: str, selection: str | None, workers: int, only: li
             if found["status"] in ESCAPED:
                 shown = subprocess.run([*mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True, check=False)
                 found["diff"] = shown.stdout.strip()
-    return {"module": module, "digest": digest(module), "machine": machine, "selection": selection, "mutants": mutants,
-            "log": log}
+    return {"module": module, "digest": digest(module), "machines": machines, "mutants": mutants, "log": log}
 
 
 def rerun_survivors(saved: dict, workers: int, only: list[str] | None = None) -> dict:
@@ -223,15 +295,46 @@ def rerun_survivors(saved: dict, workers: int, only: list[str] | None = None) ->
     given) run again, the other statuses carried over."""
     survivors = [name for name, found in saved["mutants"].items()
                  if found["status"] in ESCAPED and (not only or any(part in name for part in only))]
-    fresh = run(saved["module"], saved["machine"], saved.get("selection"), workers, only=survivors)
+    fresh = run(saved["module"], machines_of(saved), workers, only=survivors)
     mutants = {name: fresh["mutants"].get(name, found) if name in survivors else found
                for name, found in saved["mutants"].items()}
     return {**fresh, "mutants": mutants, "rerun": f"{len(survivors)} survivors run again, the other "
                                                     f"{len(mutants) - len(survivors)} statuses carried over"}
 
 
-def report(results: dict, equivalents: list[Equivalent]) -> tuple[str, int]:
-    """The Markdown report of one module's results, and how many survivors are unaccounted."""
+@dataclass
+class Score:
+    """One module's results against the accounting."""
+
+    mutants: int
+    tested: int
+    killed: int
+    equivalent: list[Equivalent]
+    unreached: list[Equivalent]
+    unaccounted: list[str]  # mutant names
+    gone: list[Equivalent]  # accounted, but no longer surviving
+    statuses: Counter
+
+    @property
+    def raw(self) -> float:
+        return 100 * self.killed / self.tested if self.tested else 0.0
+
+    @property
+    def without_equivalents(self) -> float:
+        rest = self.tested - len(self.equivalent)
+        return 100 * self.killed / rest if rest > 0 else 0.0
+
+    def row(self, first: str) -> str:
+        return (f"| {first} | {self.mutants} | {self.tested} | {self.killed} | {len(self.equivalent)} | {len(self.unreached)} "
+                f"| {len(self.unaccounted)} | {self.raw:.1f}% | {self.without_equivalents:.1f}% |")
+
+
+ROW_HEADER = ("| mutants | tested | killed | survived: equivalent | survived: unreached | survived: unaccounted "
+              "| score raw | score without equivalents |")
+ROW_RULE = "|---:|---:|---:|---:|---:|---:|---:|---:|"
+
+
+def score(results: dict, equivalents: list[Equivalent]) -> Score:
     module, mutants = results["module"], results["mutants"]
     accounted = {e.key: e for e in equivalents if e.module == module}
     counts = Counter(found["status"] for found in mutants.values())
@@ -246,56 +349,126 @@ def report(results: dict, equivalents: list[Equivalent]) -> tuple[str, int]:
                 unaccounted.append(name)
         elif found["status"] in ESCAPED:
             unaccounted.append(name)  # saved by an older tests.mutation, without its diff
-    gone = [e for e in accounted.values() if e not in matched.values()]
-    equivalent = [e for e in matched.values() if e.kind == "equivalent"]
-    unreached = [e for e in matched.values() if e.kind == "unreached"]
-    tested = sum(n for status, n in counts.items() if status not in UNTESTED)
-    killed = sum(counts[status] for status in CAUGHT)
-    raw = 100 * killed / tested if tested else 0.0
-    net = 100 * killed / (tested - len(equivalent)) if tested > len(equivalent) else 0.0
-    selection = results.get("selection")
-    lines = [f"# Mutation score of {module} (machine {results['machine']}{f', -k {selection}' if selection else ''})", "",
-             "| module | mutants | tested | killed | survived: equivalent | survived: unreached | survived: unaccounted "
-             "| score raw | score without equivalents |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-             f"| {module} | {len(mutants)} | {tested} | {killed} | {len(equivalent)} | {len(unreached)} | {len(unaccounted)} "
-             f"| {raw:.1f}% | {net:.1f}% |", "",
-             "mutmut's statuses: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "."
+    return Score(mutants=len(mutants), tested=sum(n for status, n in counts.items() if status not in UNTESTED),
+                 killed=sum(counts[status] for status in CAUGHT),
+                 equivalent=[e for e in matched.values() if e.kind == "equivalent"],
+                 unreached=[e for e in matched.values() if e.kind == "unreached"],
+                 unaccounted=unaccounted, gone=[e for e in accounted.values() if e not in matched.values()], statuses=counts)
+
+
+def report(results: dict, equivalents: list[Equivalent]) -> tuple[str, int]:
+    """The Markdown report of one module's results, and how many survivors are unaccounted."""
+    module, mutants = results["module"], results["mutants"]
+    found = score(results, equivalents)
+    lines = [f"# Mutation score of {module} (machines {describe(machines_of(results))})", "",
+             "| module " + ROW_HEADER, "|---" + ROW_RULE, found.row(module), "",
+             "mutmut's statuses: " + ", ".join(f"{n} {s}" for s, n in sorted(found.statuses.items())) + "."
              + (f" {results['rerun']}." if results.get("rerun") else ""), ""]
     if not mutants:
         lines += ["mutmut reported no mutants; its output:", "", "```", results.get("log", ""), "```", ""]
-    if unaccounted:
-        lines += [f"## Surviving mutants not accounted for ({len(unaccounted)})", "",
+    if found.unaccounted:
+        lines += [f"## Surviving mutants not accounted for ({len(found.unaccounted)})", "",
                   "Each is a gap in a machine to close, or a mutant to account for in "
                   f"`{EQUIVALENTS.relative_to(ROOT)}` with its kind and reason.", ""]
-        for name in sorted(unaccounted, key=lambda n: (function_of(n), int(n.rpartition("_")[2]))):
+        for name in sorted(found.unaccounted, key=lambda n: (function_of(n), int(n.rpartition("_")[2]))):
             lines += [f"`{name}` ({function_of(name)}, {mutants[name]['status']})", "", "```diff",
                       mutants[name].get("diff", "(no diff saved)"), "```", ""]
-    if gone:
-        lines += [f"## Accounted as equivalent but no longer surviving ({len(gone)}): drop them", "",
+    if found.gone:
+        lines += [f"## Accounted as equivalent but no longer surviving ({len(found.gone)}): drop them", "",
                   "A machine kills each now (so its reason was wrong, or a machine grew), or mutmut no longer makes it.", ""]
-        lines += [f"- {e.function}: `{e.line}` -> `{e.mutant}`" for e in gone] + [""]
-    for kind, entries in (("Equivalent", equivalent), ("Unreached", unreached)):
+        lines += [f"- {e.function}: `{e.line}` -> `{e.mutant}`" for e in found.gone] + [""]
+    for kind, entries in (("Equivalent", found.equivalent), ("Unreached", found.unreached)):
         if entries:
             lines += [f"## {kind} survivors ({len(entries)})", ""]
             lines += [f"- {e.function}: `{e.line}` -> `{e.mutant}`: {e.reason}" for e in entries] + [""]
-    return "\n".join(lines), len(unaccounted)
+    return "\n".join(lines), len(found.unaccounted)
+
+
+def saved_path(directory: Path, module: str) -> Path:
+    """Where ``--all`` keeps a module's results: ``implementations/node/core.py`` -> ``node.core.json``."""
+    return directory / (module.removeprefix("implementations/").removesuffix(".py").replace("/", ".") + ".json")
+
+
+def saved_results(directory: Path, module: str) -> dict | None:
+    """The results ``--all`` saved for ``module``, if they are of the module as it is now."""
+    path = saved_path(directory, module)
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text(encoding="utf-8"))
+    return results if results.get("module") == module and results.get("digest") == digest(module) else None
+
+
+def summary(directory: Path, equivalents: list[Equivalent]) -> tuple[str, int]:
+    """The score over every planned module from the results ``directory`` holds, the modules not
+    run (or changed since their run) named; and the survivors unaccounted in all."""
+    plan, skipped = load_plan()
+    rows, missing = [], []
+    total = Score(0, 0, 0, [], [], [], [], Counter())
+    for module in plan:
+        results = saved_results(directory, module)
+        if results is None:
+            missing.append(module)
+            continue
+        found = score(results, equivalents)
+        rows.append(found.row(f"`{module}` | {describe(machines_of(results))}"))
+        total = Score(total.mutants + found.mutants, total.tested + found.tested, total.killed + found.killed,
+                      total.equivalent + found.equivalent, total.unreached + found.unreached,
+                      total.unaccounted + found.unaccounted, total.gone + found.gone, total.statuses + found.statuses)
+    lines = ["# Mutation score over implementations/", "",
+             f"{len(rows)} of {len(plan)} planned modules run (results in `{directory}`).", "",
+             "| module | machines " + ROW_HEADER, "|---|---" + ROW_RULE, *rows, total.row("**all run** |"), ""]
+    if missing:
+        lines += [f"Not run, or changed since their run ({len(missing)}): " + ", ".join(f"`{m}`" for m in missing) + ".", ""]
+    if skipped:
+        lines += ["Left out by the plan: " + "; ".join(f"`{m}`: {reason}" for m, reason in skipped.items()) + ".", ""]
+    return "\n".join(lines), len(total.unaccounted)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__.split("\n\n")[0])
-    parser.add_argument("module", help="a file of implementations/, e.g. implementations/lww.py")
-    parser.add_argument("--machine", help="the machine whose test kills its mutants (required unless --from-saved)")
-    parser.add_argument("-k", dest="selection", help="pytest -k: the machine's implementations that use the module")
+    parser.add_argument("module", nargs="?", help="a file of implementations/, e.g. implementations/lww.py")
+    parser.add_argument("--machine", help="the machine whose test kills its mutants (default: the plan's machines)")
+    parser.add_argument("-k", dest="selection", help="with --machine: its implementations that use the module, comma-separated")
     parser.add_argument("--workers", type=int, default=1, help="mutants tested at once (default 1: a shared machine)")
     parser.add_argument("--out", help="where to write the Markdown report")
     parser.add_argument("--save", help="where to keep the raw results as JSON")
     parser.add_argument("--from-saved", help="report on results kept by --save instead of running mutmut")
     parser.add_argument("--rerun-survivors", help="run only the survivors of results kept by --save again")
     parser.add_argument("--only", nargs="+", help="with --rerun-survivors: only the survivors whose names hold one of these")
+    parser.add_argument("--all", dest="all_into", metavar="DIR",
+                        help="run every planned module whose results DIR does not hold for its current source, saving there")
+    parser.add_argument("--summary", metavar="DIR", help="the score over implementations/ from the results DIR holds")
+    parser.add_argument("--list", action="store_true", help="the planned modules as a JSON list (a CI matrix)")
     args = parser.parse_args(argv)
-    if not (ROOT / args.module).is_file() or not args.module.startswith("implementations/"):
-        parser.error(f"{args.module}: expected a file under implementations/")
+    if args.list:
+        print(json.dumps(list(load_plan()[0])))
+        return 0
+    equivalents = load_equivalents()
+    if args.all_into or args.summary:
+        if args.machine or args.from_saved or args.rerun_survivors or (args.summary and args.module):
+            parser.error("--all and --summary take no --machine, --from-saved or --rerun-survivors (--summary no module)")
+        directory = Path(args.all_into or args.summary)
+        if args.summary and not directory.is_dir():
+            parser.error(f"--summary {directory}: no such directory (the one --all saved into)")
+        if args.all_into:
+            plan = load_plan()[0]
+            if args.module and args.module not in plan:
+                parser.error(f"{args.module}: not a module of {PLAN.name}")
+            directory.mkdir(parents=True, exist_ok=True)
+            for module, machines in plan.items():
+                if (not args.module or module == args.module) and saved_results(directory, module) is None:
+                    print(f"{module}: mutmut with {describe(machines)}", file=sys.stderr, flush=True)
+                    results = run(module, machines, args.workers)
+                    saved_path(directory, module).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+                    print(report(results, equivalents)[0].split("\n\n")[1], file=sys.stderr, flush=True)
+        text, unaccounted = summary(directory, equivalents)
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+        print(f"{unaccounted} surviving mutants unaccounted over the modules run", file=sys.stderr)
+        return 0
+    if not args.module or not (ROOT / args.module).is_file() or not args.module.startswith("implementations/"):
+        parser.error(f"{args.module}: expected a file under implementations/ (or --all DIR, --summary DIR)")
     saved_file = args.from_saved or args.rerun_survivors
     if saved_file:
         results = json.loads(Path(saved_file).read_text(encoding="utf-8"))
@@ -305,13 +478,26 @@ def main(argv: list[str] | None = None) -> int:
         if results.get("digest") != digest(args.module):
             parser.error(f"{args.module} changed since {saved_file} was saved: its mutants are numbered anew, run them all")
         results = rerun_survivors(results, args.workers, args.only)
-    elif not args.from_saved and not args.machine:
-        parser.error("--machine is required to run mutmut")
     elif not args.from_saved:
-        results = run(args.module, args.machine, args.selection, args.workers)
+        if args.machine:
+            machines = {args.machine: args.selection.split(",") if args.selection else []}
+            if not machines[args.machine]:
+                from harness.registry import implementations, load_adapters
+
+                load_adapters()
+                machines[args.machine] = [i.name for i in implementations(args.machine)]
+        else:
+            plan, skipped = load_plan()
+            if args.module not in plan:
+                parser.error(f"{args.module}: not in {PLAN.name} ({skipped.get(args.module, 'no entry')}); name --machine")
+            machines = plan[args.module]
+        try:
+            selected_tests(machines)
+        except ValueError as error:
+            parser.error(str(error))
+        results = run(args.module, machines, args.workers)
     if args.save and not args.from_saved:
         Path(args.save).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
-    equivalents = load_equivalents()
     problems = stale_entries(equivalents)
     text, unaccounted = report(results, equivalents)
     print(text)

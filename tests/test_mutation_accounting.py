@@ -8,9 +8,25 @@ mutant it accounts for.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tests.mutation import EQUIVALENTS, Equivalent, changed_lines, function_of, load_equivalents, report, stale_entries
+from tests.mutation import (
+    EQUIVALENTS,
+    ROOT,
+    Equivalent,
+    changed_lines,
+    digest,
+    function_of,
+    load_equivalents,
+    load_plan,
+    report,
+    saved_path,
+    selected_tests,
+    stale_entries,
+    summary,
+)
 
 
 def test_every_equivalent_mutant_names_a_line_of_the_current_source():
@@ -70,3 +86,52 @@ def test_survivors_are_keyed_and_counted_as_the_accounting_says():
     row = "| implementations/lww.py | 4 | 4 | 2 | 1 | 0 | 1 | 50.0% | 66.7% |"
     assert row in text, text
     assert "x_check_value__mutmut_1" in text and "no longer surviving (1)" in text and "`return value`" in text
+
+
+def test_the_plan_names_a_machine_for_every_module_and_every_machine_exists():
+    """Every module of implementations/ is planned (or left out with a reason), and every machine
+    and implementation the plan names has tests to select: a module added without an entry, or a
+    renamed implementation, fails here rather than in a night's run."""
+    plan, skipped = load_plan()
+    modules = {str(path.relative_to(ROOT)) for path in (ROOT / "implementations").rglob("*.py") if path.name != "__init__.py"}
+    assert set(plan) | set(skipped) == modules, f"not planned: {sorted(modules - set(plan) - set(skipped))}; " \
+                                                  f"planned but gone: {sorted(set(plan) | set(skipped) - modules)}"
+    for module, machines in plan.items():
+        tests = selected_tests(machines)
+        for machine, names in machines.items():
+            for name in names:
+                assert f"machines/{machine}.py::test_{machine}_machine[{name}]" in tests, module
+    lww = selected_tests({"lww": ["hlc"]})
+    assert "regressions/test_regressions.py::test_trace_replays[lww-clock-far-ahead-is-refused[hlc]]" in lww
+    assert not any("orset-" in test or "[yjs-map]" in test for test in lww)
+    with pytest.raises(ValueError, match="no implementation"):
+        selected_tests({"lww": ["no-such-register"]})
+
+
+def test_a_malformed_plan_is_refused_naming_the_entry(tmp_path):
+    path = tmp_path / "plan.toml"
+    path.write_text('["implementations/lww.py"]\nlww = "hlc"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"\[.implementations/lww.py.\] needs machine = \[implementation"):
+        load_plan(path)
+    path.write_text('["models/lww.py"]\nlww = ["hlc"]\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="not a module of implementations/"):
+        load_plan(path)
+
+
+def test_the_summary_scores_what_was_run_and_names_what_was_not(tmp_path):
+    lww = "implementations/lww.py"
+    diff = ("--- implementations/lww.py\n+++ implementations/lww.py\n@@ -1,3 +1,3 @@\n"
+            " def observe(self, timestamp):\n-    if a > b:\n+    if a >= b:\n         pass")
+    mutants = {f"implementations.lww.x_check_value__mutmut_{n}": {"status": "killed"} for n in range(1, 10)}
+    mutants["implementations.lww.x_check_value__mutmut_10"] = {"status": "survived", "diff": diff}
+    results = {"module": lww, "digest": digest(lww), "machines": {"lww": ["hlc"]}, "mutants": mutants}
+    saved_path(tmp_path, lww).write_text(json.dumps(results), encoding="utf-8")
+    stale = dict(results, module="implementations/rga.py", digest="0" * 64)
+    saved_path(tmp_path, "implementations/rga.py").write_text(json.dumps(stale), encoding="utf-8")
+    text, unaccounted = summary(tmp_path, [])
+    assert unaccounted == 1
+    assert "| `implementations/lww.py` | lww [hlc] | 10 | 10 | 9 | 0 | 0 | 1 | 90.0% | 90.0% |" in text, text
+    assert "| **all run** | | 10 | 10 | 9 |" in text and "1 of " in text
+    not_run = text.split("Not run, or changed since their run")[1]
+    assert "`implementations/rga.py`" in not_run and "`implementations/orset.py`" in not_run and "lww.py" not in not_run
+    assert saved_path(tmp_path, "implementations/node/core.py").name == "node.core.json"
