@@ -48,6 +48,22 @@ OPERATIONS = {
     "finalize": ("request_id",),
 }
 
+#: What a caller may wrongly pass as a policy bound or an amount: outside u64, or not an int.
+NOT_U64 = (-1, U64_MAX + 1, True, 1.5, "100", None)
+#: What a caller may wrongly pass as the end of a session to ``release``.
+NOT_RELEASES = ("finalized", "approved", "denied", "", "EXPIRED")
+#: The threshold signer's own table in the enforcer's file: its answer to each request, in
+#: the same commit as the enforcer's decision (``implementations.threshold`` does the same).
+SIGNER_ANSWERS = "CREATE TABLE IF NOT EXISTS signer_answers (request_id TEXT NOT NULL, answer TEXT NOT NULL)"
+#: Who calls a submit or a release: the signer's code on its own (mostly), the signer inside
+#: its own transaction (``in_signer_transaction``), or a caller passing a bad argument.
+CALLERS = ("direct", "direct", "direct", "signer", "mistaken")
+#: A caller's mistakes (``bad_argument``) and their arguments: a submit with an amount that is no
+#: u64, a release that is neither expired nor rejected, an enforcer opened on plain fields.
+MISTAKES = {"submit": OPERATIONS["submit"], "release": OPERATIONS["release"], "open": ("policy",)}
+#: A request id no step submits: the enforcer must not know it.
+NEVER_SUBMITTED = "r-never-submitted"
+
 AMOUNT_KINDS = ("min-1", "min", "max", "max+1", "remaining", "remaining+1", "u64max", "in-range", "zero", "small")
 ADVANCE_KINDS = ("last-ns-of-day", "midnight", "one-ns", "day", "seconds", "random")
 
@@ -59,7 +75,8 @@ SUBMIT_DRAWS = dict(
     kind=st.sampled_from((*AMOUNT_KINDS, "in-range", "in-range", "in-range")),
     fallback=st.integers(0, U64_MAX),
     reason=st.sampled_from((*REASONS, "bridge payout", "bridge payout")),
-    sender_skew=st.one_of(st.sampled_from([0, -NS_PER_DAY, NS_PER_DAY]), st.integers(-2 * NS_PER_DAY, 2 * NS_PER_DAY)),
+    sender_skew=st.one_of(st.sampled_from([0, -NS_PER_DAY, NS_PER_DAY]), st.integers(-2 * NS_PER_DAY, 2 * NS_PER_DAY),
+                          st.none()),  # None: the sender claimed no time
 )
 #: Two processes racing: mostly submits, of amounts that each fit today but not together.
 RACING = st.sampled_from(["submit", "submit", "release", "finalize"])
@@ -69,7 +86,9 @@ RACING_DRAWS = {**SUBMIT_DRAWS, "kind": st.sampled_from(["remaining", "remaining
 
 @st.composite
 def policies(draw, valid: bool = True) -> dict[str, Any]:
-    """A policy as plain fields; bounds are drawn to hit their own edges."""
+    """A policy as plain fields; bounds are drawn to hit their own edges. An invalid one has
+    min > max, and sometimes a bound that is not a u64 at all (negative, 2**64, a bool, a
+    float, a string, null): a policy file's mistakes, which loading must name."""
     low = draw(st.one_of(st.just(0), st.just(1), st.integers(1, 10**8), st.integers(0, U64_MAX)))
     if valid:
         high = draw(st.one_of(st.just(low), st.integers(low, low + 10**11).map(lambda x: min(x, U64_MAX)), st.just(U64_MAX)))
@@ -85,13 +104,18 @@ def policies(draw, valid: bool = True) -> dict[str, Any]:
         )
     )
     allowed = draw(st.one_of(st.just(()), st.lists(st.sampled_from(DESTINATIONS), min_size=1, unique=True)))
-    return {
+    fields = {
         "allowed_destinations": sorted(allowed),
         "min_amount": low,
         "max_amount": high,
         "max_daily_volume": limit,
         "require_reason": draw(st.booleans()),
     }
+    if not valid:  # besides min > max, now and then a bound that is no u64 at all (checked first)
+        wrong = draw(st.sampled_from((None, "min_amount", "max_amount", "max_daily_volume")))
+        if wrong is not None:
+            fields[wrong] = draw(st.sampled_from(NOT_U64))
+    return fields
 
 
 POLICY_FIELDS = frozenset({"allowed_destinations", "min_amount", "max_amount", "max_daily_volume", "require_reason"})
@@ -121,8 +145,8 @@ def policy_text(p: dict[str, Any]) -> str:
 def operation_text(op: dict[str, Any], now: int) -> str:
     """An enforcer's operation in words (the sender's timestamp only when it is not the local clock's)."""
     if op["op"] == "submit":
-        skew = op["sender_ts"] - now
-        sender = "" if skew == 0 else f", sender's clock {'+' if skew > 0 else ''}{skew} ns"
+        skew = None if op["sender_ts"] is None else op["sender_ts"] - now
+        sender = "" if skew == 0 else ", no sender's clock" if skew is None else f", sender's clock {skew:+} ns"
         return f"request {op['request_id']} spends {op['amount']} to {op['destination']} (reason {op['reason']!r}{sender})"
     if op["op"] == "release":
         return f"request {op['request_id']} is released ({op['why']})"
@@ -133,7 +157,8 @@ class PolicyMachine(TracedMachine):
     name = "policy"
     rule_classes: ClassVar[dict[str, str]] = {
         "start": "setup", "submit": "operations", "release": "operations", "finalize": "operations", "advance": "time",
-        "crash": "crash", "interleave": "crash", "restart": "crash"}
+        "bad_argument": "operations",
+        "in_signer_transaction": "operations", "crash": "crash", "interleave": "crash", "restart": "crash"}
     class_floors: ClassVar[dict[str, float]] = {"operations": 0.18, "time": 0.15, "crash": 0.20}
 
     def __init__(self, implementation, stats=None):
@@ -150,6 +175,8 @@ class PolicyMachine(TracedMachine):
         self.next_id = 0
         self.last_decision: tuple[bool, str] | None = None
         self.last_answer: tuple[Any, Any] = (None, None)  # (the model's, the enforcer's), for the report
+        self.sender_claims: dict[str, int | None] = {}  # request id -> the sender's timestamp, for the audit record
+        self.signer_answers = 0  # the answers a signer recorded in the enforcer's commits (in_signer_transaction)
 
     def teardown(self) -> None:
         for enforcer in (self.enforcer, self.twin):
@@ -208,14 +235,22 @@ class PolicyMachine(TracedMachine):
             destination={0: OTHER_DESTINATION, 1: DESTINATIONS[pick % 3]}.get(destination, allowed[destination % len(allowed)]),
             amount=self.amount(kind, fallback),
             reason=reason,
-            sender_ts=max(0, self.clock.now() + sender_skew),
+            sender_ts=None if sender_skew is None else max(0, self.clock.now() + sender_skew),
         )
 
-    @rule(**SUBMIT_DRAWS)
-    def submit(self, **draws):
-        self.do("submit", **self.submit_args(**draws))
+    @rule(**SUBMIT_DRAWS, caller=st.sampled_from(CALLERS))
+    def submit(self, caller, **draws):
+        args = self.submit_args(**draws)
+        if caller == "signer":
+            self.do("in_signer_transaction", op={"op": "submit", **args})
+        elif caller == "mistaken" and draws["reuse"] == 5:  # one mistake in six: the policy as plain fields
+            self.do("bad_argument", op={"op": "open", "policy": self.policy_fields})
+        elif caller == "mistaken":
+            self.do("bad_argument", op={"op": "submit", **args, "amount": NOT_U64[draws["pick"] % len(NOT_U64)]})
+        else:
+            self.do("submit", **args)
 
-    def step_submit(self, request_id: str, destination: str, amount: int, reason: str | None, sender_ts: int) -> None:
+    def step_submit(self, request_id: str, destination: str, amount: int, reason: str | None, sender_ts: int | None) -> None:
         self.require(self.state is not None, "not started")
         self.operate({"op": "submit", "request_id": request_id, "destination": destination, "amount": amount,
                       "reason": reason, "sender_ts": sender_ts})
@@ -231,6 +266,8 @@ class PolicyMachine(TracedMachine):
             self.require(isinstance(amount, int) and 0 <= amount <= U64_MAX, f"amount {amount!r} is not a u64")
             self.require(isinstance(op["destination"], str), "destination is a string")
             self.require(reason is None or isinstance(reason, str), f"reason {reason!r} is not a string or null")
+            sender_ts = op["sender_ts"]
+            self.require(sender_ts is None or isinstance(sender_ts, int), f"sender_ts {sender_ts!r} is not an integer or null")
             rid = op["request_id"]
             if rid.startswith("r") and rid[1:].isdigit():
                 self.next_id = max(self.next_id, int(rid[1:]) + 1)
@@ -238,6 +275,15 @@ class PolicyMachine(TracedMachine):
             self.require(op["why"] in model.RELEASES, f"why={op['why']!r} is not one of {model.RELEASES}")
 
     # -- operations, crashes and a second enforcer on the same file ----------------------
+
+    def as_signer(self, enforcer, op: dict[str, Any]) -> Any:
+        """``op`` as a threshold signer calls it: inside the signer's own transaction, which also
+        records the signer's answer, so the enforcer's operation joins it (one commit for both)."""
+        enforcer.store.declare(SIGNER_ANSWERS)
+        with enforcer.store.transaction():
+            answer = self.apply(enforcer, op)
+            enforcer.store.execute("INSERT INTO signer_answers VALUES (?, ?)", (op["request_id"], repr(answer)))
+        return answer
 
     def apply(self, enforcer, op: dict[str, Any]) -> Any:
         """Carry out ``op`` on ``enforcer``: its decision as a pair, or "ok" (refusals raise)."""
@@ -265,11 +311,14 @@ class PolicyMachine(TracedMachine):
         except model.InvalidTransition as error:
             return self.state, str(error)
 
-    def conclude(self, op: dict[str, Any], run: faults.Run) -> None:
+    def conclude(self, op: dict[str, Any], run: faults.Run, as_signer: bool = False) -> None:
         """Move the model by ``op`` if it took effect, and compare the enforcer's answer."""
         if not run.took_effect:  # crashed before its commit: lost whole
             self.last_answer = ("lost in the crash", "lost in the crash")
             return
+        self.signer_answers += as_signer and run.error is None  # a refusal rolls the signer's transaction back
+        if op["op"] == "submit" and op["request_id"] not in self.state.requests:  # recorded, approved or denied
+            self.sender_claims[op["request_id"]] = op["sender_ts"]
         self.state, expected = self.predict(op)
         if run.crashed:  # committed, then the process died: only the answer is lost
             self.last_answer = ("committed, answer lost in the crash",) * 2
@@ -290,23 +339,26 @@ class PolicyMachine(TracedMachine):
             self.twin = self.opener.open(self.policy_fields, self.path)
         return self.twin
 
-    def operate(self, op: dict[str, Any], second: dict[str, Any] | None = None, boundary: int | None = None) -> None:
-        """Run ``op`` on the enforcer (under the armed crash point, if any) and, if given,
-        ``second`` on the second enforcer at the ``boundary``-th transaction boundary of ``op``."""
+    def operate(self, op: dict[str, Any], second: dict[str, Any] | None = None, boundary: int | None = None,
+                as_signer: bool = False) -> None:
+        """Run ``op`` on the enforcer (under the armed crash point, if any; inside a signer's
+        transaction if ``as_signer``) and, if given, ``second`` on the second enforcer at the
+        ``boundary``-th transaction boundary of ``op``."""
         self.check_operation(op)
         if second is not None:
             self.check_operation(second)
         crash, self.armed = self.armed, None
         twin = None if second is None else self.second_enforcer()
         other = None if second is None else (lambda: self.apply(twin, second))
-        run = faults.run_operation(self.enforcer.store, lambda: self.apply(self.enforcer, op), crash=crash,
+        call = self.as_signer if as_signer else self.apply
+        run = faults.run_operation(self.enforcer.store, lambda: call(self.enforcer, op), crash=crash,
                                    boundary=boundary, other=other)
         if run.crashed:
             self.reopen()
         order = [(op, run)] if second is None else (
             [(second, run.other), (op, run)] if run.other_first else [(op, run), (second, run.other)])
         for each, outcome in order:
-            self.conclude(each, outcome)
+            self.conclude(each, outcome, as_signer and each is op)
 
     @guard(lambda self: self.armed is None)
     @rule(when=st.sampled_from(faults.WHEN), commit=st.integers(1, 2))
@@ -369,28 +421,85 @@ class PolicyMachine(TracedMachine):
         return pool[pick % len(pool)] if pool else "r-unknown"
 
     @guard(lambda self: bool(self.state.requests))
-    @rule(pick=st.integers(0, 10**6), approved_first=st.booleans(), why=st.sampled_from(model.RELEASES))
-    def release(self, pick, approved_first, why):
-        self.do("release", request_id=self.pick_request(pick, approved_first), why=why)
+    @rule(pick=st.integers(0, 10**6), approved_first=st.booleans(), why=st.sampled_from(model.RELEASES),
+          caller=st.sampled_from(CALLERS))
+    def release(self, pick, approved_first, why, caller):
+        request_id = self.pick_request(pick, approved_first)
+        if caller == "signer":
+            self.do("in_signer_transaction", op={"op": "release", "request_id": request_id, "why": why})
+        elif caller == "mistaken":
+            self.do("bad_argument", op={"op": "release", "request_id": request_id, "why": NOT_RELEASES[pick % len(NOT_RELEASES)]})
+        else:
+            self.do("release", request_id=request_id, why=why)
 
     def step_release(self, request_id: str, why: str) -> None:
         self.require(self.state is not None, "not started")
         self.operate({"op": "release", "request_id": request_id, "why": why})
 
     @guard(lambda self: bool(self.state.requests))
-    @rule(pick=st.integers(0, 10**6), approved_first=st.booleans())
-    def finalize(self, pick, approved_first):
-        self.do("finalize", request_id=self.pick_request(pick, approved_first))
+    @rule(pick=st.integers(0, 10**6), approved_first=st.booleans(), signer=st.sampled_from((False, False, False, True)))
+    def finalize(self, pick, approved_first, signer):
+        request_id = self.pick_request(pick, approved_first)
+        if signer:
+            self.do("in_signer_transaction", op={"op": "finalize", "request_id": request_id})
+        else:
+            self.do("finalize", request_id=request_id)
 
     def step_finalize(self, request_id: str) -> None:
         self.require(self.state is not None, "not started")
         self.operate({"op": "finalize", "request_id": request_id})
 
+    # -- the enforcer inside a threshold signer ----------------------------------------
+
+    def step_in_signer_transaction(self, op: dict) -> None:
+        """``op`` called by a threshold signer inside its own transaction, which records the
+        signer's answer in the same commit: the enforcer joins it, and a crash keeps both or
+        neither (the signer's answers are counted against the file)."""
+        self.require(self.state is not None, "not started")
+        self.require(isinstance(op, dict), "an operation is an object")
+        self.operate(op, as_signer=True)
+
+    # -- a caller's bad argument -------------------------------------------------------
+
+    def step_bad_argument(self, op: dict) -> None:
+        """A caller's programming error -- an amount that is not a u64, a release that is
+        neither expired nor rejected, an enforcer built on plain fields instead of a Policy:
+        refused with a ValueError naming what is wrong, and the file is left as it was (no
+        request recorded, no volume moved)."""
+        self.require(self.state is not None, "not started")
+        kind = op.get("op") if isinstance(op, dict) else None
+        self.require(kind in MISTAKES, f"{op!r} is not one of the mistakes {sorted(MISTAKES)}")
+        self.require(set(op) == {"op", *MISTAKES[kind]}, f"{kind} takes {MISTAKES[kind]}, got {sorted(op)}")
+        if kind == "submit":
+            amount = op["amount"]
+            self.require(not (type(amount) is int and 0 <= amount <= U64_MAX), f"amount {amount!r} is a u64: no mistake")
+            named = repr(amount)
+        elif kind == "release":
+            self.require(op["why"] not in model.RELEASES, f"why={op['why']!r} is a release: no mistake")
+            named = repr(op["why"])
+        else:
+            self.require(isinstance(op["policy"], dict), f"policy {op['policy']!r} is not plain fields")
+            named = "dict"  # what it got instead of a Policy
+        before = self.enforcer.store.digest()
+        try:
+            if kind == "open":
+                self.opener.open_as_given(op["policy"], self.path).close()
+            else:
+                self.apply(self.enforcer, op)
+        except ValueError as error:
+            got = str(error)
+        else:
+            got = "accepted"
+        self.last_answer = (f"a ValueError naming {named}", got)
+        assert named in got, f"a caller's {kind} with {named}: the enforcer says {got!r}, not an error naming it"
+        assert self.enforcer.store.digest() == before, f"a caller's {kind} with {named} was refused but changed the file"
+        self.last_answer = (got, got)
+
     # -- restart -----------------------------------------------------------------------
 
-    @rule(now=st.integers(0, 3), new_policy=st.one_of(st.none(), policies(), policies(valid=False)))
+    @rule(now=st.integers(0, 2), new_policy=st.one_of(st.none(), policies(), policies(valid=False)))
     def restart(self, now, new_policy):
-        if now:  # one draw in four: restarts are rarer than requests
+        if now:  # one draw in three: restarts are rarer than requests
             return
         self.do("restart", policy=new_policy if new_policy is not None else self.policy_fields)
 
@@ -437,6 +546,14 @@ class PolicyMachine(TracedMachine):
                 now = self.clock.now()
                 return (f"two signer processes: {operation_text(a['first'], now)}; at its transaction boundary "
                         f"{a['boundary']}, the other: {operation_text(a['second'], now)}")
+            if step.rule == "in_signer_transaction":
+                return f"inside the signer's transaction: {operation_text(a['op'], self.clock.now())}"
+            if step.rule == "bad_argument":
+                op = a["op"]
+                if op["op"] == "open":
+                    return f"a caller's error: an enforcer opened on plain fields, {policy_text(op['policy'])}"
+                bad = f"amount {op['amount']!r}" if op["op"] == "submit" else f"release ({op['why']!r})"
+                return f"a caller's error: request {op['request_id']} with the {bad}"
             if step.rule == "restart":
                 return f"the signer restarts with {policy_text(a['policy'])}"
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -448,12 +565,25 @@ class PolicyMachine(TracedMachine):
     def observe(self) -> list[Observation]:
         if self.state is None or self.enforcer is None:
             return []
-        live = sorted(rid for rid, r in self.state.requests.items() if r.state == "approved")
+        requests = self.state.requests
+        live = sorted(rid for rid, r in requests.items() if r.state == "approved")
+        ids = [*sorted(requests), NEVER_SUBMITTED]
+        days = sorted(self.state.volume)
         return [
             Observation("volume today", model.volume_today(self.state, self.clock.now()), self.enforcer.volume_today()),
             Observation("live reservations", live, self.enforcer.approved()),
+            Observation("request states", {rid: requests[rid].state if rid in requests else None for rid in ids},
+                        {rid: self.enforcer.state_of(rid) for rid in ids}),
+            Observation("volume of every day", {day: model.volume_on(self.state, day) for day in days},
+                        {day: self.enforcer.volume_on(day) for day in days}),
+            Observation("sender's timestamps on the audit record", self.sender_claims, self.opener.sender_claims(self.enforcer)),
+            Observation("answers the signer recorded", self.signer_answers, self.recorded_answers()),
             Observation("last answer", *self.last_answer),
         ]
+
+    def recorded_answers(self) -> int:
+        store = self.enforcer.store
+        return store.execute("SELECT count(*) FROM signer_answers").fetchone()[0] if "signer_answers" in store.tables() else 0
 
     def check(self) -> None:
         for obs in self.observe():

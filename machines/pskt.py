@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import re
 from typing import ClassVar
 
 import blake3
@@ -51,7 +52,13 @@ FEES = st.one_of(st.sampled_from([0, 3, 5, 10, 101]), st.sampled_from(spec_edges
 #: Amounts named by what they are next to (see ``decode_amount``).
 AMOUNT_EDGES = ("all", "all-but-fee", "one-short", "fee-share", "below-fee-share")
 SIGNATURE_KINDS = ("genuine", "other-template", "garbage")
-TAMPERINGS = ("none", "amount", "unknown-input", "repeat-input", "outputs-exceed")
+#: How a caller may build a group wrongly (``bad_group``).
+BAD_GROUPS = ("short-key", "bytearray-key", "repeated-key", "threshold-zero", "threshold-above-keys")
+#: How a payment's template is spoiled before it is signed: an input's amount, an input the
+#: node never made, an input twice, outputs above the inputs, an input of a coin no group
+#: owns (a recipient's), no outputs at all, or (after signing) one signature list too few.
+TAMPERINGS = ("none", "amount", "unknown-input", "repeat-input", "outputs-exceed", "foreign-input", "no-outputs",
+              "signature-list-missing")
 
 
 def hash32(data: bytes) -> bytes:
@@ -192,7 +199,8 @@ def plain(template) -> tuple:
 
 class PsktMachine(TracedMachine):
     name = "pskt"
-    rule_classes: ClassVar[dict[str, str]] = {"start": "setup", "fund": "operations", "pay": "operations", "replay": "adversary"}
+    rule_classes: ClassVar[dict[str, str]] = {"start": "setup", "fund": "operations", "pay": "operations", "replay": "adversary",
+                                              "bad_group": "operations"}
     class_floors: ClassVar[dict[str, float]] = {"operations": 0.50, "adversary": 0.08}
 
     def __init__(self, implementation, stats=None):
@@ -265,6 +273,39 @@ class PsktMachine(TracedMachine):
                      f"holdings past {MAX_HOLDINGS}")
         self._fund(amount)
 
+    # --- a caller's mistake -------------------------------------------------------------------
+
+    @rule(how=st.sampled_from(BAD_GROUPS), now=st.integers(0, 4))
+    def bad_group(self, how, now):
+        if now:  # one draw in five: a caller's mistakes are rarer than payments
+            return
+        self.do("bad_group", how=how)
+
+    def step_bad_group(self, how: str) -> None:
+        """A group built wrongly from this group's keys (a key of 31 bytes, a key that is a
+        bytearray, a key twice, a threshold of 0 or above the number of keys): refused with a
+        ValueError naming what is wrong."""
+        self.require(self.stack is not None, "not started")
+        self.require(how in BAD_GROUPS, f"{how!r} is not one of {BAD_GROUPS}")
+        keys, m = list(self.pubkeys[: self.n]), self.m
+        named = {"short-key": "32 bytes", "bytearray-key": "32 bytes", "repeated-key": "distinct"}.get(how)
+        if how == "short-key":
+            keys[0] = keys[0][:31]
+        elif how == "bytearray-key":
+            keys[0] = bytearray(keys[0])
+        elif how == "repeated-key":
+            keys.append(keys[0])
+        else:
+            m = 0 if how == "threshold-zero" else len(keys) + 1
+            named = f"m={m}"
+        try:
+            MultisigGroup(m, tuple(keys))
+        except ValueError as error:
+            got = str(error)
+        else:
+            got = "accepted"
+        assert named in got, f"a group with a {how}: {got!r}, not a refusal naming {named!r}"
+
     # --- payments -----------------------------------------------------------------------------
 
     @rule(payment=PAYMENTS)
@@ -299,6 +340,8 @@ class PsktMachine(TracedMachine):
         built = []
         for order in orders:
             utxos = self.ledger.utxos_for(self.address, order_seed=order)
+            again = self.ledger.utxos_for(self.address, order_seed=order)
+            assert again == utxos, f"the node listed the group's coins in two orders for the one seed {order}"
             try:
                 built.append(
                     self.stack.build_template(
@@ -318,7 +361,7 @@ class PsktMachine(TracedMachine):
                 continue  # the template signer 0 built, already compared with the model's
             assert plain(b) == wanted, f"signer {i} built {plain(b)}, the model {wanted}"
         assert built[0].fee == fee, f"the template's fee is {built[0].fee}, not {fee}"
-        self._submit(self._tamper(built[0], tamper), signers)
+        self._submit(self._tamper(built[0], tamper), signers, lists_missing=int(tamper == "signature-list-missing"))
 
     def _tamper(self, template: pskt.Template, how: str) -> pskt.Template:
         inputs, outputs = list(template.inputs), list(template.outputs)
@@ -332,9 +375,16 @@ class PsktMachine(TracedMachine):
             inputs.append(first)
         elif how == "outputs-exceed":
             outputs[0] = pskt.Output(outputs[0].address, outputs[0].amount + template.fee + 1)
+        elif how == "foreign-input":  # a recipient's coin, if any was paid yet
+            foreign = sorted((c.txid, c.index, c.amount) for c in self.node.coins if c.owner != self.address)
+            inputs.extend(pskt.Utxo(*coin) for coin in foreign[:1])
+        elif how == "no-outputs":
+            outputs = []
         return pskt.Template(tuple(inputs), tuple(outputs))
 
-    def _submit(self, template: pskt.Template, signers: list) -> None:
+    def _submit(self, template: pskt.Template, signers: list, lists_missing: int = 0) -> None:
+        """Sign ``template`` as ``signers`` say (the last ``lists_missing`` inputs' signature
+        lists left off the transaction) and offer it to the node."""
         hashes = pskt.sighashes(template)
         other_hashes = hashes
         if any(kind == "other-template" for _, kind, _ in signers):
@@ -355,13 +405,14 @@ class PsktMachine(TracedMachine):
                 else:
                     signature = hash32(bytes([key, i])) * 2
                 pairs[i].append((self.pubkeys[key], signature))
+        pairs = pairs[: n_inputs - lists_missing]
         tx = pskt.SignedTransaction(template, tuple(tuple(p) for p in pairs))
         offer = node_model.Offer(
             tuple((u.txid, u.index, u.amount) for u in template.inputs),
             tuple((o.address, o.amount) for o in template.outputs),
             pskt.tx_template_hash(template),
             tuple(frozenset(g) for g in genuine),
-            n_inputs,
+            len(pairs),
         )
         if all(paid.txid != offer.txid for paid in self.offers):  # else a double spend: its coins keep their names
             for i in range(len(template.outputs)):  # named before the node answers: a coin it makes by mistake too
@@ -378,6 +429,7 @@ class PsktMachine(TracedMachine):
             assert refused.kind == expected.kind, (
                 f"the node refused with {refused.kind} ({refused}), the model with {expected.kind}"
             )
+            self.check_refusal(refused, expected, offer)
             return
         assert not isinstance(expected, node_model.Refusal), f"the node accepted, the model refuses: {expected.kind}"
         assert txid == offer.txid, "the node's txid is not the template hash"
@@ -385,6 +437,39 @@ class PsktMachine(TracedMachine):
         self.paid.append(tx)
         self.offers.append(offer)
         self.paid_events.append(self.events)
+
+    def check_refusal(self, refused: LedgerError, expected: node_model.Refusal, offer: node_model.Offer) -> None:
+        """The node's refusal names what is wrong: its message is ``kind: detail``, and the
+        detail names the input the model blames (and the earlier input it repeats), the
+        coin it spends (txid prefix and index), the coin's owner, the amounts, the totals and
+        the fee, the counts, the threshold."""
+        text = str(refused)
+        assert refused.detail and text == f"{refused.kind}: {refused.detail}", f"the refusal {text!r} is not 'kind: detail'"
+        named = []
+        blamed = re.match(r"input (\d+)", expected.detail)
+        if blamed:
+            i = int(blamed.group(1))
+            named.append(f"input {i}")
+            txid, index, amount = offer.inputs[i]
+            coin = next((c for c in self.node.coins if (c.txid, c.index) == (txid, index)), None)
+            if refused.kind in ("double_spend", "unknown_input"):  # the coin, as the node's messages show one
+                named.append(f"{txid.hex()[:16]}…:{index}")
+            if "repeats" in expected.detail:
+                named.append(f"input {[(t, x) for t, x, _ in offer.inputs].index((txid, index))}")
+            elif refused.kind == "amount_mismatch":
+                named += [str(amount), str(coin.amount)]
+            elif refused.kind == "not_multisig":
+                named.append(coin.owner[:30])
+            elif refused.kind == "signatures":
+                named.append(str(self.groups[coin.owner].m))
+        total_in, total_out = sum(a for _, _, a in offer.inputs), sum(a for _, a in offer.outputs)
+        if refused.kind == "fee":
+            named += [str(total_out), str(total_in)] if total_out > total_in else [str(total_in - total_out), str(self.min_fee)]
+        if refused.kind == "malformed":
+            named += [str(offer.signed_inputs), str(len(offer.inputs))] if offer.signed_inputs != len(offer.inputs) else [
+                str(len(offer.inputs)), str(len(offer.outputs))]
+        missing = [what for what in named if not re.search(rf"(?<![\w]){re.escape(what)}(?![\w])", refused.detail)]
+        assert not missing, f"the node's refusal {text!r} does not name {missing} (the model: {expected.detail})"
 
     @guard(lambda self: bool(self.paid))
     @rule(k=st.integers(0, 50))
@@ -407,6 +492,8 @@ class PsktMachine(TracedMachine):
                 return f"start: a {m}-of-{n} group holding coins {coins} sompi; the node's minimum fee {a['min_fee']}"
             if step.rule == "fund":
                 return f"the faucet gives the group coin f{self.faucet_coins() + 1} of {a['amount']} sompi"
+            if step.rule == "bad_group":
+                return f"a caller's mistake: a group built with a {a['how']}"
             if step.rule == "replay":
                 return f"the payment of event e{self.paid_events[a['paid']]} is offered to the node again (a double spend)"
             if step.rule == "pay":
@@ -457,8 +544,20 @@ class PsktMachine(TracedMachine):
         expected: dict[str, set] = {address: set() for address in (self.address, *DESTINATIONS)}
         for c in self.node.coins:
             expected.setdefault(c.owner, set()).add((c.txid, c.index, c.amount))
+        for txid, index in self.node.spent:
+            assert not self.ledger.is_unspent(txid, index), f"the node says the spent coin {shorten(txid)}:{index} is unspent"
         for address, coins in expected.items():
-            if {(u.txid, u.index, u.amount) for u in self.ledger.utxos_for(address)} != coins:
+            balance = self.ledger.balance(address)
+            assert balance == sum(c[2] for c in coins), f"{self.owner_name(address)}'s balance on the node is {balance}"
+            for txid, index, _ in coins:
+                assert self.ledger.is_unspent(txid, index), f"the node says the coin {shorten(txid)}:{index} is spent"
+            listed = self.ledger.utxos_for(address)
+            made = {(u.txid, u.index) for u in listed}
+            in_order = [outpoint for outpoint in self.coin_names if outpoint in made]  # the order they were made in
+            if [(u.txid, u.index) for u in listed] != in_order:
+                names = [self.coin_names.get((u.txid, u.index), shorten(u.txid)) for u in listed]
+                raise AssertionError(f"the node lists {self.owner_name(address)}'s coins as {names}, not in the order made")
+            if {(u.txid, u.index, u.amount) for u in listed} != coins:
                 for label, theirs, mine in self._holdings():
                     assert mine == theirs, f"{label} holds {mine} on the node, the model says {theirs}"
                 raise AssertionError(f"{self.owner_name(address)} holds other coins on the node than the model says")

@@ -254,6 +254,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         run = faults.run_operation(primary.store, lambda: op.call(primary, now), crash=crash, boundary=boundary, other=other)
         if run.crashed:
             self.crash_restart(op.role, op.node)
+        elif crash is not None:  # it made fewer commits: the crash waits for an operation that makes k
+            self.armed.setdefault((op.role, op.node), crash)
         order = [(op, run)] if second is None else (
             [(second, run.other), (op, run)] if run.other_first else [(op, run), (second, run.other)])
         for each, outcome in order:

@@ -2,7 +2,10 @@
 second process on a core's file (``harness.faults``).
 
 * ``crash``: the next operation of signer or coordinator ``node`` (an envelope it handles,
-  its tick, an event it opens) dies just before or just after its k-th commit. The core is
+  its tick, an event it opens) that makes k commits dies just before or just after its k-th
+  (an operation that makes fewer leaves the crash armed: the crashes that matter most, between
+  a coordinator's decision and its record, are in the one delivery in thirty that decides,
+  which a crash aimed at the next operation alone almost never hit). The core is
   thrown away, a new one opens the same file and ticks at once, as a restarted process
   would. What the model says survives: an operation decides at its first commit, so a crash
   before it loses the operation whole (the envelope may arrive again), and a crash after it

@@ -191,7 +191,8 @@ BUGS = [
     _bug(ReadsVolumeBeforeLocking, "reads-volume-before-locking", "today's volume is read before the write lock: "
          "two processes on one file both approve past the limit", "session-race", {"interleave"}),
     _bug(ReservesInTwoCommits, "reserves-in-two-commits", "the request row and its volume commit separately: a crash "
-         "between them loses the volume", "persistence", {"crash|restart|interleave"}),  # or a second process sees the row alone
+         "between them loses the volume", "persistence", {"crash|restart|interleave|in_signer_transaction"}),
+    # or a second process sees the row alone, or its second transaction cannot nest in a signer's
     _bug(MinimumIsExclusive, "minimum-is-exclusive", "an amount equal to the minimum is refused", "off-by-one",
          {"submit"}),
     _bug(LocalTimeDay, "local-time-day", "requests are bucketed by the operator's local day (UTC+1)", "day-window",
