@@ -436,6 +436,9 @@ class PsktMachine(TracedMachine):
             return
         assert not isinstance(expected, node_model.Refusal), f"the node accepted, the model refuses: {expected.kind}"
         assert txid == offer.txid, "the node's txid is not the template hash"
+        assert self.ledger.accepted[len(self.paid):] == [txid], (
+            f"the node accepted {shorten(txid)} but its list of accepted transactions gained "
+            f"{[shorten(t) if isinstance(t, bytes) else t for t in self.ledger.accepted[len(self.paid):]]}")
         self.node = expected
         self.paid.append(tx)
         self.offers.append(offer)
