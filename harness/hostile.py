@@ -73,6 +73,14 @@ LIES: dict[str, Lie] = {lie.name: lie for lie in (
         "a genuine signed record of another agent, replayed by someone else"),
     Lie("one_field_wrong", "refused",
         "a genuine message in flight with exactly one field changed to a lie"),
+    Lie("dots_at_gap", "accepted",
+        "an add of a stranger exactly MAX_COUNTER_GAP beyond the greatest of its dots some replica has seen: "
+        "the last every replica may accept"),
+    Lie("vector_at_limit", "accepted",
+        "one dot of each of as many strangers as make the receiver hold dots of exactly MAX_CONTEXT_REPLICAS replicas"),
+    Lie("not_canonical", "refused",
+        "a message that decodes as MessagePack of its kind but breaks the canonical form (items out of order or "
+        "repeated, of the wrong length or type, an empty list where one is forbidden): the refusal names where"),
 )}
 
 

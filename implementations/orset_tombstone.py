@@ -85,11 +85,6 @@ def _decode(data: bytes, kind: str) -> tuple[TagMap, TagMap]:
     return _decode_map(body[0], f"{kind}: elements"), _decode_map(body[1], f"{kind}: tombstones")
 
 
-def _union_into(target: TagMap, source: TagMap) -> None:
-    for element, tags in source.items():
-        target.setdefault(element, set()).update(tags)
-
-
 class TombstoneORSet:
     """One replica: per-element tags and tombstones, merged by union."""
 

@@ -41,6 +41,9 @@ from models.orset import Add, Remove, next_tag, observed_tags, value
 POOL = ("a", "b", "c", "x", 0, 7)
 #: Replica ids of strangers: peers no honest replica is, whose operations are legal.
 STRANGERS = (2**40, 2**40 + 1, 2**48)
+#: The limit a refusal of each lie that passes one names (``OverLimit.limit``).
+LIMIT_PASSED = {"dots_far_ahead": "MAX_COUNTER_GAP", "counter_at_max": "MAX_COUNTER_GAP", "one_field_wrong": "MAX_COUNTER_GAP",
+                "huge_vector": "MAX_CONTEXT_REPLICAS", "dot_cloud": "MAX_CLOUD_RANGES"}
 
 
 def element_from_trace(raw: Any) -> Any:
@@ -242,6 +245,8 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             else:
                 op = Add(element_from_trace(a["add"]), (stranger, a["counter"]))
             return f"stranger {self.peer_name(stranger)}: {self.describe_op(op)}"
+        if "spoiling" in a:
+            return f"a message that is not canonical: {a['spoiling'].replace('_', ' ')}"
         if "runs" in a:
             return f"{a['runs']:,} separate runs of {self.peer_name(a['replica'])}'s dots"
         if "replicas" in a and "dot" not in a:
@@ -271,14 +276,31 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
     # * ``huge_vector(whole_state, replicas)``: one dot of each of ``replicas`` strangers;
     # * ``dot_cloud(whole_state, replica, runs)``: ``runs`` separate runs of dots of ``replica``;
     # * ``tamper(genuine, whole_state, dot)``: the genuine message, also claiming ``dot``.
+    #
+    # and may offer:
+    #
+    # * ``kind(whole_state)``: the kind of message it renders, which a refusal must name, with
+    #   the counter a dot passed the gap by;
+    # * ``spoilings``, ``spoil(whole_state, spoiling)`` and ``spoiling(spoiling)``: messages that
+    #   decode but are not canonical (``not_canonical``), and the part of one (after the kind) and
+    #   the limit (or None) its refusal names;
+    # * ``bookkeeping(holder)``: what the replica keeps to check its limits and is wrong (checked
+    #   after every step: most limits are too big for a run to reach, their counts are not).
+    #
+    # ``dots_at_gap`` (an add of a stranger at the last counter every replica accepts) and
+    # ``vector_at_limit`` (told by committed traces only: the receiver then holds dots of exactly
+    # MAX_CONTEXT_REPLICAS replicas, so its next sync to a peer is rightly refused) check a
+    # limit's edge from below.
 
     #: Lies that pass a limit by size cost a tenth of a second each: told rarely.
     lie_weights: ClassVar[dict[str, int]] = {"own_dots_ahead": 8, "dots_far_ahead": 6, "counter_at_max": 6,
-                                             "stranger_ops": 12, "one_field_wrong": 9, "huge_vector": 1, "dot_cloud": 1}
+                                             "stranger_ops": 12, "one_field_wrong": 9, "huge_vector": 1, "dot_cloud": 1,
+                                             "dots_at_gap": 4, "not_canonical": 6}
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
         self.stranger_made: dict[int, int] = {}  # stranger -> the counter of its last add
+        self.spoiled = 0  # not_canonical lies told
 
     def known_counter(self, target: int, replica: int) -> int:
         counters = [0]
@@ -286,6 +308,40 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             tags = [op.tag] if isinstance(op, Add) else op.observed
             counters.extend(seq for origin, seq in tags if origin == replica)
         return max(counters)
+
+    def replicas_seen(self, target: int) -> set[int]:
+        """The replicas whose tags replica ``target`` has seen, in the model."""
+        return {origin for op in self.history[target] for origin, _ in ([op.tag] if isinstance(op, Add) else op.observed)}
+
+    def gap_edge(self, stranger: int) -> int:
+        """The greatest counter of ``stranger`` every replica accepts: MAX_COUNTER_GAP beyond the least
+        greatest of its counters a replica has seen (so a relay of an add there is never refused)."""
+        return min(self.known_counter(replica, stranger) for replica in range(len(self.replicas))) + MAX_COUNTER_GAP
+
+    def check(self) -> None:
+        super().check()
+        bookkeeping = getattr(self.crafter, "bookkeeping", None)
+        for index in range(len(self.replicas) if bookkeeping else 0):
+            wrong = bookkeeping(self.raw(index))
+            assert not wrong, f"replica {index} keeps what it checks its limits by wrong: {'; '.join(wrong)}"
+
+    def check_refusal(self, target: int, lie: str, whole_state: bool, refusal: Exception, **args: Any) -> None:
+        """A refusal names what is wrong: the limit the lie passed (``OverLimit.limit``) and, if the
+        crafter says the kind of message it renders, that kind and the counter past the gap; of a
+        message that is not canonical, the part that is wrong (and no limit, unless it passes one)."""
+        text, limit, kind = str(refusal), getattr(refusal, "limit", None), getattr(self.crafter, "kind", None)
+        if lie == "not_canonical":
+            where, passed = self.crafter.spoiling(args["spoiling"])
+            assert limit == passed, f"{lie}: the refusal names the limit {limit}, not {passed}: {text}"
+            named = f"{kind(whole_state)}: {where}"
+            assert named in text, f"{lie}: the refusal does not name {named}, what is wrong: {text}"
+            return
+        assert limit == LIMIT_PASSED[lie], f"{lie}: the refusal names the limit {limit}, not {LIMIT_PASSED[lie]}: {text}"
+        if kind is not None:
+            assert kind(whole_state) in text, f"{lie}: the refusal does not name the {kind(whole_state)} it refused: {text}"
+            counter = args["dot"][1] if "dot" in args else None
+            assert counter is None or str(counter) in text or f"{counter:,}" in text, (
+                f"{lie}: the refusal does not name the counter {counter} past the gap: {text}")
 
     def hostile_args(self, lie: str, target: int, draw: int) -> dict[str, Any]:
         others = [i for i in range(len(self.replicas)) if i != target] + list(STRANGERS)
@@ -316,6 +372,15 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             return {"source": draw % len(self.replicas), "dot": [liar, counter], "whole_state": True}
         if lie == "huge_vector":
             return {"replicas": MAX_CONTEXT_REPLICAS + 1}
+        if lie == "dots_at_gap":
+            stranger = STRANGERS[draw % len(STRANGERS)]
+            return {"dot": [stranger, self.gap_edge(stranger)], "element": element_to_trace(element)}
+        if lie == "not_canonical":
+            # The search's draws cluster (small numbers, edges): alone, some remainders never came up.
+            spoilings, self.spoiled = self.crafter.spoilings, self.spoiled + 1
+            return {"spoiling": spoilings[(draw + self.spoiled * 7) % len(spoilings)]}
+        if lie == "vector_at_limit":
+            return {"replicas": MAX_CONTEXT_REPLICAS - len(self.replicas_seen(target))}
         return {"replica": STRANGERS[draw % len(STRANGERS)], "runs": MAX_CLOUD_RANGES + 1}
 
     def tell(self, target: int, lie: str, whole_state: bool, **args: Any) -> tuple[bytes, str, frozenset]:
@@ -359,6 +424,18 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
             self.require(args["dot"][1] >= U64_MAX - 1, f"{args['dot']} is not at the maximum")
             return crafter.tamper(genuine, whole_state, tuple(args["dot"])), "refused", frozenset()
+        if lie == "dots_at_gap":
+            dot = tuple(args["dot"])
+            self.require(dot[0] in STRANGERS and dot[1] == self.gap_edge(dot[0]), f"{dot} is not a stranger's at the gap's edge")
+            added = element_from_trace(args["element"])
+            return crafter.add(whole_state, added, dot), "accepted", frozenset({Add(added, dot)})
+        if lie == "not_canonical":
+            self.require(args["spoiling"] in getattr(crafter, "spoilings", ()), f"no spoiling {args['spoiling']!r}")
+            return crafter.spoil(whole_state, args["spoiling"]), "refused", frozenset()
+        if lie == "vector_at_limit":
+            seen = len(self.replicas_seen(target))
+            self.require(args["replicas"] + seen == MAX_CONTEXT_REPLICAS, f"{args['replicas']} + {seen} is not the limit")
+            return crafter.huge_vector(whole_state, args["replicas"]), "accepted", frozenset()
         if lie == "huge_vector":
             self.require(args["replicas"] > MAX_CONTEXT_REPLICAS, f"{args['replicas']} replicas are within the limit")
             return crafter.huge_vector(whole_state, args["replicas"]), "refused", frozenset()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from implementations.orset import DeltaORSet, DotStore
-from implementations.orset_tombstone import DELTA_KIND, TagMap, TombstoneORSet, _decode, _union_into
+from implementations.orset_tombstone import DELTA_KIND, TagMap, TombstoneORSet, _decode
 from implementations.wire import DecodeError
 from machines.replicated import START_NS
 from models.clock import to_millis
@@ -35,7 +35,9 @@ class TimestampTags(TombstoneORSet):
         # BUG: not unique. (One pseudo-replica for every tag, and milliseconds since the
         # machine's start: a raw Unix time in ms is more than MAX_COUNTER_GAP beyond a fresh
         # replica's counters, and a correct peer would refuse it.)
-        return (2**32, max(1, to_millis(self.clock.now()) - to_millis(START_NS)))
+        tag = (2**32, max(1, to_millis(self.clock.now()) - to_millis(START_NS)))
+        self.highest[tag[0]] = max(self.highest.get(tag[0], 0), tag[1])  # what its limits are checked by, kept right
+        return tag
 
 
 class RemoveKillsUnobserved(DeltaORSet):
@@ -54,9 +56,10 @@ class TombstonesReplaced(TombstoneORSet):
     """A merge overwrites an element's tombstones with the incoming ones."""
 
     def merge_maps(self, elements: TagMap, tombstones: TagMap) -> None:
-        _union_into(self.elements, elements)
+        super().merge_maps(elements, tombstones)  # the adds, and the counts the limits are checked by
         for element, tags in tombstones.items():
             self.tombstones[element] = set(tags)  # BUG: should be a union
+        self.tag_count = sum(len(tags) for held in (self.elements, self.tombstones) for tags in held.values())
 
 
 class RemoveNotInDelta(DeltaORSet):
