@@ -462,9 +462,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         env = decode_envelope(sent.data)
         if how in MALFORMED:
             field, spoil, expect, names = MALFORMED[how]
-            fields = [getattr(env, f.name) for f in dataclasses.fields(env)]
-            if field is None:
-                data = wire.encode(ENVELOPE_KIND, VERSION, fields[:-1])
+            if field is None:  # every field but the last, the signature
+                data = wire.encode(ENVELOPE_KIND, VERSION, [getattr(env, f.name) for f in dataclasses.fields(env)][:-1])
             else:
                 data = encode_envelope(_replace(env, **{field: spoil(getattr(env, field))}))
             self._deliver(sent, data, expect=expect, names=names)

@@ -198,15 +198,21 @@ def load_plan(path: Path = PLAN) -> tuple[dict[str, Machines], dict[str, str]]:
     return plan, skipped
 
 
+def every_implementation(machine: str) -> list[str]:
+    """The names of every implementation registered for ``machine``."""
+    from harness.registry import implementations, load_adapters
+
+    load_adapters()
+    return [i.name for i in implementations(machine)]
+
+
 def machines_of(results: dict) -> Machines:
     """The machines of saved results (those saved before the plan named one machine and a ``-k``
     that was an implementation's name)."""
     if "machines" in results:
         return results["machines"]
     selection = results.get("selection")
-    from harness.registry import implementations
-
-    return {results["machine"]: [selection] if selection else [i.name for i in implementations(results["machine"])]}
+    return {results["machine"]: [selection] if selection else every_implementation(results["machine"])}
 
 
 def describe(machines: Machines) -> str:
@@ -231,7 +237,7 @@ def selected_tests(machines: Machines) -> list[str]:
         tests += [f"machines/{machine}.py::test_{machine}_machine[{name}]" for name in names]
     for case in _cases():
         path, name = case.values
-        if name is not None and load_trace(path).machine in machines and name in machines[load_trace(path).machine]:
+        if name is not None and name in machines.get(load_trace(path).machine, ()):
             tests.append(f"regressions/test_regressions.py::test_trace_replays[{case.id}]")
     return tests
 
@@ -497,12 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         results = rerun_survivors(results, args.workers, args.only)
     elif not args.from_saved:
         if args.machine:
-            machines = {args.machine: args.selection.split(",") if args.selection else []}
-            if not machines[args.machine]:
-                from harness.registry import implementations, load_adapters
-
-                load_adapters()
-                machines[args.machine] = [i.name for i in implementations(args.machine)]
+            machines = {args.machine: args.selection.split(",") if args.selection else every_implementation(args.machine)}
         else:
             plan, skipped = load_plan()
             if args.module not in plan:
