@@ -203,7 +203,7 @@ class PolicyMachine(TracedMachine):
         self.opener = self.implementation.make_replica(0, self.clock)
         self.state = model.PolicyState(load(policy))
         self.policy_fields = policy
-        self.enforcer = self.opener.open(policy, self.path)
+        self.enforcer = self.open_enforcer(policy)
 
     # -- submit ------------------------------------------------------------------------
 
@@ -279,7 +279,6 @@ class PolicyMachine(TracedMachine):
     def as_signer(self, enforcer, op: dict[str, Any]) -> Any:
         """``op`` as a threshold signer calls it: inside the signer's own transaction, which also
         records the signer's answer, so the enforcer's operation joins it (one commit for both)."""
-        enforcer.store.declare(SIGNER_ANSWERS)
         with enforcer.store.transaction():
             answer = self.apply(enforcer, op)
             enforcer.store.execute("INSERT INTO signer_answers VALUES (?, ?)", (op["request_id"], repr(answer)))
@@ -332,7 +331,14 @@ class PolicyMachine(TracedMachine):
     def reopen(self) -> None:
         """A new enforcer on the same file after a crash, with the policy it had."""
         self.enforcer.close()
-        self.enforcer = self.opener.open(self.policy_fields, self.path)
+        self.enforcer = self.open_enforcer(self.policy_fields)
+
+    def open_enforcer(self, policy: dict):
+        """The signer's enforcer on the file, with the signer's own table declared beside the
+        enforcer's, as a signer declares it when it opens (outside any transaction)."""
+        enforcer = self.opener.open(policy, self.path)
+        enforcer.store.declare(SIGNER_ANSWERS)
+        return enforcer
 
     def second_enforcer(self):
         if self.twin is None:
@@ -516,13 +522,13 @@ class PolicyMachine(TracedMachine):
                 enforcer.close()
         self.enforcer = self.twin = None  # the second process restarts too, with the new policy
         try:
-            self.enforcer, got = self.opener.open(policy, self.path), None
+            self.enforcer, got = self.open_enforcer(policy), None
         except ValueError as error:
             got = str(error)
         self.last_answer = (expected or "ok", got or "ok")
         assert got == expected, f"loading policy {policy}: the enforcer said {got!r}, the model {expected!r}"
         if loaded is None:  # refused: the signer comes back with the policy it had
-            self.enforcer = self.opener.open(self.policy_fields, self.path)
+            self.enforcer = self.open_enforcer(self.policy_fields)
         else:
             self.state, self.policy_fields = model.restart(self.state, loaded), policy
 

@@ -215,6 +215,8 @@ class PsktMachine(TracedMachine):
         #: The report's name of each coin, by outpoint, in the order they were made: ``f1`` the
         #: faucet's first coin, ``e3 payment`` and ``e3 change`` the outputs of event e3's payment.
         self.coin_names: dict[tuple[bytes, int], str] = {}
+        self.made_at: dict[tuple[bytes, int], int] = {}  # each named coin's place in coin_names
+        self.faucet_count = 0
         self._group_coins: tuple = (None, frozenset())
 
     # --- set-up -----------------------------------------------------------------------------
@@ -258,10 +260,12 @@ class PsktMachine(TracedMachine):
     def _fund(self, amount: int) -> None:
         utxo = self.ledger.fund(self.address, amount)
         self.node = node_model.fund(self.node, utxo.txid, self.address, amount)
-        self.coin_names[(utxo.txid, 0)] = f"f{self.faucet_coins() + 1}"
+        self.faucet_count += 1
+        self._name((utxo.txid, 0), f"f{self.faucet_count}")
 
-    def faucet_coins(self) -> int:
-        return sum(name.startswith("f") for name in self.coin_names.values())
+    def _name(self, outpoint: tuple[bytes, int], name: str) -> None:
+        self.made_at[outpoint] = len(self.coin_names)
+        self.coin_names[outpoint] = name
 
     def holdings(self) -> int:
         return sum(c.amount for c in self.group_coins())
@@ -420,7 +424,7 @@ class PsktMachine(TracedMachine):
         if all(paid.txid != offer.txid for paid in self.offers):  # else a double spend: its coins keep their names
             for i in range(len(template.outputs)):  # named before the node answers: a coin it makes by mistake too
                 what = "payment" if i == 0 else "change" if i == 1 else f"output {i}"
-                self.coin_names[(offer.txid, i)] = f"e{self.events} {what}"
+                self._name((offer.txid, i), f"e{self.events} {what}")
         self._offer(tx, offer)
 
     def _offer(self, tx: pskt.SignedTransaction, offer: node_model.Offer) -> None:
@@ -497,7 +501,7 @@ class PsktMachine(TracedMachine):
                 coins = ", ".join(f"f{i} of {amount}" for i, amount in enumerate(a["funds"], 1))
                 return f"start: a {m}-of-{n} group holding coins {coins} sompi; the node's minimum fee {a['min_fee']}"
             if step.rule == "fund":
-                return f"the faucet gives the group coin f{self.faucet_coins() + 1} of {a['amount']} sompi"
+                return f"the faucet gives the group coin f{self.faucet_count + 1} of {a['amount']} sompi"
             if step.rule == "bad_group":
                 return f"a caller's mistake: a group built with a {a['how']}"
             if step.rule == "replay":
@@ -527,7 +531,7 @@ class PsktMachine(TracedMachine):
         """Coins (anything with a txid, an index and an amount) by name with their amounts, in
         the order they were made: ``["f1: 33", "e2 change: 1200"]``; a coin the machine never saw
         made is shown by its outpoint (``coin 7ede5a0b… output 3``)."""
-        order = {outpoint: i for i, outpoint in enumerate(self.coin_names)}
+        order = self.made_at
         rows = sorted(((order.get((c.txid, c.index), len(order)), c.txid, c.index), c.amount) for c in coins)
         return [f"{self.coin_names.get((txid, index)) or f'coin {shorten(txid)} output {index}'}: {amount}"
                 for (_, txid, index), amount in rows]
@@ -558,9 +562,8 @@ class PsktMachine(TracedMachine):
             for txid, index, _ in coins:
                 assert self.ledger.is_unspent(txid, index), f"the node says the coin {shorten(txid)}:{index} is spent"
             listed = self.ledger.utxos_for(address)
-            made = {(u.txid, u.index) for u in listed}
-            in_order = [outpoint for outpoint in self.coin_names if outpoint in made]  # the order they were made in
-            if [(u.txid, u.index) for u in listed] != in_order:
+            made_at = [self.made_at.get((u.txid, u.index), -1) for u in listed]  # -1: a coin never named
+            if len({(u.txid, u.index) for u in listed}) != len(listed) or made_at != sorted(made_at):
                 names = [self.coin_names.get((u.txid, u.index), shorten(u.txid)) for u in listed]
                 raise AssertionError(f"the node lists {self.owner_name(address)}'s coins as {names}, not in the order made")
             if {(u.txid, u.index, u.amount) for u in listed} != coins:

@@ -39,6 +39,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -159,6 +160,30 @@ class SignerModel:
     approved_tick: dict = attrs.field(factory=dict)  # request id -> the signer's tick count when approved
 
 
+class ReplayRecord:
+    """What one receiver keeps of the envelopes it accepted, as the machine predicts it: each
+    replay key (sender, session, sequence number) for ``REPLAY_NS`` after it was taken, and how
+    many keys of one sender in one session it keeps. The clock never goes back and a kept key is
+    never taken again, so keys expire in the order they came: a queue, and a delivery's check
+    costs the same however long the run."""
+
+    def __init__(self) -> None:
+        self.order: deque[tuple[int, tuple]] = deque()  # (time taken, replay key), oldest first
+        self.kept: set[tuple] = set()
+        self.per_session: Counter[tuple] = Counter()  # (sender, session) -> keys kept
+
+    def expire(self, now: int) -> None:
+        while self.order and now - self.order[0][0] >= REPLAY_NS:
+            _, key = self.order.popleft()
+            self.kept.discard(key)
+            self.per_session[key[:2]] -= 1
+
+    def add(self, key: tuple, now: int) -> None:
+        self.order.append((now, key))
+        self.kept.add(key)
+        self.per_session[key[:2]] += 1
+
+
 class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine):
     name = "threshold"
     rule_classes: ClassVar[dict[str, str]] = {
@@ -214,7 +239,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self.model_ledger = model.Ledger()
         self.signer_models = [SignerModel(policy_model.PolicyState(policy_model.GroupPolicy(max_daily_volume=LIMIT)))
                               for _ in range(n)]
-        self.seen: dict[tuple[str, int], dict] = {}  # receiver -> replay key -> local time accepted
+        self.seen: dict[tuple[str, int], ReplayRecord] = {}  # receiver -> what it keeps of the envelopes it took
         self.genuine_sigs: dict[str, list[tuple[int, bytes, bytes]]] = {}  # request id -> member signatures seen
         self.forged_seq = 0
         self.sent_keys: set[tuple] = set()  # (receiver, replay key) of every genuine envelope sent
@@ -548,10 +573,13 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         # taken once (signatures are stored once per input and member), so a repeat changes nothing
         remembered = expect is None and (sent.role == "signer" or env.sender in self.pubkeys)
         if remembered:
-            kept = {key for key, at in self.seen.setdefault(receiver, {}).items() if self.now - at < REPLAY_NS}
-            if env.replay_key in kept:
+            record = self.seen.get(receiver)
+            if record is None:
+                record = self.seen[receiver] = ReplayRecord()
+            record.expire(self.now)
+            if env.replay_key in record.kept:
                 expect = "replayed envelope"
-            elif sum(key[:2] == env.replay_key[:2] for key in kept) >= MAX_ENVELOPES_PER_PEER_SESSION:
+            elif record.per_session[env.replay_key[:2]] >= MAX_ENVELOPES_PER_PEER_SESSION:
                 expect = "peer over its limit"  # the receiver keeps that many keys of one peer in one session
         if expect is not None:
             assert not run.crashed, f"{sent.role} {sent.target} committed something for an envelope it must reject ({expect})"
@@ -572,7 +600,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             return  # crashed before its commit: as if it never arrived (it may be delivered again)
         out = [] if run.crashed else run.value()
         if remembered:
-            self.seen[receiver][env.replay_key] = self.now
+            record.add(env.replay_key, self.now)
         if sent.role == "signer":
             self._after_proposal(sent.target, decode_proposal(env.payload), out, answered=not run.crashed)
         else:
