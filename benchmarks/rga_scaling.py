@@ -11,7 +11,9 @@ machine, less disturbed by other processes than elapsed time):
    of: single inserts and deletes at uniformly random places (the worst case: every
    edit lands somewhere cold); the same synthetic bursts (the usual case); applying one-insert
    deltas a peer made at random places (remote edits); and single edits on a plain Python
-   ``list`` of the same length, beside them. Each kind is timed in ``--rounds`` batches (5)
+   ``list`` of the same length, beside them; and the same uniformly random edits on a Loro
+   text built by the same trace (a native B-tree in Rust: how much of the growth the memory
+   hierarchy alone gives a logarithmic structure). Each kind is timed in ``--rounds`` batches (5)
    and the median shown: one batch is a few hundredths of a second, which a busy neighbour
    moves by tens of percent. ``growth`` is against the 10,000-character
    document; ``log n`` is how a logarithm of the length grows. A cost that grows like the
@@ -77,8 +79,50 @@ def bursts(doc: RGA, rng: random.Random, edits: int, grow: bool) -> int:
     return done
 
 
-def build(size: int) -> RGA:
-    doc = RGA(1)
+class LoroText:
+    """A Loro text with the editing calls the benchmark makes (``insert``, ``delete``, ``len``,
+    ``take_deltas`` as the end of a transaction), so the same trace builds and edits it."""
+
+    def __init__(self) -> None:
+        from loro import LoroDoc
+
+        self.doc = LoroDoc()
+        self.doc.peer_id = 1
+        self.text, self.length = self.doc.get_text("text"), 0
+
+    def insert(self, index: int, character: str) -> None:
+        self.text.insert(index, character)
+        self.length += 1
+
+    def delete(self, index: int) -> None:
+        self.text.delete(index, 1)
+        self.length -= 1
+
+    def __len__(self) -> int:
+        return self.length
+
+    def take_deltas(self) -> list:
+        self.doc.commit()
+        return []
+
+
+def loro_random_cost(size: int, rng: random.Random, batch: int, rounds: int) -> float | None:
+    """Seconds per uniformly random edit on a Loro text built like ``build(size)`` (the median of
+    ``rounds`` batches, each one transaction), or None without Loro."""
+    try:
+        doc = build(size, LoroText)
+    except ImportError:
+        return None
+    costs = []
+    for _ in range(rounds):
+        places = [rng.random() for _ in range(batch)]
+        gc.collect()
+        costs.append(cpu(lambda places=places: (random_edits(doc, places), doc.take_deltas())) / batch)
+    return statistics.median(costs)
+
+
+def build(size: int, make: Callable[[], object] = lambda: RGA(1)):
+    doc = make()
     rng = random.Random(size)
     while len(doc) < size:
         bursts(doc, rng, min(10_000, size - len(doc)), grow=True)
@@ -138,24 +182,31 @@ def per_edit_rows(sizes: list[int], batch: int, rounds: int) -> Iterator[list[st
                 del plain[int(places[k + 1] * len(plain))]
 
         list_s = cpu(list_edits) / list_batch
-        measured[size] = {"random": random_s, "bursty": bursty_s, "remote": remote_s}
-        rows.append((size, runs, built, random_s, bursty_s, remote_s, list_s))
         del doc, peer, plain
+        gc.collect()
+        loro_s = loro_random_cost(size, rng, batch, rounds)
+        measured[size] = {"random": random_s, "bursty": bursty_s, "remote": remote_s, "loro": loro_s}
+        rows.append((size, runs, built, random_s, bursty_s, remote_s, list_s, loro_s))
         gc.collect()
         print(f"  {size:,} characters: done", file=sys.stderr, flush=True)
     reference = measured.get(REFERENCE) or measured[sizes[0]]
     reference_size = REFERENCE if REFERENCE in measured else sizes[0]
-    for size, runs, built, random_s, bursty_s, remote_s, list_s in rows:
-        growth = {key: measured[size][key] / reference[key] for key in reference}
+    for size, runs, built, random_s, bursty_s, remote_s, list_s, loro_s in rows:
         out = [f"{size:,}", f"{runs:,}", f"{built:.1f}"]
-        for key, seconds in (("random", random_s), ("bursty", bursty_s), ("remote", remote_s)):
-            out += [f"{seconds * 1e6:.2f}", f"{growth[key]:.2f}x"]
-        out += [f"{list_s * 1e6:.2f}", f"{math.log(size) / math.log(reference_size):.2f}x"]
+        for key, seconds in (("random", random_s), ("bursty", bursty_s), ("remote", remote_s), ("loro", loro_s)):
+            if seconds is None:
+                out += ["n/a", "n/a"]  # Loro not installed
+                continue
+            out += [f"{seconds * 1e6:.2f}", f"{seconds / reference[key]:.2f}x"]
+            if key == "remote":
+                out += [f"{list_s * 1e6:.2f}"]
+        out += [f"{math.log(size) / math.log(reference_size):.2f}x"]
         yield out
 
 
 EDIT_HEADERS = ["characters", "runs", "build s", "random µs/edit", "growth", "bursty µs/edit", "growth",
-                "remote µs/insert", "growth", "list µs/edit (random)", "log n"]
+                "remote µs/insert", "growth", "list µs/edit (random)", "Loro text µs/edit (random)", "growth",
+                "log n"]
 
 
 def load_patches() -> list[tuple[int, int, str]] | None:

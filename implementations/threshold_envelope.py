@@ -119,7 +119,7 @@ def expect_session_id(value, where: str) -> str:
     return text
 
 
-def authenticate(env: Envelope, group_id: bytes, already_seen: bool = False) -> None:
+def authenticate(env: Envelope, group_id: bytes) -> None:
     """Raise ``EnvelopeRejected`` for the first transport check ``env`` fails (see the module)."""
     if not hmac.compare_digest(blake3(env.payload).digest(), env.payload_hash):
         raise EnvelopeRejected("payload hash mismatch", f"session {env.session_id!r} seq {env.seq_no}")
@@ -131,8 +131,6 @@ def authenticate(env: Envelope, group_id: bytes, already_seen: bool = False) -> 
         raise EnvelopeRejected("bad envelope signature", f"from {env.sender.hex()[:16]}") from None
     if not hmac.compare_digest(env.group_id, group_id):
         raise EnvelopeRejected("wrong group id", f"{env.group_id.hex()[:16]} is not this group's {group_id.hex()[:16]}")
-    if already_seen:
-        raise EnvelopeRejected("replayed envelope", f"{env.sender.hex()[:16]} session {env.session_id!r} seq {env.seq_no}")
 
 
 REPLAY_SCHEMA = """
