@@ -64,6 +64,15 @@ EQUIVALENTS = ROOT / "tests" / "mutation_equivalent.toml"
 PLAN = ROOT / "tests" / "mutation_plan.toml"
 #: The plan's table of modules left out, each with the reason.
 NOT_MUTATED = "not_mutated"
+#: Machines whose implementations run in child processes (real nodes talking QUIC). mutmut learns
+#: which tests call which function by recording calls in its own process ("stats"), so it sees
+#: none of a child's, and in that recording mode a child fails; for a module these machines test,
+#: every function is declared called by every selected test (``seed_stats``) and the recording is
+#: skipped: each mutant runs the machines' tests, and a mutant no child reaches survives.
+IN_CHILD_PROCESSES = {"realnet"}
+#: The duration mutmut is told each such test takes (seconds): its timeout of a mutant is about
+#: 20 times the sum, in CPU seconds of the worker (a realnet run takes about 45 s, 10 CPU s).
+CHILD_TEST_SECONDS = 60.0
 #: mutmut's statuses that mean the machines caught the mutant.
 CAUGHT = ("killed", "timeout")
 #: mutmut's statuses of a mutant that was not tested at all.
@@ -251,6 +260,33 @@ def scratch_copy(into: Path) -> None:
             shutil.copy2(source, into / name)
 
 
+def mangled_functions(module: str) -> list[str]:
+    """mutmut's names of the functions and methods of ``module`` (``pkg.mod.x_function``,
+    ``pkg.mod.x\u01c1Class\u01c1method``): the keys of its record of which tests call what."""
+    from mutmut.mutation.trampoline_templates import mangle_function_name
+
+    dotted = module.removesuffix(".py").replace("/", ".")
+    functions = ast.FunctionDef | ast.AsyncFunctionDef
+    names = []
+    for node in ast.parse((ROOT / module).read_text(encoding="utf-8")).body:
+        if isinstance(node, functions):
+            names.append(f"{dotted}.{mangle_function_name(name=node.name, class_name=None)}")
+        elif isinstance(node, ast.ClassDef):
+            names += [f"{dotted}.{mangle_function_name(name=item.name, class_name=node.name)}" for item in node.body
+                      if isinstance(item, functions)]
+    return names
+
+
+def seed_stats(mutants_dir: Path, module: str, tests: list[str]) -> None:
+    """mutmut's record of which tests call which function, written before it runs, for a module
+    whose code runs in child processes (``IN_CHILD_PROCESSES``): every function by every test.
+    mutmut then records nothing itself (its recording mode breaks the children)."""
+    mutants_dir.mkdir(parents=True, exist_ok=True)
+    stats = {"tests_by_mangled_function_name": {name: list(tests) for name in mangled_functions(module)},
+             "duration_by_test": dict.fromkeys(tests, CHILD_TEST_SECONDS), "stats_time": 0.0}
+    (mutants_dir / "mutmut-stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
+
+
 def config(module: str, machines: Machines) -> str:
     tests = selected_tests(machines)
     return "\n".join([
@@ -287,17 +323,26 @@ def run(module: str, machines: Machines, workers: int, only: list[str] | None = 
     return results
 
 
+class MutationRunFailed(RuntimeError):
+    """mutmut could not test the mutants (see the message: its output's end)."""
+
+
 def _mutmut(module: str, machines: Machines, workers: int, only: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="mbt-mutation-") as scratch:
         work = Path(scratch)
         scratch_copy(work)
         (work / "setup.cfg").write_text(config(module, machines), encoding="utf-8")
+        if set(machines) & IN_CHILD_PROCESSES:
+            seed_stats(work / "mutants", module, selected_tests(machines))
         env = {**os.environ, "CI": "true", "HYPOTHESIS_PROFILE": "mutation",
                "MBT_TRACE_DIR": str(work / "traces"), "HYPOTHESIS_STORAGE_DIRECTORY": str(work / ".hypothesis")}
         mutmut = [sys.executable, "-m", "mutmut"]
         done = subprocess.run([*mutmut, "run", "--max-children", str(workers), *(only or [])], cwd=work, env=env,
                               capture_output=True, text=True, check=False)
         log = done.stdout[-4000:] + done.stderr[-4000:]
+        if done.returncode != 0:  # no record of which tests call what, the clean run failed, or a forced failure passed
+            raise MutationRunFailed(f"mutmut stopped before testing the mutants of {module} (exit {done.returncode}); "
+                                    f"nothing was saved. The end of its output:\n{log[-3000:]}")
         results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True,
                                  check=False)
         mutants: dict[str, dict[str, str]] = {}
@@ -473,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         directory = Path(args.all_into or args.summary)
         if args.summary and not directory.is_dir():
             parser.error(f"--summary {directory}: no such directory (the one --all saved into)")
+        failed: list[str] = []
         if args.all_into:
             plan = load_plan()[0]
             if args.module and args.module not in plan:
@@ -481,7 +527,12 @@ def main(argv: list[str] | None = None) -> int:
             for module, machines in plan.items():
                 if (not args.module or module == args.module) and saved_results(directory, module) is None:
                     print(f"{module}: mutmut with {describe(machines)}", file=sys.stderr, flush=True)
-                    results = run(module, machines, args.workers)
+                    try:
+                        results = run(module, machines, args.workers)
+                    except MutationRunFailed as error:
+                        print(error, file=sys.stderr, flush=True)
+                        failed.append(module)
+                        continue
                     saved_path(directory, module).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
                     print(report(results, equivalents)[0].split("\n\n")[1], file=sys.stderr, flush=True)
         text, unaccounted = summary(directory, equivalents)
@@ -489,7 +540,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             Path(args.out).write_text(text, encoding="utf-8")
         print(f"{unaccounted} surviving mutants unaccounted over the modules run", file=sys.stderr)
-        return 0
+        if failed:
+            print(f"mutmut could not test {', '.join(failed)}: see above", file=sys.stderr)
+        return 2 if failed else 0
     if not args.module or not (ROOT / args.module).is_file() or not args.module.startswith("implementations/"):
         parser.error(f"{args.module}: expected a file under implementations/ (or --all DIR, --summary DIR)")
     saved_file = args.from_saved or args.rerun_survivors
@@ -500,7 +553,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.rerun_survivors:
         if results.get("digest") != digest(args.module):
             parser.error(f"{args.module} changed since {saved_file} was saved: its mutants are numbered anew, run them all")
-        results = rerun_survivors(results, args.workers, args.only)
+        try:
+            results = rerun_survivors(results, args.workers, args.only)
+        except MutationRunFailed as error:
+            print(error, file=sys.stderr)
+            return 2
     elif not args.from_saved:
         if args.machine:
             machines = {args.machine: args.selection.split(",") if args.selection else every_implementation(args.machine)}
@@ -513,7 +570,11 @@ def main(argv: list[str] | None = None) -> int:
             selected_tests(machines)
         except ValueError as error:
             parser.error(str(error))
-        results = run(args.module, machines, args.workers)
+        try:
+            results = run(args.module, machines, args.workers)
+        except MutationRunFailed as error:
+            print(error, file=sys.stderr)
+            return 2
     if args.save and not args.from_saved:
         Path(args.save).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     problems = stale_entries(equivalents)

@@ -12,17 +12,22 @@ import json
 
 import pytest
 
+from tests import mutation
 from tests.mutation import (
     EQUIVALENTS,
+    IN_CHILD_PROCESSES,
     ROOT,
     Equivalent,
+    MutationRunFailed,
     changed_lines,
     digest,
     function_of,
     load_equivalents,
     load_plan,
+    mangled_functions,
     report,
     saved_path,
+    seed_stats,
     selected_tests,
     stale_entries,
     summary,
@@ -135,3 +140,39 @@ def test_the_summary_scores_what_was_run_and_names_what_was_not(tmp_path):
     not_run = text.split("Not run, or changed since their run")[1]
     assert "`implementations/rga.py`" in not_run and "`implementations/orset.py`" in not_run and "lww.py" not in not_run
     assert saved_path(tmp_path, "implementations/node/core.py").name == "node.core.json"
+
+
+def test_a_module_run_in_child_processes_has_every_function_declared_called_by_every_test(tmp_path, monkeypatch):
+    """mutmut records which tests call which function in its own process only, so the modules
+    the realnet machine tests (real node processes) get that record written beforehand, in the
+    form mutmut itself reads: every function and method, by every selected test."""
+    from mutmut.state import state
+    from mutmut.stats import load_stats
+
+    module = "implementations/transport/framing.py"
+    names = mangled_functions(module)
+    assert "implementations.transport.framing.x_frame" in names
+    assert "implementations.transport.framing.x\u01c1FrameReader\u01c1feed" in names
+    tests = ["machines/realnet.py::test_realnet_machine[processes]"]
+    seed_stats(tmp_path / "mutants", module, tests)
+    monkeypatch.chdir(tmp_path)
+    assert load_stats()
+    for name in names:
+        assert state().tests_by_mangled_function_name[name] == set(tests)
+    assert set(state().duration_by_test) == set(tests)
+    plan = load_plan()[0]
+    in_children = [module for module, machines in plan.items() if set(machines) & IN_CHILD_PROCESSES]
+    assert "implementations/transport/endpoint.py" in in_children and "implementations/ledger_file.py" in in_children
+
+
+def test_a_mutmut_run_that_stops_before_the_mutants_is_an_error_not_a_score(monkeypatch):
+    """A failed record of calls, a failing clean run or a forced failure that passes make mutmut
+    exit non-zero before any mutant is tested: the run fails with its output, nothing is saved
+    (it once reported 30 transport mutants "not checked" and a score of 0%)."""
+
+    class Done:
+        returncode, stdout, stderr = 1, "failed to collect stats. runner returned 1\n", ""
+
+    monkeypatch.setattr(mutation.subprocess, "run", lambda *args, **kwargs: Done())
+    with pytest.raises(MutationRunFailed, match=r"framing\.py.*exit 1(.|\n)*failed to collect stats"):
+        mutation.run("implementations/transport/framing.py", {"realnet": ["processes"]}, 1)
