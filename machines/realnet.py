@@ -6,9 +6,12 @@ ledger file shared by the group) reach each other only through a fault proxy pro
 (``implementations.transport.proxy``). Rules: task-list operations on any node, signing
 sessions (new events, and old events again at another coordinator), faucet coins, and
 faults: drop, duplicate, reorder and delay datagrams on one link or all, partitions into
-groups and one way, heal, SIGKILL of a node and its restart on its files, and real time
-passing. ``quiesce`` clears every fault, restarts every node that is down and waits, each
-wait bounded, until the mesh is quiet.
+groups and one way, heal, SIGKILL of a node and its restart on its files, real time
+passing, and an impostor: a peer outside the mesh that dials a node over QUIC and breaks the
+transport's rules (a proof of a member's key signed by another key, a frame header over
+``MAX_FRAME_BYTES``, data on a second stream), which the node must refuse, naming what is
+wrong. ``quiesce`` clears every fault, restarts every node that is down and waits, each wait
+bounded, until the mesh is quiet.
 
 Real time and real sockets decide what a node has seen when it acts, so the machine checks
 each node against the model on *the history that node held*, which every answer reports
@@ -43,10 +46,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import blake3
 import pytest
+import trio
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
@@ -56,8 +61,12 @@ from harness.machine import Observation, TracedMachine
 from harness.network import INDEX
 from harness.registry import implementations
 from harness.runner import run_machine
-from implementations import pskt
+from implementations import limits, pskt
+from implementations.transport import tls
 from implementations.transport.cluster import FUNDS, SIGNING_DEFAULTS, majority
+from implementations.transport.endpoint import PeerAddress, TransportError, open_endpoint
+from implementations.transport.framing import HEADER
+from implementations.transport.identity import Ed25519Identity
 from machines.tasklist import DESCRIPTIONS, TITLES, short
 from models import tasklist
 from models import threshold as model
@@ -77,6 +86,17 @@ QUIET_SECONDS = 30.0
 #: Steps between two ``quiesce`` (each waits for the mesh, about a second): most steps run on a busy mesh.
 QUIESCE_EVERY = 6
 EVENT_START_NS = 1_700_000_000 * 1_000_000_000
+#: How an impostor breaks the transport's rules, and what the node's refusal must name.
+IMPOSTURES = {
+    "forged_proof": "signature does not verify",  # claims a member's key, proves with its own
+    "oversized_frame": "exceeds MAX_FRAME_BYTES",  # a proven stranger announces a frame over the limit
+    "second_stream": "a connection carries one stream",  # a proven stranger writes on another stream
+}
+#: How long an impostor's connection may stay open before the node is taken to have accepted it
+#: (a node refuses within milliseconds on loopback; this leaves room for a loaded machine).
+IMPOSTOR_WAIT_SECONDS = 10
+#: The impostor's own key: fixed, so a trace replays alike.
+IMPOSTOR_SEED = blake3.blake3(b"realnet impostor").digest()
 LIMIT = SIGNING_DEFAULTS["daily_limit"]
 
 
@@ -94,11 +114,12 @@ class RealNetMachine(TracedMachine):
     rule_classes: ClassVar[dict[str, str]] = {"start": "setup", **{step: "operations" for step in (
         "add_task", "claim", "complete", "remove_task", "set_field", "move", "new_event", "resubmit", "fund")},
         "faults": "faults", "partition": "faults", "cut_one_way": "faults", "heal": "faults", "kill": "crash",
-        "restart": "crash", "wait": "time", "quiesce": "sync"}
+        "restart": "crash", "wait": "time", "quiesce": "sync", "impostor": "adversary"}
     #: Each class's least share of the steps under ci: about half the least share measured against
     #: any implementation (harness.balance; the coverage table prints them): shares move when a
     #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
-    class_floors: ClassVar[dict[str, float]] = {"operations": 0.20, "sync": 0.03, "faults": 0.06, "time": 0.15, "crash": 0.02}
+    class_floors: ClassVar[dict[str, float]] = {"operations": 0.20, "sync": 0.03, "faults": 0.06, "time": 0.15, "crash": 0.02,
+                                                "adversary": 0.02}
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
@@ -400,6 +421,30 @@ class RealNetMachine(TracedMachine):
         lost = sorted(self.acked[node] - held)
         assert not lost, f"node {node} restarted without the operations it acknowledged: seqs {lost}"
 
+    # ----- an impostor on the transport ----------------------------------------------------------
+
+    @guard(lambda self: self._started())
+    @rule(node=INDEX, how=st.sampled_from(sorted(IMPOSTURES)), claimed=INDEX)
+    def impostor(self, node: int, how: str, claimed: int) -> None:
+        node = self._up(node)
+        self.do("impostor", node=node, how=how, claimed=(node + 1 + claimed % (len(self.acked) - 1)) % len(self.acked))
+
+    def step_impostor(self, node: int, how: str, claimed: int) -> None:
+        """A peer outside the mesh dials node ``node`` directly (not through the proxy) and breaks
+        the transport's rules as ``how`` says (``IMPOSTURES``; ``forged_proof`` claims member
+        ``claimed``'s key). The node must close the connection with a reason naming what is wrong
+        (a forged proof must never be taken: the impostor's dial must fail)."""
+        self.require_up(node)
+        self.require(how in IMPOSTURES, f"no imposture {how!r} (there are {sorted(IMPOSTURES)})")
+        self.require(0 <= claimed < len(self.acked) and claimed != node, f"claimed={claimed}: another member's index")
+        address = PeerAddress.from_json(self.cluster.nodes[node].ready["address"])
+        claimed_key = bytes.fromhex(self.cluster.keys[claimed])
+        where = Path(self.directory) / "impostor"
+        reason = trio.run(_impersonate, address, how, claimed_key, where)
+        assert reason is not None, f"node {node} accepted an impostor's {how}: its connection stayed open"
+        assert IMPOSTURES[how] in reason, (
+            f"node {node} closed the impostor's {how} with {reason!r}, not naming {IMPOSTURES[how]!r}")
+
     @guard(lambda self: self._started())
     @rule(ms=st.sampled_from(WAITS_MS))
     def wait(self, ms: int) -> None:
@@ -509,6 +554,43 @@ class RealNetMachine(TracedMachine):
                         f"signer {i} gave back the reservation of {named(request_id)} as expired; the group paid it")
             for total in reserved.values():
                 assert total <= LIMIT, f"signer {i} holds reservations of {total} on one day, above the limit {LIMIT}"
+
+
+class _ClaimsAnotherKey:
+    """An identity that claims ``public_key`` and signs with its own key: its proofs do not verify."""
+
+    def __init__(self, own: Ed25519Identity, public_key: bytes) -> None:
+        self.own, self.public_key = own, public_key
+
+    def sign(self, message: bytes) -> bytes:
+        return self.own.sign(message)
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        return self.own.verify(public_key, message, signature)
+
+
+async def _impersonate(address: PeerAddress, how: str, claimed_key: bytes, where: Path) -> str | None:
+    """Dial ``address`` as an impostor and break the rules as ``how`` says; the reason the node
+    gave for closing the connection, or None if it was still open after the wait (every wait
+    bounded: the proof by ``AUTH_TIMEOUT_SECONDS``, the close by ``IMPOSTOR_WAIT_SECONDS``)."""
+    own = Ed25519Identity(IMPOSTOR_SEED)
+    identity = _ClaimsAnotherKey(own, claimed_key) if how == "forged_proof" else own
+    with trio.fail_after(limits.AUTH_TIMEOUT_SECONDS + IMPOSTOR_WAIT_SECONDS + 5):
+        async with open_endpoint(identity, tls.load_or_create(where)) as endpoint:
+            try:
+                conn = await endpoint.connect(address)
+            except TransportError as refused:
+                return str(refused)
+            # The dialer is done once the node's proof verifies and its own is sent; the node checks
+            # that one after: a forged proof is refused by a close that follows the dial.
+            if how == "oversized_frame":
+                conn.quic.send_stream_data(0, HEADER.pack(limits.MAX_FRAME_BYTES + 1))
+            elif how == "second_stream":
+                conn.quic.send_stream_data(4, b"x")
+            conn.flush()
+            with trio.move_on_after(IMPOSTOR_WAIT_SECONDS):
+                await conn.closed.wait()
+            return conn.reason if conn.closed.is_set() else None
 
 
 @pytest.mark.parametrize("implementation", [i for i in implementations("realnet") if i.level == "exact"], ids=lambda i: i.name)
