@@ -152,6 +152,10 @@ class RealNetMachine(TracedMachine):
         self.backend = self.implementation.make_replica(0, None)
         self.cluster = self.backend.cluster(self.directory, nodes, seed, skews_ms)
         self.agents = [blake3.blake3(bytes.fromhex(key)).digest() for key in self.cluster.keys]
+        for i, process in enumerate(self.cluster.nodes):  # a node's identity seed is its own: no one else reads it
+            seed = Path(process.args[process.args.index("--data") + 1]) / Ed25519Identity.SEED_FILE
+            mode = seed.stat().st_mode & 0o777
+            assert mode == 0o600, f"node {i}'s identity seed {seed.name} has mode {mode:o}, not 600"
         self.peer_index = {agent: i for i, agent in enumerate(self.agents)}
         self.acked = [set() for _ in range(nodes)]
 
