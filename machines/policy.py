@@ -70,8 +70,9 @@ MISTAKES = {"submit": OPERATIONS["submit"], "release": OPERATIONS["release"], "o
 #: ``reads``, a read of every read-only kind (SELECT, WITH, PRAGMA, EXPLAIN), needs no transaction;
 #: ``digest``, a new table, rows in it (equal but for a NULL), a row's value and the table's name
 #: each change the file's digest (what every "changed nothing" check compares), and undoing them
-#: brings it back.
-SEAM_PROBES = ("write", "declare", "reads", "digest")
+#: brings it back; ``no_wal``, a store opened where SQLite refuses write-ahead logging (a private
+#: temporary database, path ""), is refused naming the journal mode it got.
+SEAM_PROBES = ("write", "declare", "reads", "digest", "no_wal")
 #: The durability the storage seam states (``implementations/storage.py``): the file's journal mode,
 #: ``synchronous`` (2 is FULL) and the busy timeout in ms, as ``PRAGMA`` reads them back.
 DURABILITY = ("wal", 2, 5_000)
@@ -262,7 +263,8 @@ class PolicyMachine(TracedMachine):
             self.do("bad_argument", op={"op": "open", "policy": self.policy_fields})
         elif caller == "mistaken" and draws["reuse"] == 4:  # one in six: a probe of the storage seam
             self.seam_probes += 1  # every probe in turn: the search's draws cluster
-            self.do("bad_argument", op={"op": "seam", "probe": SEAM_PROBES[(draws["pick"] + self.seam_probes) % 4]})
+            probe = SEAM_PROBES[(draws["pick"] + self.seam_probes) % len(SEAM_PROBES)]
+            self.do("bad_argument", op={"op": "seam", "probe": probe})
         elif caller == "mistaken":
             self.do("bad_argument", op={"op": "submit", **args, "amount": NOT_U64[draws["pick"] % len(NOT_U64)]})
         else:
@@ -541,6 +543,16 @@ class PolicyMachine(TracedMachine):
             self.last_answer = (f"a StorageError naming {named}", got)
             assert all(name in got for name in named), f"seam {probe}: the store says {got!r}, not an error naming {named}"
             assert store.digest() == before, f"seam {probe}: refused, but the file changed"
+        elif probe == "no_wal":
+            try:
+                Store("").close()
+            except StorageError as error:
+                got = str(error)
+            else:
+                got = "opened"
+            named = ("write-ahead logging", "'delete'")
+            self.last_answer = (f"a StorageError naming {named}", got)
+            assert all(name in got for name in named), f"seam no_wal: the store says {got!r}, not an error naming {named}"
         elif probe == "reads":
             reads = ("SELECT count(*) FROM reservations", "WITH r AS (SELECT state FROM reservations) SELECT count(*) FROM r",
                      "PRAGMA user_version", "EXPLAIN SELECT 1")
