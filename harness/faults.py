@@ -44,6 +44,8 @@ from harness import profiles
 
 #: Where a crash point sits relative to its commit.
 WHEN = ("before", "after")
+#: The points at which a store calls its observer, in the order of one transaction.
+POINTS = ("begin", "before-commit", "after-commit")
 
 
 class Crash(BaseException):
@@ -118,6 +120,12 @@ class _Watch:
         self.other_at: int | None = None
 
     def __call__(self, point: str, commit: int) -> None:
+        # The store numbers its commits from 1: "begin" and "before-commit" carry the number of the
+        # commit to come, "after-commit" that of the commit just made (implementations.storage). A
+        # point or a number off by one would move every crash and interleaving the trace names.
+        expected = self.base + self.commits + 1
+        assert point in POINTS and commit == expected, (
+            f"the store observed {point!r} at commit {commit}: expected one of {POINTS} at commit {expected}")
         if point == "begin":
             self.boundaries += 1
             if self.other is not None and self.other_run is None and self.boundaries == self.boundary:

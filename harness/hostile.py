@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-from implementations.limits import MAX_COUNTER_GAP, U64_MAX
+from implementations.limits import MAX_COUNTER_GAP, MAX_MESSAGE_BYTES, U64_MAX
 from implementations.wire import DecodeError
 
 
@@ -81,6 +81,10 @@ LIES: dict[str, Lie] = {lie.name: lie for lie in (
     Lie("not_canonical", "refused",
         "a message that decodes as MessagePack of its kind but breaks the canonical form (items out of order or "
         "repeated, of the wrong length or type, an empty list where one is forbidden): the refusal names where"),
+    Lie("bad_envelope", "refused",
+        "a genuine message whose envelope [kind, version, body] is spoiled (ENVELOPE_SPOILINGS): cut short or "
+        "followed by a byte, not bytes, not an array of three, of the other kind or a later version, of exactly "
+        "MAX_MESSAGE_BYTES or one byte more: the refusal names the kind it expected and what is wrong"),
 )}
 
 
@@ -88,6 +92,50 @@ def far_counters(known: int) -> list[int]:
     """Counters a lying peer may name for a replica whose greatest dot the receiver knows is
     ``known``: just past the counter gap, half-way to overflow, and at overflow."""
     return [c for c in (known + MAX_COUNTER_GAP + 1, 2**63, U64_MAX - 1, U64_MAX) if c > known + MAX_COUNTER_GAP]
+
+
+#: Spoilings of the envelope ``[kind, version, body]`` every message of ``implementations.wire`` is
+#: (the ``bad_envelope`` lie), by name: what its refusal must name besides the kind (given the
+#: kind, the other kind of the same crafter and the version) and the limit it passes (or None).
+#: ``at_size``: exactly MAX_MESSAGE_BYTES, a genuine message followed by zeros: malformed, not over.
+_MALFORMED = "not a well-formed message"
+ENVELOPE_SPOILINGS: dict[str, tuple[Any, str | None]] = {
+    "cut_short": (lambda kind, other, version: (_MALFORMED,), None),
+    "extra_byte": (lambda kind, other, version: (_MALFORMED,), None),
+    "not_bytes": (lambda kind, other, version: ("expected bytes, got str",), None),
+    "not_an_array": (lambda kind, other, version: ("message: expected array, got str",), None),
+    "four_items": (lambda kind, other, version: ("message: expected 3 items, got 4",), None),
+    "other_kind": (lambda kind, other, version: (f"of kind {other!r}, expected {kind!r}",), None),
+    "other_version": (lambda kind, other, version: (f"version {version + 1} ", f"expected {version}"), None),
+    "over_size": (lambda kind, other, version: (f"{MAX_MESSAGE_BYTES + 1:,} bytes",), "MAX_MESSAGE_BYTES"),
+    "at_size": (lambda kind, other, version: (_MALFORMED,), None),
+}
+
+
+def spoil_envelope(genuine: bytes, how: str, other: str) -> Any:
+    """The genuine message ``genuine`` with its envelope spoiled as ``how`` says
+    (``ENVELOPE_SPOILINGS``; ``other``: the other kind of message its crafter renders)."""
+    kind, version, body = msgpack.unpackb(genuine, raw=False)
+    pack = msgpack.packb
+    spoiled = {
+        "cut_short": lambda: genuine[:-1],
+        "extra_byte": lambda: genuine + b"\xc0",
+        "not_bytes": lambda: genuine.hex(),  # a caller's mistake: the message as text
+        "not_an_array": lambda: pack(kind),
+        "four_items": lambda: pack([kind, version, body, None], use_bin_type=True),
+        "other_kind": lambda: pack([other, version, body], use_bin_type=True),
+        "other_version": lambda: pack([kind, version + 1, body], use_bin_type=True),
+        "over_size": lambda: bytes(MAX_MESSAGE_BYTES + 1),
+        "at_size": lambda: genuine + bytes(MAX_MESSAGE_BYTES - len(genuine)),
+    }
+    return spoiled[how]()
+
+
+def envelope_refusal(how: str, kind: str, other: str, version: int) -> tuple[tuple[str, ...], str | None]:
+    """What a refusal of ``spoil_envelope(..., how, other)`` of a ``kind`` message of ``version``
+    must name besides the kind, and the limit it names (None: it passes none)."""
+    names, limit = ENVELOPE_SPOILINGS[how]
+    return names(kind, other, version), limit
 
 
 # ----- crafters ---------------------------------------------------------------------------

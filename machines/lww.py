@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
 from harness import machine_test
+from harness.hostile import ENVELOPE_SPOILINGS, envelope_refusal, spoil_envelope
 from harness.replay import show
 from implementations.limits import LIMITS, MAX_CLOCK_AHEAD_NS, MAX_HLC_COUNTER, U64_MAX
 from machines.replicated import INDEX, SKEWS, START_NS, HostilePeers, ReplicatedMachine
@@ -55,6 +56,9 @@ CLOCK_AHEAD, COUNTER_LIMIT = LIMITS["MAX_CLOCK_AHEAD_NS"], LIMITS["MAX_HLC_COUNT
 TIMESTAMP_FIELDS = ("wall_ns", "counter")
 #: What each field holds: a refusal of a value of another kind names the kind it got.
 FIELD_KINDS = {"wall_ns": int, "counter": int, "writer": int, "value": (type(None), int, str, bytes), "body": list}
+#: How a refusal of a value of another kind says what the field holds.
+EXPECTED = {"wall_ns": "expected int", "counter": "expected int", "writer": "expected int",
+            "value": "expected nil, int, str or bytes", "body": "expected array"}
 WRONG_KIND = (("wall_ns", -1), ("counter", "0"), ("writer", "a stranger"), ("value", 0.5), ("body", [0, 1, 2]), ("body", 0),
               ("body", []))
 
@@ -87,6 +91,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         self.replaced: dict[model.Write, frozenset] = {}  # the part of that past seen with its own past
         self.last_receiver: int | None = None  # the replica that most recently received a write
         self.stranger_writes = 1  # the least counter of the next stranger write not at counter 0
+        self.envelopes = 0  # bad_envelope lies told
 
     @property
     def exact(self) -> bool:
@@ -165,8 +170,11 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
     # * ``kind(whole_state)`` (optional): the kind of message it renders, which a refusal
     #   of it must name.
 
+    # * ``version`` (optional, with ``kind``): the version of the messages it renders; then the
+    #   ``bad_envelope`` lie spoils a genuine message's envelope (``harness.hostile.spoil_envelope``).
+
     lie_weights: ClassVar[dict[str, int]] = {"clock_ahead": 2, "counter_at_max": 2, "counter_at_limit": 2, "forged_copy": 2,
-                                             "stranger_ops": 3, "one_field_wrong": 3}
+                                             "stranger_ops": 3, "one_field_wrong": 3, "bad_envelope": 2}
 
     def latest_wall(self, target: int) -> int:
         """The wall time a write at ``target`` would be stamped with now."""
@@ -202,6 +210,13 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             assert kind(whole_state) in text, f"{lie}: the refusal does not name the {kind(whole_state)} it refused: {text}"
         if lie == "forged_copy":
             return  # refused only when the register was never written: a truncated state
+        if lie == "bad_envelope":
+            names, limit = envelope_refusal(args["spoiling"], kind(whole_state), kind(not whole_state), self.crafter.version)
+            missing = [name for name in names if name not in text]
+            assert not missing, f"{lie} ({args['spoiling']}): the refusal does not name {missing}: {text}"
+            found = getattr(refusal, "limit", None)
+            assert found == limit, f"{lie} ({args['spoiling']}): the refusal names the limit {found}, not {limit}: {text}"
+            return
         if lie == "one_field_wrong":
             if whole_state and not self.history[args["source"]]:
                 return  # a register never written: its state was truncated, there was no field to spoil
@@ -209,7 +224,9 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             if self.wrong_kind(field, to):
                 assert field in text, f"{lie}: the refusal does not name the field {field} it refused: {text}"
                 got = type(to).__name__
-                assert isinstance(to, FIELD_KINDS[field]) or got in text, f"{lie}: the refusal does not say it got {got}: {text}"
+                if not isinstance(to, FIELD_KINDS[field]):
+                    assert got in text, f"{lie}: the refusal does not say it got {got}: {text}"
+                    assert EXPECTED[field] in text, f"{lie}: the refusal does not say {EXPECTED[field]!r}: {text}"
                 return
             passed = self.passed_limits(target, *self.spoiled_timestamp(field, to))
         else:
@@ -243,6 +260,14 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             return {"wall_ns": self.latest_wall(target), "counter": counter, "writer": STRANGERS[0], "value": written}
         if lie == "forged_copy":  # the target's own state, its write's value changed
             return {"whole_state": True, "value": written}
+        if lie == "bad_envelope":
+            # Every spoiling in turn: the search's draws cluster, and some remainders would never come up.
+            spoilings, self.envelopes = sorted(ENVELOPE_SPOILINGS), self.envelopes + 1
+            how = spoilings[(draw + self.envelopes * 5) % len(spoilings)]
+            messages = [i for i, m in enumerate(self.in_flight) if m.target == target and m.deltas]
+            if messages and draw & 8:
+                return {"message": messages[draw % len(messages)], "spoiling": how, "whole_state": False}
+            return {"source": draw % len(self.replicas), "spoiling": how, "whole_state": True}
         if lie == "counter_at_limit":
             # At the limit, or one below: the receiver's next write then reaches it exactly. Below the last wall
             # time every replica accepts: a write there at the limit makes the receiver's next write roll over
@@ -282,6 +307,10 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
                 self.require(False, str(error))
             # Of a register never written there is no write to copy: its state is truncated, and refused.
             return self.crafter.tamper(self.replicas[target].state(), True, "value", forged), "harmless", frozenset()
+        if lie == "bad_envelope":
+            self.require(args["spoiling"] in ENVELOPE_SPOILINGS, f"no spoiling {args['spoiling']!r}")
+            genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
+            return spoil_envelope(genuine, args["spoiling"], self.crafter.kind(not whole_state)), "refused", frozenset()
         if lie == "one_field_wrong":
             genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
             field, to = args["field"], args["to"]

@@ -39,6 +39,9 @@ from models.orset import Add, Remove, next_tag, observed_tags, value
 #: Only strings and integers: third-party sets (``examples/my_orset.py``) key elements by JSON.
 #: Traces may still name a bytes element as ``{"bytes": "<hex>"}``.
 POOL = ("a", "b", "c", "x", 0, 7)
+#: The elements strangers add (only to implementations with a crafter): the pool, and a bytes
+#: element and the least and greatest integers the wire carries (``implementations.wire.element_key``).
+STRANGER_ELEMENTS = (*POOL, b"\x00", -(2**63), 2**64 - 1)
 #: Replica ids of strangers: peers no honest replica is, whose operations are legal.
 STRANGERS = (2**40, 2**40 + 1, 2**48)
 #: The limit a refusal of each lie that passes one names (``OverLimit.limit``).
@@ -333,7 +336,7 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
         if lie == "not_canonical":
             where, passed = self.crafter.spoiling(args["spoiling"])
             assert limit == passed, f"{lie}: the refusal names the limit {limit}, not {passed}: {text}"
-            named = f"{kind(whole_state)}: {where}"
+            named = f"{kind(whole_state)}{'' if where.startswith('[') else ': '}{where}"  # orset.delta[2][0] or orset.delta: body
             assert named in text, f"{lie}: the refusal does not name {named}, what is wrong: {text}"
             return
         assert limit == LIMIT_PASSED[lie], f"{lie}: the refusal names the limit {limit}, not {LIMIT_PASSED[lie]}: {text}"
@@ -363,7 +366,8 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             held = sorted(model_value_of(frozenset(self.history[target])), key=canonical)
             if held and draw & 8:
                 return {"stranger": stranger, "remove": element_to_trace(held[draw % len(held)])}
-            return {"stranger": stranger, "add": element_to_trace(element), "counter": self.stranger_made.get(stranger, 0) + 1}
+            added = STRANGER_ELEMENTS[(draw >> 4) % len(STRANGER_ELEMENTS)]
+            return {"stranger": stranger, "add": element_to_trace(added), "counter": self.stranger_made.get(stranger, 0) + 1}
         if lie == "one_field_wrong":
             liar, counter = [target, anyone][draw % 2], U64_MAX - (draw >> 1) % 2
             messages = [i for i, m in enumerate(self.in_flight) if m.target == target and m.deltas]

@@ -32,6 +32,7 @@ from hypothesis.stateful import initialize, rule
 
 from harness import TracedMachine, faults, guard, machine_test
 from harness.machine import Observation
+from implementations.storage import StorageError, Store
 from models import policy as model
 from models.clock import NS_PER_DAY, NS_PER_SECOND, ManualClock, utc_day
 
@@ -59,8 +60,22 @@ SIGNER_ANSWERS = "CREATE TABLE IF NOT EXISTS signer_answers (request_id TEXT NOT
 #: its own transaction (``in_signer_transaction``), or a caller passing a bad argument.
 CALLERS = ("direct", "direct", "direct", "signer", "mistaken")
 #: A caller's mistakes (``bad_argument``) and their arguments: a submit with an amount that is no
-#: u64, a release that is neither expired nor rejected, an enforcer opened on plain fields.
-MISTAKES = {"submit": OPERATIONS["submit"], "release": OPERATIONS["release"], "open": ("policy",)}
+#: u64, a release that is neither expired nor rejected, an enforcer opened on plain fields, and a
+#: core's use of its storage seam (``seam``: a probe of ``SEAM_PROBES``).
+MISTAKES = {"submit": OPERATIONS["submit"], "release": OPERATIONS["release"], "open": ("policy",), "seam": ("probe",)}
+#: Probes of the storage seam the enforcer writes through (``implementations.storage.Store``), as its
+#: own code could use it: ``write``, a write outside a transaction (on a store just opened, with its
+#: schema), and ``declare``, a schema declared inside one, are refused (``StorageError`` naming the
+#: file and what was refused) and change nothing;
+#: ``reads``, a read of every read-only kind (SELECT, WITH, PRAGMA, EXPLAIN), needs no transaction;
+#: ``digest``, a new table, rows in it (equal but for a NULL), a row's value and the table's name
+#: each change the file's digest (what every "changed nothing" check compares), and undoing them
+#: brings it back; ``no_wal``, a store opened where SQLite refuses write-ahead logging (a private
+#: temporary database, path ""), is refused naming the journal mode it got.
+SEAM_PROBES = ("write", "declare", "reads", "digest", "no_wal")
+#: The durability the storage seam states (``implementations/storage.py``): the file's journal mode,
+#: ``synchronous`` (2 is FULL) and the busy timeout in ms, as ``PRAGMA`` reads them back.
+DURABILITY = ("wal", 2, 5_000)
 #: A request id no step submits: the enforcer must not know it.
 NEVER_SUBMITTED = "r-never-submitted"
 
@@ -177,6 +192,7 @@ class PolicyMachine(TracedMachine):
         self.last_answer: tuple[Any, Any] = (None, None)  # (the model's, the enforcer's), for the report
         self.sender_claims: dict[str, int | None] = {}  # request id -> the sender's timestamp, for the audit record
         self.signer_answers = 0  # the answers a signer recorded in the enforcer's commits (in_signer_transaction)
+        self.seam_probes = 0  # probes of the storage seam made (each digest probe adds a table of its own)
 
     def teardown(self) -> None:
         for enforcer in (self.enforcer, self.twin):
@@ -245,6 +261,10 @@ class PolicyMachine(TracedMachine):
             self.do("in_signer_transaction", op={"op": "submit", **args})
         elif caller == "mistaken" and draws["reuse"] == 5:  # one mistake in six: the policy as plain fields
             self.do("bad_argument", op={"op": "open", "policy": self.policy_fields})
+        elif caller == "mistaken" and draws["reuse"] == 4:  # one in six: a probe of the storage seam
+            self.seam_probes += 1  # every probe in turn: the search's draws cluster
+            probe = SEAM_PROBES[(draws["pick"] + self.seam_probes) % len(SEAM_PROBES)]
+            self.do("bad_argument", op={"op": "seam", "probe": probe})
         elif caller == "mistaken":
             self.do("bad_argument", op={"op": "submit", **args, "amount": NOT_U64[draws["pick"] % len(NOT_U64)]})
         else:
@@ -476,6 +496,10 @@ class PolicyMachine(TracedMachine):
         kind = op.get("op") if isinstance(op, dict) else None
         self.require(kind in MISTAKES, f"{op!r} is not one of the mistakes {sorted(MISTAKES)}")
         self.require(set(op) == {"op", *MISTAKES[kind]}, f"{kind} takes {MISTAKES[kind]}, got {sorted(op)}")
+        if kind == "seam":
+            self.require(op["probe"] in SEAM_PROBES, f"no probe {op['probe']!r} of the storage seam")
+            self.probe_seam(op["probe"])
+            return
         if kind == "submit":
             amount = op["amount"]
             self.require(not (type(amount) is int and 0 <= amount <= U64_MAX), f"amount {amount!r} is a u64: no mistake")
@@ -500,6 +524,65 @@ class PolicyMachine(TracedMachine):
         assert named in got, f"a caller's {kind} with {named}: the enforcer says {got!r}, not an error naming it"
         assert self.enforcer.store.digest() == before, f"a caller's {kind} with {named} was refused but changed the file"
         self.last_answer = (got, got)
+
+    def probe_seam(self, probe: str) -> None:
+        """One of ``SEAM_PROBES`` on the enforcer's store (see there)."""
+        store = self.enforcer.store
+        if probe in ("write", "declare"):
+            # A write on a store just opened (with its schema, as a core opens its file), before any transaction of it.
+            fresh = Store(self.path, SIGNER_ANSWERS) if probe == "write" else None
+            before = store.digest()
+            named = ("DELETE", self.path) if probe == "write" else ("declare", self.path)
+            try:
+                if fresh is not None:
+                    fresh.execute("DELETE FROM reservations")
+                else:
+                    with store.transaction():
+                        store.declare(SIGNER_ANSWERS)
+            except StorageError as error:
+                got = str(error)
+            else:
+                got = "accepted"
+            finally:
+                if fresh is not None:
+                    fresh.close()
+            self.last_answer = (f"a StorageError naming {named}", got)
+            assert all(name in got for name in named), f"seam {probe}: the store says {got!r}, not an error naming {named}"
+            assert store.digest() == before, f"seam {probe}: refused, but the file changed"
+        elif probe == "no_wal":
+            try:
+                Store("").close()
+            except StorageError as error:
+                got = str(error)
+            else:
+                got = "opened"
+            named = ("write-ahead logging", "'delete'")
+            self.last_answer = (f"a StorageError naming {named}", got)
+            assert all(name in got for name in named), f"seam no_wal: the store says {got!r}, not an error naming {named}"
+        elif probe == "reads":
+            reads = ("SELECT count(*) FROM reservations", "WITH r AS (SELECT state FROM reservations) SELECT count(*) FROM r",
+                     "PRAGMA user_version", "EXPLAIN SELECT 1")
+            got = [len(store.execute(sql).fetchall()) > 0 for sql in reads]  # outside any transaction
+            self.last_answer = ([True] * len(reads), got)
+            assert all(got), f"seam reads: {[sql for sql, ok in zip(reads, got, strict=True) if not ok]} returned nothing"
+        else:
+            table = f"seam_probe_{self.seam_probes}"
+            before = store.digest()
+            store.declare(f"CREATE TABLE IF NOT EXISTS {table} (n INTEGER, m INTEGER)")
+            digests = [before, store.digest()]
+            # Two rows equal but for a NULL: the digest orders rows whatever their columns hold.
+            for sql in (f"INSERT INTO {table} VALUES (1, NULL), (1, 2)", f"UPDATE {table} SET m = 3 WHERE m = 2",
+                        f"ALTER TABLE {table} RENAME TO {table}_renamed", f"ALTER TABLE {table}_renamed RENAME TO {table}",
+                        f"DELETE FROM {table}"):
+                with store.transaction():
+                    store.execute(sql)
+                digests.append(store.digest())
+            self.last_answer = ("each of a new table, rows in it, a row's value and the table's name changes the digest; "
+                                "the name and the rows undone, it is as it was", digests)
+            assert len(set(digests[:5])) == 5 and digests[5:] == [digests[3], digests[1]], (
+                f"seam digest: before; with a new empty table; two rows in it; a row's value changed; the table renamed; "
+                f"named back; the rows deleted: {digests}")
+        self.last_answer = (self.last_answer[1], self.last_answer[1])
 
     # -- restart -----------------------------------------------------------------------
 
@@ -556,6 +639,8 @@ class PolicyMachine(TracedMachine):
                 return f"inside the signer's transaction: {operation_text(a['op'], self.clock.now())}"
             if step.rule == "bad_argument":
                 op = a["op"]
+                if op["op"] == "seam":
+                    return f"the enforcer's own code probes its storage seam: {op['probe']}"
                 if op["op"] == "open":
                     return f"a caller's error: an enforcer opened on plain fields, {policy_text(op['policy'])}"
                 bad = f"amount {op['amount']!r}" if op["op"] == "submit" else f"release ({op['why']!r})"
@@ -585,7 +670,12 @@ class PolicyMachine(TracedMachine):
             Observation("sender's timestamps on the audit record", self.sender_claims, self.opener.sender_claims(self.enforcer)),
             Observation("answers the signer recorded", self.signer_answers, self.recorded_answers()),
             Observation("last answer", *self.last_answer),
+            Observation("the file's durability (journal mode, synchronous, busy timeout ms)", DURABILITY, self.durability()),
         ]
+
+    def durability(self) -> tuple:
+        store = self.enforcer.store  # PRAGMA reads: outside any transaction
+        return tuple(store.execute(f"PRAGMA {name}").fetchone()[0] for name in ("journal_mode", "synchronous", "busy_timeout"))
 
     def recorded_answers(self) -> int:
         store = self.enforcer.store

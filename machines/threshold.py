@@ -91,7 +91,8 @@ TAMPERS = ("payload", "signature", "seq_no", "group", "truncate")
 #: a negative number, a session id one character over MAX_SESSION_ID_CHARS or a body without its
 #: signature is not decodable and the error names the field; a timestamp of 0 or a session id of
 #: exactly MAX_SESSION_ID_CHARS decodes (then fails the signature: the header changed). The
-#: error starts with the field's name, as every error of ``implementations.wire`` does.
+#: error starts with the field's name, as every error of ``implementations.wire`` does, and says
+#: what the field holds and what it got.
 MALFORMED = {
     "short_sender": ("sender", lambda v: v[:-1], "not decodable", ("envelope.sender",)),
     "short_group_id": ("group_id", lambda v: v[:-1], "not decodable", ("envelope.group_id",)),
@@ -104,8 +105,9 @@ MALFORMED = {
     "session_id_over_limit": ("session_id", lambda v: "s" * (MAX_SESSION_ID_CHARS + 1), "not decodable",
                               ("envelope.session_id", "MAX_SESSION_ID_CHARS")),
     "short_body": (None, None, "not decodable", ("envelope",)),
-    "payload_not_bytes": ("payload", lambda v: v.hex(), "not decodable", ("envelope.payload",)),
-    "session_id_not_str": ("session_id", lambda v: v.encode(), "not decodable", ("envelope.session_id",)),
+    "payload_not_bytes": ("payload", lambda v: v.hex(), "not decodable", ("envelope.payload", "expected bytes, got str")),
+    "session_id_not_str": ("session_id", lambda v: v.encode(), "not decodable", ("envelope.session_id",
+                                                                                 "expected str, got bytes")),
 }
 FORGERIES = ("non_member", "bad_signature", "other_template", "copy", "faulty_member")
 EXPECTED_TAMPER = {"payload": "payload hash mismatch", "signature": "bad envelope signature",

@@ -10,6 +10,8 @@ the transport checks, carrying what an attacker or a faulty member would send.
 * ``too_many_signatures``: a member's answer carrying more signatures than the request has
   (inputs x members) and, at the largest, more than ``MAX_ANSWER_SIGNATURES``: refused
   as undecodable before any is checked.
+* ``accept_not_bool``: a member's answer whose verdict is the integer 1, not a boolean:
+  refused as undecodable, the refusal naming the field, the kind it holds and the one it got.
 * ``expires_at_i64_overflow`` / ``expires_at_u64_max``: a member proposes with
   ``expires_at`` of 2**63 or 2**64 - 1 (MessagePack carries both; SQLite's INTEGER does
   not): refused as undecodable before anything is written (issue 7, defect 10).
@@ -37,10 +39,12 @@ from implementations.threshold_envelope import decode_envelope, seal
 from models import threshold as model
 
 LIES = ("outsider_answer", "too_many_signatures", "expires_at_i64_overflow", "expires_at_u64_max", "seq_no_u64_max",
-        "timestamp_u64_max")
+        "timestamp_u64_max", "accept_not_bool")
 #: Lies a receiver must refuse, and the refusal the machine expects.
 REFUSED = {"too_many_signatures": "not decodable", "expires_at_i64_overflow": "not decodable",
-           "expires_at_u64_max": "not decodable"}
+           "expires_at_u64_max": "not decodable", "accept_not_bool": "not decodable"}
+#: What the refusal of a lie must name (the first: what its text starts with).
+NAMES = {"accept_not_bool": ("answer.accept", "expected bool, got int")}
 _INDEX = st.integers(0, 63)
 
 
@@ -65,8 +69,11 @@ class HostileRules:
         seq = self.forged_seq + (1 << 41)
         proposal, owner = self.proposals[request], self.owner[request]
         hashes = pskt.sighashes(proposal.template)
-        if lie in ("outsider_answer", "too_many_signatures"):
-            if lie == "outsider_answer":
+        if lie in ("outsider_answer", "too_many_signatures", "accept_not_bool"):
+            if lie == "accept_not_bool":
+                secret = self.keys[member]
+                answer = Answer(request, proposal.event_hash, proposal.template_hash, 1, "", ())
+            elif lie == "outsider_answer":
                 key, secret = bytes(self.outsider.verify_key), self.outsider
                 sigs = [(i, key, secret.sign(h).signature) for i, h in enumerate(hashes)] * copies
                 answer = Answer(request, proposal.event_hash, proposal.template_hash, False, "x" * MAX_REASON_CHARS,
@@ -79,7 +86,8 @@ class HostileRules:
                 answer = Answer(request, proposal.event_hash, proposal.template_hash, True, "",
                                 tuple(sigs * (count // len(sigs) + 1))[:count])
             data = seal(secret, self.config.group_id, request, seq, self.now, encode_answer(answer))
-            self._lie_to("coordinator", owner, Message("coordinator", owner, data), REFUSED.get(lie), len(hashes))
+            self._lie_to("coordinator", owner, Message("coordinator", owner, data), REFUSED.get(lie), len(hashes),
+                         NAMES.get(lie, ()))
             return
         # a member (the request's coordinator, or a faulty one) re-sends the proposal to ``member``
         sender = self.keys[owner]
@@ -93,11 +101,11 @@ class HostileRules:
         data = seal(sender, self.config.group_id, request, seq, timestamp, payload)
         self._lie_to("signer", member, Message("signer", member, data), REFUSED.get(lie), len(hashes))
 
-    def _lie_to(self, role: str, node: int, sent, refusal: str | None, n_inputs: int) -> None:
+    def _lie_to(self, role: str, node: int, sent, refusal: str | None, n_inputs: int, names: tuple[str, ...] = ()) -> None:
         core = self.core(role, node)
         before = core.store.digest()
         checked = getattr(core, "signatures_checked", 0)  # a coordinator's count of signature checks
-        self._deliver(sent, sent.data, expect=refusal)
+        self._deliver(sent, sent.data, expect=refusal, names=names)
         if refusal is not None or decode_envelope(sent.data).sender not in self.pubkeys:
             after = self.core(role, node).store.digest()
             assert after == before, f"{role} {node} changed its file for a message it must refuse or ignore"

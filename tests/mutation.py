@@ -112,9 +112,10 @@ def load_equivalents(path: Path = EQUIVALENTS) -> list[Equivalent]:
     entries = []
     for number, raw in enumerate(data.get("equivalent", []), 1):
         fields = {"module", "function", "line", "mutant", "kind", "reason"}
-        if set(raw) != fields or not all(isinstance(raw[f], str) and raw[f].strip() for f in fields):
-            raise ValueError(f"{path.name}: equivalent #{number} needs exactly the non-empty strings {sorted(fields)}, "
-                             f"got {raw!r}")
+        # ``mutant`` alone may be empty: a mutant that deletes the line (a keyword argument on a line of its own).
+        if set(raw) != fields or not all(isinstance(raw[f], str) and (raw[f].strip() or f == "mutant") for f in fields):
+            raise ValueError(f"{path.name}: equivalent #{number} needs exactly the strings {sorted(fields)}, non-empty "
+                             f"but for mutant (a deleted line), got {raw!r}")
         if raw["kind"] not in KINDS:
             raise ValueError(f"{path.name}: equivalent #{number}: kind {raw['kind']!r} is not one of {KINDS}")
         entries.append(Equivalent(**raw))

@@ -75,6 +75,8 @@ def test_survivors_are_keyed_and_counted_as_the_accounting_says():
     diff = ("--- implementations/lww.py\n+++ implementations/lww.py\n@@ -1,3 +1,3 @@\n"
             " def observe(self, timestamp):\n-    if a > b:\n+    if a >= b:\n         pass")
     assert changed_lines(diff) == ("if a > b:", "if a >= b:")
+    deleted = "--- m.py\n+++ m.py\n@@ -1,3 +1,2 @@\n     f(\n-        raw=False,\n     )"
+    assert changed_lines(deleted) == ("raw=False,", "")  # a deleted line: its entry's mutant is empty
     assert function_of("implementations.lww.x\u01c1HybridLogicalClock\u01c1observe__mutmut_3") == "HybridLogicalClock.observe"
     assert function_of("implementations.lww.x_check_value__mutmut_12") == "check_value"
     results = {"module": "implementations/lww.py", "machine": "lww", "selection": "hlc", "mutants": {

@@ -62,7 +62,9 @@ HLC = register(
 class HLCCrafter:
     """The adversary's pen for ``LWWRegister`` messages (see ``machines.lww``, the adversary)."""
 
-    lies = ("clock_ahead", "counter_at_max", "counter_at_limit", "stranger_ops", "one_field_wrong", "forged_copy")
+    lies = ("clock_ahead", "counter_at_max", "counter_at_limit", "stranger_ops", "one_field_wrong", "forged_copy",
+            "bad_envelope")
+    version = VERSION
 
     def kind(self, whole_state: bool) -> str:
         return STATE_KIND if whole_state else DELTA_KIND

@@ -33,6 +33,18 @@ DELTA_STATE = register(
 )
 
 
+#: A stranger's dot, and the context that holds it.
+_DOT, _CONTEXT = [2**40, 1], [[2**40, 1]]
+#: Spoilings of a message's body (the ``not_canonical`` lie), by name: what its refusal names after
+#: the kind (the path of the spoiled part and what is wrong with it), the limit it passes, and the body.
+SPOILINGS: dict[str, tuple[str, str | None, Any]] = {
+    "element_bool": ("[2][0][0]: set elements are str, int or bytes, got bool", None,
+                     lambda: [_CONTEXT, [], [[True, [_DOT]]]]),
+    "element_float": ("[2][0][0]: set elements are str, int or bytes, got float", None,
+                      lambda: [_CONTEXT, [], [[0.5, [_DOT]]]]),
+}
+
+
 class DeltaStateCrafter:
     """The adversary's pen for ``DeltaORSet`` messages (see ``machines.orset``, the adversary).
 
@@ -41,7 +53,21 @@ class DeltaStateCrafter:
     """
 
     lies = ("own_dots_ahead", "dots_far_ahead", "counter_at_max", "stranger_ops", "one_field_wrong",
-            "huge_vector", "dot_cloud")
+            "huge_vector", "dot_cloud", "not_canonical")
+    spoilings = tuple(SPOILINGS)
+
+    def kind(self, whole_state: bool) -> str:
+        """The kind of message this crafter renders, which a refusal of it names."""
+        return STATE_KIND if whole_state else DELTA_KIND
+
+    def spoiling(self, how: str) -> tuple[str, str | None]:
+        """What a refusal of the message ``spoil`` renders must name after the kind, and the limit
+        it passes (None if it passes none)."""
+        return SPOILINGS[how][0], SPOILINGS[how][1]
+
+    def spoil(self, whole_state: bool, how: str) -> bytes:
+        """A message whose body is spoiled as ``SPOILINGS[how]`` says."""
+        return encode(self.kind(whole_state), VERSION, SPOILINGS[how][2]())
 
     @staticmethod
     def encode(store: DotStore, whole_state: bool) -> bytes:
