@@ -557,13 +557,18 @@ class HostilePeers:
         if refusal is None:
             self.history[target] |= ops
         else:
+            kind = getattr(self.crafter, "kind", None)  # the kind of message it renders, if the crafter says
+            if kind is not None:
+                assert kind(whole_state) in str(refusal), (
+                    f"{lie}: the refusal does not name the {kind(whole_state)} it refused: {refusal}")
             self.check_refusal(target, lie, whole_state, refusal, **args)
         replica.state()  # the lie did not poison the replica's own encoding
 
     def check_refusal(self, target: int, lie: str, whole_state: bool, refusal: Exception, **args: Any) -> None:
         """Check that ``refusal`` (of a lie told to replica ``target``) names what is wrong, as
         the house rule asks of every refusal: a machine that knows which limit or field its lie
-        spoils overrides this (``LWWMachine``); by default a refusal need only be one."""
+        spoils overrides this (``LWWMachine``); by default a refusal need only be one (and name
+        the kind of message it refused, if the crafter says: ``step_hostile`` checks that)."""
 
     def genuine(self, whole_state: bool, message: int | None = None, source: int | None = None) -> bytes:
         """The genuine message a lie spoils: the first delta of ``message`` in flight, or
