@@ -38,9 +38,22 @@ from hypothesis.stateful import initialize, rule
 from harness import guard
 from harness.machine import Observation
 from harness.network import INDEX, POSITION, NetworkMachine, network_machine_test
+from implementations import wire
+from implementations.limits import MAX_FOAF_TTL
 from implementations.node import NodeConfig
 from implementations.node.core import BEACON
-from implementations.node.message import decode_message, decode_payload
+from implementations.node.foaf import ANSWER, PROOF, QUERY
+from implementations.node.foaf import TOPIC as FOAF_TOPIC
+from implementations.node.message import (
+    MESSAGE_KIND,
+    VERSION,
+    decode_datagram,
+    decode_message,
+    decode_payload,
+    encode_datagram,
+    encode_payload,
+    seal,
+)
 from implementations.node.rendezvous import ADVERT
 from implementations.wire import DecodeError
 from machines.mesh import MeshMachine
@@ -49,6 +62,10 @@ from models import foaf, gossip, presence, rendezvous
 from models.clock import NS_PER_SECOND
 
 CONFIG = NodeConfig()
+#: What a member may lie in a FOAF message (``foaf_lie``; committed traces only, no rule draws them).
+FOAF_LIES = ("proof_by_another", "proof_bad_signature", "proof_wrong_topic", "proof_not_a_payload", "proof_wrong_kind",
+             "proof_wrong_query", "answer_not_for_me", "answer_unknown_query", "answer_again", "answer_short",
+             "answer_id_short", "query_not_for_me", "query_short", "query_id_short", "query_target_short", "query_ttl_over")
 HOUR = 3600 * NS_PER_SECOND
 
 
@@ -72,12 +89,24 @@ class MeshPresenceMachine(MeshMachine):
     advances = (NS_PER_SECOND, 5 * NS_PER_SECOND, 30 * NS_PER_SECOND, 299 * NS_PER_SECOND, 301 * NS_PER_SECOND,
                 600 * NS_PER_SECOND, 899 * NS_PER_SECOND, 901 * NS_PER_SECOND, HOUR, 24 * HOUR + NS_PER_SECOND)
 
+    @classmethod
+    def rule_names(cls) -> tuple[str, ...]:
+        """Every step but ``foaf_lie``, which committed traces take (``mesh-foaf-lies``) and no rule draws."""
+        return tuple(name for name in super().rule_names() if name != "foaf_lie")
+
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
         self.views: list[dict] = []  # model: per node, subject index -> local time of its last beacon taken
         self.adverts: list[dict] = []  # model: per coordinator, subject index -> (epoch secs, expires ns)
         self.neighbors: dict[bytes, frozenset] = {}
         self.shards: dict[bytes, int] = {}
+        # FOAF, per node as it holds it in memory: query id -> (the hop it came from or None, forget at)
+        self.queries: list[dict[bytes, tuple[int | None, int]]] = []
+        self.answered: list[set[bytes]] = []  # per node: the queries it took an answer of
+        self.query_ttl: dict[tuple[int, bytes], int] = {}  # (node, query id) -> the TTL it sends the query on with
+        self.asked: list[tuple[bytes, int] | None] = []  # per node: its last query (id, sought)
+        self.lies: dict[bytes, str] = {}  # a member's crafted FOAF message -> the outcome it must get
+        self.lie_count = 0
 
     @initialize(count=st.integers(3, 8), skews=st.lists(SKEWS, min_size=8, max_size=8))
     def start(self, count: int, skews: list[int]) -> None:
@@ -87,6 +116,7 @@ class MeshPresenceMachine(MeshMachine):
     def step_start(self, nodes: int, skews_ns: list[int]) -> None:
         self.views = [{} for _ in range(nodes)]
         self.adverts = [{} for _ in range(nodes)]
+        self.queries, self.answered, self.asked = [{} for _ in range(nodes)], [set() for _ in range(nodes)], [None] * nodes
         self.members = [self.implementation.make_replica(0, self.clock).identity(i).peer_id for i in range(nodes)]
         self.neighbors = {self.members[i]: frozenset(self.members[(i + d) % nodes] for d in (1, -1, 3, -3)) - {self.members[i]}
                           for i in range(nodes)}
@@ -98,13 +128,16 @@ class MeshPresenceMachine(MeshMachine):
 
     def make_node(self, index: int) -> Any:
         self.views[index], self.adverts[index] = {}, {}  # both live in memory
+        if self.queries:
+            self.queries[index], self.answered[index] = {}, set()
         return super().make_node(index)
 
     # ----- after every delivery: presence and adverts by the models --------------------------
 
     def after_delivery(self, index: int, datagram, data: bytes) -> None:
         now = self.local_now(index)
-        for raw, _, verdict in self.check_verdicts(index, data):
+        verdicts = self.check_verdicts(index, data)
+        for raw, _, verdict in verdicts:
             if verdict.outcome in gossip.REFUSALS:  # (exactly when the model refuses it: checked above)
                 continue
             message, kind, body = self.read(raw)
@@ -115,6 +148,15 @@ class MeshPresenceMachine(MeshMachine):
                 self.views[index] = presence.observe(self.views[index], index, subject, now)
             elif kind == ADVERT:
                 self.take_advert(index, subject, message.epoch_secs, body[1] * NS_PER_SECOND, now, verdict.outcome)
+            elif kind in (QUERY, ANSWER):
+                self.check_foaf_hop(index, raw, subject, kind, body, verdict.outcome, single=len(verdicts) == 1)
+
+    def ticked(self, index: int, outgoing) -> None:
+        """A tick forgets the FOAF queries whose time is up (the hop each came from, and its answer)."""
+        now = self.local_now(index)
+        for query_id in [q for q, (_, until) in self.queries[index].items() if until <= now]:
+            del self.queries[index][query_id]
+            self.answered[index].discard(query_id)
 
     @staticmethod
     def read(raw: bytes):
@@ -152,6 +194,52 @@ class MeshPresenceMachine(MeshMachine):
             assert row.agrees, f"{row.label}: the node says {row.implementation}, the model says {row.model}"
 
     # ----- FOAF ------------------------------------------------------------------------
+
+    def check_foaf_hop(self, index: int, raw: bytes, sender: int, kind: str, body: list, outcome: str, single: bool) -> None:
+        """A FOAF query or answer node ``index`` took from ``sender``: its outcome, and what the node
+        sent on for it (when the datagram carried nothing else), as the module docstring of
+        ``models.foaf`` says a hop does."""
+        if raw in self.lies:
+            expected = self.lies.pop(raw)
+            assert outcome == expected, f"node {index}: a crafted FOAF message of node {sender} got {outcome!r}, not {expected!r}"
+            return
+        me, now, queries = self.members[index], self.local_now(index), self.queries[index]
+        sent = [(self.peer_index[peer], *decode_payload(decode_message(one).payload))
+                for peer, data in self.answer for one in decode_datagram(data)]
+        query_id = body[2]
+        if kind == QUERY:
+            target, ttl = body[3], body[4]
+            expected = "not for me" if body[0] != me else "duplicate" if query_id in queries else "accepted"
+            assert outcome == expected, f"node {index}: a FOAF query from node {sender} got {outcome!r}, not {expected!r}"
+            assert self.query_ttl.get((sender, query_id), ttl) == ttl, (
+                f"node {sender} sent a FOAF query on with TTL {ttl}, not {self.query_ttl[(sender, query_id)]}")
+            if outcome != "accepted":
+                assert not single or not sent, f"node {index} sent {sent} for a FOAF query it did not take"
+                return
+            queries[query_id] = (sender, now + self.node_config.query_state_ns)
+            if target == me:
+                onward = [(sender, ANSWER)]
+            elif ttl > 1:
+                onward = [(self.peer_index[p], QUERY) for p in foaf.closest(
+                    self.neighbors[me] - {self.members[sender]}, target, self.node_config.foaf_fanout)]
+                self.query_ttl[(index, query_id)] = ttl - 1
+            else:
+                onward = []
+        else:
+            expected = ("not for me" if body[0] != me else "unknown query" if query_id not in queries
+                        else "duplicate" if query_id in self.answered[index] else "accepted")
+            assert outcome == expected, f"node {index}: a FOAF answer from node {sender} got {outcome!r}, not {expected!r}"
+            if outcome != "accepted":
+                assert not single or not sent, f"node {index} sent {sent} for a FOAF answer it did not take"
+                return
+            self.answered[index].add(query_id)
+            previous = queries[query_id][0]
+            onward = [] if previous is None else [(previous, ANSWER)]
+        if single:
+            got = sorted((to, what) for to, what, _ in sent)
+            assert got == sorted(onward), f"node {index} sent {got} for a FOAF {kind} it took; a hop sends {sorted(onward)}"
+            for _, what, hop in sent:
+                assert what != QUERY or hop[4] == ttl - 1, f"node {index} sent a FOAF query on with TTL {hop[4]}, not {ttl - 1}"
 
     def reaches(self, a: int, b: int) -> bool:
         return (a, b) not in self.net.cut and self.nodes[b] is not None
@@ -250,15 +338,95 @@ class MeshPresenceMachine(MeshMachine):
     def step_foaf(self, origin: int, sought: int, ttl: int) -> None:
         self.require_node(origin, up=True)
         self.require_node(sought)
-        self.require(origin != sought and 1 <= ttl <= 3, f"bad query {origin} -> {sought} ttl {ttl}")
-        node = self.nodes[origin]
-        query, out = node.foaf.query(self.members[sought], self.local_now(origin), ttl)
+        self.require(origin != sought and 1 <= ttl <= MAX_FOAF_TTL, f"bad query {origin} -> {sought} ttl {ttl}")
+        node, now = self.nodes[origin], self.local_now(origin)
+        if ttl == self.node_config.foaf_ttl:  # the default (SPEC 4: TTL 3)
+            query, out = node.foaf.query(self.members[sought], now)
+        else:
+            query, out = node.foaf.query(self.members[sought], now, ttl)
+        sent = sorted((self.peer_index[peer], decode_payload(decode_message(one).payload)[1][4])
+                      for peer, data in out.datagrams() for one in decode_datagram(data))
+        first = sorted((self.peer_index[p], ttl) for p in foaf.closest(
+            self.neighbors[self.members[origin]], self.members[sought], self.node_config.foaf_fanout))
+        assert sent == first, f"node {origin} sent its FOAF query to (node, TTL) {sent}, not {first}"
+        self.queries[origin][query] = (None, now + self.node_config.query_state_ns)
+        self.query_ttl[(origin, query)] = ttl
+        self.asked[origin] = (query, sought)
         self.send_all(origin, out.datagrams())
         self.step_settle()
         found = self.nodes[origin].foaf.result(query) is True
         expected = foaf.finds(self.neighbors, self.members[origin], self.members[sought], ttl, self.node_config.foaf_fanout,
                               lambda a, b: self.reaches(self.peer_index[a], self.peer_index[b]))
         assert found == expected, f"FOAF from {origin} for {sought} with TTL {ttl}: found={found}, the model says {expected}"
+
+    def step_foaf_lie(self, liar: int, to: int, how: str) -> None:
+        """Member ``liar`` sends node ``to`` a FOAF message about ``to``'s last query with one lie in
+        it (``FOAF_LIES``): a proof that proves nothing (not by the sought member, a signature that
+        fails, another topic, kind or query, no payload), an answer or a query for another node, of
+        an unknown query, or of the wrong shape; or an answer with a genuine proof. The outcome
+        is the one ``check_foaf_hop``'s bookkeeping gives, and a refused lie changes nothing."""
+        self.require_node(to, up=True)
+        self.require_node(liar)
+        self.require(how in FOAF_LIES, f"unknown FOAF lie {how!r}")
+        self.require(self.asked[to] is not None, f"node {to} has asked for no one")
+        query_id, sought = self.asked[to]
+        self.require(how != "proof_by_another" or liar != sought, "the sought member's proof is genuine")
+        now, me, other = self.local_now(to), self.members[to], self.members[(to + 1) % len(self.members)]
+        self.lie_count += 1
+        fresh = blake3.blake3(b"foaf lie" + self.lie_count.to_bytes(4, "big")).digest()
+        nonce, unknown = fresh[:16], fresh[16:]
+
+        def proof(signer: int = sought, topic: str = FOAF_TOPIC, payload: bytes = encode_payload(PROOF, [query_id])) -> bytes:
+            return seal(self.identities[signer], topic, now, payload)
+
+        valid = how not in ("proof_by_another", "proof_bad_signature", "proof_wrong_topic", "proof_not_a_payload",
+                            "proof_wrong_kind", "proof_wrong_query")
+        answer = {
+            "proof_by_another": proof(liar),
+            "proof_wrong_topic": proof(topic="rdv"),
+            "proof_not_a_payload": proof(payload=b"\x00 no payload"),
+            "proof_wrong_kind": proof(payload=encode_payload(QUERY, [query_id])),
+            "proof_wrong_query": proof(payload=encode_payload(PROOF, [unknown])),
+            "answer_unknown_query": seal(self.identities[sought], FOAF_TOPIC, now, encode_payload(PROOF, [unknown])),
+        }.get(how) or proof()
+        if how == "proof_bad_signature":
+            fields = wire.decode(answer, MESSAGE_KIND, VERSION)
+            fields[6] = fields[6][:-1] + bytes([fields[6][-1] ^ 1])
+            answer = wire.encode(MESSAGE_KIND, VERSION, fields)
+        kind, body = {
+            "answer_not_for_me": (ANSWER, [other, nonce, query_id, answer]),
+            "answer_unknown_query": (ANSWER, [me, nonce, unknown, answer]),
+            "answer_short": (ANSWER, [me, nonce, query_id]),
+            "answer_id_short": (ANSWER, [me, nonce, query_id[:15], answer]),
+            "query_not_for_me": (QUERY, [other, nonce, unknown, self.members[sought], 2]),
+            "query_short": (QUERY, [me, nonce, unknown, self.members[sought]]),
+            "query_id_short": (QUERY, [me, nonce, unknown[:15], self.members[sought], 2]),
+            "query_target_short": (QUERY, [me, nonce, unknown, self.members[sought][:31], 2]),
+            "query_ttl_over": (QUERY, [me, nonce, unknown, self.members[sought], MAX_FOAF_TTL + 1]),
+        }.get(how, (ANSWER, [me, nonce, query_id, answer]))
+        said = body[2] if len(body) > 2 else None
+        if how in ("answer_short", "answer_id_short", "query_short", "query_id_short", "query_target_short", "query_ttl_over"):
+            expected = "malformed payload"
+        elif body[0] != me:
+            expected = "not for me"
+        elif said not in self.queries[to]:
+            expected = "unknown query"
+        elif said in self.answered[to]:
+            expected = "duplicate"
+        else:
+            expected = "accepted" if valid else "bad proof"
+        raw = seal(self.identities[liar], FOAF_TOPIC, now, encode_payload(kind, body))
+        self.lies[raw] = expected
+        node = self.nodes[to]
+        before = (sorted(node.foaf.seen), dict(node.foaf.results), sorted(node.foaf.answered))
+        self.hand(to, encode_datagram([raw]))
+        assert self.lies.pop(raw, None) is None, f"node {to} refused the {how} lie before FOAF saw it (a verdict of gossip's)"
+        if expected == "accepted":
+            self.answered[to].add(query_id)
+            assert node.foaf.result(query_id) is True, f"node {to} took a genuine proof for its query and did not find {sought}"
+        else:
+            after = (sorted(node.foaf.seen), dict(node.foaf.results), sorted(node.foaf.answered))
+            assert after == before, f"node {to} changed its FOAF state on a {how} lie ({expected})"
 
     # ----- rendezvous ------------------------------------------------------------------
 
