@@ -54,7 +54,8 @@ from implementations.node.message import (
     encode_payload,
     seal,
 )
-from implementations.node.rendezvous import ADVERT
+from implementations.node.rendezvous import ADVERT, FOUND, LOOKUP
+from implementations.node.rendezvous import TOPIC as RDV_TOPIC
 from implementations.wire import DecodeError
 from machines.mesh import MeshMachine
 from machines.replicated import SKEWS
@@ -65,7 +66,21 @@ CONFIG = NodeConfig()
 #: What a member may lie in a FOAF message (``foaf_lie``; committed traces only, no rule draws them).
 FOAF_LIES = ("proof_by_another", "proof_bad_signature", "proof_wrong_topic", "proof_not_a_payload", "proof_wrong_kind",
              "proof_wrong_query", "answer_not_for_me", "answer_unknown_query", "answer_again", "answer_short",
-             "answer_id_short", "query_not_for_me", "query_short", "query_id_short", "query_target_short", "query_ttl_over")
+             "answer_id_short", "query_not_for_me", "query_short", "query_id_short", "query_target_short", "query_ttl_over",
+             "query_from_stranger")
+#: What a member may lie in rendezvous (``rdv_lie``; committed traces only): an advert to a node that does
+#: not coordinate it, expiring now, at the furthest expiry taken and one second past it, of the wrong
+#: shape, in the same second as the one held with another expiry, older than the one held; a lookup of the
+#: wrong shape or for another node; an answer of the wrong shape, for another node, of an unknown lookup,
+#: from a member not asked, a second one; and answers of a fresh lookup carrying adverts that prove
+#: nothing (by another member, a failing signature, another topic, no payload, another kind, three
+#: items, a float expiry, expired by the querier's clock) or a genuine one.
+RDV_LIES = ("advert_not_coordinator", "advert_expiring_now", "advert_at_limit", "advert_past_limit", "advert_short",
+            "advert_nonce_short", "advert_same_second", "advert_older", "lookup_short", "lookup_id_short",
+            "lookup_target_short", "lookup_not_for_me", "found_short", "found_id_short", "found_not_for_me",
+            "found_unknown_lookup", "found_not_asked", "found_again", "advert_by_other", "advert_bad_signature",
+            "advert_wrong_topic", "advert_not_a_payload", "advert_wrong_kind", "advert_three_items", "advert_float_expiry",
+            "advert_expired", "advert_genuine")
 HOUR = 3600 * NS_PER_SECOND
 
 
@@ -91,8 +106,9 @@ class MeshPresenceMachine(MeshMachine):
 
     @classmethod
     def rule_names(cls) -> tuple[str, ...]:
-        """Every step but ``foaf_lie``, which committed traces take (``mesh-foaf-lies``) and no rule draws."""
-        return tuple(name for name in super().rule_names() if name != "foaf_lie")
+        """Every step but ``foaf_lie`` and ``rdv_lie``, which committed traces take (``mesh-foaf-lies``,
+        ``mesh-rendezvous-lies``) and no rule draws."""
+        return tuple(name for name in super().rule_names() if name not in ("foaf_lie", "rdv_lie"))
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
@@ -107,6 +123,11 @@ class MeshPresenceMachine(MeshMachine):
         self.asked: list[tuple[bytes, int] | None] = []  # per node: its last query (id, sought)
         self.lies: dict[bytes, str] = {}  # a member's crafted FOAF message -> the outcome it must get
         self.lie_count = 0
+        #: Rendezvous lookups, per querier as it holds them in memory: lookup id -> [coordinators, how many
+        #: asked, settled], and the result each settled with (it stays).
+        self.rdv_lookups: list[dict[bytes, list]] = []
+        self.rdv_results: list[dict[bytes, str]] = []
+        self.next_register: list[int] = []  # per node: the local time it registers next at a tick
 
     @initialize(count=st.integers(3, 8), skews=st.lists(SKEWS, min_size=8, max_size=8))
     def start(self, count: int, skews: list[int]) -> None:
@@ -117,6 +138,8 @@ class MeshPresenceMachine(MeshMachine):
         self.views = [{} for _ in range(nodes)]
         self.adverts = [{} for _ in range(nodes)]
         self.queries, self.answered, self.asked = [{} for _ in range(nodes)], [set() for _ in range(nodes)], [None] * nodes
+        self.rdv_lookups, self.rdv_results = [{} for _ in range(nodes)], [{} for _ in range(nodes)]
+        self.next_register = [0] * nodes
         self.members = [self.implementation.make_replica(0, self.clock).identity(i).peer_id for i in range(nodes)]
         self.neighbors = {self.members[i]: frozenset(self.members[(i + d) % nodes] for d in (1, -1, 3, -3)) - {self.members[i]}
                           for i in range(nodes)}
@@ -130,6 +153,8 @@ class MeshPresenceMachine(MeshMachine):
         self.views[index], self.adverts[index] = {}, {}  # both live in memory
         if self.queries:
             self.queries[index], self.answered[index] = {}, set()
+            self.rdv_lookups[index], self.rdv_results[index] = {}, {}
+            self.next_register[index] = 0  # (in memory: a restarted node registers at its first tick)
         return super().make_node(index)
 
     # ----- after every delivery: presence and adverts by the models --------------------------
@@ -144,19 +169,46 @@ class MeshPresenceMachine(MeshMachine):
             if message is None:
                 continue
             subject = self.peer_index[message.signer]
-            if kind == BEACON:
+            if raw in self.lies and kind == ADVERT:
+                expected = self.lies.pop(raw)
+                assert verdict.outcome == expected, f"node {index}: a crafted advert got {verdict.outcome!r}, not {expected!r}"
+            elif kind == BEACON:
                 self.views[index] = presence.observe(self.views[index], index, subject, now)
             elif kind == ADVERT:
                 self.take_advert(index, subject, message.epoch_secs, body[1] * NS_PER_SECOND, now, verdict.outcome)
             elif kind in (QUERY, ANSWER):
                 self.check_foaf_hop(index, raw, subject, kind, body, verdict.outcome, single=len(verdicts) == 1)
+            elif kind in (LOOKUP, FOUND):
+                self.check_rdv_hop(index, raw, subject, kind, body, verdict.outcome, single=len(verdicts) == 1)
 
     def ticked(self, index: int, outgoing) -> None:
-        """A tick forgets the FOAF queries whose time is up (the hop each came from, and its answer)."""
-        now = self.local_now(index)
+        """A tick forgets the FOAF queries whose time is up (the hop each came from, and its answer)
+        and the adverts expired by the node's clock, and registers the node at its first tick and
+        every ``advert_refresh_ns`` after: one advert expiring ``advert_ttl_ns`` ahead, to each
+        coordinator of its shard."""
+        now, config = self.local_now(index), self.node_config
         for query_id in [q for q, (_, until) in self.queries[index].items() if until <= now]:
             del self.queries[index][query_id]
             self.answered[index].discard(query_id)
+        held = {self.peer_index[s]: (epoch, until) for s, (until, epoch, _) in self.nodes[index].rendezvous.adverts.items()}
+        live = {s: advert for s, advert in self.adverts[index].items() if advert[1] > now}
+        assert held == live, f"node {index} holds the adverts (epoch, expires) {held} after a tick; the model {live}"
+        adverts = []
+        for peer, data in outgoing:
+            for raw in decode_datagram(data):
+                message = decode_message(raw)
+                if message.topic == RDV_TOPIC and decode_payload(message.payload)[0] == ADVERT:
+                    body = decode_payload(message.payload)[1]
+                    adverts.append((self.peer_index[peer], self.peer_index.get(message.signer), len(body), len(body[0]), body[1]))
+        registers = config.adverts and now >= self.next_register[index]
+        expected = []
+        if registers:
+            self.next_register[index] = now + config.advert_refresh_ns
+            expected = sorted((self.peer_index[c], index, 2, 16, (now + config.advert_ttl_ns) // NS_PER_SECOND)
+                              for c in rendezvous.coordinators(self.shards, self.members[index], config.rendezvous_replicas))
+        assert sorted(adverts) == expected, (
+            f"node {index} sent the adverts (to, signer, items, nonce bytes, expires) {sorted(adverts)} at a tick; "
+            f"{'it registers now: ' if registers else 'it registered less than advert_refresh_ns ago: '}{expected}")
 
     @staticmethod
     def read(raw: bytes):
@@ -172,11 +224,45 @@ class MeshPresenceMachine(MeshMachine):
         order = rendezvous.coordinators(self.shards, self.members[subject], self.node_config.rendezvous_replicas)
         keeps = rendezvous.takes_advert(self.members[index], order, expires_ns, now, self.node_config.advert_ttl_ns,
                                         self.node_config.replay_ttl_ns)
-        assert (outcome == "accepted") == keeps, (
-            f"coordinator {index}: the advert of node {subject} was {outcome!r}; the model keeps it: {keeps}")
+        expected = ("accepted" if keeps else "not a coordinator" if self.members[index] not in order
+                    else "advert expiry out of range")
+        assert outcome == expected, (
+            f"coordinator {index}: the advert of node {subject} was {outcome!r}; the model says {expected!r}")
         held = self.adverts[index].get(subject)
         if keeps and (held is None or held[0] <= epoch_secs):
             self.adverts[index][subject] = (epoch_secs, expires_ns)
+
+    def check_rdv_hop(self, index: int, raw: bytes, sender: int, kind: str, body: list, outcome: str, single: bool) -> None:
+        """A lookup or its answer node ``index`` took from ``sender``: its outcome; a coordinator
+        answers a lookup with the advert the model says it holds (none once expired by its clock)."""
+        if raw in self.lies:
+            expected = self.lies.pop(raw)
+            assert outcome == expected, f"node {index}: a crafted {kind} of node {sender} got {outcome!r}, not {expected!r}"
+            if expected != "accepted":
+                return
+        me, lookup_id = self.members[index], body[2]
+        if kind == LOOKUP:
+            expected = "not for me" if body[0] != me else "accepted"
+            assert outcome == expected, f"node {index}: a lookup from node {sender} got {outcome!r}, not {expected!r}"
+            if outcome == "accepted" and single:
+                sent = [(self.peer_index[peer], *decode_payload(decode_message(one).payload))
+                        for peer, data in self.answer for one in decode_datagram(data)]
+                assert [(to, what) for to, what, _ in sent] == [(sender, FOUND)], f"node {index} answered a lookup with {sent}"
+                subject, now = self.peer_index.get(body[3]), self.local_now(index)
+                held = self.adverts[index].get(subject)
+                held = held if held is not None and now < held[1] else None
+                advert = sent[0][2][3]
+                got = None if advert is None else (decode_message(advert).epoch_secs,
+                                                   decode_payload(decode_message(advert).payload)[1][1] * NS_PER_SECOND)
+                assert got == held, (
+                    f"coordinator {index} answered a lookup of node {subject} with the advert {got}; it holds {held}")
+            return
+        lookup = self.rdv_lookups[index].get(lookup_id)
+        expected = ("not for me" if body[0] != me else "unknown lookup" if lookup is None or sender not in lookup[0][:lookup[1]]
+                    else "duplicate" if lookup[2] else "accepted")
+        assert outcome == expected, f"node {index}: a lookup's answer from node {sender} got {outcome!r}, not {expected!r}"
+        if outcome == "accepted":
+            lookup[2] = True
 
     # ----- presence --------------------------------------------------------------------
 
@@ -192,6 +278,12 @@ class MeshPresenceMachine(MeshMachine):
     def check(self) -> None:
         for row in self.observe():
             assert row.agrees, f"{row.label}: the node says {row.implementation}, the model says {row.model}"
+        for i in self.up():  # a settled lookup stays settled; one a restarted node never made is unknown
+            for lookup_id, result in self.rdv_results[i].items():
+                got = self.nodes[i].rendezvous.result(lookup_id)
+                assert got == result, f"node {i}'s lookup settled as {result!r} now says {got!r}"
+            stranger = blake3.blake3(b"no lookup" + self.members[i]).digest()[:16]
+            assert self.nodes[i].rendezvous.result(stranger) is None, f"node {i} has a result for a lookup it never made"
 
     # ----- FOAF ------------------------------------------------------------------------
 
@@ -202,7 +294,8 @@ class MeshPresenceMachine(MeshMachine):
         if raw in self.lies:
             expected = self.lies.pop(raw)
             assert outcome == expected, f"node {index}: a crafted FOAF message of node {sender} got {outcome!r}, not {expected!r}"
-            return
+            if kind == ANSWER or outcome != "accepted":
+                return  # (a stranger's genuine query is a hop like any other)
         me, now, queries = self.members[index], self.local_now(index), self.queries[index]
         sent = [(self.peer_index[peer], *decode_payload(decode_message(one).payload))
                 for peer, data in self.answer for one in decode_datagram(data)]
@@ -363,7 +456,8 @@ class MeshPresenceMachine(MeshMachine):
         """Member ``liar`` sends node ``to`` a FOAF message about ``to``'s last query with one lie in
         it (``FOAF_LIES``): a proof that proves nothing (not by the sought member, a signature that
         fails, another topic, kind or query, no payload), an answer or a query for another node, of
-        an unknown query, or of the wrong shape; or an answer with a genuine proof. The outcome
+        an unknown query, or of the wrong shape; or an answer with a genuine proof, or a genuine
+        query from a member that is no neighbour (``to`` takes it like any hop). The outcome
         is the one ``check_foaf_hop``'s bookkeeping gives, and a refused lie changes nothing."""
         self.require_node(to, up=True)
         self.require_node(liar)
@@ -403,12 +497,15 @@ class MeshPresenceMachine(MeshMachine):
             "query_id_short": (QUERY, [me, nonce, unknown[:15], self.members[sought], 2]),
             "query_target_short": (QUERY, [me, nonce, unknown, self.members[sought][:31], 2]),
             "query_ttl_over": (QUERY, [me, nonce, unknown, self.members[sought], MAX_FOAF_TTL + 1]),
+            "query_from_stranger": (QUERY, [me, nonce, unknown, self.members[sought], 2]),
         }.get(how, (ANSWER, [me, nonce, query_id, answer]))
         said = body[2] if len(body) > 2 else None
         if how in ("answer_short", "answer_id_short", "query_short", "query_id_short", "query_target_short", "query_ttl_over"):
             expected = "malformed payload"
         elif body[0] != me:
             expected = "not for me"
+        elif how == "query_from_stranger":
+            expected = "accepted"
         elif said not in self.queries[to]:
             expected = "unknown query"
         elif said in self.answered[to]:
@@ -421,6 +518,8 @@ class MeshPresenceMachine(MeshMachine):
         before = (sorted(node.foaf.seen), dict(node.foaf.results), sorted(node.foaf.answered))
         self.hand(to, encode_datagram([raw]))
         assert self.lies.pop(raw, None) is None, f"node {to} refused the {how} lie before FOAF saw it (a verdict of gossip's)"
+        if how == "query_from_stranger":
+            return
         if expected == "accepted":
             self.answered[to].add(query_id)
             assert node.foaf.result(query_id) is True, f"node {to} took a genuine proof for its query and did not find {sought}"
@@ -429,6 +528,111 @@ class MeshPresenceMachine(MeshMachine):
             assert after == before, f"node {to} changed its FOAF state on a {how} lie ({expected})"
 
     # ----- rendezvous ------------------------------------------------------------------
+
+    def step_rdv_lie(self, liar: int, to: int, subject: int, how: str) -> None:
+        """Member ``liar`` sends node ``to`` a rendezvous message with one lie in it (``RDV_LIES``), about
+        member ``subject``: the outcome is the model's (``take_advert``, ``check_rdv_hop``), a refused lie
+        changes nothing, and a lookup answered with an advert that proves nothing is "absent"."""
+        self.require_node(to, up=True)
+        self.require_node(liar)
+        self.require_node(subject)
+        self.require(how in RDV_LIES, f"unknown rendezvous lie {how!r}")
+        self.require(liar != to, "a node lies to another")
+        now, me, other = self.local_now(to), self.members[to], self.members[(to + 1) % len(self.members)]
+        self.lie_count += 1
+        fresh = blake3.blake3(b"rdv lie" + self.lie_count.to_bytes(4, "big")).digest()
+        nonce, unknown = fresh[:16], fresh[16:]
+        config = self.node_config
+        expires = (now + config.advert_ttl_ns) // NS_PER_SECOND
+        node = self.nodes[to]
+        if how.startswith("advert_") and how not in ("advert_by_other", "advert_bad_signature", "advert_wrong_topic",
+                                                     "advert_not_a_payload", "advert_wrong_kind", "advert_three_items",
+                                                     "advert_float_expiry", "advert_expired", "advert_genuine"):
+            self.require(liar == subject, "an advert is its subject's")
+            order = rendezvous.coordinators(self.shards, self.members[liar], config.rendezvous_replicas)
+            self.require((how == "advert_not_coordinator") == (me not in order), f"node {to} and the advert {how}")
+            held = self.adverts[to].get(liar)
+            at = now
+            body = {"advert_expiring_now": [nonce, now // NS_PER_SECOND],
+                    "advert_at_limit": [nonce, (now + config.advert_ttl_ns + config.replay_ttl_ns) // NS_PER_SECOND],
+                    "advert_past_limit": [nonce, (now + config.advert_ttl_ns + config.replay_ttl_ns) // NS_PER_SECOND + 1],
+                    "advert_short": [nonce],
+                    "advert_nonce_short": [nonce[:15], expires]}.get(how, [nonce, expires])
+            if how in ("advert_same_second", "advert_older"):
+                self.require(held is not None, f"node {to} holds no advert of node {liar}")
+                at = held[0] * NS_PER_SECOND - (NS_PER_SECOND if how == "advert_older" else 0)
+                body = [nonce, held[1] // NS_PER_SECOND - 7]
+            raw = seal(self.identities[liar], RDV_TOPIC, at, encode_payload(ADVERT, body))
+            if how in ("advert_short", "advert_nonce_short"):
+                self.lies[raw] = "malformed payload"
+            self.hand(to, encode_datagram([raw]))
+            assert raw not in self.lies, f"node {to} refused the {how} lie before rendezvous saw it"
+            return
+        if how.startswith("lookup_"):
+            lookup_id, target = fresh[:16], self.members[subject]
+            body = {"lookup_short": [me, nonce, lookup_id], "lookup_id_short": [me, nonce, lookup_id[:15], target],
+                    "lookup_target_short": [me, nonce, lookup_id, target[:31]],
+                    "lookup_not_for_me": [other, nonce, lookup_id, target]}[how]
+            raw = seal(self.identities[liar], RDV_TOPIC, now, encode_payload(LOOKUP, body))
+            self.lies[raw] = "not for me" if how == "lookup_not_for_me" else "malformed payload"
+            before = sorted(node.rendezvous.adverts.items())
+            self.hand(to, encode_datagram([raw]))
+            assert raw not in self.lies and not self.answer, f"node {to} answered the {how} lie, or did not judge it"
+            assert sorted(node.rendezvous.adverts.items()) == before, f"node {to} changed its adverts on a {how} lie"
+            return
+        # an answer: to a lookup ``to`` starts now for ``subject`` (its request is lost), from the primary coordinator
+        self.require(subject != to, "a node looks up another")
+        order = [self.peer_index[p] for p in rendezvous.coordinators(self.shards, self.members[subject],
+                                                                     config.rendezvous_replicas)]
+        primary = order[0]
+        self.require(primary != to and liar == (order[1] if how == "found_not_asked" else primary),
+                     f"the liar {liar} is not the coordinator the {how} lie needs")
+        self.require(order[1] != to, "the backup coordinator is not the querier")
+        lookup_id, _ = node.rendezvous.lookup(self.members[subject], now)
+        lookup = self.rdv_lookups[to][lookup_id] = [order, 1, False]
+        target, signer = self.members[subject], subject
+        topic, kind, advert_body = RDV_TOPIC, ADVERT, [nonce, expires]
+        if how == "advert_by_other":
+            signer = liar
+        elif how == "advert_wrong_topic":
+            topic = "foaf"
+        elif how == "advert_wrong_kind":
+            kind = LOOKUP
+        elif how == "advert_three_items":
+            advert_body = [nonce, expires, 0]
+        elif how == "advert_float_expiry":
+            advert_body = [nonce, float(expires)]
+        elif how == "advert_expired":
+            advert_body = [nonce, now // NS_PER_SECOND]
+        payload = b"\x00 no payload" if how == "advert_not_a_payload" else encode_payload(kind, advert_body)
+        advert = seal(self.identities[signer], topic, now - NS_PER_SECOND, payload)
+        if how == "advert_bad_signature":
+            fields = wire.decode(advert, MESSAGE_KIND, VERSION)
+            fields[6] = fields[6][:-1] + bytes([fields[6][-1] ^ 1])
+            advert = wire.encode(MESSAGE_KIND, VERSION, fields)
+        body = {"found_short": [me, nonce, lookup_id], "found_id_short": [me, nonce, lookup_id[:15], advert],
+                "found_not_for_me": [other, nonce, lookup_id, advert],
+                "found_unknown_lookup": [me, nonce, unknown, advert]}.get(how, [me, nonce, lookup_id, advert])
+        expected = {"found_short": "malformed payload", "found_id_short": "malformed payload",
+                    "found_not_for_me": "not for me", "found_unknown_lookup": "unknown lookup",
+                    "found_not_asked": "unknown lookup"}.get(how, "accepted")
+        rounds = 2 if how == "found_again" else 1
+        for _ in range(rounds):
+            raw = seal(self.identities[liar], RDV_TOPIC, now, encode_payload(FOUND, body))
+            self.lies[raw] = expected
+            self.hand(to, encode_datagram([raw]))
+            assert raw not in self.lies, f"node {to} refused the {how} lie before rendezvous saw it"
+            if expected == "accepted":
+                lookup[2] = True
+                expected = "duplicate"
+            nonce = blake3.blake3(nonce).digest()[:16]
+            body = [*body[:1], nonce, *body[2:]]
+        result = node.rendezvous.result(lookup_id)
+        settled = {"advert_genuine": "found", "found_again": "found"}.get(how, "absent")
+        want = settled if lookup[2] else "pending"
+        assert result == want, f"node {to}'s lookup of node {subject} answered with a {how} lie is {result!r}, not {want!r}"
+        if lookup[2]:
+            self.rdv_results[to][lookup_id] = result
 
     def step_lookup(self, querier: int, sought: int) -> None:
         self.require_node(querier, up=True)
@@ -445,6 +649,7 @@ class MeshPresenceMachine(MeshMachine):
 
         node = self.nodes[querier]
         lookup_id, out = node.rendezvous.lookup(self.members[sought], self.local_now(querier))
+        lookup = self.rdv_lookups[querier][lookup_id] = [order, 1, order[0] == querier]
         self.send_all(querier, out.datagrams())
         settled: dict[int, bool] = {}
         for c in order:  # each coordinator that does not answer costs a timeout and a tick of the querier
@@ -456,6 +661,8 @@ class MeshPresenceMachine(MeshMachine):
                 break
             assert node.rendezvous.result(lookup_id) == "pending", f"lookup by {querier} settled with no answer from {c}"
             self.clock.advance(self.node_config.lookup_timeout_ns)
+            lookup[2] = lookup[1] == len(order) or order[lookup[1]] == querier  # (unreachable, or its own answer)
+            lookup[1] = min(lookup[1] + 1, len(order))
             self.step_tick(querier)
         else:
             self.step_settle()
@@ -463,6 +670,8 @@ class MeshPresenceMachine(MeshMachine):
         result = node.rendezvous.result(lookup_id)
         assert result == expected, (
             f"lookup of {sought} by {querier} (coordinators {order}): {result!r}, the model says {expected!r}")
+        lookup[2] = True
+        self.rdv_results[querier][lookup_id] = result
 
 
 #: ci budget: 80 runs of 40 steps.
