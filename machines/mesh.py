@@ -14,6 +14,12 @@ restarts: it lives in memory), and demands the model's refusal exactly, or no re
 the model takes the message. Messages inside repairs are genuine operations: they are
 taken or known already, and repairs that brought nothing new start no exchange (no digest
 goes out in answer: parallel rounds asking again multiply at a heal).
+
+Every operation a node publishes, or takes that it did not hold, it pushes to exactly its
+children in the operation's broadcast tree (``models.gossip.push_tree``, the members'
+order hashed by the machine), each once (``pushed``); and ``Trees`` over the member list
+(fanout 1, 2 and the nodes') give every member the model's children and parent in that
+tree, and a non-member none (``check_trees``).
 """
 
 from __future__ import annotations
@@ -24,11 +30,15 @@ import blake3
 
 from harness.network import NetworkMachine
 from implementations.node import NodeConfig
-from implementations.node.core import DIGEST
+from implementations.node.core import DIGEST, OP
 from implementations.node.message import decode_datagram, decode_message, decode_payload
+from implementations.node.tree import Trees
 from implementations.storage import Store
 from implementations.wire import DecodeError
 from models import gossip
+
+#: A PeerId no member has.
+OUTSIDER = blake3.blake3(b"not a member").digest()
 
 
 class MeshMachine(NetworkMachine):
@@ -42,6 +52,7 @@ class MeshMachine(NetworkMachine):
         self.stores: list[Store] = []
         self.caches: list[dict[bytes, int]] = []  # the model's replay cache, per node
         self.crafted: dict[bytes, gossip.Facts] = {}  # facts of messages an attacker made, by their bytes
+        self.trees_checked: set[tuple[int, int]] = set()  # operations whose trees check_trees compared with the model
 
     def start_mesh(self, count: int, skews_ns: list[int]) -> None:
         self.require(not self.nodes, "the machine has already started")
@@ -105,6 +116,12 @@ class MeshMachine(NetworkMachine):
                 assert verdict.outcome == expected, (
                     f"node {index}: a message was {verdict.outcome!r}, the model says {expected!r} ({facts})")
             pairs.append((raw, facts, verdict))
+        for raw, _, verdict in pairs:
+            if verdict.kind == OP and verdict.outcome == "accepted":
+                message = decode_message(raw)
+                seq = decode_payload(message.payload)[1][0]
+                targets = [peer for peer, sent in self.answer for one in decode_datagram(sent) if one == raw]
+                self.pushed(index, self.peer_index[message.signer], seq, targets)
         repaired = [verdict for verdict in verdicts if verdict.repaired]
         for verdict in repaired:
             assert verdict.outcome in ("accepted", "duplicate"), f"node {index} refused a repaired operation: {verdict}"
@@ -113,6 +130,50 @@ class MeshMachine(NetworkMachine):
             assert not asked, (f"node {index} took repairs of {len(repaired)} operations it held already and asked node(s) "
                                f"{asked} for more: a repair that brings nothing new starts no exchange (the heal storm)")
         return pairs
+
+    # ----- the eager push ------------------------------------------------------------------
+
+    def published(self, index: int, seq: int, outgoing: list[tuple[bytes, bytes]]) -> None:
+        """Node ``index`` published its operation ``seq`` and sent ``outgoing``: its pushes."""
+        self.pushed(index, index, seq, [peer for peer, sent in outgoing for _ in decode_datagram(sent)])
+
+    def pushed(self, index: int, origin: int, seq: int, targets: list[bytes]) -> None:
+        """Node ``index`` made or took operation ``(origin, seq)`` and pushed it to ``targets``:
+        exactly to its children in the model's tree, each once."""
+        pushed = sorted(self.peer_index[peer] for peer in targets)
+        tree = self.push_tree(origin, seq)
+        children = sorted(tree[index])
+        assert pushed == children, (
+            f"node {index} pushed operation ({origin}, {seq}) to nodes {pushed}; its children in the tree are {children} "
+            f"(the tree: {tree})")
+        if (origin, seq) not in self.trees_checked:
+            self.trees_checked.add((origin, seq))
+            for fanout in sorted({1, 2, self.node_config.fanout}):
+                self.check_trees(origin, seq, fanout)
+
+    def check_trees(self, origin: int, seq: int, fanout: int) -> None:
+        """``Trees`` over the member list, as any member or an outsider computes them, against the
+        model: every member's children and parent in ``(origin, seq)``'s tree; an outsider has
+        none, and pushes to no one."""
+        tree = self.push_tree(origin, seq, fanout)
+        parents = {child: self.members[parent] for parent, below in tree.items() for child in below}
+        trees, root = Trees(self.members, fanout), self.members[origin]
+        for member, peer in enumerate(self.members):
+            children = [self.peer_index[p] for p in trees.children(root, seq, peer)]
+            parent = trees.parent(root, seq, peer)
+            assert sorted(children) == sorted(tree[member]) and parent == parents.get(member), (
+                f"Trees with fanout {fanout}: node {member} in operation ({origin}, {seq})'s tree has children {children} "
+                f"and parent {self.peer_index.get(parent)}; the model's tree is {tree}")
+        assert trees.children(root, seq, OUTSIDER) == [] and trees.parent(root, seq, OUTSIDER) is None, (
+            f"Trees with fanout {fanout}: a non-member has a place in operation ({origin}, {seq})'s tree")
+        assert trees.push_targets(root, seq) == [], f"Trees with fanout {fanout} and no own member push to someone"
+
+    def push_tree(self, origin: int, seq: int, fanout: int | None = None) -> dict[int, list[int]]:
+        """``models.gossip.push_tree`` over node indices, the order hashed here, not by the node."""
+        root = self.members[origin]
+        order = sorted((i for i in range(len(self.members)) if i != origin),
+                       key=lambda i: blake3.blake3(root + self.members[i]).digest())
+        return gossip.push_tree(origin, order, seq, fanout or self.node_config.fanout)
 
     def answered_kinds(self) -> list[tuple[bytes, str]]:
         """(peer, payload kind) of every message the node just sent in answer to a datagram."""

@@ -20,8 +20,10 @@ The machine knows what it did to each message, so ``models.gossip`` names the re
 node must give ("bad signature", "peer id does not match key", "not a member", "stale",
 "replayed", "malformed"); when the model refuses, the node's state (who it believes is
 online, what it holds of every topic, its adverts, its replay cache) must be exactly what
-it was. A replayed message a node never took (it was down, or the message never reached
-it) is genuine news to it: the model takes it, and so must the node.
+it was, and it counted one signature check exactly when the message decoded and its PeerId
+was its key's hash (``verifier.checked``: the cheap checks come first). A replayed message
+a node never took (it was down, or the message never reached it) is genuine news to it: the
+model takes it, and so must the node.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ class MeshAdversaryMachine(MeshPresenceMachine):
         self.require_node(node, up=True)
         published = self.nodes[node].publish(TOPIC, data.encode(), self.local_now(node))
         self.send_all(node, published.outgoing)
+        self.published(node, published.seq, published.outgoing)
 
     # ----- attacks -------------------------------------------------------------------------
 
@@ -182,11 +185,15 @@ class MeshAdversaryMachine(MeshPresenceMachine):
             self.crafted[raw] = facts
         facts = facts or self.facts(raw)
         refused = gossip.verdict(facts, self.caches[target], self.local_now(target)) != gossip.TAKEN
-        before = self.state_of(target)
+        before, checked = self.state_of(target), self.nodes[target].verifier.checked
         self.hand(target, encode_datagram([raw]))
         if refused:
             after = self.state_of(target)
             assert after == before, f"node {target} changed its state on a refused {how} message"
+            paid = self.nodes[target].verifier.checked - checked
+            owed = int(facts.well_formed and facts.bound)
+            assert paid == owed, (f"node {target} counted {paid} signature checks for a refused {how} message; it checks "
+                                  f"one exactly when the message decodes and its PeerId is its key's hash: {owed}")
 
     @guard(lambda self: bool(self.up()))
     @rule(to=INDEX, junk=st.binary(max_size=40))
@@ -197,9 +204,11 @@ class MeshAdversaryMachine(MeshPresenceMachine):
     def step_malformed_datagram(self, target: int, junk: str) -> None:
         self.require_node(target, up=True)
         data = bytes.fromhex(junk)
-        before = self.state_of(target)
+        before, checked = self.state_of(target), self.nodes[target].verifier.checked
         self.hand(target, data)
         assert self.state_of(target) == before, f"node {target} changed its state on a malformed datagram"
+        assert self.nodes[target].verifier.checked == checked, (  # (no message fits in 40 bytes: a key alone is 32)
+            f"node {target} counted a signature check for {len(data)} bytes of junk, in which no message decodes")
 
 
 #: ci budget: 60 runs of 40 steps against each of the two signature schemes.

@@ -20,10 +20,10 @@ A node refuses a message with the first of these reasons that applies, in this o
 
 Otherwise the message is *taken* (``TAKEN``): its replay key is remembered with the
 receiver's time, and the application decides what it means. Nothing else changes when a
-message is refused. How a message travels (pushed down an operation's broadcast tree, or as
-a have, a pull or a repair, each a signed message judged the same way) changes none of
-this. Operations that arrive inside a repair are old by design: only checks 1-4 apply to
-them, and they are never remembered.
+message is refused. How a message travels (pushed down an operation's broadcast tree,
+``push_tree``, or as a have, a pull or a repair, each a signed message judged the same
+way) changes none of this. Operations that arrive inside a repair are old by design: only
+checks 1-4 apply to them, and they are never remembered.
 
 The replay cache is keyed by what the sender cannot choose freely (the payload's hash, not
 its timestamp) and ages by the receiver's clock (never the sender's), so a replay inside
@@ -32,7 +32,7 @@ the TTL meets the cache and a replay after it is stale.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 
 import attrs
 
@@ -78,3 +78,16 @@ def verdict(facts: Facts, cache: Mapping[bytes, int], now_ns: int, repaired: boo
 def remember(cache: Mapping[bytes, int], facts: Facts, now_ns: int) -> dict[bytes, int]:
     """The receiver's cache after it took a message (not one from a repair)."""
     return {**cache, facts.replay_key: now_ns}
+
+
+def push_tree(origin: Hashable, order: Sequence[Hashable], seq: int, fanout: int) -> dict[Hashable, list[Hashable]]:
+    """Who pushes operation ``(origin, seq)`` to whom: its broadcast tree, which every member
+    computes alike from the member list (SPEC 4 leaves the tree to the implementation; this is
+    ours). ``order``: the other members sorted by ``BLAKE3(origin || member)`` (the caller
+    hashes). The origin is at position 0 and the member at rank ``r`` of ``order`` at position
+    ``(r + seq) mod len(order) + 1``; the members at positions ``fanout * p + 1`` to
+    ``fanout * p + fanout`` are the children of the one at position ``p``. So the tree is a
+    complete ``fanout``-ary heap: without loss every member receives the operation once."""
+    at = {0: origin} | {(rank + seq) % len(order) + 1: member for rank, member in enumerate(order)}
+    return {member: [at[child] for child in range(fanout * p + 1, fanout * p + fanout + 1) if child in at]
+            for p, member in at.items()}
