@@ -178,3 +178,29 @@ def test_a_mutmut_run_that_stops_before_the_mutants_is_an_error_not_a_score(monk
     monkeypatch.setattr(mutation.subprocess, "run", lambda *args, **kwargs: Done())
     with pytest.raises(MutationRunFailed, match=r"framing\.py.*exit 1(.|\n)*failed to collect stats"):
         mutation.run("implementations/transport/framing.py", {"realnet": ["processes"]}, 1)
+
+
+def test_a_kill_by_real_processes_counts_only_when_it_happens_twice(monkeypatch):
+    """Real processes in real time fail a run by timing alone on a loaded machine: for a module
+    the realnet machine tests, every caught mutant runs again, and one that survives then is a
+    survivor (with its diff, to account for); in-process machines are not run twice."""
+    calls = []
+
+    def fake(module, machines, workers, only=None):
+        calls.append(only)
+        if only is None:
+            return {"module": module, "mutants": {"m.x_f__mutmut_1": {"status": "killed"},
+                                                  "m.x_f__mutmut_2": {"status": "killed"},
+                                                  "m.x_f__mutmut_3": {"status": "survived", "diff": "-a\n+b"}}}
+        return {"module": module, "mutants": {"m.x_f__mutmut_1": {"status": "killed"},
+                                              "m.x_f__mutmut_2": {"status": "survived", "diff": "-c\n+d"}}}
+
+    monkeypatch.setattr(mutation, "_mutmut", fake)
+    results = mutation.run("implementations/transport/framing.py", {"realnet": ["processes"]}, 1)
+    assert calls == [None, ["m.x_f__mutmut_1", "m.x_f__mutmut_2"]]
+    assert results["mutants"]["m.x_f__mutmut_1"]["status"] == "killed"
+    assert results["mutants"]["m.x_f__mutmut_2"] == {"status": "survived", "diff": "-c\n+d", "first": "killed"}
+    assert "2 caught mutants were run again" in results["confirmed"] and "1 counted as survivors" in results["confirmed"]
+    calls.clear()
+    assert mutation.run("implementations/lww.py", {"lww": ["hlc"]}, 1)["mutants"]["m.x_f__mutmut_2"]["status"] == "killed"
+    assert calls == [None]
