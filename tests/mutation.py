@@ -34,7 +34,10 @@ raw results (status and diff of every mutant) as JSON, and ``--from-saved FILE``
 them again without running mutmut: for accounting after the run. ``--rerun-survivors FILE``
 runs mutmut again on the survivors of saved results only (after a machine grew: a survivor
 costs a whole machine run, a killed mutant a few steps) and carries the other statuses over;
-the module must be unchanged since (its digest is saved), and the report says so.
+the module must be unchanged since (its digest is saved), and the report says so. A module
+whose machines run real node processes (``IN_CHILD_PROCESSES``) has every kill confirmed by a
+second run (timing fails such runs on a loaded machine); ``--confirm-kills FILE`` does that
+for results saved before.
 """
 
 from __future__ import annotations
@@ -325,14 +328,24 @@ def run(module: str, machines: Machines, workers: int, only: list[str] | None = 
                 results["mutants"][name] = {**again[name], "first": "timeout"}
         results["timeouts"] = (f"{len(timeouts)} timed out and were run again alone: "
                                f"{sum(again.get(n, {}).get('status') == 'timeout' for n in timeouts)} timed out again")
+    if set(machines) & IN_CHILD_PROCESSES:
+        confirm_kills(results, machines, workers)
+    return results
+
+
+def confirm_kills(results: dict, machines: Machines, workers: int) -> dict:
+    """``results`` with every caught mutant run again: one the second run does not catch becomes
+    a survivor (its first status kept as ``first``). For machines that run real processes in real
+    time (see ``run``); ``--confirm-kills`` applies it to saved results."""
     killed = [name for name, found in results["mutants"].items() if found["status"] in CAUGHT]
-    if killed and set(machines) & IN_CHILD_PROCESSES:
-        again = _mutmut(module, machines, workers, killed)["mutants"]
-        flaky = [name for name in killed if again.get(name, {}).get("status") not in CAUGHT]
-        for name in flaky:
-            results["mutants"][name] = {**again.get(name, {"status": "survived"}), "first": results["mutants"][name]["status"]}
-        results["confirmed"] = (f"{len(killed)} caught mutants were run again (real processes, real time): "
-                                f"{len(killed) - len(flaky)} caught again, {len(flaky)} counted as survivors")
+    if not killed:
+        return results
+    again = _mutmut(results["module"], machines, workers, killed)["mutants"]
+    flaky = [name for name in killed if again.get(name, {}).get("status") not in CAUGHT]
+    for name in flaky:
+        results["mutants"][name] = {**again.get(name, {"status": "survived"}), "first": results["mutants"][name]["status"]}
+    results["confirmed"] = (f"{len(killed)} caught mutants were run again (real processes, real time): "
+                            f"{len(killed) - len(flaky)} caught again, {len(flaky)} counted as survivors")
     return results
 
 
@@ -516,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", help="where to keep the raw results as JSON")
     parser.add_argument("--from-saved", help="report on results kept by --save instead of running mutmut")
     parser.add_argument("--rerun-survivors", help="run only the survivors of results kept by --save again")
+    parser.add_argument("--confirm-kills", metavar="FILE",
+                        help="run the caught mutants of results kept by --save again; one not caught again survives")
     parser.add_argument("--only", nargs="+", help="with --rerun-survivors: only the survivors whose names hold one of these")
     parser.add_argument("--all", dest="all_into", metavar="DIR",
                         help="run every planned module whose results DIR does not hold for its current source, saving there")
@@ -559,12 +574,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if failed else 0
     if not args.module or not (ROOT / args.module).is_file() or not args.module.startswith("implementations/"):
         parser.error(f"{args.module}: expected a file under implementations/ (or --all DIR, --summary DIR)")
-    saved_file = args.from_saved or args.rerun_survivors
+    saved_file = args.from_saved or args.rerun_survivors or args.confirm_kills
     if saved_file:
         results = json.loads(Path(saved_file).read_text(encoding="utf-8"))
         if results.get("module") != args.module:
             parser.error(f"{saved_file} holds results of {results.get('module')}, not {args.module}")
-    if args.rerun_survivors:
+    if args.confirm_kills:
+        if results.get("digest") != digest(args.module):
+            parser.error(f"{args.module} changed since {saved_file} was saved: its mutants are numbered anew, run them all")
+        try:
+            results = confirm_kills(results, machines_of(results), args.workers)
+        except MutationRunFailed as error:
+            print(error, file=sys.stderr)
+            return 2
+    elif args.rerun_survivors:
         if results.get("digest") != digest(args.module):
             parser.error(f"{args.module} changed since {saved_file} was saved: its mutants are numbered anew, run them all")
         try:
