@@ -362,6 +362,10 @@ def _mutmut(module: str, machines: Machines, workers: int, only: list[str] | Non
             seed_stats(work / "mutants", module, selected_tests(machines))
         env = {**os.environ, "CI": "true", "HYPOTHESIS_PROFILE": "mutation",
                "MBT_TRACE_DIR": str(work / "traces"), "HYPOTHESIS_STORAGE_DIRECTORY": str(work / ".hypothesis")}
+        # Child processes buffer their output as they do in use: with PYTHONUNBUFFERED set (some
+        # shells and CI images set it), a node that forgets to flush its ready line still starts,
+        # and transport/node_host.py's mutants dropping that flush survived a run.
+        env.pop("PYTHONUNBUFFERED", None)
         mutmut = [sys.executable, "-m", "mutmut"]
         done = subprocess.run([*mutmut, "run", "--max-children", str(workers), *(only or [])], cwd=work, env=env,
                               capture_output=True, text=True, check=False)
