@@ -136,6 +136,8 @@ class RealNetMachine(TracedMachine):
         self.blocked = False
         self.model_values: dict[frozenset, tuple] = {}
         self.quiet_at = 0  # the step of the last quiesce
+        self.submitted_at: dict[tuple[int, int], int] = {}  # (node, event) -> the step it was first submitted there
+        self.killed_at: dict[int, list[int]] = {}  # node -> the steps that killed it
 
     # ----- set-up ---------------------------------------------------------------------------
 
@@ -327,12 +329,14 @@ class RealNetMachine(TracedMachine):
         event = pskt.Event("hyperlane", f"ext-{k}", f"kaspatest:dest{k % 3}", amount, (("reason", "bridge"),), EVENT_START_NS + k)
         self.event_index[pskt.event_hash(event).hex()] = k
         self.cluster.op(node, "submit_event", **self.events[k])
+        self.submitted_at.setdefault((node, k), len(self.steps))
 
     def step_resubmit(self, node: int, event: int) -> None:
         """The same event at a coordinator again (maybe another): the group must never pay it twice."""
         self.require_up(node)
         self.require(0 <= event < len(self.events), f"no event {event}")
         self.cluster.op(node, "submit_event", **self.events[event])
+        self.submitted_at.setdefault((node, event), len(self.steps))
 
     def step_fund(self, amount: int) -> None:
         self.require(self._started() and amount > 0, "a coin of at least 1 sompi, once started")
@@ -415,6 +419,7 @@ class RealNetMachine(TracedMachine):
         self.require(len(self.up()) > 1, "the last node up stays up")
         self.cluster.kill(node)
         self.down.add(node)
+        self.killed_at.setdefault(node, []).append(len(self.steps))
 
     def step_restart(self, node: int) -> None:
         self.require(node in self.down, f"node {node} is not down")
@@ -523,7 +528,12 @@ class RealNetMachine(TracedMachine):
             elif state == model.REJECTED:
                 assert len(refusals) > group.n - group.m, f"{named(rid)} was rejected after {len(refusals)} refusals"
             elif state == model.EXPIRED:
-                assert not ready, f"{named(rid)} expired although every input had m counting keys"
+                # models.threshold: a coordinator restarted after deciding submits then "unless expired";
+                # so a ready request expires only if its coordinator was killed after the event reached it
+                since = self.submitted_at.get((r["owner"], self.event_index.get(r["event"])))
+                killed = since is not None and any(at > since for at in self.killed_at.get(r["owner"], ()))
+                assert not ready or killed, (
+                    f"{named(rid)} expired although every input had m counting keys and its coordinator never crashed")
             elif state == model.ABORTED:
                 assert ready, f"{named(rid)} was aborted (submitted) without m counting keys on every input"
         accepted = [txid.hex() for txid in self.cluster.ledger.accepted]
