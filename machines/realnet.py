@@ -442,7 +442,8 @@ class RealNetMachine(TracedMachine):
         """A peer outside the mesh dials node ``node`` directly (not through the proxy) and breaks
         the transport's rules as ``how`` says (``IMPOSTURES``; ``forged_proof`` claims member
         ``claimed``'s key). The node must close the connection with a reason naming what is wrong
-        (a forged proof must never be taken: the impostor's dial must fail)."""
+        (the dialer is done before the node checks its proof, so a forged proof's close follows
+        the dial; a connection still open after ``IMPOSTOR_WAIT_SECONDS`` was taken)."""
         self.require_up(node)
         self.require(how in IMPOSTURES, f"no imposture {how!r} (there are {sorted(IMPOSTURES)})")
         self.require(0 <= claimed < len(self.acked) and claimed != node, f"claimed={claimed}: another member's index")
