@@ -55,8 +55,11 @@ class MeshTaskListMachine(MeshMachine):
     #: Each class's least share of the steps under ci: about half the least share measured against
     #: any implementation (harness.balance; the coverage table prints them): shares move when a
     #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
+    #: sync: 6.0% when this machine's test runs alone, 2.4% (178 examples) in a worker of the whole
+    #: suite (Hypothesis mines literals from every loaded module: the realnet impostor's and the
+    #: mesh machines' new ones moved it).
     class_floors: ClassVar[dict[str, float]] = {
-        "operations": 0.24, "delivery": 0.025, "sync": 0.03, "faults": 0.05, "time": 0.10, "crash": 0.04}
+        "operations": 0.24, "delivery": 0.025, "sync": 0.012, "faults": 0.05, "time": 0.10, "crash": 0.04}
     min_nodes, max_nodes = 3, 10
     node_config = CONFIG
     advances = (0, NS_PER_MS, NS_PER_SECOND, 5 * NS_PER_SECOND, 30 * NS_PER_SECOND, 301 * NS_PER_SECOND)
