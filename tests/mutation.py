@@ -291,8 +291,8 @@ def seed_stats(mutants_dir: Path, module: str, tests: list[str]) -> None:
     (mutants_dir / "mutmut-stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
 
 
-def config(module: str, machines: Machines) -> str:
-    tests = selected_tests(machines)
+def config(module: str, tests: list[str]) -> str:
+    """mutmut's setup.cfg: mutate ``module``, test each mutant with ``tests`` (pytest node ids)."""
     return "\n".join([
         "[mutmut]",
         "source_paths=implementations",
@@ -357,9 +357,10 @@ def _mutmut(module: str, machines: Machines, workers: int, only: list[str] | Non
     with tempfile.TemporaryDirectory(prefix="mbt-mutation-") as scratch:
         work = Path(scratch)
         scratch_copy(work)
-        (work / "setup.cfg").write_text(config(module, machines), encoding="utf-8")
+        tests = selected_tests(machines)
+        (work / "setup.cfg").write_text(config(module, tests), encoding="utf-8")
         if set(machines) & IN_CHILD_PROCESSES:
-            seed_stats(work / "mutants", module, selected_tests(machines))
+            seed_stats(work / "mutants", module, tests)
         env = {**os.environ, "CI": "true", "HYPOTHESIS_PROFILE": "mutation",
                "MBT_TRACE_DIR": str(work / "traces"), "HYPOTHESIS_STORAGE_DIRECTORY": str(work / ".hypothesis")}
         # Child processes buffer their output as they do in use: with PYTHONUNBUFFERED set (some
@@ -523,6 +524,23 @@ def summary(directory: Path, equivalents: list[Equivalent]) -> tuple[str, int]:
     return "\n".join(lines), len(total.unaccounted)
 
 
+def _machines(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Machines:
+    """The machines that test ``args.module``: ``--machine`` (``-k``), or the plan's; a usage
+    error if the plan lacks the module or a machine or implementation does not exist."""
+    if args.machine:
+        machines = {args.machine: args.selection.split(",") if args.selection else every_implementation(args.machine)}
+    else:
+        plan, skipped = load_plan()
+        if args.module not in plan:
+            parser.error(f"{args.module}: not in {PLAN.name} ({skipped.get(args.module, 'no entry')}); name --machine")
+        machines = plan[args.module]
+    try:
+        selected_tests(machines)
+    except ValueError as error:
+        parser.error(str(error))
+    return machines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__.split("\n\n")[0])
     parser.add_argument("module", nargs="?", help="a file of implementations/, e.g. implementations/lww.py")
@@ -583,39 +601,18 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(Path(saved_file).read_text(encoding="utf-8"))
         if results.get("module") != args.module:
             parser.error(f"{saved_file} holds results of {results.get('module')}, not {args.module}")
-    if args.confirm_kills:
-        if results.get("digest") != digest(args.module):
-            parser.error(f"{args.module} changed since {saved_file} was saved: its mutants are numbered anew, run them all")
-        try:
+    if (args.confirm_kills or args.rerun_survivors) and results.get("digest") != digest(args.module):
+        parser.error(f"{args.module} changed since {saved_file} was saved: its mutants are numbered anew, run them all")
+    try:
+        if args.confirm_kills:
             results = confirm_kills(results, machines_of(results), args.workers)
-        except MutationRunFailed as error:
-            print(error, file=sys.stderr)
-            return 2
-    elif args.rerun_survivors:
-        if results.get("digest") != digest(args.module):
-            parser.error(f"{args.module} changed since {saved_file} was saved: its mutants are numbered anew, run them all")
-        try:
+        elif args.rerun_survivors:
             results = rerun_survivors(results, args.workers, args.only)
-        except MutationRunFailed as error:
-            print(error, file=sys.stderr)
-            return 2
-    elif not args.from_saved:
-        if args.machine:
-            machines = {args.machine: args.selection.split(",") if args.selection else every_implementation(args.machine)}
-        else:
-            plan, skipped = load_plan()
-            if args.module not in plan:
-                parser.error(f"{args.module}: not in {PLAN.name} ({skipped.get(args.module, 'no entry')}); name --machine")
-            machines = plan[args.module]
-        try:
-            selected_tests(machines)
-        except ValueError as error:
-            parser.error(str(error))
-        try:
-            results = run(args.module, machines, args.workers)
-        except MutationRunFailed as error:
-            print(error, file=sys.stderr)
-            return 2
+        elif not args.from_saved:
+            results = run(args.module, _machines(parser, args), args.workers)
+    except MutationRunFailed as error:
+        print(error, file=sys.stderr)
+        return 2
     if args.save and not args.from_saved:
         Path(args.save).write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     problems = stale_entries(equivalents)
