@@ -53,6 +53,7 @@ class MeshMachine(NetworkMachine):
         self.caches: list[dict[bytes, int]] = []  # the model's replay cache, per node
         self.crafted: dict[bytes, gossip.Facts] = {}  # facts of messages an attacker made, by their bytes
         self.trees_checked: set[tuple[int, int]] = set()  # operations whose trees check_trees compared with the model
+        self.push_orders: dict[int, list[int]] = {}  # origin -> the other members in its BLAKE3 order (push_tree)
 
     def start_mesh(self, count: int, skews_ns: list[int]) -> None:
         self.require(not self.nodes, "the machine has already started")
@@ -170,18 +171,21 @@ class MeshMachine(NetworkMachine):
 
     def push_tree(self, origin: int, seq: int, fanout: int | None = None) -> dict[int, list[int]]:
         """``models.gossip.push_tree`` over node indices, the order hashed here, not by the node."""
-        root = self.members[origin]
-        order = sorted((i for i in range(len(self.members)) if i != origin),
-                       key=lambda i: blake3.blake3(root + self.members[i]).digest())
+        order = self.push_orders.get(origin)
+        if order is None:  # the members are fixed for a run: each origin's order is hashed once
+            root = self.members[origin]
+            order = self.push_orders[origin] = sorted((i for i in range(len(self.members)) if i != origin),
+                                                      key=lambda i: blake3.blake3(root + self.members[i]).digest())
         return gossip.push_tree(origin, order, seq, fanout or self.node_config.fanout)
+
+    def answered_payloads(self) -> list[tuple[bytes, str, Any]]:
+        """(peer, payload kind, body) of every message the node just sent in answer to a datagram."""
+        return [(peer, *decode_payload(decode_message(raw).payload))
+                for peer, data in self.answer for raw in decode_datagram(data)]
 
     def answered_kinds(self) -> list[tuple[bytes, str]]:
         """(peer, payload kind) of every message the node just sent in answer to a datagram."""
-        kinds = []
-        for peer, data in self.answer:
-            for raw in decode_datagram(data):
-                kinds.append((peer, decode_payload(decode_message(raw).payload)[0]))
-        return kinds
+        return [(peer, kind) for peer, kind, _ in self.answered_payloads()]
 
     def after_delivery(self, index: int, datagram, data: bytes) -> None:
         self.check_verdicts(index, data)

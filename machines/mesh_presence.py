@@ -245,8 +245,7 @@ class MeshPresenceMachine(MeshMachine):
             expected = "not for me" if body[0] != me else "accepted"
             assert outcome == expected, f"node {index}: a lookup from node {sender} got {outcome!r}, not {expected!r}"
             if outcome == "accepted" and single:
-                sent = [(self.peer_index[peer], *decode_payload(decode_message(one).payload))
-                        for peer, data in self.answer for one in decode_datagram(data)]
+                sent = [(self.peer_index[peer], what, hop) for peer, what, hop in self.answered_payloads()]
                 assert [(to, what) for to, what, _ in sent] == [(sender, FOUND)], f"node {index} answered a lookup with {sent}"
                 subject, now = self.peer_index.get(body[3]), self.local_now(index)
                 held = self.adverts[index].get(subject)
@@ -297,8 +296,7 @@ class MeshPresenceMachine(MeshMachine):
             if kind == ANSWER or outcome != "accepted":
                 return  # (a stranger's genuine query is a hop like any other)
         me, now, queries = self.members[index], self.local_now(index), self.queries[index]
-        sent = [(self.peer_index[peer], *decode_payload(decode_message(one).payload))
-                for peer, data in self.answer for one in decode_datagram(data)]
+        sent = [(self.peer_index[peer], what, hop) for peer, what, hop in self.answered_payloads()]
         query_id = body[2]
         if kind == QUERY:
             target, ttl = body[3], body[4]
