@@ -12,7 +12,8 @@ shrinks the fault schedule like any other data and every run is a trace that rep
 exactly: ``deliver``, ``drop``, ``duplicate``, ``delay``, ``partition``, ``cut_one_way``,
 ``heal``, ``crash``, ``restart`` (a new node object on the same store), ``tick`` (one
 node's own timer: nodes tick on their own schedules, so a message can arrive between a
-deadline and the tick that acts on it), ``advance_clock``, ``settle`` (a calm network:
+deadline and the tick that acts on it), ``advance_clock`` (by a step, or to a nanosecond
+beside a deadline the machine knows is due: a TTL's edge), ``settle`` (a calm network:
 every datagram in flight delivered in send order, including what the deliveries send,
 up to a bound) and ``quiesce`` (heal, restart every node, then anti-entropy rounds until
 nothing changes). Each node has its own clock, a fixed skew from the shared manual clock.
@@ -41,6 +42,9 @@ from models.clock import NS_PER_SECOND, ManualClock
 START_NS = 1_700_000_000 * NS_PER_SECOND
 #: A raw draw a rule reduces modulo the number of nodes, links or datagrams.
 INDEX = st.integers(0, 255)
+#: How ``advance_clock`` moves: by one of the machine's ``advances``, or to a deadline ahead
+#: (``deadlines``): the nanosecond before it, at it, or after it.
+ADVANCE_KINDS = ("by", "before", "at", "after")
 #: Most deliveries take the head of a link (FIFO); one in four takes another datagram.
 POSITION = st.one_of(st.just(0), st.just(0), st.just(0), st.integers(0, 15))
 #: The most datagrams one ``settle`` delivers (a bound on every loop).
@@ -356,9 +360,22 @@ class NetworkMachine(TracedMachine):
         self.send_all(node, outgoing)
         self.ticked(node, outgoing)
 
-    @rule(ns=st.integers(0, 15))
-    def advance_clock(self, ns: int) -> None:
-        self.do("advance_clock", ns=self.advances[ns % len(self.advances)])
+    @rule(kind=st.sampled_from(ADVANCE_KINDS), ns=st.integers(0, 15), pick=INDEX)
+    def advance_clock(self, kind: str, ns: int, pick: int) -> None:
+        self.do("advance_clock", ns=self.advance_by(kind, ns, pick))
+
+    def deadlines(self) -> list[int]:
+        """Instants of the shared clock ahead at which something the nodes hold falls due (a
+        subclass names its TTLs: a beacon going stale, an advert expiring); none by default."""
+        return []
+
+    def advance_by(self, kind: str, ns: int, pick: int) -> int:
+        """One of ``advances`` (``by``, or when nothing is due), or to the nanosecond before, at or
+        after a deadline ahead: where an off-by-one in a TTL shows."""
+        ahead = self.deadlines() if kind != "by" else []
+        if not ahead:
+            return self.advances[ns % len(self.advances)]
+        return ahead[pick % len(ahead)] + {"before": -1, "at": 0, "after": 1}[kind] - self.clock.now()
 
     def step_advance_clock(self, ns: int) -> None:
         self.require(ns >= 0, f"the clock cannot go back (ns={ns})")

@@ -21,7 +21,8 @@ node (``tick``) or several at the same instant (``tick_nodes``, one step); ``del
 delivers the datagram sent first, ``deliver`` any datagram of a link, ``deliver_some``
 several in a chosen order (late, out of order); drop, duplicate and delay are rules of their
 own; ``quiesce`` runs whenever something is left for it (a datagram in flight, a cut link, a
-node down). The clock never advances by 0.
+node down). The clock moves by a step (never 0) or to the nanosecond before, at or after
+something due (``deadlines``): a beacon going stale, an advert expiring, a query forgotten.
 
 Trace arguments: nodes are indices; TTLs and ns are integers; datagrams are named by their
 send serial.
@@ -180,6 +181,19 @@ class MeshPresenceMachine(MeshMachine):
                 self.check_foaf_hop(index, raw, subject, kind, body, verdict.outcome, single=len(verdicts) == 1)
             elif kind in (LOOKUP, FOUND):
                 self.check_rdv_hop(index, raw, subject, kind, body, verdict.outcome, single=len(verdicts) == 1)
+
+    def deadlines(self) -> list[int]:
+        """What falls due ahead, on the shared clock: each beacon a node took going stale (the
+        presence TTL), each advert a coordinator holds expiring, each FOAF query a node remembers
+        being forgotten, and each node's next registration (at its next tick from then)."""
+        ttl, due = self.node_config.presence_ttl_ns, set()
+        for i, skew in enumerate(self.skews):
+            due |= {at + ttl - skew for at in self.views[i].values()}
+            due |= {expires - skew for _, expires in self.adverts[i].values()}
+            due |= {until - skew for _, until in self.queries[i].values()}
+            due.add(self.next_register[i] - skew)
+        now = self.clock.now()
+        return sorted(t for t in due if t > now)
 
     def ticked(self, index: int, outgoing) -> None:
         """A tick forgets the FOAF queries whose time is up (the hop each came from, and its answer)

@@ -401,17 +401,29 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
         self.apply(replica, "move", outcome, lambda: self.replicas[replica].move(task_id, index))
 
     @guard(lambda self: bool(self.tasks))
-    @rule(to=INDEX, task=TASK, done=st.booleans(), agent=INDEX, how=st.sampled_from(FORGERIES), whole=st.booleans())
-    def inject_forged(self, to: int, task: int, done: bool, agent: int, how: str, whole: bool) -> None:
-        """A tampered copy is of a state its agent made, preferably where it has not arrived yet."""
+    @rule(to=INDEX, task=TASK, done=st.booleans(), agent=INDEX, how=st.sampled_from(FORGERIES), whole=st.booleans(),
+          race=st.booleans())
+    def inject_forged(self, to: int, task: int, done: bool, agent: int, how: str, whole: bool, race: bool) -> None:
+        """A tampered copy is of a state its agent made, preferably where it has not arrived yet.
+        With ``race``, whenever some replica lacks a state another agent made, the forgery is a
+        tampered copy of such a state, sent to such a replica: the copy that arrives before the
+        genuine state. (Without it, a tampered copy was one forgery in seven, aimed at a random
+        replica: ``tasklist-tampered-copy-shadows-genuine`` was found under 5 of 10 seeds within
+        500 examples; with it, under 10 of 10, median 210. Most states have reached every
+        replica before a forgery is drawn.)"""
         index = self.pick(to, self.replicas)
         chosen, named = self.choose_task(index, task), self.pick(agent, self.replicas)
-        if how == "tampered_copy":  # a state some agent made itself, preferably one the target lacks
-            own = sorted({(p in self.history[index], j, p.op.element.task.hex()) for j, history in enumerate(self.history)
-                          for p in history if isinstance(p, tasklist.Checkbox) and p.op.tag[0] == j})
-            pool = [c for c in own if not c[0]] or own
+        made = sorted({(j, p) for j, history in enumerate(self.history) for p in history
+                       if isinstance(p, tasklist.Checkbox) and p.op.tag[0] == j}, key=lambda made: (made[0], repr(made[1])))
+        lacking = [(i, j, p.op.element.task.hex()) for j, p in made for i in range(len(self.replicas))
+                   if p not in self.history[i]]
+        if race and lacking:
+            how = "tampered_copy"
+            index, named, chosen = lacking[self.pick(agent, lacking)]
+        elif how == "tampered_copy":  # a state some agent made itself, preferably one the target lacks
+            pool = [(j, task) for i, j, task in lacking if i == index] or [(j, p.op.element.task.hex()) for j, p in made]
             if pool:
-                _, named, chosen = pool[self.pick(agent, pool)]
+                named, chosen = pool[self.pick(agent, pool)]
         self.do("inject_forged", target=index, task=chosen, state="done" if done else "claimed",
                 agent=named, ts_ms=FORGED_TS_MS, how=how, whole_state=whole)
 
