@@ -18,7 +18,7 @@ def test_the_catalogue_covers_every_machine_and_class():
     assert len(BUGS) >= 40
     machines = {b.machine for b in BUGS}
     for machine in ("orset", "lww", "rga", "tasklist", "policy", "pskt", "threshold", "mesh_tasklist", "mesh_presence",
-                    "mesh_adversary"):
+                    "mesh_adversary", "realnet"):
         assert machine in machines, f"no bug of {machine}"
     assert {b.kind for b in BUGS} == set(CLASSES), set(CLASSES) - {b.kind for b in BUGS}
     for b in BUGS:

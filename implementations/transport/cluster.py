@@ -12,6 +12,8 @@ directory and QUIC port, so the proxy's links and the peers' directories stay ri
 ``skews_ms`` gives each node's clock its own offset. ``reset(size)`` reuses the processes for
 a new mesh of the first ``size`` of them (every node forgets all but its identity; a new
 task list, group id and ledger file), which costs milliseconds where starting costs seconds.
+``node_program`` runs another node program in place of ``mesh_node`` (the bug catalogue's
+nodes with a bug planted: ``tests/bugs/realnet.py``).
 
 ``mbt cluster --nodes N --duration S`` runs a workload on such a cluster (no proxy): agents
 on every node add, claim and complete tasks, and every few operations a node coordinates a
@@ -54,7 +56,8 @@ class Cluster:
 
     def __init__(self, directory: str | Path, nodes: int, *, proxy_seed: int | None = None, signing: bool = True,
                  funds: tuple[int, ...] = FUNDS, anti_entropy_ms: int = ANTI_ENTROPY_MS, skews_ms: list[int] | None = None,
-                 node_settings: dict | None = None, **group: Any) -> None:
+                 node_settings: dict | None = None, node_program: tuple[str, list[str]] = (NODE_MODULE, []),
+                 **group: Any) -> None:
         if not 1 <= nodes <= 64:
             raise ValueError(f"a cluster has 1 to 64 nodes, not {nodes}")
         self.directory = Path(directory)
@@ -69,6 +72,8 @@ class Cluster:
         self.routes: dict[tuple[int, int], int] = {}
         self.skews_ms = skews_ms
         self.node_settings = dict(node_settings or {})  # more join settings, e.g. record_arrivals
+        #: What each node runs: a module run with ``python -m`` and its first arguments (``--data DIR`` follows).
+        self.node_program = (node_program[0], list(node_program[1]))
 
     @property
     def nodes(self) -> list[ChildProcess]:
@@ -96,7 +101,8 @@ class Cluster:
         self.close()
 
     def start(self) -> None:
-        programs = {f"n{i}": (NODE_MODULE, ["--data", str(self.directory / f"n{i}")]) for i in range(self.size)}
+        module, first = self.node_program
+        programs = {f"n{i}": (module, [*first, "--data", str(self.directory / f"n{i}")]) for i in range(self.size)}
         if self.proxy_seed is not None:
             programs["proxy"] = (PROXY_MODULE, ["--seed", str(self.proxy_seed)])
         started = self.processes.start_many(programs)

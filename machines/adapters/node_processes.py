@@ -7,8 +7,9 @@ Starting processes is the dearest part of a run (a Python interpreter importing 
 node), so inside ``pooled(directory)`` every run reuses one pool of processes: each run
 resets them (fresh files, a new task list and group id, faults cleared) instead of starting
 new ones; outside it a run starts and stops its own. A pytest session is inside one
-(``conftest.py``), so the machine and the replays of its committed traces share a pool. Another backend (a
-node program with a planted bug) would start other processes behind the same machine.
+(``conftest.py``), so the machine and the replays of its committed traces share a pool. A
+backend of another node program (``ProcessBackend(program)``: the bug catalogue's nodes with a
+bug planted, ``tests/bugs/realnet.py``) gets a pool of its own behind the same machine.
 """
 
 from __future__ import annotations
@@ -16,36 +17,51 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 from harness import Implementation, register
-from implementations.transport.cluster import Cluster
+from implementations.transport.cluster import NODE_MODULE, Cluster
 
 #: Processes in the pool: the most nodes a realnet run asks for.
 POOL_NODES = 5
 
 
 class ProcessBackend:
-    pool: Cluster | None = None
-    #: Inside ``pooled``: where the pool is started, at the first run that asks for a cluster.
-    pool_directory: Path | None = None
+    """Clusters of ``program``'s node processes (``mesh_node`` by default; the bug catalogue's
+    nodes run a node with a bug planted): inside ``pooled``, one pool of processes per program."""
+
+    #: The pool of each node program, inside ``pooled``.
+    pools: ClassVar[dict[tuple[str, tuple[str, ...]], Cluster]] = {}
+    #: Inside ``pooled``: where the pools are started, at the first run that asks for a cluster.
+    pool_directory: ClassVar[Path | None] = None
+
+    def __init__(self, program: tuple[str, list[str]] = (NODE_MODULE, [])) -> None:
+        self.program = (program[0], tuple(program[1]))
 
     def cluster(self, directory: str | Path, nodes: int, proxy_seed: int, skews_ms: list[int]) -> Cluster:
-        if ProcessBackend.pool is None and ProcessBackend.pool_directory is not None:
-            ProcessBackend.pool = Cluster(ProcessBackend.pool_directory, POOL_NODES, proxy_seed=0).__enter__()
-        if ProcessBackend.pool is not None:
-            ProcessBackend.pool.reset(nodes, skews_ms)
-            return ProcessBackend.pool
-        return Cluster(directory, nodes, proxy_seed=proxy_seed, skews_ms=skews_ms).__enter__()
+        module, first = self.program
+        pools, where = ProcessBackend.pools, ProcessBackend.pool_directory
+        if self.program not in pools and where is not None:
+            # (the first pool keeps the directory it always had; another program's pool a directory of its own)
+            home = where if not pools else where / f"pool-{len(pools)}"
+            pools[self.program] = Cluster(home, POOL_NODES, proxy_seed=0, node_program=(module, list(first))).__enter__()
+        pool = pools.get(self.program)
+        if pool is not None:
+            pool.reset(nodes, skews_ms)
+            return pool
+        return Cluster(directory, nodes, proxy_seed=proxy_seed, skews_ms=skews_ms,
+                       node_program=(module, list(first))).__enter__()
 
     def release(self, cluster: Cluster) -> None:
-        if cluster is not ProcessBackend.pool:
+        if cluster not in ProcessBackend.pools.values():
             cluster.close()
 
     @staticmethod
     @contextmanager
     def pooled(directory: str | Path) -> Iterator[None]:
-        """Runs inside share one pool of processes, started when first needed, stopped and reaped on leaving.
-        Inside another ``pooled`` (the pytest session's: ``conftest.py``), the outer pool serves."""
+        """Runs inside share pools of processes (one per node program), each started when first
+        needed, all stopped and reaped on leaving. Inside another ``pooled`` (the pytest session's:
+        ``conftest.py``), the outer pools serve."""
         if ProcessBackend.pool_directory is not None:
             yield
             return
@@ -53,8 +69,8 @@ class ProcessBackend:
         try:
             yield
         finally:
-            pool, ProcessBackend.pool, ProcessBackend.pool_directory = ProcessBackend.pool, None, None
-            if pool is not None:
+            pools, ProcessBackend.pools, ProcessBackend.pool_directory = list(ProcessBackend.pools.values()), {}, None
+            for pool in pools:
                 pool.close()
 
 

@@ -1,0 +1,38 @@
+"""Bugs of the node processes (``implementations.transport``), caught by the ``realnet`` machine
+over real QUIC on loopback.
+
+A node is an OS process, so its bug is planted in that process: each bug's implementation is a
+``ProcessBackend`` whose nodes run ``tests.bugs.realnet_node BUG`` (the patch, then
+``mesh_node``), with a pool of processes of its own. What they share with a stranger on the
+network is what the machine's ``impostor`` step sends: a proof, a frame header, a stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from harness import Implementation
+from machines.adapters.node_processes import ProcessBackend
+from tests.bugs.catalogue import Bug
+from tests.bugs.realnet_node import PLANTS
+
+PROGRAM = "tests.bugs.realnet_node"
+
+
+def _bug(name: str, description: str, kind: str, involves: set[str]) -> Bug:
+    assert name in PLANTS, name
+
+    @contextlib.contextmanager
+    def plant():
+        yield Implementation("realnet", f"bug-{name}", lambda replica_id, clock: ProcessBackend((PROGRAM, [name])),
+                             description=f"mesh node processes with {name} planted")
+
+    return Bug(f"realnet-{name}", "realnet", description, kind, plant, correct="processes", involves=frozenset(involves))
+
+
+BUGS = [
+    _bug("any-signature-verifies", "a node takes any identity proof: its signature check never fails, so a stranger "
+         "holding only a member's public key is taken for that member", "signature-coverage", {"impostor"}),
+    _bug("frame-length-trusted", "a node believes a frame header's length: a stranger that announces a 4 GiB frame "
+         "holds the connection open while the node waits to buffer it", "believes-a-lie", {"impostor"}),
+]
