@@ -212,4 +212,4 @@ class MeshAdversaryMachine(MeshPresenceMachine):
 
 
 #: ci budget: 60 runs of 40 steps against each of the two signature schemes.
-test_mesh_adversary_machine = network_machine_test(MeshAdversaryMachine, examples=60, steps=40)
+test_mesh_adversary_machine = network_machine_test(MeshAdversaryMachine, examples=120, steps=40)

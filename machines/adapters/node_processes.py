@@ -42,8 +42,7 @@ class ProcessBackend:
         module, first = self.program
         pools, where = ProcessBackend.pools, ProcessBackend.pool_directory
         if self.program not in pools and where is not None:
-            # (the first pool keeps the directory it always had; another program's pool a directory of its own)
-            home = where if not pools else where / f"pool-{len(pools)}"
+            home = where / f"pool-{len(pools)}"  # each program's pool in a directory of its own
             pools[self.program] = Cluster(home, POOL_NODES, proxy_seed=0, node_program=(module, list(first))).__enter__()
         pool = pools.get(self.program)
         if pool is not None:
