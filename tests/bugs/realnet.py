@@ -35,4 +35,6 @@ BUGS = [
          "holding only a member's public key is taken for that member", "signature-coverage", {"impostor"}),
     _bug("frame-length-trusted", "a node believes a frame header's length: a stranger that announces a 4 GiB frame "
          "holds the connection open while the node waits to buffer it", "believes-a-lie", {"impostor"}),
+    _bug("streams-merged", "a node reads every stream of a connection as its one message stream: a stranger's second "
+         "stream is spliced into the frames instead of closing the connection", "believes-a-lie", {"impostor"}),
 ]

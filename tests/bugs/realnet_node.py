@@ -14,7 +14,9 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from unittest import mock
 
-from implementations.transport import framing
+from aioquic.quic import events
+
+from implementations.transport import endpoint, framing
 from implementations.transport.identity import Ed25519Identity
 
 
@@ -45,9 +47,25 @@ def frame_length_trusted() -> AbstractContextManager:
     return mock.patch.object(framing.FrameReader, "_frames", _frames_without_a_limit)
 
 
+_REAL_RECEIVE = endpoint.Connection._receive
+
+
+def _every_stream_as_the_message_stream(self, event, delivered):
+    if event.stream_id != endpoint.MESSAGE_STREAM:  # BUG: a second stream must close the connection
+        event = events.StreamDataReceived(data=event.data, end_stream=event.end_stream, stream_id=endpoint.MESSAGE_STREAM)
+    return _REAL_RECEIVE(self, event, delivered)
+
+
+def streams_merged() -> AbstractContextManager:
+    """Data on any stream of a connection is read as the message stream's: a stranger's second
+    stream is spliced into the frames of the first instead of closing the connection."""
+    return mock.patch.object(endpoint.Connection, "_receive", _every_stream_as_the_message_stream)
+
+
 PLANTS: dict[str, Callable[[], AbstractContextManager]] = {
     "any-signature-verifies": any_signature_verifies,
     "frame-length-trusted": frame_length_trusted,
+    "streams-merged": streams_merged,
 }
 
 
