@@ -421,7 +421,7 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             how = "tampered_copy"
             index, named, chosen = lacking[self.pick(agent, lacking)]
         elif how == "tampered_copy":  # a state some agent made itself, preferably one the target lacks
-            pool = [(j, task) for i, j, task in lacking if i == index] or [(j, p.op.element.task.hex()) for j, p in made]
+            pool = [(j, lacked) for i, j, lacked in lacking if i == index] or [(j, p.op.element.task.hex()) for j, p in made]
             if pool:
                 named, chosen = pool[self.pick(agent, pool)]
         self.do("inject_forged", target=index, task=chosen, state="done" if done else "claimed",
