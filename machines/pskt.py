@@ -80,7 +80,8 @@ BAD_VALUES = (
     "event-amount-bool", "event-timestamp-over", "event-timestamp-longest", "event-metadata-dict",
     "event-metadata-not-strings", "event-metadata-not-pairs", "event-metadata-duplicate",
     "utxo-short-txid", "utxo-index-over", "utxo-index-longest", "utxo-amount-over",
-    "output-empty-address", "output-address-too-long", "output-address-longest", "output-address-bytes",
+    "output-empty-address", "output-address-one-byte", "output-address-too-long", "output-address-longest",
+    "output-address-bytes",
     "output-amount-negative", "split-zero", "split-recipient-over", "split-signer-negative", "split-signer-only",
     "split-even", "split-largest", "fee-over", "round-over", "fee-mode-unknown", "listed-twice",
 )
@@ -273,18 +274,39 @@ def event_layout(event: model.Event) -> list[tuple[str, int, int]]:
     return [*fields, ("timestamp", at, 8)]
 
 
+def spoilings(how: str, data: bytes, fields: list[tuple[str, int, int]], at: int) -> list[tuple[object, list[str] | None]]:
+    """``data`` spoiled as ``how`` says, in every field it applies to (``at`` picks where inside
+    one), each with what the decoder's refusal must name (None: it decodes as ``data`` does)."""
+    if how == "cut":  # short in every field: at its start, and further in
+        cases = []
+        for name, offset, size in fields:
+            for cut in sorted({offset, offset + at % size} if size else set()):
+                if name.startswith("input "):  # a template's inputs are counted before any is read
+                    inputs = sum(f[0].startswith("input ") for f in fields)
+                    cases.append((data[:cut], [f"truncated: {inputs} inputs need {inputs * INPUT_BYTES} bytes, "
+                                               f"{cut - HEADER_BYTES} left"]))
+                else:
+                    cases.append((data[:cut], [f"truncated at {name} (offset {offset})",
+                                               f"needs {size} bytes, {cut - offset} left"]))
+        return cases
+    if how == "empty-address":  # every output in turn
+        outputs = [name for name, _, _ in fields if name.startswith("output ") and name[7:].isdigit()]
+        return [spoiling(how, data, fields, j) for j in range(len(outputs))]
+    if how == "bad-utf8":  # every text field in turn
+        return [spoiling(how, data, fields, j) for j in range(len(text_fields(fields)))]
+    return [spoiling(how, data, fields, at)]
+
+
+def text_fields(fields: list[tuple[str, int, int]]) -> list[tuple[str, int]]:
+    """The fields that hold UTF-8 text (not empty), with their offsets."""
+    return [(name, offset) for name, offset, size in fields if size and (name.endswith("address") or name in (
+        "source", "external_id", "destination") or name.endswith(("] key", "] value")))]
+
+
 def spoiling(how: str, data: bytes, fields: list[tuple[str, int, int]], at: int) -> tuple[object, list[str] | None]:
     """``data`` spoiled as ``how`` says (``at`` picks where), and what the decoder's refusal
     must name (None: it decodes as ``data`` does)."""
     offset_of = {name: (offset, size) for name, offset, size in fields}
-    if how == "cut":  # short inside a field: at its start, or further in
-        sized = [f for f in fields if f[2]]
-        name, offset, size = sized[at % len(sized)]
-        cut = offset + (at // len(sized)) % size
-        if name.startswith("input "):  # a template's inputs are counted before any is read
-            inputs = sum(f[0].startswith("input ") for f in fields)
-            return data[:cut], [f"truncated: {inputs} inputs need {inputs * INPUT_BYTES} bytes, {cut - HEADER_BYTES} left"]
-        return data[:cut], [f"truncated at {name} (offset {offset})", f"needs {size} bytes, {cut - offset} left"]
     if how == "trailing":
         return data + bytes([at % 256]), [f"1 trailing bytes at offset {len(data)}"]
     if how == "magic":
@@ -305,8 +327,7 @@ def spoiling(how: str, data: bytes, fields: list[tuple[str, int, int]], at: int)
         address, size = offset_of[f"output {j} address"]
         return data[: offset + 8] + b"\0\0" + data[address + size :], [f"output {j} has an empty address (offset {offset + 8})"]
     if how == "bad-utf8":  # the first byte of a text field: 0xff starts no UTF-8 character
-        texts = [(name, offset) for name, offset, size in fields if size and (name.endswith("address") or name in (
-            "source", "external_id", "destination") or name.endswith(("] key", "] value")))]
+        texts = text_fields(fields)
         name, offset = texts[at % len(texts)]
         return data[:offset] + b"\xff" + data[offset + 1 :], [f"{name} (offset {offset}) is not valid UTF-8"]
     if how in ("unsorted", "repeated-key"):  # one more metadata pair, its key before or equal to the last key
@@ -499,6 +520,7 @@ class PsktMachine(TracedMachine):
             "utxo-index-longest": ("utxo", "index", over32 - 1, None),
             "utxo-amount-over": ("utxo", "amount", over64, ["UTXO amount must be", str(over64)]),
             "output-empty-address": ("output", "address", "", ["address", "65535"]),
+            "output-address-one-byte": ("output", "address", "a", None),
             "output-address-too-long": ("output", "address", "\u00e9" * 32768, ["address", "65535"]),
             "output-address-longest": ("output", "address", "\u00e9" * 32767 + "a", None),
             "output-address-bytes": ("output", "address", b"kaspa:alice", ["address", "string"]),
@@ -573,9 +595,10 @@ class PsktMachine(TracedMachine):
 
     def step_spoil(self, how: str, at: int) -> None:
         """The canonical bytes of the last payment's template or event, spoiled as ``how`` says
-        (``at`` picks where): the decoder refuses them with a ``DecodeError`` that names the
-        field and its offset (the model's layout says which), or, given the same bytes as a
-        bytearray or memoryview, decodes them as it decodes the bytes."""
+        (in every field it applies to; ``at`` picks where inside one): the decoder refuses them
+        with a ``DecodeError`` that names the field and its offset (the model's layout says
+        which), or, given the same bytes as a bytearray or memoryview, decodes them as it
+        decodes the bytes."""
         self.require(how in SPOILS, f"{how!r} is not one of {SPOILS}")
         self.require(at >= 0, f"no place {at}")
         if how.startswith("template"):
@@ -586,17 +609,17 @@ class PsktMachine(TracedMachine):
             self.require(self.last_event is not None, "no payment yet")
             data, fields = model.event_fields(self.last_event), event_layout(self.last_event)
             decode, prefix = pskt.decode_event, "event: "
-        spoiled, named = spoiling(how.split("-", 1)[1], data, fields, at)
-        try:
-            decoded = decode(spoiled)
-        except DecodeError as error:
-            assert named is not None, f"{how}: refused ({error}), not decoded as the bytes"
-            assert str(error).startswith(prefix), f"{how}: the refusal {str(error)!r} does not start with {prefix!r}"
-            missing = [word for word in named if word not in str(error)]
-            assert not missing, f"{how}: the refusal {str(error)!r} does not name {missing}"
-            return
-        assert named is None, f"{how}: decoded, not refused naming {named}"
-        assert decoded == decode(data), f"{how}: decoded otherwise than the bytes"
+        for spoiled, named in spoilings(how.split("-", 1)[1], data, fields, at):
+            try:
+                decoded = decode(spoiled)
+            except DecodeError as error:
+                assert named is not None, f"{how}: refused ({error}), not decoded as the bytes"
+                assert str(error).startswith(prefix), f"{how}: the refusal {str(error)!r} does not start with {prefix!r}"
+                missing = [word for word in named if word not in str(error)]
+                assert not missing, f"{how}: the refusal {str(error)!r} does not name {missing}"
+                continue
+            assert named is None, f"{how}: decoded, not refused naming {named}"
+            assert decoded == decode(data), f"{how}: decoded otherwise than the bytes"
 
     # --- payments -----------------------------------------------------------------------------
 
