@@ -695,10 +695,18 @@ class PsktMachine(TracedMachine):
         assert not missing, f"{what} {text!r} does not name {missing}"
 
     def check_event_bytes(self, event: pskt.Event, m_event: model.Event) -> None:
-        """The event's canonical fields are the model's, and they decode to the event again."""
+        """The event's canonical fields are the model's, and they decode to the event again;
+        so do those of the event stamped at the last nanosecond a u64 holds (the machine's
+        events are all stamped 0)."""
         data = pskt.encode_event(event)
         assert data == model.event_fields(m_event), "the event's canonical fields are not the model's"
         assert pskt.decode_event(data) == event, "the event's canonical fields do not decode to the event"
+        late = pskt.Event(event.source, event.external_id, event.destination, event.amount, event.metadata, 2**64 - 1)
+        m_late = model.Event(m_event.source, m_event.external_id, m_event.destination, m_event.amount, m_event.metadata,
+                             2**64 - 1)
+        data = pskt.encode_event(late)
+        assert data == model.event_fields(m_late), "the canonical fields of an event stamped 2^64 - 1 are not the model's"
+        assert pskt.decode_event(data) == late, "the canonical fields of an event stamped 2^64 - 1 do not decode to it"
         self.last_event = m_event
 
     def check_template_bytes(self, template: pskt.Template, expected: model.Template, event_id: bytes) -> None:
