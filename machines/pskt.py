@@ -277,10 +277,10 @@ def event_layout(event: model.Event) -> list[tuple[str, int, int]]:
 def spoilings(how: str, data: bytes, fields: list[tuple[str, int, int]], at: int) -> list[tuple[object, list[str] | None]]:
     """``data`` spoiled as ``how`` says, in every field it applies to (``at`` picks where inside
     one), each with what the decoder's refusal must name (None: it decodes as ``data`` does)."""
-    if how == "cut":  # short in every field: at its start, and further in
+    if how == "cut":  # short in every field: at its start, at a drawn place inside, one byte short of its end
         cases = []
         for name, offset, size in fields:
-            for cut in sorted({offset, offset + at % size} if size else set()):
+            for cut in sorted({offset, offset + at % size, offset + size - 1} if size else set()):
                 if name.startswith("input "):  # a template's inputs are counted before any is read
                     inputs = sum(f[0].startswith("input ") for f in fields)
                     cases.append((data[:cut], [f"truncated: {inputs} inputs need {inputs * INPUT_BYTES} bytes, "
