@@ -12,6 +12,16 @@ sometimes skipping one input) and submitted. The node must accept or refuse it e
 the model says, with the model's reason, and afterwards hold exactly the model's coins, so a
 payment's change is spent by later payments. Accepted transactions are re-submitted
 (a double spend) and the faucet adds coins between payments.
+
+Every template built must have the model's canonical bytes, sighashes (also computed
+without the template hash passed in), validation hash and a member's signatures over them,
+and decode to itself; the event's canonical fields likewise. A signer's refusal names the
+amounts it refuses. A caller's mistakes with the values (``bad_value``: an event, UTXO,
+output or fee split out of range or of the wrong type, a node listing a coin twice) are
+refused naming what is wrong, and the values at the edges beside them taken; a peer's
+spoiled bytes of a template or an event (``spoil``: cut short in each field, a byte too many,
+another magic or version, more inputs than bytes, an empty or non-UTF-8 text, metadata out of
+order) are refused naming the field and its offset.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from harness.machine import Observation
 from harness.trace import shorten
 from implementations import pskt
 from implementations.ledger import LedgerError, MultisigGroup
+from implementations.wire import DecodeError
 from machines import spec_edges
 from models import ledger as node_model
 from models import pskt as model
@@ -50,8 +61,9 @@ COINS = st.one_of(st.integers(1, 5_000), st.integers(1, 5_000), st.sampled_from(
 #: on an edge (shares past 2**53 among them), any up to 2**62.
 FEES = st.one_of(st.sampled_from([0, 3, 5, 10, 101]), st.sampled_from(spec_edges.FEES), st.integers(0, 2**62))
 #: Amounts named by what they are next to (see ``decode_amount``).
-AMOUNT_EDGES = ("all", "all-but-fee", "one-short", "fee-share", "below-fee-share")
-SIGNATURE_KINDS = ("genuine", "other-template", "garbage")
+AMOUNT_EDGES = ("all", "all-but-fee", "one-short", "fee-share", "below-fee-share", "zero")
+#: A signature: genuine, over another template, 64 bytes of garbage, or genuine but one byte short.
+SIGNATURE_KINDS = ("genuine", "other-template", "garbage", "truncated")
 #: How a caller may build a group wrongly (``bad_group``).
 BAD_GROUPS = ("short-key", "bytearray-key", "repeated-key", "threshold-zero", "threshold-above-keys")
 #: How a payment's template is spoiled before it is signed: an input's amount, an input the
@@ -59,6 +71,29 @@ BAD_GROUPS = ("short-key", "bytearray-key", "repeated-key", "threshold-zero", "t
 #: owns (a recipient's), no outputs at all, or (after signing) one signature list too few.
 TAMPERINGS = ("none", "amount", "unknown-input", "repeat-input", "outputs-exceed", "foreign-input", "no-outputs",
               "signature-list-missing")
+#: A caller's mistakes with the template's values (``bad_value``): each must be refused with an
+#: error naming what is wrong; the values at the edges beside them (``…-longest``, ``split-even``,
+#: ...) must be taken as they are.
+BAD_VALUES = (
+    "event-source-bytes", "event-external-id-int", "event-destination-empty", "event-destination-too-long",
+    "event-destination-longest", "event-destination-one-byte", "event-amount-over", "event-amount-negative",
+    "event-amount-bool", "event-timestamp-over", "event-timestamp-longest", "event-metadata-dict",
+    "event-metadata-not-strings", "event-metadata-not-pairs", "event-metadata-duplicate",
+    "utxo-short-txid", "utxo-index-over", "utxo-index-longest", "utxo-amount-over",
+    "output-empty-address", "output-address-one-byte", "output-address-too-long", "output-address-longest",
+    "output-address-bytes",
+    "output-amount-negative", "split-zero", "split-recipient-over", "split-signer-negative", "split-signer-only",
+    "split-even", "split-largest", "fee-over", "round-over", "fee-mode-unknown", "listed-twice",
+)
+#: How a peer's bytes of the last payment's template or event are spoiled (``spoil``): cut short
+#: inside a field, a byte too many, another magic or version, more inputs than the bytes hold, an
+#: address emptied or not UTF-8, metadata keys out of order or repeated, an empty destination,
+#: text instead of bytes. Each must be refused naming the field and its offset; the same bytes
+#: as a bytearray or a memoryview decode as the bytes do.
+SPOILS = ("template-cut", "template-trailing", "template-magic", "template-version", "template-inputs",
+          "template-empty-address", "template-bad-utf8", "template-text", "template-bytearray",
+          "event-cut", "event-trailing", "event-unsorted", "event-repeated-key", "event-bad-utf8",
+          "event-empty-destination", "event-text", "event-memoryview")
 
 
 def hash32(data: bytes) -> bytes:
@@ -77,11 +112,19 @@ def signature_of(key: int, message: bytes) -> bytes:
     return KEYS[key].sign(message).signature
 
 
-@functools.lru_cache(maxsize=64)
 def mode_named(name: str, models: bool = False):
-    """The fee mode called ``name``, of the model (``models=True``) or of the implementation
-    (remembered: fee modes are frozen values, and every payment names one)."""
-    ns = model if models else pskt
+    """The fee mode called ``name``, of the model (``models=True``, remembered: every payment
+    names one) or of the implementation (built anew each time: a mode remembered from an earlier
+    example would never run ``Split``'s own checks again)."""
+    return _model_mode(name) if models else _mode(name, pskt)
+
+
+@functools.lru_cache(maxsize=64)
+def _model_mode(name: str):
+    return _mode(name, model)
+
+
+def _mode(name: str, ns):
     if name == "recipient":
         return ns.RecipientPays()
     if name == "signers":
@@ -134,8 +177,10 @@ def decode_amount(raw: int | str, coins: int, fee: int, fee_mode: str) -> int:
     """``raw >= 0``: ``1 + raw % coins``, an amount the group can afford; ``-1``: every coin it
     holds; ``raw <= -2``: ``-raw - 1`` (1..6,000), an amount it may not afford. Or an edge by
     name: every coin (``all``), exactly what leaves the fee (``all-but-fee``), one sompi more
-    (``one-short``), the recipient's share of the fee (``fee-share``: the recipient gets 0) or
-    one sompi less (``below-fee-share``)."""
+    (``one-short``), the recipient's share of the fee (``fee-share``: the recipient gets 0),
+    one sompi less (``below-fee-share``), or nothing at all (``zero``: no template moves 0)."""
+    if raw == "zero":
+        return 0
     if isinstance(raw, str):
         share = model.recipient_fee(fee, mode_named(fee_mode, models=True))
         value = {"all": coins, "all-but-fee": coins - fee, "one-short": coins - fee + 1, "fee-share": share,
@@ -188,6 +233,126 @@ def signer_plan(order: int, plan: tuple, m: int, n: int) -> list[list]:
     return noise
 
 
+# ----- what ``spoil`` does to a template's or an event's bytes ----------------------------------
+
+#: The size of an input in a template's bytes (txid, index, amount) and of its header.
+INPUT_BYTES, HEADER_BYTES = 32 + 4 + 8, 4 + 2 + 4
+
+
+def template_layout(template: model.Template) -> list[tuple[str, int, int]]:
+    """``(field, offset, size)`` of every field of the template's bytes, named as the decoder names them."""
+    fields, at = [("header", 0, HEADER_BYTES)], HEADER_BYTES
+    for i in range(len(template.inputs)):
+        fields.append((f"input {i}", at, INPUT_BYTES))
+        at += INPUT_BYTES
+    fields.append(("output count", at, 4))
+    at += 4
+    for i, output in enumerate(template.outputs):
+        size = len(output.address.encode("utf-8"))
+        fields += [(f"output {i}", at, 10), (f"output {i} address", at + 10, size)]
+        at += 10 + size
+    return fields
+
+
+def event_layout(event: model.Event) -> list[tuple[str, int, int]]:
+    """``(field, offset, size)`` of every field of the event's canonical bytes, named as the decoder names them."""
+    fields: list[tuple[str, int, int]] = []
+    texts = [("source", event.source), ("external_id", event.external_id), ("destination", event.destination)]
+    for i, (key, value) in enumerate(sorted(event.metadata)):
+        texts += [(f"metadata[{i}] key", key), (f"metadata[{i}] value", value)]
+    at = 0
+    for n, (name, text) in enumerate(texts):
+        if n == 3:  # after the destination: the amount and the metadata count
+            fields += [("amount", at, 8), ("metadata count", at + 8, 4)]
+            at += 12
+        size = len(text.encode("utf-8"))
+        fields += [(f"{name} length", at, 4), (name, at + 4, size)]
+        at += 4 + size
+    if len(texts) == 3:
+        fields += [("amount", at, 8), ("metadata count", at + 8, 4)]
+        at += 12
+    return [*fields, ("timestamp", at, 8)]
+
+
+def spoilings(how: str, data: bytes, fields: list[tuple[str, int, int]], at: int) -> list[tuple[object, list[str] | None]]:
+    """``data`` spoiled as ``how`` says, in every field it applies to (``at`` picks where inside
+    one), each with what the decoder's refusal must name (None: it decodes as ``data`` does)."""
+    if how == "cut":  # short in every field: at its start, at a drawn place inside, one byte short of its end
+        cases = []
+        for name, offset, size in fields:
+            for cut in sorted({offset, offset + at % size, offset + size - 1} if size else set()):
+                if name.startswith("input "):  # a template's inputs are counted before any is read
+                    inputs = sum(f[0].startswith("input ") for f in fields)
+                    cases.append((data[:cut], [f"truncated: {inputs} inputs need {inputs * INPUT_BYTES} bytes, "
+                                               f"{cut - HEADER_BYTES} left"]))
+                else:
+                    cases.append((data[:cut], [f"truncated at {name} (offset {offset})",
+                                               f"needs {size} bytes, {cut - offset} left"]))
+        return cases
+    if how == "empty-address":  # every output in turn
+        outputs = [name for name, _, _ in fields if name.startswith("output ") and name[7:].isdigit()]
+        return [spoiling(how, data, fields, j) for j in range(len(outputs))]
+    if how == "bad-utf8":  # every text field in turn
+        return [spoiling(how, data, fields, j) for j in range(len(text_fields(fields)))]
+    return [spoiling(how, data, fields, at)]
+
+
+def text_fields(fields: list[tuple[str, int, int]]) -> list[tuple[str, int]]:
+    """The fields that hold UTF-8 text (not empty), with their offsets."""
+    return [(name, offset) for name, offset, size in fields if size and (name.endswith("address") or name in (
+        "source", "external_id", "destination") or name.endswith(("] key", "] value")))]
+
+
+def spoiling(how: str, data: bytes, fields: list[tuple[str, int, int]], at: int) -> tuple[object, list[str] | None]:
+    """``data`` spoiled as ``how`` says (``at`` picks where), and what the decoder's refusal
+    must name (None: it decodes as ``data`` does)."""
+    offset_of = {name: (offset, size) for name, offset, size in fields}
+    if how == "trailing":
+        return data + bytes([at % 256]), [f"1 trailing bytes at offset {len(data)}"]
+    if how == "magic":
+        return b"PSKU" + data[4:], ["bad magic", "PSKU", "expected b'PSKT'"]
+    if how == "version":
+        version = 2 + at % 65534
+        return data[:4] + version.to_bytes(2, "little") + data[6:], [f"version {version} is not supported", "expected 1"]
+    if how == "inputs":  # more inputs than the bytes after the header could hold
+        inputs = sum(f[0].startswith("input ") for f in fields)
+        claimed = inputs + (len(data) - HEADER_BYTES - inputs * INPUT_BYTES) // INPUT_BYTES + 1 + at
+        rest = len(data) - HEADER_BYTES
+        return (data[:6] + claimed.to_bytes(4, "little") + data[HEADER_BYTES:],
+                [f"truncated: {claimed} inputs need {claimed * INPUT_BYTES} bytes, {rest} left"])
+    if how == "empty-address":
+        outputs = [name for name, _, _ in fields if name.startswith("output ") and name[7:].isdigit()]
+        j = at % len(outputs)
+        offset, _ = offset_of[f"output {j}"]
+        address, size = offset_of[f"output {j} address"]
+        return data[: offset + 8] + b"\0\0" + data[address + size :], [f"output {j} has an empty address (offset {offset + 8})"]
+    if how == "bad-utf8":  # the first byte of a text field: 0xff starts no UTF-8 character
+        texts = text_fields(fields)
+        name, offset = texts[at % len(texts)]
+        return data[:offset] + b"\xff" + data[offset + 1 :], [f"{name} (offset {offset}) is not valid UTF-8"]
+    if how in ("unsorted", "repeated-key"):  # one more metadata pair, its key before or equal to the last key
+        count_at, _ = offset_of["metadata count"]
+        timestamp_at, _ = offset_of["timestamp"]
+        count = int.from_bytes(data[count_at : count_at + 4], "little")
+        key_at, key_size = offset_of[f"metadata[{count - 1}] key"]
+        last_key = data[key_at : key_at + key_size].decode("utf-8")
+        key = "" if how == "unsorted" else last_key
+        spoiled = (data[:count_at] + model.u32(count + 1) + data[count_at + 4 : timestamp_at] + model.string(key)
+                   + model.string("x") + data[timestamp_at:])
+        return spoiled, [f"metadata[{count}] key {key!r} is not after {last_key!r}"]
+    if how == "empty-destination":
+        offset, _ = offset_of["destination length"]
+        text, size = offset_of["destination"]
+        return data[:offset] + model.u32(0) + data[text + size :], ["event destination", "non-empty"]
+    if how == "text":
+        return data.hex(), ["expected bytes, got str"]
+    if how == "bytearray":
+        return bytearray(data), None
+    if how == "memoryview":
+        return memoryview(data), None
+    raise ValueError(f"no spoiling {how!r}")
+
+
 def recipient_name(address: str) -> str:
     """A recipient as the report names it: ``alice`` for ``kaspa:alice``."""
     return address.removeprefix("kaspa:")
@@ -203,7 +368,7 @@ def plain(template) -> tuple:
 class PsktMachine(TracedMachine):
     name = "pskt"
     rule_classes: ClassVar[dict[str, str]] = {"start": "setup", "fund": "operations", "pay": "operations", "replay": "adversary",
-                                              "bad_group": "operations"}
+                                              "bad_group": "operations", "bad_value": "operations", "spoil": "adversary"}
     class_floors: ClassVar[dict[str, float]] = {"operations": 0.50, "adversary": 0.08}
 
     def __init__(self, implementation, stats=None):
@@ -218,6 +383,8 @@ class PsktMachine(TracedMachine):
         self.made_at: dict[tuple[bytes, int], int] = {}  # each named coin's place in coin_names
         self.faucet_count = 0
         self._group_coins: tuple = (None, frozenset())
+        self.last_event: model.Event | None = None  # the last payment's event, and its template if one was built
+        self.last_template: model.Template | None = None
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -313,6 +480,147 @@ class PsktMachine(TracedMachine):
             got = "accepted"
         assert named in got, f"a group with a {how}: {got!r}, not a refusal naming {named!r}"
 
+    @rule(how=st.sampled_from(BAD_VALUES), now=st.integers(0, 4))
+    def bad_value(self, how, now):
+        if now:  # one draw in five, as bad_group
+            return
+        self.do("bad_value", how=how)
+
+    def step_bad_value(self, how: str) -> None:
+        """An event, UTXO, output, fee split or build call with one value out of its range or of
+        the wrong type: refused naming the value (``ValueError``; ``TypeError`` for a fee mode
+        of no known kind); the value at the edge beside it is taken as it is. A UTXO list with a
+        coin twice (a node's mistake) is refused as the model refuses it, naming the coin."""
+        self.require(self.stack is not None, "not started")
+        self.require(how in BAD_VALUES, f"{how!r} is not one of {BAD_VALUES}")
+        event = {"source": "hyperlane", "external_id": "ev-bad", "destination": DESTINATIONS[0], "amount": 5,
+                 "metadata": (("reason", "bridge"),), "timestamp": 0}
+        utxo = {"txid": hash32(b"a coin"), "index": 0, "amount": 5}
+        output = {"address": DESTINATIONS[0], "amount": 5}
+        build = {"fee": 0, "fee_mode": pskt.RecipientPays(), "round": 0}
+        over64, over32 = 2**64, 2**32
+        cases = {  # how: (what is built, its field and value, what the refusal names; None: taken as it is)
+            "event-source-bytes": ("event", "source", b"hyperlane", ["event source", "must be a string"]),
+            "event-external-id-int": ("event", "external_id", 7, ["event external_id", "must be a string", "7"]),
+            "event-destination-empty": ("event", "destination", "", ["event destination", "65535"]),
+            "event-destination-too-long": ("event", "destination", "d" * 65536, ["event destination", "65535"]),
+            "event-destination-longest": ("event", "destination", "d" * 65535, None),
+            "event-destination-one-byte": ("event", "destination", "d", None),
+            "event-amount-over": ("event", "amount", over64, ["event amount must be", f"[0, {over64 - 1}]", str(over64)]),
+            "event-amount-negative": ("event", "amount", -1, ["event amount must be", "got -1"]),
+            "event-amount-bool": ("event", "amount", True, ["event amount must be", "got True"]),
+            "event-timestamp-over": ("event", "timestamp", over64, ["event timestamp must be", str(over64)]),
+            "event-timestamp-longest": ("event", "timestamp", over64 - 1, None),
+            "event-metadata-dict": ("event", "metadata", {"reason": "bridge", "a": "b"}, None),
+            "event-metadata-not-strings": ("event", "metadata", (("reason", 1),), ["event metadata", "string pairs"]),
+            "event-metadata-not-pairs": ("event", "metadata", (("reason",),), ["event metadata", "string pairs"]),
+            "event-metadata-duplicate": ("event", "metadata", (("a", "1"), ("k", "1"), ("k", "2")), ["duplicate key: 'k'"]),
+            "utxo-short-txid": ("utxo", "txid", bytes(31), ["txid", "32 bytes"]),
+            "utxo-index-over": ("utxo", "index", over32, ["output index must be", f"[0, {over32 - 1}]", str(over32)]),
+            "utxo-index-longest": ("utxo", "index", over32 - 1, None),
+            "utxo-amount-over": ("utxo", "amount", over64, ["UTXO amount must be", str(over64)]),
+            "output-empty-address": ("output", "address", "", ["address", "65535"]),
+            "output-address-one-byte": ("output", "address", "a", None),
+            "output-address-too-long": ("output", "address", "\u00e9" * 32768, ["address", "65535"]),
+            "output-address-longest": ("output", "address", "\u00e9" * 32767 + "a", None),
+            "output-address-bytes": ("output", "address", b"kaspa:alice", ["address", "string"]),
+            "output-amount-negative": ("output", "amount", -1, ["output amount must be", "got -1"]),
+            "split-zero": ("split", None, (0, 0), ["Split needs at least one part"]),
+            "split-recipient-over": ("split", None, (over32, 1), ["recipient_parts must be", str(over32)]),
+            "split-signer-negative": ("split", None, (1, -1), ["signer_parts must be", "got -1"]),
+            "split-signer-only": ("split", None, (0, 1), None),
+            "split-even": ("split", None, (1, 1), None),
+            "split-largest": ("split", None, (over32 - 1, over32 - 1), None),
+            "fee-over": ("build", "fee", over64, ["fee must be", str(over64)]),
+            "round-over": ("build", "round", over32, ["round must be", str(over32)]),
+            "fee-mode-unknown": ("build", "fee_mode", "recipient", ["fee_mode must be", "'recipient'"]),
+        }
+        if how == "listed-twice":
+            self._listed_twice()
+            return
+        what, field, value, named = cases[how]
+        try:
+            if what == "event":
+                made = pskt.Event(**{**event, field: value})
+            elif what == "utxo":
+                made = pskt.Utxo(**{**utxo, field: value})
+            elif what == "output":
+                made = pskt.Output(**{**output, field: value})
+            elif what == "split":
+                made = pskt.Split(*value)
+            else:
+                made = pskt.build_template(pskt.Event(**event), self.ledger.utxos_for(self.address),
+                                           change_address=self.address, **{**build, field: value})
+        except (ValueError, TypeError) as error:
+            wanted = TypeError if how == "fee-mode-unknown" else ValueError
+            assert named is not None, f"a caller's {how}: refused ({type(error).__name__}: {error}), not taken"
+            assert type(error) is wanted, f"a caller's {how}: refused with {type(error).__name__} ({error}), not {wanted}"
+            self.check_named(error, named, f"the refusal of a caller's {how}")
+            return
+        assert named is None, f"a caller's {how}: taken, not refused naming {named}"
+        if what == "event" and field == "metadata":
+            assert made.metadata == (("a", "b"), ("reason", "bridge")), f"the metadata is kept as {made.metadata}"
+        elif what == "split":
+            assert (made.recipient_parts, made.signer_parts) == value, f"the split {value} is kept as {made}"
+        else:
+            assert getattr(made, field) == value, f"the {what}'s {field} {value!r:.20} is kept as {getattr(made, field)!r:.20}"
+
+    def _listed_twice(self) -> None:
+        """A node that lists one of the group's coins twice: every signer refuses, as the model."""
+        utxos = self.ledger.utxos_for(self.address)
+        if not utxos:
+            return
+        twice = [*utxos, utxos[0]]
+        event = pskt.Event("hyperlane", "ev-twice", DESTINATIONS[0], 1, (), 0)
+        m_event = model.Event(event.source, event.external_id, event.destination, 1, (), 0)
+        expected = model.build_template(m_event, [model.Utxo(u.txid, u.index, u.amount) for u in twice], 0,
+                                        model.RecipientPays(), self.address, 0, hash32)
+        try:
+            got = self.stack.build_template(event, twice, fee=0, fee_mode=pskt.RecipientPays(), change_address=self.address)
+        except pskt.TemplateRefused as refused:
+            assert isinstance(expected, model.Refusal) and refused.kind == expected.kind, (
+                f"a coin listed twice: refused with {refused.kind}, the model: {expected}")
+            self.check_named(refused, [f"{utxos[0].txid.hex()}:{utxos[0].index}"], "the refusal of a coin listed twice")
+            return
+        raise AssertionError(f"a coin listed twice: a template of {len(got.inputs)} inputs was built, the model: {expected}")
+
+    # --- a peer's spoiled bytes ------------------------------------------------------------
+
+    @guard(lambda self: self.last_event is not None)
+    @rule(how=st.sampled_from(SPOILS), at=st.integers(0, 2**16), now=st.integers(0, 2))
+    def spoil(self, how, at, now):
+        if now or (how.startswith("template") and self.last_template is None):  # one draw in three
+            return
+        self.do("spoil", how=how, at=at)
+
+    def step_spoil(self, how: str, at: int) -> None:
+        """The canonical bytes of the last payment's template or event, spoiled as ``how`` says
+        (in every field it applies to; ``at`` picks where inside one): the decoder refuses them
+        with a ``DecodeError`` that names the field and its offset (the model's layout says
+        which), or, given the same bytes as a bytearray or memoryview, decodes them as it
+        decodes the bytes."""
+        self.require(how in SPOILS, f"{how!r} is not one of {SPOILS}")
+        self.require(at >= 0, f"no place {at}")
+        if how.startswith("template"):
+            self.require(self.last_template is not None, "no template built yet")
+            data, fields = model.template_bytes(self.last_template), template_layout(self.last_template)
+            decode, prefix = pskt.decode_template, "pskt: "
+        else:
+            self.require(self.last_event is not None, "no payment yet")
+            data, fields = model.event_fields(self.last_event), event_layout(self.last_event)
+            decode, prefix = pskt.decode_event, "event: "
+        for spoiled, named in spoilings(how.split("-", 1)[1], data, fields, at):
+            try:
+                decoded = decode(spoiled)
+            except DecodeError as error:
+                assert named is not None, f"{how}: refused ({error}), not decoded as the bytes"
+                assert str(error).startswith(prefix), f"{how}: the refusal {str(error)!r} does not start with {prefix!r}"
+                missing = [word for word in named if word not in str(error)]
+                assert not missing, f"{how}: the refusal {str(error)!r} does not name {missing}"
+                continue
+            assert named is None, f"{how}: decoded, not refused naming {named}"
+            assert decoded == decode(data), f"{how}: decoded otherwise than the bytes"
+
     # --- payments -----------------------------------------------------------------------------
 
     @rule(payment=PAYMENTS)
@@ -337,13 +645,14 @@ class PsktMachine(TracedMachine):
             all(len(s) == 3 and 0 <= s[0] <= self.n and s[1] in SIGNATURE_KINDS and (s[2] is None or s[2] >= 0) for s in signers),
             f"signers {signers} are not [key 0..{self.n}, kind, skipped input or null]",
         )
-        self.require(1 <= amount <= MAX_HOLDINGS and 0 <= fee <= MAX_HOLDINGS and 0 <= round <= U32_MAX,
+        self.require(0 <= amount <= MAX_HOLDINGS and 0 <= fee <= MAX_HOLDINGS and 0 <= round <= U32_MAX,
                      f"amount {amount}, fee {fee} or round {round} out of range")
         self.events += 1
         event = pskt.Event("hyperlane", f"ev-{self.events}", DESTINATIONS[self.events % 3], amount, (("reason", "bridge"),), 0)
         m_event = model.Event(event.source, event.external_id, event.destination, amount, event.metadata, event.timestamp)
         m_utxos = [model.Utxo(c.txid, c.index, c.amount) for c in self.group_coins()]
-        expected = model.build_template(m_event, m_utxos, fee, mode_named(fee_mode, True), self.address, round, hash32)
+        m_mode = mode_named(fee_mode, True)
+        expected = model.build_template(m_event, m_utxos, fee, m_mode, self.address, round, hash32)
         built = []
         for order in orders:
             utxos = self.ledger.utxos_for(self.address, order_seed=order)
@@ -357,9 +666,14 @@ class PsktMachine(TracedMachine):
                 )
             except pskt.TemplateRefused as refused:
                 built.append(refused)
+        self.check_event_bytes(event, m_event)
         if isinstance(expected, model.Refusal):
             kinds = [b.kind if isinstance(b, pskt.TemplateRefused) else "built" for b in built]
             assert kinds == [expected.kind] * self.n, f"signers: {kinds}, the model refuses: {expected.kind}"
+            named = {"zero_amount": ["0"], "amount_below_fee": [str(amount), str(model.recipient_fee(fee, m_mode))],
+                     "insufficient_funds": [str(self.holdings()), str(amount + fee)]}[expected.kind]
+            for b in built:
+                self.check_named(b, named, "a signer's refusal")
             return
         wanted = plain(expected)
         for i, b in enumerate(built):
@@ -368,7 +682,50 @@ class PsktMachine(TracedMachine):
                 continue  # the template signer 0 built, already compared with the model's
             assert plain(b) == wanted, f"signer {i} built {plain(b)}, the model {wanted}"
         assert built[0].fee == fee, f"the template's fee is {built[0].fee}, not {fee}"
+        self.check_template_bytes(built[0], expected, model.event_id(m_event, hash32))
         self._submit(self._tamper(built[0], tamper), signers, lists_missing=int(tamper == "signature-list-missing"))
+
+    @staticmethod
+    def check_named(error: Exception, named: list[str], what: str) -> None:
+        """``error`` is ``kind: detail`` (for a ``TemplateRefused``) and its text names every one of ``named``."""
+        text = str(error)
+        if isinstance(error, pskt.TemplateRefused):
+            assert error.detail and text == f"{error.kind}: {error.detail}", f"{what} {text!r} is not 'kind: detail'"
+        missing = [word for word in named if word not in text]
+        assert not missing, f"{what} {text!r} does not name {missing}"
+
+    def check_event_bytes(self, event: pskt.Event, m_event: model.Event) -> None:
+        """The event's canonical fields are the model's, and they decode to the event again;
+        so do those of the event stamped at the last nanosecond a u64 holds (the machine's
+        events are all stamped 0)."""
+        data = pskt.encode_event(event)
+        assert data == model.event_fields(m_event), "the event's canonical fields are not the model's"
+        assert pskt.decode_event(data) == event, "the event's canonical fields do not decode to the event"
+        late = pskt.Event(event.source, event.external_id, event.destination, event.amount, event.metadata, 2**64 - 1)
+        m_late = model.Event(m_event.source, m_event.external_id, m_event.destination, m_event.amount, m_event.metadata,
+                             2**64 - 1)
+        data = pskt.encode_event(late)
+        assert data == model.event_fields(m_late), "the canonical fields of an event stamped 2^64 - 1 are not the model's"
+        assert pskt.decode_event(data) == late, "the canonical fields of an event stamped 2^64 - 1 do not decode to it"
+        self.last_event = m_event
+
+    def check_template_bytes(self, template: pskt.Template, expected: model.Template, event_id: bytes) -> None:
+        """The template's canonical bytes, its hash, every input's sighash (also computed
+        without the template hash passed in), the validation hash and a member's signatures
+        are the model's; the bytes decode to the template again."""
+        data = pskt.encode_template(template)
+        assert data == model.template_bytes(expected), "the template's canonical bytes are not the model's"
+        assert pskt.decode_template(data) == template, "the template's canonical bytes do not decode to the template"
+        assert pskt.tx_template_hash(template) == hash32(data), "the template hash is not the hash of its bytes"
+        hashes = tuple(model.sighash(expected, i, hash32) for i in range(len(expected.inputs)))
+        assert pskt.sighashes(template) == hashes, "the inputs' sighashes are not the model's"
+        alone = tuple(pskt.input_sighash(template, i) for i in range(len(template.inputs)))
+        assert alone == hashes, "an input's sighash, the template hash not given, is not the model's"
+        assert pskt.validation_hash(event_id, template) == model.validation_hash(event_id, expected, hash32), (
+            "the validation hash is not the model's")
+        signatures = pskt.sign_inputs(KEYS[0], template)
+        assert signatures == tuple(signature_of(0, h) for h in hashes), "member 0's signatures are not over the sighashes"
+        self.last_template = expected
 
     def _tamper(self, template: pskt.Template, how: str) -> pskt.Template:
         inputs, outputs = list(template.inputs), list(template.outputs)
@@ -409,6 +766,8 @@ class PsktMachine(TracedMachine):
                     genuine[i].add(self.pubkeys[key])
                 elif kind == "other-template":
                     signature = signature_of(key, other_hashes[i])
+                elif kind == "truncated":
+                    signature = signature_of(key, hashes[i])[:-1]
                 else:
                     signature = hash32(bytes([key, i])) * 2
                 pairs[i].append((self.pubkeys[key], signature))
@@ -504,6 +863,11 @@ class PsktMachine(TracedMachine):
                 return f"the faucet gives the group coin f{self.faucet_count + 1} of {a['amount']} sompi"
             if step.rule == "bad_group":
                 return f"a caller's mistake: a group built with a {a['how']}"
+            if step.rule == "bad_value":
+                return f"a caller's mistake with a template's values: {a['how']}"
+            if step.rule == "spoil":
+                thing, how = a["how"].split("-", 1)
+                return f"the last payment's {thing} bytes, spoiled ({how}, at {a['at']}), are decoded"
             if step.rule == "replay":
                 return f"the payment of event e{self.paid_events[a['paid']]} is offered to the node again (a double spend)"
             if step.rule == "pay":
@@ -518,7 +882,8 @@ class PsktMachine(TracedMachine):
 
     def _signer_text(self, key: int, kind: str, skip: int | None) -> str:
         who = "the outsider" if key == self.n else f"member {key}"
-        what = {"genuine": "", "other-template": " (over another template)", "garbage": " (garbage)"}[kind]
+        what = {"genuine": "", "other-template": " (over another template)", "garbage": " (garbage)",
+                "truncated": " (one byte short)"}[kind]
         return who + what + ("" if skip is None else f", input {skip} left out")
 
     # --- checks -------------------------------------------------------------------------------

@@ -52,6 +52,14 @@ The template is plain data: inputs ``(txid, index, amount)`` and outputs
 when several apply, the first of ``duplicate_outpoint``, ``zero_amount``,
 ``amount_below_fee``, ``insufficient_funds`` is given. Amounts are sompi: Kaspa's whole
 supply is below 2**63, so no sum here leaves the unsigned 64-bit range the encoding uses.
+
+Encoding and hashes (what the signers sign). The template's canonical bytes (version 1):
+``b"PSKT"``, version (u16 LE), the input count (u32 LE), each input as txid (32 bytes),
+index (u32 LE), amount (u64 LE); the output count (u32 LE), each output as amount (u64 LE),
+the address's UTF-8 length (u16 LE) and the address. ``tx_template_hash = hash32(bytes)``.
+Input ``i`` is signed over ``hash32(b"igra:sighash:v1:" || tx_template_hash || i (u32 LE) ||
+txid || index (u32 LE) || amount (u64 LE))``; ``validation_hash = hash32(event_id ||
+tx_template_hash || sighash_0 || sighash_1 || ...)``.
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ import attrs
 Hash32 = Callable[[bytes], bytes]
 
 EVENT_TAG = b"igra:event:v1:"
+SIGHASH_TAG = b"igra:sighash:v1:"
 
 
 @attrs.frozen
@@ -144,14 +153,18 @@ def string(s: str) -> bytes:
     return u32(len(data)) + data
 
 
-def event_id(event: Event, hash32: Hash32) -> bytes:
-    """``hash32("igra:event:v1:" || source || external_id || destination || amount || metadata || timestamp)``."""
+def event_fields(event: Event) -> bytes:
+    """``source || external_id || destination || amount || metadata || timestamp``."""
     fields = string(event.source) + string(event.external_id) + string(event.destination) + u64(event.amount)
     fields += u32(len(event.metadata))
     for key, value in sorted(event.metadata):
         fields += string(key) + string(value)
-    fields += u64(event.timestamp)
-    return hash32(EVENT_TAG + fields)
+    return fields + u64(event.timestamp)
+
+
+def event_id(event: Event, hash32: Hash32) -> bytes:
+    """``hash32("igra:event:v1:" || event_fields(event))``."""
+    return hash32(EVENT_TAG + event_fields(event))
 
 
 def selection_order(utxos: Iterable[Utxo], the_event_id: bytes, round: int, hash32: Hash32) -> list[Utxo]:
@@ -203,3 +216,27 @@ def build_template(
     if change > 0:
         outputs.append(Output(change_address, change))
     return Template(tuple(inputs), tuple(outputs))
+
+
+def template_bytes(template: Template) -> bytes:
+    """The template's canonical bytes (version 1, see the module docstring)."""
+    data = b"PSKT" + (1).to_bytes(2, "little") + u32(len(template.inputs))
+    for u in template.inputs:
+        data += u.txid + u32(u.index) + u64(u.amount)
+    data += u32(len(template.outputs))
+    for o in template.outputs:
+        address = o.address.encode("utf-8")
+        data += u64(o.amount) + len(address).to_bytes(2, "little") + address
+    return data
+
+
+def sighash(template: Template, i: int, hash32: Hash32) -> bytes:
+    """What the group's keys sign for input ``i``."""
+    u = template.inputs[i]
+    return hash32(SIGHASH_TAG + hash32(template_bytes(template)) + u32(i) + u.txid + u32(u.index) + u64(u.amount))
+
+
+def validation_hash(the_event_id: bytes, template: Template, hash32: Hash32) -> bytes:
+    """``hash32(event_id || tx_template_hash || every input's sighash, in order)``."""
+    sighashes = b"".join(sighash(template, i, hash32) for i in range(len(template.inputs)))
+    return hash32(the_event_id + hash32(template_bytes(template)) + sighashes)

@@ -82,4 +82,4 @@ def test_the_table_groups_rules_under_their_class():
     rows, _ = balance.table([run])
     by_class = {row[1]: row for row in rows if row[1]}
     assert by_class["adversary"][2] == "0.5%" and by_class["adversary"][-1] == "BELOW FLOOR"
-    assert [row[4] for row in rows if row[4]] == ["fund", "bad_group", "pay", "replay", "start"]
+    assert [row[4] for row in rows if row[4]] == ["fund", "bad_group", "bad_value", "pay", "spoil", "replay", "start"]

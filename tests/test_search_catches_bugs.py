@@ -49,10 +49,14 @@ MAX_TRACE_STEPS = 12
 REGRESSIONS = Path(__file__).resolve().parent.parent / "regressions" / "traces"
 
 
+_recipient_fee_share = pskt.recipient_fee_share
+
+
 def truncated_float_split(fee, fee_mode):
+    """The float split; every other fee mode (an unknown one too: TypeError) as the real one."""
     if isinstance(fee_mode, pskt.Split):
         return int(fee * fee_mode.recipient_parts / (fee_mode.recipient_parts + fee_mode.signer_parts))
-    return fee if isinstance(fee_mode, pskt.RecipientPays) else 0
+    return _recipient_fee_share(fee, fee_mode)
 
 
 class ExpiresOnlyAtTick(Coordinator):
