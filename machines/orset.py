@@ -454,7 +454,6 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             added = element_from_trace(args["element"])
             return crafter.add(whole_state, added, dot), "accepted", frozenset({Add(added, dot)})
         if lie == "not_canonical":
-            self.require(args["spoiling"] in getattr(crafter, "spoilings", ()), f"no spoiling {args['spoiling']!r}")
             return crafter.spoil(whole_state, args["spoiling"]), "refused", frozenset()
         if lie == "vector_at_limit":
             seen = len(self.replicas_seen(target))
@@ -486,6 +485,11 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
     def step_hostile(self, target: int, lie: str, whole_state: bool, **args: Any) -> None:
         if lie == "dot_cloud" and self.crafter is not None and not hasattr(self.crafter, "dot_cloud"):
             return  # a format without a dot cloud (the tombstone set's): a committed trace's lie it cannot tell
+        spoilings = getattr(self.crafter, "spoilings", ())
+        if lie == "not_canonical" and self.crafter is not None and args.get("spoiling") not in spoilings:
+            # A committed trace's spoiling of another format (the delta-state body's, replayed against the
+            # tombstone set): the rule draws only the crafter's own.
+            return
         super().step_hostile(target, lie, whole_state, **args)
 
 
