@@ -124,6 +124,15 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
     def replica_value(self, replica: Any) -> frozenset:
         return frozenset(replica.value())
 
+    def step_broadcast(self, source: int) -> None:
+        """As the base's; and a replica of level ``exact`` that made no operation since its last
+        delta sends none (a delta carries operations: an empty one is waste on every link)."""
+        quiet, before = not self.unsent[source] if 0 <= source < len(self.unsent) else False, len(self.in_flight)
+        super().step_broadcast(source)
+        if quiet and self.exact:
+            sent = [m.deltas for m in self.in_flight[before:]]
+            assert not sent, f"replica {source} made no operation since its last delta, yet sends {sent[0]!r:.80}"
+
     # ----- how often each rule runs ------------------------------------------------------
     #
     # Hypothesis orders rules by how many values they draw and picks (and shrinks towards)
@@ -287,6 +296,9 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
     # * ``spoilings``, ``spoil(whole_state, spoiling)`` and ``spoiling(spoiling)``: messages that
     #   decode but are not canonical (``not_canonical``), and the part of one (after the kind) and
     #   the limit (or None) its refusal names;
+    # * ``gap_refusal(replica, counter, own, known)``: what a refusal of the dot ``(replica, counter)``
+    #   past the counter gap says of it: the dot, whether it is the receiver's own, and the greatest
+    #   counter of that replica the receiver has seen (``known``);
     # * ``bookkeeping(holder)``: what the replica keeps to check its limits and is wrong (checked
     #   after every step: most limits are too big for a run to reach, their counts are not).
     #
@@ -344,6 +356,15 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             counter = args["dot"][1] if "dot" in args else None
             assert counter is None or str(counter) in text or f"{counter:,}" in text, (
                 f"{lie}: the refusal does not name the counter {counter} past the gap: {text}")
+        if lie == "huge_vector":  # the count of the message's replicas, or of the target's after the join
+            counts = (args["replicas"], args["replicas"] + len(self.replicas_seen(target)))
+            assert any(f" {count:,} replicas" in text for count in counts), (
+                f"{lie}: the refusal names neither {counts[0]:,} nor {counts[1]:,} replicas: {text}")
+        gap_refusal = getattr(self.crafter, "gap_refusal", None)
+        if gap_refusal is not None and LIMIT_PASSED[lie] == "MAX_COUNTER_GAP":
+            replica, counter = args["dot"]
+            named = gap_refusal(replica, counter, replica == target, self.known_counter(target, replica))
+            assert named in text, f"{lie}: the refusal does not say {named!r}: {text}"
 
     def hostile_args(self, lie: str, target: int, draw: int) -> dict[str, Any]:
         others = [i for i in range(len(self.replicas)) if i != target] + list(STRANGERS)
@@ -433,17 +454,43 @@ class ORSetMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             added = element_from_trace(args["element"])
             return crafter.add(whole_state, added, dot), "accepted", frozenset({Add(added, dot)})
         if lie == "not_canonical":
-            self.require(args["spoiling"] in getattr(crafter, "spoilings", ()), f"no spoiling {args['spoiling']!r}")
             return crafter.spoil(whole_state, args["spoiling"]), "refused", frozenset()
         if lie == "vector_at_limit":
             seen = len(self.replicas_seen(target))
             self.require(args["replicas"] + seen == MAX_CONTEXT_REPLICAS, f"{args['replicas']} + {seen} is not the limit")
             return crafter.huge_vector(whole_state, args["replicas"]), "accepted", frozenset()
-        if lie == "huge_vector":
-            self.require(args["replicas"] > MAX_CONTEXT_REPLICAS, f"{args['replicas']} replicas are within the limit")
+        if lie == "huge_vector":  # past the limit alone, or with the replicas the target has seen (committed traces)
+            self.require(args["replicas"] + len(self.replicas_seen(target)) > MAX_CONTEXT_REPLICAS,
+                         f"{args['replicas']} replicas are within the limit")
             return crafter.huge_vector(whole_state, args["replicas"]), "refused", frozenset()
-        self.require(args["runs"] > MAX_CLOUD_RANGES, f"{args['runs']} runs are within the limit")
-        return crafter.dot_cloud(whole_state, args["replica"], args["runs"]), "refused", frozenset()
+        # Past MAX_CLOUD_RANGES alone, or with the runs the target holds (committed traces: a cloud of
+        # exactly MAX_CLOUD_RANGES runs of a stranger the target has not seen, refused while the target
+        # holds a run of its own and accepted once it holds none).
+        held = self.cloud_runs(target)
+        self.require(args["runs"] > MAX_CLOUD_RANGES or (args["runs"] == MAX_CLOUD_RANGES and args["replica"] in STRANGERS
+                                                         and args["replica"] not in self.replicas_seen(target)),
+                     f"{args['runs']} runs are within the limit")
+        outcome = "refused" if args["runs"] + held > MAX_CLOUD_RANGES else "accepted"
+        return crafter.dot_cloud(whole_state, args["replica"], args["runs"]), outcome, frozenset()
+
+    def cloud_runs(self, target: int) -> int:
+        """The runs of dots seen out of order replica ``target`` holds, in the model: of each replica
+        whose tags it has seen, the separate runs of their counters but one starting at 1."""
+        counters: dict[int, set[int]] = {}
+        for op in self.history[target]:
+            for origin, seq in [op.tag] if isinstance(op, Add) else op.observed:
+                counters.setdefault(origin, set()).add(seq)
+        return sum(sum(1 for seq in seqs if seq - 1 not in seqs and seq != 1) for seqs in counters.values())
+
+    def step_hostile(self, target: int, lie: str, whole_state: bool, **args: Any) -> None:
+        if lie == "dot_cloud" and self.crafter is not None and not hasattr(self.crafter, "dot_cloud"):
+            return  # a format without a dot cloud (the tombstone set's): a committed trace's lie it cannot tell
+        spoilings = getattr(self.crafter, "spoilings", ())
+        if lie == "not_canonical" and self.crafter is not None and args.get("spoiling") not in spoilings:
+            # A committed trace's spoiling of another format (the delta-state body's, replayed against the
+            # tombstone set): the rule draws only the crafter's own.
+            return
+        super().step_hostile(target, lie, whole_state, **args)
 
 
 test_orset_machine = machine_test(ORSetMachine)

@@ -390,9 +390,13 @@ def _mutmut(module: str, machines: Machines, workers: int, only: list[str] | Non
 
 def rerun_survivors(saved: dict, workers: int, only: list[str] | None = None) -> dict:
     """``saved`` results with their survivors (those whose names hold one of ``only``, if
-    given) run again, the other statuses carried over."""
+    given; one ending in ``$`` must end the name: ``x_admit__mutmut_5$`` is not ``..._50``) run
+    again, the other statuses carried over."""
+    def named(name: str, part: str) -> bool:
+        return name.endswith(part[:-1]) if part.endswith("$") else part in name
+
     survivors = [name for name, found in saved["mutants"].items()
-                 if found["status"] in ESCAPED and (not only or any(part in name for part in only))]
+                 if found["status"] in ESCAPED and (not only or any(named(name, part) for part in only))]
     fresh = run(saved["module"], machines_of(saved), workers, only=survivors)
     mutants = {name: fresh["mutants"].get(name, found) if name in survivors else found
                for name, found in saved["mutants"].items()}
@@ -553,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerun-survivors", help="run only the survivors of results kept by --save again")
     parser.add_argument("--confirm-kills", metavar="FILE",
                         help="run the caught mutants of results kept by --save again; one not caught again survives")
-    parser.add_argument("--only", nargs="+", help="with --rerun-survivors: only the survivors whose names hold one of these")
+    parser.add_argument("--only", nargs="+", help="with --rerun-survivors: only the survivors whose names hold one of these "
+                                                     "(one ending in $ must end the name)")
     parser.add_argument("--all", dest="all_into", metavar="DIR",
                         help="run every planned module whose results DIR does not hold for its current source, saving there")
     parser.add_argument("--summary", metavar="DIR", help="the score over implementations/ from the results DIR holds")
