@@ -36,12 +36,13 @@ def test_a_script_running_a_machine_writes_nothing_into_its_starting_directory(t
     env = {key: value for key, value in os.environ.items() if key not in WHERE}
     env.update(XDG_CACHE_HOME=str(cache), PYTHONPATH=str(ROOT))
     # (health checks off: on a loaded machine Hypothesis may call the toy's input generation slow,
-    # which says nothing of where the run writes)
+    # which says nothing of where the run writes; derandomized: a random search of 50 examples
+    # missed the toy's bug about one run in six, and then wrote no trace)
     script = ("from hypothesis import HealthCheck, settings\n"
               "from harness import run_machine\n"
               "from tests.toy import BUGGY, CounterMachine\n"
               "try:\n"
-              "    run_machine(CounterMachine, BUGGY, hypothesis_settings=settings(max_examples=50, "
+              "    run_machine(CounterMachine, BUGGY, hypothesis_settings=settings(max_examples=200, derandomize=True, "
               "suppress_health_check=list(HealthCheck)))\n"
               "except AssertionError:\n"
               "    print('caught')\n")
