@@ -64,7 +64,7 @@ from harness.runner import run_machine
 from implementations import limits, pskt
 from implementations.transport import tls
 from implementations.transport.cluster import FUNDS, SIGNING_DEFAULTS, majority
-from implementations.transport.endpoint import PeerAddress, TransportError, open_endpoint
+from implementations.transport.endpoint import MESSAGE_STREAM, PeerAddress, TransportError, open_endpoint
 from implementations.transport.framing import HEADER
 from implementations.transport.identity import Ed25519Identity
 from machines.tasklist import DESCRIPTIONS, TITLES, short
@@ -599,7 +599,7 @@ async def _impersonate(address: PeerAddress, how: str, claimed_key: bytes, where
             # The dialer is done once the node's proof verifies and its own is sent; the node checks
             # that one after: a forged proof is refused by a close that follows the dial.
             if how == "oversized_frame":
-                conn.quic.send_stream_data(0, HEADER.pack(limits.MAX_FRAME_BYTES + 1))
+                conn.quic.send_stream_data(MESSAGE_STREAM, HEADER.pack(limits.MAX_FRAME_BYTES + 1))
             elif how == "second_stream":
                 conn.quic.send_stream_data(4, b"x")
             conn.flush()

@@ -16,7 +16,8 @@ from unittest import mock
 
 from aioquic.quic import events
 
-from implementations.transport import endpoint, framing
+from implementations import limits
+from implementations.transport import endpoint
 from implementations.transport.identity import Ed25519Identity
 
 
@@ -26,25 +27,11 @@ def any_signature_verifies() -> AbstractContextManager:
     return mock.patch.object(Ed25519Identity, "verify", lambda self, public_key, message, signature: True)
 
 
-def _frames_without_a_limit(self):
-    buffer, start = self._buffer, 0
-    try:
-        while len(buffer) - start >= framing.HEADER.size:
-            (length,) = framing.HEADER.unpack_from(buffer, start)
-            end = start + framing.HEADER.size + length  # BUG: the announced length is never checked
-            if len(buffer) < end:
-                break
-            message = bytes(buffer[start + framing.HEADER.size : end])
-            start = end
-            yield message
-    finally:
-        del buffer[:start]
-
-
 def frame_length_trusted() -> AbstractContextManager:
-    """A frame's announced length is believed: the reader waits for (and would buffer) as many
-    bytes as a peer's 4-byte header claims, up to 4 GiB."""
-    return mock.patch.object(framing.FrameReader, "_frames", _frames_without_a_limit)
+    """A frame's announced length is believed: once the peer is proven, the reader waits for
+    (and would buffer) as many bytes as its 4-byte header claims, up to 4 GiB (the limit the
+    endpoint gives the reader then is the header's own range)."""
+    return mock.patch.object(limits, "MAX_FRAME_BYTES", 2**32 - 1)
 
 
 _REAL_RECEIVE = endpoint.Connection._receive
