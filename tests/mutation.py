@@ -38,6 +38,13 @@ the module must be unchanged since (its digest is saved), and the report says so
 whose machines run real node processes (``IN_CHILD_PROCESSES``) has every kill confirmed by a
 second run (timing fails such runs on a loaded machine); ``--confirm-kills FILE`` does that
 for results saved before.
+
+A module too big for one sitting (``threshold.py``: 1,231 mutants, about five hours on one
+core) runs in parts: ``--parts N --save FILE`` splits its functions, in source order, into N
+parts of about as many lines each, tests one part at a time and writes FILE after each; run
+again, it goes on from the first part FILE lacks (for the module as it is now), and
+``--max-parts K`` stops after K parts so a run fits the time at hand. The report of an
+unfinished run says how many parts it holds, and ``--summary`` counts such a module as not run.
 """
 
 from __future__ import annotations
@@ -281,6 +288,86 @@ def mangled_functions(module: str) -> list[str]:
     return names
 
 
+def function_parts(module: str, parts: int) -> list[list[str]]:
+    """``module``'s functions (mutmut's names, see ``mangled_functions``) split in source order
+    into ``parts`` runs of about as many source lines each (fewer parts if it has fewer
+    functions); the same split for the same source, so a run in parts can go on later."""
+    from mutmut.mutation.trampoline_templates import mangle_function_name
+
+    dotted = module.removesuffix(".py").replace("/", ".")
+    functions = ast.FunctionDef | ast.AsyncFunctionDef
+    sized: list[tuple[str, int]] = []
+    for node in ast.parse((ROOT / module).read_text(encoding="utf-8")).body:
+        members = [(node, None)] if isinstance(node, functions) else \
+            [(item, node.name) for item in node.body if isinstance(item, functions)] if isinstance(node, ast.ClassDef) else []
+        sized += [(f"{dotted}.{mangle_function_name(name=item.name, class_name=owner)}", item.end_lineno - item.lineno + 1)
+                  for item, owner in members]
+    total = sum(size for _, size in sized)
+    split: list[list[str]] = [[] for _ in range(max(1, min(parts, len(sized))))]
+    done = 0
+    for name, size in sized:
+        split[min(len(split) - 1, done * len(split) // max(total, 1))].append(name)
+        done += size
+    return [part for part in split if part]
+
+
+def run_in_parts(module: str, machines: Machines, workers: int, parts: int, save: Path,
+                 max_parts: int | None = None) -> dict:
+    """``run`` over ``module`` one part of its functions at a time (``function_parts``),
+    ``save`` written after each part; results ``save`` already holds for the module as it is
+    now, in as many parts, are kept and their parts skipped. A mutant of a function no part
+    names (a method of a nested class) runs with the last part: every run lists all mutants.
+    Stops after ``max_parts`` parts run now; the results say which parts they hold."""
+    split = function_parts(module, parts)
+    results: dict = {"module": module, "digest": digest(module), "machines": machines, "mutants": {},
+                     "parts": {"of": len(split), "done": []}}
+    if save.is_file():
+        before = json.loads(save.read_text(encoding="utf-8"))
+        same = (before.get("module"), before.get("digest"), before.get("parts", {}).get("of"))
+        if same == (module, digest(module), len(split)):
+            results = before
+        else:
+            print(f"{save}: not a run in {len(split)} parts of {module} as it is now; starting anew", file=sys.stderr, flush=True)
+    named = {function for part in split for function in part}
+    ran = 0
+    for index, functions in enumerate(split):
+        if index in results["parts"]["done"]:
+            continue
+        if max_parts is not None and ran >= max_parts:
+            break
+        last = index == len(split) - 1
+        strays = sorted(name for name in results.get("every_mutant", [])
+                        if name.partition("__mutmut_")[0] not in named) if last else []
+        print(f"{module}: part {index + 1} of {len(split)} ({len(functions)} functions)", file=sys.stderr, flush=True)
+        try:
+            found = run(module, machines, workers, only=[f"{f}__mutmut_*" for f in functions] + strays)
+        except MutationRunFailed as error:
+            if "nothing matches" not in str(error):
+                raise
+            found = {"mutants": {}}  # functions without a mutant (a bare ``pass``)
+        mine = set(functions) | ({name.partition("__mutmut_")[0] for name in strays} if last else set())
+        results["every_mutant"] = sorted(set(results.get("every_mutant", [])) | set(found["mutants"]))
+        for name, status in found["mutants"].items():
+            if name.partition("__mutmut_")[0] in mine or name in strays:
+                results["mutants"][name] = status
+        for key in ("timeouts", "confirmed"):
+            if found.get(key):
+                results.setdefault("notes", []).append(f"part {index + 1}: {found[key]}")
+        results["parts"]["done"] = sorted({*results["parts"]["done"], index})
+        results["log"] = found.get("log", "")
+        save.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+        ran += 1
+    return results
+
+
+def unfinished(results: dict) -> str | None:
+    """What a run in parts still lacks (``None`` if it is whole)."""
+    parts = results.get("parts")
+    if not parts or len(parts["done"]) == parts["of"]:
+        return None
+    return f"{len(parts['done'])} of its {parts['of']} parts run"
+
+
 def seed_stats(mutants_dir: Path, module: str, tests: list[str]) -> None:
     """mutmut's record of which tests call which function, written before it runs, for a module
     whose code runs in child processes (``IN_CHILD_PROCESSES``): every function by every test.
@@ -467,7 +554,11 @@ def report(results: dict, equivalents: list[Equivalent]) -> tuple[str, int]:
              "mutmut's statuses: " + ", ".join(f"{n} {s}" for s, n in sorted(found.statuses.items())) + "."
              + (f" {results['rerun']}." if results.get("rerun") else "")
              + (f" {results['timeouts']}." if results.get("timeouts") else "")
-             + (f" {results['confirmed']}." if results.get("confirmed") else ""), ""]
+             + (f" {results['confirmed']}." if results.get("confirmed") else "")
+             + "".join(f" {note}." for note in results.get("notes", [])), ""]
+    if unfinished(results):
+        lines[2:2] = [f"**Unfinished**: {unfinished(results)}; the counts are of those parts only "
+                      "(run again with the same `--parts` and `--save` to go on).", ""]
     if not mutants:
         lines += ["mutmut reported no mutants; its output:", "", "```", results.get("log", ""), "```", ""]
     if found.unaccounted:
@@ -499,7 +590,8 @@ def saved_results(directory: Path, module: str) -> dict | None:
     if not path.is_file():
         return None
     results = json.loads(path.read_text(encoding="utf-8"))
-    return results if results.get("module") == module and results.get("digest") == digest(module) else None
+    current = results.get("module") == module and results.get("digest") == digest(module)
+    return results if current and not unfinished(results) else None
 
 
 def summary(directory: Path, equivalents: list[Equivalent]) -> tuple[str, int]:
@@ -511,7 +603,10 @@ def summary(directory: Path, equivalents: list[Equivalent]) -> tuple[str, int]:
     for module in plan:
         results = saved_results(directory, module)
         if results is None:
-            missing.append(module)
+            path = saved_path(directory, module)
+            partial = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+            current = partial.get("digest") == digest(module) and unfinished(partial)
+            missing.append(f"`{module}` ({unfinished(partial)})" if current else f"`{module}`")
             continue
         found = score(results, equivalents)
         rows.append(found.row(f"`{module}` | {describe(machines_of(results))}"))
@@ -522,7 +617,7 @@ def summary(directory: Path, equivalents: list[Equivalent]) -> tuple[str, int]:
              f"{len(rows)} of {len(plan)} planned modules run (results in `{directory}`).", "",
              "| module | machines " + ROW_HEADER, "|---|---" + ROW_RULE, *rows, total.row("**all run** |"), ""]
     if missing:
-        lines += [f"Not run, or changed since their run ({len(missing)}): " + ", ".join(f"`{m}`" for m in missing) + ".", ""]
+        lines += [f"Not run, or changed since their run ({len(missing)}): " + ", ".join(missing) + ".", ""]
     if skipped:
         lines += ["Left out by the plan: " + "; ".join(f"`{m}`: {reason}" for m, reason in skipped.items()) + ".", ""]
     return "\n".join(lines), len(total.unaccounted)
@@ -563,7 +658,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="run every planned module whose results DIR does not hold for its current source, saving there")
     parser.add_argument("--summary", metavar="DIR", help="the score over implementations/ from the results DIR holds")
     parser.add_argument("--list", action="store_true", help="the planned modules as a JSON list (a CI matrix)")
+    parser.add_argument("--parts", type=int, help="run the module's functions in this many parts, saving after each "
+                                                  "(needs --save, or --all); run again to go on from the first part missing")
+    parser.add_argument("--max-parts", type=int, help="with --parts: stop after running this many parts (of each module)")
     args = parser.parse_args(argv)
+    if args.parts is not None and (args.parts < 1 or not (args.save or args.all_into)
+                                   or args.from_saved or args.rerun_survivors or args.confirm_kills):
+        parser.error("--parts N needs N >= 1 and --save FILE (or --all DIR) to keep each part in; "
+                     "it does not go with --from-saved, --rerun-survivors or --confirm-kills")
+    if args.max_parts is not None and (args.parts is None or args.max_parts < 1):
+        parser.error("--max-parts K needs K >= 1 and --parts")
     if args.list:
         print(json.dumps(list(load_plan()[0])))
         return 0
@@ -584,7 +688,11 @@ def main(argv: list[str] | None = None) -> int:
                 if (not args.module or module == args.module) and saved_results(directory, module) is None:
                     print(f"{module}: mutmut with {describe(machines)}", file=sys.stderr, flush=True)
                     try:
-                        results = run(module, machines, args.workers)
+                        if args.parts:
+                            results = run_in_parts(module, machines, args.workers, args.parts,
+                                                   saved_path(directory, module), args.max_parts)
+                        else:
+                            results = run(module, machines, args.workers)
                     except MutationRunFailed as error:
                         print(error, file=sys.stderr, flush=True)
                         failed.append(module)
@@ -613,6 +721,9 @@ def main(argv: list[str] | None = None) -> int:
             results = confirm_kills(results, machines_of(results), args.workers)
         elif args.rerun_survivors:
             results = rerun_survivors(results, args.workers, args.only)
+        elif args.parts:
+            results = run_in_parts(args.module, _machines(parser, args), args.workers, args.parts, Path(args.save),
+                                   args.max_parts)
         elif not args.from_saved:
             results = run(args.module, _machines(parser, args), args.workers)
     except MutationRunFailed as error:

@@ -8,6 +8,7 @@ mutant it accounts for.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pytest
@@ -204,3 +205,39 @@ def test_a_kill_by_real_processes_counts_only_when_it_happens_twice(monkeypatch)
     calls.clear()
     assert mutation.run("implementations/lww.py", {"lww": ["hlc"]}, 1)["mutants"]["m.x_f__mutmut_2"]["status"] == "killed"
     assert calls == [None]
+
+
+def test_a_run_in_parts_goes_on_where_it_stopped_and_is_whole_only_when_every_part_ran(monkeypatch, tmp_path):
+    """``--parts``: a module's functions are split in source order, each part's results saved
+    as it ends; a second invocation runs only the parts missing; a mutant of a function no part
+    names (listed by every mutmut run) runs with the last part; until every part ran, the
+    results say so and ``--summary`` counts the module as not run."""
+    module = "implementations/lww.py"
+    split = mutation.function_parts(module, 3)
+    assert len(split) == 3 and [f for part in split for f in part] == mutation.mangled_functions(module)
+    stray = "implementations.lww.xǁInnerǁf__mutmut_1"
+    calls = []
+
+    def fake(module, machines, workers, only=None):
+        calls.append(only)
+        every = {f"{f}__mutmut_1": {"status": "not checked"} for part in split for f in part} | {stray: {"status": "not checked"}}
+        ran = {name: {"status": "killed"} for name in every if any(fnmatch.fnmatch(name, pattern) for pattern in only)}
+        return {"module": module, "mutants": every | ran}
+
+    monkeypatch.setattr(mutation, "_mutmut", fake)
+    save = tmp_path / "lww.json"
+    first = mutation.run_in_parts(module, {"lww": ["hlc"]}, 1, 3, save, max_parts=2)
+    assert len(calls) == 2 and first["parts"] == {"of": 3, "done": [0, 1]}
+    assert mutation.unfinished(json.loads(save.read_text(encoding="utf-8"))) == "2 of its 3 parts run"
+    assert all(found["status"] == "killed" for found in first["mutants"].values())
+    assert mutation.saved_results(tmp_path, module) is None
+    assert "`implementations/lww.py` (2 of its 3 parts run)" in mutation.summary(tmp_path, [])[0]
+    calls.clear()
+    whole = mutation.run_in_parts(module, {"lww": ["hlc"]}, 1, 3, save)
+    assert len(calls) == 1 and stray in calls[0] and whole["parts"]["done"] == [0, 1, 2]
+    assert set(whole["mutants"]) == set(fake(module, {}, 1, [])["mutants"])
+    assert all(found["status"] == "killed" for found in whole["mutants"].values())
+    assert mutation.saved_results(tmp_path, module) is not None and mutation.unfinished(whole) is None
+    calls.clear()
+    mutation.run_in_parts(module, {"lww": ["hlc"]}, 1, 3, save)
+    assert calls == []
