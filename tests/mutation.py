@@ -51,11 +51,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -440,6 +442,23 @@ class MutationRunFailed(RuntimeError):
     """mutmut could not test the mutants (see the message: its output's end)."""
 
 
+def _in_own_group(args: list[str], **options) -> subprocess.CompletedProcess:
+    """``subprocess.run(args, capture_output=True, text=True)`` in a process group of its own,
+    killed whole if this process is interrupted or terminated (``timeout`` sends SIGTERM, which
+    ``main`` turns into an exit): mutmut forks its workers, which run pytest, which may start
+    node processes; killing mutmut alone would leave them running."""
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             **options)
+    try:
+        out, err = child.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        raise
+    return subprocess.CompletedProcess(args, child.returncode, out, err)
+
+
 def _mutmut(module: str, machines: Machines, workers: int, only: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="mbt-mutation-") as scratch:
         work = Path(scratch)
@@ -455,14 +474,12 @@ def _mutmut(module: str, machines: Machines, workers: int, only: list[str] | Non
         # and transport/node_host.py's mutants dropping that flush survived a run.
         env.pop("PYTHONUNBUFFERED", None)
         mutmut = [sys.executable, "-m", "mutmut"]
-        done = subprocess.run([*mutmut, "run", "--max-children", str(workers), *(only or [])], cwd=work, env=env,
-                              capture_output=True, text=True, check=False)
+        done = _in_own_group([*mutmut, "run", "--max-children", str(workers), *(only or [])], cwd=work, env=env)
         log = done.stdout[-4000:] + done.stderr[-4000:]
         if done.returncode != 0:  # no record of which tests call what, the clean run failed, or a forced failure passed
             raise MutationRunFailed(f"mutmut stopped before testing the mutants of {module} (exit {done.returncode}); "
                                     f"nothing was saved. The end of its output:\n{log[-3000:]}")
-        results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True,
-                                 check=False)
+        results = _in_own_group([*mutmut, "results", "--all", "true"], cwd=work, env=env)
         mutants: dict[str, dict[str, str]] = {}
         for line in results.stdout.splitlines():
             match = re.match(r"\s*([\w.\u01c1]+__mutmut_\d+): (.+)$", line)
@@ -470,7 +487,7 @@ def _mutmut(module: str, machines: Machines, workers: int, only: list[str] | Non
                 mutants[match.group(1)] = {"status": match.group(2).strip()}
         for name, found in mutants.items():
             if found["status"] in ESCAPED:
-                shown = subprocess.run([*mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True, check=False)
+                shown = _in_own_group([*mutmut, "show", name], cwd=work, env=env)
                 found["diff"] = shown.stdout.strip()
     return {"module": module, "digest": digest(module), "machines": machines, "mutants": mutants, "log": log}
 
@@ -640,6 +657,10 @@ def _machines(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Mach
     return machines
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # the scratch copy is removed and mutmut's process group killed on the way out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__.split("\n\n")[0])
     parser.add_argument("module", nargs="?", help="a file of implementations/, e.g. implementations/lww.py")
@@ -744,4 +765,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.exit(main())

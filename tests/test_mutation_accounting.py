@@ -8,8 +8,14 @@ mutant it accounts for.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -176,7 +182,7 @@ def test_a_mutmut_run_that_stops_before_the_mutants_is_an_error_not_a_score(monk
     class Done:
         returncode, stdout, stderr = 1, "failed to collect stats. runner returned 1\n", ""
 
-    monkeypatch.setattr(mutation.subprocess, "run", lambda *args, **kwargs: Done())
+    monkeypatch.setattr(mutation, "_in_own_group", lambda *args, **kwargs: Done())
     with pytest.raises(MutationRunFailed, match=r"framing\.py.*exit 1(.|\n)*failed to collect stats"):
         mutation.run("implementations/transport/framing.py", {"realnet": ["processes"]}, 1)
 
@@ -241,3 +247,37 @@ def test_a_run_in_parts_goes_on_where_it_stopped_and_is_whole_only_when_every_pa
     calls.clear()
     mutation.run_in_parts(module, {"lww": ["hlc"]}, 1, 3, save)
     assert calls == []
+
+
+def test_an_interrupted_mutation_run_kills_the_whole_process_group(monkeypatch, tmp_path):
+    """mutmut forks workers that run pytest (and node processes): interrupted (Ctrl-C, or the
+    SIGTERM of ``timeout``, which ``python -m tests.mutation`` turns into an exit), the run
+    kills its child's whole process group, not only the child."""
+    marker = tmp_path / "grandchild.pid"
+    script = f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']); " \
+             f"open({str(marker)!r}, 'w').write(str(p.pid)); time.sleep(60)"
+    real = subprocess.Popen.communicate
+
+    def interrupted(self, *args, **kwargs):
+        for _ in range(500):  # at most 5 s for the grandchild to start
+            if marker.exists() and marker.read_text():
+                break
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        mutation._in_own_group([sys.executable, "-c", script])
+    monkeypatch.setattr(subprocess.Popen, "communicate", real)
+    grandchild = int(marker.read_text())
+    for _ in range(500):
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(grandchild, os.WNOHANG)
+        time.sleep(0.01)
+    else:
+        os.kill(grandchild, signal.SIGKILL)
+        raise AssertionError(f"the grandchild {grandchild} outlived the interrupted run")
