@@ -500,11 +500,26 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
         self.require(how in FORGERIES, f"unknown forgery {how!r}")
         self.require(ts_ms >= 0, f"negative ts_ms {ts_ms}")
         message = self.replicas[agent].forge(task_id, state, agent, ts_ms, how, whole_state)
+        self.check_verified(target, task_id, message, whole_state)
         receiver = self.replicas[target]
         (receiver.merge if whole_state else receiver.apply_delta)(message)
         forged_state = (tasklist.Done if state == "done" else tasklist.Claimed)(self.agent(agent), ts_ms)
         self.history[target].add(tasklist.forged(self.history[target], task_id, forged_state, FORGER))
 
+    def check_verified(self, target: int, task: bytes, forged: bytes, whole_state: bool) -> None:
+        """Where the crafter can tell (``verified``): a replica verifies a forged state only if it
+        would change a winner, one of its variant ahead of the one the replica keeps (so it counts
+        it dropped), and leaves the others unverified (a forger's flood costs it no signature check)."""
+        verified = getattr(self.crafter, "verified", None)
+        if verified is None:
+            return
+        carried, dropped = verified(self.raw(target), forged, whole_state)
+        held = self.model_held(frozenset(self.history[target])).get(task, [])
+        ahead = [(state, agent, ts_ms) for state, agent, ts_ms in carried
+                 if not any(kept == state and (kept_ts, kept_agent) <= (ts_ms, agent) for kept, kept_agent, kept_ts in held)]
+        assert dropped == len(ahead), (
+            f"replica {target} verified and dropped {dropped} forged record(s) of task {task.hex()[:8]}; of "
+            f"{len(carried)} carried, {len(ahead)} would change a winner (it keeps {[(s, t) for s, _, t in held]})")
 
     # ----- the adversary (machines.replicated.HostilePeers) ------------------------------
     #

@@ -352,6 +352,16 @@ class X0xCrafter:
         return self.message(whole_state, [signed])
 
     @staticmethod
+    def verified(holder: X0xTaskListReplica, message: bytes, whole_state: bool) -> tuple[list[tuple[str, bytes, int]], int]:
+        """The checkbox states ``message`` carries, as ``(state, agent id, ts_ms)``, and how many
+        records the holder would verify and drop as not verifying (``Decoded.dropped``: decoding
+        changes nothing)."""
+        decoded = (holder.tasks.decode_state if whole_state else holder.tasks.decode_delta)(message)
+        carried = [({CLAIMED: "claimed", DONE: "done"}[record[0]], record[33:65], int.from_bytes(record[65:73], "big"))
+                   for record in msgpack.unpackb(message, raw=False)[2][4]]
+        return carried, decoded.dropped
+
+    @staticmethod
     def held(holder: X0xTaskListReplica, task: bytes) -> list[tuple[str, bytes, int]]:
         """The checkbox states of ``task`` the holder keeps (its smallest Done, then its smallest
         Claimed, those it has), as ``(state, agent id, ts_ms)``."""
