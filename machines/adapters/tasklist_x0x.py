@@ -205,6 +205,7 @@ SPOILINGS: dict[str, tuple[str, str | None, Any]] = {
     "list_id_not_bytes": ("list id: expected bytes, got str", None, lambda w: [LIST_ID.hex(), *_body(w)[1:]]),
     "other_list": (f"message of list {OTHER_LIST_ID.hex()[:16]}…, this replica holds list {LIST_ID.hex()[:16]}…", None,
                    lambda w: [OTHER_LIST_ID, *_body(w)[1:]]),
+    "members_not_a_list": ("members: expected array, got int 0", None, lambda w: _body(w, members=0)),
     "member_not_bytes": ("members: " + _not_a_task("x"), None, lambda w: _body(w, members=_members("x"))),
     "member_short": ("members: " + _not_a_task(bytes(31)), None, lambda w: _body(w, members=_members(bytes(31)))),
     "member_long": ("members: " + _not_a_task(bytes(33)), None, lambda w: _body(w, members=_members(bytes(33)))),
