@@ -9,6 +9,12 @@ the exception (``race``: several agents at the same instant). ``partition`` cuts
 one or two replicas off (messages and syncs across the cut are lost) until the next
 ``sync_all`` repairs the network, so partitions and repairs come in cycles.
 
+A lying peer (``hostile``, ``machines.replicated.HostilePeers``) also sends messages that are
+not canonical (``not_canonical``: each spoiling of the crafter's, such as a record of 168
+bytes, fields out of order, a priority of 256, more field writes than ``MAX_TASKS`` allows):
+each must be refused naming the kind of message and the part that is wrong, and so must
+every other lie told as refused (the limit it passes, the dot, field or part it spoils).
+
 ``inject_forged`` delivers, to any replica, a checkbox state whose attestation does not
 verify (``machines.contracts.FORGERIES``), as a delta or a full state; the model is told it
 is not authentic, so it must change nothing.
@@ -47,6 +53,8 @@ FORGER = 1_000
 FORGED_TS_MS = to_millis(START_NS) - 60_000
 #: The stranger's pseudo-replica in the model: an agent no replica is, whose signed states are genuine.
 STRANGER = 1_001
+#: The checkbox variants a replica keeps one of per task, in the order it lists them.
+VARIANTS = ((tasklist.Done, "done"), (tasklist.Claimed, "claimed"))
 #: Raw draws for a task: 0 picks among every task ever added, anything else among the
 #: tasks the replica holds (when it holds any), so most operations find their task.
 TASK = st.integers(0, 7)
@@ -98,8 +106,10 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
         self.tasks: list[bytes] = []  # every task id ever added, in order
         self.cut: frozenset[int] = frozenset()  # replicas partitioned from the others
         self.model_values: dict[frozenset, tuple] = {}
+        self.model_helds: dict[frozenset, dict] = {}
         self.shown: dict[tuple[int, bytes], tasklist.State] = {}  # (replica, task) -> its checkbox last shown
         self.stranger_made = 0  # the stranger agent's signed states so far (their model tags)
+        self.spoiled = 0  # not_canonical lies told
 
     def model_value(self, history: frozenset) -> tuple:
         """``models.tasklist.value``, remembered per history (most steps leave most replicas alone)."""
@@ -123,6 +133,39 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
     def check(self) -> None:
         super().check()
         self.check_checkbox_displacement()
+        self.check_held_states()
+
+    def check_held_states(self) -> None:
+        """Where the crafter can read them (``held``): the checkbox states a replica keeps of each
+        task are the model's smallest authentic Done and smallest authentic Claimed, those there
+        are, Done first (a Claimed under a Done is kept too, though no value shows it)."""
+        held = getattr(self.crafter, "held", None)
+        for index in range(len(self.replicas) if held and self.tasks else 0):
+            expected = self.model_held(frozenset(self.history[index]))
+            for task in self.tasks:
+                actual = [tuple(state) for state in held(self.raw(index), task)]
+                assert actual == expected.get(task, []), (
+                    f"replica {index} keeps the checkbox states {actual} of task {task.hex()[:8]}, "
+                    f"the model's smallest Done and Claimed are {expected.get(task, [])}")
+
+    def model_held(self, history: frozenset) -> dict[bytes, list[tuple[str, bytes, int]]]:
+        """Per task, the smallest authentic Done and Claimed of ``history``, Done first, as
+        ``(state, agent id, ts_ms)`` (remembered per history)."""
+        known = self.model_helds.get(history)
+        if known is None:
+            smallest: dict[tuple[bytes, type], tasklist.Claimed | tasklist.Done] = {}
+            for part in history:
+                if isinstance(part, tasklist.Checkbox) and part.op.element.authentic:
+                    task, state = part.op.element.task, part.op.element.state
+                    current = smallest.get((task, type(state)))
+                    if current is None or (state.ts_ms, state.agent) < (current.ts_ms, current.agent):
+                        smallest[(task, type(state))] = state
+            known = {}
+            for task in {task for task, _ in smallest}:
+                kept = [(name, smallest.get((task, variant))) for variant, name in VARIANTS]
+                known[task] = [(name, state.agent, state.ts_ms) for name, state in kept if state is not None]
+            self.model_helds[history] = known
+        return known
 
     def check_checkbox_displacement(self) -> None:
         """A task's checkbox state, as a replica shows it, is only ever displaced by one the
@@ -213,6 +256,10 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
                 shape = "a whole state" if a["whole_state"] else "a delta"
                 return (f"replica {a['target']} receives a forged {a['state']} of {self.task_name(a['task'])} in agent "
                         f"{a['agent']}'s name at {a['ts_ms']} ms ({how}, as {shape})")
+            if step.rule == "hostile" and "spoiling" in a:
+                shape = "a whole state" if a["whole_state"] else "a delta"
+                return (f"a lying peer sends replica {a['target']} {shape} that is not canonical: "
+                        f"{str(a['spoiling']).replace('_', ' ')}")
         except (IndexError, KeyError, TypeError, ValueError, AttributeError):
             pass
         return super().describe_step(step)
@@ -220,14 +267,17 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
     def agent(self, replica: int) -> bytes:
         return self.replicas[replica].agent_id
 
-    def apply(self, replica: int, operation: str, outcome: Any, call) -> None:
-        """Run ``call`` on the implementation; its refusal must be the model's ``outcome``."""
+    def apply(self, replica: int, operation: str, task: bytes, outcome: Any, call) -> None:
+        """Run ``call`` on the implementation; its refusal must be the model's ``outcome``, and
+        name the task (its id in hex, at least the first 16 digits)."""
         if isinstance(outcome, tasklist.Refusal):
             try:
                 call()
             except Refused as refusal:
                 assert refusal.kind == outcome.kind, (
                     f"replica {replica}: {operation} refused as {refusal.kind!r}, the model refuses it as {outcome.kind!r}")
+                assert task.hex()[:16] in str(refusal), (
+                    f"replica {replica}: {operation} refused ({outcome.kind}) without naming task {task.hex()[:16]}: {refusal}")
                 return
             raise AssertionError(f"replica {replica}: {operation} was accepted, the model refuses it ({outcome.kind})")
         try:
@@ -238,6 +288,19 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             self.record_local(replica, part)
 
     # ----- replication: the base's rule, biased towards replicas with something to send ----
+
+    #: Implementations that promise to send no delta when they made no operation since their last
+    #: (``implementations.tasklist``'s ``take_deltas``: nothing pending, nothing sent).
+    quiet_when_idle: ClassVar[frozenset[str]] = frozenset({"x0x"})
+
+    def step_broadcast(self, source: int) -> None:
+        """As the base's; and a replica of an implementation in ``quiet_when_idle`` that made no
+        operation since its last delta sends none."""
+        quiet, before = not self.unsent[source] if 0 <= source < len(self.unsent) else False, len(self.in_flight)
+        super().step_broadcast(source)
+        if quiet and self.implementation.name in self.quiet_when_idle:
+            sent = [m.deltas for m in self.in_flight[before:]]
+            assert not sent, f"replica {source} made no operation since its last delta, yet sends {sent[0]!r:.80}"
 
     @rule(source=INDEX)
     def broadcast(self, source: int) -> None:
@@ -306,7 +369,7 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
         self.require_replica(replica)
         task_id = self.task_arg(task)
         outcome = tasklist.remove_task(self.history[replica], replica, task_id)
-        self.apply(replica, "remove_task", outcome, lambda: self.replicas[replica].remove_task(task_id))
+        self.apply(replica, "remove_task", task_id, outcome, lambda: self.replicas[replica].remove_task(task_id))
 
     @guard(lambda self: bool(self.tasks))
     @rule(replica=INDEX, task=TASK)
@@ -332,7 +395,7 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
         task_id = self.task_arg(task)
         ts_ms = to_millis(self.clocks[replica].now())
         outcome = getattr(tasklist, action)(self.history[replica], replica, task_id, self.agent(replica), ts_ms)
-        self.apply(replica, action, outcome, lambda: getattr(self.replicas[replica], action)(task_id))
+        self.apply(replica, action, task_id, outcome, lambda: getattr(self.replicas[replica], action)(task_id))
 
     @guard(lambda self: bool(self.tasks))
     @rule(first=INDEX, others=st.lists(INDEX, min_size=1, max_size=3), task=TASK, complete=st.integers(0, 1))
@@ -385,7 +448,8 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             value = self.agent(value)
         now_ns = self.clocks[replica].now()
         outcome = tasklist.set_field(self.history[replica], replica, task_id, field, value, now_ns)
-        self.apply(replica, f"set_field {field}", outcome, lambda: self.replicas[replica].set_field(task_id, field, value))
+        self.apply(replica, f"set_field {field}", task_id, outcome,
+                   lambda: self.replicas[replica].set_field(task_id, field, value))
 
     @guard(lambda self: bool(self.tasks))
     @rule(replica=INDEX, task=TASK, position=st.integers(0, 4))
@@ -398,7 +462,7 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
         task_id = self.task_arg(task)
         self.require(index >= 0, f"move to a negative index {index}")
         outcome = tasklist.move(self.history[replica], replica, task_id, index)
-        self.apply(replica, "move", outcome, lambda: self.replicas[replica].move(task_id, index))
+        self.apply(replica, "move", task_id, outcome, lambda: self.replicas[replica].move(task_id, index))
 
     @guard(lambda self: bool(self.tasks))
     @rule(to=INDEX, task=TASK, done=st.booleans(), agent=INDEX, how=st.sampled_from(FORGERIES), whole=st.booleans(),
@@ -436,11 +500,26 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
         self.require(how in FORGERIES, f"unknown forgery {how!r}")
         self.require(ts_ms >= 0, f"negative ts_ms {ts_ms}")
         message = self.replicas[agent].forge(task_id, state, agent, ts_ms, how, whole_state)
+        self.check_verified(target, task_id, message, whole_state)
         receiver = self.replicas[target]
         (receiver.merge if whole_state else receiver.apply_delta)(message)
         forged_state = (tasklist.Done if state == "done" else tasklist.Claimed)(self.agent(agent), ts_ms)
         self.history[target].add(tasklist.forged(self.history[target], task_id, forged_state, FORGER))
 
+    def check_verified(self, target: int, task: bytes, forged: bytes, whole_state: bool) -> None:
+        """Where the crafter can tell (``verified``): a replica verifies a forged state only if it
+        would change a winner, one of its variant ahead of the one the replica keeps (so it counts
+        it dropped), and leaves the others unverified (a forger's flood costs it no signature check)."""
+        verified = getattr(self.crafter, "verified", None)
+        if verified is None:
+            return
+        carried, dropped = verified(self.raw(target), forged, whole_state)
+        held = self.model_held(frozenset(self.history[target])).get(task, [])
+        ahead = [(state, agent, ts_ms) for state, agent, ts_ms in carried
+                 if not any(kept == state and (kept_ts, kept_agent) <= (ts_ms, agent) for kept, kept_agent, kept_ts in held)]
+        assert dropped == len(ahead), (
+            f"replica {target} verified and dropped {dropped} forged record(s) of task {task.hex()[:8]}; of "
+            f"{len(carried)} carried, {len(ahead)} would change a winner (it keeps {[(s, t) for s, _, t in held]})")
 
     # ----- the adversary (machines.replicated.HostilePeers) ------------------------------
     #
@@ -465,13 +544,42 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
     #   field wrong: ``how`` is ``"list_id"``, ``"field_clock"``, ``"field_counter"`` or
     #   ``"member_claim"`` (its membership context also claims ``(peer, counter)``).
 
+    # * ``kind(whole_state)``, ``spoilings``, ``spoil(whole_state, spoiling)`` and ``spoiling(spoiling)``
+    #   (optional): messages that decode as MessagePack of their kind but are not canonical
+    #   (``not_canonical``), the part of one a refusal names after the kind, and the limit it
+    #   passes (or None); ``tampered(genuine, how)``: the same of ``tamper``'s message.
+
     lie_weights: ClassVar[dict[str, int]] = {"context_erases_state": 3, "dots_far_ahead": 2, "own_dots_ahead": 2,
                                              "counter_at_max": 1, "stranger_ops": 3, "relayed_record": 2,
-                                             "clock_ahead": 1, "one_field_wrong": 3}
+                                             "clock_ahead": 1, "one_field_wrong": 3, "not_canonical": 3}
+    #: The limit a refusal of each lie told as refused names (``one_field_wrong``: the crafter says).
+    limit_passed: ClassVar[dict[str, str]] = {"dots_far_ahead": "MAX_COUNTER_GAP", "counter_at_max": "MAX_COUNTER_GAP",
+                                              "clock_ahead": "MAX_CLOCK_AHEAD_NS"}
 
     def lie_table(self) -> list[str]:
         table = super().lie_table()
         return table if self.own_checkbox_parts() else [lie for lie in table if lie != "relayed_record"]
+
+    def check_refusal(self, target: int, lie: str, whole_state: bool, refusal: Exception, **args: Any) -> None:
+        """A refusal names what is wrong: the limit the lie passed (``OverLimit.limit``, None if none)
+        and, after the kind of message, the part of it that is wrong: the dot past the gap, the
+        field and task whose write is ahead, the part a spoiling or a tampering spoiled."""
+        crafter, text, limit = self.crafter, str(refusal), getattr(refusal, "limit", None)
+        kind = getattr(crafter, "kind", None)
+        if kind is None:
+            return
+        if lie == "not_canonical":
+            where, passed = crafter.spoiling(args["spoiling"])
+        elif lie == "one_field_wrong":
+            where, passed = crafter.tampered(self.genuine(whole_state, args.get("message"), args.get("source")), args["how"])
+        elif lie == "clock_ahead":
+            where = f"field {args['field']} of task {args['task'][:16]}…: wall time {args['wall_ns']} "
+            passed = "MAX_CLOCK_AHEAD_NS"
+        else:
+            where, passed = f"members claims dot ({args['peer']}, {args['counter']})", self.limit_passed[lie]
+        assert limit == passed, f"{lie}: the refusal names the limit {limit}, not {passed}: {text}"
+        named = f"{kind(whole_state)}: {where}"
+        assert named in text, f"{lie}: the refusal does not name {named!r}, what is wrong: {text}"
 
     def require_far(self, target: int, peer: int, counter: int) -> None:
         """``counter`` is past the counter gap from ``peer``'s dots the target knows (``hostile_args``
@@ -521,6 +629,10 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             now = self.clocks[target].now()
             wall = (now + MAX_CLOCK_AHEAD_NS + 1, U64_MAX)[draw % 2]
             return {"task": task, "field": tasklist.FIELDS[draw % 2], "wall_ns": wall, "counter": (0, U64_MAX)[(draw >> 1) % 2]}
+        if lie == "not_canonical":
+            # The search's draws cluster (small numbers, edges): alone, some remainders would never come up.
+            spoilings, self.spoiled = self.crafter.spoilings, self.spoiled + 1
+            return {"spoiling": spoilings[(draw + self.spoiled * 7) % len(spoilings)]}
         how = ("list_id", "field_clock", "field_counter", "member_claim")[draw % 4]
         far = far_counters(self.known_counter(target, target) + 2**16)
         counter = far[draw % len(far)]
@@ -571,6 +683,9 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
             self.require(args["wall_ns"] > self.clocks[target].now() + MAX_CLOCK_AHEAD_NS, f"{args['wall_ns']} is not ahead")
             message = crafter.field_write(whole_state, task, args["field"], args["wall_ns"], args["counter"], STRANGER, "")
             return message, "refused", frozenset()
+        if lie == "not_canonical":
+            self.require(args.get("spoiling") in getattr(crafter, "spoilings", ()), f"no spoiling {args.get('spoiling')!r}")
+            return crafter.spoil(whole_state, args["spoiling"]), "refused", frozenset()
         genuine = self.genuine(whole_state, args.get("message"), args.get("source"))
         self.require(args["how"] in ("list_id", "field_clock", "field_counter", "member_claim"), f"unknown {args['how']!r}")
         self.require_far(target, args["peer"], args["counter"])

@@ -8,6 +8,7 @@ the same list, ``LIST_ID``. ``forge`` plays an attacker who holds none of the ag
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import blake3
@@ -18,6 +19,7 @@ from harness import Implementation, register
 from harness.hostile import register_crafter
 from implementations import lww, orset
 from implementations import rga as rga_impl
+from implementations.limits import MAX_TASKS
 from implementations.tasklist import (
     CLAIMED,
     DELTA_KIND,
@@ -25,6 +27,7 @@ from implementations.tasklist import (
     FIELDS,
     STATE_KIND,
     U64_MAX,
+    VERSION,
     Record,
     TaskList,
     TaskRefused,
@@ -151,6 +154,133 @@ STRANGER_KEY = SigningKey(blake3.blake3(b"stranger").digest())
 STRANGER_PEER = 2**40 + 1
 
 
+#: Two task ids (any 32 bytes are one on the wire), and a field write's body within every bound.
+_T1, _T2 = bytes(32), bytes([1]) * 32
+_WRITE = [1, 0, 7, "x"]
+#: A checkbox record's bytes, well formed (it does not verify: the spoilings are refused before that).
+_RECORD = bytes([CLAIMED]) + bytes(168)
+
+
+def _order(whole_state: bool, item: Any = None, waiting: bool = False) -> bytes | None:
+    """A message's order part: empty (a delta's: nil), or holding one ``item`` (with ``waiting``,
+    in a state, under a parent it has not seen: a waiting element)."""
+    if item is None:
+        return rga_impl.RGA(0).state() if whole_state else None
+    author = rga_impl.RGA(2)
+    if waiting:
+        author.insert(0, _T1)
+        author.take_deltas()
+    author.insert(len(author), item)
+    delta = author.take_deltas()[0]
+    if not whole_state:
+        return delta
+    holder = rga_impl.RGA(1)
+    holder.apply_delta(delta)
+    return holder.state()
+
+
+def _body(whole_state: bool, *, members: Any = None, order: Any = ..., fields: Any = (), records: Any = ()) -> list:
+    return [LIST_ID, members if members is not None else orset.encode_body(orset.DotStore()),
+            _order(whole_state) if order is ... else order, list(fields), list(records)]
+
+
+def _members(element: Any) -> list:
+    store = orset.DotStore()
+    store.insert(element, (FORGER_PEER, 1))
+    store.context.add((FORGER_PEER, 1))
+    return orset.encode_body(store)
+
+
+def _not_a_task(value: Any) -> str:
+    return f"{value!r:.40} is not a 32-byte task id"
+
+
+#: Spoilings of a message's body (the ``not_canonical`` lie), by name: what its refusal names after
+#: the kind, the limit it passes (or None), and the body (given whole_state). ``*_at_limit``: exactly
+#: as many items as the limit allows, the first malformed: within the limit, so refused for the item.
+SPOILINGS: dict[str, tuple[str, str | None, Any]] = {
+    "body_of_four": ("body: expected 5 items, got 4", None, lambda w: _body(w)[:4]),
+    "body_of_six": ("body: expected 5 items, got 6", None, lambda w: [*_body(w), None]),
+    "list_id_short": ("list id: expected 32 bytes, got 31", None, lambda w: [LIST_ID[:31], *_body(w)[1:]]),
+    "list_id_not_bytes": ("list id: expected bytes, got str", None, lambda w: [LIST_ID.hex(), *_body(w)[1:]]),
+    "other_list": (f"message of list {OTHER_LIST_ID.hex()[:16]}…, this replica holds list {LIST_ID.hex()[:16]}…", None,
+                   lambda w: [OTHER_LIST_ID, *_body(w)[1:]]),
+    "members_not_a_list": ("members: expected array, got int 0", None, lambda w: _body(w, members=0)),
+    "member_not_bytes": ("members: " + _not_a_task("x"), None, lambda w: _body(w, members=_members("x"))),
+    "member_short": ("members: " + _not_a_task(bytes(31)), None, lambda w: _body(w, members=_members(bytes(31)))),
+    "member_long": ("members: " + _not_a_task(bytes(33)), None, lambda w: _body(w, members=_members(bytes(33)))),
+    "order_not_bytes": ("order: expected bytes, got int 0", None, lambda w: _body(w, order=0)),
+    "order_item_not_bytes": ("order: item " + _not_a_task("x"), None, lambda w: _body(w, order=_order(w, "x"))),
+    "order_item_short": ("order: item " + _not_a_task(bytes(31)), None, lambda w: _body(w, order=_order(w, bytes(31)))),
+    "order_item_long": ("order: item " + _not_a_task(bytes(33)), None, lambda w: _body(w, order=_order(w, bytes(33)))),
+    "order_item_waiting": ("order: item " + _not_a_task(bytes(31)), None,
+                           lambda w: _body(w, order=_order(w, bytes(31), waiting=True))),
+    "fields_not_a_list": ("fields: expected array, got int 0", None, lambda w: [*_body(w)[:3], 0, []]),
+    "fields_over_limit": (f"field writes: {len(FIELDS) * MAX_TASKS + 1:,}", "MAX_TASKS",
+                          lambda w: _body(w, fields=[0] * (len(FIELDS) * MAX_TASKS + 1))),
+    "fields_at_limit": ("fields[0]: expected array, got int 0", None, lambda w: _body(w, fields=[0] * (len(FIELDS) * MAX_TASKS))),
+    "field_of_two": ("fields[0]: expected 3 items, got 2", None, lambda w: _body(w, fields=[[_T1, 0]])),
+    "field_task_short": ("fields[0][0] (task id): expected 32 bytes, got 31", None,
+                         lambda w: _body(w, fields=[[bytes(31), 0, _WRITE]])),
+    "field_number_over": (f"fields[0][1] (field): {len(FIELDS)} is outside [0, {len(FIELDS) - 1}]", None,
+                          lambda w: _body(w, fields=[[_T1, len(FIELDS), _WRITE]])),
+    "field_number_negative": (f"fields[0][1] (field): -1 is outside [0, {len(FIELDS) - 1}]", None,
+                              lambda w: _body(w, fields=[[_T1, -1, _WRITE]])),
+    "fields_out_of_order": ("fields[1]: out of order (sorted by task id and field, no repeats)", None,
+                            lambda w: _body(w, fields=[[_T1, 1, _WRITE], [_T1, 0, _WRITE]])),
+    "fields_tasks_out_of_order": ("fields[1]: out of order (sorted by task id and field, no repeats)", None,
+                                  lambda w: _body(w, fields=[[_T2, 0, _WRITE], [_T1, 3, _WRITE]])),
+    "field_repeated": ("fields[1]: out of order (sorted by task id and field, no repeats)", None,
+                       lambda w: _body(w, fields=[[_T1, 2, [1, 0, 7, None]], [_T1, 2, [2, 0, 7, None]]])),
+    "field_write_empty": ("fields[0][2]: expected 4 items [wall_ns, counter, writer, value], got 0", None,
+                          lambda w: _body(w, fields=[[_T1, 0, []]])),
+    "title_not_str": ("fields[0]: 5 is not a valid title", None, lambda w: _body(w, fields=[[_T1, 0, [1, 0, 7, 5]]])),
+    "description_not_str": ("fields[0]: None is not a valid description", None,
+                            lambda w: _body(w, fields=[[_T1, 1, [1, 0, 7, None]]])),
+    "assignee_short": (f"fields[0]: {bytes(31)!r:.40} is not a valid assignee", None,
+                       lambda w: _body(w, fields=[[_T1, 2, [1, 0, 7, bytes(31)]]])),
+    "assignee_not_bytes": ("fields[0]: 'x' is not a valid assignee", None,
+                           lambda w: _body(w, fields=[[_T1, 2, [1, 0, 7, "x"]]])),
+    "priority_over": ("fields[0]: 256 is not a valid priority", None, lambda w: _body(w, fields=[[_T1, 3, [1, 0, 7, 256]]])),
+    "priority_negative": ("fields[0]: -1 is not a valid priority", None, lambda w: _body(w, fields=[[_T1, 3, [1, 0, 7, -1]]])),
+    "priority_not_int": ("fields[0]: '1' is not a valid priority", None, lambda w: _body(w, fields=[[_T1, 3, [1, 0, 7, "1"]]])),
+    "field_tasks_over_limit": ("tasks with fields after the join: ", "MAX_TASKS",
+                               lambda w: _body(w, fields=[[n.to_bytes(32, "big"), 0, _WRITE] for n in range(MAX_TASKS + 1)])),
+    "records_not_a_list": ("records: expected array, got int 0", None, lambda w: [*_body(w)[:4], 0]),
+    "records_over_limit": (f"checkbox records: {2 * MAX_TASKS + 1:,}", "MAX_TASKS",
+                           lambda w: _body(w, records=[0] * (2 * MAX_TASKS + 1))),
+    "records_at_limit": ("records[0]: expected bytes, got int 0", None, lambda w: _body(w, records=[0] * (2 * MAX_TASKS))),
+    "record_not_bytes": ("records[0]: expected bytes, got str 'x'", None, lambda w: _body(w, records=["x"])),
+    "records_out_of_order": ("records[1]: out of order (ascending, no repeats)", None,
+                             lambda w: _body(w, records=[bytes([DONE]) + bytes(168), _RECORD])),
+    "record_repeated": ("records[1]: out of order (ascending, no repeats)", None, lambda w: _body(w, records=[_RECORD] * 2)),
+    "record_empty": ("records[0]: out of order (ascending, no repeats)", None, lambda w: _body(w, records=[b""])),
+    "record_short": ("records[0]: a checkbox record is 169 bytes starting with kind 1 or 2", None,
+                     lambda w: _body(w, records=[_RECORD[:-1]])),
+    "record_long": ("records[0]: a checkbox record is 169 bytes starting with kind 1 or 2", None,
+                    lambda w: _body(w, records=[_RECORD + b"\x00"])),
+    "record_kind_zero": ("records[0]: a checkbox record is 169 bytes starting with kind 1 or 2", None,
+                         lambda w: _body(w, records=[bytes(169)])),
+    "record_kind_three": ("records[1]: a checkbox record is 169 bytes starting with kind 1 or 2", None,
+                          lambda w: _body(w, records=[_RECORD, bytes([3]) + bytes(168)])),
+}
+
+
+#: SPEC's attestation domains, by the record's kind byte.
+SPEC_DOMAINS = {CLAIMED: b"x0x.task.claim.v2", DONE: b"x0x.task.complete.v2"}
+
+
+def spec_record(key: SigningKey, state: str, task: bytes, ts_ms: int) -> bytes:
+    """A genuine checkbox record signed by ``key``, made from SPEC alone (not with the module's
+    own signing): ``domain || list_id || task_id || agent_id || ts_ms (8, big-endian)`` signed,
+    in the record layout ``kind || task || agent || ts_ms || public key || signature``."""
+    kind = {"claimed": CLAIMED, "done": DONE}[state]
+    public_key = bytes(key.verify_key)
+    agent, ts = blake3.blake3(public_key).digest(), ts_ms.to_bytes(8, "big")
+    signature = key.sign(SPEC_DOMAINS[kind] + LIST_ID + task + agent + ts).signature
+    return bytes([kind]) + task + agent + ts + public_key + signature
+
+
 class X0xCrafter:
     """The adversary's pen for ``TaskList`` messages (see ``machines.tasklist``, the adversary).
 
@@ -159,8 +289,35 @@ class X0xCrafter:
     """
 
     lies = ("context_erases_state", "dots_far_ahead", "own_dots_ahead", "counter_at_max", "stranger_ops",
-            "relayed_record", "clock_ahead", "one_field_wrong")
+            "relayed_record", "clock_ahead", "one_field_wrong", "not_canonical")
     stranger_agent = agent_id(bytes(STRANGER_KEY.verify_key))
+    spoilings = tuple(SPOILINGS)
+
+    @staticmethod
+    def kind(whole_state: bool) -> str:
+        """The kind of message this crafter renders, which a refusal of it names (SPEC's names,
+        not the module's constants: a refusal must name the kind the peer sent)."""
+        return "tasklist.state" if whole_state else "tasklist.delta"
+
+    @staticmethod
+    def spoiling(how: str) -> tuple[str, str | None]:
+        """What a refusal of the message ``spoil`` renders must name after the kind, and the limit
+        it passes (None if it passes none)."""
+        return SPOILINGS[how][0], SPOILINGS[how][1]
+
+    @functools.lru_cache(maxsize=128)  # noqa: B019 (one crafter per process; the bytes never change)
+    def spoil(self, whole_state: bool, how: str) -> bytes:
+        """A message whose body is spoiled as ``SPOILINGS[how]`` says."""
+        return encode(STATE_KIND if whole_state else DELTA_KIND, VERSION, SPOILINGS[how][2](whole_state))
+
+    @staticmethod
+    def tampered(genuine: bytes, how: str) -> tuple[str, str | None]:
+        """What a refusal of ``tamper(genuine, ..., how, ...)`` names after the kind, and the limit it
+        passes: the part spoiled (a message without field writes has its list id spoiled instead)."""
+        if how in ("field_clock", "field_counter") and not msgpack.unpackb(genuine, raw=False)[2][3]:
+            how = "list_id"
+        return {"list_id": ("message of list ", None), "field_clock": ("field ", "MAX_CLOCK_AHEAD_NS"),
+                "field_counter": ("field ", "MAX_HLC_COUNTER"), "member_claim": ("members claims dot ", "MAX_COUNTER_GAP")}[how]
 
     @staticmethod
     def message(whole_state: bool, records: list[bytes], members: orset.DotStore | None = None,
@@ -188,14 +345,29 @@ class X0xCrafter:
         return self.claim_dots(whole_state, peer, members.context.max_seq(peer) + ahead, False)
 
     def stranger_state(self, whole_state: bool, task: bytes, state: str, ts_ms: int, serial: int) -> bytes:
-        kind = {"claimed": CLAIMED, "done": DONE}[state]
-        return self.message(whole_state, [Record.sign(kind, LIST_ID, task, STRANGER_KEY, ts_ms).to_bytes()])
+        return self.message(whole_state, [spec_record(STRANGER_KEY, state, task, ts_ms)])
 
     def relay(self, source: X0xTaskListReplica, task: bytes, agent: bytes, state: str, ts_ms: int, whole_state: bool) -> bytes:
-        kind = {"claimed": CLAIMED, "done": DONE}[state]
-        signed = Record.sign(kind, LIST_ID, task, source.tasks.signing_key, ts_ms)  # Ed25519 is deterministic:
-        assert signed.agent == agent, "relay a record of the source's own agent"  # the very bytes it made
-        return self.message(whole_state, [signed.to_bytes()])
+        signed = spec_record(source.tasks.signing_key, state, task, ts_ms)  # Ed25519 is deterministic:
+        assert signed[33:65] == agent, "relay a record of the source's own agent"  # the very bytes it made
+        return self.message(whole_state, [signed])
+
+    @staticmethod
+    def verified(holder: X0xTaskListReplica, message: bytes, whole_state: bool) -> tuple[list[tuple[str, bytes, int]], int]:
+        """The checkbox states ``message`` carries, as ``(state, agent id, ts_ms)``, and how many
+        records the holder would verify and drop as not verifying (``Decoded.dropped``: decoding
+        changes nothing)."""
+        decoded = (holder.tasks.decode_state if whole_state else holder.tasks.decode_delta)(message)
+        carried = [({CLAIMED: "claimed", DONE: "done"}[record[0]], record[33:65], int.from_bytes(record[65:73], "big"))
+                   for record in msgpack.unpackb(message, raw=False)[2][4]]
+        return carried, decoded.dropped
+
+    @staticmethod
+    def held(holder: X0xTaskListReplica, task: bytes) -> list[tuple[str, bytes, int]]:
+        """The checkbox states of ``task`` the holder keeps (its smallest Done, then its smallest
+        Claimed, those it has), as ``(state, agent id, ts_ms)``."""
+        return [({CLAIMED: "claimed", DONE: "done"}[record[0]], record[33:65], int.from_bytes(record[65:73], "big"))
+                for record in holder.tasks.records(task)]
 
     def field_write(self, whole_state: bool, task: bytes, field: str, wall_ns: int, counter: int, writer: int,
                     value: Any) -> bytes:
