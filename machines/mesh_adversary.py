@@ -16,6 +16,14 @@ key (not a member's). ``attack`` hands a node a datagram with one crafted messag
   rules move time past it);
 * ``malformed``: a captured message cut short, or a datagram that is not one.
 
+``spoil`` takes a captured message, a datagram carrying it, or its payload, and spoils one
+field at a time (cut at and one byte before every field's end, a byte too many, another kind,
+version or shape, a field of the wrong type or length, each limit reached and passed): the
+decoder must refuse each with a ``DecodeError`` that starts with and names what the layout
+(stated here with msgpack, not with the decoders) says is wrong, or decode it to exactly the
+fields put in; the node refuses it ("malformed", or "malformed payload" for a member's message
+carrying it) and changes nothing.
+
 The machine knows what it did to each message, so ``models.gossip`` names the refusal the
 node must give ("bad signature", "peer id does not match key", "not a member", "stale",
 "replayed", "malformed"); when the model refuses, the node's state (who it believes is
@@ -32,6 +40,8 @@ from typing import Any, ClassVar
 
 import blake3
 import msgpack
+import nacl.signing
+from cryptography.hazmat.primitives.asymmetric import mldsa
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
@@ -40,10 +50,11 @@ from harness.network import INDEX, network_machine_test
 from implementations import wire
 from implementations.limits import MAX_DATAGRAM_BYTES, MAX_MESSAGES_PER_DATAGRAM, MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES
 from implementations.node.core import BEACON, NONCE_BYTES, OP, PRESENCE
-from implementations.node.identity import ED25519, identity
+from implementations.node.identity import ED25519, Verifier, identity
 from implementations.node.message import (
     MESSAGE_KIND,
     VERSION,
+    authenticate,
     decode_datagram,
     decode_message,
     decode_payload,
@@ -159,6 +170,8 @@ def message_spoilings(how: str, raw: bytes, at: int) -> list[tuple[Any, Any]]:
             (pack(["node.msg", 1]), ["node.msg: message: expected 3 items, got 2"]),
             (pack(["node.msg", 1, fields, b""]), ["node.msg: message: expected 3 items, got 4"]),
             (pack("node.msg"), ["node.msg: message: expected array, got str"]),
+            (pack(7), ["node.msg: message: expected array, got int 7"]),
+            (pack(None), ["node.msg: message: expected array, got NoneType"]),
             (pack(["node.msg", 1, raw]), ["node.msg: body: expected array, got bytes"]),
             (pack(["node.msg", 1, fields[:6]]), ["message: expected 7 items, got 6"]),
             (pack(["node.msg", 1, [*fields, signature]]), ["message: expected 7 items, got 8"]),
@@ -174,7 +187,7 @@ def message_spoilings(how: str, raw: bytes, at: int) -> list[tuple[Any, Any]]:
             (field("scheme", other), [f"message.public_key: expected {SCHEME_SIZES[other][0]} bytes, got {key_bytes}"]),
             (field("topic", topic.encode()), ["message.topic: expected str, got bytes"]),
             (field("topic", 7), ["message.topic: expected str, got int 7"]),
-            (field("payload", payload.hex()), ["message.payload: expected bytes, got str"]),
+            (field("payload", "p" * len(payload)), ["message.payload: expected bytes, got str"]),
             (field("payload", None), ["message.payload: expected bytes, got NoneType"]),
             (field("epoch_secs", -1), [f"message.epoch_secs: -1 is outside [0, {U64_MAX}]"]),
             (field("epoch_secs", -(2**63)), [f"message.epoch_secs: {-(2**63)} is outside [0, {U64_MAX}]"]),
@@ -182,13 +195,14 @@ def message_spoilings(how: str, raw: bytes, at: int) -> list[tuple[Any, Any]]:
             (field("epoch_secs", True), ["message.epoch_secs: expected int, got bool True"]),
             (field("epoch_secs", float(epoch)), ["message.epoch_secs: expected int, got float"]),
         ]
-        for name, value, size in (("public_key", key, key_bytes), ("signer", signer, 32),
-                                  ("signature", signature, signature_bytes)):
+        for name, value, size, swapped in (("public_key", key, key_bytes, signature_bytes), ("signer", signer, 32, 64),
+                                           ("signature", signature, signature_bytes, key_bytes)):
             cases += [
                 (field(name, value[:-1]), [f"message.{name}: expected {size} bytes, got {size - 1}"]),
                 (field(name, value + bytes([at % 256])), [f"message.{name}: expected {size} bytes, got {size + 1}"]),
                 (field(name, b""), [f"message.{name}: expected {size} bytes, got 0"]),
-                (field(name, value.hex()), [f"message.{name}: expected bytes, got str"]),
+                (field(name, bytes(swapped)), [f"message.{name}: expected {size} bytes, got {swapped}"]),  # the other size
+                (field(name, "k" * size), [f"message.{name}: expected bytes, got str"]),  # text of the right length
             ]
     elif how == "message-edge":
         over = f"message.topic: longer than {MAX_TOPIC_BYTES} bytes"
@@ -228,6 +242,7 @@ def datagram_spoilings(how: str, raws: list[bytes], at: int) -> list[tuple[Any, 
             (pack(["node.msg", 1, raws]), ["node.dgram: message is of kind 'node.msg', expected 'node.dgram'"]),
             (pack(["node.dgram", 2, raws]), ["node.dgram: version 2 is not supported (expected 1)"]),
             (pack(["node.dgram", 1]), ["node.dgram: message: expected 3 items, got 2"]),
+            (pack(["node.dgram", 1, raws, b""]), ["node.dgram: message: expected 3 items, got 4"]),
             (pack(7), ["node.dgram: message: expected array, got int 7"]),
             (pack(["node.dgram", 1, raws[0]]), ["node.dgram: body: expected array, got bytes"]),
             (pack(["node.dgram", 1, []]), [f"datagram: carries 0 messages, {limits}"]),
@@ -243,13 +258,16 @@ def datagram_spoilings(how: str, raws: list[bytes], at: int) -> list[tuple[Any, 
         most = junk * MAX_MESSAGES_PER_DATAGRAM
         widest = bytes(MAX_DATAGRAM_BYTES - len(pack(["node.dgram", 1, [b""]])) - 3)  # (bin 8's header 2 bytes, bin 32's 5)
         assert len(pack(["node.dgram", 1, [widest]])) == MAX_DATAGRAM_BYTES
-        cases += [
-            (pack(["node.dgram", 1, most]), tuple(most)),
-            (pack(["node.dgram", 1, [*most, *junk]]), [f"datagram: carries {MAX_MESSAGES_PER_DATAGRAM + 1} messages, {limits}"]),
-            (pack(["node.dgram", 1, [widest]]), (widest,)),
-            (pack(["node.dgram", 1, [widest + b"x"]]),
-             [f"datagram: {MAX_DATAGRAM_BYTES + 1} bytes exceeds {MAX_DATAGRAM_BYTES}"]),
-        ]
+        over = f"datagram: {MAX_DATAGRAM_BYTES + 1} bytes exceeds {MAX_DATAGRAM_BYTES}"
+        too_many = f"datagram: carries {MAX_MESSAGES_PER_DATAGRAM + 1} messages, {limits}"
+        for form in (bytes, bytearray):  # (a bytearray is checked step by step, as bytes that fail the quick check are)
+            cases += [
+                (form(pack(["node.dgram", 1, most])), tuple(most)),
+                (form(pack(["node.dgram", 1, [*most, *junk]])), [too_many]),
+                (form(pack(["node.dgram", 1, [widest]])), (widest,)),
+                (form(pack(["node.dgram", 1, [widest + b"x"]])), [over]),
+                (form(pack(["node.dgram", 1, junk])), tuple(junk)),
+            ]
     else:
         raise ValueError(f"no spoiling {how!r} of a datagram")
     return cases
@@ -276,6 +294,18 @@ def payload_spoilings(payload: bytes, at: int) -> list[tuple[Any, Any]]:
         (pack([kind, 1, 7]), [f"{kind}: body: expected array, got int 7"]),
         (pack([kind, 1, b"x"]), [f"{kind}: body: expected array, got bytes"]),
     ]
+
+
+def check_signed(raw: bytes) -> None:
+    """A genuine message's signature verifies over its header as the message module's docstring
+    lays it out (``["node.msg.header", 1, [scheme, public_key, signer, topic, epoch_secs,
+    BLAKE3(payload)]]``), checked with the schemes' libraries here, not with the node's code."""
+    scheme, key, signer, topic, epoch, payload, signature = msgpack.unpackb(raw)[2]
+    header = pack(["node.msg.header", 1, [scheme, key, signer, topic, epoch, blake3.blake3(payload).digest()]])
+    if scheme == 1:
+        nacl.signing.VerifyKey(key).verify(header, signature)  # (raises if it does not verify)
+    else:
+        mldsa.MLDSA65PublicKey.from_public_bytes(key).verify(signature, header)
 
 
 def check_spoiling(what: str, decode: Any, spoiled: Any, expected: Any) -> Any:
@@ -423,7 +453,8 @@ class MeshAdversaryMachine(MeshPresenceMachine):
         self.do("spoil", how=how, target=up[self.pick(to, up)], message=self.pick(message, self.captured), at=at)
 
     def step_spoil(self, how: str, target: int, message: int, at: int) -> None:
-        """A captured message, a datagram carrying it, or its payload, spoiled in one field at a
+        """A captured message (its signature verifies over the header as laid out: ``check_signed``),
+        a datagram carrying it, or its payload, spoiled in one field at a
         time as ``how`` says (``at``: the byte appended or repeated): the decoder refuses each,
         its ``DecodeError`` starting with and naming what the layout above says is wrong, or
         decodes it (a limit reached, not passed; the same bytes as a bytearray) to exactly the
@@ -436,6 +467,8 @@ class MeshAdversaryMachine(MeshPresenceMachine):
         self.require(0 <= message < len(self.captured), f"no captured message {message}")
         self.require(0 <= at <= 255, f"no byte {at}")
         raw, node = self.captured[message], self.nodes[target]
+        check_signed(raw)
+        assert authenticate(decode_message(raw), Verifier()) is None, "a captured message fails authenticate (no keys bound)"
         before, checked = self.state_of(target), node.verifier.checked
         if how.startswith("message"):
             handed, owed = [], 0
