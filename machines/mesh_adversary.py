@@ -16,6 +16,14 @@ key (not a member's). ``attack`` hands a node a datagram with one crafted messag
   rules move time past it);
 * ``malformed``: a captured message cut short, or a datagram that is not one.
 
+``spoil`` takes a captured message, a datagram carrying it, or its payload, and spoils one
+field at a time (cut at and one byte before every field's end, a byte too many, another kind,
+version or shape, a field of the wrong type or length, each limit reached and passed): the
+decoder must refuse each with a ``DecodeError`` that starts with and names what the layout
+(stated here with msgpack, not with the decoders) says is wrong, or decode it to exactly the
+fields put in; the node refuses it ("malformed", or "malformed payload" for a member's message
+carrying it) and changes nothing.
+
 The machine knows what it did to each message, so ``models.gossip`` names the refusal the
 node must give ("bad signature", "peer id does not match key", "not a member", "stale",
 "replayed", "malformed"); when the model refuses, the node's state (who it believes is
@@ -31,19 +39,25 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import blake3
+import msgpack
+import nacl.signing
+from cryptography.hazmat.primitives.asymmetric import mldsa
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from harness import guard
 from harness.network import INDEX, network_machine_test
 from implementations import wire
+from implementations.limits import MAX_DATAGRAM_BYTES, MAX_MESSAGES_PER_DATAGRAM, MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES
 from implementations.node.core import BEACON, NONCE_BYTES, OP, PRESENCE
-from implementations.node.identity import ED25519, identity
+from implementations.node.identity import ED25519, Verifier, identity
 from implementations.node.message import (
     MESSAGE_KIND,
     VERSION,
+    authenticate,
     decode_datagram,
     decode_message,
+    decode_payload,
     encode_datagram,
     encode_payload,
     seal,
@@ -80,9 +94,241 @@ def flip(data: bytes, at: int) -> bytes:
     return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:]
 
 
+# ----- what ``spoil`` does to a message, a datagram or a payload ------------------------------
+#
+# The layouts as the message module's docstring states them, read with msgpack here (not with the
+# decoders under test): a message ``["node.msg", 1, [scheme, public_key, signer, topic, epoch_secs,
+# payload, signature]]``, a datagram ``["node.dgram", 1, [message, ...]]`` (1 to
+# MAX_MESSAGES_PER_DATAGRAM, at most MAX_DATAGRAM_BYTES), a payload ``["node.<kind>", 1, body]``.
+# Each spoiling comes with what the decoder must do with it: the words its refusal starts with
+# and names (a list of str), or what it decodes to (a tuple).
+
+#: How ``spoil`` spoils a captured message (cut short at and one byte before every field's end, a
+#: byte too many; another kind, version or shape; one field of the wrong type or length; each
+#: limit reached and passed), a datagram carrying it, or its payload.
+SPOILS = ("message-cut", "message-shape", "message-field", "message-edge", "datagram", "datagram-edge", "payload")
+#: Each scheme's public key and signature sizes (Ed25519: RFC 8032; ML-DSA-65: FIPS 204).
+SCHEME_SIZES = {1: (32, 64), 2: (1952, 3309)}
+U64_MAX = 2**64 - 1
+MALFORMED = "not a well-formed message"
+
+
+def pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def parts_of(head: list) -> list[bytes]:
+    """The canonical bytes of ``[kind, version, [items...]]`` piece by piece (array headers, kind,
+    version, each item): their concatenation is ``pack(head)``."""
+    kind, version, items = head
+    parts = [b"\x93", pack(kind), pack(version), pack(items)[: len(pack(items)) - sum(len(pack(i)) for i in items)],
+             *(pack(item) for item in items)]
+    assert b"".join(parts) == pack(head), "the layout is not msgpack's"
+    return parts
+
+
+def cut_everywhere(data: bytes, parts: list[bytes], words: list[str], at: int) -> list[tuple[Any, Any]]:
+    """``data`` cut at and one byte before the end of every piece, and with one byte too many."""
+    ends, end = set(), 0
+    for part in parts:
+        end += len(part)
+        ends |= {end - 1, end}
+    cases: list[tuple[Any, Any]] = [(data[:cut], words) for cut in sorted(ends) if cut < len(data)]
+    return [*cases, (data + bytes([at % 256]), [*words, "extra data"])]
+
+
+def message_spoilings(how: str, raw: bytes, at: int) -> list[tuple[Any, Any]]:
+    """A genuine message ``raw`` spoiled as ``how`` says, each with what ``decode_message`` must
+    do with it: refuse it naming the words (a list), or decode it to the fields (a tuple)."""
+    head = msgpack.unpackb(raw)
+    fields = head[2]
+    scheme, key, signer, topic, epoch, payload, signature = fields
+    key_bytes, signature_bytes = SCHEME_SIZES[scheme]
+
+    def field(name: str, value: Any) -> bytes:
+        changed = list(fields)
+        changed[FIELD_NAMES.index(name)] = value
+        return pack(["node.msg", 1, changed])
+
+    def decodes(name: str, value: Any) -> tuple[bytes, tuple]:
+        changed = list(fields)
+        changed[FIELD_NAMES.index(name)] = value
+        return pack(["node.msg", 1, changed]), tuple(changed)
+
+    cases: list[tuple[Any, Any]] = [(raw, tuple(fields))]
+    if how == "message-cut":
+        cases += cut_everywhere(raw, parts_of(head), [f"node.msg: {MALFORMED}"], at)
+        parts = parts_of(head)
+        parts[3 + 4] = b"\xa1\xff"  # the topic: a string of one byte that starts no UTF-8 character
+        cases.append((b"".join(parts), [f"node.msg: {MALFORMED}", "utf-8"]))
+    elif how == "message-shape":
+        cases += [
+            (pack(["node.dgram", 1, fields]), ["node.msg: message is of kind 'node.dgram', expected 'node.msg'"]),
+            (pack(["node.msg", 2, fields]), ["node.msg: version 2 is not supported (expected 1)"]),
+            (pack(["node.msg", 0, fields]), ["node.msg: version 0 is not supported (expected 1)"]),
+            (pack(["node.msg", "1", fields]), ["node.msg: version '1' is not supported (expected 1)"]),
+            (pack(["node.msg", 1]), ["node.msg: message: expected 3 items, got 2"]),
+            (pack(["node.msg", 1, fields, b""]), ["node.msg: message: expected 3 items, got 4"]),
+            (pack("node.msg"), ["node.msg: message: expected array, got str"]),
+            (pack(7), ["node.msg: message: expected array, got int 7"]),
+            (pack(None), ["node.msg: message: expected array, got NoneType"]),
+            (pack(["node.msg", 1, raw]), ["node.msg: body: expected array, got bytes"]),
+            (pack(["node.msg", 1, 7]), ["node.msg: body: expected array, got int 7"]),
+            (pack(["node.msg", 1, fields[:6]]), ["message: expected 7 items, got 6"]),
+            (pack(["node.msg", 1, [*fields, signature]]), ["message: expected 7 items, got 8"]),
+        ]
+    elif how == "message-field":
+        other = 3 - scheme
+        cases += [
+            (field("scheme", 0), ["message: unknown signature scheme 0"]),
+            (field("scheme", 3), ["message: unknown signature scheme 3"]),
+            (field("scheme", True), ["message: unknown signature scheme True"]),
+            (field("scheme", float(scheme)), [f"message: unknown signature scheme {float(scheme)!r}"]),
+            (field("scheme", str(scheme)), [f"message: unknown signature scheme '{scheme}'"]),
+            (field("scheme", other), [f"message.public_key: expected {SCHEME_SIZES[other][0]} bytes, got {key_bytes}"]),
+            (field("topic", topic.encode()), ["message.topic: expected str, got bytes"]),
+            (field("topic", 7), ["message.topic: expected str, got int 7"]),
+            (field("payload", "p" * len(payload)), ["message.payload: expected bytes, got str"]),
+            (field("payload", None), ["message.payload: expected bytes, got NoneType"]),
+            (field("epoch_secs", -1), [f"message.epoch_secs: -1 is outside [0, {U64_MAX}]"]),
+            (field("epoch_secs", -(2**63)), [f"message.epoch_secs: {-(2**63)} is outside [0, {U64_MAX}]"]),
+            (field("epoch_secs", str(epoch)), ["message.epoch_secs: expected int, got str"]),
+            (field("epoch_secs", True), ["message.epoch_secs: expected int, got bool True"]),
+            (field("epoch_secs", float(epoch)), ["message.epoch_secs: expected int, got float"]),
+        ]
+        for name, value, size, swapped in (("public_key", key, key_bytes, signature_bytes), ("signer", signer, 32, 64),
+                                           ("signature", signature, signature_bytes, key_bytes)):
+            cases += [
+                (field(name, value[:-1]), [f"message.{name}: expected {size} bytes, got {size - 1}"]),
+                (field(name, value + bytes([at % 256])), [f"message.{name}: expected {size} bytes, got {size + 1}"]),
+                (field(name, b""), [f"message.{name}: expected {size} bytes, got 0"]),
+                (field(name, bytes(swapped)), [f"message.{name}: expected {size} bytes, got {swapped}"]),  # the other size
+                (field(name, "k" * size), [f"message.{name}: expected bytes, got str"]),  # text of the right length
+            ]
+    elif how == "message-edge":
+        over = f"message.topic: longer than {MAX_TOPIC_BYTES} bytes"
+        wide, two = "\U0001f600", "\u00e9"  # 4 and 2 bytes in UTF-8
+        cases += [
+            decodes("topic", "t" * MAX_TOPIC_BYTES),
+            (field("topic", "t" * (MAX_TOPIC_BYTES + 1)), [over]),
+            decodes("topic", wide * (MAX_TOPIC_BYTES // 4)),
+            (field("topic", wide * (MAX_TOPIC_BYTES // 4 + 1)), [over]),
+            decodes("topic", two * (MAX_TOPIC_BYTES // 2)),
+            (field("topic", two * (MAX_TOPIC_BYTES // 2) + "t"), [over]),
+            decodes("topic", ""),
+            decodes("epoch_secs", 0),
+            decodes("epoch_secs", U64_MAX),
+            decodes("payload", b""),
+            decodes("payload", bytes([at % 256]) * MAX_PAYLOAD_BYTES),
+            (field("payload", bytes(MAX_PAYLOAD_BYTES + 1)),
+             [f"message.payload: {MAX_PAYLOAD_BYTES + 1} bytes exceeds {MAX_PAYLOAD_BYTES}"]),
+        ]
+    else:
+        raise ValueError(f"no spoiling {how!r} of a message")
+    return cases
+
+
+FIELD_NAMES = ("scheme", "public_key", "signer", "topic", "epoch_secs", "payload", "signature")
+
+
+def datagram_spoilings(how: str, raws: list[bytes], at: int) -> list[tuple[Any, Any]]:
+    """A datagram of the genuine messages ``raws`` spoiled as ``how`` says, each with what
+    ``decode_datagram`` must do with it: refuse it naming the words, or decode it to the messages."""
+    data = pack(["node.dgram", 1, raws])
+    cases: list[tuple[Any, Any]] = [(data, tuple(raws)), (bytearray(data), tuple(raws))]
+    limits = f"expected 1 to {MAX_MESSAGES_PER_DATAGRAM}"
+    if how == "datagram":
+        cases += cut_everywhere(data, parts_of(["node.dgram", 1, raws]), [f"node.dgram: {MALFORMED}"], at)
+        cases += [
+            (pack(["node.msg", 1, raws]), ["node.dgram: message is of kind 'node.msg', expected 'node.dgram'"]),
+            (pack(["node.dgram", 2, raws]), ["node.dgram: version 2 is not supported (expected 1)"]),
+            (pack(["node.dgram", 1]), ["node.dgram: message: expected 3 items, got 2"]),
+            (pack(["node.dgram", 1, raws, b""]), ["node.dgram: message: expected 3 items, got 4"]),
+            (pack(7), ["node.dgram: message: expected array, got int 7"]),
+            (pack(["node.dgram", 1, raws[0]]), ["node.dgram: body: expected array, got bytes"]),
+            (pack(["node.dgram", 1, 7]), ["node.dgram: body: expected array, got int 7"]),
+            (pack(["node.dgram", 1, []]), [f"datagram: carries 0 messages, {limits}"]),
+            (pack(["node.dgram", 1, ["x"]]), ["datagram[0]: expected bytes, got str 'x'"]),
+            (pack(["node.dgram", 1, [7]]), ["datagram[0]: expected bytes, got int 7"]),
+            (pack(["node.dgram", 1, [*raws, None]]), [f"datagram[{len(raws)}]: expected bytes, got NoneType"]),
+            (pack(["node.dgram", 1, [*raws, raws[0].hex(), *raws]]), [f"datagram[{len(raws)}]: expected bytes, got str"]),
+            (data.hex(), ["datagram: expected bytes, got str"]),
+            (None, ["datagram: expected bytes, got NoneType"]),
+        ]
+    elif how == "datagram-edge":  # (the messages in these are junk: only the datagram's limits are at stake)
+        junk = [bytes([at % 256])]
+        most = junk * MAX_MESSAGES_PER_DATAGRAM
+        widest = bytes(MAX_DATAGRAM_BYTES - len(pack(["node.dgram", 1, [b""]])) - 3)  # (bin 8's header 2 bytes, bin 32's 5)
+        assert len(pack(["node.dgram", 1, [widest]])) == MAX_DATAGRAM_BYTES
+        over = f"datagram: {MAX_DATAGRAM_BYTES + 1} bytes exceeds {MAX_DATAGRAM_BYTES}"
+        too_many = f"datagram: carries {MAX_MESSAGES_PER_DATAGRAM + 1} messages, {limits}"
+        for form in (bytes, bytearray):  # (a bytearray is checked step by step, as bytes that fail the quick check are)
+            cases += [
+                (form(pack(["node.dgram", 1, most])), tuple(most)),
+                (form(pack(["node.dgram", 1, [*most, *junk]])), [too_many]),
+                (form(pack(["node.dgram", 1, [widest]])), (widest,)),
+                (form(pack(["node.dgram", 1, [widest + b"x"]])), [over]),
+                (form(pack(["node.dgram", 1, junk])), tuple(junk)),
+            ]
+    else:
+        raise ValueError(f"no spoiling {how!r} of a datagram")
+    return cases
+
+
+def payload_spoilings(payload: bytes, at: int) -> list[tuple[Any, Any]]:
+    """A genuine message's payload spoiled, each with what ``decode_payload`` must do with it:
+    refuse it naming the words, or decode it to ``(kind, body)``."""
+    head = msgpack.unpackb(payload)
+    kind, _, body = head
+    shape = "payload: expected [kind, version, body] with a node.* kind"
+    return [
+        (payload, (kind, body)),
+        (pack(["node.", 1, []]), ("node.", [])),
+        *cut_everywhere(payload, parts_of(head), [f"payload: {MALFORMED}"], at),
+        (pack(5), [shape]),
+        (pack([kind, 1]), [shape]),
+        (pack([kind, 1, body, 0]), [shape]),
+        (pack([kind.encode(), 1, body]), [shape]),
+        (pack([kind.removeprefix("node."), 1, body]), [shape]),
+        (pack(["node", 1, body]), [shape]),
+        (pack([kind, 2, body]), [f"{kind}: version 2 is not supported (expected 1)"]),
+        (pack([kind, 0, body]), [f"{kind}: version 0 is not supported (expected 1)"]),
+        (pack([kind, 1, 7]), [f"{kind}: body: expected array, got int 7"]),
+        (pack([kind, 1, b"x"]), [f"{kind}: body: expected array, got bytes"]),
+    ]
+
+
+def check_signed(raw: bytes) -> None:
+    """A genuine message's signature verifies over its header as the message module's docstring
+    lays it out (``["node.msg.header", 1, [scheme, public_key, signer, topic, epoch_secs,
+    BLAKE3(payload)]]``), checked with the schemes' libraries here, not with the node's code."""
+    scheme, key, signer, topic, epoch, payload, signature = msgpack.unpackb(raw)[2]
+    header = pack(["node.msg.header", 1, [scheme, key, signer, topic, epoch, blake3.blake3(payload).digest()]])
+    if scheme == 1:
+        nacl.signing.VerifyKey(key).verify(header, signature)  # (raises if it does not verify)
+    else:
+        mldsa.MLDSA65PublicKey.from_public_bytes(key).verify(signature, header)
+
+
+def check_spoiling(what: str, decode: Any, spoiled: Any, expected: Any) -> Any:
+    """``decode(spoiled)`` refuses naming what ``expected`` lists, or decodes (returned)."""
+    try:
+        decoded = decode(spoiled)
+    except DecodeError as error:
+        text = str(error)
+        assert isinstance(expected, list), f"{what}: refused ({text}), not decoded as {expected!r:.200}"
+        assert text.startswith(expected[0]), f"{what}: the refusal {text!r} does not start {expected[0]!r}"
+        missing = [word for word in expected[1:] if word not in text]
+        assert not missing, f"{what}: the refusal {text!r} does not name {missing}"
+        return None
+    assert not isinstance(expected, list), f"{what}: {spoiled!r:.120} decoded, not refused naming {expected}"
+    return decoded
+
+
 class MeshAdversaryMachine(MeshPresenceMachine):
     name = "mesh_adversary"
-    rule_classes: ClassVar[dict[str, str]] = {"publish": "operations", "attack": "adversary", "malformed_datagram": "adversary"}
+    rule_classes: ClassVar[dict[str, str]] = {"publish": "operations", "attack": "adversary", "malformed_datagram": "adversary",
+                                             "spoil": "adversary"}
     #: Each class's least share of the steps under ci: about half the least share measured against
     #: either scheme over the derandomized search and three seeded ones (harness.balance; the
     #: coverage table prints them). Every class is declared here: the presence machine's floors
@@ -97,6 +343,7 @@ class MeshAdversaryMachine(MeshPresenceMachine):
         self.captured: list[bytes] = []
         self.captured_set: set[bytes] = set()
         self.logs: list[Log] = []
+        self.judged: list[tuple[bytes, gossip.Facts, Any]] = []  # the last datagram's messages, facts and verdicts
 
     def step_start(self, nodes: int, skews_ns: list[int]) -> None:
         self.logs = [Log() for _ in range(nodes)]
@@ -105,6 +352,10 @@ class MeshAdversaryMachine(MeshPresenceMachine):
     def node_options(self, index: int) -> dict[str, Any]:
         self.logs[index] = Log()
         return {**super().node_options(index), "apps": {TOPIC: self.logs[index]}}
+
+    def check_verdicts(self, index: int, data: bytes) -> list[tuple[bytes, gossip.Facts, Any]]:
+        self.judged = super().check_verdicts(index, data)
+        return self.judged
 
     def deliver_datagram(self, datagram) -> None:
         try:
@@ -194,6 +445,95 @@ class MeshAdversaryMachine(MeshPresenceMachine):
             owed = int(facts.well_formed and facts.bound)
             assert paid == owed, (f"node {target} counted {paid} signature checks for a refused {how} message; it checks "
                                   f"one exactly when the message decodes and its PeerId is its key's hash: {owed}")
+
+    # ----- spoiled bytes -------------------------------------------------------------------
+
+    @guard(lambda self: bool(self.up()) and bool(self.captured))
+    @rule(how=st.sampled_from(SPOILS), to=INDEX, message=INDEX, at=st.integers(0, 255))
+    def spoil(self, how: str, to: int, message: int, at: int) -> None:
+        up = self.up()
+        self.do("spoil", how=how, target=up[self.pick(to, up)], message=self.pick(message, self.captured), at=at)
+
+    def step_spoil(self, how: str, target: int, message: int, at: int) -> None:
+        """A captured message (its signature verifies over the header as laid out: ``check_signed``),
+        a datagram carrying it, or its payload, spoiled in one field at a
+        time as ``how`` says (``at``: the byte appended or repeated): the decoder refuses each,
+        its ``DecodeError`` starting with and naming what the layout above says is wrong, or
+        decodes it (a limit reached, not passed; the same bytes as a bytearray) to exactly the
+        fields put in. Handed to node ``target``, a spoiled message or datagram is refused as
+        "malformed" (one decoding at a limit: "bad signature", one signature check each) and
+        changes nothing; a member's message carrying a spoiled payload is "malformed payload"
+        and changes nothing but the replay cache."""
+        self.require_node(target, up=True)
+        self.require(how in SPOILS, f"{how!r} is not one of {SPOILS}")
+        self.require(0 <= message < len(self.captured), f"no captured message {message}")
+        self.require(0 <= at <= 255, f"no byte {at}")
+        raw, node = self.captured[message], self.nodes[target]
+        check_signed(raw)
+        assert authenticate(decode_message(raw), Verifier()) is None, "a captured message fails authenticate (no keys bound)"
+        before, checked = self.state_of(target), node.verifier.checked
+        if how.startswith("message"):
+            handed, owed = [], 0
+            for spoiled, expected in message_spoilings(how, raw, at):
+                for form in (bytes, bytearray) if isinstance(expected, tuple) else (bytes,):
+                    decoded = check_spoiling(f"a message spoiled ({how})", decode_message, form(spoiled), expected)
+                    if decoded is not None:
+                        self.check_decoded(how, decoded, spoiled, expected)
+                if spoiled != raw:
+                    handed.append(spoiled)
+                    decodes = isinstance(expected, tuple)
+                    self.crafted[spoiled] = gossip.Facts(signature_ok=False) if decodes else gossip.Facts(well_formed=False)
+                    owed += decodes
+            self.hand(target, pack(["node.dgram", 1, handed]))
+            assert [verdict.outcome for _, _, verdict in self.judged] == [
+                "bad signature" if self.crafted[spoiled].well_formed else "malformed" for spoiled in handed], (
+                f"node {target}: spoiled messages ({how}) got {[v.outcome for _, _, v in self.judged]}")
+            assert self.state_of(target) == before, f"node {target} changed its state on spoiled messages ({how})"
+            paid = node.verifier.checked - checked
+            assert paid == owed, (f"node {target} counted {paid} signature checks for spoiled messages ({how}); "
+                                  f"{owed} decode (at a limit), each with a bad signature")
+        elif how.startswith("datagram"):
+            raws = [raw] if at % 2 else [raw, self.captured[(message + 1) % len(self.captured)]]
+            for spoiled, expected in datagram_spoilings(how, raws, at):
+                decoded = check_spoiling(f"a datagram spoiled ({how})", decode_datagram, spoiled, expected)
+                if decoded is not None:
+                    assert type(decoded) is list and decoded == list(expected) and all(type(r) is bytes for r in decoded), (
+                        f"a datagram ({how}) of {len(expected)} messages decoded to {decoded!r:.200}")
+                if type(spoiled) is bytes and (decoded is None or not set(raws) & set(decoded)):  # (no genuine message)
+                    self.hand(target, spoiled)
+                    assert all(verdict.outcome == "malformed" for _, _, verdict in self.judged), (
+                        f"node {target}: the junk in a datagram ({how}) got {[v.outcome for _, _, v in self.judged]}")
+                    assert self.state_of(target) == before, f"node {target} changed its state on a spoiled datagram ({how})"
+            assert node.verifier.checked == checked, f"node {target} checked a signature in a spoiled datagram ({how})"
+        else:
+            others = [i for i in range(len(self.nodes)) if i != target]
+            signer = self.identities[others[at % len(others)]]
+            payload, handed = msgpack.unpackb(raw)[2][5], []
+            for spoiled, expected in payload_spoilings(payload, at):
+                decoded = check_spoiling("a payload spoiled", decode_payload, spoiled, expected)
+                if decoded is None:
+                    handed.append(seal(signer, TOPIC, self.local_now(target), spoiled))
+                else:
+                    assert decoded == expected and type(decoded[0]) is str and type(decoded[1]) is list, (
+                        f"a payload decoded to {decoded!r:.200}, not {expected!r:.200}")
+            self.hand(target, pack(["node.dgram", 1, handed]))
+            taken = [verdict.outcome for _, _, verdict in self.judged if verdict.outcome not in gossip.REFUSALS]
+            assert set(taken) <= {"malformed payload"}, f"node {target}: a member's spoiled payloads got {taken}"
+            after = self.state_of(target)
+            assert after[:4] + after[5:] == before[:4] + before[5:], f"node {target} changed its state on spoiled payloads"
+
+    def check_decoded(self, how: str, decoded: Any, data: bytes, fields: tuple) -> None:
+        """A message that decoded (``how``): exactly its fields, their hash, its bytes and its id."""
+        got = (decoded.scheme, decoded.public_key, decoded.signer, decoded.topic, decoded.epoch_secs, decoded.payload,
+               decoded.signature)
+        assert got == fields and list(map(type, got)) == list(map(type, fields)), (
+            f"a message ({how}) decoded to {got!r:.300}, not to the fields it holds {fields!r:.300}")
+        _, _, signer, topic, epoch_secs, payload, _ = fields
+        payload_hash = blake3.blake3(payload).digest()
+        assert decoded.payload_hash == payload_hash, f"a message ({how}) decoded with another payload hash"
+        assert type(decoded.raw) is bytes and decoded.raw == data, f"a message ({how}) decoded with other bytes"
+        expected_id = blake3.blake3(topic.encode() + epoch_secs.to_bytes(8, "little") + signer + payload_hash).digest()
+        assert decoded.msg_id == expected_id, f"a message ({how}) has id {decoded.msg_id.hex()}, SPEC 4 says {expected_id.hex()}"
 
     @guard(lambda self: bool(self.up()))
     @rule(to=INDEX, junk=st.binary(max_size=40))

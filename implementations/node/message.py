@@ -115,7 +115,7 @@ def decode_message(data: bytes) -> Message:
 def _decode_message_checked(data: bytes) -> Message:
     body = wire.expect_list(wire.decode(data, MESSAGE_KIND, VERSION), "message", length=7)
     scheme = body[0]
-    if scheme not in PUBLIC_KEY_BYTES or isinstance(scheme, bool):
+    if type(scheme) is not int or scheme not in PUBLIC_KEY_BYTES:  # (not a bool, nor a float equal to one)
         raise DecodeError(f"message: unknown signature scheme {scheme!r}")
     topic = wire.expect_str(body[3], "message.topic")
     if len(topic.encode()) > MAX_TOPIC_BYTES:
