@@ -145,13 +145,16 @@ def _mode(name: str, ns):
 NOISE = st.lists(st.integers(0, 6 * len(SIGNATURE_KINDS) * 5 - 1), max_size=6)
 #: Who signs, beside the members' order (``decode_order``): mostly an honest quorum of m + k
 #: members; else one member short, made up by a repeated member or by the outsider; a quorum
-#: plus noise; or noise alone.
+#: plus noise; noise alone; or a quorum one of whom leaves out a later input (a multi-input
+#: transaction whose first input alone is fully signed: noise alone made it in about one
+#: payment in a thousand).
 SIGNER_PLANS = st.one_of(
     st.tuples(st.just("quorum"), st.integers(0, 4)),
     st.just(("repeated", 0)),
     st.just(("outsider", 0)),
     st.tuples(st.just("quorum+noise"), NOISE),
     st.tuples(st.just("anyone"), NOISE),
+    st.tuples(st.just("quorum-skips"), st.integers(0, 15)),
 )
 #: A payment's fee mode, round and tampering, as one choice: each combination as likely as
 #: three uniform draws would make it (untampered six times in ten, however many tamperings
@@ -227,6 +230,10 @@ def signer_plan(order: int, plan: tuple, m: int, n: int) -> list[list]:
         return short + short[:1]
     if name == "outsider":
         return [*short, [n, "genuine", None]]
+    if name == "quorum-skips":  # an honest quorum, one of whom leaves out an input after the first
+        rows = [[i, "genuine", None] for i in members[:m]]
+        rows[detail % m][2] = 1 + detail // m
+        return rows
     noise = [decode_noise(raw, n) for raw in detail]
     if name == "quorum+noise":
         return [[i, "genuine", None] for i in members[:m]] + noise
