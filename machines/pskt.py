@@ -59,7 +59,8 @@ U32_MAX = 2**32 - 1
 COINS = st.one_of(st.integers(1, 5_000), st.integers(1, 5_000), st.sampled_from(spec_edges.COINS), st.integers(1, 2**62))
 #: A fee: small ones (5: exactly the minimum fee ``start`` may give a node), the ones z3 found
 #: on an edge (shares past 2**53 among them), any up to 2**62.
-FEES = st.one_of(st.sampled_from([0, 3, 5, 10, 101]), st.sampled_from(spec_edges.FEES), st.integers(0, 2**62))
+FEES = st.one_of(st.sampled_from([0, 3, 5, 10, 101]), st.sampled_from(spec_edges.FEES), st.integers(0, 2**62),
+                 st.sampled_from(["node-minimum", "below-node-minimum"]))  # this node's own edge (``decode_fee``)
 #: Amounts named by what they are next to (see ``decode_amount``).
 AMOUNT_EDGES = ("all", "all-but-fee", "one-short", "fee-share", "below-fee-share", "zero")
 #: A signature: genuine, over another template, 64 bytes of garbage, or genuine but one byte short.
@@ -192,6 +193,15 @@ def decode_amount(raw: int | str, coins: int, fee: int, fee_mode: str) -> int:
     if raw >= 0:
         return 1 + raw % max(1, coins)
     return max(1, coins) if raw == -1 else -raw - 1
+
+
+def decode_fee(raw: int | str, min_fee: int) -> int:
+    """A fee drawn as a number, or at the node's minimum fee (``node-minimum``) or one sompi below it."""
+    if raw == "node-minimum":
+        return min_fee
+    if raw == "below-node-minimum":
+        return max(0, min_fee - 1)
+    return raw
 
 
 def decode_order(k: int, n: int) -> list[int]:
@@ -633,6 +643,7 @@ class PsktMachine(TracedMachine):
     @rule(payment=PAYMENTS)
     def pay(self, payment: tuple) -> None:
         amount, fee, (fee_mode, round, tamper), orders, plan = payment
+        fee = decode_fee(fee, self.min_fee)
         order_seed, members_order = divmod(orders, math.factorial(5))
         self.do(
             "pay",
