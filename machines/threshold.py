@@ -243,6 +243,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
                               for _ in range(n)]
         self.seen: dict[tuple[str, int], ReplayRecord] = {}  # receiver -> what it keeps of the envelopes it took
         self.genuine_sigs: dict[str, list[tuple[int, bytes, bytes]]] = {}  # request id -> member signatures seen
+        self.paid_day: dict[str, int] = {}  # request id -> the UTC day its payment was decided (the day it counts on)
         self.forged_seq = 0
         self.sent_keys: set[tuple] = set()  # (receiver, replay key) of every genuine envelope sent
         self.signer_ticked_at = [START_NS] * n  # when each signer last looked at the clock
@@ -703,6 +704,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             accepted = model.ledger_accepts(self.model_ledger, inputs)
             if accepted:
                 self.model_ledger = model.pay(self.model_ledger, request.event_id, inputs)
+                self.paid_day[rid] = utc_day(self.now)
             request = model.after_submission(request, accepted)
         self.requests[rid] = request
 
@@ -801,6 +803,33 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             held = self.signer(j).live_reservations() if opened else []
             rows.append(Observation(f"signer {j} live reservations", [self.request_name(rid) for rid in live],
                                     [self.request_name(rid) for rid in held], live == held))
+        for i in range(len(self.coordinators)):
+            if self._exists("coordinator", i):
+                rows += self.observe_coordinator(i)
+        return rows
+
+    def observe_coordinator(self, i: int) -> list[Observation]:
+        """What an operator reads of coordinator ``i``: its counters (sessions by state, timeouts,
+        members' first answers by verdict, valid member signatures kept; not ``partial_sigs_total``,
+        this process's count of checks) and the volume it paid on each day a payment was decided
+        (today's too, whatever it holds)."""
+        mine = [r for rid, r in self.requests.items() if self.owner[rid] == i]
+        expected = {f"signing_sessions_total{{status={state.lower()}}}": n
+                    for state, n in Counter(r.state for r in mine).items()}
+        expected["session_timeouts_total"] = expected.get("signing_sessions_total{status=expired}", 0)
+        for verdict, n in (("accept", sum(len(r.accepted) for r in mine)), ("reject", sum(len(r.refused) for r in mine))):
+            if n:
+                expected[f"signer_acks_total{{result={verdict}}}"] = n
+        expected["partial_sigs_valid_total"] = sum(
+            len({(s.input_index, s.key) for s in r.signatures if s.valid and s.key in self.group.keys}) for r in mine)
+        coordinator = self.coordinator(i)
+        found = {name: n for name, n in coordinator.metrics().items() if name != "partial_sigs_total"}
+        rows = [Observation(f"coordinator {i} metrics", expected, found)]
+        days = {self.paid_day[r.request_id] for r in mine if r.request_id in self.paid_day} | {utc_day(self.now)}
+        for day in sorted(days):
+            paid = sum(self.proposals[r.request_id].event.amount for r in mine
+                       if r.state == model.FINALIZED and self.paid_day.get(r.request_id) == day)
+            rows.append(Observation(f"coordinator {i} volume paid on day {day}", paid, coordinator.paid_volume_on(day)))
         return rows
 
     def check(self) -> None:
