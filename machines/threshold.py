@@ -739,6 +739,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
                 self.paid_day[rid] = utc_day(self.now)
             if between:
                 self.unrecorded[rid] = (submitted, utc_day(self.now))
+                request = model.decide(request)
             else:
                 request = model.after_submission(request, accepted)
         self.requests[rid] = request

@@ -219,10 +219,14 @@ def wants_submission(group: Group, request: Request, now: int) -> bool:
     )
 
 
+def decide(request: Request) -> Request:
+    """A request ready to finalize is approved by its signatures: the decision to submit it."""
+    return attrs.evolve(request, state=transition(request.state, APPROVED))
+
+
 def after_submission(request: Request, accepted_by_node: bool) -> Request:
-    """A request ready to finalize is approved by its signatures, then submitted."""
-    approved = transition(request.state, APPROVED)
-    return attrs.evolve(request, state=transition(approved, FINALIZED if accepted_by_node else ABORTED))
+    """A request ready to finalize is decided, then submitted."""
+    return attrs.evolve(request, state=transition(decide(request).state, FINALIZED if accepted_by_node else ABORTED))
 
 
 def on_tick(request: Request, now: int) -> Request:
