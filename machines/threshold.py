@@ -349,7 +349,10 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         else:
             assert run.error is None, f"the tick of {op.role} {op.node} raised {run.error!r}"
             assert run.crashed or run.result == [], f"the tick of {op.role} {op.node} sent messages"
-            self.tick_model(op.role, op.node)  # (a crashed tick is finished by the restarted core's own)
+            # A tick that crashed before its commit did nothing: the restarted core's own tick, after
+            # an operation a second process ran on the file meanwhile, is the one that counts.
+            if run.took_effect:
+                self.tick_model(op.role, op.node)
 
     def teardown(self) -> None:
         for core in self._open_cores():
