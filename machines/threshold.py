@@ -724,6 +724,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         rid = answer.request_id
         if rid not in self.requests or self.owner[rid] != node:
             return
+        if rid in self.unrecorded:  # decided (by a process that died before the record): nothing more counts
+            return
         request = self.requests[rid]
         hashes = pskt.sighashes(self.proposals[rid].template)
         sigs = [model.PartialSignature(i, key.hex(), i < len(hashes) and pskt.verify_signature(key, sig, hashes[i]))
