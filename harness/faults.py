@@ -44,6 +44,10 @@ from harness import profiles
 
 #: Where a crash point sits relative to its commit.
 WHEN = ("before", "after")
+#: ... or at the start of the k-th transaction, before it does anything: it fires only in an
+#: operation that reaches a k-th transaction (with k = 2, a coordinator's delivery that decided
+#: and is about to submit), where "after the (k-1)-th commit" fires in any operation that commits.
+START = "start"
 #: The points at which a store calls its observer, in the order of one transaction.
 POINTS = ("begin", "before-commit", "after-commit")
 
@@ -54,14 +58,16 @@ class Crash(BaseException):
 
 @attrs.frozen
 class CrashPoint:
-    """Crash just before (or just after) the ``commit``-th commit of the next operation."""
+    """Crash just before (or just after) the ``commit``-th commit of the next operation, or at
+    the start of its ``commit``-th transaction (``START``)."""
 
     when: str
     commit: int
 
     def __attrs_post_init__(self) -> None:
-        if self.when not in WHEN or not isinstance(self.commit, int) or self.commit < 1:
-            raise ValueError(f"a crash point is before/after the k-th commit (k >= 1), not {self.when!r} {self.commit!r}")
+        if self.when not in (*WHEN, START) or not isinstance(self.commit, int) or self.commit < 1:
+            raise ValueError(f"a crash point is before/after the k-th commit or at the start of the k-th transaction "
+                             f"(k >= 1), not {self.when!r} {self.commit!r}")
 
     def __str__(self) -> str:
         return f"crash {self.when} commit {self.commit}"
@@ -127,6 +133,8 @@ class _Watch:
         assert point in POINTS and commit == expected, (
             f"the store observed {point!r} at commit {commit}: expected one of {POINTS} at commit {expected}")
         if point == "begin":
+            if self.crash is not None and self.crash.when == START and commit - self.base == self.crash.commit:
+                raise Crash(str(self.crash))
             self.boundaries += 1
             if self.other is not None and self.other_run is None and self.boundaries == self.boundary:
                 self.other_at = self.commits

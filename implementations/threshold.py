@@ -562,15 +562,17 @@ class Coordinator(_Core):
             if member:
                 self.replay.admit(env.replay_key, now)
             _, _, expires_at, state, decided_at = self._request(answer.request_id)
-            if state not in ALIVE or now >= expires_at or not about_this:
-                return []  # too late, or an answer about another event or template: nothing of it counts
+            if state not in ALIVE or decided_at is not None or now >= expires_at or not about_this:
+                # too late (finalized, or decided: its signatures are chosen, whoever records the
+                # outcome), or an answer about another event or template: nothing of it counts
+                return []
             if member:
                 self.store.execute("INSERT OR IGNORE INTO acks VALUES (?, ?, ?, ?)",
                                    (answer.request_id, env.sender, int(answer.accept), answer.reason))
             for index, key, signature in fresh:
                 self._store_signature(answer.request_id, index, key, signature)
             state = self._after_answers(answer.request_id, state)
-            decided = decided_at is None and state in ALIVE and self._decide_submission(answer.request_id, n_inputs, now)
+            decided = state in ALIVE and self._decide_submission(answer.request_id, n_inputs, now)
         if decided:  # signatures decide: submit as soon as every input has m counting keys
             self._carry_out(answer.request_id, now)
         return []

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from hypothesis import strategies as st
+from hypothesis.stateful import rule
+
 from harness.network import network_machine_test
 from implementations.node import NodeConfig
 from implementations.wire import DecodeError
 from machines.adapters.threshold_sansio import SansIoBackend
 from machines.mesh import MeshMachine
-from machines.threshold import Message, ThresholdMachine
+from machines.threshold import INDEX, Message, ThresholdMachine
 
 CONFIG = NodeConfig(beacons=False, adverts=False)
 #: Rules of either parent that make no sense here (see the module docstring).
@@ -70,10 +73,21 @@ class MeshThresholdMachine(MeshMachine, ThresholdMachine):
     # the threshold machine's own time and core restarts; its in-memory network rules go
     advance_clock = ThresholdMachine.advance_clock
     step_advance_clock = ThresholdMachine.step_advance_clock
-    restart = ThresholdMachine.restart
-    step_restart = ThresholdMachine.step_restart
     # (and the storage-seam faults and well-formed lies, which the threshold machine sends past the network)
     deliver_many = redeliver = tamper = drop = duplicate = crash = quiesce = tick = interleave = lie = None
+
+    @rule(node=INDEX, role=st.sampled_from(["signer", "coordinator"]))
+    def restart(self, node, role):
+        """A core's process restarts (the threshold machine's crashes inside an operation are not sent here)."""
+        self.do("restart", node=self._node(node), role=role)
+
+    def step_restart(self, node: int, role: str) -> None:
+        """The object is closed and a new one opened on the same file when next needed."""
+        self.require(0 <= node < len(self.signers) and role in ("signer", "coordinator"), f"no {role} {node}")
+        cores = self.signers if role == "signer" else self.coordinators
+        if cores[node] is not None:
+            cores[node].close()
+            cores[node] = None  # the new object is built on the same file when next needed
 
     @classmethod
     def rule_names(cls) -> tuple[str, ...]:

@@ -191,7 +191,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
     rule_classes: ClassVar[dict[str, str]] = {
         "start": "setup", "new_event": "operations", "resubmit": "operations", "fund": "operations", "deliver": "delivery",
         "deliver_many": "delivery", "redeliver": "delivery", "drop": "faults", "duplicate": "faults", "tamper": "adversary",
-        "forge": "adversary", "advance_clock": "time", "restart": "crash"}
+        "forge": "adversary", "advance_clock": "time"}
     class_floors: ClassVar[dict[str, float]] = {
         "operations": 0.10, "delivery": 0.12, "faults": 0.05, "adversary": 0.06, "time": 0.08, "crash": 0.15}
 
@@ -202,6 +202,9 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self.coordinators: list[Any] = []
         self.twins: dict[tuple[str, int], Any] = {}  # a second instance of a core on its file
         self.armed: dict[tuple[str, int], faults.CrashPoint] = {}
+        self.stays_down: dict[tuple[str, int], bool] = {}  # an armed crash after which the core stays down
+        self.down: set[tuple[str, int]] = set()  # crashed cores not restarted yet (they tick first when next used)
+        self.between: faults.CrashPoint | None = None  # the crash of the operation being concluded, if it stays down
         self.in_flight: list[Message] = []
         self.delivered: list[Message] = []
 
@@ -243,6 +246,10 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
                               for _ in range(n)]
         self.seen: dict[tuple[str, int], ReplayRecord] = {}  # receiver -> what it keeps of the envelopes it took
         self.genuine_sigs: dict[str, list[tuple[int, bytes, bytes]]] = {}  # request id -> member signatures seen
+        self.paid_day: dict[str, int] = {}  # request id -> the UTC day its payment was decided (the day it counts on)
+        # request id -> (submitted, day of the decision): decided, then its coordinator crashed and stayed down
+        # before the outcome was recorded (``model.recover`` settles it when the coordinator is back)
+        self.unrecorded: dict[str, tuple[bool, int]] = {}
         self.forged_seq = 0
         self.sent_keys: set[tuple] = set()  # (receiver, replay key) of every genuine envelope sent
         self.signer_ticked_at = [START_NS] * n  # when each signer last looked at the clock
@@ -283,36 +290,55 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
     def _open_cores(self) -> list:
         return [core for core in self.signers + self.coordinators + list(self.twins.values()) if core is not None]
 
-    def crash_restart(self, role: str, i: int) -> None:
+    def crash_restart(self, role: str, i: int, later: bool = False) -> None:
         """The core died: its object is thrown away, a new one opens the file and ticks at
-        once (a restarted core's first act: it finishes what a crash interrupted)."""
+        once (a restarted core's first act: it finishes what a crash interrupted); or, if it
+        stays down (``later``), when it is next used (``wake``), with the clock moved on."""
         cores = self.signers if role == "signer" else self.coordinators
         cores[i].close()
         cores[i] = None
+        if later:
+            self.down.add((role, i))
+            return
         tick = faults.run_operation(self.core(role, i).store, lambda: self.core(role, i).tick(self.now))
         assert tick.error is None, f"the first tick of the restarted {role} {i} raised {tick.error!r}"
+
+    def wake(self, role: str, i: int) -> None:
+        """A core that stayed down after a crash comes back: it ticks first (and the model with it)."""
+        if (role, i) not in self.down:
+            return
+        self.down.discard((role, i))
+        tick = faults.run_operation(self.core(role, i).store, lambda: self.core(role, i).tick(self.now))
+        assert tick.error is None, f"the first tick of the restarted {role} {i} raised {tick.error!r}"
+        self.tick_model(role, i)
 
     def perform(self, op: Operation, second: Operation | None = None, boundary: int | None = None) -> None:
         """Carry out ``op`` on its core (under the crash point armed for it, if any) and, if
         given, ``second`` on the core's second instance at the ``boundary``-th transaction
         boundary of ``op``; then predict both with the model, in the order they took effect."""
         now = self.now
+        self.wake(op.role, op.node)
         crash = self.armed.pop((op.role, op.node), None)
+        later = self.stays_down.pop((op.role, op.node), False)
         primary = self.core(op.role, op.node)
         other: Callable[[], Any] | None = None
         if second is not None:
             twin = self.twin(second.role, second.node)
             other = lambda: second.call(twin, now)  # noqa: E731
         run = faults.run_operation(primary.store, lambda: op.call(primary, now), crash=crash, boundary=boundary, other=other)
+        later = later and op.kind != "tick"  # a crashed tick restarts at once (what it committed is done now)
         if run.crashed:
-            self.crash_restart(op.role, op.node)
+            self.crash_restart(op.role, op.node, later)
         elif crash is not None:  # it made fewer commits: the crash waits for an operation that makes k
             self.armed.setdefault((op.role, op.node), crash)
+            self.stays_down.setdefault((op.role, op.node), later)
         order = [(op, run)] if second is None else (
             [(second, run.other), (op, run)] if run.other_first else [(op, run), (second, run.other)])
         for each, outcome in order:
+            self.between = crash if each is op and run.crashed and later else None
             self.conclude(each, outcome)
-        if run.crashed:  # the restarted core ticked at once (``crash_restart``)
+        self.between = None
+        if run.crashed and not later:  # the restarted core ticked at once (``crash_restart``)
             self.tick_model(op.role, op.node)
 
     def conclude(self, op: Operation, run: faults.Run) -> None:
@@ -323,7 +349,10 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         else:
             assert run.error is None, f"the tick of {op.role} {op.node} raised {run.error!r}"
             assert run.crashed or run.result == [], f"the tick of {op.role} {op.node} sent messages"
-            self.tick_model(op.role, op.node)  # (a crashed tick is finished by the restarted core's own)
+            # A tick that crashed before its commit did nothing: the restarted core's own tick, after
+            # an operation a second process ran on the file meanwhile, is the one that counts.
+            if run.took_effect:
+                self.tick_model(op.role, op.node)
 
     def teardown(self) -> None:
         for core in self._open_cores():
@@ -584,6 +613,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             elif record.per_session[env.replay_key[:2]] >= MAX_ENVELOPES_PER_PEER_SESSION:
                 expect = "peer over its limit"  # the receiver keeps that many keys of one peer in one session
         if expect is not None:
+            if run.crashed and not run.took_effect:
+                return  # it died at the start of its first transaction, before it could refuse anything
             assert not run.crashed, f"{sent.role} {sent.target} committed something for an envelope it must reject ({expect})"
             if isinstance(run.error, EnvelopeRejected):  # a DecodeError naming the failed transport check
                 assert run.error.reason == expect, (
@@ -693,6 +724,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         rid = answer.request_id
         if rid not in self.requests or self.owner[rid] != node:
             return
+        if rid in self.unrecorded:  # decided (by a process that died before the record): nothing more counts
+            return
         request = self.requests[rid]
         hashes = pskt.sighashes(self.proposals[rid].template)
         sigs = [model.PartialSignature(i, key.hex(), i < len(hashes) and pskt.verify_signature(key, sig, hashes[i]))
@@ -701,9 +734,19 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         if model.wants_submission(self.group, request, self.now):
             inputs = [u.outpoint for u in self.proposals[rid].template.inputs]
             accepted = model.ledger_accepts(self.model_ledger, inputs)
-            if accepted:
+            crash = self.between  # the coordinator crashed in this delivery and stays down
+            # between its decision (first commit) and the record of the outcome (second): before
+            # the second commit, the node was asked to take the transaction
+            between = crash is not None and (crash.when, crash.commit) in (("after", 1), ("start", 2), ("before", 2))
+            submitted = accepted and not (between and crash.when != "before")
+            if submitted:
                 self.model_ledger = model.pay(self.model_ledger, request.event_id, inputs)
-            request = model.after_submission(request, accepted)
+                self.paid_day[rid] = utc_day(self.now)
+            if between:
+                self.unrecorded[rid] = (submitted, utc_day(self.now))
+                request = model.decide(request)
+            else:
+                request = model.after_submission(request, accepted)
         self.requests[rid] = request
 
     # ----- time and crashes ------------------------------------------------------------
@@ -760,6 +803,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         transaction is on the ledger, given back otherwise)."""
         now = self.now
         if role == "coordinator":
+            for rid in [rid for rid in self.requests if rid in self.unrecorded and self.owner[rid] == i]:
+                self.recover_model(rid)
             for rid, request in self.requests.items():
                 if self.owner[rid] == i:
                     self.requests[rid] = model.on_tick(request, now)
@@ -774,16 +819,20 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
                     sm.policy = policy_model.release(sm.policy, rid, "expired")
         self.signer_ticked_at[i], self.signer_ticks[i] = now, self.signer_ticks[i] + 1
 
-    @rule(node=INDEX, role=st.sampled_from(["signer", "coordinator"]))
-    def restart(self, node, role):
-        self.do("restart", node=self._node(node), role=role)
-
-    def step_restart(self, node: int, role: str) -> None:
-        self.require(0 <= node < len(self.signers) and role in ("signer", "coordinator"), f"no {role} {node}")
-        cores = self.signers if role == "signer" else self.coordinators
-        if cores[node] is not None:
-            cores[node].close()
-            cores[node] = None  # the new object is built on the same file when next needed
+    def recover_model(self, rid: str) -> None:
+        """The model of a coordinator back from a crash between its decision on ``rid`` and the
+        record of the outcome (requests in the order they were opened, as the core recovers them)."""
+        submitted, day = self.unrecorded.pop(rid)
+        template_hash = self.proposals[rid].template_hash
+        paid = {self.proposals[r].template_hash for r, q in self.requests.items() if q.state == model.FINALIZED}
+        paid |= {self.proposals[r].template_hash for r, (done, _) in self.unrecorded.items() if done}
+        inputs = [u.outpoint for u in self.proposals[rid].template.inputs]
+        accepted = model.ledger_accepts(self.model_ledger, inputs)
+        request = model.recover(self.requests[rid], submitted, template_hash in paid, accepted, self.now)
+        if request.state == model.FINALIZED and not submitted:
+            self.model_ledger = model.pay(self.model_ledger, request.event_id, inputs)
+            self.paid_day[rid] = day
+        self.requests[rid] = request
 
     # ----- invariants ----------------------------------------------------------------
 
@@ -801,6 +850,33 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             held = self.signer(j).live_reservations() if opened else []
             rows.append(Observation(f"signer {j} live reservations", [self.request_name(rid) for rid in live],
                                     [self.request_name(rid) for rid in held], live == held))
+        for i in range(len(self.coordinators)):
+            if self._exists("coordinator", i):
+                rows += self.observe_coordinator(i)
+        return rows
+
+    def observe_coordinator(self, i: int) -> list[Observation]:
+        """What an operator reads of coordinator ``i``: its counters (sessions by state, timeouts,
+        members' first answers by verdict, valid member signatures kept; not ``partial_sigs_total``,
+        this process's count of checks) and the volume it paid on each day a payment was decided
+        (today's too, whatever it holds)."""
+        mine = [r for rid, r in self.requests.items() if self.owner[rid] == i]
+        expected = {f"signing_sessions_total{{status={state.lower()}}}": n
+                    for state, n in Counter(r.state for r in mine).items()}
+        expected["session_timeouts_total"] = expected.get("signing_sessions_total{status=expired}", 0)
+        for verdict, n in (("accept", sum(len(r.accepted) for r in mine)), ("reject", sum(len(r.refused) for r in mine))):
+            if n:
+                expected[f"signer_acks_total{{result={verdict}}}"] = n
+        expected["partial_sigs_valid_total"] = sum(
+            len({(s.input_index, s.key) for s in r.signatures if s.valid and s.key in self.group.keys}) for r in mine)
+        coordinator = self.coordinator(i)
+        found = {name: n for name, n in coordinator.metrics().items() if name != "partial_sigs_total"}
+        rows = [Observation(f"coordinator {i} metrics", expected, found)]
+        days = {self.paid_day[r.request_id] for r in mine if r.request_id in self.paid_day} | {utc_day(self.now)}
+        for day in sorted(days):
+            paid = sum(self.proposals[r.request_id].event.amount for r in mine
+                       if r.state == model.FINALIZED and self.paid_day.get(r.request_id) == day)
+            rows.append(Observation(f"coordinator {i} volume paid on day {day}", paid, coordinator.paid_volume_on(day)))
         return rows
 
     def check(self) -> None:
@@ -811,9 +887,11 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         # Two events may have byte-identical templates (same destination, amount and coins), so
         # a payment is attributed to the request whose coordinator submitted it, never by txid.
         finalized = sorted(rid for rid, r in self.requests.items() if r.state == model.FINALIZED)
-        submitted = sorted(self.proposals[rid].template_hash for rid in finalized)
-        assert submitted == sorted(self.ledger.accepted), (
-            f"the ledger accepted {len(self.ledger.accepted)} transactions, {len(finalized)} requests are finalized")
+        unrecorded = sorted(self.proposals[rid].template_hash for rid, (done, _) in self.unrecorded.items() if done)
+        recorded = sorted(self.proposals[rid].template_hash for rid in finalized)
+        assert sorted(recorded + unrecorded) == sorted(self.ledger.accepted), (
+            f"the ledger accepted {len(self.ledger.accepted)} transactions, {len(finalized)} requests are finalized"
+            + (f" and {len(unrecorded)} submitted by a coordinator that is down" if unrecorded else ""))
         paid_events: dict[str, list[str]] = {}
         for rid in finalized:
             paid_events.setdefault(self.requests[rid].event_id, []).append(rid)
@@ -829,8 +907,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
                                           f"{self.signers_named(used)}, expected {self.signers_named(expected)}")
         paid = sorted(txid for i in range(len(self.coordinators)) if self._exists("coordinator", i)
                       for txid in self.coordinator(i).paid_transactions())
-        assert paid == sorted(self.ledger.accepted), (
-            f"the coordinators recorded {len(paid)} payments, the ledger holds {len(self.ledger.accepted)} transactions")
+        assert paid == recorded, (
+            f"the coordinators recorded {len(paid)} payments, {len(recorded)} requests are finalized")
         for j, sm in enumerate(self.signer_models):
             for eid, templates in sm.signed.items():
                 assert len(templates) <= 1, (

@@ -12,6 +12,11 @@ second process on a core's file (``harness.faults``).
   loses only the operation's answer; whatever the operation still had to do (a coordinator's
   submission whose decision was recorded, the payment of a transaction the node already
   holds) is finished by the restarted core.
+  A crash may also come at the start of the k-th transaction (``start``: with k = 2, only in
+  a coordinator's delivery that decided, just before it submits), and the core may stay down
+  (``later``) until it is next used, with the clock moved on: then it comes back after the
+  request expired, or on another day, and ``models.threshold.recover`` says what it must do.
+  ``when="now"`` stops a core between operations (a process stopped and started again).
 * ``interleave``: two instances of one core share its file. Operation Y runs on the second
   instance at the k-th transaction boundary of operation X on the first: ordered before X
   if X had not committed yet, after X otherwise. Two proposals of one event racing on one
@@ -64,15 +69,33 @@ class FaultRules:
 
     # ----- crashes -----------------------------------------------------------------------
 
-    @rule(role=st.sampled_from(ROLES), node=_INDEX, when=st.sampled_from(faults.WHEN), commit=st.integers(1, 3))
-    def crash(self, role, node, when, commit):
-        self.do("crash", role=role, node=self._node(node), when=when, commit=commit)
+    @rule(role=st.sampled_from(ROLES), node=_INDEX, when=st.sampled_from((*faults.WHEN, faults.START, "now")),
+          commit=st.integers(1, 2), later=st.booleans())
+    def crash(self, role, node, when, commit, later):
+        node = self._node(node)
+        if when == "now":  # a process stopped between operations (the commit is of no use)
+            self.do("crash", role=role, node=node, when=when, later=later)
+        else:
+            self.do("crash", role=role, node=node, when=when, commit=commit, later=later)
 
-    def step_crash(self, role: str, node: int, when: str, commit: int) -> None:
-        """Arm a crash just before/after the ``commit``-th commit of the core's next operation."""
+    def step_crash(self, role: str, node: int, when: str, commit: int | None = None, later: bool = False) -> None:
+        """Arm a crash just before/after the ``commit``-th commit of the core's next operation
+        (or at the start of its ``commit``-th transaction), or (``now``) stop the core between
+        operations; it restarts at once (and ticks), or (``later``) stays down until it is next used."""
         self.require(role in ROLES and 0 <= node < len(self.signers), f"no {role} {node}")
-        self.require(when in faults.WHEN and isinstance(commit, int) and commit >= 1, f"no crash point {when} {commit}")
+        self.require(isinstance(later, bool), f"later={later!r} is not a boolean")
+        if when == "now":
+            self.require(commit is None, f"a core stopped now has no commit to crash at (commit={commit!r})")
+            if self._exists(role, node) and (role, node) not in self.down:
+                self.core(role, node)  # (opened if a graceful restart closed it)
+                self.crash_restart(role, node, later)
+                if not later:
+                    self.tick_model(role, node)
+            return
+        self.require(when in (*faults.WHEN, faults.START) and isinstance(commit, int) and commit >= 1,
+                     f"no crash point {when} {commit}")
         self.armed[role, node] = faults.CrashPoint(when, commit)
+        self.stays_down[role, node] = later
 
     # ----- a second process on the same file ---------------------------------------------
 

@@ -102,6 +102,7 @@ class HostileRules:
         self._lie_to("signer", member, Message("signer", member, data), REFUSED.get(lie), len(hashes))
 
     def _lie_to(self, role: str, node: int, sent, refusal: str | None, n_inputs: int, names: tuple[str, ...] = ()) -> None:
+        self.wake(role, node)  # a core down since a crash ticks first when it is back: not the lie's doing
         core = self.core(role, node)
         before = core.store.digest()
         checked = getattr(core, "signatures_checked", 0)  # a coordinator's count of signature checks

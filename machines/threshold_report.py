@@ -123,7 +123,13 @@ class ThresholdReport:
         if rule == "restart":
             return f"{a['role']} {a['node']} restarts"
         if rule == "crash":
-            return f"{a['role']} {a['node']}'s next operation crashes {a['when']} its commit {a['commit']}"
+            if a["when"] == "now":
+                return f"{a['role']} {a['node']} stops now" + (" and stays down until next used" if a.get("later") else
+                                                              " and restarts at once")
+            where = (f"at the start of its transaction {a['commit']}" if a["when"] == "start"
+                     else f"{a['when']} its commit {a['commit']}")
+            return (f"{a['role']} {a['node']}'s next operation crashes {where}"
+                    + (" and stays down until next used" if a.get("later") else ""))
         if rule == "interleave":
             return (f"two processes of {a['role']} {a['node']}: {self._racing(a['first'])}, and at its transaction boundary "
                     f"{a['boundary']} {self._racing(a['second'])} on the same file")

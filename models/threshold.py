@@ -48,7 +48,12 @@ one step each: a crash keeps all of it or none (the answer may be lost). A coord
 records its decision to submit, with the signatures chosen, before submitting; restarted,
 it asks the node: a transaction the node holds is the request's payment (``Finalized``,
 counted once), one it does not is submitted then unless expired. So this model, which
-submits at once, holds after every restart.
+submits at once, holds after a restart at once; a coordinator that stays down between its
+decision and the record of its outcome settles the request when it comes back (``recover``):
+the payment of a transaction the node took before the crash is recorded whenever that is;
+a transaction the node holds for another request with the same template aborts it (a double
+spend); otherwise the request is submitted then if it has not timed out, and expires if it
+has. The volume counts on the day of the decision, whenever it is recorded.
 
 Payment. The node (the ledger) accepts a transaction only if none of its inputs is spent;
 so an event is never paid twice as long as no two requests for it reach ``m`` signers,
@@ -214,10 +219,14 @@ def wants_submission(group: Group, request: Request, now: int) -> bool:
     )
 
 
+def decide(request: Request) -> Request:
+    """A request ready to finalize is approved by its signatures: the decision to submit it."""
+    return attrs.evolve(request, state=transition(request.state, APPROVED))
+
+
 def after_submission(request: Request, accepted_by_node: bool) -> Request:
-    """A request ready to finalize is approved by its signatures, then submitted."""
-    approved = transition(request.state, APPROVED)
-    return attrs.evolve(request, state=transition(approved, FINALIZED if accepted_by_node else ABORTED))
+    """A request ready to finalize is decided, then submitted."""
+    return attrs.evolve(request, state=transition(decide(request).state, FINALIZED if accepted_by_node else ABORTED))
 
 
 def on_tick(request: Request, now: int) -> Request:
@@ -225,6 +234,20 @@ def on_tick(request: Request, now: int) -> Request:
     if request.state in ALIVE and timed_out(request.expires_at, now):
         return attrs.evolve(request, state=transition(request.state, EXPIRED))
     return request
+
+
+def recover(request: Request, submitted: bool, paid_elsewhere: bool, accepted_now: bool, now: int) -> Request:
+    """A coordinator back from a crash between its decision to submit ``request`` and the
+    record of the outcome: ``submitted``, the node took the transaction before the crash;
+    ``paid_elsewhere``, the node holds the same transaction for another request;
+    ``accepted_now``, the node would take it now."""
+    if submitted:
+        return after_submission(request, True)
+    if paid_elsewhere:
+        return after_submission(request, False)
+    if not timed_out(request.expires_at, now):
+        return after_submission(request, accepted_now)
+    return attrs.evolve(request, state=transition(request.state, EXPIRED))
 
 
 @attrs.frozen

@@ -29,7 +29,7 @@ def _rows(path) -> list[int]:
 
 
 @pytest.mark.parametrize(("when", "commit", "durable"), [("before", 1, []), ("after", 1, [1]), ("before", 2, [1]),
-                                                          ("after", 2, [1, 2])])
+                                                          ("after", 2, [1, 2]), ("start", 1, []), ("start", 2, [1])])
 def test_a_crash_point_keeps_exactly_the_commits_before_it(tmp_path, when, commit, durable):
     path = str(tmp_path / "a.db")
     store = Store(path, SCHEMA)
@@ -38,6 +38,23 @@ def test_a_crash_point_keeps_exactly_the_commits_before_it(tmp_path, when, commi
     assert run.crashed and run.commits == len(durable)
     assert run.took_effect == bool(durable)
     assert _rows(path) == durable
+
+
+def test_a_crash_at_the_start_of_a_transaction_fires_only_in_an_operation_that_reaches_it(tmp_path):
+    """``start`` k waits for an operation with a k-th transaction (where ``after`` k-1 fires in
+    any operation that commits): the one-commit operation runs whole, the crash stays unfired."""
+    path = str(tmp_path / "a.db")
+    store = Store(path, SCHEMA)
+
+    def one_commit():
+        with store.transaction():
+            store.execute("INSERT INTO t VALUES (7)")
+
+    point = faults.CrashPoint("start", 2)
+    assert not faults.run_operation(store, one_commit, crash=point).crashed
+    run = faults.run_operation(store, _two_commits(store), crash=point)
+    store.close()
+    assert run.crashed and run.commits == 1 and _rows(path) == [1, 7]
 
 
 def test_a_crash_point_beyond_the_operation_does_not_fire_and_the_observer_is_restored(tmp_path):

@@ -220,15 +220,15 @@ def restarts_lose_nothing(m):
     m.do("new_event", coordinator=1, amount=500)
     rid = last_request(m)
     deliver(m, "signer", 0, rid)
-    m.do("restart", node=0, role="signer")
+    m.do("crash", role="signer", node=0, when="now", later=True)
     m.do("redeliver", message=0)  # the replay cache survived the restart
     deliver(m, "signer", 1, rid)
-    m.do("restart", node=1, role="coordinator")
+    m.do("crash", role="coordinator", node=1, when="now", later=True)
     deliver(m, "coordinator", 1, rid)
-    m.do("restart", node=1, role="coordinator")
+    m.do("crash", role="coordinator", node=1, when="now", later=True)
     deliver(m, "signer", 2, rid)
     deliver(m, "coordinator", 1, rid)
-    m.do("restart", node=2, role="signer")
+    m.do("crash", role="signer", node=2, when="now", later=True)
     deliver(m, "coordinator", 1, rid)
     assert state(m, rid) == model.FINALIZED
     m.do("new_event", coordinator=1, amount=500)  # a new session after restarts: fresh ids, fresh seq_nos

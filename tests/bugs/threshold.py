@@ -178,6 +178,23 @@ class ForgetsDecidedSubmissions(Coordinator):
             self.store.execute("UPDATE requests SET decided_at = NULL WHERE request_id = ?", (request_id,))
 
 
+class RecoversAfterExpiry(Coordinator):
+    """A restarted coordinator submits a decided request whatever the clock says: back after
+    the request expired, it pays a transaction whose volume the signers have already given
+    back (they settle at expiry), so the payment counts against no one's daily limit."""
+
+    def _recover(self, request_id, proposal, expires_at, decided_at, submission, now):
+        super()._recover(request_id, proposal, expires_at, decided_at, submission, min(now, expires_at - 1))
+
+
+class RecoveryCountsOnItsOwnDay(Coordinator):
+    """A restarted coordinator records a recovered payment on the day it came back, not on the
+    day it decided: a crash before midnight moves the volume into the next day's window."""
+
+    def _recover(self, request_id, proposal, expires_at, decided_at, submission, now):
+        super()._recover(request_id, proposal, expires_at, now, submission, now)
+
+
 class OpensEventsOutsideTheLock(Coordinator):
     """The old ``submit_event``: "already processing this event" and the next sequence
     number are read before the transaction: two coordinator processes on one file open two
@@ -279,6 +296,10 @@ BUGS = [
          coordinator_class=StoresOutsidersSignatures),
     _bug("forgets-decided-submissions", "a restarted coordinator does not look for submissions it had decided",
          "persistence", {"crash"}, coordinator_class=ForgetsDecidedSubmissions),
+    _bug("recovers-after-expiry", "a coordinator back from a crash after its decision submits even once the request "
+         "expired", "expiry", {"crash"}, coordinator_class=RecoversAfterExpiry),
+    _bug("recovery-counts-on-its-own-day", "a coordinator back from a crash records the payment's volume on the day it "
+         "came back, not the day of the decision", "day-window", {"crash"}, coordinator_class=RecoveryCountsOnItsOwnDay),
     _bug("opens-events-outside-the-lock", "'already processing this event' and the next sequence number are read "
          "before the transaction", "session-race", {"interleave"}, coordinator_class=OpensEventsOutsideTheLock),
     _bug("signs-expired-proposals", "a signer signs a proposal whose expires_at is already past", "expiry",
