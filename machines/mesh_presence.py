@@ -96,9 +96,10 @@ class MeshPresenceMachine(MeshMachine):
         "foaf": "operations", "lookup": "operations", "tick_nodes": "time", "deliver_some": "delivery"}
     #: Each class's least share of the steps under ci: about half the least share measured over the
     #: derandomized search and three seeded ones (harness.balance; the coverage table prints them):
-    #: shares move when a merge reshuffles the derandomized search.
+    #: shares move when a merge reshuffles the derandomized search (delivery: 2.45% in the fresh-clone
+    #: run of 1 December after the mutation merges, where 5% had been the least measured; so 2%).
     class_floors: ClassVar[dict[str, float]] = {
-        "operations": 0.05, "delivery": 0.025, "sync": 0.025, "faults": 0.08, "time": 0.17, "crash": 0.045}
+        "operations": 0.05, "delivery": 0.02, "sync": 0.025, "faults": 0.08, "time": 0.17, "crash": 0.045}
     min_nodes, max_nodes = 3, 8
     node_config = CONFIG
     #: (No 0: Hypothesis favours the first entry, and a clock that does not move is a step that does nothing.)
