@@ -273,37 +273,32 @@ def scratch_copy(into: Path) -> None:
             shutil.copy2(source, into / name)
 
 
-def mangled_functions(module: str) -> list[str]:
-    """mutmut's names of the functions and methods of ``module`` (``pkg.mod.x_function``,
-    ``pkg.mod.x\u01c1Class\u01c1method``): the keys of its record of which tests call what."""
+def _sized_functions(module: str) -> list[tuple[str, int]]:
+    """mutmut's name of each function and method of ``module``, in source order, with its length in lines."""
     from mutmut.mutation.trampoline_templates import mangle_function_name
 
     dotted = module.removesuffix(".py").replace("/", ".")
     functions = ast.FunctionDef | ast.AsyncFunctionDef
-    names = []
+    sized = []
     for node in ast.parse((ROOT / module).read_text(encoding="utf-8")).body:
-        if isinstance(node, functions):
-            names.append(f"{dotted}.{mangle_function_name(name=node.name, class_name=None)}")
-        elif isinstance(node, ast.ClassDef):
-            names += [f"{dotted}.{mangle_function_name(name=item.name, class_name=node.name)}" for item in node.body
-                      if isinstance(item, functions)]
-    return names
+        members = [(node, None)] if isinstance(node, functions) else \
+            [(item, node.name) for item in node.body if isinstance(item, functions)] if isinstance(node, ast.ClassDef) else []
+        sized += [(f"{dotted}.{mangle_function_name(name=item.name, class_name=owner)}", item.end_lineno - item.lineno + 1)
+                  for item, owner in members]
+    return sized
+
+
+def mangled_functions(module: str) -> list[str]:
+    """mutmut's names of the functions and methods of ``module`` (``pkg.mod.x_function``,
+    ``pkg.mod.x\u01c1Class\u01c1method``): the keys of its record of which tests call what."""
+    return [name for name, _ in _sized_functions(module)]
 
 
 def function_parts(module: str, parts: int) -> list[list[str]]:
     """``module``'s functions (mutmut's names, see ``mangled_functions``) split in source order
     into ``parts`` runs of about as many source lines each (fewer parts if it has fewer
     functions); the same split for the same source, so a run in parts can go on later."""
-    from mutmut.mutation.trampoline_templates import mangle_function_name
-
-    dotted = module.removesuffix(".py").replace("/", ".")
-    functions = ast.FunctionDef | ast.AsyncFunctionDef
-    sized: list[tuple[str, int]] = []
-    for node in ast.parse((ROOT / module).read_text(encoding="utf-8")).body:
-        members = [(node, None)] if isinstance(node, functions) else \
-            [(item, node.name) for item in node.body if isinstance(item, functions)] if isinstance(node, ast.ClassDef) else []
-        sized += [(f"{dotted}.{mangle_function_name(name=item.name, class_name=owner)}", item.end_lineno - item.lineno + 1)
-                  for item, owner in members]
+    sized = _sized_functions(module)
     total = sum(size for _, size in sized)
     split: list[list[str]] = [[] for _ in range(max(1, min(parts, len(sized))))]
     done = 0
