@@ -300,6 +300,9 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         if later:
             self.down.add((role, i))
             return
+        self._first_tick(role, i)
+
+    def _first_tick(self, role: str, i: int) -> None:
         tick = faults.run_operation(self.core(role, i).store, lambda: self.core(role, i).tick(self.now))
         assert tick.error is None, f"the first tick of the restarted {role} {i} raised {tick.error!r}"
 
@@ -308,8 +311,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         if (role, i) not in self.down:
             return
         self.down.discard((role, i))
-        tick = faults.run_operation(self.core(role, i).store, lambda: self.core(role, i).tick(self.now))
-        assert tick.error is None, f"the first tick of the restarted {role} {i} raised {tick.error!r}"
+        self._first_tick(role, i)
         self.tick_model(role, i)
 
     def perform(self, op: Operation, second: Operation | None = None, boundary: int | None = None) -> None:
