@@ -83,7 +83,8 @@ LIES: dict[str, Lie] = {lie.name: lie for lie in (
         "repeated, of the wrong length or type, an empty list where one is forbidden): the refusal names where"),
     Lie("bad_envelope", "refused",
         "a genuine message whose envelope [kind, version, body] is spoiled (ENVELOPE_SPOILINGS): cut short or "
-        "followed by a byte, not bytes, not an array of three, of the other kind or a later version, of exactly "
+        "followed by a byte, not bytes, not an array of three, of the other kind or a later version, a version "
+        "that equals the right one in Python but is a boolean or a float on the wire, of exactly "
         "MAX_MESSAGE_BYTES or one byte more: the refusal names the kind it expected and what is wrong"),
 )}
 
@@ -107,6 +108,8 @@ ENVELOPE_SPOILINGS: dict[str, tuple[Any, str | None]] = {
     "four_items": (lambda kind, other, version: ("message: expected 3 items, got 4",), None),
     "other_kind": (lambda kind, other, version: (f"of kind {other!r}, expected {kind!r}",), None),
     "other_version": (lambda kind, other, version: (f"version {version + 1} ", f"expected {version}"), None),
+    "version_as_bool": (lambda kind, other, version: (f"version {bool(version)!r} ", f"expected {version}"), None),
+    "version_as_float": (lambda kind, other, version: (f"version {float(version)!r} ", f"expected {version}"), None),
     "over_size": (lambda kind, other, version: (f"{MAX_MESSAGE_BYTES + 1:,} bytes",), "MAX_MESSAGE_BYTES"),
     "at_size": (lambda kind, other, version: (_MALFORMED,), None),
 }
@@ -125,6 +128,8 @@ def spoil_envelope(genuine: bytes, how: str, other: str) -> Any:
         "four_items": lambda: pack([kind, version, body, None], use_bin_type=True),
         "other_kind": lambda: pack([other, version, body], use_bin_type=True),
         "other_version": lambda: pack([kind, version + 1, body], use_bin_type=True),
+        "version_as_bool": lambda: pack([kind, bool(version), body], use_bin_type=True),  # True == 1 in Python
+        "version_as_float": lambda: pack([kind, float(version), body], use_bin_type=True),  # 1.0 == 1 too
         "over_size": lambda: bytes(MAX_MESSAGE_BYTES + 1),
         "at_size": lambda: genuine + bytes(MAX_MESSAGE_BYTES - len(genuine)),
     }

@@ -81,7 +81,7 @@ def decode(data: bytes, kind: str, version: int) -> list[Any]:
     header = expect_list(message, f"{kind}: message", length=3)
     if header[0] != kind:
         raise DecodeError(f"{kind}: message is of kind {header[0]!r}, expected {kind!r}")
-    if header[1] != version:
+    if type(header[1]) is not int or header[1] != version:  # True and 1.0 equal 1 in Python, not on the wire
         raise DecodeError(f"{kind}: version {header[1]!r} is not supported (expected {version})")
     return expect_list(header[2], f"{kind}: body")
 

@@ -167,6 +167,8 @@ def message_spoilings(how: str, raw: bytes, at: int) -> list[tuple[Any, Any]]:
             (pack(["node.msg", 2, fields]), ["node.msg: version 2 is not supported (expected 1)"]),
             (pack(["node.msg", 0, fields]), ["node.msg: version 0 is not supported (expected 1)"]),
             (pack(["node.msg", "1", fields]), ["node.msg: version '1' is not supported (expected 1)"]),
+            (pack(["node.msg", True, fields]), ["node.msg: version True is not supported (expected 1)"]),  # == 1
+            (pack(["node.msg", 1.0, fields]), ["node.msg: version 1.0 is not supported (expected 1)"]),  # == 1
             (pack(["node.msg", 1]), ["node.msg: message: expected 3 items, got 2"]),
             (pack(["node.msg", 1, fields, b""]), ["node.msg: message: expected 3 items, got 4"]),
             (pack("node.msg"), ["node.msg: message: expected array, got str"]),
@@ -242,6 +244,7 @@ def datagram_spoilings(how: str, raws: list[bytes], at: int) -> list[tuple[Any, 
         cases += [
             (pack(["node.msg", 1, raws]), ["node.dgram: message is of kind 'node.msg', expected 'node.dgram'"]),
             (pack(["node.dgram", 2, raws]), ["node.dgram: version 2 is not supported (expected 1)"]),
+            (pack(["node.dgram", 1.0, raws]), ["node.dgram: version 1.0 is not supported (expected 1)"]),
             (pack(["node.dgram", 1]), ["node.dgram: message: expected 3 items, got 2"]),
             (pack(["node.dgram", 1, raws, b""]), ["node.dgram: message: expected 3 items, got 4"]),
             (pack(7), ["node.dgram: message: expected array, got int 7"]),
@@ -293,6 +296,8 @@ def payload_spoilings(payload: bytes, at: int) -> list[tuple[Any, Any]]:
         (pack(["node", 1, body]), [shape]),
         (pack([kind, 2, body]), [f"{kind}: version 2 is not supported (expected 1)"]),
         (pack([kind, 0, body]), [f"{kind}: version 0 is not supported (expected 1)"]),
+        (pack([kind, True, body]), [f"{kind}: version True is not supported (expected 1)"]),
+        (pack([kind, 1.0, body]), [f"{kind}: version 1.0 is not supported (expected 1)"]),
         (pack([kind, 1, 7]), [f"{kind}: body: expected array, got int 7"]),
         (pack([kind, 1, b"x"]), [f"{kind}: body: expected array, got bytes"]),
     ]

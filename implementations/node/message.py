@@ -97,7 +97,7 @@ def decode_message(data: bytes) -> Message:
             head = msgpack.unpackb(data)  # msgpack >= 1.0's defaults: raw=False, use_list=True, strict_map_key=True
         except (ValueError, TypeError, msgpack.UnpackException, RecursionError):
             head = None
-        if type(head) is list and len(head) == 3 and head[0] == MESSAGE_KIND and head[1] == VERSION \
+        if type(head) is list and len(head) == 3 and head[0] == MESSAGE_KIND and type(head[1]) is int and head[1] == VERSION \
                 and type(head[2]) is list and len(head[2]) == 7:
             scheme, public_key, signer, topic, epoch_secs, payload, signature = head[2]
             sizes = _KEY_AND_SIGNATURE_BYTES.get(scheme) if type(scheme) is int else None
@@ -171,12 +171,12 @@ def decode_payload(payload: bytes) -> tuple[str, list[Any]]:
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as error:
         raise DecodeError(f"payload: not a well-formed message: {error}") from None
     if type(head) is list and len(head) == 3 and type(head[0]) is str and head[0].startswith("node.") \
-            and head[1] == VERSION and type(head[2]) is list:
+            and type(head[1]) is int and head[1] == VERSION and type(head[2]) is list:
         return head[0], head[2]
     if not (isinstance(head, list) and len(head) == 3 and isinstance(head[0], str) and head[0].startswith("node.")):
         raise DecodeError("payload: expected [kind, version, body] with a node.* kind")
     kind = head[0]
-    if head[1] != VERSION:
+    if type(head[1]) is not int or head[1] != VERSION:  # True and 1.0 equal 1 in Python, not on the wire
         raise DecodeError(f"{kind}: version {head[1]!r} is not supported (expected {VERSION})")
     return kind, wire.expect_list(head[2], f"{kind}: body")
 
@@ -196,7 +196,7 @@ def decode_datagram(data: bytes) -> list[bytes]:
             head = msgpack.unpackb(data)  # msgpack >= 1.0's defaults: raw=False, use_list=True, strict_map_key=True
         except (ValueError, TypeError, msgpack.UnpackException, RecursionError):
             head = None
-        if type(head) is list and len(head) == 3 and head[0] == DATAGRAM_KIND and head[1] == VERSION \
+        if type(head) is list and len(head) == 3 and head[0] == DATAGRAM_KIND and type(head[1]) is int and head[1] == VERSION \
                 and type(head[2]) is list and 1 <= len(head[2]) <= MAX_MESSAGES_PER_DATAGRAM:
             raws = head[2]
             if (len(raws) == 1 and type(raws[0]) is bytes) or all(type(raw) is bytes for raw in raws):
