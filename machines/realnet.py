@@ -29,7 +29,7 @@ for a correct node:
   every input had ``m`` counting member keys, with the first ``m`` of them in group key order;
   rejected only after more than ``n - m`` refusals; expired only when it never was ready; the
   ledger holds exactly the finalized requests' transactions, and no event is paid twice
-  (``models.threshold.pay``); no signer signed two templates for one event, every template a
+  (``models.threshold_requests.pay``); no signer signed two templates for one event, every template a
   signer signed is the one its coordinator proposed, no signer gave back (as expired) the
   reservation of a request the group paid, and no signer holds reservations above the daily
   limit on any day (paid requests it approved keep theirs).
@@ -70,6 +70,7 @@ from implementations.transport.identity import Ed25519Identity
 from machines.tasklist import DESCRIPTIONS, TITLES, short
 from models import tasklist
 from models import threshold as model
+from models import threshold_requests as lifecycle
 from models.clock import to_millis
 
 ACTIONS = ("add_task", "add_task", "claim", "claim", "complete", "remove_task", "set_field", "move")
@@ -529,7 +530,7 @@ class RealNetMachine(TracedMachine):
             elif state == model.REJECTED:
                 assert len(refusals) > group.n - group.m, f"{named(rid)} was rejected after {len(refusals)} refusals"
             elif state == model.EXPIRED:
-                # models.threshold: a coordinator restarted after deciding submits then "unless expired";
+                # models.threshold_requests: a coordinator restarted after deciding submits then "unless expired";
                 # so a ready request expires only if its coordinator was killed after the event reached it
                 since = self.submitted_at.get((r["owner"], self.event_index.get(r["event"])))
                 killed = since is not None and any(at > since for at in self.killed_at.get(r["owner"], ()))
@@ -543,11 +544,11 @@ class RealNetMachine(TracedMachine):
                            key=lambda r: position.get(r["template"], -1))
         assert sorted(r["template"] for r in finalized) == sorted(accepted), (
             f"the ledger accepted {len(accepted)} transactions; {len(finalized)} requests are finalized")
-        ledger = model.Ledger()
+        ledger = lifecycle.Ledger()
         for r in finalized:
             inputs = [tuple(outpoint) for outpoint in r["inputs"]]
-            assert model.ledger_accepts(ledger, inputs), f"{named(r['request_id'])} spent coins spent before it"
-            ledger = model.pay(ledger, r["event"], inputs)  # raises "event E paid twice"
+            assert lifecycle.ledger_accepts(ledger, inputs), f"{named(r['request_id'])} spent coins spent before it"
+            ledger = lifecycle.pay(ledger, r["event"], inputs)  # raises "event E paid twice"
         for i, record in records.items():
             signed: dict[str, str] = {}
             for answer in record["answers"]:

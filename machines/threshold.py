@@ -1,4 +1,4 @@
-"""m-of-n threshold signing: ``models.threshold`` against the group's signers and coordinators.
+"""m-of-n threshold signing: ``models.threshold`` and ``models.threshold_requests`` against the group's signers and coordinators.
 
 A group (1-of-1, 2-of-3, 3-of-5 or 4-of-4, keys from fixed seeds) shares one ledger (the
 Kaspa node). Every member node runs a signer and a coordinator, each on its own SQLite
@@ -63,6 +63,7 @@ from machines.threshold_hostile import HostileRules
 from machines.threshold_report import ThresholdReport
 from models import policy as policy_model
 from models import threshold as model
+from models import threshold_requests as lifecycle
 from models.clock import NS_PER_DAY, NS_PER_SECOND, ManualClock, utc_day
 
 GROUPS = {"1-of-1": (1, 1), "2-of-3": (2, 3), "3-of-5": (3, 5), "4-of-4": (4, 4)}
@@ -237,18 +238,18 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self.coordinators = [None] * n
         # the model
         self.group = model.Group(tuple(k.hex() for k in self.pubkeys), m)
-        self.requests: dict[str, model.Request] = {}
+        self.requests: dict[str, lifecycle.Request] = {}
         self.proposals: dict[str, pskt.Template] = {}  # request id -> proposal (decoded)
         self.owner: dict[str, int] = {}  # request id -> coordinator node
         self.events: list[pskt.Event] = []
-        self.model_ledger = model.Ledger()
+        self.model_ledger = lifecycle.Ledger()
         self.signer_models = [SignerModel(policy_model.PolicyState(policy_model.GroupPolicy(max_daily_volume=LIMIT)))
                               for _ in range(n)]
         self.seen: dict[tuple[str, int], ReplayRecord] = {}  # receiver -> what it keeps of the envelopes it took
         self.genuine_sigs: dict[str, list[tuple[int, bytes, bytes]]] = {}  # request id -> member signatures seen
         self.paid_day: dict[str, int] = {}  # request id -> the UTC day its payment was decided (the day it counts on)
         # request id -> (submitted, day of the decision): decided, then its coordinator crashed and stayed down
-        # before the outcome was recorded (``model.recover`` settles it when the coordinator is back)
+        # before the outcome was recorded (``lifecycle.recover`` settles it when the coordinator is back)
         self.unrecorded: dict[str, tuple[bool, int]] = {}
         self.forged_seq = 0
         self.sent_keys: set[tuple] = set()  # (receiver, replay key) of every genuine envelope sent
@@ -394,7 +395,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self.require(0 <= node < len(self.coordinators), f"no node {node}")
         self.perform(Operation("coordinator", node, "submit", event=event))
 
-    def processing(self, node: int, event: pskt.Event) -> list[model.Request]:
+    def processing(self, node: int, event: pskt.Event) -> list[lifecycle.Request]:
         """The requests of coordinator ``node`` for ``event`` that make it refuse the event again."""
         eid = pskt.event_hash(event).hex()
         return [r for rid, r in self.requests.items() if self.owner[rid] == node and r.event_id == eid
@@ -432,7 +433,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         proposal = decode_proposal(payload)
         self.proposals[request_id] = proposal
         self.owner[request_id] = node
-        self.requests[request_id] = model.Request(request_id, eid, len(proposal.template.inputs), self.now + TIMEOUT_NS)
+        self.requests[request_id] = lifecycle.Request(request_id, eid, len(proposal.template.inputs), self.now + TIMEOUT_NS)
         for to, data in out:
             self._send(Message("signer", self.pubkeys.index(to), data))
 
@@ -732,23 +733,23 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         hashes = pskt.sighashes(self.proposals[rid].template)
         sigs = [model.PartialSignature(i, key.hex(), i < len(hashes) and pskt.verify_signature(key, sig, hashes[i]))
                 for i, key, sig in answer.signatures]
-        request = model.on_answer(self.group, request, sender.hex(), answer.accept, sigs, self.now)
-        if model.wants_submission(self.group, request, self.now):
+        request = lifecycle.on_answer(self.group, request, sender.hex(), answer.accept, sigs, self.now)
+        if lifecycle.wants_submission(self.group, request, self.now):
             inputs = [u.outpoint for u in self.proposals[rid].template.inputs]
-            accepted = model.ledger_accepts(self.model_ledger, inputs)
+            accepted = lifecycle.ledger_accepts(self.model_ledger, inputs)
             crash = self.between  # the coordinator crashed in this delivery and stays down
             # between its decision (first commit) and the record of the outcome (second): before
             # the second commit, the node was asked to take the transaction
             between = crash is not None and (crash.when, crash.commit) in (("after", 1), ("start", 2), ("before", 2))
             submitted = accepted and not (between and crash.when != "before")
             if submitted:
-                self.model_ledger = model.pay(self.model_ledger, request.event_id, inputs)
+                self.model_ledger = lifecycle.pay(self.model_ledger, request.event_id, inputs)
                 self.paid_day[rid] = utc_day(self.now)
             if between:
                 self.unrecorded[rid] = (submitted, utc_day(self.now))
-                request = model.decide(request)
+                request = lifecycle.decide(request)
             else:
-                request = model.after_submission(request, accepted)
+                request = lifecycle.after_submission(request, accepted)
         self.requests[rid] = request
 
     # ----- time and crashes ------------------------------------------------------------
@@ -809,7 +810,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
                 self.recover_model(rid)
             for rid, request in self.requests.items():
                 if self.owner[rid] == i:
-                    self.requests[rid] = model.on_tick(request, now)
+                    self.requests[rid] = lifecycle.on_tick(request, now)
             return
         sm, paid = self.signer_models[i], set(self.ledger.accepted)
         for rid in sorted(sm.approved):
@@ -829,10 +830,10 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         paid = {self.proposals[r].template_hash for r, q in self.requests.items() if q.state == model.FINALIZED}
         paid |= {self.proposals[r].template_hash for r, (done, _) in self.unrecorded.items() if done}
         inputs = [u.outpoint for u in self.proposals[rid].template.inputs]
-        accepted = model.ledger_accepts(self.model_ledger, inputs)
-        request = model.recover(self.requests[rid], submitted, template_hash in paid, accepted, self.now)
+        accepted = lifecycle.ledger_accepts(self.model_ledger, inputs)
+        request = lifecycle.recover(self.requests[rid], submitted, template_hash in paid, accepted, self.now)
         if request.state == model.FINALIZED and not submitted:
-            self.model_ledger = model.pay(self.model_ledger, request.event_id, inputs)
+            self.model_ledger = lifecycle.pay(self.model_ledger, request.event_id, inputs)
             self.paid_day[rid] = day
         self.requests[rid] = request
 

@@ -15,7 +15,7 @@ second process on a core's file (``harness.faults``).
   A crash may also come at the start of the k-th transaction (``start``: with k = 2, only in
   a coordinator's delivery that decided, just before it submits), and the core may stay down
   (``later``) until it is next used, with the clock moved on: then it comes back after the
-  request expired, or on another day, and ``models.threshold.recover`` says what it must do.
+  request expired, or on another day, and ``models.threshold_requests.recover`` says what it must do.
   ``when="now"`` stops a core between operations (a process stopped and started again).
 * ``interleave``: two instances of one core share its file. Operation Y runs on the second
   instance at the k-th transaction boundary of operation X on the first: ordered before X
