@@ -22,8 +22,10 @@ How it is stored (the way Yrs and diamond-types merge items):
   greater than the new one while the first element after them is smaller, so the place is
   "the first run after the parent whose first id is smaller", found through the subtree
   minima in O(log n) however many siblings there are. Nothing is renumbered when a node
-  splits. A cursor (the leaf used last and the visible elements before it) and a hint (the
-  run used last in it) make typing and deleting in one place O(1) besides the counts.
+  splits, and a split reads none of the runs: the two halves' least ids stay unknown until
+  such an insert asks (``_least_of``). A cursor (the leaf used last and the visible elements
+  before it) and a hint (the run used last in it) make typing and deleting in one place O(1)
+  besides the counts.
 * **Ids.** Per replica, a B+ tree (``_SortedMap``) from each run's first counter to the run:
   an element is found by its replica and the greatest run start at or below its counter.
 * **Pending operations.** Inserts whose parent has not arrived wait, keyed by parent, with
