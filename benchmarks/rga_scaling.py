@@ -15,7 +15,8 @@ machine, less disturbed by other processes than elapsed time):
    text built by the same trace (a native B-tree in Rust: how much of the growth the memory
    hierarchy alone gives a logarithmic structure). Each kind is timed in ``--rounds`` batches (5)
    and the median shown: one batch is a few hundredths of a second, which a busy neighbour
-   moves by tens of percent. ``growth`` is against the 10,000-character
+   moves by tens of percent. All the documents are built first and each round times every
+   size in turn, so the neighbours weigh on all sizes alike. ``growth`` is against the 10,000-character
    document; ``log n`` is how a logarithm of the length grows. A cost that grows like the
    length (10x, 100x) is a linear operation and a bug.
 2. **The real trace replayed into one document many times.** The automerge-paper trace
@@ -106,19 +107,22 @@ class LoroText:
         return []
 
 
-def loro_random_cost(size: int, rng: random.Random, batch: int, rounds: int) -> float | None:
-    """Seconds per uniformly random edit on a Loro text built like ``build(size)`` (the median of
-    ``rounds`` batches, each one transaction), or None without Loro."""
+def loro_random_costs(sizes: list[int], rng: random.Random, batch: int, rounds: int) -> dict[int, float] | None:
+    """Seconds per uniformly random edit on a Loro text built like ``build(size)``, per size (the
+    median of ``rounds`` batches, each one transaction; every round times every size in turn),
+    or None without Loro."""
     try:
-        doc = build(size, LoroText)
+        docs = {size: build(size, LoroText) for size in sizes}
     except ImportError:
         return None
-    costs = []
-    for _ in range(rounds):
-        places = [rng.random() for _ in range(batch)]
-        gc.collect()
-        costs.append(cpu(lambda places=places: (random_edits(doc, places), doc.take_deltas())) / batch)
-    return statistics.median(costs)
+    costs: dict[int, list[float]] = {size: [] for size in sizes}
+    for number in range(rounds):
+        for size in sizes if number % 2 == 0 else sizes[::-1]:
+            doc = docs[size]
+            places = [rng.random() for _ in range(batch)]
+            gc.collect()
+            costs[size].append(cpu(lambda doc=doc, places=places: (random_edits(doc, places), doc.take_deltas())) / batch)
+    return {size: statistics.median(kind) for size, kind in costs.items()}
 
 
 def build(size: int, make: Callable[[], object] = lambda: RGA(1)):
@@ -158,20 +162,29 @@ def edit_costs(doc: RGA, peer: RGA, rng: random.Random, batch: int) -> tuple[flo
 
 
 def per_edit_rows(sizes: list[int], batch: int, rounds: int) -> Iterator[list[str]]:
-    measured: dict[int, dict[str, float]] = {}
+    # Every document is built first; then each round times every size in turn (the order
+    # alternating), so that a busy neighbour weighs on all sizes alike and the growth column
+    # compares like with like. Timed one size after the other, the same code's 1 M / 10 k
+    # ratio of random edits ranged from 1.36x to 1.86x over five runs on this machine.
+    built: dict[int, tuple[RGA, RGA, random.Random]] = {}
     rows = []
     for size in sizes:
         started = time.process_time()
         doc = build(size)
-        built = time.process_time() - started
-        runs = sum(1 for _ in doc._runs())
+        seconds = time.process_time() - started
         peer = RGA(2)
         peer.merge(doc.state())
-        rng = random.Random(size + 1)
-        # One batch is a few hundredths of a second at 10 k: a busy neighbour moves it by tens of
-        # percent, so each kind is timed in several batches and the median is shown.
-        costs = [edit_costs(doc, peer, rng, batch) for _ in range(rounds)]
-        random_s, bursty_s, remote_s = (statistics.median(kind) for kind in zip(*costs, strict=True))
+        built[size] = doc, peer, random.Random(size + 1)
+        rows.append([size, sum(1 for _ in doc._runs()), seconds])
+    costs: dict[int, list[tuple[float, float, float]]] = {size: [] for size in sizes}
+    for number in range(rounds):
+        for size in sizes if number % 2 == 0 else sizes[::-1]:
+            costs[size].append(edit_costs(*built[size], batch))
+    measured: dict[int, dict[str, float | None]] = {}
+    for row in rows:
+        size = row[0]
+        random_s, bursty_s, remote_s = (statistics.median(kind) for kind in zip(*costs[size], strict=True))
+        rng = built[size][2]
         places = [rng.random() for _ in range(batch)]
         plain = ["x"] * size
         list_batch = max(40, min(batch, 40_000_000 // max(size, 1)))  # a big list's insert is a long memmove
@@ -182,18 +195,20 @@ def per_edit_rows(sizes: list[int], batch: int, rounds: int) -> Iterator[list[st
                 del plain[int(places[k + 1] * len(plain))]
 
         list_s = cpu(list_edits) / list_batch
-        del doc, peer, plain
-        gc.collect()
-        loro_s = loro_random_cost(size, rng, batch, rounds)
-        measured[size] = {"random": random_s, "bursty": bursty_s, "remote": remote_s, "loro": loro_s}
-        rows.append((size, runs, built, random_s, bursty_s, remote_s, list_s, loro_s))
-        gc.collect()
-        print(f"  {size:,} characters: done", file=sys.stderr, flush=True)
+        measured[size] = {"random": random_s, "bursty": bursty_s, "remote": remote_s}
+        row += [random_s, bursty_s, remote_s, list_s]
+        del plain
+    del built
+    gc.collect()
+    loro = loro_random_costs(sizes, random.Random(1), batch, rounds)
+    for size in sizes:
+        measured[size]["loro"] = None if loro is None else loro[size]
+    print("  timed", file=sys.stderr, flush=True)
     reference = measured.get(REFERENCE) or measured[sizes[0]]
     reference_size = REFERENCE if REFERENCE in measured else sizes[0]
-    for size, runs, built, random_s, bursty_s, remote_s, list_s, loro_s in rows:
-        out = [f"{size:,}", f"{runs:,}", f"{built:.1f}"]
-        for key, seconds in (("random", random_s), ("bursty", bursty_s), ("remote", remote_s), ("loro", loro_s)):
+    for size, runs, seconds_built, random_s, bursty_s, remote_s, list_s in rows:
+        out = [f"{size:,}", f"{runs:,}", f"{seconds_built:.1f}"]
+        for key, seconds in (("random", random_s), ("bursty", bursty_s), ("remote", remote_s), ("loro", measured[size]["loro"])):
             if seconds is None:
                 out += ["n/a", "n/a"]  # Loro not installed
                 continue

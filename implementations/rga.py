@@ -22,8 +22,10 @@ How it is stored (the way Yrs and diamond-types merge items):
   greater than the new one while the first element after them is smaller, so the place is
   "the first run after the parent whose first id is smaller", found through the subtree
   minima in O(log n) however many siblings there are. Nothing is renumbered when a node
-  splits. A cursor (the leaf used last and the visible elements before it) and a hint (the
-  run used last in it) make typing and deleting in one place O(1) besides the counts.
+  splits, and a split reads none of the runs: the two halves' least ids stay unknown until
+  such an insert asks (``_least_of``). A cursor (the leaf used last and the visible elements
+  before it) and a hint (the run used last in it) make typing and deleting in one place O(1)
+  besides the counts.
 * **Ids.** Per replica, a B+ tree (``_SortedMap``) from each run's first counter to the run:
   an element is found by its replica and the greatest run start at or below its counter.
 * **Pending operations.** Inserts whose parent has not arrived wait, keyed by parent, with
@@ -603,9 +605,9 @@ class _Leaf(array):
     __slots__ = ("parent", "runs", "slot", "visible")
     __eq__, __hash__ = object.__eq__, object.__hash__
 
-    def __new__(cls, runs: list[_Run], parent: _Node | None = None, slot: int = 0) -> _Leaf:
-        self = super().__new__(cls, "H", [run.visible for run in runs])
-        self.runs, self.parent, self.slot = runs, parent, slot
+    def __new__(cls, runs: list[_Run], counts: Iterable[int] | None = None) -> _Leaf:
+        self = super().__new__(cls, "H", [run.visible for run in runs] if counts is None else counts)
+        self.runs, self.parent, self.slot = runs, None, 0
         self.visible = sum(self)
         for run in runs:
             run.leaf = self
@@ -615,12 +617,13 @@ class _Leaf(array):
 class _Node(array):
     """An inner node: itself the array of its children's visible counts (typecode ``q``: one
     block of memory to scan, and no separate object, see ``_Leaf``), with the least id (as an
-    int) of each child's subtree beside."""
+    int) of each child's subtree beside, or None where it is not known yet (``_least_of``)."""
 
     __slots__ = ("children", "mins", "parent", "slot", "visible")
     __eq__, __hash__ = object.__eq__, object.__hash__
 
-    def __new__(cls, children: list, counts: Iterable[int], mins: list[int], parent: _Node | None, slot: int) -> _Node:
+    def __new__(cls, children: list, counts: Iterable[int], mins: list[int | None], parent: _Node | None,
+                slot: int) -> _Node:
         self = super().__new__(cls, "q", counts)
         self.children, self.mins, self.parent, self.slot = children, mins, parent, slot
         self.visible = sum(self)
@@ -641,6 +644,21 @@ def _bump(leaf: _Leaf, delta: int) -> None:
 
 def _least(runs: list[_Run]) -> int:
     return min(run.counter << 64 | run.replica for run in runs)
+
+
+def _least_of(node: _Node, slot: int) -> int:
+    """The least id (as an int) in the subtree of child ``slot`` of ``node``, whose entry in
+    ``node.mins`` is None: found now, and kept. A split leaves its two halves' least ids
+    unknown: finding them reads every run moved, cold memory at a million characters, and only
+    a remote insert that must pass greater siblings asks for them."""
+    child = node.children[slot]
+    if type(child) is _Leaf:
+        least = _least(child.runs)
+    else:
+        mins = child.mins
+        least = min(mins) if None not in mins else min(known or _least_of(child, number) for number, known in enumerate(mins))
+    node.mins[slot] = least
+    return least
 
 
 def _nth_visible(flags: bytearray, k: int) -> int:
@@ -902,26 +920,30 @@ class RGA:
         return tail
 
     def _split_leaf(self, leaf: _Leaf) -> None:
+        """Move the second half of the runs of ``leaf`` to a new leaf beside it. Reads none of
+        the runs (their counts are in ``leaf``, their least ids are left unknown) and writes
+        only the moved ones' ``leaf``."""
         runs = leaf.runs
         half = len(runs) >> 1
-        right = _Leaf(runs[half:])
+        right = _Leaf(runs[half:], leaf[half:])
         del runs[half:], leaf[half:]
         leaf.visible -= right.visible
         self._cursor = self._hint = None
-        self._adopt(leaf, right, _least(runs), _least(right.runs))
+        self._adopt(leaf, right)
 
-    def _adopt(self, left, right, left_least: int, right_least: int) -> None:
-        """Put ``right``, just cut from ``left``, beside it in their parent (splitting upwards)."""
+    def _adopt(self, left, right) -> None:
+        """Put ``right``, just cut from ``left``, beside it in their parent (splitting upwards).
+        The least ids of both are left unknown (``_least_of``); their parent's is unchanged."""
         parent = left.parent
         if parent is None:
-            self._root = _Node([left, right], [left.visible, right.visible], [left_least, right_least], None, 0)
+            self._root = _Node([left, right], [left.visible, right.visible], [None, None], None, 0)
             return
         slot = left.slot
         parent[slot] = left.visible
-        parent.mins[slot] = left_least
+        parent.mins[slot] = None
         parent.children.insert(slot + 1, right)
         parent.insert(slot + 1, right.visible)
-        parent.mins.insert(slot + 1, right_least)
+        parent.mins.insert(slot + 1, None)
         children = parent.children
         right.parent = parent
         for number in range(slot + 1, len(children)):
@@ -931,7 +953,7 @@ class RGA:
             sibling = _Node(children[half:], parent[half:], parent.mins[half:], None, 0)
             del children[half:], parent[half:], parent.mins[half:]
             parent.visible -= sibling.visible
-            self._adopt(parent, sibling, min(parent.mins), min(sibling.mins))
+            self._adopt(parent, sibling)
 
     def _put(self, leaf: _Leaf, i: int, run: _Run, local: bool = False) -> None:
         """Place a new run before run ``i`` of ``leaf`` (``i`` may be the end). A local run's
@@ -942,10 +964,16 @@ class RGA:
         if run.visible:
             _bump(leaf, run.visible)
         if not local:
+            # A least id not known yet stays unknown (it is found from the runs, this one
+            # included); above it, the known ones may still be greater than this run's id.
             key = run.counter << 64 | run.replica
             child, node = leaf, leaf.parent
-            while node is not None and key < node.mins[child.slot]:
-                node.mins[child.slot] = key
+            while node is not None:
+                least = node.mins[child.slot]
+                if least is not None:
+                    if not key < least:
+                        break
+                    node.mins[child.slot] = key
                 child, node = node, node.parent
         self._register(run)
         if len(leaf.runs) > LEAF_MAX:
@@ -1226,10 +1254,11 @@ class RGA:
         while node is not None:
             mins = node.mins
             for slot in range(child.slot + 1, len(mins)):
-                if mins[slot] < key:
+                if (mins[slot] or _least_of(node, slot)) < key:
                     sub = node.children[slot]
                     while type(sub) is _Node:
-                        sub = sub.children[next(s for s, least in enumerate(sub.mins) if least < key)]
+                        mins = sub.mins
+                        sub = sub.children[next(s for s, least in enumerate(mins) if (least or _least_of(sub, s)) < key)]
                     for j, run in enumerate(sub.runs):
                         if run.counter < counter or (run.counter == counter and run.replica < replica):
                             return sub, j
