@@ -120,7 +120,7 @@ def register_profiles() -> None:
     settings.register_profile(
         "mutation",  # python -m tests.mutation: ci's search, and a mutant is killed at its first failure
         settings.get_profile("ci"),
-        phases=[Phase.explicit, Phase.generate],
+        phases=[Phase.explicit, Phase.generate, Phase.target],
     )
     settings.register_profile(
         "dev",
