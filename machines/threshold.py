@@ -15,7 +15,8 @@ coordinators crash and restart from their files. ``advance_clock`` moves the sha
 (across UTC midnight, by whole days) and ticks every core. Crashes inside an operation and
 a second process on a core's file are rules of ``machines.threshold_faults``; well-formed
 lies (outsiders' answers, integers at the edge of what storage holds, huge signature
-lists) of ``machines.threshold_hostile``.
+lists) of ``machines.threshold_hostile``; genuinely signed proposals and answers with one field of
+the payload malformed or at its edge (``spoil``) of ``machines.threshold_spoil``.
 
 The machine predicts, with the model, every signer's answer (the checks in SPEC order, the
 policy by ``models.policy``), every request's state, and every refusal; after every step:
@@ -61,6 +62,7 @@ from implementations.wire import DecodeError
 from machines.threshold_faults import BACK, FaultRules
 from machines.threshold_hostile import HostileRules
 from machines.threshold_report import ThresholdReport
+from machines.threshold_spoil import SpoilRules
 from models import policy as policy_model
 from models import threshold as model
 from models.clock import NS_PER_DAY, NS_PER_SECOND, ManualClock, utc_day
@@ -186,7 +188,7 @@ class ReplayRecord:
         self.per_session[key[:2]] += 1
 
 
-class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine):
+class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, TracedMachine):
     name = "threshold"
     rule_classes: ClassVar[dict[str, str]] = {
         "start": "setup", "new_event": "operations", "resubmit": "operations", "fund": "operations", "deliver": "delivery",
