@@ -230,6 +230,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         for amount in FUNDS:
             self.ledger.fund(self.address, amount)
         self.config = GroupConfig(tuple(self.pubkeys), m, self.address, FEE, FEE_MODES[fee_mode], TIMEOUT_NS)
+        self._check_bad_groups(m, fee_mode)
         self.policy = Policy(max_daily_volume=LIMIT)
         self.backend = self.implementation.make_replica(0, self.clock)
         self.directory = tempfile.mkdtemp(prefix="mbt-threshold-", dir=faults.store_directory())
@@ -256,6 +257,21 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         self.sent_keys: set[tuple] = set()  # (receiver, replay key) of every genuine envelope sent
         self.signer_ticked_at = [START_NS] * n  # when each signer last looked at the clock
         self.signer_ticks = [0] * n  # how many times it did
+
+    def _check_bad_groups(self, m: int, fee_mode: str) -> None:
+        """A caller's group built wrongly is refused, naming the threshold and the number of keys:
+        a key listed twice (under a threshold that fits), a threshold of 0, one above ``n``."""
+        keys = tuple(self.pubkeys)
+        for members, threshold in ((keys + keys[:1], m), (keys, 0), (keys, len(keys) + 1)):
+            try:
+                GroupConfig(members, threshold, self.address, FEE, FEE_MODES[fee_mode], TIMEOUT_NS)
+            except ValueError as refusal:
+                named = ("distinct keys", "1 <= m <= n", f"got m={threshold}, n={len(members)}")
+                assert all(name in str(refusal) for name in named), (
+                    f"a bad group's refusal {str(refusal)!r} does not name {named}")
+            else:
+                raise AssertionError(
+                    f"a group of {len(members)} keys ({len(set(members))} distinct) and m={threshold} was accepted")
 
     def _new_signer(self, i: int):
         store = os.path.join(self.directory, f"signer{i}.db")
