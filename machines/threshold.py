@@ -162,6 +162,9 @@ class SignerModel:
     approved: dict = attrs.field(factory=dict)  # request id -> UTC day of approval (reservation live or kept)
     settled: set = attrs.field(factory=set)
     approved_tick: dict = attrs.field(factory=dict)  # request id -> the signer's tick count when approved
+    # request id -> the expires_at of the proposal it approved (settlement follows it: a proposal may
+    # carry another expiry than its coordinator's request, anywhere in the signer's window)
+    expires: dict = attrs.field(factory=dict)
 
 
 class ReplayRecord:
@@ -667,7 +670,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         the sender, session and sequence number of a replay, and the peer over its limit."""
         env = decode_envelope(data)
         sender, session, seq = env.sender.hex()[:16], repr(env.session_id), f"seq {env.seq_no}"
-        names = {"payload hash mismatch": [session, seq], "bad envelope signature": [sender],
+        names = {"payload hash mismatch": [session, seq], "bad envelope signature": [sender], "sender is not a member": [sender],
                  "wrong group id": [env.group_id.hex()[:16], self.config.group_id.hex()[:16]],
                  "replayed envelope": [sender, session, seq], "peer over its limit": [sender]}.get(error.reason, [])
         message = str(error)
@@ -680,15 +683,18 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         sm = self.signer_models[j]
         if p.request_id in sm.answers:
             return sm.answers[p.request_id]
+        event_ok = pskt.event_hash(p.event) == p.event_hash
+        validation_ok = True  # checked only on a template rebuilt as proposed
         try:
             mine = pskt.build_template(p.event, self.ledger.utxos_for(self.address), fee=FEE, fee_mode=self.config.fee_mode,
                                        change_address=self.address, round=p.round)
             template_ok = pskt.tx_template_hash(mine) == p.template_hash
+            validation_ok = pskt.validation_hash(p.event_hash, mine) == p.validation_hash
         except pskt.TemplateRefused:
             template_ok = False
         eid = p.event_hash.hex()
         processed = any(rid != p.request_id for rid, ev in self._signed_requests(j) if ev == eid)
-        refusal = model.signer_refusal(True, template_ok, True, p.expires_at, self.now, None, processed)
+        refusal = model.signer_refusal(event_ok, template_ok, validation_ok, p.expires_at, self.now, None, processed)
         if refusal is None or refusal == "event already processed":
             reason = dict(p.event.metadata).get("reason")
             spend = policy_model.SpendRequest(p.request_id, p.event.destination, p.event.amount, reason)
@@ -700,6 +706,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
             elif decision.approved:
                 sm.approved[p.request_id] = utc_day(self.now)
                 sm.approved_tick[p.request_id] = self.signer_ticks[j]
+                sm.expires[p.request_id] = p.expires_at
+                sm.signed.setdefault(p.event_hash.hex(), set()).add(p.template_hash)  # what it signs now
         verdict = (refusal is None, refusal or "")
         sm.answers[p.request_id] = verdict
         return verdict
@@ -709,8 +717,6 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
 
     def _after_proposal(self, j: int, p, out, answered: bool = True) -> None:
         accept, reason = self._expected_verdict(j, p)
-        if accept:
-            self.signer_models[j].signed.setdefault(p.event_hash.hex(), set()).add(p.template_hash)
         if not answered:  # decided and recorded, then the process died: the answer was never sent
             return
         assert len(out) == 1, f"signer {j} sent {len(out)} messages for one proposal"
@@ -744,6 +750,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         rid = answer.request_id
         if rid not in self.requests or self.owner[rid] != node:
             return
+        if (answer.event_hash, answer.template_hash) != (self.proposals[rid].event_hash, self.proposals[rid].template_hash):
+            return  # an answer about another event or template (to a spoiled proposal): nothing of it counts
         if rid in self.unrecorded:  # decided (by a process that died before the record): nothing more counts
             return
         request = self.requests[rid]
@@ -831,7 +839,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
             return
         sm, paid = self.signer_models[i], set(self.ledger.accepted)
         for rid in sorted(sm.approved):
-            if rid not in sm.settled and model.settles(self.requests[rid].expires_at, now):
+            if rid not in sm.settled and model.settles(sm.expires[rid], now):
                 sm.settled.add(rid)
                 if self.proposals[rid].template_hash in paid:
                     sm.policy = policy_model.finalize(sm.policy, rid)
@@ -939,7 +947,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
                 assert len(templates) <= 1, (
                     f"signer {j}'s file holds {len(templates)} templates for event {self.event_name(event.hex())}")
             for rid in self.signer(j).live_reservations():  # unless approved since (a proposal may arrive late)
-                due = model.settles(self.requests[rid].expires_at, self.signer_ticked_at[j])
+                due = model.settles(sm.expires[rid], self.signer_ticked_at[j])
                 assert not due or sm.approved_tick.get(rid) == self.signer_ticks[j], (
                     f"signer {j} still reserves the volume of {self.request_name(rid)}, which was due for settlement at its "
                     f"last tick")
