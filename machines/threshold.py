@@ -71,6 +71,9 @@ GROUPS = {"1-of-1": (1, 1), "2-of-3": (2, 3), "3-of-5": (3, 5), "4-of-4": (4, 4)
 FEE_MODES = {"recipient": pskt.RecipientPays(), "signers": pskt.SignersPay(), "split": pskt.Split(1, 2)}
 FEE = 10
 LIMIT = 1_000  # max_daily_volume, sompi
+#: The group's policy beside its daily limit: the destinations events pay (``new_event``) and a reason
+#: required, which every event gives: a signer that checked another destination or no reason refuses.
+DESTINATIONS = frozenset(f"kaspatest:dest{k}" for k in range(3))
 TIMEOUT_NS = 60 * NS_PER_SECOND
 FUNDS = (400, 250, 600, 150, 800, 300)
 AMOUNTS = (100, 50, 200, 300, 500, 1_000, 1_001)
@@ -234,7 +237,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
             self.ledger.fund(self.address, amount)
         self.config = GroupConfig(tuple(self.pubkeys), m, self.address, FEE, FEE_MODES[fee_mode], TIMEOUT_NS)
         self._check_bad_groups(m, fee_mode)
-        self.policy = Policy(max_daily_volume=LIMIT)
+        self.policy = Policy(max_daily_volume=LIMIT, allowed_destinations=DESTINATIONS, require_reason=True)
         self.backend = self.implementation.make_replica(0, self.clock)
         self.directory = tempfile.mkdtemp(prefix="mbt-threshold-", dir=faults.store_directory())
         self.views = [LedgerView(self.ledger, self.address, order_seed * 100 + i) for i in range(n)]
@@ -248,7 +251,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         self.owner: dict[str, int] = {}  # request id -> coordinator node
         self.events: list[pskt.Event] = []
         self.model_ledger = model.Ledger()
-        self.signer_models = [SignerModel(policy_model.PolicyState(policy_model.GroupPolicy(max_daily_volume=LIMIT)))
+        self.signer_models = [SignerModel(policy_model.PolicyState(policy_model.GroupPolicy(
+            max_daily_volume=LIMIT, allowed_destinations=DESTINATIONS, require_reason=True)))
                               for _ in range(n)]
         self.seen: dict[tuple[str, int], ReplayRecord] = {}  # receiver -> what it keeps of the envelopes it took
         self.genuine_sigs: dict[str, list[tuple[int, bytes, bytes]]] = {}  # request id -> member signatures seen
