@@ -15,7 +15,8 @@ coordinators crash and restart from their files. ``advance_clock`` moves the sha
 (across UTC midnight, by whole days) and ticks every core. Crashes inside an operation and
 a second process on a core's file are rules of ``machines.threshold_faults``; well-formed
 lies (outsiders' answers, integers at the edge of what storage holds, huge signature
-lists) of ``machines.threshold_hostile``.
+lists) of ``machines.threshold_hostile``; genuinely signed proposals and answers with one field of
+the payload malformed or at its edge (``spoil``) of ``machines.threshold_spoil``.
 
 The machine predicts, with the model, every signer's answer (the checks in SPEC order, the
 policy by ``models.policy``), every request's state, and every refusal; after every step:
@@ -61,6 +62,7 @@ from implementations.wire import DecodeError
 from machines.threshold_faults import BACK, FaultRules
 from machines.threshold_hostile import HostileRules
 from machines.threshold_report import ThresholdReport
+from machines.threshold_spoil import SpoilRules
 from models import policy as policy_model
 from models import threshold as model
 from models import threshold_requests as lifecycle
@@ -70,6 +72,9 @@ GROUPS = {"1-of-1": (1, 1), "2-of-3": (2, 3), "3-of-5": (3, 5), "4-of-4": (4, 4)
 FEE_MODES = {"recipient": pskt.RecipientPays(), "signers": pskt.SignersPay(), "split": pskt.Split(1, 2)}
 FEE = 10
 LIMIT = 1_000  # max_daily_volume, sompi
+#: The group's policy beside its daily limit: the destinations events pay (``new_event``) and a reason
+#: required, which every event gives: a signer that checked another destination or no reason refuses.
+DESTINATIONS = frozenset(f"kaspatest:dest{k}" for k in range(3))
 TIMEOUT_NS = 60 * NS_PER_SECOND
 FUNDS = (400, 250, 600, 150, 800, 300)
 AMOUNTS = (100, 50, 200, 300, 500, 1_000, 1_001)
@@ -161,6 +166,9 @@ class SignerModel:
     approved: dict = attrs.field(factory=dict)  # request id -> UTC day of approval (reservation live or kept)
     settled: set = attrs.field(factory=set)
     approved_tick: dict = attrs.field(factory=dict)  # request id -> the signer's tick count when approved
+    # request id -> the expires_at of the proposal it approved (settlement follows it: a proposal may
+    # carry another expiry than its coordinator's request, anywhere in the signer's window)
+    expires: dict = attrs.field(factory=dict)
 
 
 class ReplayRecord:
@@ -187,7 +195,7 @@ class ReplayRecord:
         self.per_session[key[:2]] += 1
 
 
-class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine):
+class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, TracedMachine):
     name = "threshold"
     rule_classes: ClassVar[dict[str, str]] = {
         "start": "setup", "new_event": "operations", "resubmit": "operations", "fund": "operations", "deliver": "delivery",
@@ -229,7 +237,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         for amount in FUNDS:
             self.ledger.fund(self.address, amount)
         self.config = GroupConfig(tuple(self.pubkeys), m, self.address, FEE, FEE_MODES[fee_mode], TIMEOUT_NS)
-        self.policy = Policy(max_daily_volume=LIMIT)
+        self._check_bad_groups(m, fee_mode)
+        self.policy = Policy(max_daily_volume=LIMIT, allowed_destinations=DESTINATIONS, require_reason=True)
         self.backend = self.implementation.make_replica(0, self.clock)
         self.directory = tempfile.mkdtemp(prefix="mbt-threshold-", dir=faults.store_directory())
         self.views = [LedgerView(self.ledger, self.address, order_seed * 100 + i) for i in range(n)]
@@ -243,7 +252,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self.owner: dict[str, int] = {}  # request id -> coordinator node
         self.events: list[pskt.Event] = []
         self.model_ledger = lifecycle.Ledger()
-        self.signer_models = [SignerModel(policy_model.PolicyState(policy_model.GroupPolicy(max_daily_volume=LIMIT)))
+        self.signer_models = [SignerModel(policy_model.PolicyState(policy_model.GroupPolicy(
+            max_daily_volume=LIMIT, allowed_destinations=DESTINATIONS, require_reason=True)))
                               for _ in range(n)]
         self.seen: dict[tuple[str, int], ReplayRecord] = {}  # receiver -> what it keeps of the envelopes it took
         self.genuine_sigs: dict[str, list[tuple[int, bytes, bytes]]] = {}  # request id -> member signatures seen
@@ -255,6 +265,21 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         self.sent_keys: set[tuple] = set()  # (receiver, replay key) of every genuine envelope sent
         self.signer_ticked_at = [START_NS] * n  # when each signer last looked at the clock
         self.signer_ticks = [0] * n  # how many times it did
+
+    def _check_bad_groups(self, m: int, fee_mode: str) -> None:
+        """A caller's group built wrongly is refused, naming the threshold and the number of keys:
+        a key listed twice (under a threshold that fits), a threshold of 0, one above ``n``."""
+        keys = tuple(self.pubkeys)
+        for members, threshold in ((keys + keys[:1], m), (keys, 0), (keys, len(keys) + 1)):
+            try:
+                GroupConfig(members, threshold, self.address, FEE, FEE_MODES[fee_mode], TIMEOUT_NS)
+            except ValueError as refusal:
+                named = ("distinct keys", "1 <= m <= n", f"got m={threshold}, n={len(members)}")
+                assert all(name in str(refusal) for name in named), (
+                    f"a bad group's refusal {str(refusal)!r} does not name {named}")
+            else:
+                raise AssertionError(
+                    f"a group of {len(members)} keys ({len(set(members))} distinct) and m={threshold} was accepted")
 
     def _new_signer(self, i: int):
         store = os.path.join(self.directory, f"signer{i}.db")
@@ -650,7 +675,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         the sender, session and sequence number of a replay, and the peer over its limit."""
         env = decode_envelope(data)
         sender, session, seq = env.sender.hex()[:16], repr(env.session_id), f"seq {env.seq_no}"
-        names = {"payload hash mismatch": [session, seq], "bad envelope signature": [sender],
+        names = {"payload hash mismatch": [session, seq], "bad envelope signature": [sender], "sender is not a member": [sender],
                  "wrong group id": [env.group_id.hex()[:16], self.config.group_id.hex()[:16]],
                  "replayed envelope": [sender, session, seq], "peer over its limit": [sender]}.get(error.reason, [])
         message = str(error)
@@ -663,15 +688,18 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         sm = self.signer_models[j]
         if p.request_id in sm.answers:
             return sm.answers[p.request_id]
+        event_ok = pskt.event_hash(p.event) == p.event_hash
+        validation_ok = True  # checked only on a template rebuilt as proposed
         try:
             mine = pskt.build_template(p.event, self.ledger.utxos_for(self.address), fee=FEE, fee_mode=self.config.fee_mode,
                                        change_address=self.address, round=p.round)
             template_ok = pskt.tx_template_hash(mine) == p.template_hash
+            validation_ok = pskt.validation_hash(p.event_hash, mine) == p.validation_hash
         except pskt.TemplateRefused:
             template_ok = False
         eid = p.event_hash.hex()
         processed = any(rid != p.request_id for rid, ev in self._signed_requests(j) if ev == eid)
-        refusal = model.signer_refusal(True, template_ok, True, p.expires_at, self.now, None, processed)
+        refusal = model.signer_refusal(event_ok, template_ok, validation_ok, p.expires_at, self.now, None, processed)
         if refusal is None or refusal == "event already processed":
             reason = dict(p.event.metadata).get("reason")
             spend = policy_model.SpendRequest(p.request_id, p.event.destination, p.event.amount, reason)
@@ -683,6 +711,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             elif decision.approved:
                 sm.approved[p.request_id] = utc_day(self.now)
                 sm.approved_tick[p.request_id] = self.signer_ticks[j]
+                sm.expires[p.request_id] = p.expires_at
+                sm.signed.setdefault(p.event_hash.hex(), set()).add(p.template_hash)  # what it signs now
         verdict = (refusal is None, refusal or "")
         sm.answers[p.request_id] = verdict
         return verdict
@@ -692,8 +722,6 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
 
     def _after_proposal(self, j: int, p, out, answered: bool = True) -> None:
         accept, reason = self._expected_verdict(j, p)
-        if accept:
-            self.signer_models[j].signed.setdefault(p.event_hash.hex(), set()).add(p.template_hash)
         if not answered:  # decided and recorded, then the process died: the answer was never sent
             return
         assert len(out) == 1, f"signer {j} sent {len(out)} messages for one proposal"
@@ -727,6 +755,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
         rid = answer.request_id
         if rid not in self.requests or self.owner[rid] != node:
             return
+        if (answer.event_hash, answer.template_hash) != (self.proposals[rid].event_hash, self.proposals[rid].template_hash):
+            return  # an answer about another event or template (to a spoiled proposal): nothing of it counts
         if rid in self.unrecorded:  # decided (by a process that died before the record): nothing more counts
             return
         request = self.requests[rid]
@@ -814,7 +844,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
             return
         sm, paid = self.signer_models[i], set(self.ledger.accepted)
         for rid in sorted(sm.approved):
-            if rid not in sm.settled and model.settles(self.requests[rid].expires_at, now):
+            if rid not in sm.settled and model.settles(sm.expires[rid], now):
                 sm.settled.add(rid)
                 if self.proposals[rid].template_hash in paid:
                     sm.policy = policy_model.finalize(sm.policy, rid)
@@ -922,7 +952,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, TracedMachine)
                 assert len(templates) <= 1, (
                     f"signer {j}'s file holds {len(templates)} templates for event {self.event_name(event.hex())}")
             for rid in self.signer(j).live_reservations():  # unless approved since (a proposal may arrive late)
-                due = model.settles(self.requests[rid].expires_at, self.signer_ticked_at[j])
+                due = model.settles(sm.expires[rid], self.signer_ticked_at[j])
                 assert not due or sm.approved_tick.get(rid) == self.signer_ticks[j], (
                     f"signer {j} still reserves the volume of {self.request_name(rid)}, which was due for settlement at its "
                     f"last tick")

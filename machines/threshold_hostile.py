@@ -15,6 +15,8 @@ the transport checks, carrying what an attacker or a faulty member would send.
 * ``expires_at_i64_overflow`` / ``expires_at_u64_max``: a member proposes with
   ``expires_at`` of 2**63 or 2**64 - 1 (MessagePack carries both; SQLite's INTEGER does
   not): refused as undecodable before anything is written (issue 7, defect 10).
+* ``outsider_proposal``: a non-member re-sends a genuine proposal to ``member``, sealed with its
+  own key under the group's id: refused as "sender is not a member", naming the sender.
 * ``seq_no_u64_max`` / ``timestamp_u64_max``: a member re-sends its genuine proposal in a
   fresh envelope whose ``seq_no`` or ``timestamp`` is 2**64 - 1: an envelope like any other
   (the sequence number is stored as text, the timestamp only informs).
@@ -39,10 +41,11 @@ from implementations.threshold_envelope import decode_envelope, seal
 from models import threshold as model
 
 LIES = ("outsider_answer", "too_many_signatures", "expires_at_i64_overflow", "expires_at_u64_max", "seq_no_u64_max",
-        "timestamp_u64_max", "accept_not_bool")
+        "timestamp_u64_max", "accept_not_bool", "outsider_proposal")
 #: Lies a receiver must refuse, and the refusal the machine expects.
 REFUSED = {"too_many_signatures": "not decodable", "expires_at_i64_overflow": "not decodable",
-           "expires_at_u64_max": "not decodable", "accept_not_bool": "not decodable"}
+           "expires_at_u64_max": "not decodable", "accept_not_bool": "not decodable",
+           "outsider_proposal": "sender is not a member"}
 #: What the refusal of a lie must name (the first: what its text starts with).
 NAMES = {"accept_not_bool": ("answer.accept", "expected bool, got int")}
 _INDEX = st.integers(0, 63)
@@ -90,7 +93,7 @@ class HostileRules:
                          NAMES.get(lie, ()))
             return
         # a member (the request's coordinator, or a faulty one) re-sends the proposal to ``member``
-        sender = self.keys[owner]
+        sender = self.outsider if lie == "outsider_proposal" else self.keys[owner]
         timestamp = U64_MAX if lie == "timestamp_u64_max" else self.now
         if lie.startswith("expires_at"):
             expires_at = 2**63 if lie == "expires_at_i64_overflow" else U64_MAX

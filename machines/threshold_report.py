@@ -115,6 +115,9 @@ class ThresholdReport:
         if rule == "lie":
             return (f"a well-formed lie ({a['lie'].replace('_', ' ')}) about request {self.request_name(a['request'])}, "
                     f"member {a['member']}, {a['copies']} cop{'y' if a['copies'] == 1 else 'ies'}")
+        if rule == "spoil":
+            sent = (self.delivered + self.in_flight)[a["message"]]
+            return f"the attacker re-sends, sealed by its sender, {self.message_text(sent)} with its {a['how'].replace('_', ' ')}"
         if rule == "advance_clock":
             ticks = a.get("ticks")
             who = "every core ticks" if ticks is None else (

@@ -89,6 +89,9 @@ class FaultHunt(ThresholdMachine):
     def drop(self):
         pass
 
+    def spoil(self):
+        pass
+
 
 class ConcurrentSessionsOnly(BugHunt):
     """The machine without its per-step comparison of each signer's reserved volume, so the
