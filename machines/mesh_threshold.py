@@ -13,7 +13,7 @@ message. The threshold machine's invariants hold after every step; every message
 handles gets the verdict ``models.gossip`` gives it.
 
 Rules of the threshold machine that act on its in-memory network (``deliver_many``,
-``redeliver``, ``tamper``) are replaced by the network's; the attacks on the mesh are the
+``redeliver``, ``tamper``, ``spoil``) are replaced by the network's; the attacks on the mesh are the
 adversary machine's.
 """
 
@@ -33,7 +33,7 @@ from machines.threshold import INDEX, Message, ThresholdMachine
 
 CONFIG = NodeConfig(beacons=False, adverts=False)
 #: Rules of either parent that make no sense here (see the module docstring).
-REPLACED = frozenset({"deliver_many", "redeliver", "tamper", "crash", "quiesce", "tick", "interleave", "lie"})
+REPLACED = frozenset({"deliver_many", "redeliver", "tamper", "crash", "quiesce", "tick", "interleave", "lie", "spoil"})
 
 
 class Outlet:
@@ -74,7 +74,7 @@ class MeshThresholdMachine(MeshMachine, ThresholdMachine):
     advance_clock = ThresholdMachine.advance_clock
     step_advance_clock = ThresholdMachine.step_advance_clock
     # (and the storage-seam faults and well-formed lies, which the threshold machine sends past the network)
-    deliver_many = redeliver = tamper = drop = duplicate = crash = quiesce = tick = interleave = lie = None
+    deliver_many = redeliver = tamper = drop = duplicate = crash = quiesce = tick = interleave = lie = spoil = None
 
     @rule(node=INDEX, role=st.sampled_from(["signer", "coordinator"]))
     def restart(self, node, role):
