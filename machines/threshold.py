@@ -755,15 +755,15 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         rid = answer.request_id
         if rid not in self.requests or self.owner[rid] != node:
             return
-        if (answer.event_hash, answer.template_hash) != (self.proposals[rid].event_hash, self.proposals[rid].template_hash):
-            return  # an answer about another event or template (to a spoiled proposal): nothing of it counts
         if rid in self.unrecorded:  # decided (by a process that died before the record): nothing more counts
             return
         request = self.requests[rid]
         hashes = pskt.sighashes(self.proposals[rid].template)
         sigs = [model.PartialSignature(i, key.hex(), i < len(hashes) and pskt.verify_signature(key, sig, hashes[i]))
                 for i, key, sig in answer.signatures]
-        request = lifecycle.on_answer(self.group, request, sender.hex(), answer.accept, sigs, self.now)
+        proposal = self.proposals[rid]  # an answer to a spoiled proposal may be about another event or template
+        about_this = (answer.event_hash, answer.template_hash) == (proposal.event_hash, proposal.template_hash)
+        request = lifecycle.on_answer(self.group, request, sender.hex(), answer.accept, sigs, self.now, about_this)
         if lifecycle.wants_submission(self.group, request, self.now):
             inputs = [u.outpoint for u in self.proposals[rid].template.inputs]
             accepted = lifecycle.ledger_accepts(self.model_ledger, inputs)

@@ -4,7 +4,9 @@ The group, the states and their transitions, which signatures count, when a requ
 finalized and the clocks are ``models.threshold``; this model follows one request from its
 proposal to its end, and the node that pays it.
 
-Answers. A signer's answer to a request that is alive and has not timed out is kept: its
+Answers. An answer about another event or template than the request's (its event hash or
+template hash is not the request's) changes nothing. A signer's answer to a request that is
+alive and has not timed out is kept: its
 signatures whoever sent them (counting decides later which count), and its accept or refusal
 if the sender is a member answering for the first time. ``m`` accepts approve a ``Pending``
 request; more than ``n - m`` refusals reject it. Answers to any other request change nothing.
@@ -67,14 +69,16 @@ class Request:
 
 
 def on_answer(
-    group: Group, request: Request, sender: str, accept: bool, signatures: Iterable[PartialSignature], now: int
+    group: Group, request: Request, sender: str, accept: bool, signatures: Iterable[PartialSignature], now: int,
+    about_this: bool = True,
 ) -> Request:
     """A signer's answer reaches the coordinator (before any submission is tried).
 
-    Answers to a request that is no longer alive, or that has timed out, change nothing.
+    Answers about another event or template (``about_this`` false), and answers to a request
+    that is no longer alive, or that has timed out, change nothing.
     Only members' accepts and refusals count, each member once (its first answer);
     signatures are kept whoever sent them (counting decides later which count)."""
-    if request.state not in ALIVE or timed_out(request.expires_at, now):
+    if not about_this or request.state not in ALIVE or timed_out(request.expires_at, now):
         return request
     accepted, refused = request.accepted, request.refused
     if sender in group.keys and sender not in accepted | refused:
