@@ -757,15 +757,15 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
             return
         if rid in self.unrecorded:  # decided (by a process that died before the record): nothing more counts
             return
-        request = self.requests[rid]
-        hashes = pskt.sighashes(self.proposals[rid].template)
+        request, proposal = self.requests[rid], self.proposals[rid]
+        hashes = pskt.sighashes(proposal.template)
         sigs = [model.PartialSignature(i, key.hex(), i < len(hashes) and pskt.verify_signature(key, sig, hashes[i]))
                 for i, key, sig in answer.signatures]
-        proposal = self.proposals[rid]  # an answer to a spoiled proposal may be about another event or template
+        # an answer to a spoiled proposal may be about another event or template
         about_this = (answer.event_hash, answer.template_hash) == (proposal.event_hash, proposal.template_hash)
         request = lifecycle.on_answer(self.group, request, sender.hex(), answer.accept, sigs, self.now, about_this)
         if lifecycle.wants_submission(self.group, request, self.now):
-            inputs = [u.outpoint for u in self.proposals[rid].template.inputs]
+            inputs = [u.outpoint for u in proposal.template.inputs]
             accepted = lifecycle.ledger_accepts(self.model_ledger, inputs)
             crash = self.between  # the coordinator crashed in this delivery and stays down
             # between its decision (first commit) and the record of the outcome (second): before
