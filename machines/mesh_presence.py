@@ -688,4 +688,4 @@ class MeshPresenceMachine(MeshMachine):
 
 
 #: ci budget: 80 runs of 40 steps.
-test_mesh_presence_machine = network_machine_test(MeshPresenceMachine, examples=80, steps=40)
+test_mesh_presence_machine = network_machine_test(MeshPresenceMachine, examples=250, steps=50)
