@@ -45,3 +45,25 @@ def test_the_shortest_trace_fails_with_the_bug_and_passes_without(bug):
     assert outcome.status == "failed", outcome
     assert outcome == again, "the failing replay is not deterministic"
     assert outcome.step == len(trace.steps) - 1, f"the trace goes on after its failure at {outcome}"
+
+
+def test_a_hunt_counts_the_cpu_its_child_processes_spend():
+    """The realnet bugs' machine works in node processes: a hunt's CPU clock counts them, the
+    live ones too (``time.process_time`` saw 0.2 s to a realnet bug's first failure)."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.bugs import hunt
+
+    before, own = hunt.tree_cpu_seconds(), time.process_time()
+    child = subprocess.Popen([sys.executable, "-c", "import time\nend = time.process_time() + 0.5\n"
+                              "while time.process_time() < end: pass\ninput()"], stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while hunt.tree_cpu_seconds() - before < 0.4:  # the child burns 0.5 s, then waits, alive
+            assert time.monotonic() < deadline, "the child's CPU was never counted"
+            time.sleep(0.05)
+        assert time.process_time() - own < 0.4  # it was the child's, not ours
+    finally:
+        child.communicate(b"\n", timeout=10)
