@@ -144,9 +144,11 @@ def table(runs: list[RuleStats]) -> tuple[list[list], list[str]]:
         machine_cls = _machine_of(stats)
         classes = rule_classes(machine_cls)
         run = f"{stats.machine}/{stats.implementation}"
-        for share in shares(machine_cls, stats):
+        measured = shares(machine_cls, stats)
+        held = sum(s.ran for s in measured if s.kind != "setup") >= MIN_STEPS  # as ``check_floors``
+        for share in measured:
             floor = "" if share.floor is None else f"{share.floor:.0%}"
-            mark = "BELOW FLOOR" if share.starved else ""
+            mark = ("BELOW FLOOR" if held else "below floor (not held: fewer steps than MIN_STEPS)") if share.starved else ""
             rows.append([run, share.kind, "" if share.kind == "setup" else f"{share.share:.1%}", floor, "", share.ran, "", mark])
             for step in stats.rules:
                 if classes.get(step, UNCLASSIFIED) == share.kind:

@@ -82,4 +82,8 @@ def test_the_table_groups_rules_under_their_class():
     rows, _ = balance.table([run])
     by_class = {row[1]: row for row in rows if row[1]}
     assert by_class["adversary"][2] == "0.5%" and by_class["adversary"][-1] == "BELOW FLOOR"
+    short = RuleStats("pskt", "ledger", PsktMachine.rule_names(), ran=Counter(start=1, fund=10, pay=90, replay=1))
+    rows, _ = balance.table([short])  # 101 steps: floors are not held below MIN_STEPS, and the mark says so
+    by_class = {row[1]: row for row in rows if row[1]}
+    assert by_class["adversary"][-1] == "below floor (not held: fewer steps than MIN_STEPS)"
     assert [row[4] for row in rows if row[4]] == ["fund", "bad_group", "bad_value", "pay", "spoil", "replay", "start"]
