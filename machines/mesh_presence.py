@@ -201,6 +201,7 @@ class MeshPresenceMachine(MeshMachine):
         and the adverts expired by the node's clock, and registers the node at its first tick and
         every ``advert_refresh_ns`` after: one advert expiring ``advert_ttl_ns`` ahead, to each
         coordinator of its shard."""
+        super().ticked(index, outgoing)
         now, config = self.local_now(index), self.node_config
         for query_id in [q for q, (_, until) in self.queries[index].items() if until <= now]:
             del self.queries[index][query_id]
