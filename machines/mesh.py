@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import blake3
 
 from harness.network import NetworkMachine
+from implementations.limits import MAX_DIGEST_RANGES
 from implementations.node import NodeConfig
 from implementations.node.core import DIGEST, OP, REPAIR
 from implementations.node.message import decode_datagram, decode_message, decode_payload
@@ -41,6 +42,21 @@ from models import gossip
 NEVER_GENUINE = ("malformed payload", "not for me", "unknown topic", "no signing core", "not repairable")
 #: A PeerId no member has.
 OUTSIDER = blake3.blake3(b"not a member").digest()
+
+
+def minus(ours: list, theirs: list) -> list:
+    """The seqs of the sorted, disjoint ranges ``ours`` that ``theirs`` (sorted, disjoint) lacks, as ranges."""
+    out = []
+    for lo, hi in ours:
+        start = lo
+        for t_lo, t_hi in theirs:
+            if t_hi >= start and t_lo <= hi:
+                if t_lo > start:
+                    out.append([start, t_lo - 1])
+                start = max(start, t_hi + 1)
+        if start <= hi:
+            out.append([start, hi])
+    return out
 
 
 class MeshMachine(NetworkMachine):
@@ -128,6 +144,7 @@ class MeshMachine(NetworkMachine):
                 targets = [peer for peer, sent in self.answer for one in decode_datagram(sent) if one == raw]
                 self.pushed(index, self.peer_index[message.signer], seq, targets)
         self.check_verdicts_of_genuine(index, self.delivering, pairs)
+        self.check_digest_answer(index, pairs)
         repaired = [verdict for verdict in verdicts if verdict.repaired]
         for verdict in repaired:
             assert verdict.outcome in ("accepted", "duplicate"), f"node {index} refused a repaired operation: {verdict}"
@@ -210,6 +227,70 @@ class MeshMachine(NetworkMachine):
             return
         wrong = [verdict.outcome for _, _, verdict in pairs if verdict.outcome in NEVER_GENUINE]
         assert not wrong, f"node {index} gave member traffic the network carried the verdicts {wrong}"
+
+    # ----- anti-entropy: what a digest is answered with -------------------------------------
+
+    def check_digest_answer(self, index: int, pairs: list) -> None:
+        """A digest (``[[topic, [[origin, ranges]...]]...]``) a node took, alone of its datagram's messages
+        to ask for an answer, is answered with one repair to its sender exactly when either side lacks
+        something: it carries as many of the operations the node holds and the digest lacks as a repair
+        holds (``repair_batch``; which ones is the node's choice) and wants, per topic the node carries,
+        every member's seqs the digest lists and the node lacks."""
+        digests = [(raw, verdict) for raw, _, verdict in pairs if verdict.kind == DIGEST and verdict.outcome == "accepted"]
+        if len(digests) != 1 or any(verdict.kind == REPAIR for _, _, verdict in pairs):
+            return
+        raw, verdict = digests[0]
+        body = decode_payload(decode_message(raw).payload)[1]
+        node, sender = self.nodes[index], verdict.signer
+        theirs: dict[str, dict[bytes, list]] = {}
+        for topic, origins in body[2]:
+            theirs.setdefault(topic, {}).update((origin, ranges) for origin, ranges in origins)
+        lacked, want = set(), []
+        for topic in sorted(node.log):
+            held = node.holds(topic)
+            for origin, ranges in held.items():
+                lacked |= {(topic, origin, seq) for lo, hi in minus(ranges, theirs.get(topic, {}).get(origin, []))
+                           for seq in range(lo, hi + 1)}
+            lacking = [[origin, gap[:MAX_DIGEST_RANGES]] for origin, ranges in sorted(theirs.get(topic, {}).items())
+                       if origin in self.peer_index and (gap := minus(ranges, held.get(origin, [])))]
+            if lacking:
+                want.append([topic, lacking])
+        answers = [answer for peer, kind, answer in self.answered_payloads() if kind == REPAIR and peer == sender]
+        if not lacked and not want:
+            assert not answers, f"node {index} answered a digest of node {self.peer_index[sender]} that lacks nothing, nor has"
+            return
+        assert len(answers) == 1, f"node {index} answered a digest of node {self.peer_index[sender]} with {len(answers)} repairs"
+        to, nonce, raws, wanted = answers[0]
+        carried = [decode_message(raw) for raw in raws]
+        carried = [(m.topic, m.signer, decode_payload(m.payload)[1][0]) for m in carried]
+        assert to == sender and type(nonce) is bytes and len(nonce) == 16 and wanted == (want or None), (
+            f"node {index} answered a digest of node {self.peer_index[sender]} wanting {wanted}; it lacks {want}")
+        assert len(set(carried)) == len(carried) == min(len(lacked), self.node_config.repair_batch) and set(carried) <= lacked, (
+            f"node {index} answered a digest of node {self.peer_index[sender]} with operations {carried}; of {len(lacked)} "
+            f"it lacks, a repair carries {self.node_config.repair_batch}")
+
+    # ----- what a node's log answers ---------------------------------------------------------
+
+    def check_logs(self, index: int, messages: bool = False) -> None:
+        """Each origin's log a node holds answers as its ranges say: which seqs it holds (one past
+        each end too) and its greatest; with ``messages``, the message it keeps for each seq is that
+        origin's signed operation of that seq."""
+        node = self.nodes[index]
+        for topic, logs in node.log.items():
+            for origin, ranges in node.holds(topic).items():
+                log = logs[origin]
+                edges = {seq for lo, hi in ranges for seq in (lo - 1, lo, hi, hi + 1) if seq}  # (seqs start at 1)
+                wrong = sorted(seq for seq in edges if (seq in log) != any(lo <= seq <= hi for lo, hi in ranges))
+                assert not wrong and log.max_seq == max((hi for _, hi in ranges), default=0), (
+                    f"node {index}'s log of node {self.peer_index.get(origin)} on {topic!r} holds {ranges}, "
+                    f"says it holds seqs {[seq for seq in sorted(edges) if seq in log]}, the greatest {log.max_seq}")
+                for lo, hi in ranges if messages else ():
+                    for seq in range(lo, hi + 1):
+                        message = decode_message(log.message(seq))
+                        kind, body = decode_payload(message.payload)
+                        assert (message.signer, message.topic, kind, body[0]) == (origin, topic, OP, seq), (
+                            f"node {index} keeps for seq {seq} of node {self.peer_index.get(origin)} on {topic!r} "
+                            f"a {kind} of node {self.peer_index.get(message.signer)} on {message.topic!r} ({body[0]!r:.20})")
 
     # ----- the replay cache after a tick ----------------------------------------------------
 

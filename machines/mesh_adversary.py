@@ -452,6 +452,11 @@ class MeshAdversaryMachine(MeshPresenceMachine):
         self.logs[index] = Log()
         return {**super().node_options(index), "apps": {TOPIC: self.logs[index]}}
 
+    def check(self) -> None:
+        super().check()
+        for i in self.up():
+            self.check_logs(i)
+
     def check_verdicts(self, index: int, data: bytes) -> list[tuple[bytes, gossip.Facts, Any]]:
         self.judged = super().check_verdicts(index, data)
         return self.judged
