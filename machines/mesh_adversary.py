@@ -360,6 +360,10 @@ def digest_spoilings(origins: list[bytes], at: int) -> list[tuple[Any, Any]]:
          [f"d: more than {MAX_DIGEST_ORIGINS} origins"]),
         (one([*many, [2 * MAX_DIGEST_RANGES + 1, 2 * MAX_DIGEST_RANGES + 1]]),
          [f"d[0][0]: {MAX_DIGEST_RANGES + 1} ranges exceed {MAX_DIGEST_RANGES}"]),
+        (one([*many[:-1], [2 * MAX_DIGEST_RANGES - 2, 2 * MAX_DIGEST_RANGES - 1]]),  # (adjacent to the one before)
+         [f"d[0][0][{MAX_DIGEST_RANGES - 1}]: {SORTED}"]),
+        ([[t, [{b"a": [[1, 1]], b"b": [[2, 2]]}]]], ["d[0][0]: expected array, got dict"]),
+        ([[t, [["o" * 32, b"ranges"]]]], ["d[0][0].origin: expected bytes, got str"]),
         (b"digest", ["d: expected array, got bytes"]),
         ({t: []}, ["d: expected array, got dict"]),
         ([[t]], ["d[0]: expected 2 items, got 1"]),
