@@ -29,16 +29,34 @@ from typing import Any, ClassVar
 import blake3
 
 from harness.network import NetworkMachine
+from implementations.limits import MAX_DIGEST_RANGES
 from implementations.node import NodeConfig
-from implementations.node.core import DIGEST, OP
+from implementations.node.core import DIGEST, OP, REPAIR
 from implementations.node.message import decode_datagram, decode_message, decode_payload
 from implementations.node.tree import Trees
 from implementations.storage import Store
 from implementations.wire import DecodeError
 from models import gossip
 
+#: Verdicts no message a member node sent can get (``check_verdicts_of_genuine``).
+NEVER_GENUINE = ("malformed payload", "not for me", "unknown topic", "no signing core", "not repairable")
 #: A PeerId no member has.
 OUTSIDER = blake3.blake3(b"not a member").digest()
+
+
+def minus(ours: list, theirs: list) -> list:
+    """The seqs of the sorted, disjoint ranges ``ours`` that ``theirs`` (sorted, disjoint) lacks, as ranges."""
+    out = []
+    for lo, hi in ours:
+        start = lo
+        for t_lo, t_hi in theirs:
+            if t_hi >= start and t_lo <= hi:
+                if t_lo > start:
+                    out.append([start, t_lo - 1])
+                start = max(start, t_hi + 1)
+        if start <= hi:
+            out.append([start, hi])
+    return out
 
 
 class MeshMachine(NetworkMachine):
@@ -54,6 +72,8 @@ class MeshMachine(NetworkMachine):
         self.crafted: dict[bytes, gossip.Facts] = {}  # facts of messages an attacker made, by their bytes
         self.trees_checked: set[tuple[int, int]] = set()  # operations whose trees check_trees compared with the model
         self.push_orders: dict[int, list[int]] = {}  # origin -> the other members in its BLAKE3 order (push_tree)
+        self.due_pulls: set[bytes] = set()  # the members a node ticking now must pull from (pulls_due)
+        self.delivering: Any = None  # the datagram the network is delivering (None: one handed by a rule)
 
     def start_mesh(self, count: int, skews_ns: list[int]) -> None:
         self.require(not self.nodes, "the machine has already started")
@@ -123,6 +143,8 @@ class MeshMachine(NetworkMachine):
                 seq = decode_payload(message.payload)[1][0]
                 targets = [peer for peer, sent in self.answer for one in decode_datagram(sent) if one == raw]
                 self.pushed(index, self.peer_index[message.signer], seq, targets)
+        self.check_verdicts_of_genuine(index, self.delivering, pairs)
+        self.check_digest_answer(index, pairs)
         repaired = [verdict for verdict in verdicts if verdict.repaired]
         for verdict in repaired:
             assert verdict.outcome in ("accepted", "duplicate"), f"node {index} refused a repaired operation: {verdict}"
@@ -187,5 +209,161 @@ class MeshMachine(NetworkMachine):
         """(peer, payload kind) of every message the node just sent in answer to a datagram."""
         return [(peer, kind) for peer, kind, _ in self.answered_payloads()]
 
+    def hand(self, target: int, data: bytes, datagram=None) -> None:
+        self.delivering = datagram
+        try:
+            super().hand(target, data, datagram)
+        finally:
+            self.delivering = None
+
     def after_delivery(self, index: int, datagram, data: bytes) -> None:
         self.check_verdicts(index, data)
+
+    def check_verdicts_of_genuine(self, index: int, datagram, pairs: list) -> None:
+        """A datagram the network carried holds only what member nodes sent: no verdict of it
+        may say its payload is malformed, addressed to another node, of a topic the receiver
+        lacks or for a core it lacks (every node carries every topic and core of the run)."""
+        if datagram is None:  # (handed by an attacker or a liar: those verdicts are the rule's to check)
+            return
+        wrong = [verdict.outcome for _, _, verdict in pairs if verdict.outcome in NEVER_GENUINE]
+        assert not wrong, f"node {index} gave member traffic the network carried the verdicts {wrong}"
+
+    # ----- anti-entropy: what a digest is answered with -------------------------------------
+
+    def check_digest_answer(self, index: int, pairs: list) -> None:
+        """A digest (``[[topic, [[origin, ranges]...]]...]``) a node took, alone of its datagram's messages
+        to ask for an answer, is answered with one repair to its sender exactly when either side lacks
+        something: it carries as many of the operations the node holds and the digest lacks as a repair
+        holds (``repair_batch``; which ones is the node's choice) and wants, per topic the node carries,
+        every member's seqs the digest lists and the node lacks."""
+        digests = [(raw, verdict) for raw, _, verdict in pairs if verdict.kind == DIGEST and verdict.outcome == "accepted"]
+        if len(digests) != 1 or any(verdict.kind == REPAIR for _, _, verdict in pairs):
+            return
+        raw, verdict = digests[0]
+        body = decode_payload(decode_message(raw).payload)[1]
+        node, sender = self.nodes[index], verdict.signer
+        theirs: dict[str, dict[bytes, list]] = {}
+        for topic, origins in body[2]:
+            theirs.setdefault(topic, {}).update((origin, ranges) for origin, ranges in origins)
+        lacked, want = set(), []
+        for topic in sorted(node.log):
+            held = node.holds(topic)
+            for origin, ranges in held.items():
+                lacked |= {(topic, origin, seq) for lo, hi in minus(ranges, theirs.get(topic, {}).get(origin, []))
+                           for seq in range(lo, hi + 1)}
+            lacking = [[origin, gap[:MAX_DIGEST_RANGES]] for origin, ranges in sorted(theirs.get(topic, {}).items())
+                       if origin in self.peer_index and (gap := minus(ranges, held.get(origin, [])))]
+            if lacking:
+                want.append([topic, lacking])
+        answers = [answer for peer, kind, answer in self.answered_payloads() if kind == REPAIR and peer == sender]
+        if not lacked and not want:
+            assert not answers, f"node {index} answered a digest of node {self.peer_index[sender]} that lacks nothing, nor has"
+            return
+        assert len(answers) == 1, f"node {index} answered a digest of node {self.peer_index[sender]} with {len(answers)} repairs"
+        to, nonce, raws, wanted = answers[0]
+        carried = [decode_message(raw) for raw in raws]
+        carried = [(m.topic, m.signer, decode_payload(m.payload)[1][0]) for m in carried]
+        assert to == sender and type(nonce) is bytes and len(nonce) == 16 and wanted == (want or None), (
+            f"node {index} answered a digest of node {self.peer_index[sender]} wanting {wanted}; it lacks {want}")
+        assert len(set(carried)) == len(carried) == min(len(lacked), self.node_config.repair_batch) and set(carried) <= lacked, (
+            f"node {index} answered a digest of node {self.peer_index[sender]} with operations {carried}; of {len(lacked)} "
+            f"it lacks, a repair carries {self.node_config.repair_batch}")
+
+    # ----- what a node's log answers ---------------------------------------------------------
+
+    def check_logs(self, index: int, messages: bool = False) -> None:
+        """Each origin's log a node holds answers as its ranges say: which seqs it holds (one past
+        each end too) and its greatest; with ``messages``, the message it keeps for each seq is that
+        origin's signed operation of that seq."""
+        node = self.nodes[index]
+        for topic, logs in node.log.items():
+            for origin, ranges in node.holds(topic).items():
+                log = logs[origin]
+                edges = {seq for lo, hi in ranges for seq in (lo - 1, lo, hi, hi + 1) if seq}  # (seqs start at 1)
+                wrong = sorted(seq for seq in edges if (seq in log) != any(lo <= seq <= hi for lo, hi in ranges))
+                assert not wrong and log.max_seq == max((hi for _, hi in ranges), default=0), (
+                    f"node {index}'s log of node {self.peer_index.get(origin)} on {topic!r} holds {ranges}, "
+                    f"says it holds seqs {[seq for seq in sorted(edges) if seq in log]}, the greatest {log.max_seq}")
+                for lo, hi in ranges if messages else ():
+                    for seq in range(lo, hi + 1):
+                        message = decode_message(log.message(seq))
+                        kind, body = decode_payload(message.payload)
+                        assert (message.signer, message.topic, kind, body[0]) == (origin, topic, OP, seq), (
+                            f"node {index} keeps for seq {seq} of node {self.peer_index.get(origin)} on {topic!r} "
+                            f"a {kind} of node {self.peer_index.get(message.signer)} on {message.topic!r} ({body[0]!r:.20})")
+
+    # ----- the replay cache after a tick ----------------------------------------------------
+
+    def step_tick(self, node: int) -> None:
+        self.require_node(node, up=True)
+        self.due_pulls = self.pulls_due(node)
+        super().step_tick(node)
+
+    def pulls_due(self, index: int) -> set[bytes]:
+        """The members node ``index`` must pull from at a tick now: each that announced (in a have, or
+        by pushing a later operation) a gap ``gap_pull_ns`` ago or more that the node still lacks
+        part of (the gaps as the node noted them: the first announcement of each)."""
+        node, now, due = self.nodes[index], self.local_now(index), set()
+        for (topic, origin), (by, gap, since) in node._announced.items():
+            held = node.holds(topic).get(origin, [])
+            lacks = any(sum(max(0, min(hi, h_hi) - max(lo, h_lo) + 1) for h_lo, h_hi in held) < hi - lo + 1
+                        for lo, hi in gap)  # (the held ranges are disjoint: a gap is lacked unless they cover it)
+            if now - since >= self.node_config.gap_pull_ns and lacks:
+                due.add(by)
+        return due
+
+    def ticked(self, index: int, outgoing) -> None:
+        self.check_replay_cache(index)
+        self.check_pulls(index, outgoing)
+
+    def check_pulls(self, index: int, outgoing) -> None:
+        """A pull a tick sends (a repair that carries no operations and wants some) goes to one
+        member, addressed to it; it wants, per topic, members' seqs as sorted, disjoint, not
+        adjacent ranges, only seqs the node lacks, and fewer than ``repair_batch`` of them (its
+        answer is never a full repair, which would start a round of digests)."""
+        node = self.nodes[index]
+        for peer, data in outgoing:
+            for raw in decode_datagram(data):
+                kind, body = decode_payload(decode_message(raw).payload)
+                if kind != REPAIR or body[2]:
+                    continue
+                to, _, _, want = body
+                assert to == peer and peer in self.peer_index and want, (
+                    f"node {index} sent a pull of {want} addressed to {to.hex()[:8]} to {peer.hex()[:8]}")
+                wanted = 0
+                for topic, origins in want:
+                    held = node.holds(topic)
+                    for origin, ranges in origins:
+                        assert origin in self.peer_index, f"node {index} pulled operations of a non-member"
+                        after = 0
+                        for lo, hi in ranges:
+                            assert after < lo <= hi, f"node {index} pulled the seq ranges {ranges}: not sorted, disjoint, apart"
+                            after = hi + 1
+                            wanted += hi - lo + 1
+                            for h_lo, h_hi in held.get(origin, []):
+                                assert hi < h_lo or h_hi < lo, (
+                                    f"node {index} pulled seqs {lo}..{hi} of node {self.peer_index[origin]}, "
+                                    f"holding {h_lo}..{h_hi}")
+                assert wanted < self.node_config.repair_batch, (
+                    f"node {index} pulled {wanted} operations from node {self.peer_index[peer]} at one tick: a repair holds "
+                    f"{self.node_config.repair_batch}, and a full one would start a round of digests")
+        pulled = sorted(self.peer_index[peer] for peer, data in outgoing for raw in decode_datagram(data)
+                        if (lambda kind, body: kind == REPAIR and not body[2])(*decode_payload(decode_message(raw).payload)))
+        due = sorted(self.peer_index[peer] for peer in self.due_pulls)
+        assert pulled == due, (f"node {index} pulled from nodes {pulled} at a tick; gaps they announced at least gap_pull_ns "
+                               f"ago that it still lacks are due from nodes {due}")
+
+    def check_replay_cache(self, index: int) -> None:
+        """A tick forgets every key taken a replay TTL ago or more by the node's clock (the cache
+        stays bounded) and keeps exactly the model's younger ones, each at the local time it was
+        last taken; the node says each of those is seen up to the nanosecond before its TTL runs
+        out and not at it."""
+        now, ttl, cache = self.local_now(index), self.node_config.replay_ttl_ns, self.nodes[index].replay
+        live = self.caches[index] = {key: at for key, at in self.caches[index].items() if now - at < ttl}
+        assert cache.entries == live, (
+            f"node {index} keeps {len(cache.entries)} replay keys after a tick, the model {len(live)}: "
+            f"{len(set(cache.entries) - set(live))} it should have forgotten, {len(set(live) - set(cache.entries))} it lacks, "
+            f"{sum(cache.entries.get(k) not in (None, at) for k, at in live.items())} remembered at another time")
+        for key, at in live.items():
+            assert cache.seen(key, at + ttl - 1) and not cache.seen(key, at + ttl), (
+                f"node {index}: a replay key taken at {at} is not seen until exactly {at + ttl} (the replay TTL)")

@@ -48,8 +48,27 @@ from hypothesis.stateful import rule
 from harness import guard
 from harness.network import INDEX, network_machine_test
 from implementations import wire
-from implementations.limits import MAX_DATAGRAM_BYTES, MAX_MESSAGES_PER_DATAGRAM, MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES
-from implementations.node.core import BEACON, NONCE_BYTES, OP, PRESENCE
+from implementations.limits import (
+    MAX_DATAGRAM_BYTES,
+    MAX_DIGEST_ORIGINS,
+    MAX_DIGEST_RANGES,
+    MAX_MESSAGES_PER_DATAGRAM,
+    MAX_PAYLOAD_BYTES,
+    MAX_REPAIR_MESSAGES,
+    MAX_TOPIC_BYTES,
+)
+from implementations.node.core import (
+    ANTI_ENTROPY,
+    BEACON,
+    DIGEST,
+    ENVELOPE,
+    HAVE,
+    NONCE_BYTES,
+    OP,
+    PRESENCE,
+    REPAIR,
+    decode_digest,
+)
 from implementations.node.identity import ED25519, Verifier, identity
 from implementations.node.message import (
     MESSAGE_KIND,
@@ -106,7 +125,7 @@ def flip(data: bytes, at: int) -> bytes:
 #: How ``spoil`` spoils a captured message (cut short at and one byte before every field's end, a
 #: byte too many; another kind, version or shape; one field of the wrong type or length; each
 #: limit reached and passed), a datagram carrying it, or its payload.
-SPOILS = ("message-cut", "message-shape", "message-field", "message-edge", "datagram", "datagram-edge", "payload")
+SPOILS = ("message-cut", "message-shape", "message-field", "message-edge", "datagram", "datagram-edge", "payload", "digest")
 #: Each scheme's public key and signature sizes (Ed25519: RFC 8032; ML-DSA-65: FIPS 204).
 SCHEME_SIZES = {1: (32, 64), 2: (1952, 3309)}
 U64_MAX = 2**64 - 1
@@ -303,6 +322,84 @@ def payload_spoilings(payload: bytes, at: int) -> list[tuple[Any, Any]]:
     ]
 
 
+#: A topic no node of the machine carries: digests of it change nothing a node holds.
+ELSEWHERE = "spoiled/elsewhere"
+SORTED = "ranges must be sorted, disjoint and not adjacent"
+
+
+def digest_spoilings(origins: list[bytes], at: int) -> list[tuple[Any, Any]]:
+    """A digest (``[[topic, [[origin, ranges]...]]...]``, the body of a digest, a have or a
+    repair's want, as the core module's docstring lays it out) spoiled one part at a time, each
+    with what ``decode_digest(value, "d")`` must do with it: refuse it, the refusal starting with
+    the words (a list), or decode it to ``{topic: {origin: ranges}}`` (a dict). Limits reached
+    and passed: ``MAX_DIGEST_RANGES`` ranges of one origin, ``MAX_DIGEST_ORIGINS`` origins over
+    every topic, seqs 1 and 2^64-1."""
+    o, p = origins[at % len(origins)], origins[(at + 1) % len(origins)]
+    t = ELSEWHERE
+
+    def one(ranges: Any) -> list:
+        return [[t, [[o, ranges]]]]
+
+    many = [[2 * k + 1, 2 * k + 1] for k in range(MAX_DIGEST_RANGES)]
+    spread = [blake3.blake3(b"origin %d" % k).digest() for k in range(MAX_DIGEST_ORIGINS + 1)]
+    first = MAX_DIGEST_ORIGINS - 1 - at % 64  # (the origins split over two topics at a point ``at`` moves)
+    return [
+        (one([[1, 3], [5, 5]]), {t: {o: [[1, 3], [5, 5]]}}),
+        ([], {}),
+        ([[t, []]], {t: {}}),
+        ([[t, [[o, []]]]], {t: {o: []}}),
+        ([[t, [[o, [[1, 1]]]]], [t, [[p, [[2, 2]]]]]], {t: {o: [[1, 1]], p: [[2, 2]]} if o != p else {o: [[2, 2]]}}),
+        ([[t, [[o, [[1, 1]]]]], ["x", [[o, [[7, 9]]]]]], {t: {o: [[1, 1]]}, "x": {o: [[7, 9]]}}),
+        (one([[1, U64_MAX]]), {t: {o: [[1, U64_MAX]]}}),
+        (one([[U64_MAX, U64_MAX]]), {t: {o: [[U64_MAX, U64_MAX]]}}),
+        (one([[1, 2], [4, 4]]), {t: {o: [[1, 2], [4, 4]]}}),
+        (one(many), {t: {o: many}}),
+        ([[t, [[origin, [[1, 1]]] for origin in spread[:first]]], ["x", [[origin, []] for origin in spread[first:-1]]]],
+         {t: {origin: [[1, 1]] for origin in spread[:first]}, "x": {origin: [] for origin in spread[first:-1]}}),
+        ([[t, [[origin, [[1, 1]]] for origin in spread[:first]]], ["x", [[origin, []] for origin in spread[first:]]]],
+         [f"d: more than {MAX_DIGEST_ORIGINS} origins"]),
+        (one([*many, [2 * MAX_DIGEST_RANGES + 1, 2 * MAX_DIGEST_RANGES + 1]]),
+         [f"d[0][0]: {MAX_DIGEST_RANGES + 1} ranges exceed {MAX_DIGEST_RANGES}"]),
+        (one([*many[:-1], [2 * MAX_DIGEST_RANGES - 2, 2 * MAX_DIGEST_RANGES - 1]]),  # (adjacent to the one before)
+         [f"d[0][0][{MAX_DIGEST_RANGES - 1}]: {SORTED}"]),
+        ([[t, [{b"a": [[1, 1]], b"b": [[2, 2]]}]]], ["d[0][0]: expected array, got dict"]),
+        ([[t, [["o" * 32, b"ranges"]]]], ["d[0][0].origin: expected bytes, got str"]),
+        (b"digest", ["d: expected array, got bytes"]),
+        ({t: []}, ["d: expected array, got dict"]),
+        ([[t]], ["d[0]: expected 2 items, got 1"]),
+        ([[t, [], []]], ["d[0]: expected 2 items, got 3"]),
+        ([[t.encode(), []]], ["d[0].topic: expected str, got bytes"]),
+        ([[t, 7]], ["d[0].origins: expected array, got int 7"]),
+        ([[t, [o]]], ["d[0][0]: expected array, got bytes"]),
+        ([[t, [[o]]]], ["d[0][0]: expected 2 items, got 1"]),
+        ([[t, [[o, [[1, 1]], 1]]]], ["d[0][0]: expected 2 items, got 3"]),
+        ([[t, [[o[:-1], [[1, 1]]]]]], ["d[0][0].origin: expected 32 bytes, got 31"]),
+        ([[t, [[o + o[:1], [[1, 1]]]]]], ["d[0][0].origin: expected 32 bytes, got 33"]),
+        ([[t, [["o" * 32, [[1, 1]]]]]], ["d[0][0].origin: expected bytes, got str"]),
+        ([[t, [[o, []]]], [t, [[p, [[1, 1]], 0]]]], ["d[1][0]: expected 2 items, got 3"]),
+        (one(7), ["d[0][0]: expected array, got int 7"]),
+        (one([5]), ["d[0][0][0]: expected array, got int 5"]),
+        (one([[1, 2, 3]]), ["d[0][0][0]: expected 2 items, got 3"]),
+        (one([[1]]), ["d[0][0][0]: expected 2 items, got 1"]),
+        (one([[0, 1]]), [f"d[0][0][0][0]: 0 is outside [1, {U64_MAX}]"]),
+        (one([[0, 0]]), [f"d[0][0][0][0]: 0 is outside [1, {U64_MAX}]"]),
+        (one([[1, U64_MAX + 1]]), [f"d[0][0][0][1]: {U64_MAX + 1} is outside [1, {U64_MAX}]"]),
+        (one([[U64_MAX + 1, U64_MAX + 1]]), [f"d[0][0][0][0]: {U64_MAX + 1} is outside [1, {U64_MAX}]"]),
+        (one([[-1, 1]]), [f"d[0][0][0][0]: -1 is outside [1, {U64_MAX}]"]),
+        (one([[True, 1]]), ["d[0][0][0][0]: expected int, got bool"]),
+        (one([[1, 1.0]]), ["d[0][0][0][1]: expected int, got float"]),
+        (one([[1, "2"]]), ["d[0][0][0][1]: expected int, got str"]),
+        (one([[3, 2]]), [f"d[0][0][0]: {SORTED}"]),
+        (one([[1, 2], [3, 4]]), [f"d[0][0][1]: {SORTED}"]),
+        (one([[1, 3], [3, 4]]), [f"d[0][0][1]: {SORTED}"]),
+        (one([[1, 4], [2, 3]]), [f"d[0][0][1]: {SORTED}"]),
+        (one([[5, 6], [1, 2]]), [f"d[0][0][1]: {SORTED}"]),
+        (one([[1, 1], [1, 1]]), [f"d[0][0][1]: {SORTED}"]),
+        (one([[1, 2], [4, 4], [4, 9]]), [f"d[0][0][2]: {SORTED}"]),
+        (one([[1, 2], [6, 5]]), [f"d[0][0][1]: {SORTED}"]),
+    ]
+
+
 def check_signed(raw: bytes) -> None:
     """A genuine message's signature verifies over its header as the message module's docstring
     lays it out (``["node.msg.header", 1, [scheme, public_key, signer, topic, epoch_secs,
@@ -349,6 +446,7 @@ class MeshAdversaryMachine(MeshPresenceMachine):
         self.captured_set: set[bytes] = set()
         self.logs: list[Log] = []
         self.judged: list[tuple[bytes, gossip.Facts, Any]] = []  # the last datagram's messages, facts and verdicts
+        self.spoil_serial = 0  # nonces of spoiled directed payloads, each new
 
     def step_start(self, nodes: int, skews_ns: list[int]) -> None:
         self.logs = [Log() for _ in range(nodes)]
@@ -357,6 +455,11 @@ class MeshAdversaryMachine(MeshPresenceMachine):
     def node_options(self, index: int) -> dict[str, Any]:
         self.logs[index] = Log()
         return {**super().node_options(index), "apps": {TOPIC: self.logs[index]}}
+
+    def check(self) -> None:
+        super().check()
+        for i in self.up():
+            self.check_logs(i)
 
     def check_verdicts(self, index: int, data: bytes) -> list[tuple[bytes, gossip.Facts, Any]]:
         self.judged = super().check_verdicts(index, data)
@@ -510,6 +613,8 @@ class MeshAdversaryMachine(MeshPresenceMachine):
                         f"node {target}: the junk in a datagram ({how}) got {[v.outcome for _, _, v in self.judged]}")
                     assert self.state_of(target) == before, f"node {target} changed its state on a spoiled datagram ({how})"
             assert node.verifier.checked == checked, f"node {target} checked a signature in a spoiled datagram ({how})"
+        elif how == "digest":
+            self.spoil_digests(target, at)
         else:
             others = [i for i in range(len(self.nodes)) if i != target]
             signer = self.identities[others[at % len(others)]]
@@ -526,6 +631,76 @@ class MeshAdversaryMachine(MeshPresenceMachine):
             assert set(taken) <= {"malformed payload"}, f"node {target}: a member's spoiled payloads got {taken}"
             after = self.state_of(target)
             assert after[:4] + after[5:] == before[:4] + before[5:], f"node {target} changed its state on spoiled payloads"
+
+    def spoil_digests(self, target: int, at: int) -> None:
+        """``decode_digest`` refuses each spoiled digest naming what is wrong, or decodes it to exactly
+        what it holds (``digest_spoilings``); a member's digest, have or repair carrying one, addressed
+        to node ``target``, is "malformed payload" (or "accepted", of a topic the node does not carry)
+        and changes nothing. So are directed payloads of the wrong shape (no ``[to, nonce]``, either of
+        the wrong length, too few or many items, a repair's messages not a list of at most
+        MAX_REPAIR_MESSAGES byte strings, an envelope for no role or not bytes); one addressed to
+        another member is "not for me", and an envelope for a node without a signing core "no
+        signing core"."""
+        others = [i for i in range(len(self.nodes)) if i != target]
+        signer, me = self.identities[others[at % len(others)]], self.members[target]
+        other = self.members[others[(at + 1) % len(others)]]
+        now, handed, owed = self.local_now(target), [], []
+
+        def send(kind: str, body: list, outcome: str) -> None:
+            try:
+                payload = encode_payload(kind, body)
+            except (OverflowError, TypeError):  # (an int msgpack cannot carry: the decoder alone is told it)
+                return
+            handed.append(seal(signer, ANTI_ENTROPY, now, payload))
+            owed.append(outcome)
+
+        def nonce() -> bytes:
+            self.spoil_serial += 1
+            return blake3.blake3(b"spoil nonce %d" % self.spoil_serial).digest()[:NONCE_BYTES]
+
+        for value, expected in digest_spoilings(self.members, at):
+            decoded = check_spoiling("a digest spoiled", lambda v: decode_digest(v, "d"), value, expected)
+            assert decoded is None or (decoded == expected and all(
+                type(topic) is str and type(origin) is bytes and type(ranges) is list
+                for topic, origins in decoded.items() for origin, ranges in origins.items())), (
+                f"a digest decoded to {decoded!r:.300}, not {expected!r:.300}")
+            outcome = "malformed payload" if decoded is None else "accepted"
+            send(DIGEST, [me, nonce(), value], outcome)
+            send(HAVE, [me, nonce(), value], outcome)
+            send(REPAIR, [me, nonce(), [], value], outcome)
+        for kind, body, outcome in (
+            (DIGEST, [], "malformed payload"), (DIGEST, [me], "malformed payload"),
+            (DIGEST, [me[:-1], nonce(), []], "malformed payload"), (DIGEST, [me, nonce()[:-1], []], "malformed payload"),
+            (DIGEST, ["me", nonce(), []], "malformed payload"), (DIGEST, [me, nonce().hex(), []], "malformed payload"),
+            (DIGEST, [me, nonce()], "malformed payload"), (DIGEST, [me, nonce(), [], 0], "malformed payload"),
+            (HAVE, [me, nonce()], "malformed payload"), (HAVE, [me, nonce(), [], 0], "malformed payload"),
+            (HAVE, [me[:-1], nonce(), []], "malformed payload"),
+            (REPAIR, [me, nonce(), []], "malformed payload"), (REPAIR, [me, nonce(), [], None, 0], "malformed payload"),
+            (REPAIR, [me, nonce(), 7, None], "malformed payload"), (REPAIR, [me, nonce(), ["x"], None], "malformed payload"),
+            (REPAIR, [me, nonce(), [b"x"] * (MAX_REPAIR_MESSAGES + 1), None], "malformed payload"),
+            (ENVELOPE, [me, nonce(), "auditor", b"e"], "malformed payload"),
+            (ENVELOPE, [me, nonce(), "signer", "e"], "malformed payload"),
+            (ENVELOPE, [me, nonce(), "signer"], "malformed payload"),
+            (ENVELOPE, [me[:-1], nonce(), "signer", b"e"], "malformed payload"),
+            (DIGEST, [other, nonce(), []], "not for me"), (HAVE, [other, nonce(), []], "not for me"),
+            (REPAIR, [other, nonce(), [], None], "not for me"), (ENVELOPE, [other, nonce(), "coordinator", b"e"], "not for me"),
+            (ENVELOPE, [me, nonce(), "signer", b"e"], "no signing core"),
+            (ENVELOPE, [me, nonce(), "coordinator", b""], "no signing core"),
+        ):
+            send(kind, body, outcome)
+        node = self.nodes[target]
+        before, announced = self.state_of(target), dict(node._announced)
+        self.hand(target, pack(["node.dgram", 1, handed]))
+        got = [verdict.outcome for _, _, verdict in self.judged]
+        wrong = [(n, decode_payload(decode_message(raw).payload)[0], outcome, due)
+                 for n, (raw, outcome, due) in enumerate(zip(handed, got, owed, strict=True))
+                 if outcome != due and outcome not in gossip.REFUSALS]  # (a payload without a nonce may be "replayed":
+        # check_verdicts holds the node to the model's refusals)
+        assert len(got) == len(owed) and not wrong, (
+            f"node {target}: members' spoiled digests and directed payloads got (message, kind, verdict, due) {wrong!s:.600}")
+        after = self.state_of(target)
+        assert after[:4] + after[5:] == before[:4] + before[5:] and dict(node._announced) == announced, (
+            f"node {target} changed its state on members' spoiled digests and directed payloads")
 
     def check_decoded(self, how: str, decoded: Any, data: bytes, fields: tuple) -> None:
         """A message that decoded (``how``): exactly its fields, their hash, its bytes and its id."""

@@ -186,7 +186,8 @@ class MeshPresenceMachine(MeshMachine):
     def deadlines(self) -> list[int]:
         """What falls due ahead, on the shared clock: each beacon a node took going stale (the
         presence TTL), each advert a coordinator holds expiring, each FOAF query a node remembers
-        being forgotten, and each node's next registration (at its next tick from then)."""
+        being forgotten, each node's next registration (at its next tick from then), and the first
+        replay key each node's cache forgets (the replay TTL)."""
         ttl, due = self.node_config.presence_ttl_ns, set()
         for i, skew in enumerate(self.skews):
             due |= {at + ttl - skew for at in self.views[i].values()}
@@ -194,6 +195,9 @@ class MeshPresenceMachine(MeshMachine):
             due |= {until - skew for _, until in self.queries[i].values()}
             due.add(self.next_register[i] - skew)
         now = self.clock.now()
+        for i, skew in enumerate(self.skews):  # the first replay key each node forgets ahead (one: keys are many)
+            due.add(min((at + self.node_config.replay_ttl_ns - skew for at in self.caches[i].values()
+                         if at + self.node_config.replay_ttl_ns - skew > now), default=now))
         return sorted(t for t in due if t > now)
 
     def ticked(self, index: int, outgoing) -> None:
@@ -201,6 +205,7 @@ class MeshPresenceMachine(MeshMachine):
         and the adverts expired by the node's clock, and registers the node at its first tick and
         every ``advert_refresh_ns`` after: one advert expiring ``advert_ttl_ns`` ahead, to each
         coordinator of its shard."""
+        super().ticked(index, outgoing)
         now, config = self.local_now(index), self.node_config
         for query_id in [q for q, (_, until) in self.queries[index].items() if until <= now]:
             del self.queries[index][query_id]

@@ -131,6 +131,8 @@ class MeshTaskListMachine(MeshMachine):
     def check(self) -> None:
         for observation in self.observe():
             assert observation.agrees, f"{observation.label} has {observation.implementation}, the model says {observation.model}"
+        for i in self.up():
+            self.check_logs(i)
 
     def converged(self) -> bool:
         everything = set(self.parts)
@@ -140,6 +142,7 @@ class MeshTaskListMachine(MeshMachine):
         everything = set(self.parts)
         expected = self.model_value(frozenset(p for parts in self.parts.values() for p in parts))
         for i in range(len(self.nodes)):
+            self.check_logs(i, messages=True)
             missing = sorted(everything - self.held(i))
             assert not missing, f"after quiescence node {i} lacks acknowledged operations {missing}"
             actual = self.replicas[i].value()

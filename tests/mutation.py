@@ -499,8 +499,9 @@ def rerun_survivors(saved: dict, workers: int, only: list[str] | None = None) ->
     fresh = run(saved["module"], machines_of(saved), workers, only=survivors)
     mutants = {name: fresh["mutants"].get(name, found) if name in survivors else found
                for name, found in saved["mutants"].items()}
-    return {**fresh, "mutants": mutants, "rerun": f"{len(survivors)} survivors run again, the other "
-                                                    f"{len(mutants) - len(survivors)} statuses carried over"}
+    kept = {key: saved[key] for key in ("parts", "every_mutant") if key in saved}  # (a run in parts stays one)
+    return {**fresh, **kept, "mutants": mutants, "rerun": f"{len(survivors)} survivors run again, the other "
+                                                          f"{len(mutants) - len(survivors)} statuses carried over"}
 
 
 @dataclass

@@ -281,3 +281,24 @@ def test_an_interrupted_mutation_run_kills_the_whole_process_group(monkeypatch, 
     else:
         os.kill(grandchild, signal.SIGKILL)
         raise AssertionError(f"the grandchild {grandchild} outlived the interrupted run")
+
+
+def test_rerunning_the_survivors_of_a_run_in_parts_keeps_its_parts(monkeypatch):
+    """Saved again, the survivors of a run in parts run again are still that run's parts: so a
+    later run goes on from the first part missing and ``--summary`` names the module unfinished."""
+    saved = {"module": "implementations/lww.py", "digest": "d", "machines": {"lww": ["hlc"]},
+             "parts": {"of": 4, "done": [0]}, "every_mutant": ["x_a__mutmut_1", "x_a__mutmut_2", "x_b__mutmut_1"],
+             "mutants": {"x_a__mutmut_1": {"status": "survived"}, "x_a__mutmut_2": {"status": "killed"}}}
+    ran = []
+
+    def run(module, machines, workers, only=None):
+        ran.append(only)
+        return {"module": module, "digest": "d", "machines": machines, "log": "",
+                "mutants": {"x_a__mutmut_1": {"status": "killed"}}}
+
+    monkeypatch.setattr(mutation, "run", run)
+    results = mutation.rerun_survivors(saved, 1)
+    assert ran == [["x_a__mutmut_1"]]
+    assert results["parts"] == {"of": 4, "done": [0]} and results["every_mutant"] == saved["every_mutant"]
+    assert results["mutants"] == {"x_a__mutmut_1": {"status": "killed"}, "x_a__mutmut_2": {"status": "killed"}}
+    assert mutation.unfinished(results) == "1 of its 4 parts run"
