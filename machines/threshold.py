@@ -286,8 +286,11 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         return self.backend.signer(key_seed("member", i), self.config, self.views[i], store, self.policy)
 
     def _new_coordinator(self, i: int):
-        return self.backend.coordinator(key_seed("member", i), self.config, self.views[i],
-                                        os.path.join(self.directory, f"coordinator{i}.db"))
+        coordinator = self.backend.coordinator(key_seed("member", i), self.config, self.views[i],
+                                               os.path.join(self.directory, f"coordinator{i}.db"))
+        checked = coordinator.metrics()["partial_sigs_total"]  # a process's counter: none checked yet
+        assert checked == 0, f"coordinator {i} opened with partial_sigs_total={checked}, not 0"
+        return coordinator
 
     def signer(self, i: int):
         if self.signers[i] is None:
@@ -433,6 +436,10 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         funded = self.ledger.balance(self.address) >= event.amount + FEE
         if isinstance(run.error, EventRefused):
             assert busy, f"coordinator {node} refused a fresh event: {run.error}"
+            # the refusal names the request processing the event and its state (one: it refuses while one is)
+            named = ("event already processed", busy[0].request_id, busy[0].state)
+            assert all(name in str(run.error) for name in named), (
+                f"coordinator {node}'s refusal {str(run.error)!r} does not name {named}")
             return
         if isinstance(run.error, pskt.TemplateRefused):
             assert not busy and not funded, f"coordinator {node} refused a fundable event: {run.error}"
@@ -623,6 +630,26 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
 
     def _deliver(self, sent: Message, data: bytes, expect: str | None, names: tuple[str, ...] = ()) -> None:
         self.perform(Operation(sent.role, sent.target, "deliver", sent=sent, data=data, expect=expect, names=names))
+
+    def new_member_signatures(self, node: int, data: bytes) -> int:
+        """How many signatures of an answer the coordinator checks (each once): by members, on an
+        input of the request (its own, about its event and template), not among the valid ones it
+        holds. Checked even if the answer then counts nothing (the request is over, or a replay)."""
+        try:
+            env = decode_envelope(data)
+            answer = decode_answer(env.payload)
+        except DecodeError:
+            return 0
+        rid = answer.request_id
+        if rid != env.session_id or rid not in self.requests or self.owner[rid] != node:
+            return 0
+        request, proposal = self.requests[rid], self.proposals[rid]
+        if (len(answer.signatures) > request.n_inputs * len(self.keys)
+                or (answer.event_hash, answer.template_hash) != (proposal.event_hash, proposal.template_hash)):
+            return 0
+        held = {(s.input_index, s.key) for s in request.signatures if s.valid and s.key in self.group.keys}
+        signed = {(index, key.hex()) for index, key, _ in answer.signatures if index < request.n_inputs and key in self.pubkeys}
+        return len(signed - held)
 
     def _conclude_delivery(self, op: Operation, run: faults.Run) -> None:
         sent, data, expect = op.sent, op.data, op.expect
@@ -948,9 +975,17 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
                     f"signer {j} signed {len(templates)} different templates for event {self.event_name(eid)}")
             if not self._exists("signer", j):
                 continue
-            for event, templates in self.signer(j).signed_templates().items():
+            held = self.signer(j).signed_templates()
+            for event, templates in held.items():
                 assert len(templates) <= 1, (
                     f"signer {j}'s file holds {len(templates)} templates for event {self.event_name(event.hex())}")
+            if {e.hex(): ts for e, ts in held.items()} != sm.signed:
+                named = {self.event_name(e.hex()): sorted(t.hex()[:16] for t in ts) for e, ts in held.items()}
+                raise AssertionError(f"signer {j}'s file holds the templates {named} per event, it signed "
+                                     f"{ {self.event_name(e): sorted(t.hex()[:16] for t in ts) for e, ts in sm.signed.items()} }")
+            for rid in self.requests.keys() - sm.answers.keys():  # a request it never answered: nothing signed
+                template = self.signer(j).signed_template(rid)
+                assert template is None, f"signer {j} holds a signed template for {self.request_name(rid)}, never answered"
             for rid in self.signer(j).live_reservations():  # unless approved since (a proposal may arrive late)
                 due = model.settles(sm.expires[rid], self.signer_ticked_at[j])
                 assert not due or sm.approved_tick.get(rid) == self.signer_ticks[j], (

@@ -12,6 +12,10 @@ the transport checks, carrying what an attacker or a faulty member would send.
   as undecodable before any is checked.
 * ``accept_not_bool``: a member's answer whose verdict is the integer 1, not a boolean:
   refused as undecodable, the refusal naming the field, the kind it holds and the one it got.
+* ``odd_signatures``: a faulty member accepts with a list of invalid signatures under its key
+  (as long as the request allows): on the input one past the last, on input 0 twice, then on
+  every input. It decodes and its accept counts; no signature counts, the input the request
+  lacks is never checked, and each (input, member) not held yet is checked once.
 * ``expires_at_i64_overflow`` / ``expires_at_u64_max``: a member proposes with
   ``expires_at`` of 2**63 or 2**64 - 1 (MessagePack carries both; SQLite's INTEGER does
   not): refused as undecodable before anything is written (issue 7, defect 10).
@@ -41,7 +45,7 @@ from implementations.threshold_envelope import decode_envelope, seal
 from models import threshold as model
 
 LIES = ("outsider_answer", "too_many_signatures", "expires_at_i64_overflow", "expires_at_u64_max", "seq_no_u64_max",
-        "timestamp_u64_max", "accept_not_bool", "outsider_proposal")
+        "timestamp_u64_max", "accept_not_bool", "outsider_proposal", "odd_signatures")
 #: Lies a receiver must refuse, and the refusal the machine expects.
 REFUSED = {"too_many_signatures": "not decodable", "expires_at_i64_overflow": "not decodable",
            "expires_at_u64_max": "not decodable", "accept_not_bool": "not decodable",
@@ -72,10 +76,15 @@ class HostileRules:
         seq = self.forged_seq + (1 << 41)
         proposal, owner = self.proposals[request], self.owner[request]
         hashes = pskt.sighashes(proposal.template)
-        if lie in ("outsider_answer", "too_many_signatures", "accept_not_bool"):
+        if lie in ("outsider_answer", "too_many_signatures", "accept_not_bool", "odd_signatures"):
             if lie == "accept_not_bool":
                 secret = self.keys[member]
                 answer = Answer(request, proposal.event_hash, proposal.template_hash, 1, "", ())
+            elif lie == "odd_signatures":
+                key, secret = self.pubkeys[member], self.keys[member]
+                sigs = [(i, key, bytes(64)) for i in (len(hashes), 0, *range(len(hashes)))]
+                answer = Answer(request, proposal.event_hash, proposal.template_hash, True, "",
+                                tuple(sigs[: len(hashes) * len(self.keys)]))
             elif lie == "outsider_answer":
                 key, secret = bytes(self.outsider.verify_key), self.outsider
                 sigs = [(i, key, secret.sign(h).signature) for i, h in enumerate(hashes)] * copies
@@ -109,6 +118,7 @@ class HostileRules:
         core = self.core(role, node)
         before = core.store.digest()
         checked = getattr(core, "signatures_checked", 0)  # a coordinator's count of signature checks
+        expected = 0 if role != "coordinator" or refusal is not None else self.new_member_signatures(node, sent.data)
         self._deliver(sent, sent.data, expect=refusal, names=names)
         if refusal is not None or decode_envelope(sent.data).sender not in self.pubkeys:
             after = self.core(role, node).store.digest()
@@ -116,6 +126,8 @@ class HostileRules:
         if role == "coordinator" and self.core(role, node) is core:
             work = core.signatures_checked - checked
             assert work <= n_inputs * len(self.keys), f"one answer cost {work} signature checks ({n_inputs} inputs)"
+            assert work == expected, (f"coordinator {node} made {work} signature checks for one answer carrying {expected} "
+                                      f"signatures by members on inputs of the request it does not hold yet")
 
 
 def _with_expiry(proposal, expires_at: int):
