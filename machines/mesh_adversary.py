@@ -658,16 +658,18 @@ class MeshAdversaryMachine(MeshPresenceMachine):
             self.spoil_serial += 1
             return blake3.blake3(b"spoil nonce %d" % self.spoil_serial).digest()[:NONCE_BYTES]
 
-        for value, expected in digest_spoilings(self.members, at):
+        for n, (value, expected) in enumerate(digest_spoilings(self.members, at)):
             decoded = check_spoiling("a digest spoiled", lambda v: decode_digest(v, "d"), value, expected)
             assert decoded is None or (decoded == expected and all(
                 type(topic) is str and type(origin) is bytes and type(ranges) is list
                 for topic, origins in decoded.items() for origin, ranges in origins.items())), (
                 f"a digest decoded to {decoded!r:.300}, not {expected!r:.300}")
             outcome = "malformed payload" if decoded is None else "accepted"
-            send(DIGEST, [me, nonce(), value], outcome)
-            send(HAVE, [me, nonce(), value], outcome)
-            send(REPAIR, [me, nonce(), [], value], outcome)
+            # one of the three payloads that carry a digest, in turn (``at`` moves it from call to
+            # call): each sealed with a real signature, 0.9 ms with ML-DSA-65, and all three for
+            # every case made mesh_adversary 9 s to 46 s of the ci run
+            kind = (DIGEST, HAVE, REPAIR)[(n + at) % 3]
+            send(kind, [me, nonce(), [], value] if kind == REPAIR else [me, nonce(), value], outcome)
         for kind, body, outcome in (
             (DIGEST, [], "malformed payload"), (DIGEST, [me], "malformed payload"),
             (DIGEST, [me[:-1], nonce(), []], "malformed payload"), (DIGEST, [me, nonce()[:-1], []], "malformed payload"),
