@@ -692,5 +692,6 @@ class MeshPresenceMachine(MeshMachine):
         self.rdv_results[querier][lookup_id] = result
 
 
-#: ci budget: 250 runs of 50 steps, as the in-process machines (80 of 40 missed mesh-presence-ttl-inclusive: benchmarks/README.md).
+#: ci budget: 250 runs of 50 steps, as the in-process machines (80 of 40 missed mesh-presence-ttl-inclusive:
+#: benchmarks/README.md).
 test_mesh_presence_machine = network_machine_test(MeshPresenceMachine, examples=250, steps=50)
