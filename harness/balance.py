@@ -113,10 +113,15 @@ def shares(machine_cls: type, stats: RuleStats) -> list[Share]:
             for kind in sorted(ran, key=order.index)]
 
 
+def floors_held(measured: list[Share]) -> bool:
+    """Whether a run is long enough (``MIN_STEPS`` steps, ``setup`` apart) for its floors to be held."""
+    return sum(s.ran for s in measured if s.kind != "setup") >= MIN_STEPS
+
+
 def check_floors(machine_cls: type, stats: RuleStats) -> None:
     """Fail a run (of at least ``MIN_STEPS`` steps) whose share of some class is below its floor."""
     measured = shares(machine_cls, stats)
-    if sum(s.ran for s in measured if s.kind != "setup") < MIN_STEPS:
+    if not floors_held(measured):
         return
     starved = [s for s in measured if s.starved]
     if starved:
@@ -145,7 +150,7 @@ def table(runs: list[RuleStats]) -> tuple[list[list], list[str]]:
         classes = rule_classes(machine_cls)
         run = f"{stats.machine}/{stats.implementation}"
         measured = shares(machine_cls, stats)
-        held = sum(s.ran for s in measured if s.kind != "setup") >= MIN_STEPS  # as ``check_floors``
+        held = floors_held(measured)
         for share in measured:
             floor = "" if share.floor is None else f"{share.floor:.0%}"
             mark = ("BELOW FLOOR" if held else "below floor (not held: fewer steps than MIN_STEPS)") if share.starved else ""
