@@ -343,13 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="where everything goes (default: a new directory under /tmp)")
     parser.add_argument("--db", default=os.environ.get("MBT_EXAMPLE_DB"), help="example database: a directory or redis:// URL")
     args = parser.parse_args(argv)
-    out = Path(args.out) if args.out else Path(f"/tmp/mbt-nightly-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
-    args.db = args.db or str(out / "examples")
     try:
         chosen = chosen_runs(args.machine)
     except ValueError as error:
-        parser.error(str(error))
+        parser.error(str(error))  # before anything is written
+    out = Path(args.out) if args.out else Path(f"/tmp/mbt-nightly-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    args.db = args.db or str(out / "examples")
     targets = [f"machines/{m}.py" for m in chosen] or ["machines/"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYPOTHESIS_PROFILE": "nightly", "MBT_EXAMPLE_DB": args.db,
            "MBT_TRACE_DIR": str(out / "raw"), "MBT_COVERAGE_DIR": str(out / "rules"),

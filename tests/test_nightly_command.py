@@ -87,6 +87,15 @@ def test_machine_runs_are_chosen_by_machine_or_by_implementation_and_bad_names_a
             raise AssertionError(f"{bad!r} was accepted")
 
 
+def test_a_machine_that_does_not_exist_is_refused_before_anything_is_written(tmp_path):
+    out = tmp_path / "never"
+    run = subprocess.run([sys.executable, "-m", "harness", "nightly", "--machine", "no_such_machine", "--out", str(out)],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2 and "there is no machines/no_such_machine.py" in run.stderr, run.stderr
+    assert not out.exists()
+
+
 def test_a_chosen_implementation_that_no_machine_has_is_refused_by_name(tmp_path):
     out = tmp_path / "none"
     out.mkdir()
