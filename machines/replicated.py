@@ -302,17 +302,18 @@ class ReplicatedMachine(TracedMachine):
             ready = {change for change in held if self.pasts[change] <= causal}
 
     def applied(self, index: int) -> frozenset:
-        """The operations replica ``index`` applies if its library delivers changes causally, as
+        """The changes replica ``index`` applies if its library delivers changes causally, as
         Automerge does (``machines/adapters/automerge.py``: a change waits until every change it
-        depends on has arrived), in the model. A change is an operation as one replica made it: a
-        delete is one operation in the model whoever makes it, but one replica's delete of an
-        element and another's are two changes with two causal pasts. A replica applies its own
-        changes; a full state's, as far as its source applied them (Automerge's saved document
-        leaves out the changes it holds back); a delta's change once it applies the change's
-        causal past, every change its maker applied when it made it (``pasts``), and that may
-        release others (``release``). A lying peer's operations have no past: applied at once.
-        A library that applies every delta on arrival applies what the history says."""
-        return frozenset(op for _, op in self.causal[index])
+        depends on has arrived), in the model. A change is an operation as one replica made it,
+        ``(maker, op)``: a delete is one operation in the model whoever makes it, but one
+        replica's delete of an element and another's are two changes with two causal pasts (and,
+        in a set, two effects: each removes the adds its maker had applied). A replica applies
+        its own changes; a full state's, as far as its source applied them (Automerge's saved
+        document leaves out the changes it holds back); a delta's change once it applies the
+        change's causal past, every change its maker applied when it made it (``pasts``), and
+        that may release others (``release``). A lying peer's operations have no past: applied
+        at once. Such a library's value is a function of the changes it applied."""
+        return frozenset(self.causal[index])
 
     @guard(lambda self: bool(self.in_flight))
     @rule(message=INDEX)
@@ -487,8 +488,8 @@ class ReplicatedMachine(TracedMachine):
 
     def check_settled(self, values: list) -> None:
         """When every message sent has arrived or been dropped: replicas that lost none, have
-        seen the same operations and would apply the same ones under causal delivery (``applied``)
-        hold the same value, at every level.
+        seen the same operations and would apply the same changes under causal delivery
+        (``applied``) hold the same value, at every level.
 
         Such a replica has received every delta ever sent, directly (a full state may leave
         out updates its source holds back, as Yrs's does; a delta does not). A library that
@@ -498,20 +499,25 @@ class ReplicatedMachine(TracedMachine):
         replica 0 deletes the same element itself. Replicas 0, 2 and 3 have seen the same
         operations, but replicas 2 and 3 hold replica 4's delete back for ever, waiting for that
         insert (``regressions/traces/rga-automerge-delete-waits-for-an-unsent-insert.json``). So
-        replicas of one history are compared only when they apply the same operations too: apart
-        from such a wait, the same group as the history alone makes."""
+        replicas of one history that disagree are compared again, grouped by the changes they
+        apply: apart from such a wait (or one operation made by two replicas), the same groups."""
         if self.in_flight:
             return
-        groups: dict[tuple[frozenset, frozenset], list[int]] = {}
+        groups: dict[frozenset, list[int]] = {}
         for index in range(len(self.history)):
             if index not in self.lost:
-                groups.setdefault((self.seen_and_model(index)[0], self.applied(index)), []).append(index)
-        for indices in groups.values():
-            assert all(values[i] == values[indices[0]] for i in indices), (
-                "every delta delivered, none dropped to replicas "
-                f"{indices}, which have seen the same operations and would apply the same under causal "
-                f"delivery, yet they disagree: " + ", ".join(f"replica {i} has {values[i]!r}" for i in indices)
-            )
+                groups.setdefault(self.seen_and_model(index)[0], []).append(index)
+        for group in groups.values():
+            if any(values[i] != values[group[0]] for i in group):  # else no need to tell them apart
+                applying: dict[frozenset, list[int]] = {}
+                for index in group:
+                    applying.setdefault(self.applied(index), []).append(index)
+                for indices in applying.values():
+                    assert all(values[i] == values[indices[0]] for i in indices), (
+                        "every delta delivered, none dropped to replicas "
+                        f"{indices}, which have seen the same operations and would apply the same changes under "
+                        f"causal delivery, yet they disagree: " + ", ".join(f"replica {i} has {values[i]!r}" for i in indices)
+                    )
 
 
 
