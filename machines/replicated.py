@@ -14,7 +14,8 @@ gives it:
 * ``sync_all``: every replica's state reaches every other; afterwards all must agree.
 
 Whatever the level, whenever no message is in flight, replicas that lost no message (none
-to them was dropped) and have seen the same operations must agree (``check_settled``):
+to them was dropped), have seen the same operations and would apply the same changes under
+causal delivery (``applied``) must agree (``check_settled``):
 deltas alone, all delivered, must converge, so a replica that never integrates a delta
 that arrived before its causal predecessor is caught where a full-state ``sync_all`` would
 hide it.
