@@ -200,31 +200,30 @@ def collect(targets: list[str], env: dict[str, str]) -> list[str]:
     return items
 
 
-def chosen_runs(names: list[str]) -> dict[str, set[str]]:
-    """``--machine`` values: machine -> the implementations chosen (empty: all of them)."""
-    chosen: dict[str, set[str]] = {}
+def chosen_runs(names: list[str]) -> dict[str, set[str] | None]:
+    """``--machine`` values: machine -> the implementations chosen (None: all of them)."""
+    chosen: dict[str, set[str] | None] = {}
     for name in names:
         match = re.fullmatch(r"([a-z_][a-z0-9_]*)(?:\[([A-Za-z0-9_.-]+)\])?", name)
         if match is None:
             raise ValueError(f"--machine {name!r}: expected a machine (lww) or a machine and one implementation (lww[hlc])")
-        if not (ROOT / "machines" / f"{match[1]}.py").is_file():
-            raise ValueError(f"--machine {name!r}: there is no machines/{match[1]}.py")
-        runs = chosen.setdefault(match[1], set())
-        if match[2] is None or (runs and "" in runs):
-            runs.clear()
-            runs.add("")  # the whole machine
-        else:
-            runs.add(match[2])
+        machine, implementation = match[1], match[2]
+        if not (ROOT / "machines" / f"{machine}.py").is_file():
+            raise ValueError(f"--machine {name!r}: there is no machines/{machine}.py")
+        runs = chosen.get(machine, set())
+        chosen[machine] = None if implementation is None or runs is None else runs | {implementation}
     return chosen
 
 
-def wanted(item: str, chosen: dict[str, set[str]]) -> bool:
+def wanted(item: str, chosen: dict[str, set[str] | None]) -> bool:
     """Whether the collected ``item`` (a pytest node id) is one of the chosen runs."""
     if not chosen:
         return True
     machine = item.split("/", 1)[-1].split(".py", 1)[0]
-    runs = chosen.get(machine, set())
-    return "" in runs or item.rpartition("[")[2].rstrip("]") in runs
+    if machine not in chosen:
+        return False
+    runs = chosen[machine]
+    return runs is None or item.rpartition("[")[2].rstrip("]") in runs
 
 
 def run_pytest(items: list[str], workers: int, env: dict[str, str], out: Path, hard_stop: float) -> int:

@@ -17,6 +17,8 @@ import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 BUG = "lww-smaller-writer-wins"
 
@@ -79,19 +81,14 @@ def test_machine_runs_are_chosen_by_machine_or_by_implementation_and_bad_names_a
     assert [i for i in items if wanted(i, chosen_runs([]))] == items
     for bad, named in (("lww[hlc", "expected a machine"), ("no_such_machine", "no machines/no_such_machine.py"),
                        ("../lww", "expected a machine")):
-        try:
+        with pytest.raises(ValueError) as refused:
             chosen_runs([bad])
-        except ValueError as error:
-            assert named in str(error) and repr(bad) in str(error), error
-        else:
-            raise AssertionError(f"{bad!r} was accepted")
+        assert named in str(refused.value) and repr(bad) in str(refused.value), refused.value
 
 
 def test_a_machine_that_does_not_exist_is_refused_before_anything_is_written(tmp_path):
     out = tmp_path / "never"
-    run = subprocess.run([sys.executable, "-m", "harness", "nightly", "--machine", "no_such_machine", "--out", str(out)],
-                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                         timeout=120)
+    run = nightly(out, ("no_such_machine",))
     assert run.returncode == 2 and "there is no machines/no_such_machine.py" in run.stderr, run.stderr
     assert not out.exists()
 
