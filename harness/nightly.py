@@ -25,6 +25,9 @@ report is written: failures new and known, time per machine, rule coverage.
 
 The run writes only into ``--out``: ``report.md``, ``traces/`` (deduplicated, ready to
 promote), ``raw/`` (every trace the workers wrote), ``junit.xml``, ``rules/``, ``hypothesis/``.
+The machines' SQLite stores go to a directory of the command's own on the real disk (under
+``MBT_STORE_DIR`` when it is set), removed when the run ends: a run stopped at the hard stop
+runs no teardown, and its stores would otherwise stay behind.
 Exit status: 0 when nothing failed, 1 when something did, 2 when pytest itself could not run.
 """
 
@@ -36,9 +39,11 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
@@ -367,7 +372,16 @@ def main(argv: list[str] | None = None) -> int:
     share = max(5.0, (args.budget - START_UP_SECONDS - (time.monotonic() - started)) * args.workers / len(items))
     env["MBT_BUDGET_SECONDS"] = f"{share:.0f}"
     print(f"nightly: {len(items)} machine runs, {args.workers} workers, {share:.0f} s each; writing to {out}", flush=True)
-    status = run_pytest(items, args.workers, env, out, hard_stop=time.time() + args.budget * 1.5 + 60)
+    # The stores go under a directory of this command's: pytest stopped at the hard stop (or
+    # killed) runs no teardown, and this removes what its machines left.
+    if os.environ.get("MBT_STORE_DIR"):
+        os.makedirs(os.environ["MBT_STORE_DIR"], exist_ok=True)
+    stores = tempfile.mkdtemp(prefix="mbt-nightly-stores-", dir=os.environ.get("MBT_STORE_DIR") or None)
+    env["MBT_STORE_DIR"] = stores
+    try:
+        status = run_pytest(items, args.workers, env, out, hard_stop=time.time() + args.budget * 1.5 + 60)
+    finally:
+        shutil.rmtree(stores, ignore_errors=True)
     if os.environ.get("MBT_PLANT_BUG"):
         from tests.bugs.catalogue import plant_for_session
 

@@ -98,3 +98,28 @@ def test_a_chosen_implementation_that_no_machine_has_is_refused_by_name(tmp_path
     out.mkdir()
     run = nightly(out, ("lww[no-such-implementation]",))
     assert run.returncode == 2 and "no machine run of lww[no-such-implementation] collected" in run.stderr, run.stderr
+
+
+def test_the_stores_a_stopped_run_leaves_are_removed(tmp_path, monkeypatch):
+    """pytest stopped at the hard stop runs no teardown: the machines' SQLite stores it made
+    stay where it put them. The command gives it a directory of its own (under
+    ``MBT_STORE_DIR`` when set) and removes it, whatever pytest left there."""
+    import harness.nightly as nightly_command
+
+    seen: list[Path] = []
+
+    def stopped_pytest(items, workers, env, out, hard_stop):
+        stores = Path(env["MBT_STORE_DIR"])
+        (stores / "mbt-threshold-left").mkdir()
+        (stores / "mbt-threshold-left" / "coordinator-0.sqlite").write_bytes(b"left by a killed run")
+        seen.append(stores)
+        return -9  # killed
+
+    monkeypatch.setattr(nightly_command, "collect", lambda targets, env: ["machines/lww.py::test_lww_machine[hlc]"])
+    monkeypatch.setattr(nightly_command, "run_pytest", stopped_pytest)
+    monkeypatch.setenv("MBT_STORE_DIR", str(tmp_path / "stores"))
+    status = nightly_command.main(["--machine", "lww[hlc]", "--budget", "20", "--out", str(tmp_path / "out")])
+    assert status == 2  # pytest did not end by itself and nothing failed
+    assert len(seen) == 1 and seen[0].parent == tmp_path / "stores", seen
+    assert not seen[0].exists() and list((tmp_path / "stores").iterdir()) == []
+    assert (tmp_path / "out" / "report.md").is_file()
