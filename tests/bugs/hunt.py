@@ -226,8 +226,8 @@ def load_everything() -> None:
 #: files, 78 searches): the median trace is as long as the bug's shortest known one, the longest
 #: 13 steps (MAX_TRACE_STEPS is 20), 18 of 78 longer than the shortest; the files' CPU 225 s
 #: against 435 s with 300 (per-test CPU, two runs at load 5 to 7; 300 gave traces as short as
-#: 1,000). How short a search's traces
-#: get with full shrinking is the bug-finding benchmark's column, not these tests'.
+#: 1,000). How short a search's traces get with full shrinking is the bug-finding benchmark's
+#: column, not these tests'.
 SHRINK_EXAMPLES = 100
 #: The longest shrunk trace a bug test accepts.
 MAX_TRACE_STEPS = 20
