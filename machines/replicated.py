@@ -103,7 +103,12 @@ class ReplicatedMachine(TracedMachine):
         # Causal delivery (``applied``), by change: an operation as made by one replica, ``(maker, op)``.
         self.causal: list[set[tuple[Any, Any]]] = []  # per replica: the changes it applies
         self.held: list[set[tuple[Any, Any]]] = []  # per replica: changes a delta brought, held back
-        self.pasts: dict[tuple[Any, Any], frozenset] = {}  # per change: the changes its maker applied then
+        # A replica's changes are numbered 1, 2, ... in the order it makes them, and a replica
+        # applies each maker's changes in that order (each change's past holds its maker's
+        # earlier ones), so what a replica applies of a maker is a count of its first changes:
+        self.counts: list[list[int]] = []  # per replica: per maker, how many of its changes it applies
+        self.numbers: dict[tuple[Any, Any], int] = {}  # per change: its number among its maker's
+        self.pasts: dict[tuple[Any, Any], tuple[int, ...]] = {}  # per change: its maker's counts then
         self.in_flight: list[Message] = []
         self.delivered: list[Message] = []
         #: Per replica: (its history set, its size then, the frozen history, the model's value).
@@ -167,8 +172,11 @@ class ReplicatedMachine(TracedMachine):
 
     def record_local(self, index: int, op: Any) -> None:
         """Operation ``op`` was made at replica ``index``: it has seen it, and will send it."""
-        self.pasts.setdefault((index, op), frozenset(self.causal[index]))
-        self.causal[index].add((index, op))
+        change = (index, op)
+        if change not in self.pasts:
+            self.pasts[change] = tuple(self.counts[index])
+            self.numbers[change] = self.counts[index][index] + 1
+        self._apply(index, change)
         self.history[index].add(op)
         self.unsent[index].add(op)
 
@@ -230,6 +238,7 @@ class ReplicatedMachine(TracedMachine):
         self.unsent = [set() for _ in range(replicas)]
         self.causal = [set() for _ in range(replicas)]
         self.held = [set() for _ in range(replicas)]
+        self.counts = [[0] * replicas for _ in range(replicas)]
 
     @rule(ns=ADVANCES)
     def advance_clock(self, ns: int) -> None:
@@ -252,6 +261,7 @@ class ReplicatedMachine(TracedMachine):
         self.replicas[target].merge(self.replicas[source].state())
         self.history[target] |= self.history[source]
         self.causal[target] |= self.causal[source]  # not the changes the source holds back
+        self.counts[target] = list(map(max, self.counts[target], self.counts[source]))
         self.release(target)
 
     @rule(source=INDEX)
@@ -287,7 +297,7 @@ class ReplicatedMachine(TracedMachine):
         for op in ops:
             change = (source, op)
             if change not in self.pasts:
-                self.causal[target].add(change)
+                self.causal[target].add(change)  # a lying peer's: no past, no number
             elif change not in self.causal[target]:
                 self.held[target].add(change)
             self.history[target].add(op)
@@ -295,12 +305,18 @@ class ReplicatedMachine(TracedMachine):
 
     def release(self, index: int) -> None:
         """Replica ``index`` applies every change it holds back whose causal past it now applies."""
-        held, causal = self.held[index], self.causal[index]
-        ready = {change for change in held if self.pasts[change] <= causal}
+        held, counts = self.held[index], self.counts[index]
+        ready = [change for change in held if all(map(int.__le__, self.pasts[change], counts))]
         while ready:
-            held -= ready
-            causal |= ready
-            ready = {change for change in held if self.pasts[change] <= causal}
+            for change in ready:
+                held.discard(change)
+                self._apply(index, change)
+            ready = [change for change in held if all(map(int.__le__, self.pasts[change], counts))]
+
+    def _apply(self, index: int, change: tuple[Any, Any]) -> None:
+        self.causal[index].add(change)
+        maker = change[0]
+        self.counts[index][maker] = max(self.counts[index][maker], self.numbers[change])
 
     def applied(self, index: int) -> frozenset:
         """The changes replica ``index`` applies if its library delivers changes causally, as
@@ -311,8 +327,9 @@ class ReplicatedMachine(TracedMachine):
         in a set, two effects: each removes the adds its maker had applied). A replica applies
         its own changes; a full state's, as far as its source applied them (Automerge's saved
         document leaves out the changes it holds back); a delta's change once it applies the
-        change's causal past, every change its maker applied when it made it (``pasts``), and
-        that may release others (``release``). A lying peer's operations have no past: applied
+        change's causal past, every change its maker applied when it made it (``pasts``: kept
+        as how many of each maker's first changes that was, ``counts``), and that may release
+        others (``release``). A lying peer's operations have no past: applied
         at once. Such a library's value is a function of the changes it applied."""
         return frozenset(self.causal[index])
 
