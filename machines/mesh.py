@@ -273,8 +273,10 @@ class MeshMachine(NetworkMachine):
 
     def check_logs(self, index: int, messages: bool = False) -> None:
         """Each origin's log a node holds answers as its ranges say: which seqs it holds (one past
-        each end too) and its greatest; with ``messages``, the message it keeps for each seq is that
-        origin's signed operation of that seq."""
+        each end too) and its greatest; it keeps the run of seqs from 1 in order (its watermark that
+        run's end, as ``OriginLog`` says: a list slot a message, the extras only past the run), not
+        as extras; with ``messages``, the message it keeps for each seq is that origin's signed
+        operation of that seq."""
         node = self.nodes[index]
         for topic, logs in node.log.items():
             for origin, ranges in node.holds(topic).items():
@@ -284,6 +286,11 @@ class MeshMachine(NetworkMachine):
                 assert not wrong and log.max_seq == max((hi for _, hi in ranges), default=0), (
                     f"node {index}'s log of node {self.peer_index.get(origin)} on {topic!r} holds {ranges}, "
                     f"says it holds seqs {[seq for seq in sorted(edges) if seq in log]}, the greatest {log.max_seq}")
+                prefix = ranges[0][1] if ranges and ranges[0][0] == 1 else 0  # (every seq from 1 to here is held)
+                assert log.watermark == len(log.held) == prefix and min(log.extras, default=prefix + 2) > prefix + 1, (
+                    f"node {index}'s log of node {self.peer_index.get(origin)} on {topic!r} holds {ranges} with the "
+                    f"watermark {log.watermark}, {len(log.held)} messages in order and the seqs {sorted(log.extras)[:8]} "
+                    f"above: the watermark is the end of the run of seqs from 1 and the extras lie past it, not at it")
                 for lo, hi in ranges if messages else ():
                     for seq in range(lo, hi + 1):
                         message = decode_message(log.message(seq))
