@@ -128,11 +128,16 @@ def ci_settings(examples: int, steps: int) -> settings:
     return settings()
 
 
-def network_machine_test(machine_cls: type[TracedMachine], examples: int, steps: int) -> Callable[..., None]:
-    """Like ``harness.machine_test``, with the machine's ``ci`` budget (see ``ci_settings``)."""
+def network_machine_test(machine_cls: type[TracedMachine], examples: int, steps: int,
+                         examples_of: dict[str, int] | None = None) -> Callable[..., None]:
+    """Like ``harness.machine_test``, with the machine's ``ci`` budget (see ``ci_settings``):
+    ``examples`` runs of ``steps`` steps, or ``examples_of[name]`` runs for the implementation
+    ``name``."""
     from harness.runner import machine_test
 
-    return machine_test(machine_cls, settings_for=lambda: ci_settings(examples, steps))
+    chosen = dict(examples_of or {})
+    return machine_test(machine_cls,
+                        settings_for=lambda name=None: ci_settings(chosen.get(name, examples), steps))
 
 
 class NetworkMachine(TracedMachine):

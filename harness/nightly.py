@@ -1,6 +1,7 @@
 """The nightly run: ``python -m harness nightly`` (or ``mbt nightly``).
 
-Every machine (or those chosen with ``--machine``) under the ``nightly`` profile for one
+Every machine (or those chosen with ``--machine M``, or ``--machine M[IMPL]`` for one
+implementation of it) under the ``nightly`` profile for one
 wall-clock budget, in ``--workers`` pytest-xdist worker processes, with a progress display;
 then every failure is shrunk (Hypothesis), minimized (``harness.minimize``, when present),
 replayed twice, deduplicated and written as a trace ready to ``promote``, and a Markdown
@@ -129,13 +130,18 @@ def minimized(trace: Trace) -> tuple[Trace, str]:
     return result.trace, result.summary()
 
 
-def committed_failures() -> dict[tuple[str, str], str]:
-    """(machine, failing check) -> name of a committed trace that fails so against this build."""
+def committed_failures(machines: set[str]) -> dict[tuple[str, str], str]:
+    """(machine, failing check) -> name of a committed trace that fails so against this build.
+
+    Only the traces of ``machines`` are replayed: a failure is known by a trace of its own
+    machine, and the others (the realnet machine's start node processes) would only cost time."""
     known = {}
     for directory in COMMITTED:
         for path in sorted(directory.glob("*.json")):
             try:
                 trace = load_trace(path)
+                if trace.machine not in machines:
+                    continue
                 outcome = replay(trace)
             except (TraceError, KeyError):
                 continue
@@ -172,7 +178,7 @@ def triage(raw_dir: Path, out_dir: Path) -> Triaged:
         kept = best.get(failure.key)
         if kept is None or len(trace.steps) < len(kept[0].trace.steps):
             best[failure.key] = (failure, note)
-    known = committed_failures() if best else {}
+    known = committed_failures({failure.trace.machine for failure, _ in best.values()}) if best else {}
     failures = []
     for key, (failure, note) in sorted(best.items()):
         written = save_trace(attrs.evolve(failure.trace, failure=f"{failure.check} at {failure.rule}: {failure.message}"[:300]),
@@ -192,6 +198,32 @@ def collect(targets: list[str], env: dict[str, str]) -> list[str]:
     if not items:
         raise RuntimeError(f"no machine runs collected from {targets}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return items
+
+
+def chosen_runs(names: list[str]) -> dict[str, set[str] | None]:
+    """``--machine`` values: machine -> the implementations chosen (None: all of them)."""
+    chosen: dict[str, set[str] | None] = {}
+    for name in names:
+        match = re.fullmatch(r"([a-z_][a-z0-9_]*)(?:\[([A-Za-z0-9_.-]+)\])?", name)
+        if match is None:
+            raise ValueError(f"--machine {name!r}: expected a machine (lww) or a machine and one implementation (lww[hlc])")
+        machine, implementation = match[1], match[2]
+        if not (ROOT / "machines" / f"{machine}.py").is_file():
+            raise ValueError(f"--machine {name!r}: there is no machines/{machine}.py")
+        runs = chosen.get(machine, set())
+        chosen[machine] = None if implementation is None or runs is None else runs | {implementation}
+    return chosen
+
+
+def wanted(item: str, chosen: dict[str, set[str] | None]) -> bool:
+    """Whether the collected ``item`` (a pytest node id) is one of the chosen runs."""
+    if not chosen:
+        return True
+    machine = item.split("/", 1)[-1].split(".py", 1)[0]
+    if machine not in chosen:
+        return False
+    runs = chosen[machine]
+    return runs is None or item.rpartition("[")[2].rstrip("]") in runs
 
 
 def run_pytest(items: list[str], workers: int, env: dict[str, str], out: Path, hard_stop: float) -> int:
@@ -305,14 +337,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=float(os.environ.get("MBT_NIGHTLY_SECONDS", 3600)),
                         help="wall-clock seconds for the whole run (default 3600)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--machine", action="append", default=[], help="only this machine (repeatable)")
+    parser.add_argument("--machine", action="append", default=[],
+                        help="only this machine, or M[IMPL] for one implementation of it (repeatable)")
     parser.add_argument("--out", default=None, help="where everything goes (default: a new directory under /tmp)")
     parser.add_argument("--db", default=os.environ.get("MBT_EXAMPLE_DB"), help="example database: a directory or redis:// URL")
     args = parser.parse_args(argv)
+    try:
+        chosen = chosen_runs(args.machine)
+    except ValueError as error:
+        parser.error(str(error))  # before anything is written
     out = Path(args.out) if args.out else Path(f"/tmp/mbt-nightly-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     args.db = args.db or str(out / "examples")
-    targets = [f"machines/{m}.py" for m in args.machine] or ["machines/"]
+    targets = [f"machines/{m}.py" for m in chosen] or ["machines/"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYPOTHESIS_PROFILE": "nightly", "MBT_EXAMPLE_DB": args.db,
            "MBT_TRACE_DIR": str(out / "raw"), "MBT_COVERAGE_DIR": str(out / "rules"),
            "HYPOTHESIS_STORAGE_DIRECTORY": str(out / "hypothesis"),
@@ -321,7 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("CI", None)
     started = time.monotonic()
     try:
-        items = collect(targets, env)
+        items = [item for item in collect(targets, env) if wanted(item, chosen)]
+        if not items:
+            raise RuntimeError(f"no machine run of {' '.join(args.machine)} collected")
     except (RuntimeError, subprocess.TimeoutExpired) as error:
         print(f"nightly: {error}", file=sys.stderr)
         return 2

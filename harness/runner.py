@@ -343,14 +343,16 @@ def expect_caught(
 
 
 def machine_test(
-    machine_cls: type[TracedMachine], settings_for: Callable[[], settings] | None = None
+    machine_cls: type[TracedMachine], settings_for: Callable[..., settings] | None = None
 ) -> Callable[..., None]:
     """A pytest test that runs ``machine_cls`` against each of its registered implementations.
 
-    ``settings_for``, called when the test runs, gives the Hypothesis settings (default: the
-    active profile's). Every implementation must have a level the machine checks
-    (``RegistrationError`` otherwise, at collection). In a session that stops at its first
-    failure each implementation also gets a preliminary pass of each depth
+    ``settings_for``, called when the test runs with the implementation's name, gives the
+    Hypothesis settings (default: the active profile's); called without one, it gives the
+    settings of the implementations not singled out (the bug benchmark asks so). Every
+    implementation must have a level the machine checks (``RegistrationError`` otherwise, at
+    collection). In a session that stops at its first failure each implementation also gets a
+    preliminary pass of each depth
     (``<implementation>-shallow``, ``<implementation>-deeper``: see ``harness.deepening``).
     """
     import pytest
@@ -368,9 +370,9 @@ def machine_test(
 
     @pytest.mark.parametrize("implementation", params)
     def test(implementation: Implementation | deepening.Preliminary) -> None:
-        chosen = settings_for() if settings_for is not None else None
         preliminary = isinstance(implementation, deepening.Preliminary)
         name = implementation.implementation.name if preliminary else implementation.name
+        chosen = settings_for(name) if settings_for is not None else None
         # What is registered under that name now: a session may replace an implementation after
         # this module was collected (MBT_PLANT_BUG plants a catalogued bug into it).
         impl = registered(machine_cls.name, name)
@@ -384,5 +386,5 @@ def machine_test(
     test.__name__ = test.__qualname__ = f"test_{machine_cls.name}_machine"
     test.__doc__ = f"{machine_cls.__name__} against every registered {machine_cls.name} implementation."
     test.mbt_machine = machine_cls.name  # one machine run per collected item: see conftest's budget plan
-    test.mbt_settings = settings_for or settings  # what a run of this test uses (the bug benchmark asks)
+    test.mbt_settings = settings_for or settings  # what a run of this test uses (the bug benchmark asks, with no name)
     return test

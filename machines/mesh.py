@@ -306,9 +306,7 @@ class MeshMachine(NetworkMachine):
         node, now, due = self.nodes[index], self.local_now(index), set()
         for (topic, origin), (by, gap, since) in node._announced.items():
             held = node.holds(topic).get(origin, [])
-            lacks = any(sum(max(0, min(hi, h_hi) - max(lo, h_lo) + 1) for h_lo, h_hi in held) < hi - lo + 1
-                        for lo, hi in gap)  # (the held ranges are disjoint: a gap is lacked unless they cover it)
-            if now - since >= self.node_config.gap_pull_ns and lacks:
+            if now - since >= self.node_config.gap_pull_ns and minus(gap, held):
                 due.add(by)
         return due
 

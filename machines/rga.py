@@ -27,7 +27,9 @@ Levels:
   their characters, so here every insert puts a character not used before in the run (``a``,
   ``b``, ``c``, ...). After every step a replica holds distinct characters whose inserts it
   has seen (it may hold back operations whose causal predecessors are missing, as Yrs does),
-  and an element it has stopped showing after its delete reached it never shows again; a
+  and an element it has stopped showing after its delete was applied never shows again (applied
+  with its causal past, ``ReplicatedMachine.applied``: a delete that overtook its insert may be
+  held back, and a full state may leave it out, as Automerge's, Loro's and Yrs's do); a
   local insert must land where it was made; after a full sync all replicas are equal and hold
   exactly the model's characters, in their own order.
 
@@ -180,7 +182,8 @@ class RGAMachine(ReplicatedMachine):
             )
         if not self.exact:
             for i, observation in enumerate(observations):
-                chars = {self.char_of[target] for target in deleted(self.history[i]) if target in self.char_of}
+                applied = deleted(op for _, op in self.causal[i])
+                chars = {self.char_of[target] for target in applied if target in self.char_of}
                 self.gone[i] |= chars - set(observation.implementation)
         self.check_settled([observation.implementation for observation in observations])  # every level (gap 3)
 

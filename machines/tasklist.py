@@ -493,7 +493,7 @@ class TaskListMachine(SendsDeltas, HostilePeers, ReplicatedMachine):
         receiver = self.replicas[target]
         (receiver.merge if whole_state else receiver.apply_delta)(message)
         forged_state = (tasklist.Done if state == "done" else tasklist.Claimed)(self.agent(agent), ts_ms)
-        self.history[target].add(tasklist.forged(self.history[target], task_id, forged_state, FORGER))
+        self.arrive(target, [tasklist.forged(self.history[target], task_id, forged_state, FORGER)])
 
     def check_verified(self, target: int, task: bytes, forged: bytes, whole_state: bool) -> None:
         """Where the crafter can tell (``verified``): a replica verifies a forged state only if it

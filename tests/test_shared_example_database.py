@@ -2,7 +2,8 @@
 
 A real ``redis-server`` is started on 127.0.0.1 on a free port (and always stopped). Runner
 one, a separate process, hunts a planted bug under the nightly profile with the Redis
-example database and finds it after some random examples; runner two, another process
+example database and finds it after some random examples (its shrinking bounded to 50
+examples: what is shared, not how short, is the point here); runner two, another process
 with other randomness, finds it at its first example: Hypothesis replays the failure
 runner one saved. Examples are kept per machine and implementation (``harness.database``),
 under the project's key prefix.
@@ -33,7 +34,7 @@ from tests.bugs.benchmark import nightly_settings
 from harness.database import from_spec
 load_everything()
 chosen = settings(nightly_settings(), database=from_spec(sys.argv[1]), max_examples=300, stateful_step_count=30)
-found = hunt(bug("orset-join-ignores-context"), chosen, seed=int(sys.argv[2]))
+found = hunt(bug("orset-join-ignores-context"), chosen, seed=int(sys.argv[2]), shrink_examples=50)
 print(json.dumps({"found": found.found, "examples": found.examples}))
 """
 

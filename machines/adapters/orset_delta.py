@@ -217,8 +217,9 @@ class DeltaStateCrafter:
             wrong.append(f"its index of live dots {store.owner}, {dict(store.live)} is not its entries {store.entries}")
         if any(not dots for dots in store.entries.values()) or any(dot not in context for dot in owner):
             wrong.append(f"it holds an element without dots or a dot outside its context: {store!r}")
-        if store != decode_state(replica.state()) or context.runs != decode_state(replica.state()).context.runs:
-            wrong.append(f"its snapshot {store!r} is not its state {decode_state(replica.state())!r}")
+        decoded = decode_state(replica.state())
+        if store != decoded or context.runs != decoded.context.runs:
+            wrong.append(f"its snapshot {store!r} is not its state {decoded!r}")
         shown = replica.value()
         if len(replica) != len(shown) or replica.elements() != sorted(shown, key=element_key):
             wrong.append(f"it shows {sorted(shown, key=element_key)} but has {len(replica)} elements, {replica.elements()}")

@@ -24,7 +24,7 @@ from hypothesis import Phase, settings
 from harness import Trace, load_trace, replay, run_machine
 from harness.machine import StepNotApplicable
 from harness.minimize import RUN_BUDGET
-from implementations.transport.process import child_pids
+from implementations.transport.process import process_table
 from tests.bugs.catalogue import Bug, Search
 
 #: Hypothesis's phases for a search that stops at the first failure (no shrinking): the
@@ -58,18 +58,19 @@ _children_cpu: list[float] = [0.0, -CHILDREN_READ_EVERY]  # [CPU seconds of live
 
 
 def _live_children_cpu() -> float:
-    tick = os.sysconf("SC_CLK_TCK")
-    total, pending = 0.0, list(child_pids())
+    """CPU seconds of this process's live descendants, from one read of the process table."""
+    table = process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    ticks, seen, pending = 0, set(), list(children.get(os.getpid(), []))
     while pending:
         pid = pending.pop()
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # it exited while we looked
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-        pending += child_pids(pid)
-    return total
+        if pid not in seen:  # (a pid reused while the table was read could make a loop)
+            seen.add(pid)
+            ticks += table[pid][1]
+            pending += children.get(pid, [])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds() -> float:
