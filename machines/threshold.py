@@ -125,17 +125,6 @@ NEVER_OPENED = "never-opened"
 FORGED_SEQ = 1 << 40
 
 
-def _late_rule(name: str) -> Callable:
-    """A rule moving the clock to when a coordinator down since its decision comes back late
-    (``ThresholdMachine.advance_clock_late``), enabled while there is one and that is ahead."""
-
-    def advance(self, pick, ticks):
-        self.advance_clock_late(pick, ticks)
-
-    advance.__name__ = advance.__qualname__ = name
-    return guard(lambda self: bool(self.unrecorded) and bool(self.late_instants()))(rule(pick=INDEX, ticks=TICKS)(advance))
-
-
 def key_seed(label: str, index: int) -> bytes:
     return blake3(f"threshold-machine:{label}:{index}".encode()).digest()
 
@@ -515,7 +504,15 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
     @guard(lambda self: bool(self.in_flight))
     @rule(message=INDEX)
     def deliver(self, message):
-        self.do("deliver", message=message % len(self.in_flight))
+        up = self.to_up(self.in_flight)
+        self.do("deliver", message=up[message % len(up)])
+
+    def to_up(self, messages: list[Message]) -> list[int]:
+        """The indices of ``messages`` whose receiver is up, or all of them if none is: a message to
+        a core down since a crash (``later``) waits while there are others, as in ``deliver_many``
+        (a delivery would bring it back before the clock moved: at once, not late)."""
+        up = [k for k, sent in enumerate(messages) if (sent.role, sent.target) not in self.down]
+        return up or list(range(len(messages)))
 
     def step_deliver(self, message: int) -> None:
         self.require(0 <= message < len(self.in_flight), f"no message {message} in flight")
@@ -558,7 +555,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
     @guard(lambda self: bool(self.delivered))
     @rule(message=INDEX)
     def redeliver(self, message):
-        self.do("redeliver", message=message % len(self.delivered))
+        up = self.to_up(self.delivered)
+        self.do("redeliver", message=up[message % len(up)])
 
     def step_redeliver(self, message: int) -> None:
         self.require(0 <= message < len(self.delivered), f"no delivered message {message}")
@@ -568,7 +566,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
     @guard(lambda self: bool(self.delivered or self.in_flight))
     @rule(message=INDEX, how=st.one_of(st.sampled_from(TAMPERS), st.sampled_from(sorted(MALFORMED))))
     def tamper(self, message, how):
-        self.do("tamper", message=message % len(self.delivered + self.in_flight), how=how)
+        up = self.to_up(self.delivered + self.in_flight)
+        self.do("tamper", message=up[message % len(up)], how=how)
 
     def step_tamper(self, message: int, how: str) -> None:
         known = self.delivered + self.in_flight
@@ -598,8 +597,10 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
 
     def answerable(self) -> list[str]:
         """The requests alive for answers: not one decided by a coordinator down since (its
-        answers count no more, and a message would only bring it back before the clock moved)."""
-        return sorted(rid for rid, r in self.requests.items() if r.state in model.ALIVE and rid not in self.unrecorded)
+        answers count no more), nor one of a coordinator that is down (a message would only
+        bring it back before the clock moved)."""
+        return sorted(rid for rid, r in self.requests.items() if r.state in model.ALIVE and rid not in self.unrecorded
+                      and ("coordinator", self.owner[rid]) not in self.down)
 
     @guard(lambda self: bool(self.answerable()))
     @rule(request=INDEX, kind=st.sampled_from(FORGERIES), member=INDEX, part=PARTS, which=INDEX)
@@ -864,24 +865,23 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         return sorted(t for t in due if t > self.now)
 
     def advance_by(self, kind: str, ns: int, pick: int) -> int:
-        """A raw advance (``ns``), or to the nanosecond before, at, or after a deadline ahead."""
+        """A raw advance (``ns``), or to the nanosecond before, at, or after a deadline ahead:
+        while a coordinator is down since a decision it never recorded, one of its late instants
+        (``late_instants``), so that the clock gets there before a message or an event brings it back."""
         if kind == "by":
             return ns
-        ahead = self.deadlines()
+        ahead = self.late_instants() or self.deadlines()
         target = ahead[pick % len(ahead)] + {"before": -1, "at": 0, "after": 1}[kind]
         return max(0, target - self.now)
 
-    def advance_clock_late(self, pick: int, ticks: Any) -> None:
-        """``advance_clock`` to a late instant (``late_instants``), while a coordinator is down
-        since a decision it never recorded (the rules ``come_back_late``)."""
-        late = self.late_instants()
-        self.do("advance_clock", ns=late[pick % len(late)] - self.now, ticks=self.cores_ticking(ticks))
-
-    # ``advance_clock_late`` as three rules of their own (Hypothesis draws a rule uniformly among
-    # those enabled): so that the clock moves there before the next message, second process or
-    # event for the coordinator brings it back, as one rule did first for 44 of 54 such comebacks
-    # (80 nightly examples of 200 steps).
-    come_back_late, come_back_late_2, come_back_late_3 = (_late_rule(f"come_back_late{k}") for k in ("", "_2", "_3"))
+    @guard(lambda self: bool(self.late_instants()))
+    @rule(pick=INDEX, ticks=TICKS)
+    def come_back_late(self, pick, ticks):
+        """The clock moves to a late instant (``late_instants``) of a coordinator down since a
+        decision it never recorded: a rule of its own, enabled only then, beside ``advance_clock``
+        (whose deadlines are those instants then), so that the clock gets there before the next
+        event, second process or message for the coordinator brings it back."""
+        self.do("advance_clock", ns=self.advance_by("at", 0, pick), ticks=self.cores_ticking(ticks))
 
     def cores_ticking(self, raw: Any) -> list[list]:
         """Which cores look at the clock after it moved: none, all, or the ones a mask picks
