@@ -18,9 +18,12 @@ second process on a core's file (``harness.faults``).
   request expired, or on another day, and ``models.threshold_requests.recover`` says what it must do.
   Half the crashes are aimed there (``_AIM``): a coordinator with a live request, its next
   delivery that makes two commits (``on``), before the second or at its start, staying down;
-  while it is down, events go to coordinators that are up, forged answers and lies to requests
-  still counting answers, and ``come_back_late`` moves the clock to its request's expiry or
-  the next UTC midnight (``ThresholdMachine.late_instants``).
+  while any core is down, events go to coordinators that are up, messages to cores that are up
+  (``ThresholdMachine.to_up``: one to a down core waits while there are others), forged answers
+  and lies to requests of coordinators that are up and still counting answers; and while a
+  coordinator is down since its decision, ``come_back_late`` (and ``advance_clock``'s deadlines)
+  move the clock to its request's expiry or the midnight ending the day of its decision
+  (``ThresholdMachine.late_instants``).
   ``when="now"`` stops a core between operations (a process stopped and started again).
 * ``interleave``: two instances of one core share its file. Operation Y runs on the second
   instance at the k-th transaction boundary of operation X on the first: ordered before X
