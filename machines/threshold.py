@@ -874,14 +874,31 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         target = ahead[pick % len(ahead)] + {"before": -1, "at": 0, "after": 1}[kind]
         return max(0, target - self.now)
 
+    def _come_back_late(self, pick: int, ticks: Any) -> None:
+        """The clock moves to a late instant (``late_instants``) of a coordinator down since a
+        decision it never recorded (the rules ``come_back_late``, enabled only then, beside
+        ``advance_clock``, whose deadlines are those instants then)."""
+        self.do("advance_clock", ns=self.advance_by("at", 0, pick), ticks=self.cores_ticking(ticks))
+
+    # Three rules (Hypothesis draws a rule uniformly among those enabled): so that the clock gets
+    # there before what else is enabled then (a message, an event, a second process for the
+    # coordinator) brings it back; with one, ci's search (and the mutation profile) never came back
+    # after an expiry (threshold-recovers-after-expiry missed, Coordinator._recover's expiry branch
+    # unkilled).
     @guard(lambda self: bool(self.late_instants()))
     @rule(pick=INDEX, ticks=TICKS)
     def come_back_late(self, pick, ticks):
-        """The clock moves to a late instant (``late_instants``) of a coordinator down since a
-        decision it never recorded: a rule of its own, enabled only then, beside ``advance_clock``
-        (whose deadlines are those instants then), so that the clock gets there before the next
-        event, second process or message for the coordinator brings it back."""
-        self.do("advance_clock", ns=self.advance_by("at", 0, pick), ticks=self.cores_ticking(ticks))
+        self._come_back_late(pick, ticks)
+
+    @guard(lambda self: bool(self.late_instants()))
+    @rule(pick=INDEX, ticks=TICKS)
+    def come_back_late_2(self, pick, ticks):
+        self._come_back_late(pick, ticks)
+
+    @guard(lambda self: bool(self.late_instants()))
+    @rule(pick=INDEX, ticks=TICKS)
+    def come_back_late_3(self, pick, ticks):
+        self._come_back_late(pick, ticks)
 
     def cores_ticking(self, raw: Any) -> list[list]:
         """Which cores look at the clock after it moved: none, all, or the ones a mask picks

@@ -92,7 +92,7 @@ class FaultRules:
             pending = sorted({self.owner[rid] for rid, r in self.requests.items()
                               if r.state in ALIVE and rid not in self.unrecorded})
             node = self._node(pending[node % len(pending)] if pending else node)
-            self.do("crash", role="coordinator", node=node, when="before" if when in faults.WHEN else faults.START, commit=2,
+            self.do("crash", role="coordinator", node=node, when="before" if when == "before" else faults.START, commit=2,
                     later=True, on="deliver")
             return
         node = self._node(node)

@@ -66,7 +66,7 @@ class BugHunt(ThresholdMachine):
     def interleave(self):
         pass
 
-    come_back_late = None  # (it waits for a crash)
+    come_back_late = come_back_late_2 = come_back_late_3 = None  # (they wait for a crash)
 
 
 class FaultHunt(ThresholdMachine):
