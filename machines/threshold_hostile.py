@@ -42,7 +42,6 @@ from implementations import pskt
 from implementations.limits import MAX_ANSWER_SIGNATURES, MAX_REASON_CHARS, U64_MAX
 from implementations.threshold import Answer, encode_answer, encode_proposal
 from implementations.threshold_envelope import decode_envelope, seal
-from models import threshold as model
 
 LIES = ("outsider_answer", "too_many_signatures", "expires_at_i64_overflow", "expires_at_u64_max", "seq_no_u64_max",
         "timestamp_u64_max", "accept_not_bool", "outsider_proposal", "odd_signatures")
@@ -60,10 +59,10 @@ class HostileRules:
 
     rule_classes: ClassVar[dict[str, str]] = {"lie": "adversary"}
 
-    @guard(lambda self: any(r.state in model.ALIVE for r in self.requests.values()))
+    @guard(lambda self: bool(self.answerable()))
     @rule(lie=st.sampled_from(LIES), request=_INDEX, member=_INDEX, copies=st.sampled_from([1, 2, 64]))
     def lie(self, lie, request, member, copies):
-        alive = sorted(rid for rid, r in self.requests.items() if r.state in model.ALIVE)
+        alive = self.answerable()
         self.do("lie", lie=lie, request=alive[request % len(alive)], member=self._node(member), copies=copies)
 
     def step_lie(self, lie: str, request: str, member: int, copies: int) -> None:

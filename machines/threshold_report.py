@@ -131,7 +131,8 @@ class ThresholdReport:
                                                               " and restarts at once")
             where = (f"at the start of its transaction {a['commit']}" if a["when"] == "start"
                      else f"{a['when']} its commit {a['commit']}")
-            return (f"{a['role']} {a['node']}'s next operation crashes {where}"
+            return (f"{a['role']} {a['node']}'s next {'delivery' if a.get('on') == 'deliver' else 'operation'} "
+                    f"{'' if a.get('on') in (None, 'deliver') else '(' + a['on'] + ') '}crashes {where}"
                     + (" and stays down until next used" if a.get("later") else ""))
         if rule == "interleave":
             return (f"two processes of {a['role']} {a['node']}: {self._racing(a['first'])}, and at its transaction boundary "

@@ -208,11 +208,12 @@ class SpoilRules:
         known = self.delivered + self.in_flight
         role = "signer" if SPOILED[how][0] == "proposal" else "coordinator"
         fitting = [k for k, sent in enumerate(known) if sent.role == role]
+        fitting = [fitting[k] for k in self.to_up([known[k] for k in fitting])]  # (to a core that is up, if any)
         if not fitting:  # no payload of that kind on the wire yet: the same spoiling's turn, on the other kind
             payload = "answer" if role == "signer" else "proposal"
             others = sorted(name for name, case in SPOILED.items() if case[0] == payload)
             how = others[sorted(SPOILED).index(how) % len(others)]
-            fitting = list(range(len(known)))
+            fitting = self.to_up(known)
         self.do("spoil", message=fitting[message % len(fitting)], how=how)
 
     def step_spoil(self, message: int, how: str) -> None:

@@ -26,6 +26,9 @@ whenever that is; a transaction the node holds for another request with the same
 aborts it (a double spend); otherwise the request is submitted then if it has not timed out,
 and expires if it has. The volume counts on the day of the decision, whenever it is recorded.
 
+Queries. Asked about a request it never opened, a coordinator has no state, no proposal and
+no signers of a payment for it.
+
 Payment. The node (the ledger) accepts a transaction only if none of its inputs is spent;
 so an event is never paid twice as long as no two requests for it reach ``m`` signers,
 which the signers' replay rule guarantees when ``m > n / 2``. The model keeps the set of

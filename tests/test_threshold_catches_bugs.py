@@ -66,6 +66,8 @@ class BugHunt(ThresholdMachine):
     def interleave(self):
         pass
 
+    come_back_late = come_back_late_2 = come_back_late_3 = None  # (they wait for a crash)
+
 
 class FaultHunt(ThresholdMachine):
     """The threshold machine for the storage-seam bugs: crashes, a second process and time,
@@ -90,6 +92,9 @@ class FaultHunt(ThresholdMachine):
         pass
 
     def spoil(self):
+        pass
+
+    def lie(self):
         pass
 
 
