@@ -352,8 +352,8 @@ def machine_test(
     settings of the implementations not singled out (the bug benchmark asks so). Every
     implementation must have a level the machine checks (``RegistrationError`` otherwise, at
     collection). In a session that stops at its first failure each implementation also gets a
-    preliminary pass of each depth
-    (``<implementation>-shallow``, ``<implementation>-deeper``: see ``harness.deepening``).
+    preliminary pass of each depth (``<implementation>-shallow``, ``<implementation>-deeper``:
+    see ``harness.deepening``).
     """
     import pytest
 

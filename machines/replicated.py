@@ -105,9 +105,9 @@ class ReplicatedMachine(TracedMachine):
         self.held: list[set[tuple[Any, Any]]] = []  # per replica: changes a delta brought, held back
         # A replica's changes are numbered 1, 2, ... in the order it makes them, and a replica
         # applies each maker's changes in that order (each change's past holds its maker's
-        # earlier ones), so what a replica applies of a maker is a count of its first changes:
+        # earlier ones), so what a replica applies of a maker is a count of its first changes
+        # (a change's number is one more than its maker's own count in its past):
         self.counts: list[list[int]] = []  # per replica: per maker, how many of its changes it applies
-        self.numbers: dict[tuple[Any, Any], int] = {}  # per change: its number among its maker's
         self.pasts: dict[tuple[Any, Any], tuple[int, ...]] = {}  # per change: its maker's counts then
         self.in_flight: list[Message] = []
         self.delivered: list[Message] = []
@@ -173,9 +173,7 @@ class ReplicatedMachine(TracedMachine):
     def record_local(self, index: int, op: Any) -> None:
         """Operation ``op`` was made at replica ``index``: it has seen it, and will send it."""
         change = (index, op)
-        if change not in self.pasts:
-            self.pasts[change] = tuple(self.counts[index])
-            self.numbers[change] = self.counts[index][index] + 1
+        self.pasts.setdefault(change, tuple(self.counts[index]))
         self._apply(index, change)
         self.history[index].add(op)
         self.unsent[index].add(op)
@@ -306,17 +304,16 @@ class ReplicatedMachine(TracedMachine):
     def release(self, index: int) -> None:
         """Replica ``index`` applies every change it holds back whose causal past it now applies."""
         held, counts = self.held[index], self.counts[index]
-        ready = [change for change in held if all(map(int.__le__, self.pasts[change], counts))]
-        while ready:
+        while ready := [change for change in held if all(map(int.__le__, self.pasts[change], counts))]:
             for change in ready:
                 held.discard(change)
                 self._apply(index, change)
-            ready = [change for change in held if all(map(int.__le__, self.pasts[change], counts))]
 
     def _apply(self, index: int, change: tuple[Any, Any]) -> None:
         self.causal[index].add(change)
         maker = change[0]
-        self.counts[index][maker] = max(self.counts[index][maker], self.numbers[change])
+        number = self.pasts[change][maker] + 1  # its maker had applied that many of its own before
+        self.counts[index][maker] = max(self.counts[index][maker], number)
 
     def applied(self, index: int) -> frozenset:
         """The changes replica ``index`` applies if its library delivers changes causally, as
