@@ -54,18 +54,23 @@ request's state), so no second process can slip in between a check and its write
   unsettled, nor approved without an answer;
 * a coordinator opens a request in one transaction; when a request becomes ready it records
   the *decision* to submit, with the signatures chosen, in the transaction that records the
-  answer, then submits and records the outcome in a second one. **Recovery** (every
+  answer; then, in a transaction of its own, that it is *handing the transaction over*
+  (``submitting``); then it submits and records the outcome in a third. **Recovery** (every
   ``tick``, and a restarted coordinator ticks first): a decided request whose transaction
-  the node holds is ``Finalized`` and its volume recorded once, on the day of the decision
-  (unless another request of this file already paid that very transaction: then it is
-  ``Aborted`` as a double spend); one the node does not hold is submitted again if it has
+  the node holds is ``Finalized`` and its volume recorded once, on the day of the decision,
+  if it was being handed over and no other request of this file paid that very
+  transaction; otherwise the node's transaction is another request's and this one is
+  ``Aborted`` as a double spend. One the node does not hold is handed over again if it has
   not expired, else ``Expired``. So a crash between the submission and its record neither
-  loses the payment nor counts it twice.
+  loses the payment nor counts it twice, and a crash before the hand-over never claims
+  another coordinator's payment.
 
-A limit of this recovery: the node is asked only whether it holds a transaction id. Two
-*different* events whose templates are byte for byte identical, decided by coordinators on
-*different* files, of which one crashed between its submission and its record, cannot be
-told apart: the restarted one counts the transaction as its own.
+A limit of this recovery: the node is asked only whether it holds a transaction id. A
+request of one coordinator and another coordinator's request with a byte for byte identical
+template (one event sent to both, or two events alike), of which the first crashed while
+handing its transaction over (after that record, before the record of the outcome), cannot
+be told apart: the restarted one counts the transaction as its own, so two coordinators
+record one payment.
 """
 
 from __future__ import annotations
@@ -438,7 +443,8 @@ CREATE TABLE IF NOT EXISTS requests (
     final_tx_id   BLOB,
     abort_reason  TEXT,
     decided_at    INTEGER,                   -- when the submission was decided (NULL: not decided, or carried out)
-    submission    BLOB                       -- the decided signatures: per input, (key, signature) pairs
+    submission    BLOB,                      -- the decided signatures: per input, (key, signature) pairs
+    submitting    INTEGER NOT NULL DEFAULT 0 -- 1 once it is being handed to the node (committed before the submission)
 );
 CREATE INDEX IF NOT EXISTS requests_by_event ON requests (event_hash, state);
 CREATE INDEX IF NOT EXISTS requests_decided ON requests (decided_at);
@@ -622,15 +628,27 @@ class Coordinator(_Core):
         return True
 
     def _carry_out(self, request_id: str, now: int) -> None:
-        """Submit a decided request and record the outcome, in one transaction (the node is
-        called under the write lock, so no other process submits it at the same time)."""
+        """Hand a decided request's transaction to the node: first record, in a transaction of
+        its own, that it is being handed over (recovery tells by it whether a transaction the
+        node holds may be this request's), then submit it (``_hand_over``)."""
         with self.store.transaction():
             row = self.store.execute(
                 "SELECT proposal, state, decided_at, submission FROM requests WHERE request_id = ?", (request_id,)
             ).fetchone()
             if row is None or row[1] not in ALIVE or row[2] is None:
                 return  # carried out already (by a process sharing the file)
-            self._submit(request_id, decode_proposal(row[0]), row[2], row[3])
+            self.store.execute("UPDATE requests SET submitting = 1 WHERE request_id = ?", (request_id,))
+        self._hand_over(request_id, decode_proposal(row[0]), row[2], row[3])
+
+    def _hand_over(self, request_id: str, proposal: Proposal, decided_at: int, submission: bytes) -> None:
+        """Submit a request recorded as being handed over and record the outcome, in one
+        transaction (the node is called under the write lock, so no other process submits it
+        at the same time), unless a process sharing the file did it first."""
+        with self.store.transaction():
+            state, decided = self.store.execute("SELECT state, decided_at FROM requests WHERE request_id = ?",
+                                                (request_id,)).fetchone()
+            if state in ALIVE and decided is not None:
+                self._submit(request_id, proposal, decided_at, submission)
 
     def _submit(self, request_id: str, proposal: Proposal, decided_at: int, submission: bytes) -> None:
         pairs = wire.decode(submission, "igra.submission", 1)
@@ -664,27 +682,42 @@ class Coordinator(_Core):
                 "SELECT request_id, proposal, expires_at, decided_at, submission FROM requests"
                 " WHERE decided_at IS NOT NULL AND state IN ('Pending', 'Approved') ORDER BY seq"
             ).fetchall()
+            handing = []
             for request_id, payload, expires_at, decided_at, submission in decided:
-                self._recover(request_id, decode_proposal(payload), expires_at, decided_at, submission, now)
+                proposal = decode_proposal(payload)
+                chosen = self._recover(request_id, proposal, expires_at, decided_at, submission, now)
+                if chosen is not None:
+                    handing.append((request_id, proposal, *chosen))
             self.store.execute("UPDATE requests SET state = 'Expired' WHERE state IN ('Pending', 'Approved') AND expires_at <= ?",
                                (now,))
+        for request_id, proposal, decided_at, submission in handing:
+            self._hand_over(request_id, proposal, decided_at, submission)
         return []
 
     def _recover(self, request_id: str, proposal: Proposal, expires_at: int, decided_at: int, submission: bytes,
-                 now: int) -> None:
-        """A decided request whose outcome was never recorded (its process died after the decision)."""
+                 now: int) -> tuple[int, bytes] | None:
+        """A decided request whose outcome was never recorded (its process died after the
+        decision), in the caller's transaction: settled if the node holds its transaction or it
+        expired; otherwise recorded as being handed over, and its decision's time and signatures
+        returned, to hand it over once the caller commits."""
         txid = proposal.template_hash
         if self.node.has_transaction(txid):
             paid_by = self.store.execute("SELECT request_id FROM payments WHERE txid = ?", (txid,)).fetchone()
-            if paid_by is None:  # it was submitted, and the crash came before its record
+            (submitting,) = self.store.execute("SELECT submitting FROM requests WHERE request_id = ?",
+                                               (request_id,)).fetchone()
+            if paid_by is None and submitting:  # it was submitted, and the crash came before its record
                 pairs = wire.decode(submission, "igra.submission", 1)
                 self._record_payment(request_id, proposal, txid, decided_at, pairs)
+            elif paid_by is None:  # never handed over: the node's transaction is another coordinator's
+                self._record_abort(request_id, "double_spend: the node holds this transaction, never handed over")
             else:
                 self._record_abort(request_id, f"double_spend: transaction already paid by request {paid_by[0]}")
-        elif now < expires_at:  # decided, never submitted: carry it out now
-            self._submit(request_id, proposal, decided_at, submission)
+        elif now < expires_at:  # decided, never submitted: hand it over now
+            self.store.execute("UPDATE requests SET submitting = 1 WHERE request_id = ?", (request_id,))
+            return decided_at, submission
         else:
             self.store.execute("UPDATE requests SET state = 'Expired', decided_at = NULL WHERE request_id = ?", (request_id,))
+        return None
 
     # --- queries -------------------------------------------------------------------------
 

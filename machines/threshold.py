@@ -10,7 +10,8 @@ dropped or duplicated, in any order, late (after ``advance_clock``) or twice; a 
 envelope can be replayed; an attacker tampers with envelopes (payload, signature, seq_no,
 wrong group, truncation) and forges answers (a non-member's signatures, a bad signature under a
 member's key, a member's signature over another template, a copy of a member's genuine
-signature, a faulty member that accepts without a valid signature). Signers and
+signature, also one seen over another request's byte-identical template, a faulty member that
+accepts without a valid signature). Signers and
 coordinators crash and restart from their files. ``advance_clock`` moves the shared clock
 (across UTC midnight, by whole days) and ticks every core. Crashes inside an operation and
 a second process on a core's file are rules of ``machines.threshold_faults``; well-formed
@@ -29,7 +30,8 @@ policy by ``models.policy``), every request's state, and every refusal; after ev
   the limit (also with concurrent sessions), and its reserved volume and its live
   reservations equal the model's; a tick leaves no reservation alive past its request's
   settlement time (``expires_at`` plus the clock skew);
-* the coordinators' payments are exactly the transactions on the ledger (each counted once);
+* the coordinators' payments are exactly the transactions on the ledger (each counted once),
+  but for the payments a recovery claimed (the limit ``models.threshold_requests`` names);
 * ``tick`` never raises, whatever a crash left in a file.
 """
 
@@ -160,6 +162,22 @@ class Operation:
         return core.submit_event(self.event, now)
 
 
+#: Where a crash in a coordinator's delivery that decides (three commits: the decision, the
+#: record that the transaction is being handed over, the outcome) leaves the outcome unrecorded;
+#: after the second commit the hand-over is recorded, before the third the node was asked.
+UNRECORDED_POINTS = (("after", 1), ("start", 2), ("before", 2), ("after", 2), ("start", 3), ("before", 3))
+HANDED_OVER_POINTS = (("after", 2), ("start", 3), ("before", 3))
+
+
+@attrs.frozen
+class Unrecorded:
+    """A request decided by a coordinator that crashed before recording the outcome."""
+
+    submitted: bool  # the node took its transaction before the crash
+    handed_over: bool  # the record that it was being handed over had committed
+    day: int  # the UTC day of the decision
+
+
 @attrs.define
 class SignerModel:
     policy: policy_model.PolicyState
@@ -216,7 +234,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         self.stays_down: dict[tuple[str, int], bool] = {}  # an armed crash after which the core stays down
         self.armed_for: dict[tuple[str, int], str | None] = {}  # the kind of operation an armed crash waits for (None: any)
         self.down: set[tuple[str, int]] = set()  # crashed cores not restarted yet (they tick first when next used)
-        self.between: faults.CrashPoint | None = None  # the crash of the operation being concluded, if it stays down
+        self.between: faults.CrashPoint | None = None  # the crash of the operation being concluded, if it crashed
         self.in_flight: list[Message] = []
         self.delivered: list[Message] = []
 
@@ -261,9 +279,12 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         self.seen: dict[tuple[str, int], ReplayRecord] = {}  # receiver -> what it keeps of the envelopes it took
         self.genuine_sigs: dict[str, list[tuple[int, bytes, bytes]]] = {}  # request id -> member signatures seen
         self.paid_day: dict[str, int] = {}  # request id -> the UTC day its payment was decided (the day it counts on)
-        # request id -> (submitted, day of the decision): decided, then its coordinator crashed and stayed down
-        # before the outcome was recorded (``lifecycle.recover`` settles it when the coordinator is back)
-        self.unrecorded: dict[str, tuple[bool, int]] = {}
+        # decided, then its coordinator crashed before the outcome was recorded (``lifecycle.recover`` settles it
+        # when the coordinator is back: at once, or when next used if it stayed down)
+        self.unrecorded: dict[str, Unrecorded] = {}
+        # finalized by a recovery that took another coordinator's payment of the same bytes for its own (the
+        # limit ``lifecycle.recover`` names: ``claims``): recorded as paid, but paid by the other request
+        self.claimed: set[str] = set()
         self.forged_seq = 0
         self.sent_keys: set[tuple] = set()  # (receiver, replay key) of every genuine envelope sent
         self.signer_ticked_at = [START_NS] * n  # when each signer last looked at the clock
@@ -371,7 +392,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         order = [(op, run)] if second is None else (
             [(second, run.other), (op, run)] if run.other_first else [(op, run), (second, run.other)])
         for each, outcome in order:
-            self.between = crash if each is op and run.crashed and later else None
+            self.between = crash if each is op and run.crashed else None
             self.conclude(each, outcome)
         self.between = None
         if run.crashed and not later:  # the restarted core ticked at once (``crash_restart``)
@@ -629,7 +650,10 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
                      f"inputs {inputs!r} are not inputs of {request} (it has {len(hashes)})")
         forged = set(range(len(hashes)) if inputs is None else inputs)
         key, secret = self.pubkeys[member], self.keys[member]
-        seen = self.genuine_sigs.get(request, [])
+        # genuine signatures seen on the wire over this template: this request's, or another's with a byte-identical
+        # template (one event submitted to two coordinators, the coins unchanged: sighashes are the template's)
+        same = [r for r in self.genuine_sigs if r != request and self.proposals[r].template_hash == proposal.template_hash]
+        seen = self.genuine_sigs.get(request, []) + [s for r in same for s in self.genuine_sigs[r]]
         copying = kind == "copy" and bool(seen)
         if copying:
             signed = sorted({k for _, k, _ in seen})
@@ -825,16 +849,18 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         if lifecycle.wants_submission(self.group, request, self.now):
             inputs = [u.outpoint for u in proposal.template.inputs]
             accepted = lifecycle.ledger_accepts(self.model_ledger, inputs)
-            crash = self.between  # the coordinator crashed in this delivery and stays down
-            # between its decision (first commit) and the record of the outcome (second): before
-            # the second commit, the node was asked to take the transaction
-            between = crash is not None and (crash.when, crash.commit) in (("after", 1), ("start", 2), ("before", 2))
-            submitted = accepted and not (between and crash.when != "before")
+            crash = self.between  # the coordinator crashed in this delivery
+            point = None if crash is None else (crash.when, crash.commit)
+            # a delivery that decides commits three times: the decision, the record that the transaction is
+            # being handed over, the outcome; a crash between the first and the last leaves the outcome to
+            # recovery, and before the third commit the node was asked to take the transaction
+            between = point in UNRECORDED_POINTS
+            submitted = accepted and (not between or point == ("before", 3))
             if submitted:
                 self.model_ledger = lifecycle.pay(self.model_ledger, request.event_id, inputs)
                 self.paid_day[rid] = utc_day(self.now)
             if between:
-                self.unrecorded[rid] = (submitted, utc_day(self.now))
+                self.unrecorded[rid] = Unrecorded(submitted, point in HANDED_OVER_POINTS, utc_day(self.now))
                 request = lifecycle.decide(request)
             else:
                 request = lifecycle.after_submission(request, accepted)
@@ -861,7 +887,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         record of the outcome) would come back late, at its next use: at its request's expiry
         (then it must expire it, unless it was paid) and at the midnight ending the day of the decision (a payment
         it recovers then counts on the day of the decision), while they are ahead."""
-        due = {t for rid, (_, day) in self.unrecorded.items() for t in (self.requests[rid].expires_at, (day + 1) * NS_PER_DAY)}
+        due = {t for rid, u in self.unrecorded.items() for t in (self.requests[rid].expires_at, (u.day + 1) * NS_PER_DAY)}
         return sorted(t for t in due if t > self.now)
 
     def advance_by(self, kind: str, ns: int, pick: int) -> int:
@@ -949,16 +975,23 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
     def recover_model(self, rid: str) -> None:
         """The model of a coordinator back from a crash between its decision on ``rid`` and the
         record of the outcome (requests in the order they were opened, as the core recovers them)."""
-        submitted, day = self.unrecorded.pop(rid)
+        crashed = self.unrecorded.pop(rid)
         template_hash = self.proposals[rid].template_hash
-        paid = {self.proposals[r].template_hash for r, q in self.requests.items() if q.state == model.FINALIZED}
-        paid |= {self.proposals[r].template_hash for r, (done, _) in self.unrecorded.items() if done}
+        finalized = [r for r, q in self.requests.items() if q.state == model.FINALIZED
+                     and self.proposals[r].template_hash == template_hash]
+        paid = bool(finalized) or any(u.submitted and self.proposals[r].template_hash == template_hash
+                                      for r, u in self.unrecorded.items())
+        paid_here = any(self.owner[r] == self.owner[rid] for r in finalized)  # this coordinator's file shows it
         inputs = [u.outpoint for u in self.proposals[rid].template.inputs]
         accepted = lifecycle.ledger_accepts(self.model_ledger, inputs)
-        request = lifecycle.recover(self.requests[rid], submitted, template_hash in paid, accepted, self.now)
-        if request.state == model.FINALIZED and not submitted:
+        claims = crashed.handed_over and paid and not paid_here and not crashed.submitted
+        request = lifecycle.recover(self.requests[rid], crashed.submitted, paid, accepted, self.now, claims)
+        if claims:
+            self.claimed.add(rid)
+            self.paid_day[rid] = crashed.day
+        elif request.state == model.FINALIZED and not crashed.submitted:
             self.model_ledger = lifecycle.pay(self.model_ledger, request.event_id, inputs)
-            self.paid_day[rid] = day
+            self.paid_day[rid] = crashed.day
         self.requests[rid] = request
 
     # ----- invariants ----------------------------------------------------------------
@@ -1016,9 +1049,10 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         for obs in self.observe():
             assert obs.agrees, f"{obs.label}: the implementation has {obs.implementation!r}, the model says {obs.model!r}"
         # Two events may have byte-identical templates (same destination, amount and coins), so
-        # a payment is attributed to the request whose coordinator submitted it, never by txid.
-        finalized = sorted(rid for rid, r in self.requests.items() if r.state == model.FINALIZED)
-        unrecorded = sorted(self.proposals[rid].template_hash for rid, (done, _) in self.unrecorded.items() if done)
+        # a payment is attributed to the request whose coordinator submitted it, never by txid;
+        # a request that claimed another's payment (``claimed``) recorded it, but did not pay.
+        finalized = sorted(rid for rid, r in self.requests.items() if r.state == model.FINALIZED and rid not in self.claimed)
+        unrecorded = sorted(self.proposals[rid].template_hash for rid, u in self.unrecorded.items() if u.submitted)
         recorded = sorted(self.proposals[rid].template_hash for rid in finalized)
         assert sorted(recorded + unrecorded) == sorted(self.ledger.accepted), (
             f"the ledger accepted {len(self.ledger.accepted)} transactions, {len(finalized)} requests are finalized"
@@ -1038,8 +1072,10 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
                                           f"{self.signers_named(used)}, expected {self.signers_named(expected)}")
         paid = sorted(txid for i in range(len(self.coordinators)) if self._exists("coordinator", i)
                       for txid in self.coordinator(i).paid_transactions())
-        assert paid == recorded, (
-            f"the coordinators recorded {len(paid)} payments, {len(recorded)} requests are finalized")
+        claimed = [self.proposals[rid].template_hash for rid in self.claimed]
+        assert paid == sorted(recorded + claimed), (
+            f"the coordinators recorded {len(paid)} payments, {len(recorded)} requests are finalized"
+            + (f" and {len(claimed)} claimed another's payment" if claimed else ""))
         for j, sm in enumerate(self.signer_models):
             for eid, templates in sm.signed.items():
                 assert len(templates) <= 1, (

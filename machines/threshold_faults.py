@@ -12,12 +12,14 @@ second process on a core's file (``harness.faults``).
   loses only the operation's answer; whatever the operation still had to do (a coordinator's
   submission whose decision was recorded, the payment of a transaction the node already
   holds) is finished by the restarted core.
-  A crash may also come at the start of the k-th transaction (``start``: with k = 2, only in
-  a coordinator's delivery that decided, just before it submits), and the core may stay down
+  A crash may also come at the start of the k-th transaction (``start``: with k = 2 or 3, only
+  in a coordinator's delivery that decided, just before it records that it hands the
+  transaction over, or just before it submits), and the core may stay down
   (``later``) until it is next used, with the clock moved on: then it comes back after the
   request expired, or on another day, and ``models.threshold_requests.recover`` says what it must do.
   Half the crashes are aimed there (``_AIM``): a coordinator with a live request, its next
-  delivery that makes two commits (``on``), before the second or at its start, staying down;
+  delivery (``on``) that decides (it makes three commits), staying down: after the submission
+  (before the third commit), after the record of the hand-over, or before it;
   while any core is down, events go to coordinators that are up, messages to cores that are up
   (``ThresholdMachine.to_up``: one to a down core waits while there are others), forged answers
   and lies to requests of coordinators that are up and still counting answers; and while a
@@ -70,8 +72,8 @@ _CONTEND = st.sampled_from([True, True, False])
 #: it just sent, two copies of what was just sent race, before the clock makes them stale.
 BACK = st.one_of(st.just(0), _INDEX)
 #: Whether a crash is aimed between a coordinator's decision and the record of its outcome
-#: (the second commit of its next delivery that makes two: the one that decides; ``on``), the
-#: core staying down (``later``): half of them, at a coordinator with a live request.
+#: (in its next delivery that makes three commits: the one that decides; ``on``), the core
+#: staying down (``later``): half of them, at a coordinator with a live request.
 #: Drawn freely (one crash of a coordinator in 8, at 1 of n nodes, and fired by the first
 #: operation of two commits: opening an event makes several), a run had such a crash in 1
 #: example of 230 (ci, 50 steps), and the recovery after it was never reached.
@@ -92,8 +94,9 @@ class FaultRules:
             pending = sorted({self.owner[rid] for rid, r in self.requests.items()
                               if r.state in ALIVE and rid not in self.unrecorded})
             node = self._node(pending[node % len(pending)] if pending else node)
-            self.do("crash", role="coordinator", node=node, when="before" if when == "before" else faults.START, commit=2,
-                    later=True, on="deliver")
+            # after the submission (before the outcome's commit), after the record of the hand-over, or before it
+            point = {"before": ("before", 3), "after": ("after", 2)}.get(when, (faults.START, 2))
+            self.do("crash", role="coordinator", node=node, when=point[0], commit=point[1], later=True, on="deliver")
             return
         node = self._node(node)
         if when == "now":  # a process stopped between operations (the commit is of no use)

@@ -16,15 +16,19 @@ input has ``m`` counting keys: it decides (the request is ``Approved`` by its si
 then the node takes the transaction (``Finalized``) or refuses it (``Aborted``). Its next
 look at the clock expires a live request that has timed out.
 
-Crashes. A coordinator records its decision to submit, with the signatures chosen, before
-submitting; restarted, it asks the node: a transaction the node holds is the request's
-payment (``Finalized``, counted once), one it does not is submitted then unless expired. So
-this model, which submits at once, holds after a restart at once; a coordinator that stays
-down between its decision and the record of its outcome settles the request when it comes
-back (``recover``): the payment of a transaction the node took before the crash is recorded
-whenever that is; a transaction the node holds for another request with the same template
-aborts it (a double spend); otherwise the request is submitted then if it has not timed out,
-and expires if it has. The volume counts on the day of the decision, whenever it is recorded.
+Crashes. A coordinator records its decision to submit, with the signatures chosen, then that
+it is handing the transaction over, then submits; restarted, it asks the node: a transaction
+the node holds is the request's payment (``Finalized``, counted once), one it does not is
+submitted then unless expired. So this model, which submits at once, holds after a restart at
+once (but for the exception below); a coordinator that stays down between its decision and the record of its outcome settles
+the request when it comes back (``recover``): the payment of a transaction the node took before
+the crash is recorded whenever that is; a transaction the node holds for another request with
+the same template aborts it (a double spend); otherwise the request is submitted then if it has
+not timed out, and expires if it has. The volume counts on the day of the decision, whenever it
+is recorded. One exception, a limit of the implementation (it asks the node only whether it
+holds a transaction id): a coordinator that crashed after recording the hand-over, and finds
+the same transaction paid for another coordinator's request, cannot tell it from its own
+submission and records it as its payment (``claims``): one payment recorded by two requests.
 
 Queries. Asked about a request it never opened, a coordinator has no state, no proposal and
 no signers of a payment for it.
@@ -120,12 +124,14 @@ def on_tick(request: Request, now: int) -> Request:
     return request
 
 
-def recover(request: Request, submitted: bool, paid_elsewhere: bool, accepted_now: bool, now: int) -> Request:
+def recover(request: Request, submitted: bool, paid_elsewhere: bool, accepted_now: bool, now: int,
+            claims: bool = False) -> Request:
     """A coordinator back from a crash between its decision to submit ``request`` and the
     record of the outcome: ``submitted``, the node took the transaction before the crash;
     ``paid_elsewhere``, the node holds the same transaction for another request;
-    ``accepted_now``, the node would take it now."""
-    if submitted:
+    ``accepted_now``, the node would take it now; ``claims``, that other request is another
+    coordinator's and this one had recorded the hand-over (the limit in the module's text)."""
+    if submitted or claims:
         return after_submission(request, True)
     if paid_elsewhere:
         return after_submission(request, False)

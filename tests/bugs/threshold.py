@@ -184,7 +184,9 @@ class RecoversAfterExpiry(Coordinator):
     back (they settle at expiry), so the payment counts against no one's daily limit."""
 
     def _recover(self, request_id, proposal, expires_at, decided_at, submission, now):
-        super()._recover(request_id, proposal, expires_at, decided_at, submission, min(now, expires_at - 1))
+        chosen = super()._recover(request_id, proposal, expires_at, decided_at, submission, min(now, expires_at - 1))
+        if chosen is not None:  # handed over at once, before the tick expires what timed out
+            self._submit(request_id, proposal, *chosen)
 
 
 class RecoveryCountsOnItsOwnDay(Coordinator):
@@ -192,7 +194,7 @@ class RecoveryCountsOnItsOwnDay(Coordinator):
     day it decided: a crash before midnight moves the volume into the next day's window."""
 
     def _recover(self, request_id, proposal, expires_at, decided_at, submission, now):
-        super()._recover(request_id, proposal, expires_at, now, submission, now)
+        return super()._recover(request_id, proposal, expires_at, now, submission, now)
 
 
 class OpensEventsOutsideTheLock(Coordinator):
