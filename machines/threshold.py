@@ -870,7 +870,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
 
     @rule(kind=st.sampled_from(ADVANCE_KINDS), ns=ADVANCES, pick=INDEX, ticks=TICKS)
     def advance_clock(self, kind, ns, pick, ticks):
-        self.do("advance_clock", ns=self.advance_by(kind, ns, pick), ticks=self.cores_ticking(ticks))
+        self.do("advance_clock", ns=self.advance_by(kind, ns, pick), ticks=self.cores_ticking(ticks, late=False))
 
     def deadlines(self) -> list[int]:
         """What is due ahead of the clock: each request's expiry (its coordinator stops counting
@@ -884,10 +884,13 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
 
     def late_instants(self) -> list[int]:
         """When a coordinator down since its decision (a ``crash`` with ``later``, before the
-        record of the outcome) would come back late, at its next use: at its request's expiry
-        (then it must expire it, unless it was paid) and at the midnight ending the day of the decision (a payment
-        it recovers then counts on the day of the decision), while they are ahead."""
-        due = {t for rid, u in self.unrecorded.items() for t in (self.requests[rid].expires_at, (u.day + 1) * NS_PER_DAY)}
+        record of the outcome) would come back late, at its next use, while they are ahead: at
+        the midnight ending the day of the decision (a payment it recovers then counts on the
+        day of the decision), and, unless the node took its transaction before the crash, at its
+        request's expiry (then it must expire it, unless another request paid it). A payment the
+        node took is recorded whatever the expiry: only the day changes what recovery must do."""
+        due = {(u.day + 1) * NS_PER_DAY for u in self.unrecorded.values()}
+        due |= {self.requests[rid].expires_at for rid, u in self.unrecorded.items() if not u.submitted}
         return sorted(t for t in due if t > self.now)
 
     def advance_by(self, kind: str, ns: int, pick: int) -> int:
@@ -926,10 +929,15 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
     def come_back_late_3(self, pick, ticks):
         self._come_back_late(pick, ticks)
 
-    def cores_ticking(self, raw: Any) -> list[list]:
+    def cores_ticking(self, raw: Any, late: bool = True) -> list[list]:
         """Which cores look at the clock after it moved: none, all, or the ones a mask picks
-        (of those that exist: a core never opened has nothing to do)."""
-        cores = [[role, i] for i in range(len(self.signers)) for role in ("signer", "coordinator") if self._exists(role, i)]
+        (of those that exist: a core never opened has nothing to do). Not ``late``, none of the
+        coordinators down since a decision they never recorded: those come back at a late
+        instant (``come_back_late``), or when a message for them is the only one left; a plain
+        advance waking one a few seconds on would rarely let the clock reach its late instants."""
+        waiting = set() if late else {("coordinator", self.owner[rid]) for rid in self.unrecorded}
+        cores = [[role, i] for i in range(len(self.signers)) for role in ("signer", "coordinator")
+                 if self._exists(role, i) and (role, i) not in waiting]
         if raw == "all":
             return cores
         if raw == "none":

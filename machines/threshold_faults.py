@@ -19,7 +19,7 @@ second process on a core's file (``harness.faults``).
   request expired, or on another day, and ``models.threshold_requests.recover`` says what it must do.
   Half the crashes are aimed there (``_AIM``): a coordinator with a live request, its next
   delivery (``on``) that decides (it makes three commits), staying down: after the submission
-  (before the third commit), after the record of the hand-over, or before it;
+  (before the third commit: half of them), after the record of the hand-over, or before it;
   while any core is down, events go to coordinators that are up, messages to cores that are up
   (``ThresholdMachine.to_up``: one to a down core waits while there are others), forged answers
   and lies to requests of coordinators that are up and still counting answers; and while a
@@ -88,14 +88,15 @@ class FaultRules:
     # ----- crashes -----------------------------------------------------------------------
 
     @rule(role=st.sampled_from(ROLES), node=_INDEX, when=st.sampled_from((*faults.WHEN, faults.START, "now")),
-          commit=st.integers(1, 2), later=st.booleans(), aim=_AIM)
+          commit=st.integers(1, 3), later=st.booleans(), aim=_AIM)
     def crash(self, role, node, when, commit, later, aim):
         if aim:  # between a coordinator's decision and its record, and it stays down (see _AIM)
             pending = sorted({self.owner[rid] for rid, r in self.requests.items()
                               if r.state in ALIVE and rid not in self.unrecorded})
             node = self._node(pending[node % len(pending)] if pending else node)
-            # after the submission (before the outcome's commit), after the record of the hand-over, or before it
-            point = {"before": ("before", 3), "after": ("after", 2)}.get(when, (faults.START, 2))
+            # after the submission (before the outcome's commit: half of them), after the record of the
+            # hand-over, or before it
+            point = {"after": ("after", 2), faults.START: (faults.START, 2)}.get(when, ("before", 3))
             self.do("crash", role="coordinator", node=node, when=point[0], commit=point[1], later=True, on="deliver")
             return
         node = self._node(node)
