@@ -55,8 +55,8 @@ class ReleasesFromToday(PolicyEnforcer):
     """Gives a released reservation back to today's volume, not to the day it was approved in."""
 
     def release(self, request_id, why):
-        row = self.store.execute("SELECT day FROM reservations WHERE request_id = ?", (request_id,)).fetchone()
-        with self.store.transaction():
+        with self.store.transaction(join=True):  # as the real release: inside a signer's transaction too
+            row = self.store.execute("SELECT day FROM reservations WHERE request_id = ?", (request_id,)).fetchone()
             if row is not None:
                 self.store.execute("UPDATE reservations SET day = ? WHERE request_id = ?", (self._today(), request_id))
             super().release(request_id, why)
