@@ -99,7 +99,7 @@ def test_an_origin_log_keeps_a_watermark_and_the_seqs_above_it():
 
 def test_the_replay_cache_ages_by_the_local_clock():
     cache = ReplayCache(300 * S)
-    cache.remember(b"k", NOW)
+    assert cache.take(b"k", NOW)
     assert cache.seen(b"k", NOW + 300 * S - 1)
     assert not cache.seen(b"k", NOW + 300 * S)
     cache.purge(NOW + 300 * S)
@@ -221,8 +221,7 @@ def test_memo_verifier_recalls_a_whole_message_and_counts_it_as_checked():
 
 def test_the_replay_cache_forgets_in_order_and_keeps_a_key_remembered_again():
     cache = ReplayCache(300 * S)
-    cache.remember(b"a", NOW)
-    cache.remember(b"b", NOW + 10 * S)
+    assert cache.take(b"a", NOW) and cache.take(b"b", NOW + 10 * S)
     assert cache.take(b"a", NOW + 301 * S)  # expired: new again, remembered at the new time
     assert not cache.take(b"b", NOW + 301 * S)
     cache.purge(NOW + 310 * S)

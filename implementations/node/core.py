@@ -188,13 +188,8 @@ class ReplayCache:
         at = self.entries.get(key)
         return at is not None and now - at < self.ttl_ns
 
-    def remember(self, key: bytes, now: int) -> None:
-        self.entries[key] = now
-        self.times.append(now)
-        self.keys.append(key)
-
     def take(self, key: bytes, now: int) -> bool:
-        """``remember`` the key unless it was ``seen``: whether it was new."""
+        """Remember the key at ``now`` unless it was ``seen``: whether it was new."""
         entries = self.entries
         at = entries.get(key)
         if at is not None and now - at < self.ttl_ns:
