@@ -309,13 +309,16 @@ def function_parts(module: str, parts: int) -> list[list[str]]:
 
 
 def run_in_parts(module: str, machines: Machines, workers: int, parts: int, save: Path,
-                 max_parts: int | None = None) -> dict:
+                 max_parts: int | None = None, part: int | None = None) -> dict:
     """``run`` over ``module`` one part of its functions at a time (``function_parts``),
     ``save`` written after each part; results ``save`` already holds for the module as it is
     now, in as many parts, are kept and their parts skipped. A mutant of a function no part
     names (a method of a nested class) runs with the last part: every run lists all mutants.
-    Stops after ``max_parts`` parts run now; the results say which parts they hold."""
+    Stops after ``max_parts`` parts run now; ``part`` (1-based): run that part alone, now, even
+    if ``save`` holds it (its results replace what it held). The results say which parts they hold."""
     split = function_parts(module, parts)
+    if part is not None and not 1 <= part <= len(split):
+        raise ValueError(f"{module} splits into {len(split)} parts: there is no part {part}")
     results: dict = {"module": module, "digest": digest(module), "machines": machines, "mutants": {},
                      "parts": {"of": len(split), "done": []}}
     if save.is_file():
@@ -328,7 +331,7 @@ def run_in_parts(module: str, machines: Machines, workers: int, parts: int, save
     named = {function for part in split for function in part}
     ran = 0
     for index, functions in enumerate(split):
-        if index in results["parts"]["done"]:
+        if (index + 1 != part) if part is not None else index in results["parts"]["done"]:
             continue
         if max_parts is not None and ran >= max_parts:
             break
@@ -678,6 +681,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", type=int, help="run the module's functions in this many parts, saving after each "
                                                   "(needs --save, or --all); run again to go on from the first part missing")
     parser.add_argument("--max-parts", type=int, help="with --parts: stop after running this many parts (of each module)")
+    parser.add_argument("--part", type=int, help="with --parts and a module: run this part (1-based) alone, now, "
+                                                 "whatever the saved results hold (a changed function's part first)")
     args = parser.parse_args(argv)
     if args.parts is not None and (args.parts < 1 or not (args.save or args.all_into)
                                    or args.from_saved or args.rerun_survivors or args.confirm_kills):
@@ -685,6 +690,8 @@ def main(argv: list[str] | None = None) -> int:
                      "it does not go with --from-saved, --rerun-survivors or --confirm-kills")
     if args.max_parts is not None and (args.parts is None or args.max_parts < 1):
         parser.error("--max-parts K needs K >= 1 and --parts")
+    if args.part is not None and (args.parts is None or args.all_into or not 1 <= args.part <= args.parts):
+        parser.error("--part K needs --parts N with 1 <= K <= N, and one module (not --all)")
     if args.list:
         print(json.dumps(list(load_plan()[0])))
         return 0
@@ -740,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
             results = rerun_survivors(results, args.workers, args.only)
         elif args.parts:
             results = run_in_parts(args.module, _machines(parser, args), args.workers, args.parts, Path(args.save),
-                                   args.max_parts)
+                                   args.max_parts, args.part)
         elif not args.from_saved:
             results = run(args.module, _machines(parser, args), args.workers)
     except MutationRunFailed as error:

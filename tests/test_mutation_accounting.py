@@ -249,6 +249,34 @@ def test_a_run_in_parts_goes_on_where_it_stopped_and_is_whole_only_when_every_pa
     assert calls == []
 
 
+def test_one_part_runs_alone_in_any_order_and_again(monkeypatch, tmp_path):
+    """``--part K``: only that part runs, now, whatever the save holds (a changed function's
+    part first); its results replace the part's, and the run is whole once every part ran."""
+    module = "implementations/lww.py"
+    split = mutation.function_parts(module, 3)
+    calls = []
+
+    def fake(module, machines, workers, only=None):
+        calls.append(only)
+        every = {f"{f}__mutmut_1": {"status": "not checked"} for part in split for f in part}
+        status = "survived" if len(calls) == 1 else "killed"
+        return {"module": module, "mutants": every | {name: {"status": status} for name in every
+                                                      if any(fnmatch.fnmatch(name, pattern) for pattern in only)}}
+
+    monkeypatch.setattr(mutation, "_mutmut", fake)
+    save = tmp_path / "lww.json"
+    last = mutation.run_in_parts(module, {"lww": ["hlc"]}, 1, 3, save, part=3)
+    assert len(calls) == 1 and last["parts"]["done"] == [2]
+    assert {name.partition("__mutmut_")[0] for name in last["mutants"]} == set(split[2])
+    again = mutation.run_in_parts(module, {"lww": ["hlc"]}, 1, 3, save, part=3)
+    assert len(calls) == 2 and again["parts"]["done"] == [2]
+    assert {found["status"] for found in again["mutants"].values()} == {"killed"}
+    whole = mutation.run_in_parts(module, {"lww": ["hlc"]}, 1, 3, save)
+    assert len(calls) == 4 and whole["parts"]["done"] == [0, 1, 2] and mutation.unfinished(whole) is None
+    with pytest.raises(ValueError, match="no part 4"):
+        mutation.run_in_parts(module, {"lww": ["hlc"]}, 1, 3, save, part=4)
+
+
 def test_an_interrupted_mutation_run_kills_the_whole_process_group(monkeypatch, tmp_path):
     """mutmut forks workers that run pytest (and node processes): interrupted (Ctrl-C, or the
     SIGTERM of ``timeout``, which ``python -m tests.mutation`` turns into an exit), the run
