@@ -617,29 +617,25 @@ class _Leaf(array):
 class _Node(array):
     """An inner node: itself the array of its children's visible counts (typecode ``q``: one
     block of memory to scan, and no separate object, see ``_Leaf``), with the least id (as an
-    int) of each child's subtree beside, or None where it is not known yet (``_least_of``)."""
+    int) of each child's subtree beside, or None where it is not known yet (``_least_of``).
+    Its own total is not kept (``_visible`` sums it when a split needs it): one number fewer
+    to rewrite per level on every edit."""
 
-    __slots__ = ("children", "mins", "parent", "slot", "visible")
+    __slots__ = ("children", "mins", "parent", "slot")
     __eq__, __hash__ = object.__eq__, object.__hash__
 
     def __new__(cls, children: list, counts: Iterable[int], mins: list[int | None], parent: _Node | None,
                 slot: int) -> _Node:
         self = super().__new__(cls, "q", counts)
         self.children, self.mins, self.parent, self.slot = children, mins, parent, slot
-        self.visible = sum(self)
         for number, child in enumerate(children):
             child.parent, child.slot = self, number
         return self
 
 
-def _bump(leaf: _Leaf, delta: int) -> None:
-    """The visible count of ``leaf`` and its ancestors changes by ``delta``."""
-    leaf.visible += delta
-    child, node = leaf, leaf.parent
-    while node is not None:
-        node[child.slot] += delta
-        node.visible += delta
-        child, node = node, node.parent
+def _visible(child: _Leaf | _Node) -> int:
+    """The visible elements under a leaf or node."""
+    return child.visible if type(child) is _Leaf else sum(child)
 
 
 def _least(runs: list[_Run]) -> int:
@@ -711,6 +707,7 @@ class RGA:
             raise ValueError(f"a replica id is an int in [0, 2**64), got {replica_id!r}")
         self.replica_id = replica_id
         self._root: _Leaf | _Node = _Leaf([])
+        self._length = 0  # visible elements
         self._max_counter = 0
         self._ids: dict[int, _SortedMap] = {}  # replica -> first counter of each run -> run
         self._waiting: dict[int, _SortedMap] = {}  # parent replica -> parent counter -> waiting runs
@@ -725,7 +722,7 @@ class RGA:
     # ----- reading ----------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self._root.visible
+        return self._length
 
     def _leaves(self) -> Iterator[_Leaf]:
         stack = [self._root]
@@ -886,6 +883,15 @@ class RGA:
 
     # ----- changing the tree ----------------------------------------------------------
 
+    def _bump(self, leaf: _Leaf, delta: int) -> None:
+        """The visible count of ``leaf``, its ancestors and the document changes by ``delta``."""
+        self._length += delta
+        leaf.visible += delta
+        child, node = leaf, leaf.parent
+        while node is not None:
+            node[child.slot] += delta
+            child, node = node, node.parent
+
     def _register(self, run: _Run) -> None:
         index = self._ids.get(run.replica)
         if index is None:
@@ -936,13 +942,13 @@ class RGA:
         The least ids of both are left unknown (``_least_of``); their parent's is unchanged."""
         parent = left.parent
         if parent is None:
-            self._root = _Node([left, right], [left.visible, right.visible], [None, None], None, 0)
+            self._root = _Node([left, right], [_visible(left), _visible(right)], [None, None], None, 0)
             return
         slot = left.slot
-        parent[slot] = left.visible
+        parent[slot] = _visible(left)
         parent.mins[slot] = None
         parent.children.insert(slot + 1, right)
-        parent.insert(slot + 1, right.visible)
+        parent.insert(slot + 1, _visible(right))
         parent.mins.insert(slot + 1, None)
         children = parent.children
         right.parent = parent
@@ -952,7 +958,6 @@ class RGA:
             half = len(children) >> 1
             sibling = _Node(children[half:], parent[half:], parent.mins[half:], None, 0)
             del children[half:], parent[half:], parent.mins[half:]
-            parent.visible -= sibling.visible
             self._adopt(parent, sibling)
 
     def _put(self, leaf: _Leaf, i: int, run: _Run, local: bool = False) -> None:
@@ -962,7 +967,7 @@ class RGA:
         leaf.runs.insert(i, run)
         leaf.insert(i, run.visible)
         if run.visible:
-            _bump(leaf, run.visible)
+            self._bump(leaf, run.visible)
         if not local:
             # A least id not known yet stays unknown (it is found from the runs, this one
             # included); above it, the known ones may still be greater than this run's id.
@@ -1004,7 +1009,7 @@ class RGA:
                 run.flags = None
         leaf = run.leaf
         leaf[leaf.runs.index(run) if i is None else i] -= killed
-        _bump(leaf, -killed)
+        self._bump(leaf, -killed)
         return killed
 
     # ----- local edits ------------------------------------------------------------
@@ -1021,8 +1026,8 @@ class RGA:
         """Insert ``item`` at visible ``index`` (0..len): after the visible element at
         ``index - 1``, or at the head. Returns the new element's id."""
         _check_item(item)
-        if not 0 <= index <= self._root.visible:
-            raise IndexError(f"insert at {index} in a sequence of {self._root.visible}")
+        if not 0 <= index <= self._length:
+            raise IndexError(f"insert at {index} in a sequence of {self._length}")
         if index == 0:
             return self._insert_at_head(item)
         leaf, i, offset = self._locate(index - 1)
@@ -1074,7 +1079,7 @@ class RGA:
                     run.flags.append(1)
                 run.visible += 1
                 leaf[i] += 1
-                _bump(leaf, 1)
+                self._bump(leaf, 1)
                 return (counter, me)
         else:
             self._split_run(leaf, i, offset + 1)
@@ -1089,8 +1094,8 @@ class RGA:
 
     def delete(self, index: int) -> Id:
         """Delete the visible element at ``index``; returns its id."""
-        if not 0 <= index < self._root.visible:
-            raise IndexError(f"delete at {index} in a sequence of {self._root.visible}")
+        if not 0 <= index < self._length:
+            raise IndexError(f"delete at {index} in a sequence of {self._length}")
         leaf, i, offset = self._locate(index)
         run = leaf.runs[i]
         self._kill(run, offset, offset + 1, i)
@@ -1281,7 +1286,7 @@ class RGA:
             run.flags = bytearray(len(items)) + b"\x01" * size
         run.visible += size
         leaf[i] += size
-        _bump(leaf, size)
+        self._bump(leaf, size)
 
     def _put_chain(self, leaf: _Leaf, i: int, counter: int, replica: int, parent_counter: int, parent_replica: int,
                    content) -> None:
@@ -1419,12 +1424,13 @@ class RGA:
             level = [
                 (node, min(node.mins))
                 for node in (
-                    _Node([child for child, _ in group], [child.visible for child, _ in group], [least for _, least in group],
+                    _Node([child for child, _ in group], [_visible(child) for child, _ in group], [least for _, least in group],
                           None, 0)
                     for group in (level[start : start + fan] for start in range(0, len(level), fan))
                 )
             ]
         self._root = level[0][0]
+        self._length = _visible(self._root)
         for run in sorted(made, key=lambda run: (run.replica, run.counter)):
             self._register(run)
 

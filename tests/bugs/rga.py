@@ -144,7 +144,7 @@ class RedeliveryRevives(RGA):
                     run.visible += 1
                     run.flags = None if run.visible == len(run.items) else flags
                     run.leaf[run.leaf.runs.index(run)] += 1
-                    rga_module._bump(run.leaf, 1)
+                    self._bump(run.leaf, 1)
         super().apply_decoded_delta(delta)
 
 
