@@ -92,6 +92,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         self.last_receiver: int | None = None  # the replica that most recently received a write
         self.stranger_writes = 1  # the least counter of the next stranger write not at counter 0
         self.envelopes = 0  # bad_envelope lies told
+        self.fields_spoiled = 0  # one_field_wrong lies told
 
     @property
     def exact(self) -> bool:
@@ -288,8 +289,12 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
                        for history in self.history for w in history)
             counter = 0 if free and draw & 16 else self.stranger_writes
             return {"wall_ns": wall, "counter": counter, "writer": writer, "value": written}
-        field, lie_value = (("wall_ns", U64_MAX), ("counter", U64_MAX), ("wall_ns", now + MAX_CLOCK_AHEAD_NS + 1),
-                            ("counter", MAX_HLC_COUNTER + 1), *WRONG_KIND)[draw % 11]
+        # Every spoiling in turn, as bad_envelope's: the search's draws cluster, and a field's wrong kind
+        # (wall_ns -1, say) went untold in whole runs.
+        spoilings = (("wall_ns", U64_MAX), ("counter", U64_MAX), ("wall_ns", now + MAX_CLOCK_AHEAD_NS + 1),
+                     ("counter", MAX_HLC_COUNTER + 1), *WRONG_KIND)
+        self.fields_spoiled += 1
+        field, lie_value = spoilings[(draw + self.fields_spoiled * 5) % len(spoilings)]
         messages = [i for i, m in enumerate(self.in_flight) if m.target == target and m.deltas]
         if messages and (draw & 8 or lie_value == []):
             return {"message": messages[draw % len(messages)], "field": field, "to": lie_value, "whole_state": False}
