@@ -234,7 +234,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         self.stays_down: dict[tuple[str, int], bool] = {}  # an armed crash after which the core stays down
         self.armed_for: dict[tuple[str, int], str | None] = {}  # the kind of operation an armed crash waits for (None: any)
         self.down: set[tuple[str, int]] = set()  # crashed cores not restarted yet (they tick first when next used)
-        self.between: faults.CrashPoint | None = None  # the crash of the operation being concluded, if it crashed
+        self.between: faults.CrashPoint | None = None  # the crash point that fired in the operation being concluded
         self.in_flight: list[Message] = []
         self.delivered: list[Message] = []
 
