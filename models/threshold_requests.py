@@ -17,17 +17,15 @@ then the node takes the transaction (``Finalized``) or refuses it (``Aborted``).
 look at the clock expires a live request that has timed out.
 
 Crashes. A coordinator records its decision to submit, with the signatures chosen, then that
-it is handing the transaction over, then submits; restarted, it asks the node: a transaction
-the node holds is the request's payment (``Finalized``, counted once), one it does not is
-submitted then unless expired. So this model, which submits at once, holds after a restart at
-once (but for the exception below); a coordinator that stays down between its decision and the record of its outcome settles
-the request when it comes back (``recover``): the payment of a transaction the node took before
-the crash is recorded whenever that is; a transaction the node holds for another request with
-the same template aborts it (a double spend); otherwise the request is submitted then if it has
-not timed out, and expires if it has. The volume counts on the day of the decision, whenever it
-is recorded. One exception, a limit of the implementation (it asks the node only whether it
-holds a transaction id): a coordinator that crashed after recording the hand-over, and finds
-the same transaction paid for another coordinator's request, cannot tell it from its own
+it is handing the transaction over, then submits. A coordinator back from a crash between its
+decision and the record of the outcome settles the request (``recover``), at once or, if it
+stayed down, when it comes back: the payment of a transaction the node took before the crash
+is recorded whenever that is; a transaction the node holds for another request with the same
+template aborts it (a double spend); otherwise the request is submitted then if it has not
+timed out, and expires if it has. The volume counts on the day of the decision, whenever it is
+recorded. One exception, a limit of the implementation (it asks the node only whether it holds
+a transaction id): a coordinator that crashed after recording the hand-over, and finds the
+same transaction paid for another coordinator's request, cannot tell it from its own
 submission and records it as its payment (``claims``): one payment recorded by two requests.
 
 Queries. Asked about a request it never opened, a coordinator has no state, no proposal and
