@@ -330,8 +330,10 @@ def run_in_parts(module: str, machines: Machines, workers: int, parts: int, save
             print(f"{save}: not a run in {len(split)} parts of {module} as it is now; starting anew", file=sys.stderr, flush=True)
     named = {function for part in split for function in part}
     ran = 0
+    # the part asked for, or else every part the results do not hold yet
+    todo = [part - 1] if part is not None else [i for i in range(len(split)) if i not in results["parts"]["done"]]
     for index, functions in enumerate(split):
-        if (index + 1 != part) if part is not None else index in results["parts"]["done"]:
+        if index not in todo:
             continue
         if max_parts is not None and ran >= max_parts:
             break
