@@ -9,7 +9,10 @@ or that saw the same greatest write issue equal timestamps: ties broken by write
 happen in ordinary runs. A write is often made by the replica that most recently received
 something (``after_receiving``), since a write right after news is where a clock that forgets
 what it saw goes wrong; ``write_and_broadcast`` gossips a write at once, so deltas are in
-flight more often than after plain ``write`` + ``broadcast``.
+flight more often than after plain ``write`` + ``broadcast``. An implementation that refuses a
+caller's mistakes (its crafter says ``refuses_caller_mistakes``) is also given them
+(``caller_mistake``): a float, a bool, a list or an integer outside [-2^63, 2^64 - 1] as a local
+write, and a replica id that is no u64, each refused naming it, and the edge beside each taken.
 
 Values in a trace are JSON: strings, integers, null, and ``{"bytes": "<hex>"}`` for bytes.
 
@@ -33,7 +36,7 @@ from typing import Any, ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
-from harness import machine_test
+from harness import guard, machine_test
 from harness.hostile import ENVELOPE_SPOILINGS, envelope_refusal, spoil_envelope
 from harness.replay import show
 from implementations.limits import LIMITS, MAX_CLOCK_AHEAD_NS, MAX_HLC_COUNTER, U64_MAX
@@ -61,6 +64,23 @@ EXPECTED = {"wall_ns": "expected int", "counter": "expected int", "writer": "exp
             "value": "expected nil, int, str or bytes", "body": "expected array"}
 WRONG_KIND = (("wall_ns", -1), ("counter", "0"), ("writer", "a stranger"), ("value", 0.5), ("body", [0, 1, 2]), ("body", 0),
               ("body", []))
+#: A caller's mistakes (``caller_mistake``), told only to an implementation whose crafter says it
+#: refuses them (``refuses_caller_mistakes``; a Yrs map holds a float): a local write or a new
+#: replica, the value passed, and what the refusal (``TypeError`` or ``ValueError``) must name;
+#: None: the value at the edge beside a mistake, taken as it is.
+CALLER_MISTAKES = {
+    "write-float": ("write", 0.5, ("float", "0.5")),
+    "write-bool": ("write", True, ("bool", "True")),
+    "write-list": ("write", ["a"], ("list", "['a']")),
+    "write-below-i64": ("write", -(2**63) - 1, (str(-(2**63) - 1),)),
+    "write-past-u64": ("write", 2**64, (str(2**64),)),
+    "write-i64-min": ("write", -(2**63), None),
+    "write-u64-max": ("write", 2**64 - 1, None),
+    "replica-negative": ("replica", -1, ("replica_id", "-1")),
+    "replica-bool": ("replica", True, ("replica_id", "True")),
+    "replica-past-u64": ("replica", 2**64, ("replica_id", str(2**64))),
+    "replica-u64-max": ("replica", 2**64 - 1, None),
+}
 
 
 def value_from_trace(raw: Any) -> Any:
@@ -76,7 +96,8 @@ def value_from_trace(raw: Any) -> Any:
 
 class LWWMachine(HostilePeers, ReplicatedMachine):
     name = "lww"
-    rule_classes: ClassVar[dict[str, str]] = {"write": "operations", "write_and_broadcast": "operations"}
+    rule_classes: ClassVar[dict[str, str]] = {"write": "operations", "write_and_broadcast": "operations",
+                                              "caller_mistake": "operations"}
     #: Each class's least share of the steps under ci: about half the least share measured against
     #: any implementation (harness.balance; the coverage table prints them): shares move when a
     #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
@@ -373,6 +394,43 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
         """A write whose delta leaves at once, as a replica that gossips on every write does."""
         self.step_write(replica, value)
         self.step_broadcast(replica)
+
+    @guard(lambda self: bool(self.replicas) and getattr(self.crafter, "refuses_caller_mistakes", False))
+    @rule(how=st.sampled_from(sorted(CALLER_MISTAKES)), replica=INDEX, now=st.integers(0, 2))
+    def caller_mistake(self, how: str, replica: int, now: int) -> None:
+        if now:  # one draw in three: a caller's mistakes are rarer than writes
+            return
+        self.do("caller_mistake", how=how, replica=self.pick(replica, self.replicas))
+
+    def step_caller_mistake(self, how: str, replica: int) -> None:
+        """A caller's programming error: a local write of a value no register holds (a float, a
+        bool, a list, an integer outside [-2^63, 2^64 - 1]) on ``replica``, or a new replica with
+        an id that is no u64 (the machine's clock): refused with a ``TypeError`` or ``ValueError``
+        naming the value (and its type, or the replica id), and nothing changes. The value at the
+        edge beside each (-2^63 and 2^64 - 1, as a value or an id) is taken as it is: an edge
+        write is an ordinary write from then on."""
+        self.require(getattr(self.crafter, "refuses_caller_mistakes", False), "this implementation takes any value")
+        self.require(how in CALLER_MISTAKES, f"{how!r} is not one of {sorted(CALLER_MISTAKES)}")
+        self.require_replica(replica)
+        what, value, named = CALLER_MISTAKES[how]
+        if what == "write" and named is None:
+            self.step_write(replica, value)
+            return
+        before = (self.replicas[replica].state(), self.replica_value(self.replicas[replica]))
+        try:
+            if what == "write":
+                self.replicas[replica].write(value)
+            else:
+                made = self.make_replica(value, self.clocks[replica])
+        except (TypeError, ValueError) as error:
+            assert named is not None, f"a new replica with id {value}: refused ({type(error).__name__}: {error})"
+            missing = [part for part in named if part not in str(error)]
+            assert not missing, f"a caller's {how}: refused with {error!r}, which does not name {missing}"
+        else:
+            assert named is None, f"a caller's {how} ({value!r}): taken, not refused naming {list(named)}"
+            assert self.replica_value(made) is None, f"a new replica with id {value} holds {self.replica_value(made)!r}"
+        after = (self.replicas[replica].state(), self.replica_value(self.replicas[replica]))
+        assert after == before, f"a caller's {how} changed replica {replica}: {before} -> {after}"
 
     def step_sync_all(self) -> None:
         super().step_sync_all()  # every replica holds the same value

@@ -65,6 +65,8 @@ class HLCCrafter:
     lies = ("clock_ahead", "counter_at_max", "counter_at_limit", "stranger_ops", "one_field_wrong", "forged_copy",
             "bad_envelope")
     version = VERSION
+    #: A caller's bad value or replica id is refused naming it (``machines.lww``'s ``caller_mistake``).
+    refuses_caller_mistakes = True
 
     def kind(self, whole_state: bool) -> str:
         return STATE_KIND if whole_state else DELTA_KIND
