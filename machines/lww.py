@@ -163,6 +163,12 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
                 return f"replica {replica} writes {show(written)} at {self.stamp(timestamp)} ({against}){sent}"
             except (IndexError, KeyError, TypeError, ValueError):
                 pass
+        if step.rule == "caller_mistake" and step.args.get("how") in CALLER_MISTAKES:
+            what, value, named = CALLER_MISTAKES[step.args["how"]]
+            outcome = "taken (the edge)" if named is None else "must be refused, naming it"
+            if what == "write":
+                return f"a caller writes {value!r} ({type(value).__name__}) on replica {step.args.get('replica')}: {outcome}"
+            return f"a caller makes a replica with id {value!r}: {outcome}"
         return super().describe_step(step)
 
     def writer(self, raw: int, after_receiving: bool) -> int:

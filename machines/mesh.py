@@ -73,6 +73,11 @@ class MeshMachine(NetworkMachine):
         self.trees_checked: set[tuple[int, int]] = set()  # operations whose trees check_trees compared with the model
         self.push_orders: dict[int, list[int]] = {}  # origin -> the other members in its BLAKE3 order (push_tree)
         self.due_pulls: set[bytes] = set()  # the members a node ticking now must pull from (pulls_due)
+        # Per node, the gaps it was announced and has not pulled yet (the pull ledger): (topic, origin) ->
+        # [announcer, seq ranges not pulled yet, the local time of the announcement]. Taken from the node's
+        # note of an announcement when it first appears; from then on the machine's own, less what pulls took.
+        self.gaps: list[dict[tuple[str, bytes], list]] = []
+        self.pull_quota: dict[bytes, tuple[int, list]] = {}  # announcer -> (seqs a tick must pull, its gaps due now)
         self.delivering: Any = None  # the datagram the network is delivering (None: one handed by a rule)
 
     def start_mesh(self, count: int, skews_ns: list[int]) -> None:
@@ -90,6 +95,9 @@ class MeshMachine(NetworkMachine):
 
     def make_node(self, index: int) -> Any:
         self.caches[index] = {}
+        while len(self.gaps) <= index:
+            self.gaps.append({})
+        self.gaps[index] = {}  # a node that starts again was announced nothing yet
         return self.mesh_backend.node(self.identities[index], self.members, self.stores[index], self.local_now(index),
                                  **self.node_options(index))
 
@@ -306,16 +314,68 @@ class MeshMachine(NetworkMachine):
         self.due_pulls = self.pulls_due(node)
         super().step_tick(node)
 
+    def note_announcements(self, index: int) -> None:
+        """Take into the pull ledger each gap the node noted since its last tick (an announcement is
+        noted when it is received: in a have, or by a later operation of its origin pushed)."""
+        gaps = self.gaps[index]
+        for key, (by, gap, since) in self.nodes[index]._announced.items():
+            if key not in gaps:
+                gaps[key] = [by, [list(r) for r in gap], since]
+
     def pulls_due(self, index: int) -> set[bytes]:
         """The members node ``index`` must pull from at a tick now: each that announced (in a have, or
         by pushing a later operation) a gap ``gap_pull_ns`` ago or more that the node still lacks
-        part of (the gaps as the node noted them: the first announcement of each)."""
-        node, now, due = self.nodes[index], self.local_now(index), set()
-        for (topic, origin), (by, gap, since) in node._announced.items():
-            held = node.holds(topic).get(origin, [])
-            if now - since >= self.node_config.gap_pull_ns and minus(gap, held):
+        part of (the gaps as the node noted them, the first announcement of each, less what the node
+        pulled of them since, by the machine's own count). Also ``pull_quota``: how many seqs the
+        pull from each must want (as many as a repair carries less one, or all it lacks if fewer)."""
+        self.note_announcements(index)
+        node, now, due, lacking = self.nodes[index], self.local_now(index), set(), {}
+        for (topic, origin), (by, gap, since) in self.gaps[index].items():
+            missing = minus(gap, node.holds(topic).get(origin, []))
+            if now - since >= self.node_config.gap_pull_ns and missing:
                 due.add(by)
+                lacking.setdefault(by, []).append((topic, origin, missing))
+        self.pull_quota = {by: (min(self.node_config.repair_batch - 1, sum(hi - lo + 1 for g in gaps for lo, hi in g[2])), gaps)
+                           for by, gaps in lacking.items()}
         return due
+
+    def check_pull_quota(self, index: int, pulls: dict[bytes, list]) -> None:
+        """Each pull of a tick wants only seqs of gaps its receiver announced that are due and still
+        missing, no seq twice across ticks, and exactly as many as ``pull_quota`` says (so what a
+        pull leaves is pulled at the next tick, not forgotten nor asked again); the ledger then
+        forgets what was pulled, and every gap due that the node no longer lacks; the node keeps
+        exactly the gaps the ledger keeps (so a gap it notes at the next tick is a new announcement)."""
+        gaps = self.gaps[index]
+        for by, (quota, due) in self.pull_quota.items():
+            wanted = 0
+            for topic, origins in pulls.get(by, []):
+                for origin, ranges in origins:
+                    missing = next((g[2] for g in due if g[:2] == (topic, origin)), [])
+                    outside = minus(ranges, missing)
+                    assert not outside, (
+                        f"node {index} pulled seqs {outside} of node {self.peer_index.get(origin)} on {topic!r} from node "
+                        f"{self.peer_index[by]}: the gaps it announced that are due and still missing are {missing} "
+                        f"(a seq pulled before is not asked again)")
+                    wanted += sum(hi - lo + 1 for lo, hi in ranges)
+                    gaps[topic, origin][1] = minus(gaps[topic, origin][1], ranges)
+            assert wanted == quota, (
+                f"node {index} pulled {wanted} seqs from node {self.peer_index[by]} at a tick, which announced "
+                f"{[(self.peer_index.get(o), g) for _, o, g in due]} still missing: a pull takes {quota} (a repair holds "
+                f"{self.node_config.repair_batch}), the rest at the next tick")
+        node, now = self.nodes[index], self.local_now(index)
+        for (topic, origin), (_, gap, since) in list(gaps.items()):
+            if now - since >= self.node_config.gap_pull_ns and not minus(gap, node.holds(topic).get(origin, [])):
+                del gaps[topic, origin]
+        kept, ledger = set(node._announced), set(gaps)
+        wrong = []
+        if kept - ledger:
+            wrong.append(f"keeps gaps to pull of {self.gap_names(kept - ledger)}, which it pulled all of or holds")
+        if ledger - kept:
+            wrong.append(f"keeps no gap of {self.gap_names(ledger - kept)}, which it still lacks and did not pull")
+        assert not wrong, f"after a tick node {index} " + "; ".join(wrong)
+
+    def gap_names(self, keys) -> list[str]:
+        return sorted(f"node {self.peer_index.get(origin)} on {topic!r}" for topic, origin in keys)
 
     def ticked(self, index: int, outgoing) -> None:
         self.check_replay_cache(index)
@@ -326,7 +386,7 @@ class MeshMachine(NetworkMachine):
         member, addressed to it; it wants, per topic, members' seqs as sorted, disjoint, not
         adjacent ranges, only seqs the node lacks, and fewer than ``repair_batch`` of them (its
         answer is never a full repair, which would start a round of digests)."""
-        node = self.nodes[index]
+        node, pulls = self.nodes[index], {}
         for peer, data in outgoing:
             for raw in decode_datagram(data):
                 kind, body = decode_payload(decode_message(raw).payload)
@@ -335,6 +395,7 @@ class MeshMachine(NetworkMachine):
                 to, _, _, want = body
                 assert to == peer and peer in self.peer_index and want, (
                     f"node {index} sent a pull of {want} addressed to {to.hex()[:8]} to {peer.hex()[:8]}")
+                pulls.setdefault(peer, []).extend(want)
                 wanted = 0
                 for topic, origins in want:
                     held = node.holds(topic)
@@ -357,6 +418,7 @@ class MeshMachine(NetworkMachine):
         due = sorted(self.peer_index[peer] for peer in self.due_pulls)
         assert pulled == due, (f"node {index} pulled from nodes {pulled} at a tick; gaps they announced at least gap_pull_ns "
                                f"ago that it still lacks are due from nodes {due}")
+        self.check_pull_quota(index, pulls)
 
     def check_replay_cache(self, index: int) -> None:
         """A tick forgets every key taken a replay TTL ago or more by the node's clock (the cache
