@@ -725,6 +725,13 @@ class Coordinator(_Core):
         row = self.store.execute("SELECT state FROM requests WHERE request_id = ?", (request_id,)).fetchone()
         return row[0] if row else None
 
+    def abort_reason(self, request_id: str) -> str | None:
+        """Why ``request_id`` was aborted: the node's refusal of its transaction (``kind: detail``), or
+        the double spend its recovery found; None for a request that is not aborted, or unknown."""
+        row = self.store.execute("SELECT abort_reason FROM requests WHERE request_id = ? AND state = 'Aborted'",
+                                 (request_id,)).fetchone()
+        return row[0] if row else None
+
     def request_states(self) -> dict[str, str]:
         return dict(self.store.execute("SELECT request_id, state FROM requests").fetchall())
 

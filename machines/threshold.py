@@ -169,6 +169,12 @@ UNRECORDED_POINTS = (("after", 1), ("start", 2), ("before", 2), ("after", 2), ("
 HANDED_OVER_POINTS = (("after", 2), ("start", 3), ("before", 3))
 
 
+def coin_hidden(text: str) -> str:
+    """``text`` with a coin's transaction id (16 hex digits, as the node's refusals shorten it) said as
+    ``a coin``: reports speak the domain's words, not raw ids."""
+    return re.sub(r"\b[0-9a-f]{16}\b(…)?", "a coin", text)
+
+
 @attrs.frozen
 class Unrecorded:
     """A request decided by a coordinator that crashed before recording the outcome."""
@@ -285,6 +291,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         # finalized by a recovery that took another coordinator's payment of the same bytes for its own (the
         # limit ``lifecycle.recover`` names: ``claims``): recorded as paid, but paid by the other request
         self.claimed: set[str] = set()
+        self.abort_words: dict[str, list[str]] = {}  # request id -> what its abort reason must say (aborted ones)
         self.forged_seq = 0
         self.sent_keys: set[tuple] = set()  # (receiver, replay key) of every genuine envelope sent
         self.signer_ticked_at = [START_NS] * n  # when each signer last looked at the clock
@@ -864,7 +871,15 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
                 request = lifecycle.decide(request)
             else:
                 request = lifecycle.after_submission(request, accepted)
+                if not accepted:
+                    self.abort_words[rid] = self.refusal_words(inputs)
         self.requests[rid] = request
+
+    def refusal_words(self, inputs: list) -> list[str]:
+        """What the node's refusal of a transaction spending ``inputs`` says: a double spend, naming its
+        first input already spent and that coin's transaction (the first 16 hex digits of its id)."""
+        i = next(i for i, outpoint in enumerate(inputs) if outpoint in self.model_ledger.spent)
+        return ["double_spend", f"input {i} spends", inputs[i][0].hex()[:16]]
 
     # ----- time and crashes ------------------------------------------------------------
 
@@ -1000,6 +1015,12 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         elif request.state == model.FINALIZED and not crashed.submitted:
             self.model_ledger = lifecycle.pay(self.model_ledger, request.event_id, inputs)
             self.paid_day[rid] = crashed.day
+        elif request.state == model.ABORTED and paid:  # the double spend recovery finds: named by the file's payer
+            payer = [r for r in finalized if self.owner[r] == self.owner[rid]]
+            said = f"already paid by request {payer[0]}" if payer else "never handed over"
+            self.abort_words[rid] = ["double_spend", said]
+        elif request.state == model.ABORTED:
+            self.abort_words[rid] = self.refusal_words(inputs)
         self.requests[rid] = request
 
     # ----- invariants ----------------------------------------------------------------
@@ -1042,8 +1063,17 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         rows = [Observation(f"coordinator {i} metrics", expected, found)]
         # a request it never opened (another coordinator's, or an id no one gave): it knows nothing of it
         for rid in [NEVER_OPENED, *sorted(rid for rid in self.requests if self.owner[rid] != i)[:1]]:
-            rows.append(Observation(f"coordinator {i} on {self.request_name(rid)}, which it never opened", (None, None, None),
-                                    (coordinator.request_state(rid), coordinator.proposal(rid), coordinator.final_signers(rid))))
+            rows.append(Observation(f"coordinator {i} on {self.request_name(rid)}, which it never opened", (None,) * 4,
+                                    (coordinator.request_state(rid), coordinator.proposal(rid), coordinator.final_signers(rid),
+                                     coordinator.abort_reason(rid))))
+        # why each of its aborted requests was aborted (an operator's question), and no reason for the others
+        for r in mine:
+            words = self.abort_words.get(r.request_id) if r.state == model.ABORTED else None
+            reason = coordinator.abort_reason(r.request_id)
+            agrees = reason is None if words is None else reason is not None and all(w in reason for w in words)
+            rows.append(Observation(f"coordinator {i}'s abort reason of {self.request_name(r.request_id)}",
+                                    None if words is None else "naming " + " / ".join(map(coin_hidden, words)),
+                                    None if reason is None else coin_hidden(reason), agrees))
         days = {self.paid_day[r.request_id] for r in mine if r.request_id in self.paid_day} | {utc_day(self.now)}
         for day in sorted(days):
             paid = sum(self.proposals[r.request_id].event.amount for r in mine

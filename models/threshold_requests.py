@@ -28,8 +28,11 @@ a transaction id): a coordinator that crashed after recording the hand-over, and
 same transaction paid for another coordinator's request, cannot tell it from its own
 submission and records it as its payment (``claims``): one payment recorded by two requests.
 
-Queries. Asked about a request it never opened, a coordinator has no state, no proposal and
-no signers of a payment for it.
+Queries. Asked about a request it never opened, a coordinator has no state, no proposal, no
+signers of a payment and no abort reason for it. An aborted request's reason names the double
+spend: the node's refusal (its first input already spent, and that coin), or, found by
+recovery, that the node holds the transaction and this coordinator never handed it over, or
+which of its own requests already paid it; a request not aborted has none.
 
 Payment. The node (the ledger) accepts a transaction only if none of its inputs is spent;
 so an event is never paid twice as long as no two requests for it reach ``m`` signers,
