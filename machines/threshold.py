@@ -169,12 +169,6 @@ UNRECORDED_POINTS = (("after", 1), ("start", 2), ("before", 2), ("after", 2), ("
 HANDED_OVER_POINTS = (("after", 2), ("start", 3), ("before", 3))
 
 
-def coin_hidden(text: str) -> str:
-    """``text`` with a coin's transaction id (16 hex digits, as the node's refusals shorten it) said as
-    ``a coin``: reports speak the domain's words, not raw ids."""
-    return re.sub(r"\b[0-9a-f]{16}\b(…)?", "a coin", text)
-
-
 @attrs.frozen
 class Unrecorded:
     """A request decided by a coordinator that crashed before recording the outcome."""
@@ -875,6 +869,13 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
                     self.abort_words[rid] = self.refusal_words(inputs)
         self.requests[rid] = request
 
+    def ids_hidden(self, text: str) -> str:
+        """``text`` in the report's words: a request's id as its name (``r0``), a coin's transaction id
+        (16 hex digits, as the node's refusals shorten it) as ``a coin``."""
+        for rid in self.requests:
+            text = text.replace(rid, self.request_name(rid))
+        return re.sub(r"\b[0-9a-f]{16}\b(…)?", "a coin", text)
+
     def refusal_words(self, inputs: list) -> list[str]:
         """What the node's refusal of a transaction spending ``inputs`` says: a double spend, naming its
         first input already spent and that coin's transaction (the first 16 hex digits of its id)."""
@@ -1017,8 +1018,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
             self.paid_day[rid] = crashed.day
         elif request.state == model.ABORTED and paid:  # the double spend recovery finds: named by the file's payer
             payer = [r for r in finalized if self.owner[r] == self.owner[rid]]
-            said = f"already paid by request {payer[0]}" if payer else "never handed over"
-            self.abort_words[rid] = ["double_spend", said]
+            self.abort_words[rid] = ["double_spend", f"already paid by request {payer[0]}" if payer else "never handed over"]
         elif request.state == model.ABORTED:
             self.abort_words[rid] = self.refusal_words(inputs)
         self.requests[rid] = request
@@ -1072,8 +1072,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
             reason = coordinator.abort_reason(r.request_id)
             agrees = reason is None if words is None else reason is not None and all(w in reason for w in words)
             rows.append(Observation(f"coordinator {i}'s abort reason of {self.request_name(r.request_id)}",
-                                    None if words is None else "naming " + " / ".join(map(coin_hidden, words)),
-                                    None if reason is None else coin_hidden(reason), agrees))
+                                    None if words is None else "naming " + " / ".join(map(self.ids_hidden, words)),
+                                    None if reason is None else self.ids_hidden(reason), agrees))
         days = {self.paid_day[r.request_id] for r in mine if r.request_id in self.paid_day} | {utc_day(self.now)}
         for day in sorted(days):
             paid = sum(self.proposals[r.request_id].event.amount for r in mine
