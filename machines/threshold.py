@@ -253,16 +253,21 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         self.keys = [nacl.signing.SigningKey(key_seed("member", i)) for i in range(n)]
         self.outsider = nacl.signing.SigningKey(key_seed("outsider", 0))
         self.pubkeys = [bytes(k.verify_key) for k in self.keys]
-        self.ledger = Ledger()
-        self.address = self.ledger.add_group(MultisigGroup(m, tuple(self.pubkeys)))
-        for amount in FUNDS:
-            self.ledger.fund(self.address, amount)
+        self.backend = self.implementation.make_replica(0, self.clock)
+        self.directory = tempfile.mkdtemp(prefix="mbt-threshold-", dir=faults.store_directory())
+        if hasattr(self.backend, "shared_ledger"):  # the node is a ledger file, a handle per member (ledger_file)
+            self.ledger = self.backend.shared_ledger(self.directory, m, self.pubkeys, list(FUNDS))
+            self.address = self.ledger.address
+            self.views = [self.backend.member_view(self.ledger, order_seed * 100 + i) for i in range(n)]
+        else:
+            self.ledger = Ledger()
+            self.address = self.ledger.add_group(MultisigGroup(m, tuple(self.pubkeys)))
+            for amount in FUNDS:
+                self.ledger.fund(self.address, amount)
+            self.views = [LedgerView(self.ledger, self.address, order_seed * 100 + i) for i in range(n)]
         self.config = GroupConfig(tuple(self.pubkeys), m, self.address, FEE, FEE_MODES[fee_mode], TIMEOUT_NS)
         self._check_bad_groups(m, fee_mode)
         self.policy = Policy(max_daily_volume=LIMIT, allowed_destinations=DESTINATIONS, require_reason=True)
-        self.backend = self.implementation.make_replica(0, self.clock)
-        self.directory = tempfile.mkdtemp(prefix="mbt-threshold-", dir=faults.store_directory())
-        self.views = [LedgerView(self.ledger, self.address, order_seed * 100 + i) for i in range(n)]
         # cores are opened on first use (and after a restart, on next use): cheap short runs
         self.signers = [None] * n
         self.coordinators = [None] * n
@@ -415,6 +420,10 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
     def teardown(self) -> None:
         for core in self._open_cores():
             core.close()
+        if self.directory and hasattr(self.backend, "shared_ledger"):
+            for view in self.views:
+                self.backend.close_view(view)
+            self.ledger.close()
         if self.directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 

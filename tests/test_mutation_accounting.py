@@ -171,7 +171,8 @@ def test_a_module_run_in_child_processes_has_every_function_declared_called_by_e
     assert set(state().duration_by_test) == set(tests)
     plan = load_plan()[0]
     in_children = [module for module, machines in plan.items() if set(machines) & IN_CHILD_PROCESSES]
-    assert "implementations/transport/endpoint.py" in in_children and "implementations/ledger_file.py" in in_children
+    assert "implementations/transport/endpoint.py" in in_children and "implementations/transport/mesh_node.py" in in_children
+    assert "implementations/ledger_file.py" not in in_children  # its machine is in process (threshold, shared-ledger)
 
 
 def test_a_mutmut_run_that_stops_before_the_mutants_is_an_error_not_a_score(monkeypatch):
