@@ -10,11 +10,14 @@ from blake3 import blake3
 
 from harness import Implementation
 from implementations import threshold_envelope
-from implementations.pskt import event_hash, verify_signature
+from implementations.ledger import LedgerError
+from implementations.ledger_file import SharedLedger, encode_transaction
+from implementations.pskt import event_hash, tx_template_hash, verify_signature
 from implementations.threshold import SKEW_NS, Coordinator, EventRefused, Signer, decode_proposal
 from implementations.threshold_envelope import EnvelopeRejected, ReplayCache, decode_envelope
 from implementations.wire import DecodeError
 from machines.adapters.threshold_sansio import SansIoBackend
+from machines.adapters.threshold_shared_ledger import SharedLedgerBackend
 from tests.bugs.catalogue import Bug
 
 
@@ -262,6 +265,17 @@ def forgetful_admit(self, key, now):
             raise EnvelopeRejected("replayed envelope", "seen")
 
 
+def stale_submit(self, tx):
+    """A process checks a transaction against its own copy of the ledger, as it last read the
+    file, and appends it: a coin another process spent since is spent again (the catch-up under
+    the write lock is missing)."""
+    with self.store.transaction():
+        self.ledger.check(tx)
+        self.store.execute("INSERT INTO log (kind, body) VALUES ('tx', ?)", (encode_transaction(tx),))
+    self.catch_up()
+    return tx_template_hash(tx.template)
+
+
 def sans_io_with(name, **classes):
     backend = SansIoBackend(**classes)
     return Implementation(machine="threshold", name=f"bug-{name}", make_replica=lambda i, clock: backend)
@@ -276,6 +290,19 @@ def _bug(name, description, kind, involves=(), patch=None, **classes):
             yield sans_io_with(name, **classes)
 
     return Bug(f"threshold-{name}", "threshold", description, kind, plant, correct="sans-io", involves=frozenset(involves))
+
+
+def _shared_ledger_bug(name, description, kind, involves=(), patch=None):
+    """A bug of the ledger file the node processes share, under the threshold machine's
+    ``shared-ledger`` implementation (the sans-io cores, a handle on the file per member)."""
+    @contextlib.contextmanager
+    def plant():
+        with mock.patch.object(*patch):
+            backend = SharedLedgerBackend()
+            yield Implementation(machine="threshold", name=f"bug-{name}", make_replica=lambda i, clock: backend)
+
+    return Bug(f"threshold-{name}", "threshold", description, kind, plant, correct="shared-ledger",
+               errors=(AssertionError, LedgerError), involves=frozenset(involves))
 
 
 BUGS = [
@@ -312,6 +339,9 @@ BUGS = [
          patch=(ReplayCache, "admit", forgetful_admit)),
     _bug("replay-window-in-seconds", "the replay window is 86,400 ns (a day in seconds taken as nanoseconds)",
          "replay-cache", patch=(threshold_envelope, "REPLAY_WINDOW_NS", 86_400)),
+    _shared_ledger_bug("ledger-file-checks-a-stale-copy", "a process checks a submission against its copy of the shared "
+                       "ledger as it last read it, not after catching up under the write lock: a coin another process "
+                       "spent is spent again", "session-race", patch=(SharedLedger, "submit", stale_submit)),
 ]
 
 
