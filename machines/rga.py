@@ -54,6 +54,7 @@ from hypothesis.stateful import rule
 from harness import guard, machine_test
 from harness.machine import Observation
 from implementations.limits import RGA_MAX_COUNTER, U64_MAX
+from implementations.wire import DecodeError
 from machines.contracts import Refused
 from machines.replicated import INDEX, START_NS, Message, ReplicatedMachine
 from models.clock import ManualClock
@@ -69,6 +70,8 @@ HOSTILE = ("sibling_flood", "counter_ceiling", "orphans", "late_parent", "delete
            "far_deletes")
 #: Per implementation name: whether its replicas offer ``craft_delta`` (asked once).
 _CRAFTS: dict[str, bool] = {}
+#: Per implementation name: the spoilings its replicas offer (``spoil_delta``), if any (asked once).
+_SPOILS: dict[str, tuple[str, ...]] = {}
 
 
 def fresh_item(count: int) -> str:
@@ -85,7 +88,8 @@ def hostile_ops(inserts: list[list], deletes: list[list]) -> list[Insert | Delet
 class RGAMachine(ReplicatedMachine):
     name = "rga"
     rule_classes: ClassVar[dict[str, str]] = {
-        "insert": "operations", "delete": "operations", "deliver_all": "delivery", "hostile": "adversary"}
+        "insert": "operations", "delete": "operations", "deliver_all": "delivery", "hostile": "adversary",
+        "spoil": "adversary"}
     #: Each class's least share of the steps under ci: about half the least share measured against
     #: any implementation (harness.balance; the coverage table prints them): shares move when a
     #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
@@ -104,8 +108,14 @@ class RGAMachine(ReplicatedMachine):
             _CRAFTS[implementation.name] = implementation.level == "exact" and callable(
                 getattr(implementation.make_replica(0, ManualClock(START_NS)), "craft_delta", None))
         self.crafts = _CRAFTS[implementation.name]
+        if implementation.name not in _SPOILS:
+            replica = implementation.make_replica(0, ManualClock(START_NS))
+            _SPOILS[implementation.name] = callable(getattr(replica, "spoil_delta", None)) and getattr(replica, "spoilings", ())
+        self.spoilings: tuple[str, ...] = tuple(_SPOILS[implementation.name] or ())
         if not self.crafts:  # an implementation the adversary cannot speak to: the rule does not apply
             self.stats.rules = tuple(name for name in self.stats.rules if name != "hostile")
+        if not self.spoilings:
+            self.stats.rules = tuple(name for name in self.stats.rules if name != "spoil")
 
     @property
     def exact(self) -> bool:
@@ -342,6 +352,9 @@ class RGAMachine(ReplicatedMachine):
                 return f"every message in flight arrives{', newest first' if a['newest_first'] else ''}: {'; then '.join(each)}"
             if step.rule == "hostile":
                 return f"a lying peer sends replica {a['target']} a delta: {self.describe_hostile(**a)}"
+            if step.rule == "spoil":
+                spoiled = a["how"].replace("-", " ")
+                return f"a lying peer sends replica {a['target']} a delta spoiled ({spoiled}): it must be refused"
         except (IndexError, KeyError, TypeError, ValueError, AttributeError):
             pass
         return super().describe_step(step)
@@ -449,6 +462,34 @@ class RGAMachine(ReplicatedMachine):
             if isinstance(op, Insert):
                 self.hostile_inserts[op.id] = op
         self.replicas[target].state()  # a hostile delta must never leave a replica unable to encode itself
+
+
+    @guard(lambda self: bool(self.spoilings) and bool(self.replicas))
+    @rule(to=INDEX, how=st.integers(0, 63), now=st.integers(0, 3))
+    def spoil(self, to: int, how: int, now: int) -> None:
+        if now:  # one draw in four: the adversary's well-formed lies stay the more frequent
+            return
+        self.do("spoil", target=self.pick(to, self.replicas), how=self.spoilings[how % len(self.spoilings)])
+
+    def step_spoil(self, target: int, how: str) -> None:
+        """A lying peer's delta with one field of its columns spoiled (the replica's
+        ``spoil_delta``: a column of another kind or length, an item of another type or out of
+        its range, a run that is empty, runs past the last counter or is not below its parent):
+        refused with a ``DecodeError`` naming what is wrong, and nothing changes."""
+        self.require_replica(target)
+        self.require(how in self.spoilings, f"{how!r} is not one of the implementation's spoilings")
+        replica = self.replicas[target]
+        data, named = replica.spoil_delta(how)
+        before = (replica.state(), self.replica_value(replica))
+        try:
+            replica.apply_delta(data)
+        except DecodeError as error:
+            missing = [word for word in named if word not in str(error)]
+            assert not missing, f"replica {target} refused a delta spoiled by {how} with {error!r}, which does not name {missing}"
+        else:
+            raise AssertionError(f"replica {target} took a delta spoiled by {how}")
+        after = (replica.state(), self.replica_value(replica))
+        assert after == before, f"replica {target} refused a delta spoiled by {how} but changed"
 
 
 test_rga_machine = machine_test(RGAMachine)
