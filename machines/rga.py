@@ -40,7 +40,9 @@ floods of siblings with decreasing ids, counters at the top of the 64-bit range,
 parents that never come or come later, children of deleted parents, chains with every child
 before its parent, and deletes of ids nobody has inserted yet (some inserted later). The model takes them as any
 other operations; the invariants above are checked after every step, and the replica must
-still encode its state afterwards.
+still encode its state afterwards. It also sends malformed deltas (``spoil``, for implementations
+whose replicas offer ``spoil_delta``): one field of the wire's columns spoiled, each refused
+with a ``DecodeError`` naming the column or run and what is wrong, the replica unchanged.
 """
 
 from __future__ import annotations
@@ -462,7 +464,6 @@ class RGAMachine(ReplicatedMachine):
             if isinstance(op, Insert):
                 self.hostile_inserts[op.id] = op
         self.replicas[target].state()  # a hostile delta must never leave a replica unable to encode itself
-
 
     @guard(lambda self: bool(self.spoilings) and bool(self.replicas))
     @rule(to=INDEX, how=st.integers(0, 63), now=st.integers(0, 3))
