@@ -114,6 +114,7 @@ class RGAMachine(ReplicatedMachine):
             replica = implementation.make_replica(0, ManualClock(START_NS))
             _SPOILS[implementation.name] = callable(getattr(replica, "spoil_delta", None)) and getattr(replica, "spoilings", ())
         self.spoilings: tuple[str, ...] = tuple(_SPOILS[implementation.name] or ())
+        self.spoils = 0  # spoil steps drawn
         if not self.crafts:  # an implementation the adversary cannot speak to: the rule does not apply
             self.stats.rules = tuple(name for name in self.stats.rules if name != "hostile")
         if not self.spoilings:
@@ -466,11 +467,12 @@ class RGAMachine(ReplicatedMachine):
         self.replicas[target].state()  # a hostile delta must never leave a replica unable to encode itself
 
     @guard(lambda self: bool(self.spoilings) and bool(self.replicas))
-    @rule(to=INDEX, how=st.integers(0, 63), now=st.integers(0, 3))
+    @rule(to=INDEX, how=st.sampled_from(range(64)), now=st.integers(0, 3))
     def spoil(self, to: int, how: int, now: int) -> None:
         if now:  # one draw in four: the adversary's well-formed lies stay the more frequent
             return
-        self.do("spoil", target=self.pick(to, self.replicas), how=self.spoilings[how % len(self.spoilings)])
+        self.spoils += 1  # each spoil step of a run moves on by 7, so a run's few steps spread over them all
+        self.do("spoil", target=self.pick(to, self.replicas), how=self.spoilings[(how + 7 * self.spoils) % len(self.spoilings)])
 
     def step_spoil(self, target: int, how: str) -> None:
         """A lying peer's delta with one field of its columns spoiled (the replica's
