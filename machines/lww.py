@@ -37,12 +37,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
 from harness import guard, machine_test
-from harness.hostile import ENVELOPE_SPOILINGS, crafter_for, envelope_refusal, spoil_envelope
+from harness.hostile import ENVELOPE_SPOILINGS, envelope_refusal, spoil_envelope
 from harness.replay import show
 from implementations.limits import LIMITS, MAX_CLOCK_AHEAD_NS, MAX_HLC_COUNTER, U64_MAX
 from machines.replicated import INDEX, SKEWS, START_NS, HostilePeers, ReplicatedMachine
 from models import lww as model
-from models.clock import NS_PER_DAY, NS_PER_MS, ManualClock, OffsetClock
+from models.clock import NS_PER_DAY, NS_PER_MS, OffsetClock
 
 #: Clock skews: the shared ones, but replicas often share a skew, so their writes tie.
 TYING_SKEWS = st.one_of(st.sampled_from([0, 0, NS_PER_MS]), SKEWS)
@@ -123,11 +123,7 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
     def rule_names_for(cls, implementation: Any) -> tuple[str, ...]:
         """``caller_mistake`` only for an implementation whose crafter says it refuses them."""
         names = super().rule_names_for(implementation)
-        crafter = crafter_for(cls.name, implementation.name)
-        if crafter is None and "hostile" in names:  # a crafter registered for the type of its replicas
-            replica = implementation.make_replica(0, ManualClock(START_NS))
-            crafter = crafter_for(cls.name, implementation.name, replica)
-        if getattr(crafter, "refuses_caller_mistakes", False):
+        if getattr(cls.crafter_of(implementation), "refuses_caller_mistakes", False):
             return names
         return tuple(name for name in names if name != "caller_mistake")
 

@@ -600,19 +600,26 @@ class HostilePeers:
         return replica
 
     @classmethod
-    def rule_names_for(cls, implementation: Any) -> tuple[str, ...]:
-        names = super().rule_names_for(implementation)
-        if crafter_for(cls.name, implementation.name) is not None:
-            return names
-        try:  # a crafter registered for the type of its replicas (a test's buggy subclass)?
+    def crafter_of(cls, implementation: Any) -> Any | None:
+        """The crafter of ``implementation``: registered by its name, or for the type of its
+        replicas (a test's buggy subclass); None if it has none."""
+        found = crafter_for(cls.name, implementation.name)
+        if found is not None:
+            return found
+        try:
             replica = implementation.make_replica(0, ManualClock(START_NS))
         except Exception:  # an implementation that cannot start here is the preflight's to report
-            replica = None
-        found = replica is not None and crafter_for(cls.name, implementation.name, replica) is not None
+            return None
+        found = crafter_for(cls.name, implementation.name, replica)
         close = getattr(replica, "close", None)
         if callable(close):
             close()
-        return names if found else tuple(name for name in names if name != "hostile")
+        return found
+
+    @classmethod
+    def rule_names_for(cls, implementation: Any) -> tuple[str, ...]:
+        names = super().rule_names_for(implementation)
+        return names if cls.crafter_of(implementation) is not None else tuple(name for name in names if name != "hostile")
 
     def lie_table(self) -> list[str]:
         supported = getattr(self.crafter, "lies", tuple(self.lie_weights))
