@@ -70,10 +70,9 @@ ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits
 ATTACKERS = (5, 2**63, U64_MAX)
 HOSTILE = ("sibling_flood", "counter_ceiling", "orphans", "late_parent", "deleted_parent", "reversed_chain",
            "far_deletes")
-#: Per implementation name: whether its replicas offer ``craft_delta`` (asked once).
-_CRAFTS: dict[str, bool] = {}
-#: Per implementation name: the spoilings its replicas offer (``spoil_delta``), if any (asked once).
-_SPOILS: dict[str, tuple[str, ...]] = {}
+#: Per implementation name, asked of one replica once: whether its replicas offer ``craft_delta``,
+#: and the spoilings they offer (``spoil_delta``), if any.
+_ADVERSARY: dict[str, tuple[bool, tuple[str, ...]]] = {}
 
 
 def fresh_item(count: int) -> str:
@@ -106,14 +105,12 @@ class RGAMachine(ReplicatedMachine):
         self.gone: list[set[str]] = []  # convergent, per replica: deleted characters it has stopped showing
         self.hostile_inserts: dict[Id, Insert] = {}  # every insert the adversary has sent
         self.promised: list[Id] = []  # parents of orphans the adversary sent, not sent themselves yet
-        if implementation.name not in _CRAFTS:
-            _CRAFTS[implementation.name] = implementation.level == "exact" and callable(
-                getattr(implementation.make_replica(0, ManualClock(START_NS)), "craft_delta", None))
-        self.crafts = _CRAFTS[implementation.name]
-        if implementation.name not in _SPOILS:
+        if implementation.name not in _ADVERSARY:
             replica = implementation.make_replica(0, ManualClock(START_NS))
-            _SPOILS[implementation.name] = callable(getattr(replica, "spoil_delta", None)) and getattr(replica, "spoilings", ())
-        self.spoilings: tuple[str, ...] = tuple(_SPOILS[implementation.name] or ())
+            crafts = implementation.level == "exact" and callable(getattr(replica, "craft_delta", None))
+            spoilings = tuple(replica.spoilings) if callable(getattr(replica, "spoil_delta", None)) else ()
+            _ADVERSARY[implementation.name] = (crafts, spoilings)
+        self.crafts, self.spoilings = _ADVERSARY[implementation.name]
         self.spoils = 0  # spoil steps drawn
         if not self.crafts:  # an implementation the adversary cannot speak to: the rule does not apply
             self.stats.rules = tuple(name for name in self.stats.rules if name != "hostile")
