@@ -40,9 +40,10 @@ floods of siblings with decreasing ids, counters at the top of the 64-bit range,
 parents that never come or come later, children of deleted parents, chains with every child
 before its parent, and deletes of ids nobody has inserted yet (some inserted later). The model takes them as any
 other operations; the invariants above are checked after every step, and the replica must
-still encode its state afterwards. It also sends malformed deltas (``spoil``, for implementations
-whose replicas offer ``spoil_delta``): one field of the wire's columns spoiled, each refused
-with a ``DecodeError`` naming the column or run and what is wrong, the replica unchanged.
+still encode its state afterwards. It also sends malformed deltas and full states (``spoil``, for
+implementations whose replicas offer ``spoil``): one field of the wire's columns spoiled, or a
+document out of its tree's order, each refused with a ``DecodeError`` naming the column or run
+and what is wrong, the replica unchanged.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ ATTACKERS = (5, 2**63, U64_MAX)
 HOSTILE = ("sibling_flood", "counter_ceiling", "orphans", "late_parent", "deleted_parent", "reversed_chain",
            "far_deletes")
 #: Per implementation name, asked of one replica once: whether its replicas offer ``craft_delta``,
-#: and the spoilings they offer (``spoil_delta``), if any.
+#: and the spoilings they offer (``spoil``), if any.
 _ADVERSARY: dict[str, tuple[bool, tuple[str, ...]]] = {}
 
 
@@ -108,7 +109,7 @@ class RGAMachine(ReplicatedMachine):
         if implementation.name not in _ADVERSARY:
             replica = implementation.make_replica(0, ManualClock(START_NS))
             crafts = implementation.level == "exact" and callable(getattr(replica, "craft_delta", None))
-            spoilings = tuple(replica.spoilings) if callable(getattr(replica, "spoil_delta", None)) else ()
+            spoilings = tuple(replica.spoilings) if callable(getattr(replica, "spoil", None)) else ()
             _ADVERSARY[implementation.name] = (crafts, spoilings)
         self.crafts, self.spoilings = _ADVERSARY[implementation.name]
         self.spoils = 0  # spoil steps drawn
@@ -353,8 +354,9 @@ class RGAMachine(ReplicatedMachine):
             if step.rule == "hostile":
                 return f"a lying peer sends replica {a['target']} a delta: {self.describe_hostile(**a)}"
             if step.rule == "spoil":
-                spoiled = a["how"].replace("-", " ")
-                return f"a lying peer sends replica {a['target']} a delta spoiled ({spoiled}): it must be refused"
+                what = "full state" if a["how"].startswith("state-") else "delta"
+                spoiled = a["how"].removeprefix("state-").replace("-", " ")
+                return f"a lying peer sends replica {a['target']} a {what} spoiled ({spoiled}): it must be refused"
         except (IndexError, KeyError, TypeError, ValueError, AttributeError):
             pass
         return super().describe_step(step)
@@ -468,28 +470,33 @@ class RGAMachine(ReplicatedMachine):
     def spoil(self, to: int, how: int, now: int) -> None:
         if now:  # one draw in four: the adversary's well-formed lies stay the more frequent
             return
-        self.spoils += 1  # each spoil step of a run moves on by 7, so a run's few steps spread over them all
-        self.do("spoil", target=self.pick(to, self.replicas), how=self.spoilings[(how + 7 * self.spoils) % len(self.spoilings)])
+        # Each spoil step of a run moves on by 7, and by 11 a step before it, so that a run's few
+        # steps spread over all the spoilings although the search draws small numbers most often.
+        self.spoils += 1
+        turn = how + 7 * self.spoils + 11 * len(self.steps)
+        self.do("spoil", target=self.pick(to, self.replicas), how=self.spoilings[turn % len(self.spoilings)])
 
     def step_spoil(self, target: int, how: str) -> None:
-        """A lying peer's delta with one field of its columns spoiled (the replica's
-        ``spoil_delta``: a column of another kind or length, an item of another type or out of
-        its range, a run that is empty, runs past the last counter or is not below its parent):
-        refused with a ``DecodeError`` naming what is wrong, and nothing changes."""
+        """A lying peer's delta or full state with one field of its columns spoiled (the
+        replica's ``spoil``: a column of another kind or length, an item of another type or out
+        of its range, a run that is empty, runs past the last counter or is not below its
+        parent, alive lengths that do not cover the document, a document out of its tree's
+        order): refused with a ``DecodeError`` naming what is wrong, and nothing changes."""
         self.require_replica(target)
         self.require(how in self.spoilings, f"{how!r} is not one of the implementation's spoilings")
         replica = self.replicas[target]
-        data, named = replica.spoil_delta(how)
+        kind, data, named = replica.spoil(how)
         before = (replica.state(), self.replica_value(replica))
         try:
-            replica.apply_delta(data)
+            replica.apply_delta(data) if kind == "delta" else replica.merge(data)
         except DecodeError as error:
             missing = [word for word in named if word not in str(error)]
-            assert not missing, f"replica {target} refused a delta spoiled by {how} with {error!r}, which does not name {missing}"
+            assert not missing, (f"replica {target} refused a {kind} spoiled by {how} with {error!r}, "
+                                 f"which does not name {missing}")
         else:
-            raise AssertionError(f"replica {target} took a delta spoiled by {how}")
+            raise AssertionError(f"replica {target} took a {kind} spoiled by {how}")
         after = (replica.state(), self.replica_value(replica))
-        assert after == before, f"replica {target} refused a delta spoiled by {how} but changed"
+        assert after == before, f"replica {target} refused a {kind} spoiled by {how} but changed"
 
 
 test_rga_machine = machine_test(RGAMachine)

@@ -220,3 +220,24 @@ def test_the_machine_with_tiny_runs_leaves_nodes_and_pages(monkeypatch, tmp_path
         monkeypatch.setattr(rga_module, name, size)
     tiny = settings(settings.get_profile("ci"), max_examples=80, stateful_step_count=40, phases=[Phase.generate])
     run_machine(RGAMachine, RGA_TREE, hypothesis_settings=tiny, trace_dir=tmp_path)
+
+
+def test_the_stranger_state_is_a_good_one_and_each_spoiling_is_refused_naming_what_is_wrong():
+    """The spoilings of ``machine.rga``'s ``spoil`` are each one lie: the full state they start
+    from merges (``a b x y``, c deleted, one insert waiting, two ids deleted early), and each
+    spoiled message is refused by the implementation with every word the machine asks for."""
+    from implementations.rga import STATE_KIND, VERSION
+    from implementations.wire import DecodeError, encode
+    from machines.adapters.rga_tree import TreeReplica, _base_state
+
+    replica = TreeReplica(1)
+    replica.merge(encode(STATE_KIND, VERSION, _base_state()))
+    assert list(replica.value()) == ["a", "b", "x", "y"]
+    assert len(decode_state(replica.state()).waiting) == 1
+    for how in TreeReplica(1).spoilings:
+        kind, data, named = TreeReplica(1).spoil(how)
+        fresh = TreeReplica(1)
+        with pytest.raises(DecodeError) as refused:
+            fresh.apply_delta(data) if kind == "delta" else fresh.merge(data)
+        assert [word for word in named if word not in str(refused.value)] == [], (how, str(refused.value))
+        assert (kind == "state") == how.startswith("state-")
