@@ -15,7 +15,8 @@ the model takes the message. Messages inside repairs are genuine operations: the
 taken or known already, and repairs that brought nothing new start no exchange (no digest
 goes out in answer: parallel rounds asking again multiply at a heal).
 
-Every operation a node publishes, or takes that it did not hold, it pushes to exactly its
+A node numbers the operations it publishes 1, 2, 3, ..., across restarts. Every operation a
+node publishes, or takes that it did not hold, it pushes to exactly its
 children in the operation's broadcast tree (``models.gossip.push_tree``, the members'
 order hashed by the machine), each once (``pushed``); and ``Trees`` over the member list
 (fanout 1, 2 and the nodes') give every member the model's children and parent in that
@@ -79,6 +80,7 @@ class MeshMachine(NetworkMachine):
         self.gaps: list[dict[tuple[str, bytes], list]] = []
         self.pull_quota: dict[bytes, tuple[int, list]] = {}  # announcer -> (seqs a tick must pull, its gaps due now)
         self.delivering: Any = None  # the datagram the network is delivering (None: one handed by a rule)
+        self.own_seqs: dict[int, int] = {}  # node -> the seq of the last operation it published (its store outlives it)
 
     def start_mesh(self, count: int, skews_ns: list[int]) -> None:
         self.require(not self.nodes, "the machine has already started")
@@ -165,7 +167,12 @@ class MeshMachine(NetworkMachine):
     # ----- the eager push ------------------------------------------------------------------
 
     def published(self, index: int, seq: int, outgoing: list[tuple[bytes, bytes]]) -> None:
-        """Node ``index`` published its operation ``seq`` and sent ``outgoing``: its pushes."""
+        """Node ``index`` published its operation ``seq`` and sent ``outgoing``: its pushes. A node's
+        operations count 1, 2, 3, ... in the order it publishes them, across restarts (a peer that
+        holds the first n has them all: a first seq of 2 would leave every peer lacking 1 forever)."""
+        expected = self.own_seqs.get(index, 0) + 1
+        assert seq == expected, f"node {index} published its operation number {expected} as seq {seq}"
+        self.own_seqs[index] = seq
         self.pushed(index, index, seq, [peer for peer, sent in outgoing for _ in decode_datagram(sent)])
 
     def pushed(self, index: int, origin: int, seq: int, targets: list[bytes]) -> None:
