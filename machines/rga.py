@@ -37,7 +37,8 @@ The adversary (``hostile``, for implementations whose replicas can speak their o
 ``craft_delta`` in ``machines/contracts.py``): a peer that lies well sends one replica a
 well-formed delta with ids of its own choosing, from replica ids no honest replica has:
 floods of siblings with decreasing ids, counters at the top of the 64-bit range, children of
-parents that never come or come later, children of deleted parents, chains with every child
+parents that never come or come later (and chains of them, sent again in windows inside,
+across or around what waits), children of deleted parents, chains with every child
 before its parent, and deletes of ids nobody has inserted yet (some inserted later). The model takes them as any
 other operations; the invariants above are checked after every step, and the replica must
 still encode its state afterwards. It also sends malformed deltas and full states (``spoil``, for
@@ -70,7 +71,7 @@ ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits
 #: Replica ids of the adversary: none of them is a machine replica (those are 0 to 4).
 ATTACKERS = (5, 2**63, U64_MAX)
 HOSTILE = ("sibling_flood", "counter_ceiling", "orphans", "late_parent", "deleted_parent", "reversed_chain",
-           "far_deletes")
+           "far_deletes", "orphan_chain")
 #: Per implementation name, asked of one replica once: whether its replicas offer ``craft_delta``,
 #: and the spoilings they offer (``spoil``), if any.
 _ADVERSARY: dict[str, tuple[bool, tuple[str, ...]]] = {}
@@ -106,6 +107,7 @@ class RGAMachine(ReplicatedMachine):
         self.gone: list[set[str]] = []  # convergent, per replica: deleted characters it has stopped showing
         self.hostile_inserts: dict[Id, Insert] = {}  # every insert the adversary has sent
         self.promised: list[Id] = []  # parents of orphans the adversary sent, not sent themselves yet
+        self.chains: list[list] = []  # orphan chains: [promised parent, first counter, length, attacker]
         if implementation.name not in _ADVERSARY:
             replica = implementation.make_replica(0, ManualClock(START_NS))
             crafts = implementation.level == "exact" and callable(getattr(replica, "craft_delta", None))
@@ -197,6 +199,11 @@ class RGAMachine(ReplicatedMachine):
                 chars = {self.char_of[target] for target in applied if target in self.char_of}
                 self.gone[i] |= chars - set(observation.implementation)
         self.check_settled([observation.implementation for observation in observations])  # every level (gap 3)
+        if self.crafts:  # a replica that speaks its own wire: its full state is a message it (and so any peer) takes
+            for i, replica in enumerate(self.replicas):
+                state = replica.state()
+                replica.merge(state)
+                assert replica.state() == state, f"replica {i} merged its own full state and changed"
 
     # ----- operations ------------------------------------------------------------------
 
@@ -406,6 +413,8 @@ class RGAMachine(ReplicatedMachine):
                 promised = (top, attacker)
                 self.promised.append(promised)
                 return [[top + 1 + k, attacker, *promised, letter] for k in range(size)], []
+            if kind == "orphan_chain":  # a chain waiting for a parent not sent yet; then windows of it again
+                return orphan_chain()
             if kind == "late_parent":  # a promised parent arrives, after its children or its delete
                 waiting = [p for p in self.promised if p not in self.hostile_inserts and p[0] > 0]
                 if not waiting:
@@ -428,6 +437,30 @@ class RGAMachine(ReplicatedMachine):
             unknown = [(top + 1 + k, attacker) for k in range(size)]
             self.promised.extend(unknown)
             return [], known + [list(element) for element in unknown]
+
+        def orphan_chain() -> tuple[list, list]:
+            """A new chain (``near`` 0, or none waits), or a window of a waiting one sent again:
+            inside it, from its first id, to its last, across its end or just past it (growing it by
+            fresh ids)."""
+            waiting = [chain for chain in self.chains if chain[0] not in self.hostile_inserts]
+            if near == 0 or not waiting:
+                promised = (top, attacker)
+                self.promised.append(promised)
+                self.chains.append([promised, top + 1, size, attacker])
+                low, high, chain = top + 1, top + 1 + size, self.chains[-1]
+            else:
+                chain = waiting[raw % len(waiting)]
+                promised, first, length, _ = chain
+                low = first + raw % (length + 1)
+                high = low + size
+                taken = self.all_ids() | set(self.promised) | set(self.hostile_inserts)
+                grown = first + length
+                while grown < high and (grown, chain[3]) not in taken and grown <= U64_MAX:
+                    grown += 1
+                high = min(high, grown)
+                chain[2] = max(length, high - first)
+            promised, first, _, who = chain
+            return [[c, who, *(promised if c == first else (c - 1, who)), LETTERS[c % 2]] for c in range(low, high)], []
 
         inserts, deletes = operations()
         if any(op[0] > U64_MAX for op in inserts + deletes):  # the counters are used up: nothing to send
