@@ -199,11 +199,32 @@ class RGAMachine(ReplicatedMachine):
                 chars = {self.char_of[target] for target in applied if target in self.char_of}
                 self.gone[i] |= chars - set(observation.implementation)
         self.check_settled([observation.implementation for observation in observations])  # every level (gap 3)
-        if self.crafts:  # a replica that speaks its own wire: its full state is a message it (and so any peer) takes
+        if self.crafts:
             for i, replica in enumerate(self.replicas):
-                state = replica.state()
-                replica.merge(state)
-                assert replica.state() == state, f"replica {i} merged its own full state and changed"
+                self.check_state(i, replica)
+
+    def check_state(self, i: int, replica: Any) -> None:
+        """A replica that speaks its own wire (``craft_delta``): its full state, read back by its
+        own decoder (``state_contents``), holds what the model says it has seen: the walk's
+        elements (id, parent, item) in order, which are deleted, the inserts whose parent has
+        not come, and the deletes of ids not integrated yet; and merging it into the replica
+        changes nothing (it is a message every peer takes)."""
+        state = replica.state()
+        seen = frozenset(self.history[i])
+        walked, gone = walk(seen), deleted(seen)
+        reachable = {element.id for element in walked}
+        elements, visible, waiting, early = replica.state_contents(state)
+        model = [(element.id, element.parent, element.item) for element in walked]
+        assert elements == model, f"replica {i}'s full state holds the elements {elements}, the model's walk {model}"
+        shown = [element.id not in gone for element in walked]
+        assert visible == shown, f"replica {i}'s full state shows {visible} of its elements, the model {shown}"
+        orphans = sorted(((op.id, op.parent, op.item) for op in seen if isinstance(op, Insert) and op.id not in reachable),
+                         key=lambda insert: insert[0][::-1])
+        assert waiting == orphans, f"replica {i}'s full state has {waiting} waiting, the model {orphans}"
+        pending = {op.target for op in seen if isinstance(op, Delete)} - reachable
+        assert early == pending, f"replica {i}'s full state has {sorted(early)} deleted early, the model {sorted(pending)}"
+        replica.merge(state)
+        assert replica.state() == state, f"replica {i} merged its own full state and changed"
 
     # ----- operations ------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 Level ``exact``: it is an RGA, so every replica's value (and its ids) must equal the model's.
 The replica already offers the ``SequenceReplica`` protocol (its ``insert`` and ``delete``
 return the element's id, which the protocol ignores) and ``ids()``; this adapter adds what
-the machine's adversary needs, ``craft_delta`` (``implementations.rga.encode_delta``) and ``spoil`` (a stranger's delta or full
-state with one field spoiled), and turns a refused insert (``CounterSpaceExhausted``) into
+the machine's adversary needs, ``craft_delta`` (``implementations.rga.encode_delta``), ``spoil`` (a stranger's delta or full
+state with one field spoiled) and ``state_contents`` (a full state read back with
+``implementations.rga.decode_state``), and turns a refused insert (``CounterSpaceExhausted``) into
 ``Refused("counter_exhausted")``.
 ``rga.state``/``rga.delta`` are its wire kinds.
 """
@@ -15,7 +16,7 @@ from collections.abc import Hashable
 
 from harness import Implementation, register
 from implementations.limits import U64_MAX
-from implementations.rga import DELTA_KIND, RGA, STATE_KIND, VERSION, CounterSpaceExhausted, Id, encode_delta
+from implementations.rga import DELTA_KIND, RGA, STATE_KIND, VERSION, CounterSpaceExhausted, Id, decode_state, encode_delta
 from implementations.wire import decode, encode
 from machines.contracts import Refused, SequenceReplica
 from models.clock import Clock
@@ -32,6 +33,18 @@ class TreeReplica(RGA):
 
     def craft_delta(self, inserts: list[tuple[Id, Id | None, Hashable]], deletes: list[Id]) -> bytes:
         return encode_delta(inserts, deletes)
+
+    def state_contents(self, state: bytes) -> tuple[list, list[bool], list, set[Id]]:
+        """What a full state says, read with the implementation's own decoder: its document's
+        elements ``(id, parent, item)`` in order (the head's children have parent None),
+        whether each is visible, the inserts waiting for their parent, and the ids deleted
+        before they came."""
+        decoded = decode_state(state)
+        visible: list[bool] = []
+        for n, length in enumerate(decoded.alive):
+            visible += [n % 2 == 0] * length  # stretches alternate, visible first
+        early = {(counter + k, replica) for counter, replica, length in decoded.deletes for k in range(length)}
+        return decoded.elements, visible, decoded.waiting, early
 
     @property
     def spoilings(self) -> tuple[str, ...]:
