@@ -207,8 +207,9 @@ class RGAMachine(ReplicatedMachine):
         """A replica that speaks its own wire (``craft_delta``): its full state, read back by its
         own decoder (``state_contents``), holds what the model says it has seen: the walk's
         elements (id, parent, item) in order, which are deleted, the inserts whose parent has
-        not come, and the deletes of ids not integrated yet; and merging it into the replica
-        changes nothing (it is a message every peer takes)."""
+        not come, and the deletes of ids not integrated yet; merging it into the replica changes
+        nothing (it is a message every peer takes); and an empty replica that merges it encodes
+        the same bytes (equal contents encode to equal bytes: runs and ranges maximal)."""
         state = replica.state()
         seen = frozenset(self.history[i])
         walked, gone = walk(seen), deleted(seen)
@@ -225,6 +226,9 @@ class RGAMachine(ReplicatedMachine):
         assert early == pending, f"replica {i}'s full state has {sorted(early)} deleted early, the model {sorted(pending)}"
         replica.merge(state)
         assert replica.state() == state, f"replica {i} merged its own full state and changed"
+        fresh = self.implementation.make_replica(len(self.replicas), ManualClock(START_NS))
+        fresh.merge(state)
+        assert fresh.state() == state, f"replica {i}'s full state, merged into an empty replica, encodes to other bytes"
 
     # ----- operations ------------------------------------------------------------------
 

@@ -72,8 +72,8 @@ def _column(part: str, k: int) -> str:
 
 
 #: How a lying peer spoils one field of that delta's columns (``[part, column, item]``: part 0
-#: the inserts, 1 the deletes; item None: the whole column), to what, and what the refusal
-#: (``DecodeError``) must name.
+#: the inserts, 1 the deletes; item None: the whole column; column None: the whole part), to
+#: what, and what the refusal (``DecodeError``) must name.
 SPOILINGS: dict[str, tuple[tuple, object, tuple[str, ...]]] = {
     "body-of-three": ((), "three", (f"{DELTA_KIND}: body",)),
     "inserts-of-four-columns": ((0,), "four", (_RUNS,)),
@@ -89,8 +89,10 @@ SPOILINGS: dict[str, tuple[tuple, object, tuple[str, ...]]] = {
     "inserts-content-empty": ((0, 4, 0), "", (_RUNS, "run 0", "at least one element")),
     "inserts-counter-zero": ((0, 0, 0), 0, (_RUNS, "run 0", "outside [1,")),
     "inserts-counters-past-u64": ((0, 0, 0), U64_MAX, (_RUNS, "run 0", "outside [1,")),
-    "inserts-parent-not-below": ((0, 2, 0), 1, (_RUNS, "run 0", "does not exceed its parent")),
+    "inserts-parent-not-below": ((0, 2, 0), 1, (_RUNS, "run 0", f"id (1, {_STRANGER}) does not exceed its parent (0, 0)")),
     "inserts-head-of-replica-3": ((0, 3, 0), 3, (_RUNS, "run 0", "the head is parent replica 0")),
+    "inserts-id-twice": ((0, None), [[1, 1], [_STRANGER] * 2, [-1, -1], [0, 0], ["ab", "c"]],
+                         (f"{_RUNS}: the id (2, {_STRANGER}) appears twice",)),
     **{f"deletes-column-{k}-not-a-list": ((1, k, None), 7, (_column(_DELETES, k),)) for k in range(3)},
     **{f"deletes-column-{k}-one-short": ((1, k, None), [], (_column(_DELETES, k),)) for k in range(1, 3)},
     **{f"deletes-column-{k}-not-an-int": ((1, k, 0), "1", (_column(_DELETES, k), "expected int")) for k in range(3)},
@@ -110,6 +112,8 @@ def spoiled_delta(how: str) -> tuple[bytes, tuple[str, ...]]:
         body = [*body, []]
     elif len(path) == 1:
         body[path[0]] = body[path[0]][:-1]  # a part one column short
+    elif path[1] is None:  # the whole part
+        body[path[0]] = to
     elif path[2] is None:
         body[path[0]][path[1]] = to
     else:
@@ -160,8 +164,9 @@ STATE_SPOILINGS: dict[str, tuple[object, tuple[str, ...]]] = {
     "state-body-of-five": (lambda body: [*body, []], (f"{STATE_KIND}: body",)),
     "state-runs-column-0-not-a-list": (_set(((0, 0), 7)), (f"{_RUNS_OF_STATE}[0] (counter steps)",)),
     "state-runs-content-empty": (_set(((0, 4, 1), "")), (_RUNS_OF_STATE, "run 1", "at least one element")),
-    "state-alive-not-an-int": (_set(((1, 0), "2")), (_ALIVE, "expected int")),
-    "state-alive-negative": (_set(((1, 0), -2)), (_ALIVE, "-2 is outside")),
+    # the bad value after good ones at both ends of the column's range: the refusal names the bad one
+    "state-alive-not-an-int": (_set(((1, 1), "2")), (_ALIVE, "expected int, got str '2'")),
+    "state-alive-negative": (_set(((1,), [0, U64_MAX, -2])), (_ALIVE, "-2 is outside")),
     "state-alive-one-too-many": (_set(((1, 2), 3)), (_ALIVE, "they add up to 6, the runs hold 5 elements")),
     "state-alive-an-empty-second-stretch": (_set(((1,), [2, 0, 3])), (_ALIVE, "only the first (visible) stretch")),
     "state-alive-an-empty-stretch-of-nothing": (
