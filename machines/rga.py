@@ -37,14 +37,19 @@ The adversary (``hostile``, for implementations whose replicas can speak their o
 ``craft_delta`` in ``machines/contracts.py``): a peer that lies well sends one replica a
 well-formed delta with ids of its own choosing, from replica ids no honest replica has:
 floods of siblings with decreasing ids, counters at the top of the 64-bit range, children of
-parents that never come or come later (and chains of them, sent again in windows inside,
-across or around what waits), children of deleted parents, chains with every child
+parents that never come or come later (and chains of them, sent again in windows inside what
+waits, across its end or just past it), children of deleted parents, chains with every child
 before its parent, and deletes of ids nobody has inserted yet (some inserted later). The model takes them as any
 other operations; the invariants above are checked after every step, and the replica must
 still encode its state afterwards. It also sends malformed deltas and full states (``spoil``, for
 implementations whose replicas offer ``spoil``): one field of the wire's columns spoiled, or a
 document out of its tree's order, each refused with a ``DecodeError`` naming the column or run
-and what is wrong, the replica unchanged.
+and what is wrong, the replica unchanged. For such an implementation each replica's full state,
+read back after every step by the implementation's own decoder (``state_contents``), must hold
+exactly what the model says the replica has seen (the walk's elements with their parents and
+items, the deleted ones, the inserts still waiting for their parent, the deletes of ids not
+integrated yet), merging it into the replica must change nothing, and an empty replica that
+merges it must encode the same bytes (``check_state``).
 """
 
 from __future__ import annotations
