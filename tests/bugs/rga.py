@@ -93,6 +93,17 @@ class OrphanInsertDropped(RGA):
         return  # BUG: should wait for the parent
 
 
+class WaitingKeptTwice(RGA):
+    """An insert that waits for its parent and is delivered again (a duplicated delta, a window
+    of a chain sent again) is kept again: the ids already waiting are not left out."""
+
+    def _wait(self, counter, replica, parent_counter, parent_replica, content) -> None:
+        ranges = self._waiting_ids.get(replica)
+        if ranges is not None:
+            rga_module._ranges_remove(ranges, counter, counter + len(content))  # BUG: forgets which ids wait already
+        super()._wait(counter, replica, parent_counter, parent_replica, content)
+
+
 class MergeKeepsKnownAlive(RGA):
     """A merge only adds elements it did not know; that the sender deleted one it knows is lost."""
 
@@ -202,6 +213,8 @@ BUGS = [
     _bug("orphan-insert-dropped-convergent", "an insert whose parent has not arrived yet is dropped, in a library "
          "checked only at level convergent: full states would hide it, deltas alone must converge (issue 10, gap 3)",
          "causal-order", OrphanInsertDropped, level="convergent"),
+    _bug("waiting-insert-kept-twice", "an insert waiting for its parent is kept again when delivered again: the "
+         "replica's full state names its id twice, and every peer refuses it", "lost-update", WaitingKeptTwice),
     _bug("merge-keeps-known-alive", "a full-state merge ignores the sender's tombstones of elements already known",
          "resurrection", MergeKeepsKnownAlive, {"delete"}),
     _bug("deletes-by-value", "a remote delete removes the first element holding the same item, not its target",
