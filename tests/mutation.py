@@ -495,13 +495,15 @@ def _mutmut(module: str, machines: Machines, workers: int, only: list[str] | Non
 def rerun_survivors(saved: dict, workers: int, only: list[str] | None = None) -> dict:
     """``saved`` results with their survivors (those whose names hold one of ``only``, if
     given; one ending in ``$`` must end the name: ``x_admit__mutmut_5$`` is not ``..._50``) run
-    again, the other statuses carried over."""
+    again, by the machines the plan names now (it may have grown since), the other statuses
+    carried over."""
     def named(name: str, part: str) -> bool:
         return name.endswith(part[:-1]) if part.endswith("$") else part in name
 
     survivors = [name for name, found in saved["mutants"].items()
                  if found["status"] in ESCAPED and (not only or any(named(name, part) for part in only))]
-    fresh = run(saved["module"], machines_of(saved), workers, only=survivors)
+    machines = load_plan()[0].get(saved["module"]) or machines_of(saved)  # the plan may have grown since
+    fresh = run(saved["module"], machines, workers, only=survivors)
     mutants = {name: fresh["mutants"].get(name, found) if name in survivors else found
                for name, found in saved["mutants"].items()}
     kept = {key: saved[key] for key in ("parts", "every_mutant") if key in saved}  # (a run in parts stays one)

@@ -331,3 +331,20 @@ def test_rerunning_the_survivors_of_a_run_in_parts_keeps_its_parts(monkeypatch):
     assert results["parts"] == {"of": 4, "done": [0]} and results["every_mutant"] == saved["every_mutant"]
     assert results["mutants"] == {"x_a__mutmut_1": {"status": "killed"}, "x_a__mutmut_2": {"status": "killed"}}
     assert mutation.unfinished(results) == "1 of its 4 parts run"
+
+
+def test_rerunning_survivors_uses_the_machines_the_plan_names_now(monkeypatch):
+    """A machine added to a module's plan after its run (it reaches code the others do not)
+    tests the survivors run again; the results say which machines ran."""
+    saved = {"module": "implementations/node/core.py", "digest": "d", "machines": {"mesh_tasklist": ["node"]},
+             "mutants": {"x_a__mutmut_1": {"status": "survived"}}}
+    ran = []
+
+    def run(module, machines, workers, only=None):
+        ran.append(machines)
+        return {"module": module, "digest": "d", "machines": machines, "log": "", "mutants": {}}
+
+    monkeypatch.setattr(mutation, "run", run)
+    results = mutation.rerun_survivors(saved, 1)
+    assert ran == [mutation.load_plan()[0]["implementations/node/core.py"]]
+    assert "mesh_threshold" in results["machines"]
