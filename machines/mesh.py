@@ -32,7 +32,7 @@ import blake3
 from harness.network import NetworkMachine
 from implementations.limits import MAX_DIGEST_RANGES
 from implementations.node import NodeConfig
-from implementations.node.core import DIGEST, OP, REPAIR
+from implementations.node.core import DIGEST, HAVE, OP, REPAIR
 from implementations.node.message import decode_datagram, decode_message, decode_payload
 from implementations.node.tree import Trees
 from implementations.storage import Store
@@ -81,6 +81,7 @@ class MeshMachine(NetworkMachine):
         self.pull_quota: dict[bytes, tuple[int, list]] = {}  # announcer -> (seqs a tick must pull, its gaps due now)
         self.delivering: Any = None  # the datagram the network is delivering (None: one handed by a rule)
         self.own_seqs: dict[int, int] = {}  # node -> the seq of the last operation it published (its store outlives it)
+        self.had: dict[int, dict] = {}  # node -> what it held at its last have (or when it started): news is more
 
     def start_mesh(self, count: int, skews_ns: list[int]) -> None:
         self.require(not self.nodes, "the machine has already started")
@@ -100,8 +101,15 @@ class MeshMachine(NetworkMachine):
         while len(self.gaps) <= index:
             self.gaps.append({})
         self.gaps[index] = {}  # a node that starts again was announced nothing yet
-        return self.mesh_backend.node(self.identities[index], self.members, self.stores[index], self.local_now(index),
-                                 **self.node_options(index))
+        node = self.mesh_backend.node(self.identities[index], self.members, self.stores[index], self.local_now(index),
+                                      **self.node_options(index))
+        self.had[index] = self.holdings(node)  # what it restored from its store is no news
+        return node
+
+    @staticmethod
+    def holdings(node: Any) -> dict:
+        """Per topic a node carries, per origin, the seq ranges it holds."""
+        return {topic: node.holds(topic) for topic in sorted(node.log)}
 
     def teardown(self) -> None:
         for store in self.stores:
@@ -387,6 +395,20 @@ class MeshMachine(NetworkMachine):
     def ticked(self, index: int, outgoing) -> None:
         self.check_replay_cache(index)
         self.check_pulls(index, outgoing)
+        self.check_have(index, outgoing)
+
+    def check_have(self, index: int, outgoing) -> None:
+        """A tick sends at most one have (an announcement of what the node holds), and only with
+        news: an operation the node took or made since its last have, or since it started."""
+        haves = [peer for peer, data in outgoing for raw in decode_datagram(data)
+                 if decode_payload(decode_message(raw).payload)[0] == HAVE]
+        if not haves:
+            return
+        now = self.holdings(self.nodes[index])
+        assert len(haves) == 1, f"node {index} sent {len(haves)} haves at one tick"
+        assert now != self.had[index], (
+            f"node {index} sent a have with no news: it holds what it held at its last have (or its start)")
+        self.had[index] = now
 
     def check_pulls(self, index: int, outgoing) -> None:
         """A pull a tick sends (a repair that carries no operations and wants some) goes to one
