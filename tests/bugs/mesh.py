@@ -134,6 +134,22 @@ def gives_up_without_failover(self, lookup_id, now, out):
 _REAL_ASK_NEXT = Rendezvous._ask_next
 
 
+class SeqNotRestored(Node):
+    """A restarted node restores its own operations from its store but numbers its next one
+    from 1 again: every peer holding the old seq 1 takes the new one for a duplicate."""
+
+    def _restore(self) -> None:
+        super()._restore()
+        self.next_seq = {topic: 1 for topic in self.apps}  # BUG: the count is not taken from the store
+
+
+class HaveEveryTick(Node):
+    """A node announces what it holds (a have) at every tick due, news or not: idle members
+    keep each other busy for ever."""
+
+    news = property(lambda self: True, lambda self, value: None)  # BUG: always news
+
+
 def _bug(name, machine, description, kind, node_class=Node, patch=None, involves=()):
     @contextlib.contextmanager
     def plant():
@@ -154,6 +170,10 @@ BUGS = [
          "loses it", "persistence", AcknowledgesBeforePersisting, involves={"crash"}),
     _bug("full-repair-always-asks-again", "mesh_tasklist", "a full repair asks for more even when it brought "
          "nothing new: parallel repair rounds multiply at a heal", "amplification", AsksAgainAfterEveryFullRepair),
+    _bug("seq-not-restored", "mesh_tasklist", "a restarted node numbers its operations from 1 again: its new "
+         "operations reuse the seqs of its old ones", "persistence", SeqNotRestored, involves={"crash"}),
+    _bug("have-every-tick", "mesh_tasklist", "a node announces what it holds at every tick due, with or without news",
+         "amplification", HaveEveryTick),
     _bug("presence-never-expires", "mesh_presence", "a member stays online forever after one beacon", "expiry",
          PresenceNeverExpires),
     _bug("presence-ttl-inclusive", "mesh_presence", "a member is online while its beacon is at most the TTL old (<= "
