@@ -113,6 +113,7 @@ class RGAMachine(ReplicatedMachine):
         self.hostile_inserts: dict[Id, Insert] = {}  # every insert the adversary has sent
         self.promised: list[Id] = []  # parents of orphans the adversary sent, not sent themselves yet
         self.chains: list[list] = []  # orphan chains: [promised parent, first counter, length, attacker]
+        self.states_checked: dict[int, tuple[bytes, int]] = {}  # replica -> (state, history length) check_state passed
         if implementation.name not in _ADVERSARY:
             replica = implementation.make_replica(0, ManualClock(START_NS))
             crafts = implementation.level == "exact" and callable(getattr(replica, "craft_delta", None))
@@ -216,6 +217,9 @@ class RGAMachine(ReplicatedMachine):
         nothing (it is a message every peer takes); and an empty replica that merges it encodes
         the same bytes (equal contents encode to equal bytes: runs and ranges maximal)."""
         state = replica.state()
+        key = (state, len(self.history[i]))  # (a replica's history only grows: the same length is the same history)
+        if self.states_checked.get(i) == key:
+            return
         seen = frozenset(self.history[i])
         walked, gone = walk(seen), deleted(seen)
         reachable = {element.id for element in walked}
@@ -234,6 +238,7 @@ class RGAMachine(ReplicatedMachine):
         fresh = self.implementation.make_replica(len(self.replicas), ManualClock(START_NS))
         fresh.merge(state)
         assert fresh.state() == state, f"replica {i}'s full state, merged into an empty replica, encodes to other bytes"
+        self.states_checked[i] = key
 
     # ----- operations ------------------------------------------------------------------
 
