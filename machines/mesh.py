@@ -174,13 +174,22 @@ class MeshMachine(NetworkMachine):
 
     # ----- the eager push ------------------------------------------------------------------
 
-    def published(self, index: int, seq: int, outgoing: list[tuple[bytes, bytes]]) -> None:
-        """Node ``index`` published its operation ``seq`` and sent ``outgoing``: its pushes. A node's
-        operations count 1, 2, 3, ... in the order it publishes them, across restarts (a peer that
-        holds the first n has them all: a first seq of 2 would leave every peer lacking 1 forever)."""
+    def published(self, index: int, published: Any) -> None:
+        """Node ``index`` published an operation (``Published``: its msg_id, seq and the datagrams
+        it sent, its pushes). A node's operations count 1, 2, 3, ... in the order it publishes
+        them, across restarts (a peer that holds the first n has them all: a first seq of 2 would
+        leave every peer lacking 1 forever); the msg_id it acknowledges is the pushed message's,
+        as SPEC defines it: BLAKE3(topic || epoch_secs u64 LE || signer || BLAKE3(payload))."""
+        seq, outgoing = published.seq, published.outgoing
         expected = self.own_seqs.get(index, 0) + 1
         assert seq == expected, f"node {index} published its operation number {expected} as seq {seq}"
         self.own_seqs[index] = seq
+        for raw in {raw for _, sent in outgoing for raw in decode_datagram(sent)}:
+            message = decode_message(raw)
+            msg_id = blake3.blake3(message.topic.encode() + message.epoch_secs.to_bytes(8, "little") + message.signer
+                                   + blake3.blake3(message.payload).digest()).digest()
+            assert published.msg_id == msg_id, (
+                f"node {index} acknowledged operation {seq} as msg_id {published.msg_id!r:.20}, its message's is {msg_id!r:.20}")
         self.pushed(index, index, seq, [peer for peer, sent in outgoing for _ in decode_datagram(sent)])
 
     def pushed(self, index: int, origin: int, seq: int, targets: list[bytes]) -> None:

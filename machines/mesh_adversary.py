@@ -486,7 +486,7 @@ class MeshAdversaryMachine(MeshPresenceMachine):
         self.require_node(node, up=True)
         published = self.nodes[node].publish(TOPIC, data.encode(), self.local_now(node))
         self.send_all(node, published.outgoing)
-        self.published(node, published.seq, published.outgoing)
+        self.published(node, published)
 
     # ----- attacks -------------------------------------------------------------------------
 

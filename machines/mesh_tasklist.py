@@ -197,7 +197,7 @@ class MeshTaskListMachine(MeshMachine):
         self.parts[(node, published.seq)] = tuple(outcome)
         self.acked[node].add(published.seq)
         self.send_all(node, published.outgoing)
-        self.published(node, published.seq, published.outgoing)
+        self.published(node, published)
 
     @guard(lambda self: bool(self.up()))
     @rule(node=INDEX, title=st.sampled_from(TITLES), description=st.sampled_from(DESCRIPTIONS))
