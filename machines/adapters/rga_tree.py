@@ -189,6 +189,10 @@ STATE_SPOILINGS: dict[str, tuple[object, tuple[str, ...]]] = {
     "state-child-of-the-runs-second-to-last": (
         _set(((0, 0, 1), 2), ((0, 1, 1), _STRANGER + 1), ((0, 0, 2), -2)),
         (_RUNS_OF_STATE, f"run 1 (3, {_STRANGER + 1})", f"smaller sibling (3, {_STRANGER})")),
+    # x becomes (4, Q) and y (5, Q), both under c (3, R), the run's last element: y, the greater, comes second
+    "state-children-of-a-runs-last-ascending": (
+        _set(((0, 0, 1), 3), ((0, 0, 2), 1), ((0, 2, 2), 2), ((0, 3, 2), _STRANGER)),
+        (_RUNS_OF_STATE, f"run 2 (5, {_Q})", f"smaller sibling (4, {_Q})")),
     # y becomes (3, Q) under b (2, R): after x (a's child, after b's subtree) that subtree is closed
     "state-child-of-a-closed-element": (
         _set(((0, 0, 2), 1), ((0, 2, 2), 1), ((0, 3, 2), _STRANGER)),
