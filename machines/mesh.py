@@ -25,6 +25,7 @@ tree, and a non-member none (``check_trees``).
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, ClassVar
 
 import blake3
@@ -82,6 +83,7 @@ class MeshMachine(NetworkMachine):
         self.delivering: Any = None  # the datagram the network is delivering (None: one handed by a rule)
         self.own_seqs: dict[int, int] = {}  # node -> the seq of the last operation it published (its store outlives it)
         self.had: dict[int, dict] = {}  # node -> what it held at its last have (or when it started): news is more
+        self.outcomes: dict[int, Counter] = {}  # node -> its verdicts' outcomes since it started (node.counts)
 
     def start_mesh(self, count: int, skews_ns: list[int]) -> None:
         self.require(not self.nodes, "the machine has already started")
@@ -104,6 +106,7 @@ class MeshMachine(NetworkMachine):
         node = self.mesh_backend.node(self.identities[index], self.members, self.stores[index], self.local_now(index),
                                       **self.node_options(index))
         self.had[index] = self.holdings(node)  # what it restored from its store is no news
+        self.outcomes[index] = Counter()
         return node
 
     @staticmethod
@@ -135,6 +138,10 @@ class MeshMachine(NetworkMachine):
     def check_verdicts(self, index: int, data: bytes) -> list[tuple[bytes, gossip.Facts, Any]]:
         """Each message's verdict at node ``index`` against the model; returns (message, facts, verdict)."""
         verdicts = self.nodes[index].take_verdicts()
+        self.outcomes[index].update(verdict.outcome for verdict in verdicts)
+        assert self.nodes[index].counts == dict(self.outcomes[index]), (
+            f"node {index} counts the outcomes {self.nodes[index].counts}; its verdicts since it started were "
+            f"{dict(self.outcomes[index])}")
         top = [v for v in verdicts if not v.repaired]
         try:
             raws = decode_datagram(data)
@@ -145,6 +152,7 @@ class MeshMachine(NetworkMachine):
         now = self.local_now(index)
         pairs = []
         for raw, verdict in zip(raws, top, strict=True):
+            self.check_verdict_names(index, raw, verdict)
             facts = self.facts(raw)
             expected = gossip.verdict(facts, self.caches[index], now)
             if expected == gossip.TAKEN:
@@ -172,6 +180,25 @@ class MeshMachine(NetworkMachine):
                                f"{asked} for more: a repair that brings nothing new starts no exchange (the heal storm)")
         return pairs
 
+    @staticmethod
+    def msg_id(message: Any) -> bytes:
+        """SPEC's message id: BLAKE3(topic || epoch_secs u64 LE || signer || BLAKE3(payload))."""
+        return blake3.blake3(message.topic.encode() + message.epoch_secs.to_bytes(8, "little") + message.signer
+                             + blake3.blake3(message.payload).digest()).digest()
+
+    def check_verdict_names(self, index: int, raw: bytes, verdict: Any) -> None:
+        """A verdict names the message it judged: its signer, topic and msg_id (none of them for
+        bytes that are no message)."""
+        try:
+            message = decode_message(raw)
+        except DecodeError:
+            named = (None, None, None)
+        else:
+            named = (message.signer, message.topic, self.msg_id(message))
+        assert (verdict.signer, verdict.topic, verdict.msg_id) == named, (
+            f"node {index}'s verdict {verdict.outcome!r} names signer, topic and msg_id "
+            f"{(verdict.signer, verdict.topic, verdict.msg_id)!r:.200}, the message's are {named!r:.200}")
+
     # ----- the eager push ------------------------------------------------------------------
 
     def published(self, index: int, published: Any) -> None:
@@ -185,9 +212,7 @@ class MeshMachine(NetworkMachine):
         assert seq == expected, f"node {index} published its operation number {expected} as seq {seq}"
         self.own_seqs[index] = seq
         for raw in {raw for _, sent in outgoing for raw in decode_datagram(sent)}:
-            message = decode_message(raw)
-            msg_id = blake3.blake3(message.topic.encode() + message.epoch_secs.to_bytes(8, "little") + message.signer
-                                   + blake3.blake3(message.payload).digest()).digest()
+            msg_id = self.msg_id(decode_message(raw))
             assert published.msg_id == msg_id, (
                 f"node {index} acknowledged operation {seq} as msg_id {published.msg_id!r:.20}, its message's is {msg_id!r:.20}")
         self.pushed(index, index, seq, [peer for peer, sent in outgoing for _ in decode_datagram(sent)])
