@@ -188,7 +188,7 @@ class MeshMachine(NetworkMachine):
 
     def check_verdict_names(self, index: int, raw: bytes, verdict: Any) -> None:
         """A verdict names the message it judged: its signer, topic and msg_id (none of them for
-        bytes that are no message)."""
+        bytes that are no message), and the kind of a message it took."""
         try:
             message = decode_message(raw)
         except DecodeError:
@@ -198,6 +198,9 @@ class MeshMachine(NetworkMachine):
         assert (verdict.signer, verdict.topic, verdict.msg_id) == named, (
             f"node {index}'s verdict {verdict.outcome!r} names signer, topic and msg_id "
             f"{(verdict.signer, verdict.topic, verdict.msg_id)!r:.200}, the message's are {named!r:.200}")
+        if verdict.outcome in ("accepted", "duplicate"):
+            kind = decode_payload(message.payload)[0]
+            assert verdict.kind == kind, f"node {index} took a {kind} message and its verdict names the kind {verdict.kind!r}"
 
     # ----- the eager push ------------------------------------------------------------------
 
