@@ -15,8 +15,12 @@ the model takes the message. Messages inside repairs are genuine operations: the
 taken or known already, and repairs that brought nothing new start no exchange (no digest
 goes out in answer: parallel rounds asking again multiply at a heal).
 
-A node numbers the operations it publishes 1, 2, 3, ..., across restarts. Every operation a
-node publishes, or takes that it did not hold, it pushes to exactly its
+Each verdict names the message it judged (signer, topic, SPEC's msg_id, and the kind of one it
+took), and a node's outcome counts (its metrics) are its verdicts' since it started. A node
+numbers the operations it publishes 1, 2, 3, ... across restarts and acknowledges each with its
+message's msg_id; a tick sends at most one have, and only with news (``check_have``).
+
+Every operation a node publishes, or takes that it did not hold, it pushes to exactly its
 children in the operation's broadcast tree (``models.gossip.push_tree``, the members'
 order hashed by the machine), each once (``pushed``); and ``Trees`` over the member list
 (fanout 1, 2 and the nodes') give every member the model's children and parent in that
@@ -441,11 +445,11 @@ class MeshMachine(NetworkMachine):
                  if decode_payload(decode_message(raw).payload)[0] == HAVE]
         if not haves:
             return
-        now = self.holdings(self.nodes[index])
+        held = self.holdings(self.nodes[index])
         assert len(haves) == 1, f"node {index} sent {len(haves)} haves at one tick"
-        assert now != self.had[index], (
+        assert held != self.had[index], (
             f"node {index} sent a have with no news: it holds what it held at its last have (or its start)")
-        self.had[index] = now
+        self.had[index] = held
 
     def check_pulls(self, index: int, outgoing) -> None:
         """A pull a tick sends (a repair that carries no operations and wants some) goes to one
