@@ -3,10 +3,10 @@
 Level ``exact``: it is an RGA, so every replica's value (and its ids) must equal the model's.
 The replica already offers the ``SequenceReplica`` protocol (its ``insert`` and ``delete``
 return the element's id, which the protocol ignores) and ``ids()``; this adapter adds what
-the machine's adversary needs, ``craft_delta`` (``implementations.rga.encode_delta``), ``spoil`` (a stranger's delta or full
-state with one field spoiled) and ``state_contents`` (a full state read back with
-``implementations.rga.decode_state``), and turns a refused insert (``CounterSpaceExhausted``) into
-``Refused("counter_exhausted")``.
+the machine's adversary needs, ``craft_delta`` (``implementations.rga.encode_delta``),
+``spoil`` (a stranger's delta or full state with one field spoiled) and ``state_contents`` (a
+full state read back with ``implementations.rga.decode_state``), and turns a refused insert
+(``CounterSpaceExhausted``) into ``Refused("counter_exhausted")``.
 ``rga.state``/``rga.delta`` are its wire kinds.
 """
 
