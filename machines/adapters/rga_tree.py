@@ -71,58 +71,62 @@ def _column(part: str, k: int) -> str:
     return f"{part}[{k}] ({(_RUN_COLUMNS if part == _RUNS else _RANGE_COLUMNS)[k]})"
 
 
-#: How a lying peer spoils one field of that delta's columns (``[part, column, item]``: part 0
-#: the inserts, 1 the deletes; item None: the whole column; column None: the whole part), to
-#: what, and what the refusal (``DecodeError``) must name.
-SPOILINGS: dict[str, tuple[tuple, object, tuple[str, ...]]] = {
-    "body-of-three": ((), "three", (f"{DELTA_KIND}: body",)),
-    "inserts-of-four-columns": ((0,), "four", (_RUNS,)),
-    "deletes-of-two-columns": ((1,), "two", (_DELETES,)),
-    **{f"inserts-column-{k}-not-a-list": ((0, k, None), 7, (_column(_RUNS, k),)) for k in range(5)},
-    **{f"inserts-column-{k}-one-short": ((0, k, None), [], (_column(_RUNS, k),)) for k in range(1, 5)},
-    **{f"inserts-column-{k}-not-an-int": ((0, k, 0), "1", (_column(_RUNS, k), "expected int")) for k in range(4)},
-    "inserts-replica-negative": ((0, 1, 0), -1, (_column(_RUNS, 1), "outside")),
-    "inserts-gap-below-head": ((0, 2, 0), -2, (_column(_RUNS, 2), "outside")),
-    "inserts-parent-replica-negative": ((0, 3, 0), -1, (_column(_RUNS, 3), "outside")),
-    "inserts-content-a-float": ((0, 4, 0), 1.5, (_RUNS, "run 0", "content must be a str or a list")),
-    "inserts-content-item-a-float": ((0, 4, 0), ["a", 1.5], (_RUNS, "run 0", "an item must be str, bytes or int", "float")),
-    "inserts-content-empty": ((0, 4, 0), "", (_RUNS, "run 0", "at least one element")),
-    "inserts-counter-zero": ((0, 0, 0), 0, (_RUNS, "run 0", "outside [1,")),
-    "inserts-counters-past-u64": ((0, 0, 0), U64_MAX, (_RUNS, "run 0", "outside [1,")),
-    "inserts-parent-not-below": ((0, 2, 0), 1, (_RUNS, "run 0", f"id (1, {_STRANGER}) does not exceed its parent (0, 0)")),
-    "inserts-head-of-replica-3": ((0, 3, 0), 3, (_RUNS, "run 0", "the head is parent replica 0")),
-    "inserts-id-twice": ((0, None), [[1, 1], [_STRANGER] * 2, [-1, -1], [0, 0], ["ab", "c"]],
+def _set(*edits: tuple[tuple[int, ...], object]):
+    """A spoiling that sets each field ``path`` (indices into the body) to its value."""
+
+    def spoil(body: list) -> list:
+        for path, to in edits:
+            *outer, last = path
+            target = body
+            for k in outer:
+                target = target[k]
+            target[last] = to
+        return body
+
+    return spoil
+
+
+#: How a lying peer spoils that delta (a body ``[inserts, deletes]``, each a list of columns), and
+#: what the refusal (``DecodeError``) must name.
+SPOILINGS: dict[str, tuple[object, tuple[str, ...]]] = {
+    "body-of-three": (lambda body: [*body, []], (f"{DELTA_KIND}: body",)),
+    "inserts-of-four-columns": (lambda body: [body[0][:-1], body[1]], (_RUNS,)),
+    "deletes-of-two-columns": (lambda body: [body[0], body[1][:-1]], (_DELETES,)),
+    **{f"inserts-column-{k}-not-a-list": (_set(((0, k), 7)), (_column(_RUNS, k),)) for k in range(5)},
+    **{f"inserts-column-{k}-one-short": (_set(((0, k), [])), (_column(_RUNS, k),)) for k in range(1, 5)},
+    **{f"inserts-column-{k}-not-an-int": (_set(((0, k, 0), "1")), (_column(_RUNS, k), "expected int")) for k in range(4)},
+    "inserts-replica-negative": (_set(((0, 1, 0), -1)), (_column(_RUNS, 1), "outside")),
+    "inserts-gap-below-head": (_set(((0, 2, 0), -2)), (_column(_RUNS, 2), "outside")),
+    "inserts-parent-replica-negative": (_set(((0, 3, 0), -1)), (_column(_RUNS, 3), "outside")),
+    "inserts-content-a-float": (_set(((0, 4, 0), 1.5)), (_RUNS, "run 0", "content must be a str or a list")),
+    "inserts-content-item-a-float": (
+        _set(((0, 4, 0), ["a", 1.5])), (_RUNS, "run 0", "an item must be str, bytes or int", "float")),
+    "inserts-content-empty": (_set(((0, 4, 0), "")), (_RUNS, "run 0", "at least one element")),
+    "inserts-counter-zero": (_set(((0, 0, 0), 0)), (_RUNS, "run 0", "outside [1,")),
+    # a run of two from 2^64 - 1 runs past the last counter
+    "inserts-counters-past-u64": (_set(((0, 0, 0), U64_MAX), ((0, 4, 0), "ab")), (_RUNS, "run 0", "outside [1,")),
+    "inserts-parent-not-below": (
+        _set(((0, 2, 0), 1)), (_RUNS, "run 0", f"id (1, {_STRANGER}) does not exceed its parent (0, 0)")),
+    "inserts-head-of-replica-3": (_set(((0, 3, 0), 3)), (_RUNS, "run 0", "the head is parent replica 0")),
+    "inserts-id-twice": (_set(((0,), [[1, 1], [_STRANGER] * 2, [-1, -1], [0, 0], ["ab", "c"]])),
                          (f"{_RUNS}: the id (2, {_STRANGER}) appears twice",)),
-    **{f"deletes-column-{k}-not-a-list": ((1, k, None), 7, (_column(_DELETES, k),)) for k in range(3)},
-    **{f"deletes-column-{k}-one-short": ((1, k, None), [], (_column(_DELETES, k),)) for k in range(1, 3)},
-    **{f"deletes-column-{k}-not-an-int": ((1, k, 0), "1", (_column(_DELETES, k), "expected int")) for k in range(3)},
-    "deletes-counter-zero": ((1, 0, 0), 0, (_column(_DELETES, 0), "outside")),
-    "deletes-replica-negative": ((1, 1, 0), -1, (_column(_DELETES, 1), "outside")),
-    "deletes-length-zero": ((1, 2, 0), 0, (_column(_DELETES, 2), "outside")),
-    "deletes-past-u64": ((1, 0, 0), U64_MAX, (_DELETES, "range 0", f"go past {U64_MAX}")),
+    **{f"deletes-column-{k}-not-a-list": (_set(((1, k), 7)), (_column(_DELETES, k),)) for k in range(3)},
+    **{f"deletes-column-{k}-one-short": (_set(((1, k), [])), (_column(_DELETES, k),)) for k in range(1, 3)},
+    **{f"deletes-column-{k}-not-an-int": (_set(((1, k, 0), "1")), (_column(_DELETES, k), "expected int")) for k in range(3)},
+    "deletes-counter-zero": (_set(((1, 0, 0), 0)), (_column(_DELETES, 0), "outside")),
+    "deletes-replica-negative": (_set(((1, 1, 0), -1)), (_column(_DELETES, 1), "outside")),
+    "deletes-length-zero": (_set(((1, 2, 0), 0)), (_column(_DELETES, 2), "outside")),
+    # a range of two from 2^64 - 1 runs past it too
+    "deletes-past-u64": (_set(((1, 0, 0), U64_MAX), ((1, 2, 0), 2)), (_DELETES, "range 0", f"go past {U64_MAX}")),
 }
 
 
 def spoiled_delta(how: str) -> tuple[bytes, tuple[str, ...]]:
-    """A stranger's delta (one insert at the head, a delete of an id nobody has) with one field
-    spoiled as ``SPOILINGS[how]`` says, and what its refusal must name."""
-    path, to, named = SPOILINGS[how]
+    """A stranger's delta (one insert at the head, a delete of an id nobody has) spoiled as
+    ``SPOILINGS[how]`` says, and what its refusal must name."""
+    spoil, named = SPOILINGS[how]
     body = decode(encode_delta([((1, _STRANGER), None, "ab")], [(5, _STRANGER)]), DELTA_KIND, VERSION)
-    if path == ():
-        body = [*body, []]
-    elif len(path) == 1:
-        body[path[0]] = body[path[0]][:-1]  # a part one column short
-    elif path[1] is None:  # the whole part
-        body[path[0]] = to
-    elif path[2] is None:
-        body[path[0]][path[1]] = to
-    else:
-        body[path[0]][path[1]][path[2]] = to
-        if how == "inserts-counters-past-u64":  # a run of two from 2^64 - 1 runs past the last counter
-            body[0][4][0] = "ab"
-        if how == "deletes-past-u64":  # so does a range of two
-            body[1][2][0] = 2
-    return encode(DELTA_KIND, VERSION, body), named
+    return encode(DELTA_KIND, VERSION, spoil(body)), named
 
 
 #: The stranger's full state the state spoilings start from, as ``[runs, alive lengths, waiting
@@ -137,21 +141,6 @@ _Q = _STRANGER - 1
 def _base_state() -> list:
     runs = [[1, 1, -1], [_STRANGER, _Q, _Q], [-1, 1, -1], [0, _STRANGER, 0], ["abc", "x", "y"]]
     return [runs, [2, 1, 2], [[10], [_STRANGER], [1], [_STRANGER], ["w"]], [[20], [_STRANGER], [2]]]
-
-
-def _set(*edits: tuple[tuple[int, ...], object]):
-    """A spoiling that sets each field ``path`` (indices into the body) to its value."""
-
-    def spoil(body: list) -> list:
-        for path, to in edits:
-            *outer, last = path
-            target = body
-            for k in outer:
-                target = target[k]
-            target[last] = to
-        return body
-
-    return spoil
 
 
 _RUNS_OF_STATE, _ALIVE = f"{STATE_KIND}: runs", f"{STATE_KIND}: alive lengths"
