@@ -435,14 +435,15 @@ class MeshMachine(NetworkMachine):
 
     def ticked(self, index: int, outgoing) -> None:
         self.check_replay_cache(index)
-        self.check_pulls(index, outgoing)
-        self.check_have(index, outgoing)
+        sent = [(peer, *decode_payload(decode_message(raw).payload)) for peer, data in outgoing for raw in decode_datagram(data)]
+        self.check_pulls(index, sent)
+        self.check_have(index, sent)
 
-    def check_have(self, index: int, outgoing) -> None:
+    def check_have(self, index: int, sent: list[tuple[bytes, str, list]]) -> None:
         """A tick sends at most one have (an announcement of what the node holds), and only with
-        news: an operation the node took or made since its last have, or since it started."""
-        haves = [peer for peer, data in outgoing for raw in decode_datagram(data)
-                 if decode_payload(decode_message(raw).payload)[0] == HAVE]
+        news: an operation the node took or made since its last have, or since it started.
+        ``sent``: each message the tick sent, as (peer, kind, body)."""
+        haves = [peer for peer, kind, _ in sent if kind == HAVE]
         if not haves:
             return
         held = self.holdings(self.nodes[index])
@@ -451,40 +452,39 @@ class MeshMachine(NetworkMachine):
             f"node {index} sent a have with no news: it holds what it held at its last have (or its start)")
         self.had[index] = held
 
-    def check_pulls(self, index: int, outgoing) -> None:
+    def check_pulls(self, index: int, sent: list[tuple[bytes, str, list]]) -> None:
         """A pull a tick sends (a repair that carries no operations and wants some) goes to one
         member, addressed to it; it wants, per topic, members' seqs as sorted, disjoint, not
         adjacent ranges, only seqs the node lacks, and fewer than ``repair_batch`` of them (its
-        answer is never a full repair, which would start a round of digests)."""
-        node, pulls = self.nodes[index], {}
-        for peer, data in outgoing:
-            for raw in decode_datagram(data):
-                kind, body = decode_payload(decode_message(raw).payload)
-                if kind != REPAIR or body[2]:
-                    continue
-                to, _, _, want = body
-                assert to == peer and peer in self.peer_index and want, (
-                    f"node {index} sent a pull of {want} addressed to {to.hex()[:8]} to {peer.hex()[:8]}")
-                pulls.setdefault(peer, []).extend(want)
-                wanted = 0
-                for topic, origins in want:
-                    held = node.holds(topic)
-                    for origin, ranges in origins:
-                        assert origin in self.peer_index, f"node {index} pulled operations of a non-member"
-                        after = 0
-                        for lo, hi in ranges:
-                            assert after < lo <= hi, f"node {index} pulled the seq ranges {ranges}: not sorted, disjoint, apart"
-                            after = hi + 1
-                            wanted += hi - lo + 1
-                            for h_lo, h_hi in held.get(origin, []):
-                                assert hi < h_lo or h_hi < lo, (
-                                    f"node {index} pulled seqs {lo}..{hi} of node {self.peer_index[origin]}, "
-                                    f"holding {h_lo}..{h_hi}")
-                assert wanted < self.node_config.repair_batch, (
-                    f"node {index} pulled {wanted} operations from node {self.peer_index[peer]} at one tick: a repair holds "
-                    f"{self.node_config.repair_batch}, and a full one would start a round of digests")
-        pulled = sorted(self.peer_index[peer] for peer, data in outgoing for raw in decode_datagram(data)
-                        if (lambda kind, body: kind == REPAIR and not body[2])(*decode_payload(decode_message(raw).payload)))
+        answer is never a full repair, which would start a round of digests). ``sent``: each
+        message the tick sent, as (peer, kind, body)."""
+        node, pulls, pulled = self.nodes[index], {}, []
+        for peer, kind, body in sent:
+            if kind != REPAIR or body[2]:
+                continue
+            to, _, _, want = body
+            assert to == peer and peer in self.peer_index and want, (
+                f"node {index} sent a pull of {want} addressed to {to.hex()[:8]} to {peer.hex()[:8]}")
+            pulls.setdefault(peer, []).extend(want)
+            pulled.append(self.peer_index[peer])
+            wanted = 0
+            for topic, origins in want:
+                held = node.holds(topic)
+                for origin, ranges in origins:
+                    assert origin in self.peer_index, f"node {index} pulled operations of a non-member"
+                    after = 0
+                    for lo, hi in ranges:
+                        assert after < lo <= hi, f"node {index} pulled the seq ranges {ranges}: not sorted, disjoint, apart"
+                        after = hi + 1
+                        wanted += hi - lo + 1
+                        for h_lo, h_hi in held.get(origin, []):
+                            assert hi < h_lo or h_hi < lo, (
+                                f"node {index} pulled seqs {lo}..{hi} of node {self.peer_index[origin]}, "
+                                f"holding {h_lo}..{h_hi}")
+            assert wanted < self.node_config.repair_batch, (
+                f"node {index} pulled {wanted} operations from node {self.peer_index[peer]} at one tick: a repair holds "
+                f"{self.node_config.repair_batch}, and a full one would start a round of digests")
+        pulled.sort()
         due = sorted(self.peer_index[peer] for peer in self.due_pulls)
         assert pulled == due, (f"node {index} pulled from nodes {pulled} at a tick; gaps they announced at least gap_pull_ns "
                                f"ago that it still lacks are due from nodes {due}")
