@@ -25,8 +25,9 @@ from hypothesis import Phase, settings
 import implementations.rga as rga_module
 from harness import run_machine
 from implementations.limits import U64_MAX
-from implementations.rga import RGA, CounterSpaceExhausted, decode_state, encode_delta
-from machines.adapters.rga_tree import RGA_TREE
+from implementations.rga import RGA, STATE_KIND, VERSION, CounterSpaceExhausted, decode_state, encode_delta
+from implementations.wire import DecodeError, encode
+from machines.adapters.rga_tree import RGA_TREE, TreeReplica, _base_state
 from machines.rga import RGAMachine
 from models import rga as model
 
@@ -223,13 +224,9 @@ def test_the_machine_with_tiny_runs_leaves_nodes_and_pages(monkeypatch, tmp_path
 
 
 def test_the_stranger_state_is_a_good_one_and_each_spoiling_is_refused_naming_what_is_wrong():
-    """The spoilings of ``machine.rga``'s ``spoil`` are each one lie: the full state they start
+    """The spoilings of ``machines.rga``'s ``spoil`` are each one lie: the full state they start
     from merges (``a b x y``, c deleted, one insert waiting, two ids deleted early), and each
     spoiled message is refused by the implementation with every word the machine asks for."""
-    from implementations.rga import STATE_KIND, VERSION
-    from implementations.wire import DecodeError, encode
-    from machines.adapters.rga_tree import TreeReplica, _base_state
-
     replica = TreeReplica(1)
     replica.merge(encode(STATE_KIND, VERSION, _base_state()))
     assert list(replica.value()) == ["a", "b", "x", "y"]
