@@ -18,6 +18,7 @@ from harness import load_trace, replay
 from implementations import threshold
 from implementations.limits import U64_MAX
 from machines.threshold import ThresholdMachine
+from machines.threshold_spoil import SPOILED
 from tests.bugs.catalogue import bug as catalogued
 from tests.bugs.hunt import FULL, SHRINK_EXAMPLES, assert_caught, hunt, robust
 from tests.bugs.threshold import (
@@ -124,10 +125,13 @@ def test_counting_duplicate_keys_is_caught():
     # modules changed the constants it draws from (with 400 or more it is caught at about 105).
     _, steps = _run_and_expect_failure("threshold-counts-duplicate-keys", examples=500)
     # a member's signatures reach the coordinator twice: copied by the attacker (a copy, or a
-    # forgery of some inputs, which carries the member's genuine signatures on the others), or in
-    # a well-formed lie beside the member's own answer; since the machine reads the coordinator's
-    # count of valid signatures kept, the second copy is caught when it is stored
+    # forgery of some inputs, which carries the member's genuine signatures on the others), re-sent
+    # with one field spoiled (the genuine signatures on the other inputs with it), or in a
+    # well-formed lie beside the member's own answer; since the machine reads the coordinator's
+    # count of valid signatures kept and of the signatures it checked, the second copy is caught
+    # when it is checked again or stored
     assert any((s["rule"] == "forge" and (s["args"]["kind"] == "copy" or s["args"].get("inputs") is not None))
+               or (s["rule"] == "spoil" and SPOILED[s["args"]["how"]][0] == "answer")
                or s["rule"] == "lie" for s in steps), steps
 
 
@@ -195,8 +199,16 @@ def test_the_machine_finds_a_reservation_committed_before_its_answer():
     assert any(s["rule"] in ("crash", "interleave") and s["args"]["role"] == "signer" for s in steps), steps
 
 
+#: Bugs with a robust budget whose search costs more than a push should pay: each is caught on
+#: every push by replaying its committed trace (``tests/test_bug_catalogue.py``) and searched
+#: for by the nightly runs and the bug-finding benchmark.
+COSTLY = {
+    # swept 3 December 2026 (after the settle rule): 10 of 10 seeds, 50 to 972 examples, median
+    # 235.5 (31 CPU s); the derandomized search of this test took 180 s on 2 cores
+    "threshold-ledger-file-checks-a-stale-copy",
+}
 #: The catalogue's threshold bugs with a budget swept under ten seeds (``tests/bugs/budgets.json``).
-ROBUST = robust("threshold")
+ROBUST = [b for b in robust("threshold") if b.name not in COSTLY]
 
 
 @pytest.mark.parametrize("bug", ROBUST, ids=[b.name for b in ROBUST])

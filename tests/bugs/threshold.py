@@ -25,8 +25,13 @@ class CountsDuplicateKeys(Coordinator):
     """Keeps every valid member signature it receives and counts signatures, not distinct keys."""
 
     def _fresh_signatures(self, request_id, answer, hashes):
-        return [(i, k, s) for i, k, s in answer.signatures
-                if i < len(hashes) and self._counts(k) and verify_signature(k, s, hashes[i])]
+        fresh = []
+        for i, k, s in answer.signatures:
+            if i < len(hashes) and self._counts(k):
+                self.signatures_checked += 1  # the work it does is counted as the correct coordinator's is
+                if verify_signature(k, s, hashes[i]):
+                    fresh.append((i, k, s))
+        return fresh
 
     def _store_signature(self, request_id, index, key, signature):
         self.store.execute("INSERT INTO partial_signatures VALUES (?, ?, ?, ?)", (request_id, index, key, signature))
