@@ -46,8 +46,13 @@ RUNS: list[RuleStats] = []
 #: Every trace written by a failing run of this process.
 TRACES_WRITTEN: list[Path] = []
 
-#: The project's packages whose modules ``import_project`` loads (tests are not among them).
-PROJECT_PACKAGES = ("models", "implementations", "machines", "harness", "examples")
+#: The project's packages whose modules ``import_project`` loads (tests are not among them):
+#: every package with a module some test or machine imports, benchmarks and regressions too.
+PROJECT_PACKAGES = ("models", "implementations", "machines", "harness", "examples", "benchmarks", "regressions")
+#: Modules of those packages ``import_project`` leaves alone (besides test modules, whose
+#: constants Hypothesis skips): a ``__main__`` that runs its command when imported, and a
+#: ``conftest`` of a directory the suite does not collect (pytest loads the others).
+NOT_IMPORTED = ("benchmarks.__main__", "benchmarks.micro.conftest")
 _project_imported = False
 
 
@@ -55,10 +60,14 @@ def import_project() -> None:
     """Import every module of the project's packages, once.
 
     Why: Hypothesis mixes literal constants of the *loaded* local modules into the data it
-    generates (``hypothesis.internal.constants_ast``). Without this, a derandomized machine
-    run would generate different examples depending on which other modules the same process
-    had happened to import (``pytest machines/tasklist.py`` against ``pytest``), and a
-    reproducible run would be reproducible only for one selection of tests.
+    generates (``hypothesis.internal.constants_ast``: every module outside site-packages and the
+    standard library whose path has no ``test``/``tests`` part). So a derandomized machine run
+    generates different examples depending on which modules its process has loaded when it
+    draws: ``pytest machines/`` and the whole suite (whose tests import ``harness.__main__`` and
+    two benchmarks) searched the threshold machine differently. With every module loaded first,
+    the search is a function of the repository alone, the same whatever the selection of tests.
+    (It is still a function of all of it: a literal added anywhere in these packages is a new
+    constant in every machine's draws, so any change may move any machine's derandomized run.)
     """
     global _project_imported
     if _project_imported:
@@ -67,7 +76,7 @@ def import_project() -> None:
     for package_name in PROJECT_PACKAGES:
         package = importlib.import_module(package_name)
         for info in pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."):
-            if not info.name.endswith("__main__"):
+            if info.name not in NOT_IMPORTED and not info.name.rpartition(".")[2].startswith("test_"):
                 importlib.import_module(info.name)
 
 
