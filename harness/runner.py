@@ -28,7 +28,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from harness import balance, budget, deepening, profiles
+from harness import balance, budget, constants, deepening, profiles
 from harness.database import Namespaced
 from harness.failure import failure_of, leaves
 from harness.machine import RuleStats, TracedMachine
@@ -46,37 +46,30 @@ RUNS: list[RuleStats] = []
 #: Every trace written by a failing run of this process.
 TRACES_WRITTEN: list[Path] = []
 
-#: The project's packages whose modules ``import_project`` loads (tests are not among them):
-#: every package with a module some test or machine imports, benchmarks and regressions too.
-PROJECT_PACKAGES = ("models", "implementations", "machines", "harness", "examples", "benchmarks", "regressions")
-#: Modules of those packages ``import_project`` leaves alone (besides test modules, whose
-#: constants Hypothesis skips): a ``__main__`` that runs its command when imported, and a
-#: ``conftest`` of a directory the suite does not collect (pytest loads the others).
-NOT_IMPORTED = ("benchmarks.__main__", "benchmarks.micro.conftest")
+#: The project's packages whose modules ``import_project`` loads (tests are not among them).
+PROJECT_PACKAGES = ("models", "implementations", "machines", "harness", "examples")
 _project_imported = False
 
 
 def import_project() -> None:
-    """Import every module of the project's packages, once.
+    """Import every module of the project's packages, once, and pin Hypothesis's constants.
 
-    Why: Hypothesis mixes literal constants of the *loaded* local modules into the data it
-    generates (``hypothesis.internal.constants_ast``: every module outside site-packages and the
-    standard library whose path has no ``test``/``tests`` part). So a derandomized machine run
-    generates different examples depending on which modules its process has loaded when it
-    draws: ``pytest machines/`` and the whole suite (whose tests import ``harness.__main__`` and
-    two benchmarks) searched the threshold machine differently. With every module loaded first,
-    the search is a function of the repository alone, the same whatever the selection of tests.
-    (It is still a function of all of it: a literal added anywhere in these packages is a new
-    constant in every machine's draws, so any change may move any machine's derandomized run.)
+    Hypothesis mixes literals of the *loaded* local modules into the data it generates, so a
+    derandomized run searched differently by the modules its process happened to have loaded
+    (``pytest machines/`` against the whole suite, whose tests import a few more); the pool is
+    pinned to the code under test (``harness.constants``, installed here). Every module is
+    loaded all the same: what a module does when imported (a registration) happens before any
+    run, whatever the selection of tests.
     """
     global _project_imported
+    constants.install()
     if _project_imported:
         return
     _project_imported = True
     for package_name in PROJECT_PACKAGES:
         package = importlib.import_module(package_name)
         for info in pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."):
-            if info.name not in NOT_IMPORTED and not info.name.rpartition(".")[2].startswith("test_"):
+            if not info.name.endswith("__main__"):
                 importlib.import_module(info.name)
 
 
