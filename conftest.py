@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from harness import constants, profiles
+from harness import profiles
 
 #: What the session started with (children, bound ports), and what it left behind.
 _BEFORE: pytest.StashKey = pytest.StashKey()
 _LEFT: pytest.StashKey = pytest.StashKey()
 
 profiles.register_profiles()
-constants.install()  # Hypothesis's draws of literals come from the code under test alone (harness/constants.py)
 settings.load_profile(profiles.default_profile())
 
 
