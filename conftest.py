@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from harness import profiles
+from harness import constants, profiles
 
 #: What the session started with (children, bound ports), and what it left behind.
 _BEFORE: pytest.StashKey = pytest.StashKey()
 _LEFT: pytest.StashKey = pytest.StashKey()
 
 profiles.register_profiles()
+constants.install()  # the literals Hypothesis draws come from harness/constant_pool.json alone (harness/constants.py)
 settings.load_profile(profiles.default_profile())
 
 

@@ -28,7 +28,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from harness import balance, budget, deepening, profiles
+from harness import balance, budget, constants, deepening, profiles
 from harness.database import Namespaced
 from harness.failure import failure_of, leaves
 from harness.machine import RuleStats, TracedMachine
@@ -52,15 +52,17 @@ _project_imported = False
 
 
 def import_project() -> None:
-    """Import every module of the project's packages, once.
+    """Import every module of the project's packages, once, and pin Hypothesis's constants.
 
-    Why: Hypothesis mixes literal constants of the *loaded* local modules into the data it
-    generates (``hypothesis.internal.constants_ast``). Without this, a derandomized machine
-    run would generate different examples depending on which other modules the same process
-    had happened to import (``pytest machines/tasklist.py`` against ``pytest``), and a
-    reproducible run would be reproducible only for one selection of tests.
+    Hypothesis mixes literals of the *loaded* local modules into the data it generates, so a
+    derandomized run searched differently by the modules its process happened to have loaded
+    (``pytest machines/`` against the whole suite, whose tests import a few more); its pool is
+    pinned (``harness.constants``, installed here). Every module is loaded all the same: what a
+    module does when imported (a registration) happens before any run, whatever the selection
+    of tests.
     """
     global _project_imported
+    constants.install()
     if _project_imported:
         return
     _project_imported = True
