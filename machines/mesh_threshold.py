@@ -12,7 +12,7 @@ core, and one delayed past the 300 s replay TTL is stale: for the model both are
 message. The threshold machine's invariants hold after every step; every message a node
 handles gets the verdict ``models.gossip`` gives it.
 
-Rules of the threshold machine that act on its in-memory network (``deliver_many``,
+Rules of the threshold machine that act on its in-memory network (``deliver_many``, ``settle``,
 ``redeliver``, ``tamper``, ``spoil``) are replaced by the network's; the attacks on the mesh are the
 adversary machine's.
 """
@@ -33,7 +33,7 @@ from machines.threshold import INDEX, Message, ThresholdMachine
 
 CONFIG = NodeConfig(beacons=False, adverts=False)
 #: Rules of either parent that make no sense here (see the module docstring).
-REPLACED = frozenset({"deliver_many", "redeliver", "tamper", "crash", "quiesce", "tick", "interleave", "lie", "spoil"})
+REPLACED = frozenset({"deliver_many", "settle", "redeliver", "tamper", "crash", "quiesce", "tick", "interleave", "lie", "spoil"})
 
 
 class Outlet:
@@ -74,7 +74,7 @@ class MeshThresholdMachine(MeshMachine, ThresholdMachine):
     advance_clock = ThresholdMachine.advance_clock
     step_advance_clock = ThresholdMachine.step_advance_clock
     # (and the storage-seam faults and well-formed lies, which the threshold machine sends past the network)
-    deliver_many = redeliver = tamper = drop = duplicate = crash = quiesce = tick = interleave = lie = spoil = None
+    deliver_many = settle = redeliver = tamper = drop = duplicate = crash = quiesce = tick = interleave = lie = spoil = None
     # (they wait for a coordinator down since its decision: the crash rule's, not here)
     come_back_late = come_back_late_2 = come_back_late_3 = None
 

@@ -6,8 +6,10 @@ file; each signer's node lists the UTXOs in its own order. Events are submitted 
 coordinator (new ones, or ones already submitted, to the same or another coordinator).
 
 The network is in memory and every delivery is a rule: any message in flight is delivered,
-dropped or duplicated, in any order, late (after ``advance_clock``) or twice; a delivered
-envelope can be replayed; an attacker tampers with envelopes (payload, signature, seq_no,
+dropped or duplicated, in any order, late (after ``advance_clock``) or twice, or the network is
+calm for a while (``settle``: everything in flight arrives, oldest first, with the answers it
+causes, so requests opened together all reach their decisions); a delivered envelope can be
+replayed; an attacker tampers with envelopes (payload, signature, seq_no,
 wrong group, truncation) and forges answers (a non-member's signatures, a bad signature under a
 member's key, a member's signature over another template, a copy of a member's genuine
 signature, also one seen over another request's byte-identical template, a faulty member that
@@ -86,6 +88,8 @@ ADVANCES = st.sampled_from([NS_PER_SECOND, 0, 2 * NS_PER_SECOND, 5 * NS_PER_SECO
                             30 * NS_PER_SECOND, 59 * NS_PER_SECOND, 60 * NS_PER_SECOND, 61 * NS_PER_SECOND,
                             200 * NS_PER_SECOND, 3600 * NS_PER_SECOND, NS_PER_DAY])
 INDEX = st.integers(0, 63)
+#: The most messages one ``settle`` delivers (a group of 5 and two requests in flight take 20).
+SETTLE_AT_MOST = 64
 #: How ``advance_clock`` moves: by a raw amount, or to a deadline ahead (see ``deadlines``), to
 #: the nanosecond before it, at it, or after it.
 ADVANCE_KINDS = ("by", "before", "at", "after")
@@ -219,10 +223,12 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
     name = "threshold"
     rule_classes: ClassVar[dict[str, str]] = {
         "start": "setup", "new_event": "operations", "resubmit": "operations", "fund": "operations", "deliver": "delivery",
-        "deliver_many": "delivery", "redeliver": "delivery", "drop": "faults", "duplicate": "faults", "tamper": "adversary",
-        "forge": "adversary", "advance_clock": "time"}
+        "deliver_many": "delivery", "settle": "delivery", "redeliver": "delivery", "drop": "faults", "duplicate": "faults",
+        "tamper": "adversary", "forge": "adversary", "advance_clock": "time"}
+    # faults 4%: ``settle`` delivers everything in flight, so ``drop`` and ``duplicate`` (which need a message in
+    # flight) get fewer steps: 4.3% of the ci run's, 5.8% before the rule (the other machines' floors: 1.2% to 8%)
     class_floors: ClassVar[dict[str, float]] = {
-        "operations": 0.10, "delivery": 0.12, "faults": 0.05, "adversary": 0.06, "time": 0.08, "crash": 0.15}
+        "operations": 0.10, "delivery": 0.12, "faults": 0.04, "adversary": 0.06, "time": 0.08, "crash": 0.15}
 
     def __init__(self, implementation, stats=None):
         super().__init__(implementation, stats)
@@ -564,6 +570,23 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         for sent in self.in_flight[:count]:
             if (sent.role, sent.target) not in self.down:
                 self.step_deliver(self.in_flight.index(sent))
+
+    @guard(lambda self: bool(self.in_flight))
+    @rule()
+    def settle(self):
+        self.do("settle")
+
+    def step_settle(self) -> None:
+        """The network is calm for a while: the oldest message in flight to a core that is up arrives,
+        then the next (the answers these deliveries cause among them), until none is left or
+        ``SETTLE_AT_MOST`` arrived. Requests opened together, by two coordinators on the same coins
+        among them, then all reach their decisions in one step, one after the other: a run of
+        ``deliver_many`` long enough for that was drawn in about one example in 300."""
+        for _ in range(SETTLE_AT_MOST):
+            up = [k for k, sent in enumerate(self.in_flight) if (sent.role, sent.target) not in self.down]
+            if not up:
+                return
+            self.step_deliver(up[0])
 
     @guard(lambda self: bool(self.in_flight))
     @rule(message=INDEX)

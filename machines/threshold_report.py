@@ -105,6 +105,8 @@ class ThresholdReport:
             return f"{verb} {self.message_text(self.in_flight[a['message']])}"
         if rule == "deliver_many":
             return "deliver, oldest first: " + "; ".join(self.message_text(m) for m in self.in_flight[: a["count"]])
+        if rule == "settle":
+            return "the network is calm: every message in flight arrives, oldest first, and the answers they cause"
         if rule == "redeliver":
             return f"deliver again {self.message_text(self.delivered[a['message']])}"
         if rule == "tamper":

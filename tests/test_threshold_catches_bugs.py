@@ -199,8 +199,16 @@ def test_the_machine_finds_a_reservation_committed_before_its_answer():
     assert any(s["rule"] in ("crash", "interleave") and s["args"]["role"] == "signer" for s in steps), steps
 
 
+#: Bugs with a robust budget whose search costs more than a push should pay: each is caught on
+#: every push by replaying its committed trace (``tests/test_bug_catalogue.py``) and searched
+#: for by the nightly runs and the bug-finding benchmark.
+COSTLY = {
+    # swept 3 December 2026 (after the settle rule): 10 of 10 seeds, 50 to 972 examples, median
+    # 235.5 (31 CPU s); the derandomized search of this test took 180 s on 2 cores
+    "threshold-ledger-file-checks-a-stale-copy",
+}
 #: The catalogue's threshold bugs with a budget swept under ten seeds (``tests/bugs/budgets.json``).
-ROBUST = robust("threshold")
+ROBUST = [b for b in robust("threshold") if b.name not in COSTLY]
 
 
 @pytest.mark.parametrize("bug", ROBUST, ids=[b.name for b in ROBUST])
