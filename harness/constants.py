@@ -7,8 +7,8 @@ outside -99..99, nonzero floats and bytes, and skips docstrings and f-strings). 
 boundary values written in the code under test, which is why it exists. But it makes a
 derandomized run a function of every such literal of every loaded module. Measured on this
 project (3 December): an edit that only added lines to ``harness/`` (``Z = 3.0`` among them)
-moved the ``ci`` run of the threshold machine from 115 examples (crash rules 14% of the steps)
-to 106 (46%); ``pytest machines/`` searched differently from the whole suite, whose tests
+moved a derandomized 100-example run of the threshold machine from 115 examples drawn (crash
+rules 14% of the steps) to 106 (46%); ``pytest machines/`` searched differently from the whole suite, whose tests
 import a few more modules at collection; and every commit could move every machine's search,
 so a test could pass or fail by an unrelated edit.
 
