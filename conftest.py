@@ -42,7 +42,8 @@ def pytest_xdist_auto_num_workers(config):
     code). ``PYTEST_XDIST_AUTO_NUM_WORKERS``, when set, still decides (xdist's own hook reads it)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
-    return len(os.sched_getaffinity(0)) + 1
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # (not on macOS)
+    return (usable or 1) + 1
 
 
 def pytest_configure(config):
