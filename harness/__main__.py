@@ -155,7 +155,7 @@ def cmd_limits(args: argparse.Namespace) -> int:
 
 #: Commands that are whole programs of their own: their arguments are theirs.
 PROGRAMS = {"node": "implementations.transport.mesh_node", "cluster": "implementations.transport.cluster",
-            "nightly": "harness.nightly"}
+            "nightly": "harness.nightly", "constants": "harness.constants"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         return importlib.import_module(PROGRAMS[argv[0]]).main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0],
                                      epilog="also: node ... (a mesh node process), cluster ... (a local cluster, a workload), "
-                                            "nightly ... (every machine for one budget, a report)")
+                                            "nightly ... (every machine for one budget, a report), "
+                                            "constants ... (write the pinned pool of literals again)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("replay", help="replay traces twice and report")
     p.add_argument("traces", nargs="+")

@@ -66,7 +66,7 @@ def test_the_pool_is_in_a_fixed_order_and_names_modules_that_exist():
     assert pool.integers and pool.floats and pool.bytes
     named = json.loads(constants.POOL.read_text())["modules"]
     gone = [name for name in named if importlib.util.find_spec(name) is None]
-    assert not gone, f"the pool names modules that no longer exist: {gone} (python -m harness.constants --modules ...)"
+    assert not gone, f"the pool names modules that no longer exist: {gone} (python -m harness constants --modules ...)"
 
 
 def test_writing_the_pool_again_from_its_modules_gives_a_pool_of_the_same_form(tmp_path, monkeypatch):
@@ -75,3 +75,12 @@ def test_writing_the_pool_again_from_its_modules_gives_a_pool_of_the_same_form(t
     written = json.loads((tmp_path / "pool.json").read_text())
     assert written["modules"] == ["implementations.limits"]
     assert set(written) == {"modules", "integers", "floats", "bytes", "strings"}
+
+
+def test_a_module_that_cannot_be_imported_is_named_and_the_pool_is_left_alone(tmp_path, monkeypatch, capsys):
+    pool = tmp_path / "pool.json"
+    pool.write_text("{}")
+    monkeypatch.setattr(constants, "POOL", pool)
+    assert constants.main(["--modules", "implementations.limits", "no_such_module_here"]) == 2
+    assert "cannot import no_such_module_here" in capsys.readouterr().err
+    assert pool.read_text() == "{}"
