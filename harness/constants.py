@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                     "every derandomized search moves.")
     parser.add_argument("--modules", nargs="+", help="the modules to take the literals of (default: those the pool names)")
     args = parser.parse_args(argv)
+    from harness import profiles
+
+    profiles.use_cache_directory()  # Hypothesis caches each module's literals: in the cache, not in ./.hypothesis
     modules = args.modules or json.loads(POOL.read_text())["modules"]
     try:
         pool = pool_of(modules)

@@ -50,3 +50,20 @@ def test_a_script_running_a_machine_writes_nothing_into_its_starting_directory(t
     assert "caught" in result.stdout, result.stdout + result.stderr
     assert sorted(p.name for p in start.iterdir()) == []
     assert list((cache / "crdt-threshold-mbt" / "traces").glob("toy-counter-buggy-*.json"))
+
+
+def test_writing_the_pool_of_literals_writes_nothing_into_its_starting_directory(tmp_path):
+    """``python -m harness constants`` reads each module's literals through Hypothesis, which
+    caches them in its storage directory: ``.hypothesis/`` in the current directory unless told."""
+    start, cache = tmp_path / "start", tmp_path / "cache"
+    start.mkdir()
+    env = {key: value for key, value in os.environ.items() if key not in WHERE}
+    env.update(XDG_CACHE_HOME=str(cache), PYTHONPATH=str(ROOT))
+    pool = tmp_path / "pool.json"
+    script = ("import pathlib, sys; from harness import constants; "
+              f"constants.POOL = pathlib.Path({str(pool)!r}); "
+              "sys.exit(constants.main(['--modules', 'implementations.limits', 'implementations.wire']))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=start, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert pool.exists()
+    assert sorted(p.name for p in start.iterdir()) == []
