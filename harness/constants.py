@@ -66,10 +66,10 @@ def pinned() -> Constants:
 
 def pool_of(modules: list[str]) -> dict:
     """The literals Hypothesis takes from ``modules`` (imported), as ``constant_pool.json`` holds them."""
-    pool = _sorted_pool()
-    for name in sorted(set(modules)):
+    pool, names = _sorted_pool(), sorted(set(modules))
+    for name in names:
         pool |= constants_from_module(importlib.import_module(name))
-    return {"modules": sorted(set(modules)), "integers": list(pool.integers), "floats": list(pool.floats),
+    return {"modules": names, "integers": list(pool.integers), "floats": list(pool.floats),
             "bytes": [b.hex() for b in pool.bytes], "strings": list(pool.strings)}
 
 

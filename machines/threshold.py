@@ -583,10 +583,10 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
         among them, then all reach their decisions in one step, one after the other: a run of
         ``deliver_many`` long enough for that was drawn in about one example in 300."""
         for _ in range(SETTLE_AT_MOST):
-            up = [k for k, sent in enumerate(self.in_flight) if (sent.role, sent.target) not in self.down]
-            if not up:
+            oldest = next((k for k, sent in enumerate(self.in_flight) if (sent.role, sent.target) not in self.down), None)
+            if oldest is None:
                 return
-            self.step_deliver(up[0])
+            self.step_deliver(oldest)
 
     @guard(lambda self: bool(self.in_flight))
     @rule(message=INDEX)

@@ -40,7 +40,7 @@ def with_pool(function) -> None:
 def test_a_module_loaded_later_changes_no_draw(tmp_path, monkeypatch):
     constants.install()
     assert providers._get_local_constants is constants.pinned
-    hypothesis_own = vars(constants)["_hypothesis_own"]
+    hypothesis_own = constants._hypothesis_own
     before = draws()
     (tmp_path / "mbt_literal_module.py").write_text(MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
