@@ -56,12 +56,15 @@ def encode_hello(hello: Hello) -> bytes:
 
 def decode_hello(data: bytes) -> Hello:
     _check_size(data, HELLO)
-    body = wire.expect_list(wire.decode(data, HELLO, VERSION), f"{HELLO}: body", length=3)
-    return Hello(
-        wire.expect_bytes(body[0], f"{HELLO}: public key"),
-        wire.expect_bytes(body[1], f"{HELLO}: nonce", length=NONCE_BYTES),
-        wire.expect_bytes(body[2], f"{HELLO}: certificate fingerprint", length=FINGERPRINT_BYTES),
-    )
+    try:
+        body = wire.expect_list(wire.decode(data, HELLO, VERSION), f"{HELLO}: body", length=3)
+        return Hello(
+            wire.expect_bytes(body[0], f"{HELLO}: public key"),
+            wire.expect_bytes(body[1], f"{HELLO}: nonce", length=NONCE_BYTES),
+            wire.expect_bytes(body[2], f"{HELLO}: certificate fingerprint", length=FINGERPRINT_BYTES),
+        )
+    except DecodeError as error:  # a peer whose hello does not decode did not prove its identity
+        raise AuthError(str(error)) from None
 
 
 def encode_proof(signature: bytes) -> bytes:
@@ -70,8 +73,11 @@ def encode_proof(signature: bytes) -> bytes:
 
 def decode_proof(data: bytes) -> bytes:
     _check_size(data, PROOF)
-    body = wire.expect_list(wire.decode(data, PROOF, VERSION), f"{PROOF}: body", length=1)
-    return wire.expect_bytes(body[0], f"{PROOF}: signature")
+    try:
+        body = wire.expect_list(wire.decode(data, PROOF, VERSION), f"{PROOF}: body", length=1)
+        return wire.expect_bytes(body[0], f"{PROOF}: signature")
+    except DecodeError as error:
+        raise AuthError(str(error)) from None
 
 
 def _check_size(data: bytes, kind: str) -> None:
