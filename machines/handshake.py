@@ -92,6 +92,7 @@ SPOILS = ("cut", "trailing", "empty", "extra-field", "missing-field", "version",
 #: the message due, ``{peer}``: the peer's role, ``{size}``: the message's length).
 REFUSAL_TEXT = {
     "already finished": "handshake already finished",
+    "already refused": "handshake already refused: {first}",
     "limit": "transport.{due}: {size} bytes exceeds MAX_AUTH_MESSAGE_BYTES (" + str(MAX_AUTH_MESSAGE_BYTES) + ")",
     "echoed nonce": "transport.hello: the peer echoed our nonce",
     "not the node dialed": "transport.hello: the listener is not the node dialed (another identity key)",
@@ -158,6 +159,8 @@ class End:
     handshake: object
     side: model.Side
     inbox: list[Wire] = attrs.field(factory=list)
+    #: The text of the side's first refusal ("" until it refuses).
+    refusal: str = ""
 
 
 @attrs.define
@@ -212,7 +215,8 @@ class HandshakeMachine(TracedMachine):
     # --- connections --------------------------------------------------------------------------
 
     def live(self) -> int:
-        return sum(1 for c in self.connections if not c.closed and not all(e.side.done for e in c.ends.values()))
+        return sum(1 for c in self.connections if not c.closed and not all(e.side.done for e in c.ends.values())
+                   and not any(e.refusal for e in c.ends.values()))
 
     @guard(lambda self: self.live() < MAX_LIVE)
     @rule(mallory=st.sampled_from(["listens", "dials", "listens", "dials", "no"]), a=st.integers(0, 2),
@@ -299,7 +303,12 @@ class HandshakeMachine(TracedMachine):
                 raise AssertionError(f"the {role} refused {wire.label}: {type(error).__name__}: {error}; "
                                      "the model takes it") from None
             self.check_refusal(error, refusal, end, wire, due)
-            conn.closed = f"the {role} refused {wire.label}: {refusal}"
+            # A connection closes on a refusal; before it is closed Mallory gets one more message
+            # through to a side that refused her (a transport closes asynchronously): refused too.
+            if end.refusal or MALLORY not in (conn.client, conn.server):
+                conn.closed = f"the {role} refused {wire.label}: {refusal}"
+            else:
+                end.side, end.refusal = side, str(error)
             return
         if refusal is not None:
             raise AssertionError(f"the {role} took {wire.label}; the model refuses it: {refusal}")
@@ -316,7 +325,8 @@ class HandshakeMachine(TracedMachine):
             assert text.startswith(f"transport.{due}: ") and words in text, (
                 f"{wire.label} refused as {text!r}, not as a {due} that is not one ({words!r})")
             return
-        want = REFUSAL_TEXT[refusal].format(due=due, size=len(wire.data), peer=model.other(end.side.role))
+        want = REFUSAL_TEXT[refusal].format(due=due, size=len(wire.data), peer=model.other(end.side.role),
+                                            first=end.refusal)
         assert text == want, f"{wire.label} refused as {text!r}; the model refuses it as {refusal!r}: {want!r}"
 
     def waiting(self) -> list[tuple[int, str]]:

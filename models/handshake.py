@@ -23,6 +23,8 @@ decode as the message due, or more bytes than a handshake message may have: ``ov
 A side takes the next message and refuses it with the first reason that applies:
 
 1. "already finished": the side has finished; nothing more is a handshake message;
+   "already refused": the side refused a message before; it takes nothing more (a peer
+   that failed once does not get a second try on the same connection);
 2. "limit": the message is oversize;
 3. "hello" (no hello taken yet) or "proof" (after the hello): it is not that message;
 4. on a hello: "echoed nonce": its nonce is the side's own;
@@ -34,7 +36,8 @@ A side takes the next message and refuses it with the first reason that applies:
 
 A hello taken is kept (the server answers it with its hello and its proof); a proof taken
 finishes the side (the client answers it with its own proof), which then knows the peer's
-key. A refused side knows no peer: the connection closes and delivers nothing. So a side
+key. A refused side knows no peer and stays refused: the connection closes and delivers
+nothing, and what still arrives before it is closed is refused too. So a side
 finishes only if the key its peer names made a signature over exactly this session's nonces,
 the pinned fingerprint and the peer's role: a signature from another session, for the other
 role, or made for a listener with another certificate (a relay) does not do.
@@ -45,7 +48,7 @@ from __future__ import annotations
 import attrs
 
 SERVER, CLIENT = "server", "client"
-REFUSALS = ("already finished", "limit", "hello", "proof", "echoed nonce", "not the node dialed",
+REFUSALS = ("already finished", "already refused", "limit", "hello", "proof", "echoed nonce", "not the node dialed",
             "other certificate", "own identity", "bad proof")
 
 
@@ -89,6 +92,8 @@ class Side:
     expected: bytes | None = None
     peer: Hello | None = None
     done: bool = False
+    #: The first refusal the side made, or None.
+    refused: str | None = None
 
     @property
     def peer_key(self) -> bytes | None:
@@ -114,9 +119,18 @@ def start(side: Side) -> tuple[Message, ...]:
 
 def receive(side: Side, message: Message) -> tuple[Side, tuple[Message, ...], str | None]:
     """``side`` after taking ``message``: (the side, what it sends, the refusal or None).
-    A refused side is returned as it was: it learned nothing."""
+    A side that refuses learns nothing from the message and is refused from then on."""
     if side.done:
         return side, (), "already finished"
+    if side.refused is not None:
+        return side, (), "already refused"
+    after, out, refusal = _receive(side, message)
+    if refusal is not None:
+        return attrs.evolve(side, refused=refusal), (), refusal
+    return after, out, None
+
+
+def _receive(side: Side, message: Message) -> tuple[Side, tuple[Message, ...], str | None]:
     if isinstance(message, Unreadable) and message.oversize:
         return side, (), "limit"
     if side.peer is None:

@@ -20,7 +20,8 @@ the transcript keeps a client's signature from passing as a server's.
 
 ``Handshake`` is sans-I/O: it takes the messages received and returns those to send, and
 raises ``AuthError`` (naming what failed) on anything else; the connection then closes with
-that reason and delivers nothing.
+that reason and delivers nothing, and the handshake stays refused: whatever still arrives
+before the connection is closed is refused too, never taken as a second try.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class Handshake:
         self.own = Hello(identity.public_key, os.urandom(NONCE_BYTES), own_fingerprint)
         self.peer: Hello | None = None
         self.done = False
+        self.refused: str | None = None  # the first refusal's reason
 
     @property
     def peer_public_key(self) -> bytes | None:
@@ -124,6 +126,15 @@ class Handshake:
         """Take the next handshake message; return what to send."""
         if self.done:
             raise AuthError("handshake already finished")
+        if self.refused is not None:
+            raise AuthError(f"handshake already refused: {self.refused}")
+        try:
+            return self._receive(message)
+        except AuthError as error:
+            self.refused = str(error)
+            raise
+
+    def _receive(self, message: bytes) -> list[bytes]:
         if self.peer is None:
             self.peer = decode_hello(message)
             if self.peer.nonce == self.own.nonce:

@@ -46,14 +46,14 @@ class IgnoresTheDialedKey(Handshake):
 
 
 class Receive(Handshake):
-    """``Handshake.receive`` written out, so a bug can leave one of its checks out or move one."""
+    """``Handshake._receive`` (what ``receive`` does with a message once it has checked that the
+    side has neither finished nor refused) written out, so a bug can leave one of its checks out
+    or move one."""
 
     checks_echo = True
     finishes_first = False
 
-    def receive(self, message):
-        if self.done:
-            raise AuthError("handshake already finished")
+    def _receive(self, message):
         if self.peer is None:
             self.peer = decode_hello(message)
             if self.checks_echo and self.peer.nonce == self.own.nonce:
