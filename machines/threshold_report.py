@@ -106,7 +106,10 @@ class ThresholdReport:
         if rule == "deliver_many":
             return "deliver, oldest first: " + "; ".join(self.message_text(m) for m in self.in_flight[: a["count"]])
         if rule == "settle":
-            return "the network is calm: every message in flight arrives, oldest first, and the answers they cause"
+            from machines.threshold import SETTLE_AT_MOST
+
+            return (f"the network is calm: the messages in flight to cores that are up arrive, oldest first, and the answers "
+                    f"they cause (at most {SETTLE_AT_MOST})")
         if rule == "redeliver":
             return f"deliver again {self.message_text(self.delivered[a['message']])}"
         if rule == "tamper":
