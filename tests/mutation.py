@@ -558,11 +558,14 @@ def score(results: dict, equivalents: list[Equivalent]) -> Score:
                 unaccounted.append(name)
         elif found["status"] in ESCAPED:
             unaccounted.append(name)  # saved by an older tests.mutation, without its diff
+    # An unfinished run in parts tested only its parts' functions: an entry of another is not gone.
+    ran = {function_of(name) for name, found in mutants.items() if found["status"] not in UNTESTED}
+    gone = [e for e in accounted.values() if e not in matched.values() and (not unfinished(results) or e.function in ran)]
     return Score(mutants=len(mutants), tested=sum(n for status, n in counts.items() if status not in UNTESTED),
                  killed=sum(counts[status] for status in CAUGHT),
                  equivalent=[e for e in matched.values() if e.kind == "equivalent"],
                  unreached=[e for e in matched.values() if e.kind == "unreached"],
-                 unaccounted=unaccounted, gone=[e for e in accounted.values() if e not in matched.values()], statuses=counts)
+                 unaccounted=unaccounted, gone=gone, statuses=counts)
 
 
 def report(results: dict, equivalents: list[Equivalent]) -> tuple[str, int]:

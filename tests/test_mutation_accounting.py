@@ -214,6 +214,25 @@ def test_a_kill_by_real_processes_counts_only_when_it_happens_twice(monkeypatch)
     assert calls == [None]
 
 
+def test_a_run_in_parts_names_as_gone_only_entries_of_the_functions_it_ran():
+    """An entry of a function whose part has not run is not "no longer surviving": its mutants
+    were not tested (the report of threshold.py's part 2 asked to drop 110 valid entries)."""
+    lww = "implementations/lww.py"
+    diff = ("--- implementations/lww.py\n+++ implementations/lww.py\n@@ -1,2 +1,2 @@\n"
+            " def check_value(value):\n-    return value\n+    return None")
+    results = {"module": lww, "machine": "lww", "selection": "hlc", "parts": {"of": 2, "done": [0]}, "mutants": {
+        "implementations.lww.x_check_value__mutmut_1": {"status": "killed"},
+        "implementations.lww.x_check_value__mutmut_2": {"status": "survived", "diff": diff},
+    }}
+    ran_and_killed = Equivalent(lww, "check_value", "if value:", "if not value:", "equivalent", "why")
+    matched = Equivalent(lww, "check_value", "return value", "return None", "unreached", "why")
+    not_run = Equivalent(lww, "HybridLogicalClock.observe", "if a > b:", "if a >= b:", "equivalent", "why")
+    found = mutation.score(results, [ran_and_killed, matched, not_run])
+    assert found.gone == [ran_and_killed] and found.unreached == [matched]
+    del results["parts"]  # a whole run: every entry its mutants do not match is gone
+    assert mutation.score(results, [ran_and_killed, matched, not_run]).gone == [ran_and_killed, not_run]
+
+
 def test_a_run_in_parts_goes_on_where_it_stopped_and_is_whole_only_when_every_part_ran(monkeypatch, tmp_path):
     """``--parts``: a module's functions are split in source order, each part's results saved
     as it ends; a second invocation runs only the parts missing; a mutant of a function no part
