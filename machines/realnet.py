@@ -32,7 +32,24 @@ for a correct node:
   (``models.threshold_requests.pay``); no signer signed two templates for one event, every template a
   signer signed is the one its coordinator proposed, no signer gave back (as expired) the
   reservation of a request the group paid, and no signer holds reservations above the daily
-  limit on any day (paid requests it approved keep theirs).
+  limit on any day (paid requests it approved keep theirs);
+* after ``quiesce``, every node's Prometheus page, scraped over HTTP from the port its ready line
+  names and read with ``prometheus_client``'s text parser (as an operator's scraper reads it),
+  agrees with what the machine knows, counted per node *process* (a restarted node's counters
+  start at zero; a pooled process counts from earlier runs, so the machine counts from the
+  run's start): ``mbt_sessions_total{outcome}`` is, per end state, the requests the node
+  coordinated that ended in that process (exactly, for a process that has run since the
+  start; for a restarted one, at least those it opened or found alive and at most those plus
+  the ones alive before its kill and ended when the machine first looked after the restart);
+  the duration histogram counts as many; ``mbt_partial_signatures_total`` is the valid member
+  signatures its requests hold (a restarted process: at least those of the requests it
+  opened, at most those of all); ``mbt_gossip_messages_total`` counts at least every other
+  node's operation it holds (``op``) and every answer and proposal it took (``igra``); its
+  resident-memory gauge is the process collector's reading of the same quantity, within a
+  quarter; no counter decreases between two scrapes of one process; the control channel's ``status``
+  names the process the machine started, and its ``metrics`` the same sessions, with no more
+  replays refused than messages refused; and every node comes to hold a proven connection to
+  every other, its ``mbt_peers_online`` gauge to count them.
 
 Each node's clock has its own skew (some by more than a session lasts): the nodes' clocks
 disagree as real machines' do, and every check above still holds.
@@ -43,18 +60,23 @@ depend on the clock: a trace replays against other timings and still applies.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import shutil
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, ClassVar
 
+import attrs
 import blake3
 import pytest
 import trio
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness import guard, profiles
 from harness.machine import Observation, TracedMachine
@@ -101,6 +123,78 @@ IMPOSTOR_WAIT_SECONDS = 3
 #: The impostor's own key: fixed, so a trace replays alike.
 IMPOSTOR_SEED = blake3.blake3(b"realnet impostor").digest()
 LIMIT = SIGNING_DEFAULTS["daily_limit"]
+#: The ends of a signing session (``models.threshold``), as a node's ``mbt_sessions_total`` labels them.
+OUTCOMES = tuple(state.lower() for state in (model.FINALIZED, model.REJECTED, model.EXPIRED, model.ABORTED))
+#: How long after quiescence every node may take to hold a proven connection to every other: each
+#: sends a digest to one peer in turn every ``ANTI_ENTROPY_MS`` (0.5 s), dialing it if need be.
+PEERS_SECONDS = 10.0
+#: How long a node's ``mbt_peers_online`` (set at each tick, every 0.1 s) may lag its endpoint.
+GAUGE_SECONDS = 2.0
+SCRAPE_TIMEOUT_SECONDS = 5.0
+#: The families a node's page serves (``implementations.transport.metrics``), with their types.
+FAMILIES = {"mbt_sessions": "counter", "mbt_partial_signatures": "counter", "mbt_session_duration_seconds": "histogram",
+            "mbt_gossip_messages": "counter", "mbt_replays_refused": "counter", "mbt_messages_refused": "counter",
+            "mbt_peers_online": "gauge", "mbt_resident_memory_bytes": "gauge", "process_resident_memory_bytes": "gauge",
+            "process_cpu_seconds": "counter", "process_start_time_seconds": "gauge"}
+#: ``mbt_resident_memory_bytes`` (``/proc/self/statm``) and ``process_resident_memory_bytes``
+#: (``/proc/self/stat``) read one quantity microseconds apart: they agree within this share.
+RSS_TOLERANCE = 0.25
+
+
+def sample_key(name: str, labels: dict[str, str]) -> str:
+    """A sample as a Prometheus page writes it: ``name{label="value",...}``, labels sorted."""
+    inside = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    return f"{name}{{{inside}}}" if inside else name
+
+
+def scrape(port: int) -> tuple[dict[str, float], set[str], dict[str, str]]:
+    """A node's ``/metrics`` over HTTP, parsed by ``prometheus_client``'s text parser: every sample by
+    ``sample_key``, the keys of those that never decrease within a process (counters, histograms), and
+    the type of every family."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=SCRAPE_TIMEOUT_SECONDS) as response:
+        page = response.read().decode()
+    samples: dict[str, float] = {}
+    monotonic: set[str] = set()
+    types: dict[str, str] = {}
+    for family in text_string_to_metric_families(page):
+        types[family.name] = family.type
+        for sample in family.samples:
+            key = sample_key(sample.name, sample.labels)
+            samples[key] = sample.value
+            if family.type in ("counter", "histogram"):
+                monotonic.add(key)
+    return samples, monotonic, types
+
+
+def labelled(samples: dict[str, float], name: str, label: str) -> dict[str, float]:
+    """The samples of ``name`` by the value of their one label ``label``."""
+    prefix = f'{name}{{{label}="'
+    return {key[len(prefix):-2]: value for key, value in samples.items() if key.startswith(prefix)}
+
+
+@attrs.define
+class NodeProcess:
+    """What the machine knows of one node process, whose counters start at zero when it starts."""
+
+    pid: int
+    #: The samples when the machine started (a pooled process counts from earlier runs); none for a restarted one.
+    baseline: dict[str, float]
+    #: Whether it has run since the machine started: every request of the run at the node is its own.
+    whole_run: bool
+    #: The last scrape of it, and which of its samples never decrease.
+    last: dict[str, float] = attrs.field(factory=dict)
+    monotonic: set[str] = attrs.field(factory=set)
+    #: Requests it opened (``submit_event``), and those alive in its files when it started (it counts both as they end).
+    opened: set[str] = attrs.field(factory=set)
+    inherited: set[str] = attrs.field(factory=set)
+    #: Alive before the kill, ended when the machine first looked after the restart: counted by it or by the last.
+    unsure: set[str] = attrs.field(factory=set)
+    #: Answers its signer held when the machine first looked (the ones after are its own).
+    answers_before: int = 0
+
+    def counted(self, samples: dict[str, float], key: str) -> float:
+        """What this process counted of ``key`` since the machine knows it."""
+        return samples.get(key, 0.0) - self.baseline.get(key, 0.0)
 
 
 def task_view(item: list) -> tasklist.TaskView:
@@ -141,6 +235,8 @@ class RealNetMachine(TracedMachine):
         self.quiet_at = 0  # the step of the last quiesce
         self.submitted_at: dict[tuple[int, int], int] = {}  # (node, event) -> the step it was first submitted there
         self.killed_at: dict[int, list[int]] = {}  # node -> the steps that killed it
+        self.processes: dict[int, NodeProcess] = {}  # node -> what the machine knows of its process
+        self.alive_before_kill: dict[int, set[str]] = {}  # node -> its requests alive just before its kill
 
     # ----- set-up ---------------------------------------------------------------------------
 
@@ -163,6 +259,9 @@ class RealNetMachine(TracedMachine):
             assert mode == 0o600, f"node {i}'s identity seed {seed.name} has mode {mode:o}, not 600"
         self.peer_index = {agent: i for i, agent in enumerate(self.agents)}
         self.acked = [set() for _ in range(nodes)]
+        for i in range(nodes):
+            self.processes[i] = NodeProcess(self.status(i)["pid"], {}, whole_run=True)
+            self.processes[i].baseline = self.look(i)
 
     def teardown(self) -> None:
         if self.cluster is not None:
@@ -331,15 +430,19 @@ class RealNetMachine(TracedMachine):
                             "reason": "bridge", "timestamp": EVENT_START_NS + k})
         event = pskt.Event("hyperlane", f"ext-{k}", f"kaspatest:dest{k % 3}", amount, (("reason", "bridge"),), EVENT_START_NS + k)
         self.event_index[pskt.event_hash(event).hex()] = k
-        self.cluster.op(node, "submit_event", **self.events[k])
-        self.submitted_at.setdefault((node, k), len(self.steps))
+        self.submit(node, k)
 
     def step_resubmit(self, node: int, event: int) -> None:
         """The same event at a coordinator again (maybe another): the group must never pay it twice."""
         self.require_up(node)
         self.require(0 <= event < len(self.events), f"no event {event}")
-        self.cluster.op(node, "submit_event", **self.events[event])
+        self.submit(node, event)
+
+    def submit(self, node: int, event: int) -> None:
+        answer = self.cluster.op(node, "submit_event", **self.events[event])
         self.submitted_at.setdefault((node, event), len(self.steps))
+        if "request_id" in answer:  # not refused: the node's process opened a request
+            self.processes[node].opened.add(answer["request_id"])
 
     def step_fund(self, amount: int) -> None:
         self.require(self._started() and amount > 0, "a coin of at least 1 sompi, once started")
@@ -420,6 +523,9 @@ class RealNetMachine(TracedMachine):
         """SIGKILL: a crash; nothing the node held in memory survives."""
         self.require_up(node)
         self.require(len(self.up()) > 1, "the last node up stays up")
+        self.look(node)  # its counters' last scrape
+        self.alive_before_kill[node] = {r["request_id"] for r in self.cluster.op(node, "signing")["requests"]
+                                        if r["state"] in model.ALIVE}
         self.cluster.kill(node)
         self.down.add(node)
         self.killed_at.setdefault(node, []).append(len(self.steps))
@@ -432,6 +538,12 @@ class RealNetMachine(TracedMachine):
         held = {seq for lo, hi in own for seq in range(lo, hi + 1)}
         lost = sorted(self.acked[node] - held)
         assert not lost, f"node {node} restarted without the operations it acknowledged: seqs {lost}"
+        record = self.cluster.op(node, "signing")
+        alive = {r["request_id"] for r in record["requests"] if r["state"] in model.ALIVE}
+        ended = {r["request_id"] for r in record["requests"]} - alive
+        self.processes[node] = NodeProcess(self.status(node)["pid"], {}, whole_run=False, inherited=alive,
+                                           unsure=self.alive_before_kill.pop(node, set()) & ended,
+                                           answers_before=len(record["answers"]))
 
     # ----- an impostor on the transport ----------------------------------------------------------
 
@@ -500,15 +612,16 @@ class RealNetMachine(TracedMachine):
         for i, snap in self.snapshots().items():
             actual = tuple(map(task_view, snap["tasks"]))
             assert actual == expected, f"after quiescence node {i} has {short(actual)}, the model says {short(expected)}"
-        self.check_signing()
+        records = self.check_signing()
+        self.check_metrics(records)
 
     def held(self, node: int, holds: dict[str, list]) -> set[tuple[int, int]]:
         return {(self.peer_index[bytes.fromhex(origin)], seq)
                 for origin, ranges in holds.items() for lo, hi in ranges for seq in range(lo, hi + 1)}
 
-    def check_signing(self) -> None:
+    def check_signing(self) -> dict[int, dict]:
         """Every session ended as ``models.threshold`` allows for what its coordinator recorded; the ledger and
-        the signers agree (see the module docstring)."""
+        the signers agree (see the module docstring). Returns what each node's ``signing`` answered."""
         keys = self.cluster.keys
         group = model.Group(tuple(keys), majority(len(keys)))
         records = {i: self.cluster.op(i, "signing") for i in range(len(keys))}
@@ -572,6 +685,126 @@ class RealNetMachine(TracedMachine):
                         f"signer {i} gave back the reservation of {named(request_id)} as expired; the group paid it")
             for total in reserved.values():
                 assert total <= LIMIT, f"signer {i} holds reservations of {total} on one day, above the limit {LIMIT}"
+        return records
+
+    # ----- metrics, as an operator reads them ---------------------------------------------------
+
+    def status(self, node: int) -> dict:
+        """Node ``node``'s control ``status``: it must name the process the machine started, and its metrics port."""
+        process, status = self.cluster.nodes[node], self.cluster.nodes[node].call("status")
+        assert status["pid"] == process.pid, f"node {node}'s status names pid {status['pid']}; its process is {process.pid}"
+        assert status["metrics"] == process.ready["metrics"], (
+            f"node {node}'s status names metrics port {status['metrics']}; its ready line {process.ready['metrics']}")
+        return status
+
+    def look(self, node: int) -> dict[str, float]:
+        """Scrape node ``node``'s ``/metrics``: every family it documents, of its type; no counter of its process
+        decreased since the last scrape."""
+        samples, monotonic, types = scrape(self.cluster.nodes[node].ready["metrics"])
+        for family, kind in FAMILIES.items():
+            assert types.get(family) == kind, f"node {node} serves {family} as {types.get(family, 'nothing')}, not a {kind}"
+        process = self.processes[node]
+        for key in sorted(process.monotonic & monotonic):
+            assert samples[key] >= process.last[key], (
+                f"node {node} serves {key} = {samples[key]:g}, down from {process.last[key]:g} in the same process")
+        process.last, process.monotonic = samples, monotonic
+        return samples
+
+    def check_metrics(self, records: dict[int, dict]) -> None:
+        """After quiescence: every node's metrics against what the machine knows (the module docstring)."""
+        observations = []
+        for i in range(len(self.acked)):
+            observations += self.metric_observations(i, records[i])
+        observations += self.peer_observations()
+        wrong = [f"{o.label}: the node serves {o.implementation}, the machine expects {o.model}"
+                 for o in observations if not o.agrees]
+        assert not wrong, "\n".join(wrong)
+
+    def metric_observations(self, i: int, record: dict) -> list[Observation]:
+        process = self.processes[i]
+        samples = self.look(i)
+        mine = record["requests"]  # the requests node i coordinated, every one ended
+        if process.whole_run:
+            certain, maybe, opened = mine, [], mine
+        else:
+            certain = [r for r in mine if r["request_id"] in process.opened | process.inherited]
+            maybe = [r for r in mine if r["request_id"] in process.unsure]
+            opened = [r for r in mine if r["request_id"] in process.opened]
+        where = f"node {i}{' (restarted)' if not process.whole_run else ''}"
+
+        def between(label: str, value: float, lo: int, hi: int | None) -> Observation:
+            """``value`` in ``lo..hi`` (``hi`` None: at least ``lo``)."""
+            expected = f"at least {lo}" if hi is None else str(lo) if lo == hi else f"{lo} to {hi}"
+            return Observation(f"{where} {label}", expected, f"{value:g}", lo <= value and (hi is None or value <= hi))
+
+        observations = []
+        sessions = {o: process.counted(samples, f'mbt_sessions_total{{outcome="{o}"}}')
+                    for o in sorted({*OUTCOMES, *labelled(samples, "mbt_sessions_total", "outcome")})}
+        for outcome, value in sessions.items():
+            lo = sum(r["state"].lower() == outcome for r in certain)
+            observations.append(between(f'mbt_sessions_total{{outcome="{outcome}"}} (the sessions it coordinated that '
+                                        f'ended {outcome} in this process)', value, lo,
+                                        lo + sum(r["state"].lower() == outcome for r in maybe)))
+        ended = sum(sessions.values())
+        observations.append(between("mbt_session_duration_seconds_count (one per session ended)",
+                                    process.counted(samples, "mbt_session_duration_seconds_count"), int(ended), int(ended)))
+        buckets = sorted((float(le), value) for le, value in labelled(samples, "mbt_session_duration_seconds_bucket",
+                                                                      "le").items())
+        cumulative = all(a[1] <= b[1] for a, b in itertools.pairwise(buckets))
+        observations.append(Observation(f'{where} mbt_session_duration_seconds_bucket (cumulative, le="+Inf" its _count)',
+                                        f'{samples.get("mbt_session_duration_seconds_count", 0.0):g}, cumulative',
+                                        f"{buckets[-1][1] if buckets else 0:g}{', cumulative' if cumulative else ''}"))
+        signatures = [len(r["signatures"]) for r in mine]
+        observations.append(between("mbt_partial_signatures_total (the valid member signatures its requests hold)",
+                                    process.counted(samples, "mbt_partial_signatures_total"),
+                                    sum(len(r["signatures"]) for r in opened), sum(signatures)))
+        others = sum(origin != i for origin, _ in self.parts)  # a new process holds its own operations only
+        observations.append(between('mbt_gossip_messages_total{kind="op"} (the other nodes\' operations it holds)',
+                                    process.counted(samples, 'mbt_gossip_messages_total{kind="op"}'), others, None))
+        took = sum(len(r["acks"]) for r in opened) + len(record["answers"]) - process.answers_before
+        observations.append(between('mbt_gossip_messages_total{kind="igra"} (the answers and proposals it took)',
+                                    process.counted(samples, 'mbt_gossip_messages_total{kind="igra"}'), took, None))
+        rss, collected = samples.get("mbt_resident_memory_bytes", 0.0), samples.get("process_resident_memory_bytes", 0.0)
+        observations.append(Observation(f"{where} mbt_resident_memory_bytes (process_resident_memory_bytes, within "
+                                        f"{RSS_TOLERANCE:.0%})", f"{collected:g}", f"{rss:g}",
+                                        abs(rss - collected) <= RSS_TOLERANCE * collected))
+        control = self.cluster.metrics(i)  # the control channel's answer: one instant of the node's loop
+        for outcome in sessions:
+            key = f'mbt_sessions_total{{outcome="{outcome}"}}'
+            observations.append(Observation(f"{where} control metrics mbt_sessions_total{{outcome={outcome}}} (its page's)",
+                                            f"{samples.get(key, 0.0):g}",
+                                            f"{control.get(f'mbt_sessions_total{{outcome={outcome}}}', 0.0):g}"))
+        observations.append(Observation(f"{where} control metrics mbt_session_duration_seconds_count (its page's)",
+                                        f'{samples.get("mbt_session_duration_seconds_count", 0.0):g}',
+                                        f'{control.get("mbt_session_duration_seconds_count", 0.0):g}'))
+        replays, refused = control.get("mbt_replays_refused_total", 0.0), control.get("mbt_messages_refused_total", 0.0)
+        observations.append(between("control metrics mbt_replays_refused_total (at most mbt_messages_refused_total)",
+                                    replays, 0, int(refused)))
+        return observations
+
+    def peer_observations(self) -> list[Observation]:
+        """Every node comes to hold a proven connection to every other member (the control ``status``), and its
+        ``mbt_peers_online`` gauge to count the peers its endpoint has."""
+        nodes = range(len(self.acked))
+        members = self.cluster.keys
+        try:
+            self.cluster.wait_until(lambda: all(set(members) - {members[i]} <= set(self.status(i)["peers_online"])
+                                                for i in nodes), PEERS_SECONDS, "every node connected to every other")
+        except TimeoutError:
+            return [Observation(f"node {i} status peers_online (the other members, {PEERS_SECONDS:g} s after quiescence)",
+                                len(members) - 1, len(set(members) - {members[i]} & set(status["peers_online"])))
+                    for i in nodes for status in [self.status(i)]]
+        observed: dict[int, tuple[int, float]] = {}
+
+        def counted(i: int) -> bool:
+            online = len(self.status(i)["peers_online"])
+            observed[i] = (online, scrape(self.cluster.nodes[i].ready["metrics"])[0].get("mbt_peers_online", -1.0))
+            return observed[i][1] == observed[i][0]
+
+        with contextlib.suppress(TimeoutError):  # what it saw last is reported
+            self.cluster.wait_until(lambda: all([counted(i) for i in nodes]), GAUGE_SECONDS, "every peers gauge")
+        return [Observation(f"node {i} mbt_peers_online (the peers its status names online)", online, f"{gauge:g}",
+                            gauge == online) for i, (online, gauge) in sorted(observed.items())]
 
 
 class _ClaimsAnotherKey:

@@ -4,7 +4,8 @@ over real QUIC on loopback.
 A node is an OS process, so its bug is planted in that process: each bug's implementation is a
 ``ProcessBackend`` whose nodes run ``tests.bugs.realnet_node BUG`` (the patch, then
 ``mesh_node``), with a pool of processes of its own. What they share with a stranger on the
-network is what the machine's ``impostor`` step sends: a proof, a frame header, a stream.
+network is what the machine's ``impostor`` step sends: a proof, a frame header, a stream. Others
+miscount what a node's Prometheus page serves, which the machine reads after ``quiesce``.
 """
 
 from __future__ import annotations
@@ -37,4 +38,10 @@ BUGS = [
          "holds the connection open while the node waits to buffer it", "believes-a-lie", {"impostor"}),
     _bug("streams-merged", "a node reads every stream of a connection as its one message stream: a stranger's second "
          "stream is spliced into the frames instead of closing the connection", "believes-a-lie", {"impostor"}),
+    _bug("restart-recounts-sessions", "a coordinator restarted on its files takes the sessions it had ended before the "
+         "crash for live ones (its recovery query lost its state filter): mbt_sessions_total counts them again",
+         "version-counter", {"kill", "quiesce"}),
+    _bug("unpaid-counted-as-expired", "a node's mbt_sessions_total counts every session the group did not pay as "
+         "expired: one its signers refused (the daily limit) is reported as a timeout",
+         "mislabelled-metric", {"new_event", "quiesce"}),
 ]

@@ -49,10 +49,54 @@ def streams_merged() -> AbstractContextManager:
     return mock.patch.object(endpoint.Connection, "_receive", _every_stream_as_the_message_stream)
 
 
+def _recovering_every_request(real_ensure):
+    def ensure(self, now):
+        building = self.node is None
+        node = real_ensure(self, now)
+        if building and self.coordinator is not None:
+            timeout = self.settings["group"]["session_timeout_ms"] * 1_000_000
+            # BUG: the recovery query has lost its "WHERE state IN ('Pending', 'Approved')": a session
+            # that ended before the crash is taken for a live one, and counted again as it "ends"
+            for request_id, expires_at in self.coordinator.store.execute("SELECT request_id, expires_at FROM requests"):
+                self.sessions.setdefault(request_id, expires_at - timeout)
+            self._account(now)
+        return node
+
+    return ensure
+
+
+def restart_recounts_sessions() -> AbstractContextManager:
+    """A coordinator that starts again on its files takes every request it holds for a live
+    session, the ended ones too: each session it had ended before a crash is counted again in
+    ``mbt_sessions_total`` (nothing else changes: those requests are ended, so nothing acts on them)."""
+    from implementations.transport import mesh_node
+
+    return mock.patch.object(mesh_node.MeshNodeCore, "_ensure", _recovering_every_request(mesh_node.MeshNodeCore._ensure))
+
+
+def _unpaid_as_expired(real_session_finished):
+    def session_finished(self, outcome, duration_seconds):
+        # BUG: "not finalized" taken for "timed out": a rejected or aborted session is counted as expired
+        real_session_finished(self, outcome if outcome == "finalized" else "expired", duration_seconds)
+
+    return session_finished
+
+
+def unpaid_counted_as_expired() -> AbstractContextManager:
+    """``mbt_sessions_total`` counts every session the group did not pay under ``outcome="expired"``,
+    as if a session could only fail by timing out: one its signers refused (the daily limit) or
+    whose submission was aborted is reported as a timeout."""
+    from implementations.transport import metrics
+
+    return mock.patch.object(metrics.NodeMetrics, "session_finished", _unpaid_as_expired(metrics.NodeMetrics.session_finished))
+
+
 PLANTS: dict[str, Callable[[], AbstractContextManager]] = {
     "any-signature-verifies": any_signature_verifies,
     "frame-length-trusted": frame_length_trusted,
     "streams-merged": streams_merged,
+    "restart-recounts-sessions": restart_recounts_sessions,
+    "unpaid-counted-as-expired": unpaid_counted_as_expired,
 }
 
 
