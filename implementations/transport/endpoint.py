@@ -48,7 +48,7 @@ from aioquic.quic.packet import QuicErrorCode, QuicPacketType, pull_quic_header
 from implementations import limits
 from implementations.transport import tls
 from implementations.transport.auth import Handshake
-from implementations.transport.framing import HEADER, FrameReader, frame
+from implementations.transport.framing import HEADER, FrameReader, FramingError, frame
 from implementations.transport.identity import Identity
 from implementations.wire import DecodeError
 
@@ -177,6 +177,7 @@ class Connection:
         if self.reason is not None:
             return
         self.reason = reason
+        self._transmit()  # what was queued leaves first: aioquic sends nothing but the close after it
         self.quic.close(error_code=error_code, reason_phrase=reason[:200])
         self._transmit()
         self._mark_closed()
@@ -388,6 +389,8 @@ class Endpoint:
         """
         if peer.public_key is None:
             raise ValueError("send_to needs the public key of the node at the address")
+        if len(message) > limits.MAX_FRAME_BYTES:  # refused now, as on a connection: queued, it would fail the dial
+            raise FramingError(f"message of {len(message)} bytes exceeds MAX_FRAME_BYTES ({limits.MAX_FRAME_BYTES})")
         conn = self.connection_to(peer.public_key)
         if conn is not None:
             try:

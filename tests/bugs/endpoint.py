@@ -1,0 +1,75 @@
+"""QUIC endpoint bugs (``implementations.transport.endpoint``, ``framing``, ``tls``): how frames are
+cut, what the client pins and what a close sends, caught by the in-process ``endpoint`` machine (real endpoints on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from unittest import mock
+
+from implementations.transport import endpoint, framing, tls
+from implementations.transport.framing import HEADER, FramingError
+from machines.adapters.endpoint_quic import implementation_with
+from tests.bugs.catalogue import Bug
+
+
+def frames_one_byte_short(self):
+    """``FrameReader._frames`` taking a frame's body to end one byte before its length says."""
+    buffer, start = self._buffer, 0
+    try:
+        while len(buffer) - start >= HEADER.size:
+            (length,) = HEADER.unpack_from(buffer, start)
+            if length > self.limit:
+                raise FramingError(f"frame of {length} bytes exceeds {self.limit_name} ({self.limit})")
+            end = start + HEADER.size + max(length - 1, 0)  # BUG: the length read as one byte too short
+            if len(buffer) < end:
+                break
+            message = bytes(buffer[start + HEADER.size : end])
+            start = end
+            yield message
+    finally:
+        del buffer[:start]
+
+
+def trusts_the_system_store(peer_certificate_pem):
+    """The client verifies the listener's certificate against the system's roots, not the pin,
+    and then, as every self-signed node certificate fails that, turns verification off."""
+    tls._load(peer_certificate_pem)
+    configuration = tls._configuration(is_client=True)
+    configuration.server_name = tls.SERVER_NAME
+    configuration.verify_mode = ssl.CERT_NONE  # BUG: any certificate passes TLS
+    return configuration
+
+
+def close_without_flush(self, reason, error_code=endpoint.CLOSE_NORMAL):
+    """``Connection.close`` closing before what was queued has left: aioquic then sends only the
+    close, and the messages queued in the same step are lost though counted sent."""
+    if self.reason is not None:
+        return
+    self.reason = reason
+    self.quic.close(error_code=error_code, reason_phrase=reason[:200])  # BUG: no transmit before the close
+    self._transmit()
+    self._mark_closed()
+
+
+def _patched(name, target, attribute, value, description, kind, involves=()):
+    @contextlib.contextmanager
+    def plant():
+        with mock.patch.object(target, attribute, value):
+            yield implementation_with(f"bug-{name}")
+
+    return Bug(f"endpoint-{name}", "endpoint", description, kind, plant, correct="quic-loopback",
+               involves=frozenset(involves))
+
+
+BUGS = [
+    _patched("frame-one-byte-short", framing.FrameReader, "_frames", frames_one_byte_short,
+             "a frame's length is read as one byte too short: every message loses its last byte and the stream "
+             "falls out of step", "off-by-one"),
+    _patched("pin-not-checked", tls, "client_configuration", trusts_the_system_store,
+             "the client does not verify the listener's certificate against its pin (verification off)",
+             "signature-coverage", involves=("dial|impostor",)),
+    _patched("close-without-flush", endpoint.Connection, "close", close_without_flush,
+             "a close leaves before what was queued in the same step: those messages are lost, counted as sent",
+             "lost-update", involves=("send",)),
+]
