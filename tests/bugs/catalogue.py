@@ -69,7 +69,6 @@ CLASSES = {
     "lost-update": "an update that never reaches the others (left out of a delta, a digest, a merge)",
     "amplification": "a message that makes its receiver send more than it brought (rounds that restart themselves)",
     "believes-a-lie": "a peer's message believed unchecked (a counter at its maximum, a claim about the receiver's own state)",
-    "mislabelled-metric": "an event an operator's metric counts under another label than the one it had (an outcome, a kind)",
 }
 
 

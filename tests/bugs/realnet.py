@@ -41,7 +41,4 @@ BUGS = [
     _bug("restart-recounts-sessions", "a coordinator restarted on its files takes the sessions it had ended before the "
          "crash for live ones (its recovery query lost its state filter): mbt_sessions_total counts them again",
          "version-counter", {"kill", "quiesce"}),
-    _bug("unpaid-counted-as-expired", "a node's mbt_sessions_total counts every session the group did not pay as "
-         "expired: one its signers refused (the daily limit) is reported as a timeout",
-         "mislabelled-metric", {"new_event", "quiesce"}),
 ]

@@ -74,29 +74,11 @@ def restart_recounts_sessions() -> AbstractContextManager:
     return mock.patch.object(mesh_node.MeshNodeCore, "_ensure", _recovering_every_request(mesh_node.MeshNodeCore._ensure))
 
 
-def _unpaid_as_expired(real_session_finished):
-    def session_finished(self, outcome, duration_seconds):
-        # BUG: "not finalized" taken for "timed out": a rejected or aborted session is counted as expired
-        real_session_finished(self, outcome if outcome == "finalized" else "expired", duration_seconds)
-
-    return session_finished
-
-
-def unpaid_counted_as_expired() -> AbstractContextManager:
-    """``mbt_sessions_total`` counts every session the group did not pay under ``outcome="expired"``,
-    as if a session could only fail by timing out: one its signers refused (the daily limit) or
-    whose submission was aborted is reported as a timeout."""
-    from implementations.transport import metrics
-
-    return mock.patch.object(metrics.NodeMetrics, "session_finished", _unpaid_as_expired(metrics.NodeMetrics.session_finished))
-
-
 PLANTS: dict[str, Callable[[], AbstractContextManager]] = {
     "any-signature-verifies": any_signature_verifies,
     "frame-length-trusted": frame_length_trusted,
     "streams-merged": streams_merged,
     "restart-recounts-sessions": restart_recounts_sessions,
-    "unpaid-counted-as-expired": unpaid_counted_as_expired,
 }
 
 
