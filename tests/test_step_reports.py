@@ -72,8 +72,10 @@ def test_every_step_of_a_live_run_is_told_in_the_domain_s_words(name):
             return super().do(rule, **args)
 
     import_project()
+    # 50 examples (3 December 2026: 30, 40, 50, 60 and 100 each tell every rule; 20 misses lww's
+    # ``redeliver`` and orset's ``drop``, the rules a swarm run of one rule starves): about half of 100's CPU.
     run_state_machine_as_test(lambda: Telling(impl), settings=settings(
-        max_examples=100, stateful_step_count=30, derandomize=True, database=None, deadline=None,
+        max_examples=50, stateful_step_count=30, derandomize=True, database=None, deadline=None,
         suppress_health_check=list(HealthCheck)))
     in_traces = {step.rule for path in TRACES.glob(f"{name}-*.json") for step in load_trace(path).steps}
     never = sorted(set(base.rule_names()) - set(told) - in_traces)  # the committed traces' steps are told above
