@@ -10,6 +10,12 @@ naming ``what``); a loop too wedged to answer at all is caught by a wait on this
 seconds longer. ``open(node, identity, certificate, port)`` opens an endpoint that stays open until
 ``close(node)``; an endpoint whose tasks crashed is recorded in ``crashed``. ``stop()`` closes every
 endpoint and ends the loop and its thread (bounded).
+
+While a loop runs, ``limits.UNANSWERED_SECONDS`` is held at ``UNANSWERED_HELD_SECONDS``, past any
+step's wait: every peer of the machine is alive, and the machine does not model a connection given
+up on a silent peer (realnet does), so a host slow enough to leave a 1 MiB message unacknowledged
+for 3 s must not decide a step. (Under mutmut's recording, and on loaded hosts, it did: "peer
+silent for UNANSWERED_SECONDS (3.0 s) with data unacknowledged", a run that replayed clean.)
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ from typing import Any
 import trio
 
 from harness import Implementation, register
+from implementations import limits
 from implementations.transport import tls
 from implementations.transport.endpoint import Endpoint, open_endpoint
 from implementations.transport.identity import Ed25519Identity
 
 #: How much longer than a call's own bound this side waits for the loop to answer at all.
 GRACE_SECONDS = 5.0
+#: ``limits.UNANSWERED_SECONDS`` while a loop runs (see the module): past every step's wait.
+UNANSWERED_HELD_SECONDS = 60.0
 
 
 class Loopback:
@@ -42,9 +51,12 @@ class Loopback:
         self._nursery: trio.Nursery | None = None
         self._ready = threading.Event()
         self._loop_error: BaseException | None = None
+        self._unanswered = limits.UNANSWERED_SECONDS
+        limits.UNANSWERED_SECONDS = UNANSWERED_HELD_SECONDS
         self._thread = threading.Thread(target=self._run, name="endpoint-machine trio loop", daemon=True)
         self._thread.start()
         if not self._ready.wait(GRACE_SECONDS) or self._token is None:
+            limits.UNANSWERED_SECONDS = self._unanswered
             raise RuntimeError(f"the trio loop did not start within {GRACE_SECONDS} s: {self._loop_error!r}")
 
     def _run(self) -> None:
@@ -155,6 +167,7 @@ class Loopback:
                 with contextlib.suppress(trio.RunFinishedError):
                     self._token.run_sync_soon(self._nursery.cancel_scope.cancel)
             self._thread.join(GRACE_SECONDS)
+            limits.UNANSWERED_SECONDS = self._unanswered
 
 
 def implementation_with(name: str) -> Implementation:
