@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import attrs
+from hypothesis import Phase, settings
 from hypothesis import seed as hypothesis_seed
-from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from harness import balance, budget, constants, deepening, profiles
@@ -122,7 +122,10 @@ def run_machine(
     ``trace_dir`` is where a failing run's traces go (default: ``trace_directory()``).
     ``shrink_examples`` bounds the examples spent after the first failure (default: the
     profile's, ``profiles.shrink_examples``; None: no bound); ``minimize_budget`` bounds the
-    minimization of each trace (None: write Hypothesis's shrunk run as it is).
+    minimization of each trace (None: write Hypothesis's shrunk run as it is); settings without
+    Hypothesis's shrink phase (the ``mutation`` profile: a mutant is killed at its first
+    failure) minimize nothing either: a run that does not shrink wants its failure, not the
+    shortest trace of it (each of up to 300 replays of an ``endpoint`` run costs seconds).
     ``seed`` fixes Hypothesis's randomness (``hypothesis.seed``; it overrides ``derandomize``):
     the bug catalogue's sweeps run one search under many seeds to measure its budget.
     ``full_run`` False (a preliminary pass, ``harness.deepening``): the run's rule counts are neither in the summary nor
@@ -152,6 +155,8 @@ def run_machine(
     if seed is not None:
         factory = hypothesis_seed(seed)(factory)
     chosen = hypothesis_settings or capped_settings(impl)
+    if Phase.shrink not in chosen.phases:
+        minimize_budget = None
     if chosen.database is not None and not isinstance(chosen.database, Namespaced):
         # one factory serves every machine: without a namespace they would share (and prune) one key
         chosen = settings(chosen, database=Namespaced(chosen.database, f"{machine_cls.name}/{impl.name}"))

@@ -119,3 +119,20 @@ def test_a_failing_run_writes_its_trace_minimized(tmp_path):
     for index in range(len(trace.steps)):
         assert replay(without(trace, index), CounterMachine, BUGGY).status in ("passed", "stale"), index
     assert "Hypothesis's shrunk run minimized from" in "\n".join(error.value.__notes__)
+
+
+def test_a_failing_run_that_does_not_shrink_writes_its_failure_unminimized(tmp_path):
+    """The ``mutation`` profile (no shrink phase: a mutant is killed at its first failure) writes
+    the failing run as it was: minimizing it replays it up to 300 times, minutes a mutant for a
+    machine of real endpoints."""
+    from hypothesis import settings
+
+    from harness import run_machine
+
+    with pytest.raises(AssertionError) as error:
+        run_machine(CounterMachine, BUGGY, hypothesis_settings=settings(settings.get_profile("mutation")),
+                    trace_dir=tmp_path)
+    [path] = tmp_path.iterdir()
+    assert replay(load_trace(path), CounterMachine, BUGGY).status == "failed"
+    notes = "\n".join(error.value.__notes__)
+    assert "minimized from" not in notes and "Not minimized" not in notes, notes
