@@ -14,8 +14,9 @@ endpoint and ends the loop and its thread (bounded).
 While a loop runs, ``limits.UNANSWERED_SECONDS`` is held at ``UNANSWERED_HELD_SECONDS``, past any
 step's wait: every peer of the machine is alive, and the machine does not model a connection given
 up on a silent peer (realnet does), so a host slow enough to leave a 1 MiB message unacknowledged
-for 3 s must not decide a step. (Under mutmut's recording, and on loaded hosts, it did: "peer
-silent for UNANSWERED_SECONDS (3.0 s) with data unacknowledged", a run that replayed clean.)
+for 3 s must not decide a step. (Under mutmut's recording it did: "peer silent for
+UNANSWERED_SECONDS (3.0 s) with data unacknowledged", a run that replayed clean; a loaded host
+could too.)
 """
 
 from __future__ import annotations
