@@ -130,15 +130,21 @@ def variant(machine: str, name: str, make_replica: Callable[[int, Any], Any], le
     return plant
 
 
-def patched(target: Any, attribute: str, value: Any, machine: str, name: str, make_replica: Callable[[int, Any], Any]):
-    """A plant that replaces ``target.attribute`` by ``value`` while the block runs."""
+def patching(target: Any, attribute: str, value: Any, implementation: Implementation):
+    """A plant that replaces ``target.attribute`` by ``value`` while the block runs, in which
+    ``implementation`` (an adapter's own, under the bug's name) runs the machine."""
 
     @contextlib.contextmanager
     def plant() -> Iterator[Implementation]:
         with mock.patch.object(target, attribute, value):
-            yield Implementation(machine, f"bug-{name}", make_replica)
+            yield implementation
 
     return plant
+
+
+def patched(target: Any, attribute: str, value: Any, machine: str, name: str, make_replica: Callable[[int, Any], Any]):
+    """A plant that replaces ``target.attribute`` by ``value`` while the block runs."""
+    return patching(target, attribute, value, Implementation(machine, f"bug-{name}", make_replica))
 
 
 def budgets() -> dict[str, dict]:

@@ -3,14 +3,12 @@ cut, what the client pins and what a close sends, caught by the in-process ``end
 
 from __future__ import annotations
 
-import contextlib
 import ssl
-from unittest import mock
 
 from implementations.transport import endpoint, framing, tls
 from implementations.transport.framing import HEADER, FramingError
 from machines.adapters.endpoint_quic import implementation_with
-from tests.bugs.catalogue import Bug
+from tests.bugs.catalogue import Bug, patching
 
 
 def frames_one_byte_short(self):
@@ -53,12 +51,8 @@ def close_without_flush(self, reason, error_code=endpoint.CLOSE_NORMAL):
 
 
 def _patched(name, target, attribute, value, description, kind, involves=()):
-    @contextlib.contextmanager
-    def plant():
-        with mock.patch.object(target, attribute, value):
-            yield implementation_with(f"bug-{name}")
-
-    return Bug(f"endpoint-{name}", "endpoint", description, kind, plant, correct="quic-loopback",
+    return Bug(f"endpoint-{name}", "endpoint", description, kind,
+               patching(target, attribute, value, implementation_with(f"bug-{name}")), correct="quic-loopback",
                involves=frozenset(involves))
 
 

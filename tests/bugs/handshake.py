@@ -4,7 +4,6 @@ of a peer's claims a side checks, caught by the in-process ``handshake`` machine
 from __future__ import annotations
 
 import contextlib
-from unittest import mock
 
 from implementations import wire
 from implementations.transport import auth
@@ -19,7 +18,7 @@ from implementations.transport.auth import (
     encode_proof,
 )
 from machines.adapters.handshake_sansio import implementation_with
-from tests.bugs.catalogue import Bug
+from tests.bugs.catalogue import Bug, patching
 
 
 class TrustsTheNamedCertificate(Handshake):
@@ -107,12 +106,8 @@ def _variant(name, cls, description, kind, involves=()):
 
 
 def _patched(name, attribute, value, description, kind, involves=()):
-    @contextlib.contextmanager
-    def plant():
-        with mock.patch.object(auth, attribute, value):
-            yield implementation_with(f"bug-{name}")
-
-    return Bug(f"handshake-{name}", "handshake", description, kind, plant, correct="sans-io",
+    return Bug(f"handshake-{name}", "handshake", description, kind,
+               patching(auth, attribute, value, implementation_with(f"bug-{name}")), correct="sans-io",
                involves=frozenset(involves))
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from unittest import mock
 
 from implementations import pskt
 from implementations.ledger import Ledger, LedgerError
 from machines.adapters.pskt_ledger import implementation_with
-from tests.bugs.catalogue import Bug
+from tests.bugs.catalogue import Bug, patching
 
 
 class CountsEveryPair(Ledger):
@@ -114,11 +113,7 @@ def _ledger_bug(name, cls, description, kind, involves=()):
 
 
 def _patched_bug(name, attribute, value, description, kind, involves=()):
-    @contextlib.contextmanager
-    def plant():
-        with mock.patch.object(pskt, attribute, value):
-            yield implementation_with(f"bug-{name}")
-
+    plant = patching(pskt, attribute, value, implementation_with(f"bug-{name}"))
     return Bug(f"pskt-{name}", "pskt", description, kind, plant, correct="ledger", involves=frozenset(involves))
 
 
