@@ -422,7 +422,7 @@ class EndpointMachine(TracedMachine):
         outcomes, arriving, buffered = [], [], 0
         for message in messages:
             if closed is not None:
-                outcomes.append(("TransportError", f"connection is not open: {closed or 'identity not proven yet'}"))
+                outcomes.append(("TransportError", "connection is not open: " + (closed or "closed with an empty reason")))
             elif len(message) > limits.MAX_FRAME_BYTES:
                 outcomes.append(("FramingError", f"message of {len(message)} bytes exceeds MAX_FRAME_BYTES "
                                                  f"({limits.MAX_FRAME_BYTES})"))

@@ -147,7 +147,8 @@ class Connection:
     def send_nowait(self, message: bytes) -> None:
         """Queue ``message``; it leaves with the next flush. ``SendBufferFull`` past the bound."""
         if not self.is_open:
-            raise TransportError(f"connection is not open: {self.reason or 'identity not proven yet'}")
+            why = "identity not proven yet" if self.reason is None else self.reason or "closed with an empty reason"
+            raise TransportError(f"connection is not open: {why}")
         data = frame(message)
         if self.unacknowledged() + len(data) > limits.MAX_SEND_BUFFER_BYTES:
             raise SendBufferFull(f"{self.unacknowledged()} bytes unacknowledged: MAX_SEND_BUFFER_BYTES reached")
