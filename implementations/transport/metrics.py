@@ -8,7 +8,7 @@ process do not mix), with
 
 =========================================  =========  =============================================
 ``mbt_sessions_total{outcome}``            counter    signing sessions ended, by outcome
-``mbt_partial_signatures_total``           counter    partial signatures made or accepted
+``mbt_partial_signatures_total``           counter    valid member signatures the coordinator kept
 ``mbt_session_duration_seconds``           histogram  proposal to outcome
 ``mbt_gossip_messages_total{kind}``        counter    gossip messages handled, by kind
 ``mbt_replays_refused_total``              counter    messages refused as replays
@@ -71,7 +71,8 @@ class NodeMetrics:
         registry = self.registry
         ProcessCollector(registry=registry)
         self.sessions = Counter("mbt_sessions", "Signing sessions ended, by outcome", ["outcome"], registry=registry)
-        self.partial_signatures = Counter("mbt_partial_signatures", "Partial signatures made or accepted", registry=registry)
+        self.partial_signatures = Counter("mbt_partial_signatures", "Valid member signatures the coordinator kept",
+                                          registry=registry)
         self.session_duration = Histogram(
             "mbt_session_duration_seconds", "Signing session duration", buckets=SESSION_DURATION_BUCKETS, registry=registry
         )
