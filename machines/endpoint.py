@@ -23,7 +23,8 @@ identity key, none, or another node's. ``send``: a burst of 1-5 messages on one 
 sizes drawn from 0, 1, small, 1,200, 64 KiB, a quarter of ``MAX_SEND_BUFFER_BYTES`` less the
 header, exactly ``MAX_FRAME_BYTES`` and one byte past it, by ``send_nowait`` (refused past the
 send buffer), ``send`` (waits for room) or ``send_to`` (the node's latest connection to the peer,
-or a new dial when it has none); then, or in the same step, a close. ``close``: one end of a link
+or a new dial when it has none; a ``send_to`` may open with ``MAX_PENDING_PER_PEER`` small
+messages, so the drawn ones go past what waits for a dial); then, or in the same step, a close. ``close``: one end of a link
 closes with a reason (empty, short, longer than the 200 characters that travel), perhaps twice.
 ``shutdown``, ``restart``: an endpoint closes (with a reason, or by leaving ``open_endpoint``) and
 opens again on the same directory and port: the same certificate, so every pin stays valid.
@@ -49,7 +50,8 @@ in process).
   ``MAX_SEND_BUFFER_BYTES`` and the bytes unacknowledged) a message whose frame would take the
   unacknowledged bytes past the limit, exactly at it is fine; ``send`` waits instead;
 * ``send_to`` sends on the connection to that peer published last and still open, or dials it
-  (the messages wait and follow the proof);
+  (the messages wait and follow the proof: the newest ``MAX_PENDING_PER_PEER`` of them, the
+  older dropped and counted in ``messages_dropped_pending``);
 * a close delivers what was sent before it, then nothing more; the closing end's reason is the
   one given, the peer's ``closed: `` and the first 200 characters of it (``NO_ERROR`` for an
   empty one); a second close changes nothing; sending on a closed end raises ``TransportError``
@@ -60,8 +62,8 @@ in process).
   signature does not verify``);
 * after every step each node's ``peers()`` is the set of keys it has a proven open link with, each
   connection's ``is_open`` and ``reason`` are the model's, no message waits that the model does
-  not expect, and ``stats`` count exactly the messages sent and received, the dials failed and the
-  connections accepted; no endpoint's task crashed.
+  not expect, and ``stats`` count exactly the messages sent, received and dropped while a dial was
+  pending, the dials failed and the connections accepted; no endpoint's task crashed.
 """
 
 from __future__ import annotations
@@ -117,6 +119,8 @@ ONE_FLIGHT = 1000
 SEND_TO_BYTES = limits.MAX_SEND_BUFFER_BYTES - 4096
 #: Live links at most, so an example's steps are spent on more than dialing.
 MAX_LINKS = 6
+#: Bytes of each message of a ``pile`` (distinct messages, so which ones were dropped shows).
+PILE_SIZE = 8
 
 
 async def gather(inbox, count: int, failed) -> list:
@@ -208,7 +212,7 @@ class Link:
         return "server" if role == "client" else "client"
 
 
-COUNTED = ("messages_sent", "messages_received", "dials_failed", "connections_accepted")
+COUNTED = ("messages_sent", "messages_received", "dials_failed", "connections_accepted", "messages_dropped_pending")
 
 
 class EndpointMachine(TracedMachine):
@@ -374,11 +378,16 @@ class EndpointMachine(TracedMachine):
     @guard(lambda self: bool(self.sendable()))
     @rule(end=st.integers(0, 15), sizes=st.lists(st.sampled_from(SIZES), min_size=1, max_size=5),
           mode=st.sampled_from(MODES), then=st.sampled_from([None, None, None, None, "close"]),
-          reason=st.sampled_from(REASONS), fill=st.sampled_from([False, False, True]))
+          reason=st.sampled_from(REASONS), fill=st.sampled_from([None, None, "buffer", "pending"]))
     def send(self, end, sizes, mode, then, reason, fill):
-        """``fill``: the burst opens with messages that take the send buffer exactly to
-        ``MAX_SEND_BUFFER_BYTES`` (the drawn ones then go past it)."""
-        self.burst(end, [*FILL, *sizes] if fill else sizes, mode, then, reason)
+        """``fill``: ``buffer``, the burst opens with messages that take the send buffer exactly
+        to ``MAX_SEND_BUFFER_BYTES`` (the drawn ones then go past it); ``pending``, it is a
+        ``send_to`` that opens with ``MAX_PENDING_PER_PEER`` small messages (the drawn ones then
+        go past what waits for a dial)."""
+        if fill == "pending":
+            self.burst(end, sizes, "send_to", then, reason, pile=limits.MAX_PENDING_PER_PEER)
+        else:
+            self.burst(end, [*FILL, *sizes] if fill else sizes, mode, then, reason)
 
     @guard(lambda self: bool(self.sendable()))
     @rule(end=st.integers(0, 15), sizes=st.lists(st.sampled_from(SIZES[:6]), min_size=1, max_size=5),
@@ -388,27 +397,31 @@ class EndpointMachine(TracedMachine):
         """The same as ``send`` (drawn as often again), of small messages only."""
         self.burst(end, sizes, mode, then, reason)
 
-    def burst(self, end, sizes, mode, then, reason):
-        if mode == "send_to" and framed(sizes) > SEND_TO_BYTES:
-            mode = "send_nowait"  # send_to drops what does not fit, counting it: see SEND_TO_BYTES
+    def burst(self, end, sizes, mode, then, reason, pile=0):
+        if mode == "send_to" and framed(sizes) + pile * (PILE_SIZE + HEADER.size) > SEND_TO_BYTES:
+            mode, pile = "send_nowait", 0  # send_to drops what does not fit, counting it: see SEND_TO_BYTES
         ends = self.sendable()
         open_ends = [e for e in ends if self.links[e[0]].open]
         if open_ends and end % 8:  # mostly on open links
             ends = open_ends
         link, role = ends[end % len(ends)]
-        self.do("send", link=link, role=role, sizes=sizes, mode=mode, close=reason if then else None)
+        self.do("send", link=link, role=role, sizes=sizes, mode=mode, close=reason if then else None,
+                **({"pile": pile} if pile else {}))
 
-    def step_send(self, link: int, role: str, sizes: list[int], mode: str, close: str | None) -> None:
+    def step_send(self, link: int, role: str, sizes: list[int], mode: str, close: str | None, pile: int = 0) -> None:
         """The ``role`` end of link ``link`` sends messages of ``sizes`` bytes by ``mode``
-        (``send_to``: to the peer's address, on whichever connection the node picks), then closes
-        with reason ``close`` unless it is None; every message sent is then awaited at the other end."""
+        (``send_to``: to the peer's address, on whichever connection the node picks; first ``pile``
+        messages of ``PILE_SIZE`` bytes), then closes with reason ``close`` unless it is None; every
+        message sent is then awaited at the other end."""
         self.require(0 <= link < len(self.links) and role in ("client", "server"), f"no link {link} {role}")
         self.require(mode in MODES, f"no mode {mode!r}")
         self.require(1 <= len(sizes) <= 5 + len(FILL) and all(0 <= s <= limits.MAX_FRAME_BYTES + 1 for s in sizes), "sizes")
         the = self.links[link]
         sender, receiver = the.node(role), the.node(the.other(role))
         self.require(self.nodes[sender].up and self.nodes[receiver].up, "both nodes are up")
+        self.require(0 <= pile <= limits.MAX_PENDING_PER_PEER and (mode == "send_to" or not pile), f"pile {pile}")
         if mode == "send_to":
+            sizes = [PILE_SIZE] * pile + sizes
             self.require(framed(sizes) <= SEND_TO_BYTES, f"send_to of {framed(sizes)} framed bytes: at most {SEND_TO_BYTES}")
             self.send_to(sender, receiver, sizes)
             return
@@ -495,6 +508,12 @@ class EndpointMachine(TracedMachine):
             return
         def show(items):
             return [(self.key_name(k), len(m), m[:8].hex()) for k, m in items]
+        if max(len(received), len(expected)) > 8:  # a pile: where they part, not a thousand messages
+            first = next((n for n, (a, b) in enumerate(zip(received, expected, strict=False)) if a != b),
+                         min(len(received), len(expected)))
+            raise AssertionError(f"node {receiver} received {len(received)} messages from node {sender}, the model says "
+                                 f"{len(expected)} (exactly once, in order, unaltered); from message {first} on it received "
+                                 f"{show(received[first:first + 3])}, the model says {show(expected[first:first + 3])}")
         raise AssertionError(f"node {receiver} received {show(received)} from node {sender}; "
                              f"the model says {show(expected)} (exactly once, in order, unaltered)")
 
@@ -505,7 +524,9 @@ class EndpointMachine(TracedMachine):
         for size in sizes:
             self.number += 1
             messages.append(payload(size, self.number))
-        arriving = [m for m in messages if len(m) <= limits.MAX_FRAME_BYTES]
+        taken = [m for m in messages if len(m) <= limits.MAX_FRAME_BYTES]
+        # With no connection to the peer they wait for the dial: the newest MAX_PENDING_PER_PEER.
+        arriving = taken if published else taken[-limits.MAX_PENDING_PER_PEER:]
         endpoint, inbox = self.endpoint(sender), self.endpoint(receiver)
         address = self.nodes[receiver].address
         receiver_key, sender_key = self.nodes[receiver].key, self.nodes[sender].key
@@ -544,6 +565,7 @@ class EndpointMachine(TracedMachine):
             assert got[n] == want, f"message {n} ({len(message)} bytes) by send_to: {got[n] or 'taken'}, not {want}"
         self.check_received(received, [(sender_key, m) for m in arriving], sender, receiver)
         self.nodes[sender].counts["messages_sent"] += len(arriving)
+        self.nodes[sender].counts["messages_dropped_pending"] += len(taken) - len(arriving)
         self.nodes[receiver].counts["messages_received"] += len(arriving)
         if not arriving:
             return

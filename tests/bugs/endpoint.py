@@ -1,10 +1,13 @@
 """QUIC endpoint bugs (``implementations.transport.endpoint``, ``framing``, ``tls``): how frames are
-cut, what the client pins and what a close sends, caught by the in-process ``endpoint`` machine (real endpoints on 127.0.0.1)."""
+cut, what the client pins, what a close sends and what waits for a dial, caught by the in-process
+``endpoint`` machine (real endpoints on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import collections
 import ssl
 
+from implementations import limits
 from implementations.transport import endpoint, framing, tls
 from implementations.transport.framing import HEADER, FramingError
 from machines.adapters.endpoint_quic import implementation_with
@@ -50,6 +53,34 @@ def close_without_flush(self, reason, error_code=endpoint.CLOSE_NORMAL):
     self._mark_closed()
 
 
+def send_to_keeping(drop_newest: bool, room: int):
+    """``Endpoint.send_to`` whose queue of messages waiting for a dial holds ``room`` messages and,
+    full, drops the newest instead of the oldest when ``drop_newest``."""
+    def send_to(self, peer, message):
+        if peer.public_key is None:
+            raise ValueError("send_to needs the public key of the node at the address")
+        if len(message) > limits.MAX_FRAME_BYTES:
+            raise FramingError(f"message of {len(message)} bytes exceeds MAX_FRAME_BYTES ({limits.MAX_FRAME_BYTES})")
+        conn = self.connection_to(peer.public_key)
+        if conn is not None:
+            try:
+                conn.send_nowait(message)
+            except endpoint.SendBufferFull:
+                self.stats["messages_dropped_full"] += 1
+            return
+        queue = self._pending.get(peer.public_key)
+        if queue is None:
+            queue = self._pending[peer.public_key] = collections.deque()
+            self._nursery.start_soon(self._dial_and_flush, peer)
+        if len(queue) >= room:  # BUG (one of): room past the limit, or the newest dropped
+            self.stats["messages_dropped_pending"] += 1
+            if drop_newest:
+                return
+            queue.popleft()
+        queue.append(message)
+    return send_to
+
+
 def _patched(name, target, attribute, value, description, kind, involves=()):
     return Bug(f"endpoint-{name}", "endpoint", description, kind,
                patching(target, attribute, value, implementation_with(f"bug-{name}")), correct="quic-loopback",
@@ -66,4 +97,12 @@ BUGS = [
     _patched("close-without-flush", endpoint.Connection, "close", close_without_flush,
              "a close leaves before what was queued in the same step: those messages are lost, counted as sent",
              "lost-update", involves=("send",)),
+    _patched("pending-one-past-the-limit", endpoint.Endpoint, "send_to",
+             send_to_keeping(drop_newest=False, room=limits.MAX_PENDING_PER_PEER + 1),
+             "the queue of messages waiting for a dial holds MAX_PENDING_PER_PEER + 1 (> for >=)", "off-by-one",
+             involves=("send",)),
+    _patched("pending-drops-the-newest", endpoint.Endpoint, "send_to",
+             send_to_keeping(drop_newest=True, room=limits.MAX_PENDING_PER_PEER),
+             "a full queue of messages waiting for a dial drops the message just sent, not the oldest: the latest "
+             "state a peer is told never reaches it", "lost-update", involves=("send",)),
 ]
