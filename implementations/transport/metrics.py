@@ -71,8 +71,7 @@ class NodeMetrics:
         registry = self.registry
         ProcessCollector(registry=registry)
         self.sessions = Counter("mbt_sessions", "Signing sessions ended, by outcome", ["outcome"], registry=registry)
-        self.partial_signatures = Counter("mbt_partial_signatures", "Valid member signatures the coordinator kept",
-                                          registry=registry)
+        self.partial_signatures = Counter("mbt_partial_signatures", "Valid member signatures kept", registry=registry)
         self.session_duration = Histogram(
             "mbt_session_duration_seconds", "Signing session duration", buckets=SESSION_DURATION_BUCKETS, registry=registry
         )
