@@ -24,8 +24,9 @@ sizes drawn from 0, 1, small, 1,200, 64 KiB, a quarter of ``MAX_SEND_BUFFER_BYTE
 header, exactly ``MAX_FRAME_BYTES`` and one byte past it, by ``send_nowait`` (refused past the
 send buffer), ``send`` (waits for room) or ``send_to`` (the node's latest connection to the peer,
 or a new dial when it has none; a ``send_to`` may open with ``MAX_PENDING_PER_PEER`` small
-messages, so the drawn ones go past what waits for a dial); then, or in the same step, a close. ``close``: one end of a link
-closes with a reason (empty, short, longer than the 200 characters that travel), perhaps twice.
+messages, so the drawn ones go past what waits for a dial); then, or in the same step, a close.
+``close``: one end of a link closes with a reason (empty, short, longer than the 200 characters
+that travel), perhaps twice.
 ``shutdown``, ``restart``: an endpoint closes (with a reason, or by leaving ``open_endpoint``) and
 opens again on the same directory and port: the same certificate, so every pin stays valid.
 ``impostor``: a stranger (a key and certificate of its own) dials a node and forges its proof
