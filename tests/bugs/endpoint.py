@@ -55,19 +55,13 @@ def close_without_flush(self, reason, error_code=endpoint.CLOSE_NORMAL):
 
 def send_to_keeping(drop_newest: bool, room: int):
     """``Endpoint.send_to`` whose queue of messages waiting for a dial holds ``room`` messages and,
-    full, drops the newest instead of the oldest when ``drop_newest``."""
+    full, drops the newest instead of the oldest when ``drop_newest``; every other path (an open
+    connection, a refused message) is the real one."""
+    real = endpoint.Endpoint.send_to
+
     def send_to(self, peer, message):
-        if peer.public_key is None:
-            raise ValueError("send_to needs the public key of the node at the address")
-        if len(message) > limits.MAX_FRAME_BYTES:
-            raise FramingError(f"message of {len(message)} bytes exceeds MAX_FRAME_BYTES ({limits.MAX_FRAME_BYTES})")
-        conn = self.connection_to(peer.public_key)
-        if conn is not None:
-            try:
-                conn.send_nowait(message)
-            except endpoint.SendBufferFull:
-                self.stats["messages_dropped_full"] += 1
-            return
+        if peer.public_key is None or len(message) > limits.MAX_FRAME_BYTES or self.connection_to(peer.public_key) is not None:
+            return real(self, peer, message)
         queue = self._pending.get(peer.public_key)
         if queue is None:
             queue = self._pending[peer.public_key] = collections.deque()
@@ -75,9 +69,10 @@ def send_to_keeping(drop_newest: bool, room: int):
         if len(queue) >= room:  # BUG (one of): room past the limit, or the newest dropped
             self.stats["messages_dropped_pending"] += 1
             if drop_newest:
-                return
+                return None
             queue.popleft()
         queue.append(message)
+        return None
     return send_to
 
 
