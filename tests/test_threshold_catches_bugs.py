@@ -79,22 +79,22 @@ class ConcurrentSessionsOnly(BugHunt):
         return [o for o in super().observe() if "volume" not in o.label and "reservations" not in o.label]
 
 
-def _run_and_expect_failure(bug_name, machine, max_steps=20, examples=300):
-    """Hunt the catalogued bug with ``machine``; the failure and its steps."""
-    bounded = settings(settings.get_profile("ci"), max_examples=examples, stateful_step_count=max_steps - 1,
-                       report_multiple_bugs=False, phases=FULL)
-    found = hunt(catalogued(bug_name), bounded, shrink_examples=SHRINK_EXAMPLES, machine_cls=machine)
-    assert found.found, f"{bug_name} was not caught in {found.examples} examples"
-    steps = [{"rule": step.rule, "args": step.args} for step in found.trace.steps]
-    assert len(steps) <= max_steps, f"trace of {len(steps)} steps: {steps}"
-    return found.trace.failure, steps
+#: The volume bug's hunt: at most 20 steps (the trace too), 300 examples.
+HARM_STEPS, HARM_EXAMPLES = 20, 300
 
 
 def test_volume_counted_only_at_finalization_is_caught_where_it_does_harm():
     """The whole machine's search (``test_the_whole_machine_catches``) may catch the bug by its
     per-step comparison of each signer's reserved volume; without it, the harm itself."""
-    error, steps = _run_and_expect_failure("threshold-volume-at-finalization", ConcurrentSessionsOnly)
+    bounded = settings(settings.get_profile("ci"), max_examples=HARM_EXAMPLES, stateful_step_count=HARM_STEPS - 1,
+                       report_multiple_bugs=False, phases=FULL)
+    found = hunt(catalogued("threshold-volume-at-finalization"), bounded, shrink_examples=SHRINK_EXAMPLES,
+                 machine_cls=ConcurrentSessionsOnly)
+    assert found.found, f"threshold-volume-at-finalization was not caught in {found.examples} examples"
+    steps = [{"rule": step.rule, "args": step.args} for step in found.trace.steps]
+    assert len(steps) <= HARM_STEPS, f"trace of {len(steps)} steps: {steps}"
     assert sum(s["rule"] in ("new_event", "resubmit") for s in steps) >= 2, steps
+    error = found.trace.failure
     assert "daily volume exceeded" in error or "above the limit" in error, error
 
 
