@@ -399,7 +399,7 @@ class EndpointMachine(TracedMachine):
         self.burst(end, sizes, mode, then, reason)
 
     def burst(self, end, sizes, mode, then, reason, pile=0):
-        if mode == "send_to" and framed(sizes) + pile * (PILE_SIZE + HEADER.size) > SEND_TO_BYTES:
+        if mode == "send_to" and framed([PILE_SIZE] * pile + sizes) > SEND_TO_BYTES:
             mode, pile = "send_nowait", 0  # send_to drops what does not fit, counting it: see SEND_TO_BYTES
         ends = self.sendable()
         open_ends = [e for e in ends if self.links[e[0]].open]
