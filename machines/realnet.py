@@ -42,8 +42,9 @@ for a correct node:
   start; for a restarted one, at least those it opened or found alive and at most those plus
   the ones alive before its kill and ended when the machine first looked after the restart);
   the duration histogram counts as many; ``mbt_partial_signatures_total`` is the valid member
-  signatures its requests hold (a restarted process: at least those of the requests it
-  opened, at most those of all); ``mbt_gossip_messages_total`` counts at least every other
+  signatures its requests hold (a restarted process: those its requests gained since it
+  started, at least those gained since the machine first looked after the restart, at most
+  those since it last looked before the kill); ``mbt_gossip_messages_total`` counts at least every other
   node's operation it holds (``op``) and every answer and proposal it took (``igra``); its
   resident-memory gauge is the process collector's reading of the same quantity, within a
   quarter; no counter decreases between two scrapes of one process; the control channel's ``status``
@@ -191,6 +192,11 @@ class NodeProcess:
     unsure: set[str] = attrs.field(factory=set)
     #: Answers its signer held when the machine first looked (the ones after are its own).
     answers_before: int = 0
+    #: Valid member signatures its coordinator's requests held when the machine last looked before the kill
+    #: and first looked after the restart: those it kept itself are between the total now less the second
+    #: and the total now less the first.
+    signatures_at_kill: int = 0
+    signatures_at_restart: int = 0
 
     def counted(self, samples: dict[str, float], key: str) -> float:
         """What this process counted of ``key`` since the machine knows it."""
@@ -237,6 +243,7 @@ class RealNetMachine(TracedMachine):
         self.killed_at: dict[int, list[int]] = {}  # node -> the steps that killed it
         self.processes: dict[int, NodeProcess] = {}  # node -> what the machine knows of its process
         self.alive_before_kill: dict[int, set[str]] = {}  # node -> its requests alive just before its kill
+        self.signatures_before_kill: dict[int, int] = {}  # node -> the signatures its requests held then
 
     # ----- set-up ---------------------------------------------------------------------------
 
@@ -524,8 +531,9 @@ class RealNetMachine(TracedMachine):
         self.require_up(node)
         self.require(len(self.up()) > 1, "the last node up stays up")
         self.look(node)  # its counters' last scrape
-        self.alive_before_kill[node] = {r["request_id"] for r in self.cluster.op(node, "signing")["requests"]
-                                        if r["state"] in model.ALIVE}
+        requests = self.cluster.op(node, "signing")["requests"]
+        self.alive_before_kill[node] = {r["request_id"] for r in requests if r["state"] in model.ALIVE}
+        self.signatures_before_kill[node] = sum(len(r["signatures"]) for r in requests)
         self.cluster.kill(node)
         self.down.add(node)
         self.killed_at.setdefault(node, []).append(len(self.steps))
@@ -543,7 +551,9 @@ class RealNetMachine(TracedMachine):
         ended = {r["request_id"] for r in record["requests"]} - alive
         self.processes[node] = NodeProcess(self.status(node)["pid"], {}, whole_run=False, inherited=alive,
                                            unsure=self.alive_before_kill.pop(node, set()) & ended,
-                                           answers_before=len(record["answers"]))
+                                           answers_before=len(record["answers"]),
+                                           signatures_at_kill=self.signatures_before_kill.pop(node, 0),
+                                           signatures_at_restart=sum(len(r["signatures"]) for r in record["requests"]))
 
     # ----- an impostor on the transport ----------------------------------------------------------
 
@@ -754,10 +764,10 @@ class RealNetMachine(TracedMachine):
         observations.append(Observation(f'{where} mbt_session_duration_seconds_bucket (cumulative, le="+Inf" its _count)',
                                         f'{samples.get("mbt_session_duration_seconds_count", 0.0):g}, cumulative',
                                         f"{buckets[-1][1] if buckets else 0:g}{', cumulative' if cumulative else ''}"))
-        signatures = [len(r["signatures"]) for r in mine]
-        observations.append(between("mbt_partial_signatures_total (the valid member signatures its requests hold)",
-                                    process.counted(samples, "mbt_partial_signatures_total"),
-                                    sum(len(r["signatures"]) for r in opened), sum(signatures)))
+        signatures = sum(len(r["signatures"]) for r in mine)
+        observations.append(between("mbt_partial_signatures_total (the valid member signatures its requests hold "
+                                    "that this process kept)", process.counted(samples, "mbt_partial_signatures_total"),
+                                    signatures - process.signatures_at_restart, signatures - process.signatures_at_kill))
         others = sum(origin != i for origin, _ in self.parts)  # a new process holds its own operations only
         observations.append(between('mbt_gossip_messages_total{kind="op"} (the other nodes\' operations it holds)',
                                     process.counted(samples, 'mbt_gossip_messages_total{kind="op"}'), others, None))

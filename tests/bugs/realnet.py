@@ -41,4 +41,7 @@ BUGS = [
     _bug("restart-recounts-sessions", "a coordinator restarted on its files takes the sessions it had ended before the "
          "crash for live ones (its recovery query lost its state filter): mbt_sessions_total counts them again",
          "version-counter", {"kill", "quiesce"}),
+    _bug("restart-recounts-signatures", "a node restarted on its files counts in mbt_partial_signatures_total every "
+         "member signature its coordinator's file holds: the ones its killed process counted, counted again",
+         "version-counter", {"kill", "quiesce"}),
 ]

@@ -74,11 +74,36 @@ def restart_recounts_sessions() -> AbstractContextManager:
     return mock.patch.object(mesh_node.MeshNodeCore, "_ensure", _recovering_every_request(mesh_node.MeshNodeCore._ensure))
 
 
+def _counting_the_file_again(real_ensure):
+    def ensure(self, now):
+        building = self.node is None
+        node = real_ensure(self, now)
+        if building and self.coordinator is not None and self.metrics is not None:
+            # BUG: the counter is restored from the file's total, as if it counted since the file began;
+            # a Prometheus counter counts what this process did (a scraper adds up its restarts)
+            held = self.coordinator.store.execute("SELECT COUNT(*) FROM partial_signatures").fetchone()[0]
+            for _ in range(held):
+                self.metrics.partial_signature()
+        return node
+
+    return ensure
+
+
+def restart_recounts_signatures() -> AbstractContextManager:
+    """A node that starts again on its files counts, in ``mbt_partial_signatures_total``, every
+    valid member signature its coordinator's file holds: those the killed process had counted
+    are counted a second time (a counter restored from a persisted total)."""
+    from implementations.transport import mesh_node
+
+    return mock.patch.object(mesh_node.MeshNodeCore, "_ensure", _counting_the_file_again(mesh_node.MeshNodeCore._ensure))
+
+
 PLANTS: dict[str, Callable[[], AbstractContextManager]] = {
     "any-signature-verifies": any_signature_verifies,
     "frame-length-trusted": frame_length_trusted,
     "streams-merged": streams_merged,
     "restart-recounts-sessions": restart_recounts_sessions,
+    "restart-recounts-signatures": restart_recounts_signatures,
 }
 
 
