@@ -67,6 +67,7 @@ class BugHunt(ThresholdMachine):
         pass
 
     come_back_late = come_back_late_2 = come_back_late_3 = None  # (they wait for a crash)
+    deliver_at_expiry = None  # (it moves the clock)
 
 
 class ConcurrentSessionsOnly(BugHunt):

@@ -255,6 +255,18 @@ class SignsExpiredProposals(Signer):
         return refusal, mine
 
 
+class TakesAnswersAtExpiry(Coordinator):
+    """The coordinator's expiry check is ``now > expires_at``: an answer that arrives at the very
+    instant the request expires still counts (its tick, and every signer, stop at ``expires_at``)."""
+
+    def _request(self, request_id):
+        row = super()._request(request_id)
+        if row is None:
+            return row
+        proposal, n_inputs, expires_at, *rest = row
+        return (proposal, n_inputs, expires_at + 1, *rest)  # BUG: handle's "now >= expires_at" becomes "now > expires_at"
+
+
 class SettlesWithoutSkew(Signer):
     """A reservation is settled at ``expires_at`` instead of ``expires_at`` plus the clock
     skew: a coordinator whose clock is behind may still pay it after it was given back."""
@@ -338,6 +350,8 @@ BUGS = [
          "before the transaction", "session-race", {"interleave"}, coordinator_class=OpensEventsOutsideTheLock),
     _bug("signs-expired-proposals", "a signer signs a proposal whose expires_at is already past", "expiry",
          signer_class=SignsExpiredProposals),
+    _bug("takes-answers-at-expiry", "a coordinator counts an answer that arrives at the instant its request expires "
+         "(now > expires_at for now >= expires_at)", "off-by-one", {"advance_clock"}, coordinator_class=TakesAnswersAtExpiry),
     _bug("settles-without-skew", "a signer settles a reservation at expires_at, without the clock skew", "expiry",
          {"advance_clock"}, signer_class=SettlesWithoutSkew),
     _bug("replay-cache-forgets", "envelopes are checked against the replay cache but never remembered", "replay-cache",
