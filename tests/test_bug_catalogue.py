@@ -43,7 +43,13 @@ def test_the_shortest_trace_fails_with_the_bug_and_passes_without(bug):
         outcome = replay(trace, machine, buggy)
         again = replay(trace, machine, buggy)
     assert outcome.status == "failed", outcome
-    assert outcome == again, "the failing replay is not deterministic"
+    if bug.machine == "realnet" and outcome != again:
+        # real processes in real time: a number in the message may differ (how many answers beat a
+        # kill); the step, the check and its words may not
+        assert (again.status, again.step, again.failure.signature()) == (outcome.status, outcome.step,
+                                                                         outcome.failure.signature()), (outcome, again)
+    else:
+        assert outcome == again, "the failing replay is not deterministic"
     assert outcome.step == len(trace.steps) - 1, f"the trace goes on after its failure at {outcome}"
 
 
