@@ -117,6 +117,9 @@ class TracedMachine(RuleBasedStateMachine):
     rule_classes: ClassVar[dict[str, str]] = {}
     #: The least share of a run's steps each class must get under ``ci`` (``harness.balance``).
     class_floors: ClassVar[dict[str, float]] = {}
+    #: Its implementations run in real time (processes, sockets): two replays of a failing trace
+    #: may word the same failure with other numbers (``harness.replay.reproduces``).
+    real_time: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -54,6 +54,7 @@ import attrs
 
 from harness.machine import RuleStats, StepNotApplicable
 from harness.registry import implementation, load_adapters, machine_class
+from harness.replay import reproduces, resolve
 from harness.runner import Outcome, replay, rule_stats_from
 from harness.trace import Trace, TraceError, load_trace, save_trace
 
@@ -173,7 +174,7 @@ def triage(raw_dir: Path, out_dir: Path) -> Triaged:
             continue
         trace, note = minimized(trace)
         first, second = replayed_twice(trace)
-        if first != second:
+        if not reproduces(first, second, resolve(trace)[0]):
             unreproduced.append((path, f"non-deterministic: {first} / {second}"))
             continue
         if first.status != "failed":

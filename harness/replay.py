@@ -42,6 +42,18 @@ class Outcome:
         return f"{self.status} at step {self.step}: {self.message}"
 
 
+def reproduces(first: Outcome, second: Outcome, machine_cls: type[TracedMachine]) -> bool:
+    """Whether two replays of one trace did the same: equal outcomes; for a machine in real time
+    (``real_time``), the same status, step and failing check in the same words, numbers aside
+    (``Failure.signature``: how many answers beat a kill is the timing's)."""
+    if first == second:
+        return True
+    if not machine_cls.real_time or first.failure is None or second.failure is None:
+        return False
+    return (first.status, first.step, first.failure.signature()) == (second.status, second.step,
+                                                                     second.failure.signature())
+
+
 def resolve(
     trace: Trace, machine_cls: type[TracedMachine] | None = None, impl: Implementation | None = None
 ) -> tuple[type[TracedMachine], Implementation]:

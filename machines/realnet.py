@@ -214,6 +214,7 @@ def task_view(item: list) -> tasklist.TaskView:
 
 class RealNetMachine(TracedMachine):
     name = "realnet"
+    real_time = True
     rule_classes: ClassVar[dict[str, str]] = {"start": "setup", **{step: "operations" for step in (
         "add_task", "claim", "complete", "remove_task", "set_field", "move", "new_event", "resubmit", "fund")},
         "faults": "faults", "partition": "faults", "cut_one_way": "faults", "heal": "faults", "kill": "crash",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
 from hypothesis import settings
 
 from harness import Step, Trace, TraceError, explain, load_trace, profiles, replay, run_machine, save_trace
 from harness.__main__ import main
+from harness.replay import reproduces
 from harness.trace import trace_from_json
-from tests.toy import BUGGY, GOOD, WOBBLY, CounterMachine, CounterMachineWithDeadRule
+from tests.toy import BUGGY, DRIFTING, GOOD, WOBBLY, CounterMachine, CounterMachineWithDeadRule
 
 CI = settings(settings.get_profile("ci"))
 
@@ -135,6 +137,25 @@ def test_cli_replay_reports_non_determinism(tmp_path, capsys):
     assert main(["replay", str(path)]) == 1
     assert "non-deterministic" in capsys.readouterr().out
     assert WOBBLY.name == "wobbly"
+
+
+class RealTimeCounterMachine(CounterMachine):
+    real_time = True
+
+
+def test_a_failure_reproduces_in_other_numbers_only_in_real_time():
+    """Two replays of a trace that fail at one step, in one check, in other numbers: the same
+    failure for a machine whose implementations run in real time (realnet's: how many answers beat
+    a kill is the timing's), not for any other."""
+    trace = toy_trace(implementation="drifting")
+    first, second = replay(trace), replay(trace)
+    assert first.status == second.status == "failed" and first.step == second.step and first != second, (first, second)
+    assert first.failure.signature() == second.failure.signature()
+    assert not reproduces(first, second, CounterMachine)
+    assert reproduces(first, second, RealTimeCounterMachine)
+    assert not reproduces(first, attrs.evolve(second, step=second.step + 1), RealTimeCounterMachine)
+    assert not reproduces(first, replay(toy_trace(implementation="good")), RealTimeCounterMachine)
+    assert DRIFTING.name == "drifting"
 
 
 def test_cli_promote_refuses_a_failing_trace_and_commits_a_passing_one(tmp_path, capsys):

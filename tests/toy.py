@@ -48,6 +48,21 @@ class Wobbly(Counter):
             super().merge(other)
 
 
+class Drifting(Counter):
+    """Fails alike in every run, in other numbers: each process-wide instance counts as many
+    more than it holds as instances were made before it, itself included."""
+
+    made = 0
+
+    def __init__(self, replica_id: int, clock) -> None:
+        super().__init__(replica_id, clock)
+        Drifting.made += 1
+        self.drift = Drifting.made
+
+    def value(self) -> int:
+        return super().value() + self.drift
+
+
 class TwoBugs(Counter):
     """Two distinct failures: the merge bug, and replica 2 refusing to count past 3."""
 
@@ -60,6 +75,7 @@ class TwoBugs(Counter):
 GOOD = register(Implementation("toy-counter", "good", lambda i, c: Counter(i, c)))
 BUGGY = register(Implementation("toy-counter", "buggy", lambda i, c: Counter(i, c, buggy=True)))
 WOBBLY = register(Implementation("toy-counter", "wobbly", Wobbly))
+DRIFTING = register(Implementation("toy-counter", "drifting", Drifting))
 TWO_BUGS = register(Implementation("toy-counter", "two-bugs", lambda i, c: TwoBugs(i, c, buggy=True)))
 
 
