@@ -257,7 +257,7 @@ class SignsExpiredProposals(Signer):
 
 class TakesAnswersAtExpiry(Coordinator):
     """The coordinator's expiry check is ``now > expires_at``: an answer that arrives at the very
-    instant the request expires still counts (its tick, and every signer, stop at ``expires_at``)."""
+    instant the request expires still counts (its own tick expires the request at that instant)."""
 
     def _request(self, request_id):
         row = super()._request(request_id)
