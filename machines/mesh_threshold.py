@@ -75,8 +75,10 @@ class MeshThresholdMachine(MeshMachine, ThresholdMachine):
     step_advance_clock = ThresholdMachine.step_advance_clock
     # (and the storage-seam faults and well-formed lies, which the threshold machine sends past the network)
     deliver_many = settle = redeliver = tamper = drop = duplicate = crash = quiesce = tick = interleave = lie = spoil = None
-    # (they wait for a coordinator down since its decision: the crash rule's, not here; and answers in flight)
-    come_back_late = come_back_late_2 = come_back_late_3 = deliver_at_expiry = None
+    # (they wait for a coordinator down since its decision: the crash rule's, not here)
+    come_back_late = come_back_late_2 = come_back_late_3 = None
+    # (an answer of the in-memory network at its request's expiry: here answers ride the mesh)
+    deliver_at_expiry = None
 
     @rule(node=INDEX, role=st.sampled_from(["signer", "coordinator"]))
     def restart(self, node, role):

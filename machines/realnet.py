@@ -203,6 +203,11 @@ class NodeProcess:
         return samples.get(key, 0.0) - self.baseline.get(key, 0.0)
 
 
+def signatures_held(requests: list[dict]) -> int:
+    """The valid member signatures a node's ``signing`` answer says its requests hold."""
+    return sum(len(r["signatures"]) for r in requests)
+
+
 def task_view(item: list) -> tasklist.TaskView:
     """A node's JSON task (``mesh_node.tasks_json``) as the model's ``TaskView``."""
     task, title, description, assignee, priority, (state, *who) = item
@@ -534,7 +539,7 @@ class RealNetMachine(TracedMachine):
         self.look(node)  # its counters' last scrape
         requests = self.cluster.op(node, "signing")["requests"]
         self.alive_before_kill[node] = {r["request_id"] for r in requests if r["state"] in model.ALIVE}
-        self.signatures_before_kill[node] = sum(len(r["signatures"]) for r in requests)
+        self.signatures_before_kill[node] = signatures_held(requests)
         self.cluster.kill(node)
         self.down.add(node)
         self.killed_at.setdefault(node, []).append(len(self.steps))
@@ -554,7 +559,7 @@ class RealNetMachine(TracedMachine):
                                            unsure=self.alive_before_kill.pop(node, set()) & ended,
                                            answers_before=len(record["answers"]),
                                            signatures_at_kill=self.signatures_before_kill.pop(node, 0),
-                                           signatures_at_restart=sum(len(r["signatures"]) for r in record["requests"]))
+                                           signatures_at_restart=signatures_held(record["requests"]))
 
     # ----- an impostor on the transport ----------------------------------------------------------
 
@@ -765,7 +770,7 @@ class RealNetMachine(TracedMachine):
         observations.append(Observation(f'{where} mbt_session_duration_seconds_bucket (cumulative, le="+Inf" its _count)',
                                         f'{samples.get("mbt_session_duration_seconds_count", 0.0):g}, cumulative',
                                         f"{buckets[-1][1] if buckets else 0:g}{', cumulative' if cumulative else ''}"))
-        signatures = sum(len(r["signatures"]) for r in mine)
+        signatures = signatures_held(mine)
         observations.append(between("mbt_partial_signatures_total (the valid member signatures its requests hold "
                                     "that this process kept)", process.counted(samples, "mbt_partial_signatures_total"),
                                     signatures - process.signatures_at_restart, signatures - process.signatures_at_kill))
