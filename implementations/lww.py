@@ -109,17 +109,25 @@ def entry_to_body(entry: Entry | None) -> list[Any]:
 
 def entry_from_body(body: Any, where: str, *, allow_empty: bool) -> Entry | None:
     """The entry a wire body holds; pure, raises only ``DecodeError`` naming ``where``."""
-    items = expect_list(body, where)
+    try:
+        return _entry_from_body(body, allow_empty)
+    except DecodeError as error:  # the place is named only when something is wrong (a state holds many entries)
+        raise DecodeError(f"{where}{error}") from None
+
+
+def _entry_from_body(body: Any, allow_empty: bool) -> Entry | None:
+    """``entry_from_body`` with each error's place relative to the body (``"[0] (wall_ns): ..."``)."""
+    items = expect_list(body, "")
     if not items and allow_empty:
         return None
     if len(items) != 4:
-        raise DecodeError(f"{where}: expected 4 items [wall_ns, counter, writer, value], got {len(items)}")
-    wall_ns = expect_int(items[0], f"{where}[0] (wall_ns)")
-    counter = expect_int(items[1], f"{where}[1] (counter)")
-    writer = expect_int(items[2], f"{where}[2] (writer)")
+        raise DecodeError(f": expected 4 items [wall_ns, counter, writer, value], got {len(items)}")
+    wall_ns = expect_int(items[0], "[0] (wall_ns)")
+    counter = expect_int(items[1], "[1] (counter)")
+    writer = expect_int(items[2], "[2] (writer)")
     value = items[3]
     if not (value is None or isinstance(value, (str, bytes)) or (isinstance(value, int) and not isinstance(value, bool))):
-        raise DecodeError(f"{where}[3] (value): expected nil, int, str or bytes, got {type(value).__name__} {value!r:.60}")
+        raise DecodeError(f"[3] (value): expected nil, int, str or bytes, got {type(value).__name__} {value!r:.60}")
     return Entry(wall_ns, counter, writer, value)
 
 

@@ -200,15 +200,12 @@ def decode_message(data: bytes, kind: str, list_id: bytes, worth_verifying=None)
     raw_fields = expect_list(body[3], f"{kind}: fields")
     _at_most(len(raw_fields), len(FIELDS) * MAX_TASKS, "MAX_TASKS", f"{kind}: field writes")
     for n, raw in enumerate(raw_fields):
-        where = f"{kind}: fields[{n}]"
-        task, number, entry_body = expect_list(raw, where, length=3)
-        key = (expect_bytes(task, f"{where}[0] (task id)", 32), expect_int(number, f"{where}[1] (field)", 0, len(FIELDS) - 1))
-        if previous is not None and key <= previous:
-            raise DecodeError(f"{where}: out of order (sorted by task id and field, no repeats)")
-        previous = key
-        entry = lww.entry_from_body(entry_body, f"{where}[2]", allow_empty=False)
-        _check_field_value(FIELDS[key[1]], entry.value, where)
-        fields.append((key[0], key[1], entry))
+        try:  # the place is named only when something is wrong (a state holds up to 4 x MAX_TASKS fields)
+            task, number, entry = _field_from_body(raw, previous)
+        except DecodeError as error:
+            raise DecodeError(f"{kind}: fields[{n}]{error}") from None
+        previous = (task, number)
+        fields.append((task, number, entry))
     raw_records = expect_list(body[4], f"{kind}: records")
     _at_most(len(raw_records), 2 * MAX_TASKS, "MAX_TASKS", f"{kind}: checkbox records")
     records, dropped, last = [], 0, b""
@@ -230,13 +227,26 @@ def decode_message(data: bytes, kind: str, list_id: bytes, worth_verifying=None)
     return Decoded(members, order, fields, records, dropped)
 
 
+def _field_from_body(raw: Any, previous: tuple[bytes, int] | None) -> tuple[bytes, int, lww.Entry]:
+    """One ``[task id, field, entry]`` of a message that follows the field ``previous``, each
+    error's place relative to it."""
+    task, number, entry_body = expect_list(raw, "", length=3)
+    task = expect_bytes(task, "[0] (task id)", 32)
+    number = expect_int(number, "[1] (field)", 0, len(FIELDS) - 1)
+    if previous is not None and (task, number) <= previous:
+        raise DecodeError(": out of order (sorted by task id and field, no repeats)")
+    entry = lww.entry_from_body(entry_body, "[2]", allow_empty=False)
+    _check_field_value(FIELDS[number], entry.value, "")
+    return task, number, entry
+
+
 def _check_field_value(name: str, value: Any, where: str) -> None:
-    ok = {
-        "title": isinstance(value, str),
-        "description": isinstance(value, str),
-        "assignee": value is None or (isinstance(value, bytes) and len(value) == 32),
-        "priority": type(value) is int and 0 <= value <= 255,
-    }[name]
+    if name in ("title", "description"):
+        ok = isinstance(value, str)
+    elif name == "assignee":
+        ok = value is None or (isinstance(value, bytes) and len(value) == 32)
+    else:  # priority
+        ok = type(value) is int and 0 <= value <= 255
     if not ok:
         raise DecodeError(f"{where}: {value!r:.40} is not a valid {name}")
 
