@@ -242,14 +242,15 @@ def robust(machine: str) -> list[Bug]:
     return [b for b in bugs_of(machine) if b.search() is not None]
 
 
-def assert_caught(the_bug: Bug, max_steps: int = MAX_TRACE_STEPS, involves: frozenset[str] | None = None) -> list[str]:
+def assert_caught(the_bug: Bug, max_steps: int = MAX_TRACE_STEPS, involves: frozenset[str] | None = None,
+                  shrink_examples: int = SHRINK_EXAMPLES) -> list[str]:
     """Search for ``the_bug`` with its measured budget (derandomized ``ci``): it must be found,
     with a trace of at most ``max_steps`` steps that fails with the bug and passes without it
     and holds the rules ``involves`` (default: the rules the bug ``involves``). Returns the
     trace's rules."""
     search = the_bug.search()
     assert search is not None, f"{the_bug.name} has no robust budget: python -m tests.bugs.sweep {the_bug.name} --write"
-    found = hunt(the_bug, search_settings(search, shrink=True), shrink_examples=SHRINK_EXAMPLES)
+    found = hunt(the_bug, search_settings(search, shrink=True), shrink_examples=shrink_examples)
     assert found.found, f"{the_bug.machine} did not catch {the_bug.name} in {found.examples} examples"
     trace = found.trace
     assert trace is not None and len(trace.steps) <= max_steps, [s.describe() for s in trace.steps]
