@@ -143,13 +143,6 @@ COSTLY = {
 ROBUST = [b for b in robust("threshold") if b.name not in COSTLY]
 
 
-#: Hypothesis's shrinking is skipped for these hunts: the trace minimizer every failing run ends
-#: with (``harness.minimize``) alone gives traces within the bound. Measured 4 December 2026, side
-#: by side (one worker): the file's hunts 94 CPU s against 127 with the bug tests' 60 shrink
-#: examples, every bug caught (``recovery-counts-on-its-own-day``: 12.3 against 21.2).
-WHOLE_MACHINE_SHRINK_EXAMPLES = 0
-
-
 @pytest.mark.parametrize("bug", ROBUST, ids=[b.name for b in ROBUST])
 def test_the_whole_machine_catches(bug):
     """The whole threshold machine, with each bug's swept budget: the races of two processes
@@ -159,4 +152,4 @@ def test_the_whole_machine_catches(bug):
     The shrunk trace need not hold the rule of the bug's committed trace: the whole machine
     may show a defect by a shorter path (a reservation committed before the answer's
     transaction also changes the file for a tampered envelope the signer then refuses)."""
-    assert_caught(bug, involves=frozenset(), shrink_examples=WHOLE_MACHINE_SHRINK_EXAMPLES)
+    assert_caught(bug, involves=frozenset())
