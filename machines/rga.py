@@ -114,6 +114,7 @@ class RGAMachine(ReplicatedMachine):
         self.promised: list[Id] = []  # parents of orphans the adversary sent, not sent themselves yet
         self.chains: list[list] = []  # orphan chains: [promised parent, first counter, length, attacker]
         self.states_checked: dict[int, tuple[bytes, int]] = {}  # replica -> (state, history length) check_state passed
+        self._walk_cache: dict[int, tuple[set, int, frozenset, list[Insert], set[Id]]] = {}
         if implementation.name not in _ADVERSARY:
             replica = implementation.make_replica(0, ManualClock(START_NS))
             crafts = implementation.level == "exact" and callable(getattr(replica, "craft_delta", None))
@@ -133,6 +134,19 @@ class RGAMachine(ReplicatedMachine):
     def model_value(self, history: frozenset) -> list:
         return value(history)
 
+    def walked(self, index: int) -> tuple[frozenset, list[Insert], set[Id]]:
+        """Replica ``index``'s history, frozen, the model's walk of it and the ids it deleted.
+
+        Remembered until the history grows, as ``seen_and_model`` remembers the value: the
+        invariants, the state check and the adversary read the walk of every replica at every
+        step, and most steps change one history or none."""
+        history = self.history[index]
+        cached = self._walk_cache.get(index)
+        if cached is None or cached[0] is not history or cached[1] != len(history):
+            seen = frozenset(history)
+            cached = self._walk_cache[index] = (history, len(history), seen, walk(seen), deleted(seen))
+        return cached[2], cached[3], cached[4]
+
     def replica_value(self, replica: Any) -> list:
         return list(replica.value())
 
@@ -148,7 +162,7 @@ class RGAMachine(ReplicatedMachine):
     def view(self, replica: int) -> list:
         """The sequence a step's index refers to: the model's (exact) or the replica's own."""
         if self.exact:
-            return value(self.history[replica])
+            return list(self.seen_and_model(replica)[1])
         return self.replica_value(self.replicas[replica])
 
     def step_start(self, replicas: int, skews_ns: list[int]) -> None:
@@ -159,7 +173,7 @@ class RGAMachine(ReplicatedMachine):
         super().step_sync_all()
         if not self.exact:
             for i, replica in enumerate(self.replicas):
-                model, actual = value(self.history[i]), self.replica_value(replica)
+                model, actual = self.seen_and_model(i)[1], self.replica_value(replica)
                 assert sorted(model) == sorted(actual), (
                     f"after a full sync replica {i} holds {actual!r}, the model's characters are {model!r}"
                 )
@@ -168,13 +182,12 @@ class RGAMachine(ReplicatedMachine):
 
     def observe(self) -> list[Observation]:
         observations = []
-        for i, (history, replica) in enumerate(zip(self.history, self.replicas, strict=True)):
-            seen = frozenset(history)
+        for i, replica in enumerate(self.replicas):
+            seen, walked, gone = self.walked(i)
             actual = self.replica_value(replica)
             label = f"replica {i}"
             if self.exact:
-                gone = deleted(seen)
-                shown = [element for element in walk(seen) if element.id not in gone]
+                shown = [element for element in walked if element.id not in gone]
                 model = [element.item for element in shown]
                 agrees = model == actual
                 ids = getattr(replica, "ids", None)
@@ -184,7 +197,7 @@ class RGAMachine(ReplicatedMachine):
                         agrees = False
                         label += f" (its ids {self.elements_named(actual_ids)}, the model's {self.elements_named(model_ids)})"
             else:
-                model = value(seen)
+                model = self.seen_and_model(i)[1]
                 agrees = self.acceptable(seen, model, actual)
                 back = set(actual) & self.gone[i] if i < len(self.gone) else set()
                 if back:
@@ -220,8 +233,7 @@ class RGAMachine(ReplicatedMachine):
         key = (state, len(self.history[i]))  # (a replica's history only grows: the same length is the same history)
         if self.states_checked.get(i) == key:
             return
-        seen = frozenset(self.history[i])
-        walked, gone = walk(seen), deleted(seen)
+        seen, walked, gone = self.walked(i)
         reachable = {element.id for element in walked}
         elements, visible, waiting, early = replica.state_contents(state)
         model = [(element.id, element.parent, element.item) for element in walked]
@@ -417,9 +429,7 @@ class RGAMachine(ReplicatedMachine):
     def craft(self, kind: str, target: int, size: int, raw: int, attacker: int, near: int) -> tuple[list, list]:
         """The operations of a hostile delta: inserts ``[counter, replica, parent counter (0:
         the head), parent replica, item]`` and deletes ``[counter, replica]``."""
-        history = self.history[target]
-        elements = walk(history)
-        gone = deleted(history)
+        _, elements, gone = self.walked(target)
         top = 1 + max([counter for counter, _ in self.all_ids()], default=0)
 
         def some(candidates: list[Insert]) -> tuple[int, int]:
