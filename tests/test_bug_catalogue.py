@@ -68,3 +68,24 @@ def test_a_hunt_counts_the_cpu_its_child_processes_spend():
         assert time.process_time() - own < 0.4  # it was the child's, not ours
     finally:
         child.communicate(b"\n", timeout=10)
+
+
+def test_the_sweep_writes_no_trace_that_fails_only_once(monkeypatch):
+    """``sweep --write`` commits a trace only if it fails the same way in two replays with the bug
+    planted (as this file's replay-twice test demands of it afterwards) and passes without it."""
+    from harness.failure import Failure
+    from harness.replay import Outcome
+    from tests.bugs import sweep
+
+    the_bug = BUGS[0]
+    trace = load_trace(the_bug.trace_path)
+    failed = Outcome("failed", 3, "boom", Failure("check", "AssertionError", "boom"))
+    for outcomes, why in (([failed, failed, Outcome("passed")], ""),
+                          ([failed, Outcome("passed"), Outcome("passed")], "replayed again passed"),
+                          ([failed, Outcome("failed", 4, "other"), Outcome("passed")], "replayed again failed at step 4"),
+                          ([Outcome("passed"), Outcome("passed"), Outcome("passed")], "with the bug planted the trace passed"),
+                          ([failed, failed, failed], "without the bug the trace failed")):
+        answers = iter(outcomes)
+        monkeypatch.setattr(sweep, "replay", lambda *_args, answers=answers: next(answers))
+        note = sweep.verified(the_bug, trace)
+        assert (why in note) if why else note == "", (outcomes, note)

@@ -31,6 +31,7 @@ import time
 import attrs
 
 from harness import replay
+from harness.replay import reproduces
 from tests.bugs.catalogue import Bug, Search, budgets, bug, catalogue, write_budget
 from tests.bugs.hunt import Hunt, hunt, in_workers, load_everything, search_settings
 
@@ -70,13 +71,18 @@ class Sweep:
 
 
 def verified(the_bug: Bug, trace) -> str:
-    """Why ``trace`` cannot be the bug's committed trace ('' when it can)."""
+    """Why ``trace`` cannot be the bug's committed trace ('' when it can): it must fail with the
+    bug planted, the same way in two replays (``harness.replay.reproduces``: the catalogue's test
+    replays it twice too), and pass without it."""
     correct = attrs.evolve(trace, implementation=the_bug.correct)
     with the_bug.plant() as buggy:
         with_bug = replay(correct, the_bug.machine_class(), buggy)
+        again = replay(correct, the_bug.machine_class(), buggy)
     without = replay(correct, the_bug.machine_class(), the_bug.correct_implementation())
     if with_bug.status != "failed":
         return f"with the bug planted the trace {with_bug}"
+    if not reproduces(with_bug, again, the_bug.machine_class()):
+        return f"with the bug planted the trace {with_bug}, and replayed again {again}"
     if without.status != "passed":
         return f"without the bug the trace {without}"
     return ""
