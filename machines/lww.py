@@ -205,7 +205,8 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
     #   the whole body if ``field`` is ``"body"``;
     # * ``kind(whole_state)`` (optional): the kind of message it renders, which a refusal
     #   of it must name.
-
+    # * ``places`` (optional, with ``kind``): per field, the place a refusal of that field
+    #   spoiled names after the kind of message, word for word (``"body[0] (wall_ns): "``).
     # * ``version`` (optional, with ``kind``): the version of the messages it renders; then the
     #   ``bad_envelope`` lie spoils a genuine message's envelope (``harness.hostile.spoil_envelope``).
 
@@ -257,6 +258,12 @@ class LWWMachine(HostilePeers, ReplicatedMachine):
             field, to = args["field"], args["to"]
             if self.wrong_kind(field, to):
                 assert field in text, f"{lie}: the refusal does not name the field {field} it refused: {text}"
+                places = getattr(self.crafter, "places", None)
+                if places and kind:  # the crafter knows its wire: the field's place, word for word
+                    place = f"{kind(whole_state)}: {places[field]}"
+                    assert place in text, f"{lie}: the refusal does not name the place {place!r} of {field}: {text}"
+                if field == "body" and isinstance(to, list):
+                    assert f"got {len(to)}" in text, f"{lie}: the refusal does not say the body has {len(to)} items: {text}"
                 got = type(to).__name__
                 if not isinstance(to, FIELD_KINDS[field]):
                     assert got in text, f"{lie}: the refusal does not say it got {got}: {text}"

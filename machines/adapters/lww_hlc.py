@@ -7,6 +7,7 @@ that down, so a change to either side shows up here and not as a confusing machi
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import ClassVar
 
 from harness import Implementation, register
 from harness.hostile import register_crafter
@@ -67,6 +68,11 @@ class HLCCrafter:
     version = VERSION
     #: A caller's bad value or replica id is refused naming it (``machines.lww``'s ``caller_mistake``).
     refuses_caller_mistakes = True
+    #: Where a refusal of a spoiled field (``one_field_wrong``) names it, word for word after the
+    #: kind of message: the field's place in the body ``[wall_ns, counter, writer, value]``.
+    places: ClassVar[dict[str, str]] = {
+        "wall_ns": "body[0] (wall_ns): ", "counter": "body[1] (counter): ", "writer": "body[2] (writer): ",
+        "value": "body[3] (value): ", "body": "body: "}
 
     def kind(self, whole_state: bool) -> str:
         return STATE_KIND if whole_state else DELTA_KIND
