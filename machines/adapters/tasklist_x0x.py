@@ -9,7 +9,7 @@ the same list, ``LIST_ID``. ``forge`` plays an attacker who holds none of the ag
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import blake3
 import msgpack
@@ -292,6 +292,19 @@ class X0xCrafter:
             "relayed_record", "clock_ahead", "one_field_wrong", "not_canonical")
     stranger_agent = agent_id(bytes(STRANGER_KEY.verify_key))
     spoilings = tuple(SPOILINGS)
+    #: A caller's mistakes are refused (``machines.tasklist``'s ``caller_mistake``), in these words.
+    refuses_caller_mistakes = True
+    caller_mistake_texts: ClassVar[dict[str, str]] = {
+        "add-title-not-text": "a task's title and description are strings",
+        "add-description-not-text": "a task's title and description are strings",
+        "set-unknown-field": "unknown field 'colour', expected one of ('title', 'description', 'assignee', 'priority')",
+        "set-title-not-text": "set_field: 7 is not a valid title",
+        "set-assignee-not-an-agent": f"set_field: {bytes(31)!r:.40} is not a valid assignee",
+        "set-priority-past-u8": "set_field: 256 is not a valid priority",
+        "set-priority-negative": "set_field: -1 is not a valid priority",
+        "set-priority-bool": "set_field: True is not a valid priority",
+        "move-negative": "move to a negative index -1",
+    }
 
     @staticmethod
     def kind(whole_state: bool) -> str:
