@@ -121,9 +121,10 @@ class SimNetwork:
 
 
 def ci_settings(examples: int, steps: int) -> settings:
-    """Under the ``ci`` profile, this machine's own budget (networked steps cost more than
-    a replica's); under any other profile, the profile's own."""
-    if profiles.current_profile() == "ci":
+    """Under the ``ci`` profile (and ``mutation``, which searches as ``ci`` does:
+    ``profiles.CI_SEARCH``), this machine's own budget (networked steps cost more than a
+    replica's); under any other profile, the profile's own."""
+    if profiles.current_profile() in profiles.CI_SEARCH:
         return settings(settings(), max_examples=examples, stateful_step_count=steps)
     return settings()
 

@@ -55,6 +55,10 @@ def coverage_checked(profile: str, examples: int) -> bool:
 FLOORS_CHECKED = frozenset({"ci"})
 #: Profiles that keep running a machine until its time budget is spent.
 BUDGETED = frozenset({"nightly"})
+#: The profiles that search as ``ci`` does, each machine with its own ``ci`` budget (networked
+#: machines run fewer, costlier examples: ``harness.network.ci_settings``): ``ci`` itself, and
+#: ``mutation`` (``python -m tests.mutation``: a mutant is killed by what ``ci`` would find).
+CI_SEARCH = frozenset({"ci", "mutation"})
 #: Examples a run may spend after its first failure, by profile (None: no bound but the
 #: time budget). Hypothesis shrinks a machine failure in a few hundred examples; the bound
 #: stops a run with several failures, or a slow implementation, from shrinking for minutes.

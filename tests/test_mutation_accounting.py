@@ -367,3 +367,22 @@ def test_rerunning_survivors_uses_the_machines_the_plan_names_now(monkeypatch):
     results = mutation.rerun_survivors(saved, 1)
     assert ran == [mutation.load_plan()[0]["implementations/node/core.py"]]
     assert "mesh_threshold" in results["machines"]
+
+
+@pytest.mark.parametrize("profile", ["ci", "mutation"])
+def test_a_networked_machine_searches_with_its_ci_budget_under_ci_and_under_mutation(profile):
+    """A mutation run (the ``mutation`` profile: ci's search) gives a networked machine its own
+    ``ci`` budget, as ``pytest machines/`` does: it ran the profile's 250 examples of 50 steps
+    instead (the endpoint machine's is 30 of 30), and a surviving ``tls.py`` mutant cost minutes."""
+    from hypothesis import settings
+
+    from harness.network import ci_settings
+
+    before = settings.get_current_profile_name()
+    settings.load_profile(profile)
+    try:
+        budget = ci_settings(30, 30)
+    finally:
+        settings.load_profile(before)
+    assert (budget.max_examples, budget.stateful_step_count) == (30, 30)
+    assert budget.phases == settings.get_profile(profile).phases  # the profile's search, shrinking or not
