@@ -17,7 +17,8 @@ this thread while the loop runs. Sockets are on 127.0.0.1 only; the loop, its en
 certificates' temporary directory are gone when the example ends.
 
 **Rules.** ``start``: 2-4 nodes, identities from fixed seeds, each certificate made (``tls.
-load_or_create``) in the example's temporary directory, one per node. ``dial``: a node dials
+load_or_create``) in the example's temporary directory, one per node (in a data directory that
+exists and holds other files, or in a path whose directories do not exist yet). ``dial``: a node dials
 another (or itself) with the right pin or another node's certificate, expecting the right
 identity key, none, or another node's. ``send``: a burst of 1-5 messages on one end of a link,
 sizes drawn from 0, 1, small, 1,200, 64 KiB, a quarter of ``MAX_SEND_BUFFER_BYTES`` less the
@@ -252,7 +253,15 @@ class EndpointMachine(TracedMachine):
         self.require(2 <= nodes <= 4, f"{nodes} nodes: 2 to 4")
         self.loop = self.implementation.make_replica(0, None)
         for i in range(nodes):
+            # Where a node keeps its certificate: its data directory, made before by the node (it
+            # holds the node's store) for even nodes; for odd ones two levels below a directory
+            # no one has made yet (load_or_create makes the path).
             directory = self.directory / f"node-{i}"
+            if i % 2:
+                directory = directory / "data" / "transport"
+            else:
+                directory.mkdir()
+                (directory / "store.sqlite").write_bytes(b"")
             identity = self.loop.identity(SEEDS[i])
             certificate = self.loop.certificate(directory)
             self.nodes.append(Node(i, directory, identity, certificate, identity.public_key))
