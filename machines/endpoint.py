@@ -112,6 +112,10 @@ IMPOSTURES = {
 TLS_REFUSAL = "closed: self-signed certificate"
 NOT_DIALED = "refused: transport.hello: the listener is not the node dialed (another identity key)"
 OWN_IDENTITY = "refused: transport.hello: the peer claims our own identity"
+#: A pin that is no certificate (``dial``'s pin ``not_a_certificate``: a committed trace, no rule
+#: draws it): a corrupt address, refused at the call, before a packet leaves.
+NOT_A_CERTIFICATE = b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+NOT_PEM = "not a PEM certificate: "
 #: Seconds a step may wait for what it started (a few MiB over loopback on a loaded machine).
 WAIT_SECONDS = 10.0
 #: Framed bytes that always leave with a close (one datagram's worth): more, and only a prefix may.
@@ -318,11 +322,16 @@ class EndpointMachine(TracedMachine):
 
     def step_dial(self, client: int, server: int, pin: str | int, key: str | int) -> None:
         """Node ``client`` dials ``server``'s address pinning ``pin`` (``right``: the server's
-        certificate, or node ``pin``'s) and expecting ``key`` (``right``, ``none``, or node ``key``'s)."""
+        certificate, or node ``pin``'s, or ``not_a_certificate``: bytes that are none, refused at
+        the call with a ``CertificateError`` naming them, nothing sent, no dial counted) and
+        expecting ``key`` (``right``, ``none``, or node ``key``'s)."""
         self.require(client in self.up() and server in self.up(), f"node {client} or {server} is down")
-        self.require(pin == "right" or pin in range(len(self.nodes)), f"no pin {pin!r}")
+        self.require(pin in ("right", "not_a_certificate") or pin in range(len(self.nodes)), f"no pin {pin!r}")
         self.require(key in ("right", "none") or key in range(len(self.nodes)), f"no key {key!r}")
         target = self.nodes[server].address
+        if pin == "not_a_certificate":
+            self.dial_without_a_certificate(client, target)
+            return
         certificate = target.certificate if pin == "right" else self.nodes[pin].address.certificate
         expected = {"right": target.public_key, "none": None}.get(key) if isinstance(key, str) else self.nodes[key].key
         address = PeerAddress(HOST, target.port, certificate, expected)
@@ -363,6 +372,23 @@ class EndpointMachine(TracedMachine):
         if error is not None:
             raise AssertionError(f"node {client}'s dial of node {server} failed: {type(error).__name__}: {portless(error)}")
         self.add_link(client, server, conn, accepted)
+
+    def dial_without_a_certificate(self, client: int, target: PeerAddress) -> None:
+        address = PeerAddress(HOST, target.port, NOT_A_CERTIFICATE, target.public_key)
+        dialer = self.endpoint(client)
+
+        async def go():
+            try:
+                await dialer.connect(address)
+            except Exception as error:
+                return error
+            return None
+
+        error = self.loop.call(go, WAIT_SECONDS, f"node {client} dialing with a pin that is no certificate")
+        assert error is not None, f"node {client} dialed pinning bytes that are no certificate, and was taken"
+        assert type(error).__name__ == "CertificateError" and str(error).startswith(NOT_PEM), (
+            f"node {client}'s dial pinning bytes that are no certificate failed with {type(error).__name__}: {error}, "
+            f"not CertificateError: {NOT_PEM}...")
 
     def add_link(self, client: int, server: int, conn, accepted) -> None:
         keys = self.loop.call(self.async_value(lambda: (conn.peer_public_key, accepted.peer_public_key)), 5.0,
