@@ -268,9 +268,18 @@ class EndpointMachine(TracedMachine):
                 (directory / "store.sqlite").write_bytes(b"")
             identity = self.loop.identity(SEEDS[i])
             certificate = self.loop.certificate(directory)
+            self.check_key_file(i, directory)
             self.nodes.append(Node(i, directory, identity, certificate, identity.public_key))
             self.open_node(i, 0)
         self.impostor = (self.loop.identity(IMPOSTOR_SEED), self.loop.certificate(self.directory / "impostor"))
+
+    @staticmethod
+    def check_key_file(i: int, directory: Path) -> None:
+        """A node's private key is readable and writable by its owner only (mode 0600)."""
+        keys = [p for p in directory.iterdir() if p.name.endswith("-key.pem")]
+        assert len(keys) == 1, f"node {i}'s directory holds {sorted(p.name for p in directory.iterdir())}: one key file expected"
+        mode = keys[0].stat().st_mode & 0o777
+        assert mode == 0o600, f"node {i}'s private key {keys[0].name} has mode {mode:o}, not 600: others may read it"
 
     def open_node(self, i: int, port: int) -> None:
         node = self.nodes[i]
@@ -679,6 +688,7 @@ class EndpointMachine(TracedMachine):
         the = self.nodes[node]
         certificate = self.loop.certificate(the.directory)
         assert certificate == the.certificate, f"node {node}'s certificate changed across a restart on its directory"
+        self.check_key_file(node, the.directory)
         self.open_node(node, the.address.port)
 
     # --- impostors ----------------------------------------------------------------------------
