@@ -120,6 +120,9 @@ class TracedMachine(RuleBasedStateMachine):
     #: Its implementations run in real time (processes, sockets): two replays of a failing trace
     #: may word the same failure with other numbers (``harness.replay.reproduces``).
     real_time: ClassVar[bool] = False
+    #: Steps that committed traces take and no rule draws: left out of ``rule_names`` (the
+    #: coverage table's rows), since no run of the search takes them.
+    trace_only_steps: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -140,11 +143,11 @@ class TracedMachine(RuleBasedStateMachine):
 
     @classmethod
     def rule_names(cls) -> tuple[str, ...]:
-        """The machine's steps, in the order they are defined."""
+        """The machine's steps, in the order they are defined (but ``trace_only_steps``)."""
         names = []
         for klass in reversed(cls.__mro__):
             for attribute in vars(klass):
-                if attribute.startswith("step_") and attribute[5:] not in names:
+                if attribute.startswith("step_") and attribute[5:] not in names and attribute[5:] not in cls.trace_only_steps:
                     names.append(attribute[5:])
         return tuple(names)
 

@@ -106,11 +106,8 @@ class MeshPresenceMachine(MeshMachine):
     advances = (NS_PER_SECOND, 5 * NS_PER_SECOND, 30 * NS_PER_SECOND, 299 * NS_PER_SECOND, 301 * NS_PER_SECOND,
                 600 * NS_PER_SECOND, 899 * NS_PER_SECOND, 901 * NS_PER_SECOND, HOUR, 24 * HOUR + NS_PER_SECOND)
 
-    @classmethod
-    def rule_names(cls) -> tuple[str, ...]:
-        """Every step but ``foaf_lie`` and ``rdv_lie``, which committed traces take (``mesh-foaf-lies``,
-        ``mesh-rendezvous-lies``) and no rule draws."""
-        return tuple(name for name in super().rule_names() if name not in ("foaf_lie", "rdv_lie"))
+    #: Committed traces take these (``mesh-foaf-lies``, ``mesh-rendezvous-lies``); no rule draws them.
+    trace_only_steps: ClassVar[tuple[str, ...]] = ("foaf_lie", "rdv_lie")
 
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
