@@ -25,7 +25,8 @@ sizes drawn from 0, 1, small, 1,200, 64 KiB, a quarter of ``MAX_SEND_BUFFER_BYTE
 header, exactly ``MAX_FRAME_BYTES`` and one byte past it, by ``send_nowait`` (refused past the
 send buffer), ``send`` (waits for room) or ``send_to`` (the node's latest connection to the peer,
 or a new dial when it has none; a ``send_to`` may open with ``MAX_PENDING_PER_PEER`` small
-messages, so the drawn ones go past what waits for a dial); then, or in the same step, a close.
+messages, so the drawn ones go past what waits for a dial; a burst that opens by filling the send
+buffer goes on an open link); then, or in the same step, a close.
 ``close``: one end of a link closes with a reason (empty, short, longer than the 200 characters
 that travel), perhaps twice.
 ``shutdown``, ``restart``: an endpoint closes (with a reason, or by leaving ``open_endpoint``) and
@@ -64,8 +65,11 @@ in process).
   signature does not verify``);
 * after every step each node's ``peers()`` is the set of keys it has a proven open link with, each
   connection's ``is_open`` and ``reason`` are the model's, no message waits that the model does
-  not expect, and ``stats`` count exactly the messages sent, received and dropped while a dial was
-  pending, the dials failed and the connections accepted; no endpoint's task crashed.
+  not expect, and ``stats`` count exactly the messages sent, received, dropped while a dial was
+  pending or because it failed (``send_to`` an address pinning another certificate: committed
+  traces), the dials failed and the connections accepted; the datagrams and bytes sent and the
+  datagrams received, which QUIC's acknowledgements and retransmissions keep the model from
+  counting, are bounded (``check_traffic``); no endpoint's task crashed.
 """
 
 from __future__ import annotations
@@ -195,6 +199,10 @@ class Node:
     known: set = attrs.field(factory=set)
     #: What its ``stats`` must count, per incarnation.
     counts: dict = attrs.field(factory=dict)
+    #: Framed bytes of the messages it sent that arrived, and of those it received, per incarnation:
+    #: its datagrams carried at least these (``check_traffic``).
+    framed_sent: int = 0
+    framed_received: int = 0
 
 
 @attrs.define
@@ -218,7 +226,14 @@ class Link:
         return "server" if role == "client" else "client"
 
 
-COUNTED = ("messages_sent", "messages_received", "dials_failed", "connections_accepted", "messages_dropped_pending")
+#: What ``stats`` count of the datagrams: bounded, not counted (``check_traffic``).
+TRAFFIC = ("datagrams_sent", "bytes_sent", "datagrams_received")
+#: The bytes a QUIC datagram holds at least (a short header's flags, connection id and packet number,
+#: the 16-byte tag: RFC 9001's header protection samples 16 bytes past 4 of packet number) and at most
+#: (aioquic's ``max_datagram_size``, which ``tls`` leaves at its default).
+SMALLEST_DATAGRAM, MAX_DATAGRAM = 21, 1200
+COUNTED = ("messages_sent", "messages_received", "dials_failed", "connections_accepted", "messages_dropped_pending",
+           "messages_dropped_dial", "messages_dropped_full")
 
 
 class EndpointMachine(TracedMachine):
@@ -299,6 +314,7 @@ class EndpointMachine(TracedMachine):
             node.address = address
         assert address.port == node.address.port, f"node {i} reopened on port {address.port}, not {node.address.port}"
         node.up, node.known, node.counts = True, set(), dict.fromkeys(COUNTED, 0)
+        node.framed_sent = node.framed_received = 0
 
     @staticmethod
     def async_value(function, *args):
@@ -431,8 +447,8 @@ class EndpointMachine(TracedMachine):
         go past what waits for a dial)."""
         if fill == "pending":
             self.burst(end, sizes, "send_to", then, reason, pile=limits.MAX_PENDING_PER_PEER)
-        else:
-            self.burst(end, [*FILL, *sizes] if fill else sizes, mode, then, reason)
+        else:  # a buffer filled on a closed end would only be refused as closed: always an open one
+            self.burst(end, [*FILL, *sizes] if fill else sizes, mode, then, reason, open_only=bool(fill))
 
     @guard(lambda self: bool(self.sendable()))
     @rule(end=st.integers(0, 15), sizes=st.lists(st.sampled_from(SIZES[:6]), min_size=1, max_size=5),
@@ -442,22 +458,25 @@ class EndpointMachine(TracedMachine):
         """The same as ``send`` (drawn as often again), of small messages only."""
         self.burst(end, sizes, mode, then, reason)
 
-    def burst(self, end, sizes, mode, then, reason, pile=0):
+    def burst(self, end, sizes, mode, then, reason, pile=0, open_only=False):
         if mode == "send_to" and framed([PILE_SIZE] * pile + sizes) > SEND_TO_BYTES:
             mode, pile = "send_nowait", 0  # send_to drops what does not fit, counting it: see SEND_TO_BYTES
         ends = self.sendable()
         open_ends = [e for e in ends if self.links[e[0]].open]
-        if open_ends and end % 8:  # mostly on open links
+        if open_ends and (end % 8 or open_only):  # mostly on open links
             ends = open_ends
         link, role = ends[end % len(ends)]
         self.do("send", link=link, role=role, sizes=sizes, mode=mode, close=reason if then else None,
                 **({"pile": pile} if pile else {}))
 
-    def step_send(self, link: int, role: str, sizes: list[int], mode: str, close: str | None, pile: int = 0) -> None:
+    def step_send(self, link: int, role: str, sizes: list[int], mode: str, close: str | None, pile: int = 0,
+                  pin: str = "right") -> None:
         """The ``role`` end of link ``link`` sends messages of ``sizes`` bytes by ``mode``
         (``send_to``: to the peer's address, on whichever connection the node picks; first ``pile``
-        messages of ``PILE_SIZE`` bytes), then closes with reason ``close`` unless it is None; every
-        message sent is then awaited at the other end."""
+        messages of ``PILE_SIZE`` bytes; ``pin="other"``: the address pins another node's
+        certificate, so a dial it needs is refused and the messages waiting for it are dropped;
+        committed traces, no rule draws it), then closes with reason ``close`` unless it is None;
+        every message sent is then awaited at the other end."""
         self.require(0 <= link < len(self.links) and role in ("client", "server"), f"no link {link} {role}")
         self.require(mode in MODES, f"no mode {mode!r}")
         self.require(1 <= len(sizes) <= 5 + len(FILL) and all(0 <= s <= limits.MAX_FRAME_BYTES + 1 for s in sizes), "sizes")
@@ -465,10 +484,11 @@ class EndpointMachine(TracedMachine):
         sender, receiver = the.node(role), the.node(the.other(role))
         self.require(self.nodes[sender].up and self.nodes[receiver].up, "both nodes are up")
         self.require(0 <= pile <= limits.MAX_PENDING_PER_PEER and (mode == "send_to" or not pile), f"pile {pile}")
+        self.require(pin == "right" or (pin == "other" and mode == "send_to"), f"pin {pin!r}: right, or other by send_to")
         if mode == "send_to":
             sizes = [PILE_SIZE] * pile + sizes
             self.require(framed(sizes) <= SEND_TO_BYTES, f"send_to of {framed(sizes)} framed bytes: at most {SEND_TO_BYTES}")
-            self.send_to(sender, receiver, sizes)
+            self.send_to(sender, receiver, sizes, pin)
             return
         messages = []
         for size in sizes:
@@ -506,6 +526,8 @@ class EndpointMachine(TracedMachine):
                 except Exception as error:
                     got.append((type(error).__name__, str(error)))
                 peak = max(peak, conn.unacknowledged())
+            if got != outcomes:  # what arrives is the model's no more: the outcomes are the news
+                return start, got, peak, []
             if close is not None:
                 conn.close(close)
             def failed():
@@ -544,9 +566,15 @@ class EndpointMachine(TracedMachine):
         self.check_received(received, expected, sender, receiver)
         self.nodes[sender].counts["messages_sent"] += len(arriving)
         self.nodes[receiver].counts["messages_received"] += len(received)
+        self.carried(sender, receiver, [m for _, m in received])
         if close is not None and closed is None:
             the.reasons[role] = close
             the.reasons[the.other(role)] = peer_reason(close)
+
+    def carried(self, sender: int, receiver: int, messages: list[bytes]) -> None:
+        size = framed(len(m) for m in messages)
+        self.nodes[sender].framed_sent += size
+        self.nodes[receiver].framed_received += size
 
     def check_received(self, received: list, expected: list, sender: int, receiver: int) -> None:
         if received == expected:
@@ -562,18 +590,24 @@ class EndpointMachine(TracedMachine):
         raise AssertionError(f"node {receiver} received {show(received)} from node {sender}; "
                              f"the model says {show(expected)} (exactly once, in order, unaltered)")
 
-    def send_to(self, sender: int, receiver: int, sizes: list[int]) -> None:
+    def send_to(self, sender: int, receiver: int, sizes: list[int], pin: str = "right") -> None:
         published = [(n, role) for n, link in enumerate(self.links) for role in ("client", "server")
                      if link.open and link.node(role) == sender and link.node(link.other(role)) == receiver]
+        # With another pin, a connection published to the peer is used all the same (send_to looks
+        # a peer up by its key); a dial is refused by TLS, and what waited for it is dropped.
+        refused = pin != "right" and not published
         messages = []
         for size in sizes:
             self.number += 1
             messages.append(payload(size, self.number))
         taken = [m for m in messages if len(m) <= limits.MAX_FRAME_BYTES]
         # With no connection to the peer they wait for the dial: the newest MAX_PENDING_PER_PEER.
-        arriving = taken if published else taken[-limits.MAX_PENDING_PER_PEER:]
+        arriving = taken if published else [] if refused else taken[-limits.MAX_PENDING_PER_PEER:]
         endpoint, inbox = self.endpoint(sender), self.endpoint(receiver)
         address = self.nodes[receiver].address
+        if pin != "right":
+            other = next(n for n in self.nodes if n.index != receiver)
+            address = PeerAddress(HOST, address.port, other.address.certificate, address.public_key)
         receiver_key, sender_key = self.nodes[receiver].key, self.nodes[sender].key
         known_sender, known_receiver = set(self.nodes[sender].known), set(self.nodes[receiver].known)
 
@@ -590,6 +624,10 @@ class EndpointMachine(TracedMachine):
             def failed():
                 return "the dial failed" if endpoint.stats["dials_failed"] > dials_failed else ""
 
+            if refused:  # the refusal, at both ends, then no message anywhere
+                while not failed():
+                    await trio.sleep(0.002)
+                await self.settle(inbox, known_receiver)
             received = await gather(inbox, len(arriving), failed)
             if not arriving:
                 return got, received, None, None
@@ -610,8 +648,15 @@ class EndpointMachine(TracedMachine):
             assert got[n] == want, f"message {n} ({len(message)} bytes) by send_to: {got[n] or 'taken'}, not {want}"
         self.check_received(received, [(sender_key, m) for m in arriving], sender, receiver)
         self.nodes[sender].counts["messages_sent"] += len(arriving)
-        self.nodes[sender].counts["messages_dropped_pending"] += len(taken) - len(arriving)
         self.nodes[receiver].counts["messages_received"] += len(arriving)
+        self.carried(sender, receiver, arriving)
+        if refused:
+            self.nodes[sender].counts["dials_failed"] += 1
+            self.nodes[sender].counts["messages_dropped_pending"] += max(0, len(taken) - limits.MAX_PENDING_PER_PEER)
+            self.nodes[sender].counts["messages_dropped_dial"] += min(len(taken), limits.MAX_PENDING_PER_PEER)
+            self.nodes[receiver].counts["connections_accepted"] += 1
+            return
+        self.nodes[sender].counts["messages_dropped_pending"] += len(taken) - len(arriving)
         if not arriving:
             return
         if published:
@@ -772,6 +817,7 @@ class EndpointMachine(TracedMachine):
             return {
                 "peers": {i: endpoint.peers() for i, endpoint in endpoints.items()},
                 "stats": {i: {name: endpoint.stats[name] for name in COUNTED} for i, endpoint in endpoints.items()},
+                "traffic": {i: {name: endpoint.stats[name] for name in TRAFFIC} for i, endpoint in endpoints.items()},
                 "waiting": waiting,
                 "ends": [tuple((c.is_open, c.reason) for c in ends) for ends in links],
             }
@@ -802,6 +848,22 @@ class EndpointMachine(TracedMachine):
                                    f"{sorted(map(self.key_name, want))}")
         for i, counted in seen["stats"].items():
             assert counted == self.nodes[i].counts, f"node {i}'s stats count {counted}; the model says {self.nodes[i].counts}"
+        for i, traffic in seen["traffic"].items():
+            self.check_traffic(i, **traffic)
+
+    def check_traffic(self, i: int, datagrams_sent: int, bytes_sent: int, datagrams_received: int) -> None:
+        """What the model cannot count exactly (QUIC's packets, acknowledgements, retransmissions)
+        it bounds: every datagram holds between ``SMALLEST_DATAGRAM`` and ``MAX_DATAGRAM`` bytes, and
+        the datagrams a node sent (received) carried at least the frames of the messages it sent
+        that arrived (it received)."""
+        node = self.nodes[i]
+        said = f"node {i}'s stats: {datagrams_sent} datagrams sent of {bytes_sent} bytes, {datagrams_received} received"
+        assert datagrams_sent * SMALLEST_DATAGRAM <= bytes_sent <= datagrams_sent * MAX_DATAGRAM, (
+            f"{said}: a datagram holds {SMALLEST_DATAGRAM} to {MAX_DATAGRAM} bytes")
+        assert bytes_sent >= node.framed_sent, (
+            f"{said}: fewer bytes than the {node.framed_sent} framed bytes it sent that arrived")
+        assert datagrams_received * MAX_DATAGRAM >= node.framed_received, (
+            f"{said}: too few datagrams to carry the {node.framed_received} framed bytes it received")
 
     def key_name(self, key: bytes) -> str:
         for node in self.nodes:

@@ -492,17 +492,17 @@ def _mutmut(module: str, machines: Machines, workers: int, only: list[str] | Non
     return {"module": module, "digest": digest(module), "machines": machines, "mutants": mutants, "log": log}
 
 
-def rerun_survivors(saved: dict, workers: int, only: list[str] | None = None) -> dict:
+def rerun_survivors(saved: dict, workers: int, only: list[str] | None = None, machines: Machines | None = None) -> dict:
     """``saved`` results with their survivors (those whose names hold one of ``only``, if
     given; one ending in ``$`` must end the name: ``x_admit__mutmut_5$`` is not ``..._50``) run
-    again, by the machines the plan names now (it may have grown since), the other statuses
-    carried over."""
+    again, by ``machines`` if given, else by the machines the plan names now (it may have grown
+    since), the other statuses carried over."""
     def named(name: str, part: str) -> bool:
         return name.endswith(part[:-1]) if part.endswith("$") else part in name
 
     survivors = [name for name, found in saved["mutants"].items()
                  if found["status"] in ESCAPED and (not only or any(named(name, part) for part in only))]
-    machines = load_plan()[0].get(saved["module"]) or machines_of(saved)  # the plan may have grown since
+    machines = machines or load_plan()[0].get(saved["module"]) or machines_of(saved)  # the plan may have grown since
     fresh = run(saved["module"], machines, workers, only=survivors)
     mutants = {name: fresh["mutants"].get(name, found) if name in survivors else found
                for name, found in saved["mutants"].items()}
@@ -670,7 +670,8 @@ def _exit_on_sigterm(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__.split("\n\n")[0])
     parser.add_argument("module", nargs="?", help="a file of implementations/, e.g. implementations/lww.py")
-    parser.add_argument("--machine", help="the machine whose test kills its mutants (default: the plan's machines)")
+    parser.add_argument("--machine", help="the machine whose test kills its mutants (default: the plan's machines; "
+                                          "with --rerun-survivors too)")
     parser.add_argument("-k", dest="selection", help="with --machine: its implementations that use the module, comma-separated")
     parser.add_argument("--workers", type=int, default=1, help="mutants tested at once (default 1: a shared machine)")
     parser.add_argument("--out", help="where to write the Markdown report")
@@ -751,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.confirm_kills:
             results = confirm_kills(results, machines_of(results), args.workers)
         elif args.rerun_survivors:
-            results = rerun_survivors(results, args.workers, args.only)
+            results = rerun_survivors(results, args.workers, args.only, _machines(parser, args) if args.machine else None)
         elif args.parts:
             results = run_in_parts(args.module, _machines(parser, args), args.workers, args.parts, Path(args.save),
                                    args.max_parts, args.part)

@@ -53,6 +53,20 @@ def close_without_flush(self, reason, error_code=endpoint.CLOSE_NORMAL):
     self._mark_closed()
 
 
+def send_nowait_bounding_the_message(self, message):
+    """``Connection.send_nowait`` bounding the send buffer by the message's length, not its frame's:
+    a message whose header takes the buffer past ``MAX_SEND_BUFFER_BYTES`` is taken."""
+    if not self.is_open:
+        why = "identity not proven yet" if self.reason is None else self.reason or "closed with an empty reason"
+        raise endpoint.TransportError(f"connection is not open: {why}")
+    data = framing.frame(message)
+    if self.unacknowledged() + len(message) > limits.MAX_SEND_BUFFER_BYTES:  # BUG: the header left out
+        raise endpoint.SendBufferFull(f"{self.unacknowledged()} bytes unacknowledged: MAX_SEND_BUFFER_BYTES reached")
+    self.quic.send_stream_data(endpoint.MESSAGE_STREAM, data)
+    self.endpoint.stats["messages_sent"] += 1
+    self.wake.set()
+
+
 def send_to_keeping(drop_newest: bool, room: int):
     """``Endpoint.send_to`` whose queue of messages waiting for a dial holds ``room`` messages and,
     full, drops the newest instead of the oldest when ``drop_newest``; every other path (an open
@@ -92,6 +106,9 @@ BUGS = [
     _patched("close-without-flush", endpoint.Connection, "close", close_without_flush,
              "a close leaves before what was queued in the same step: those messages are lost, counted as sent",
              "lost-update", involves=("send",)),
+    _patched("send-buffer-bounds-the-message", endpoint.Connection, "send_nowait", send_nowait_bounding_the_message,
+             "the send buffer's bound is checked against the message's length, not its frame's: a full buffer takes "
+             "one more small message, past MAX_SEND_BUFFER_BYTES", "off-by-one", involves=("send",)),
     _patched("pending-one-past-the-limit", endpoint.Endpoint, "send_to",
              send_to_keeping(drop_newest=False, room=limits.MAX_PENDING_PER_PEER + 1),
              "the queue of messages waiting for a dial holds MAX_PENDING_PER_PEER + 1 (> for >=)", "off-by-one",
