@@ -120,6 +120,8 @@ OWN_IDENTITY = "refused: transport.hello: the peer claims our own identity"
 #: draws it): a corrupt address, refused at the call, before a packet leaves.
 NOT_A_CERTIFICATE = b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
 NOT_PEM = "not a PEM certificate: "
+SEND_TO_NEEDS_A_KEY = "send_to needs the public key of the node at the address"
+CLOSED_ENDPOINT = "endpoint is closed"
 #: Seconds a step may wait for what it started (a few MiB over loopback on a loaded machine).
 WAIT_SECONDS = 10.0
 #: Framed bytes that always leave with a close (one datagram's worth): more, and only a prefix may.
@@ -310,11 +312,30 @@ class EndpointMachine(TracedMachine):
             assert "loopback" in str(error), f"an address off loopback refused as {error}, not naming loopback"
         else:
             raise AssertionError("an address off loopback was taken")
+        self.check_send_to_without_a_key(i, address)
         if node.address is None:
             node.address = address
         assert address.port == node.address.port, f"node {i} reopened on port {address.port}, not {node.address.port}"
         node.up, node.known, node.counts = True, set(), dict.fromkeys(COUNTED, 0)
         node.framed_sent = node.framed_received = 0
+
+    def check_send_to_without_a_key(self, i: int, address: PeerAddress) -> None:
+        """``send_to`` an address that names no node's key is a caller's mistake: ``ValueError``
+        saying so, nothing queued, nothing dialed."""
+        endpoint = self.endpoint(i)
+        unnamed = PeerAddress(address.host, address.port, address.certificate, None)
+
+        async def call():
+            try:
+                endpoint.send_to(unnamed, b"")
+            except Exception as error:
+                return type(error).__name__, str(error), len(endpoint.connections)
+            return None, "", len(endpoint.connections)
+
+        got = self.loop.call(call, 5.0, f"node {i} sending to an address with no key")
+        assert got == ("ValueError", SEND_TO_NEEDS_A_KEY, 0), (
+            f"node {i}'s send_to an address naming no key: {got[0] or 'taken'}: {got[1]!r} with {got[2]} connections, "
+            f"not ValueError: {SEND_TO_NEEDS_A_KEY!r} and none")
 
     @staticmethod
     def async_value(function, *args):
@@ -487,7 +508,6 @@ class EndpointMachine(TracedMachine):
         self.require(pin == "right" or (pin == "other" and mode == "send_to"), f"pin {pin!r}: right, or other by send_to")
         if mode == "send_to":
             sizes = [PILE_SIZE] * pile + sizes
-            self.require(framed(sizes) <= SEND_TO_BYTES, f"send_to of {framed(sizes)} framed bytes: at most {SEND_TO_BYTES}")
             self.send_to(sender, receiver, sizes, pin)
             return
         messages = []
@@ -596,13 +616,24 @@ class EndpointMachine(TracedMachine):
         # With another pin, a connection published to the peer is used all the same (send_to looks
         # a peer up by its key); a dial is refused by TLS, and what waited for it is dropped.
         refused = pin != "right" and not published
+        self.require(published or framed(sizes) <= SEND_TO_BYTES,
+                     f"send_to of {framed(sizes)} framed bytes with no connection: at most {SEND_TO_BYTES}")
         messages = []
         for size in sizes:
             self.number += 1
             messages.append(payload(size, self.number))
         taken = [m for m in messages if len(m) <= limits.MAX_FRAME_BYTES]
-        # With no connection to the peer they wait for the dial: the newest MAX_PENDING_PER_PEER.
-        arriving = taken if published else [] if refused else taken[-limits.MAX_PENDING_PER_PEER:]
+        # On a connection, what its send buffer takes (at most MAX_SEND_BUFFER_BYTES: each step
+        # starts with it empty; a burst past it, committed traces only, drops the rest); with
+        # none, they wait for the dial: the newest MAX_PENDING_PER_PEER.
+        if published:
+            arriving, buffered = [], 0
+            for message in taken:
+                if buffered + len(message) + HEADER.size <= limits.MAX_SEND_BUFFER_BYTES:
+                    arriving.append(message)
+                    buffered += len(message) + HEADER.size
+        else:
+            arriving = [] if refused else taken[-limits.MAX_PENDING_PER_PEER:]
         endpoint, inbox = self.endpoint(sender), self.endpoint(receiver)
         address = self.nodes[receiver].address
         if pin != "right":
@@ -656,7 +687,8 @@ class EndpointMachine(TracedMachine):
             self.nodes[sender].counts["messages_dropped_dial"] += min(len(taken), limits.MAX_PENDING_PER_PEER)
             self.nodes[receiver].counts["connections_accepted"] += 1
             return
-        self.nodes[sender].counts["messages_dropped_pending"] += len(taken) - len(arriving)
+        self.nodes[sender].counts["messages_dropped_full" if published else "messages_dropped_pending"] += (
+            len(taken) - len(arriving))
         if not arriving:
             return
         if published:
@@ -714,14 +746,24 @@ class EndpointMachine(TracedMachine):
         given = reason if reason is not None else "endpoint closed"
         closing = [(link, role) for link in self.links if link.open for role in ("client", "server")
                    if link.node(role) == node]
+        endpoint = self.endpoint(node)
         self.loop.close(node, reason)
         others = [link.ends[link.other(role)] for link, role in closing]
+        target = self.nodes[node].address  # refused before any address is looked at
 
         async def go():
             for other in others:
                 await other.closed.wait()
+            try:
+                await endpoint.connect(target)
+            except Exception as error:
+                return type(error).__name__, str(error)
+            return None, ""
 
-        self.loop.call(go, WAIT_SECONDS, f"node {node}'s close reaching its {len(others)} peers")
+        refusal = self.loop.call(go, WAIT_SECONDS, f"node {node}'s close reaching its {len(others)} peers")
+        assert refusal == ("TransportError", CLOSED_ENDPOINT), (
+            f"node {node}'s closed endpoint dialing: {refusal[0] or 'taken'}: {refusal[1]!r}, "
+            f"not TransportError: {CLOSED_ENDPOINT!r}")
         for link, role in closing:
             link.reasons[role] = given
             link.reasons[link.other(role)] = peer_reason(given)
