@@ -321,7 +321,7 @@ class EndpointMachine(TracedMachine):
 
     def check_send_to_without_a_key(self, i: int, address: PeerAddress) -> None:
         """``send_to`` an address that names no node's key is a caller's mistake: ``ValueError``
-        saying so, nothing queued, nothing dialed."""
+        saying so, nothing queued, nothing dialed (and such an address survives JSON)."""
         endpoint = self.endpoint(i)
         unnamed = PeerAddress(address.host, address.port, address.certificate, None)
 
@@ -332,6 +332,7 @@ class EndpointMachine(TracedMachine):
                 return type(error).__name__, str(error), len(endpoint.connections)
             return None, "", len(endpoint.connections)
 
+        assert PeerAddress.from_json(unnamed.to_json()) == unnamed, f"node {i}'s address naming no key does not survive JSON"
         got = self.loop.call(call, 5.0, f"node {i} sending to an address with no key")
         assert got == ("ValueError", SEND_TO_NEEDS_A_KEY, 0), (
             f"node {i}'s send_to an address naming no key: {got[0] or 'taken'}: {got[1]!r} with {got[2]} connections, "
