@@ -638,7 +638,8 @@ class MeshAdversaryMachine(MeshPresenceMachine):
         to node ``target``, is "malformed payload" (or "accepted", of a topic the node does not carry)
         and changes nothing. So are directed payloads of the wrong shape (no ``[to, nonce]``, either of
         the wrong length, too few or many items, a repair's messages not a list of at most
-        MAX_REPAIR_MESSAGES byte strings, an envelope for no role or not bytes); one addressed to
+        MAX_REPAIR_MESSAGES byte strings, an envelope for no role or not bytes) and operations of
+        the wrong shape (on the anti-entropy topic, where a well-formed one is "unknown topic"); one addressed to
         another member is "not for me", and an envelope for a node without a signing core "no
         signing core"."""
         others = [i for i in range(len(self.nodes)) if i != target]
@@ -688,6 +689,15 @@ class MeshAdversaryMachine(MeshPresenceMachine):
             (REPAIR, [other, nonce(), [], None], "not for me"), (ENVELOPE, [other, nonce(), "coordinator", b"e"], "not for me"),
             (ENVELOPE, [me, nonce(), "signer", b"e"], "no signing core"),
             (ENVELOPE, [me, nonce(), "coordinator", b""], "no signing core"),
+            # operations of the wrong shape ([seq, nonce, data]), on a topic the node keeps no log
+            # of: refused before the topic is looked at; well formed, "unknown topic"
+            (OP, [], "malformed payload"), (OP, [1, nonce()], "malformed payload"),
+            (OP, [1, nonce(), b"x", 0], "malformed payload"), (OP, [0, nonce(), b"x"], "malformed payload"),
+            (OP, ["1", nonce(), b"x"], "malformed payload"), (OP, [True, nonce(), b"x"], "malformed payload"),
+            (OP, [1, nonce()[:-1], b"x"], "malformed payload"), (OP, [1, "n" * NONCE_BYTES, b"x"], "malformed payload"),
+            (OP, [1, 7, b"x"], "malformed payload"), (OP, [1, nonce(), "x"], "malformed payload"),
+            (OP, [1, nonce(), 7], "malformed payload"), (OP, [1, nonce(), b"x"], "unknown topic"),
+            (OP, [U64_MAX, nonce(), b""], "unknown topic"),
         ):
             send(kind, body, outcome)
         node = self.nodes[target]
