@@ -614,9 +614,6 @@ class EndpointMachine(TracedMachine):
     def send_to(self, sender: int, receiver: int, sizes: list[int], pin: str = "right") -> None:
         published = [(n, role) for n, link in enumerate(self.links) for role in ("client", "server")
                      if link.open and link.node(role) == sender and link.node(link.other(role)) == receiver]
-        # With another pin, a connection published to the peer is used all the same (send_to looks
-        # a peer up by its key); a dial is refused by TLS, and what waited for it is dropped.
-        refused = pin != "right" and not published
         self.require(published or framed(sizes) <= SEND_TO_BYTES,
                      f"send_to of {framed(sizes)} framed bytes with no connection: at most {SEND_TO_BYTES}")
         messages = []
@@ -624,6 +621,10 @@ class EndpointMachine(TracedMachine):
             self.number += 1
             messages.append(payload(size, self.number))
         taken = [m for m in messages if len(m) <= limits.MAX_FRAME_BYTES]
+        # With another pin, a connection published to the peer is used all the same (send_to looks
+        # a peer up by its key); a dial, started by the first message taken, is refused by TLS, and
+        # what waited for it is dropped.
+        refused = pin != "right" and not published and bool(taken)
         # On a connection, what its send buffer takes (at most MAX_SEND_BUFFER_BYTES: each step
         # starts with it empty; a burst past it, committed traces only, drops the rest); with
         # none, they wait for the dial: the newest MAX_PENDING_PER_PEER.
