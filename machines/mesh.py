@@ -18,7 +18,8 @@ goes out in answer: parallel rounds asking again multiply at a heal).
 Each verdict names the message it judged (signer, topic, SPEC's msg_id, and the kind of one it
 took), and a node's outcome counts (its metrics) are its verdicts' since it started. A node
 numbers the operations it publishes 1, 2, 3, ... across restarts and acknowledges each with its
-message's msg_id; a tick sends at most one have, and only with news (``check_have``).
+message's msg_id; a tick sends at most one have, only with news, and one once the have period has
+passed with news (``check_have``).
 
 Every operation a node publishes, or takes that it did not hold, it pushes to exactly its
 children in the operation's broadcast tree (``models.gossip.push_tree``, the members'
@@ -86,6 +87,7 @@ class MeshMachine(NetworkMachine):
         self.pull_quota: dict[bytes, tuple[int, list]] = {}  # announcer -> (seqs a tick must pull, its gaps due now)
         self.delivering: Any = None  # the datagram the network is delivering (None: one handed by a rule)
         self.own_seqs: dict[int, int] = {}  # node -> the seq of the last operation it published (its store outlives it)
+        self.have_due: dict[int, int] = {}  # node -> its local time from which news must be announced
         self.had: dict[int, dict] = {}  # node -> what it held at its last have (or when it started): news is more
         self.outcomes: dict[int, Counter] = {}  # node -> its verdicts' outcomes since it started (node.counts)
 
@@ -110,6 +112,7 @@ class MeshMachine(NetworkMachine):
         node = self.mesh_backend.node(self.identities[index], self.members, self.stores[index], self.local_now(index),
                                       **self.node_options(index))
         self.had[index] = self.holdings(node)  # what it restored from its store is no news
+        self.have_due[index] = self.local_now(index)  # a node may announce news at its first tick
         self.outcomes[index] = Counter()
         return node
 
@@ -441,16 +444,20 @@ class MeshMachine(NetworkMachine):
 
     def check_have(self, index: int, sent: list[tuple[bytes, str, list]]) -> None:
         """A tick sends at most one have (an announcement of what the node holds), and only with
-        news: an operation the node took or made since its last have, or since it started.
-        ``sent``: each message the tick sent, as (peer, kind, body)."""
+        news: an operation the node took or made since its last have, or since it started; and a
+        tick with news sends one once ``have_period_ns`` has passed since the last (or at once after
+        a start). ``sent``: each message the tick sent, as (peer, kind, body)."""
         haves = [peer for peer, kind, _ in sent if kind == HAVE]
+        held, now = self.holdings(self.nodes[index]), self.local_now(index)
         if not haves:
+            assert held == self.had[index] or now < self.have_due[index], (
+                f"node {index} has news (an operation it took or made since its last have) and sent no have, "
+                f"{now - self.have_due[index]} ns after have_period_ns had passed")
             return
-        held = self.holdings(self.nodes[index])
         assert len(haves) == 1, f"node {index} sent {len(haves)} haves at one tick"
         assert held != self.had[index], (
             f"node {index} sent a have with no news: it holds what it held at its last have (or its start)")
-        self.had[index] = held
+        self.had[index], self.have_due[index] = held, now + self.node_config.have_period_ns
 
     def check_pulls(self, index: int, sent: list[tuple[bytes, str, list]]) -> None:
         """A pull a tick sends (a repair that carries no operations and wants some) goes to one
