@@ -66,6 +66,17 @@ def minus(ours: list, theirs: list) -> list:
     return out
 
 
+def sorted_union(ranges: list) -> list:
+    """The ranges' seqs as sorted, disjoint, not adjacent ranges."""
+    out: list = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return out
+
+
 class MeshMachine(NetworkMachine):
     node_config: ClassVar[NodeConfig] = NodeConfig()
 
@@ -86,6 +97,7 @@ class MeshMachine(NetworkMachine):
         self.gaps: list[dict[tuple[str, bytes], list]] = []
         self.pull_quota: dict[bytes, tuple[int, list]] = {}  # announcer -> (seqs a tick must pull, its gaps due now)
         self.delivering: Any = None  # the datagram the network is delivering (None: one handed by a rule)
+        self.before_delivery: tuple[dict, set] = ({}, set())  # what the node held and had noted as gaps before it
         self.own_seqs: dict[int, int] = {}  # node -> the seq of the last operation it published (its store outlives it)
         self.have_due: dict[int, int] = {}  # node -> its local time from which news must be announced
         self.had: dict[int, dict] = {}  # node -> what it held at its last have (or when it started): news is more
@@ -278,13 +290,45 @@ class MeshMachine(NetworkMachine):
 
     def hand(self, target: int, data: bytes, datagram=None) -> None:
         self.delivering = datagram
+        node = self.nodes[target]
+        self.before_delivery = (self.holdings(node), set(node._announced))
         try:
             super().hand(target, data, datagram)
         finally:
             self.delivering = None
 
     def after_delivery(self, index: int, datagram, data: bytes) -> None:
-        self.check_verdicts(index, data)
+        pairs = self.check_verdicts(index, data)
+        self.check_push_announcements(index, pairs)
+
+    def check_push_announcements(self, index: int, pairs: list) -> None:
+        """An operation taken while an earlier one of its origin is missing announces that gap, by
+        its origin, now: the seqs below it the node lacks (at most ``MAX_DIGEST_RANGES`` ranges),
+        unless a gap of that origin and topic is noted already (the first announcement is the one
+        acted on). Checked for datagrams of operations alone, walked in order from what the node
+        held before; a have or a repair in the datagram changes what is noted or held between them."""
+        if not pairs or any(verdict.kind in (HAVE, REPAIR) for _, _, verdict in pairs):
+            return
+        held, noted = self.before_delivery
+        node, now, expected = self.nodes[index], self.local_now(index), {}
+        for raw, _, verdict in pairs:
+            if verdict.kind != OP or verdict.outcome != "accepted":
+                continue
+            message = decode_message(raw)
+            seq, key = decode_payload(message.payload)[1][0], (message.topic, message.signer)
+            ranges = held.setdefault(message.topic, {}).get(message.signer, [])
+            gap = minus([[1, seq - 1]], ranges) if seq > 1 else []
+            if gap and key not in noted:
+                noted.add(key)
+                expected[key] = (message.signer, gap[:MAX_DIGEST_RANGES], now)
+            held[message.topic][message.signer] = sorted_union([*ranges, [seq, seq]])
+        for key, (by, gap, since) in expected.items():
+            got = node._announced.get(key)
+            noted_gap = None if got is None else (got[0], [list(r) for r in got[1]], got[2])
+            assert noted_gap == (by, gap, since), (
+                f"node {index} took operation(s) of node {self.peer_index.get(key[1])} on {key[0]!r} while lacking seqs "
+                f"{gap}: it noted the gap {noted_gap and (self.peer_index.get(noted_gap[0]), noted_gap[1], noted_gap[2])}, "
+                f"not ({self.peer_index.get(by)}, {gap}, {since}) (announced by its origin, now)")
 
     def check_verdicts_of_genuine(self, index: int, datagram, pairs: list) -> None:
         """A datagram the network carried holds only what member nodes sent: no verdict of it
