@@ -66,17 +66,6 @@ def minus(ours: list, theirs: list) -> list:
     return out
 
 
-def sorted_union(ranges: list) -> list:
-    """The ranges' seqs as sorted, disjoint, not adjacent ranges."""
-    out: list = []
-    for lo, hi in sorted(ranges):
-        if out and lo <= out[-1][1] + 1:
-            out[-1][1] = max(out[-1][1], hi)
-        else:
-            out.append([lo, hi])
-    return out
-
-
 class MeshMachine(NetworkMachine):
     node_config: ClassVar[NodeConfig] = NodeConfig()
 
@@ -97,7 +86,7 @@ class MeshMachine(NetworkMachine):
         self.gaps: list[dict[tuple[str, bytes], list]] = []
         self.pull_quota: dict[bytes, tuple[int, list]] = {}  # announcer -> (seqs a tick must pull, its gaps due now)
         self.delivering: Any = None  # the datagram the network is delivering (None: one handed by a rule)
-        self.before_delivery: tuple[dict, set] = ({}, set())  # what the node held and had noted as gaps before it
+        self.noted_before: set = set()  # the gaps (topic, origin) the node being handed a datagram had noted before it
         self.own_seqs: dict[int, int] = {}  # node -> the seq of the last operation it published (its store outlives it)
         self.have_due: dict[int, int] = {}  # node -> its local time from which news must be announced
         self.had: dict[int, dict] = {}  # node -> what it held at its last have (or when it started): news is more
@@ -290,8 +279,7 @@ class MeshMachine(NetworkMachine):
 
     def hand(self, target: int, data: bytes, datagram=None) -> None:
         self.delivering = datagram
-        node = self.nodes[target]
-        self.before_delivery = (self.holdings(node), set(node._announced))
+        self.noted_before = set(self.nodes[target]._announced)
         try:
             super().hand(target, data, datagram)
         finally:
@@ -305,23 +293,23 @@ class MeshMachine(NetworkMachine):
         """An operation taken while an earlier one of its origin is missing announces that gap, by
         its origin, now: the seqs below it the node lacks (at most ``MAX_DIGEST_RANGES`` ranges),
         unless a gap of that origin and topic is noted already (the first announcement is the one
-        acted on). Checked for datagrams of operations alone, walked in order from what the node
-        held before; a have or a repair in the datagram changes what is noted or held between them."""
+        acted on). Checked for datagrams of operations alone, walked in order: what the node held
+        when it took one is what it holds now less the operations the datagram gave it after that
+        one; a have or a repair in the datagram changes what is noted or held between them."""
         if not pairs or any(verdict.kind in (HAVE, REPAIR) for _, _, verdict in pairs):
             return
-        held, noted = self.before_delivery
-        node, now, expected = self.nodes[index], self.local_now(index), {}
+        taken = []  # (topic, origin, seq) of each operation taken, in order
         for raw, _, verdict in pairs:
-            if verdict.kind != OP or verdict.outcome != "accepted":
-                continue
-            message = decode_message(raw)
-            seq, key = decode_payload(message.payload)[1][0], (message.topic, message.signer)
-            ranges = held.setdefault(message.topic, {}).get(message.signer, [])
-            gap = minus([[1, seq - 1]], ranges) if seq > 1 else []
-            if gap and key not in noted:
-                noted.add(key)
-                expected[key] = (message.signer, gap[:MAX_DIGEST_RANGES], now)
-            held[message.topic][message.signer] = sorted_union([*ranges, [seq, seq]])
+            if verdict.kind == OP and verdict.outcome == "accepted":
+                message = decode_message(raw)
+                taken.append((message.topic, message.signer, decode_payload(message.payload)[1][0]))
+        node, now, noted, expected = self.nodes[index], self.local_now(index), set(self.noted_before), {}
+        for i, (topic, origin, seq) in enumerate(taken):
+            later = [[s, s] for s in sorted({s for t, o, s in taken[i + 1:] if (t, o) == (topic, origin)})]
+            gap = minus([[1, seq - 1]], minus(node.holds(topic).get(origin, []), later)) if seq > 1 else []
+            if gap and (topic, origin) not in noted:
+                noted.add((topic, origin))
+                expected[topic, origin] = (origin, gap[:MAX_DIGEST_RANGES], now)
         for key, (by, gap, since) in expected.items():
             got = node._announced.get(key)
             noted_gap = None if got is None else (got[0], [list(r) for r in got[1]], got[2])
