@@ -523,14 +523,19 @@ class RealNetMachine(TracedMachine):
         self.blocked = False
 
     @guard(lambda self: self._started())
-    @rule(node=INDEX, restart=st.booleans())
-    def crash(self, node: int, restart: bool) -> None:
-        """SIGKILL a node, or start one that is down again on its files."""
+    @rule(node=INDEX, restart=st.booleans(), coordinator=st.booleans())
+    def crash(self, node: int, restart: bool, coordinator: bool) -> None:
+        """SIGKILL a node, or start one that is down again on its files. Half the kills
+        (``coordinator``) pick among the nodes that coordinate a signing session, when there are
+        any: a coordinator that crashes with sessions in its files is where recovery goes wrong
+        (what it counted before the crash, what it takes for alive), and a kill of any node hits
+        one only as often as the sessions happened to be opened there."""
         down = sorted(self.down)
         if down and (restart or len(self.up()) == 1):
             self.do("restart", node=down[node % len(down)])
         elif len(self.up()) > 1:
-            self.do("kill", node=self._up(node))
+            busy = [i for i in self.up() if self.processes[i].opened or self.processes[i].inherited]
+            self.do("kill", node=busy[node % len(busy)] if coordinator and busy else self._up(node))
 
     def step_kill(self, node: int) -> None:
         """SIGKILL: a crash; nothing the node held in memory survives."""
@@ -860,14 +865,30 @@ async def _impersonate(address: PeerAddress, how: str, claimed_key: bytes, where
             return conn.reason if conn.closed.is_set() else None
 
 
+#: Steps of one run under ``nightly``: ``ci``'s 40, not the profile's 200. Hypothesis's swarm
+#: selection enables a random part of the rules in each run, and a catalogued bug needs two or
+#: three of them at once (a signing session, a kill, a ``quiesce``). A 200-step run costs the
+#: nodes about 10 CPU s (a ``quiesce`` every few steps), so a minute held 5 to 10 such draws, and
+#: most left out ``sign`` or ``crash``: ``realnet-restart-recounts-signatures`` was missed in 60 CPU s
+#: (4 December) by runs of 200 steps none of which had a session and a kill together.
+NIGHTLY_STEPS = 40
+
+
+def realnet_settings() -> settings:
+    """A run's budget: under ``nightly``, its profile's examples and wall-clock budget in runs of
+    ``NIGHTLY_STEPS`` steps; under any other profile, 8 runs of at most 40 steps (most steps cost
+    milliseconds, a ``quiesce`` about a second, the pool starts once: about a minute on 2 cores)."""
+    if profiles.current_profile() == "nightly":
+        return settings(settings(), stateful_step_count=NIGHTLY_STEPS)
+    return settings(settings(), max_examples=8, stateful_step_count=40)
+
+
 @pytest.mark.parametrize("implementation", [i for i in implementations("realnet") if i.level == "exact"], ids=lambda i: i.name)
 def test_realnet_machine(implementation, tmp_path) -> None:
-    """RealNetMachine against every registered realnet implementation, its runs sharing one pool of processes.
-
-    Budget: 8 runs of at most 40 steps under ``ci`` and ``dev`` (most steps cost milliseconds, a
-    ``quiesce`` about a second, the pool starts once: about a minute on 2 cores); ``nightly``
-    takes its profile's (runs of 300 examples x 200 steps until ``MBT_BUDGET_SECONDS``)."""
-    nightly = profiles.current_profile() == "nightly"
-    budget = settings() if nightly else settings(settings(), max_examples=8, stateful_step_count=40)
+    """RealNetMachine against every registered realnet implementation, its runs sharing one pool
+    of processes, with the budget ``realnet_settings`` gives."""
     with implementation.make_replica(0, None).pooled(tmp_path):
-        run_machine(RealNetMachine, implementation, hypothesis_settings=budget, in_summary=True)
+        run_machine(RealNetMachine, implementation, hypothesis_settings=realnet_settings(), in_summary=True)
+
+
+test_realnet_machine.mbt_settings = realnet_settings  # what a run of this test uses (the bug benchmark asks)

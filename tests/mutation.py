@@ -85,6 +85,12 @@ IN_CHILD_PROCESSES = {"realnet"}
 #: The duration mutmut is told each such test takes (seconds): its timeout of a mutant is about
 #: 20 times the sum, in CPU seconds of the worker (a realnet run takes about 45 s, 10 CPU s).
 CHILD_TEST_SECONDS = 60.0
+#: mutmut's timeout of a mutant's tests: this many times (their recorded duration + 1 s) of wall
+#: time, and twice that of CPU. A mutant that loops for ever costs it, and again when it is run
+#: alone to confirm (``run``); at 10 (4 December) each of rga.py's ``_nth_visible`` loop mutants
+#: cost about 20 minutes and stopped a part. A timeout is run again alone before it counts, so
+#: a lower factor risks little: a correct run must be 4 times slower than recorded, twice.
+TIMEOUT_MULTIPLIER = 4
 #: mutmut's statuses that mean the machines caught the mutant.
 CAUGHT = ("killed", "timeout")
 #: mutmut's statuses of a mutant that was not tested at all.
@@ -389,7 +395,7 @@ def config(module: str, tests: list[str]) -> str:
         "also_copy=" + "\n    ".join(["", *COPIED[:-2], "conftest.py"]),
         "pytest_add_cli_args_test_selection=" + "\n    ".join(["", *tests]),
         "pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -x\n    -q",
-        "timeout_multiplier=10",
+        f"timeout_multiplier={TIMEOUT_MULTIPLIER}",
         "",
     ])
 

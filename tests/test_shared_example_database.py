@@ -33,8 +33,9 @@ from tests.bugs.hunt import hunt, load_everything
 from tests.bugs.benchmark import nightly_settings
 from harness.database import from_spec
 load_everything()
-chosen = settings(nightly_settings(), database=from_spec(sys.argv[1]), max_examples=300, stateful_step_count=30)
-found = hunt(bug("orset-join-ignores-context"), chosen, seed=int(sys.argv[2]), shrink_examples=50)
+the_bug = bug("orset-join-ignores-context")
+chosen = settings(nightly_settings(the_bug), database=from_spec(sys.argv[1]), max_examples=300, stateful_step_count=30)
+found = hunt(the_bug, chosen, seed=int(sys.argv[2]), shrink_examples=50)
 print(json.dumps({"found": found.found, "examples": found.examples}))
 """
 

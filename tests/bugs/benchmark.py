@@ -10,8 +10,9 @@ Per bug, in its own worker process (``--workers``, default 2):
 * **ci**: the machine's ``ci`` settings exactly as its test in ``machines/`` uses them
   (derandomized; 250 examples x 50 steps, or the network machine's own budget), shrinking
   included;
-* **nightly**: the ``nightly`` profile (300 examples x 200 steps, fresh randomness), runs
-  repeated until the bug is found or ``--nightly-seconds`` of CPU are spent; shrinking
+* **nightly**: the machine's settings under the ``nightly`` profile as its test uses them
+  (300 examples x 200 steps, or the machine's own steps; fresh randomness), runs repeated
+  until the bug is found or ``--nightly-seconds`` of CPU are spent; shrinking
   then gets ``--shrink-seconds`` more.
 
 Each cell: found or not, CPU seconds to the first failure, examples run to it, and the
@@ -45,17 +46,27 @@ from tests.bugs.sweep import record_trace
 PROFILES = ("ci", "nightly")
 
 
-def machine_ci_settings(the_bug: Bug) -> settings:
-    """What ``pytest machines/`` runs this bug's machine with under ``ci``."""
+def machine_settings(the_bug: Bug, profile: str) -> settings:
+    """What ``pytest machines/`` runs this bug's machine with under ``profile`` (a machine's test
+    may set its own budget per profile: ``mbt_settings``, read with that profile loaded)."""
     machine = the_bug.machine_class()
     module = importlib.import_module(machine.__module__)
     test = getattr(module, f"test_{machine.name}_machine")
-    chosen = getattr(test, "mbt_settings", settings)()
-    return settings(chosen, report_multiple_bugs=False, phases=FULL)
+    chosen = getattr(test, "mbt_settings", settings)
+    previous = settings.get_current_profile_name()
+    settings.load_profile(profile)
+    try:
+        return chosen()
+    finally:
+        settings.load_profile(previous)
 
 
-def nightly_settings() -> settings:
-    return settings(settings.get_profile("nightly"), database=None, derandomize=False, report_multiple_bugs=False,
+def machine_ci_settings(the_bug: Bug) -> settings:
+    return settings(machine_settings(the_bug, "ci"), report_multiple_bugs=False, phases=FULL)
+
+
+def nightly_settings(the_bug: Bug) -> settings:
+    return settings(machine_settings(the_bug, "nightly"), database=None, derandomize=False, report_multiple_bugs=False,
                     phases=FULL)
 
 
@@ -97,7 +108,7 @@ def _bench_one(task: tuple[str, tuple[str, ...], float, float]) -> Row:
             spent = tree_cpu_seconds() - started
             if spent >= nightly_seconds:
                 break
-            run = hunt(the_bug, nightly_settings(), seed=rng.getrandbits(64), cpu_seconds=nightly_seconds - spent,
+            run = hunt(the_bug, nightly_settings(the_bug), seed=rng.getrandbits(64), cpu_seconds=nightly_seconds - spent,
                        shrink_seconds=shrink_seconds)
             if run.found:
                 found = attrs.evolve(run, seconds=spent + run.seconds, examples=examples + run.examples)
