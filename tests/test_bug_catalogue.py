@@ -89,3 +89,27 @@ def test_the_sweep_writes_no_trace_that_fails_only_once(monkeypatch):
         monkeypatch.setattr(sweep, "replay", lambda *_args, answers=answers: next(answers))
         note = sweep.verified(the_bug, trace)
         assert (why in note) if why else note == "", (outcomes, note)
+
+
+def test_the_sweep_writes_no_shorter_trace_that_fails_another_check(monkeypatch):
+    """A shorter trace replaces a bug's committed one only if it fails the committed trace's check
+    in the same words (numbers aside): one that fails elsewhere shows another thing the patch
+    breaks, not the bug (``--write-traces`` once wrote three such)."""
+    from harness.failure import Failure
+    from harness.replay import Outcome
+    from tests.bugs import sweep
+
+    the_bug = BUGS[0]
+    trace = load_trace(the_bug.trace_path)
+
+    def failed(check, line):
+        return Outcome("failed", 3, line, Failure(check, "AssertionError", line))
+
+    committed = failed("M.check", "node 1 holds 2, not 3")
+    for new, why in ((failed("M.check", "node 4 holds 7, not 9"), ""),
+                     (failed("M.step_deliver", "node 1 holds 2, not 3"), "another check than the committed trace's"),
+                     (failed("M.check", "a hostile message was taken"), "another check than the committed trace's")):
+        answers = iter([new, new, committed, Outcome("passed")])
+        monkeypatch.setattr(sweep, "replay", lambda *_args, answers=answers: next(answers))
+        note = sweep.verified(the_bug, trace, replacing=trace)
+        assert (why in note) if why else note == "", (new, note)

@@ -70,14 +70,20 @@ class Sweep:
         return Search(max(20, math.ceil(max(self.needed) * MARGIN / 10) * 10), self.steps)
 
 
-def verified(the_bug: Bug, trace) -> str:
+def verified(the_bug: Bug, trace, replacing=None) -> str:
     """Why ``trace`` cannot be the bug's committed trace ('' when it can): it must fail with the
     bug planted, the same way in two replays (``harness.replay.reproduces``: the catalogue's test
-    replays it twice too), and pass without it."""
+    replays it twice too), and pass without it. ``replacing``: the committed trace it would
+    replace, whose failure with the bug planted it must share (the same check, in the same words
+    numbers aside: ``Failure.signature``). A shorter trace that fails another check shows
+    something else the patch breaks (a hostile message it takes, a refusal naming another dot),
+    not the bug's own symptom."""
     correct = attrs.evolve(trace, implementation=the_bug.correct)
     with the_bug.plant() as buggy:
         with_bug = replay(correct, the_bug.machine_class(), buggy)
         again = replay(correct, the_bug.machine_class(), buggy)
+        before = None if replacing is None else replay(attrs.evolve(replacing, implementation=the_bug.correct),
+                                                       the_bug.machine_class(), buggy)
     without = replay(correct, the_bug.machine_class(), the_bug.correct_implementation())
     if with_bug.status != "failed":
         return f"with the bug planted the trace {with_bug}"
@@ -85,7 +91,14 @@ def verified(the_bug: Bug, trace) -> str:
         return f"with the bug planted the trace {with_bug}, and replayed again {again}"
     if without.status != "passed":
         return f"without the bug the trace {without}"
+    if before is not None and before.failure is not None and not same_check(with_bug.failure, before.failure):
+        return f"it fails {with_bug.failure}, another check than the committed trace's {before.failure}"
     return ""
+
+
+def same_check(first, second) -> bool:
+    """Whether two failures are the same check in the same words, numbers aside."""
+    return first is not None and (first.check, first.signature()) == (second.check, second.signature())
 
 
 def sweep_one(task: tuple[str, int, int, int, int]) -> Sweep:
@@ -123,18 +136,20 @@ def report(result: Sweep) -> str:
 
 def record_trace(the_bug: Bug, trace, note: str | None = None) -> str:
     """Commit ``trace`` as ``the_bug``'s shortest known trace if it is shorter than the one
-    committed (or there is none) and fails with the bug and passes without it; what happened.
+    committed (or there is none), fails with the bug (the committed trace's check) and passes
+    without it; what happened.
     ``note``: the committed trace's note (default: the bug's description)."""
     from harness import load_trace
     from harness.trace import TraceError
 
     try:
-        committed = len(load_trace(the_bug.trace_path).steps)
+        replacing = load_trace(the_bug.trace_path)
     except TraceError:
-        committed = None
+        replacing = None
+    committed = None if replacing is None else len(replacing.steps)
     if committed is not None and len(trace.steps) >= committed:
         return ""
-    why_not = verified(the_bug, trace)
+    why_not = verified(the_bug, trace, replacing)
     if why_not:
         return f"trace not written: {why_not}"
     the_bug.trace_path.parent.mkdir(parents=True, exist_ok=True)
