@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = (ROOT / "regressions" / "traces", ROOT / "tests" / "bugs" / "traces")
 #: Seconds every worker spends before its first example (imports, collection).
 START_UP_SECONDS = 20
-#: Examples of one nightly run (of 200 steps each): its budget is checked between runs.
+#: Examples of one nightly run (of ``profiles.NIGHTLY_STEPS`` steps each): its budget is checked between runs.
 RUN_EXAMPLES = 25
 _HEX = re.compile(r"\b[0-9a-f]{8,}\b")
 _NUMBER = re.compile(r"\d+")

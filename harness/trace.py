@@ -40,8 +40,8 @@ READABLE_FORMATS = (1, 2)
 
 # ----- limits on a trace (documented in the README, "Trace files and their limits") ----------
 
-#: Largest trace file read. The longest committed trace is a few kilobytes; a nightly run of
-#: 200 steps writes tens of kilobytes.
+#: Largest trace file read. The longest committed trace is a few kilobytes; a run of 200
+#: steps writes tens of kilobytes.
 MAX_TRACE_BYTES = 16 * 1024 * 1024
 #: Most steps in one trace (replay is linear in steps; this bounds its time and memory).
 MAX_STEPS = 100_000

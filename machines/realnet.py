@@ -865,21 +865,13 @@ async def _impersonate(address: PeerAddress, how: str, claimed_key: bytes, where
             return conn.reason if conn.closed.is_set() else None
 
 
-#: Steps of one run under ``nightly``: ``ci``'s 40, not the profile's 200. Hypothesis's swarm
-#: selection enables a random part of the rules in each run, and a catalogued bug needs two or
-#: three of them at once (a signing session, a kill, a ``quiesce``). A 200-step run costs the
-#: nodes about 10 CPU s (a ``quiesce`` every few steps), so a minute held 5 to 10 such draws, and
-#: most left out ``sign`` or ``crash``: ``realnet-restart-recounts-signatures`` was missed in 60 CPU s
-#: (4 December) by runs of 200 steps none of which had a session and a kill together.
-NIGHTLY_STEPS = 40
-
-
 def realnet_settings() -> settings:
-    """A run's budget: under ``nightly``, its profile's examples and wall-clock budget in runs of
-    ``NIGHTLY_STEPS`` steps; under any other profile, 8 runs of at most 40 steps (most steps cost
-    milliseconds, a ``quiesce`` about a second, the pool starts once: about a minute on 2 cores)."""
+    """A run's budget: under ``nightly``, its profile's (runs of ``profiles.NIGHTLY_STEPS`` steps
+    until the wall-clock budget is spent); under any other profile, 8 runs of at most 40 steps
+    (most steps cost milliseconds, a ``quiesce`` about a second, the pool starts once: about a
+    minute on 2 cores)."""
     if profiles.current_profile() == "nightly":
-        return settings(settings(), stateful_step_count=NIGHTLY_STEPS)
+        return settings()
     return settings(settings(), max_examples=8, stateful_step_count=40)
 
 

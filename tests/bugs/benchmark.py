@@ -11,7 +11,7 @@ Per bug, in its own worker process (``--workers``, default 2):
   (derandomized; 250 examples x 50 steps, or the network machine's own budget), shrinking
   included;
 * **nightly**: the machine's settings under the ``nightly`` profile as its test uses them
-  (300 examples x 200 steps, or the machine's own steps; fresh randomness), runs repeated
+  (300 examples x 50 steps, or the machine's own; fresh randomness), runs repeated
   until the bug is found or ``--nightly-seconds`` of CPU are spent; shrinking
   then gets ``--shrink-seconds`` more.
 
