@@ -100,9 +100,12 @@ def test_node_processes_crash_restart_on_their_files_and_leave_nothing_behind(tm
 def test_a_child_that_never_gets_ready_is_reported_and_reaped(tmp_path):
     with nothing_left_behind():
         child = ChildProcess("broken", NODE, ["--no-such-flag"], tmp_path / "broken.log", tmp_path)
-        with pytest.raises(ProcessError, match=r"(?s)exited with 2 before it was ready.*required: --data"):
+        with pytest.raises(ProcessError, match=r"(?s)exited with 2 before it was ready.*required: --data") as refused:
             child.start()
         assert not child.alive
+        # a trace keeps a failure's first line: it names the log's last line (argparse's complaint)
+        first = str(refused.value).splitlines()[0]
+        assert "its log ends:" in first and "required: --data" in first, first
 
 
 def test_the_leftover_check_sees_a_bound_port_and_an_unreaped_child():

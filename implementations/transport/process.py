@@ -151,7 +151,13 @@ class ChildProcess:
             data = self.log_path.read_bytes()[-LOG_TAIL_BYTES:]
         except OSError:
             return ""
-        return "; end of its log:\n" + data.decode(errors="replace") if data else ""
+        if not data:
+            return ""
+        text = data.decode(errors="replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        # The last line first: a trace keeps only a failure's first line (a traceback's last line
+        # is what was raised), and the whole end after it.
+        return f"; its log ends: {lines[-1].strip() if lines else ''}; end of its log:\n{text}"
 
     def call(self, op: str, **args: Any) -> Any:
         if self._client is None or not self.alive:
