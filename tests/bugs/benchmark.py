@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
     note = (f"{len(rows)} bugs; profiles {', '.join(profiles)}; nightly budget {args.nightly_seconds:g} CPU s per bug, "
             f"shrinking {args.shrink_seconds:g} CPU s; {args.workers} worker processes; "
-            f"{time.monotonic() - started:.0f} s wall in all. CPU s = CPU seconds of the worker to the first failure.")
+            f"{time.monotonic() - started:.0f} s wall in all. CPU s = CPU seconds of the worker and of the processes "
+            "it started (a networked machine's nodes) to the first failure.")
     table = markdown(rows, profiles, note)
     if args.out:
         Path(args.out).write_text(table, encoding="utf-8")
