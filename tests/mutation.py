@@ -82,8 +82,9 @@ NOT_MUTATED = "not_mutated"
 #: every function is declared called by every selected test (``seed_stats``) and the recording is
 #: skipped: each mutant runs the machines' tests, and a mutant no child reaches survives.
 IN_CHILD_PROCESSES = {"realnet"}
-#: The duration mutmut is told each such test takes (seconds): its timeout of a mutant is about
-#: 20 times the sum, in CPU seconds of the worker (a realnet run takes about 45 s, 10 CPU s).
+#: The duration mutmut is told each such test takes (seconds): its timeout of a mutant is
+#: ``TIMEOUT_MULTIPLIER`` times the sum of wall time, twice that of the worker's CPU (a realnet run
+#: takes about 45 s, 10 CPU s).
 CHILD_TEST_SECONDS = 60.0
 #: mutmut's timeout of a mutant's tests: this many times (their recorded duration + 1 s) of wall
 #: time, and twice that of CPU. A mutant that loops for ever costs it, and again when it is run
