@@ -196,6 +196,14 @@ QUIC_MAX_DATA = declare(
     "QUIC flow control granted to a peer, per connection",
     "a peer cannot make us buffer more than this of data we have not yet read from aioquic",
 )
+QUIC_DATAGRAM_BYTES = declare(
+    "QUIC_DATAGRAM_BYTES", 16_000, "bytes",
+    "largest QUIC datagram (UDP payload) an endpoint sends",
+    "nodes talk on 127.0.0.1, whose MTU is 65,536; aioquic writes a long-header packet's length in "
+    "2 bytes, so at most 16,383. A 4 MiB message costs 3.5 times less CPU than at RFC 9000's 1,200 "
+    "(the endpoint machine's send-buffer search: 7.2 against 25.0 CPU s for the same 18 examples). "
+    "Across a real network the path's MTU bounds it: 1,200 is always safe",
+)
 MAX_RECEIVE_QUEUE = declare(
     "MAX_RECEIVE_QUEUE", 1024, "messages",
     "messages received and not yet taken by the node",

@@ -232,8 +232,8 @@ class Link:
 TRAFFIC = ("datagrams_sent", "bytes_sent", "datagrams_received")
 #: The bytes a QUIC datagram holds at least (a short header's flags, connection id and packet number,
 #: the 16-byte tag: RFC 9001's header protection samples 16 bytes past 4 of packet number) and at most
-#: (aioquic's ``max_datagram_size``, which ``tls`` leaves at its default).
-SMALLEST_DATAGRAM, MAX_DATAGRAM = 21, 1200
+#: (aioquic's ``max_datagram_size``, which ``tls`` sets to ``QUIC_DATAGRAM_BYTES``).
+SMALLEST_DATAGRAM, MAX_DATAGRAM = 21, limits.QUIC_DATAGRAM_BYTES
 COUNTED = ("messages_sent", "messages_received", "dials_failed", "connections_accepted", "messages_dropped_pending",
            "messages_dropped_dial", "messages_dropped_full")
 

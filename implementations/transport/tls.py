@@ -126,6 +126,7 @@ def _configuration(is_client: bool) -> QuicConfiguration:
         idle_timeout=limits.IDLE_TIMEOUT_SECONDS,
         max_data=limits.QUIC_MAX_DATA,
         max_stream_data=limits.QUIC_MAX_STREAM_DATA,
+        max_datagram_size=limits.QUIC_DATAGRAM_BYTES,
     )
 
 
