@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ import urllib.request
 import pytest
 
 from implementations.transport.control import ControlError
-from implementations.transport.process import ChildProcess, ProcessError, ProcessGroup, leftovers, snapshot
+from implementations.transport.process import ROOT, ChildProcess, ProcessError, ProcessGroup, leftovers, snapshot
 from tests.transport_kit import nothing_left_behind
 
 NODE, PROXY = "implementations.transport.toy", "implementations.transport.proxy"
@@ -51,8 +52,13 @@ def scrape(port: int) -> str:
         return response.read().decode()
 
 
-def test_node_processes_crash_restart_on_their_files_and_leave_nothing_behind(tmp_path):
-    with nothing_left_behind(), ProcessGroup(tmp_path) as group:
+#: A group's children started by ``python -m`` each, or forked by a zygote that imported them (``zygote.py``).
+STARTS = {"python -m": None, "zygote": [NODE, PROXY]}
+
+
+@pytest.mark.parametrize("preload", STARTS.values(), ids=STARTS.keys())
+def test_node_processes_crash_restart_on_their_files_and_leave_nothing_behind(tmp_path, preload):
+    with nothing_left_behind(), ProcessGroup(tmp_path, preload=preload) as group:
         proxy = group.start("proxy", PROXY, ["--seed", "5"])
         nodes = {name: group.start(name, NODE, ["--data", str(tmp_path / name)]) for name in ("a", "b")}
         a, b = nodes["a"], nodes["b"]
@@ -97,15 +103,42 @@ def test_node_processes_crash_restart_on_their_files_and_leave_nothing_behind(tm
         eventually(lambda: value(a) == 17)
 
 
-def test_a_child_that_never_gets_ready_is_reported_and_reaped(tmp_path):
-    with nothing_left_behind():
-        child = ChildProcess("broken", NODE, ["--no-such-flag"], tmp_path / "broken.log", tmp_path)
+@pytest.mark.parametrize("preload", STARTS.values(), ids=STARTS.keys())
+def test_a_child_that_never_gets_ready_is_reported_and_reaped(tmp_path, preload):
+    with nothing_left_behind(), ProcessGroup(tmp_path, preload=preload) as group:
         with pytest.raises(ProcessError, match=r"(?s)exited with 2 before it was ready.*required: --data") as refused:
-            child.start()
+            group.start("broken", NODE, ["--no-such-flag"])
+        child = group["broken"]
         assert not child.alive
         # a trace keeps a failure's first line: it names the log's last line (argparse's complaint)
         first = str(refused.value).splitlines()[0]
         assert "its log ends:" in first and "required: --data" in first, first
+
+
+def test_a_zygote_runs_each_child_as_python_m_would_and_kills_what_runs_when_its_group_ends(tmp_path, monkeypatch):
+    with nothing_left_behind(), ProcessGroup(tmp_path / "group", preload=[NODE]) as group:
+        node = group.start("a", NODE, ["--data", str(tmp_path / "a")])
+        zygote = group.zygote.proc.pid
+        assert node.pid != zygote and node.call("op", name="increment", args={"by": 2}) == 2
+        with open(f"/proc/{node.pid}/stat") as stat:
+            assert int(stat.read().rsplit(")", 1)[1].split()[1]) == zygote  # forked by the zygote
+        assert node.kill() == -9  # a crash is a SIGKILL, its status as subprocess gives it
+        node.restart()
+        assert value(node) == 2 and node.starts == 2
+        # run as ``python -m`` runs it, in the environment of the fork (not of the zygote's start)
+        monkeypatch.setenv("MBT_ZYGOTE_PROBE", "asked")
+        probe = group.spawn("probe", "tests.zygote_probe", [str(tmp_path / "probe.json"), "3"])
+        assert probe.proc.wait(10) == 3
+        told = json.loads((tmp_path / "probe.json").read_text())
+        assert told == {"name": "__main__", "argv": [str(ROOT / "tests" / "zygote_probe.py"), str(tmp_path / "probe.json"), "3"],
+                        "cwd": str(tmp_path / "group"), "probe": "asked"}, told  # argv[0] the file, as ``python -m`` has it
+        running = node.pid
+        group.zygote.close()  # the zygote's end: it kills and reaps what it forked, tells it, then exits
+        with pytest.raises(ProcessLookupError):
+            os.kill(running, 0)
+        assert not node.alive and node.proc.returncode == -9
+        with pytest.raises(ProcessError, match="has ended: it forks nothing more"):
+            node.restart()
 
 
 def test_the_leftover_check_sees_a_bound_port_and_an_unreaped_child():

@@ -17,7 +17,10 @@ started with ``ready_line=False``: ``spawn()`` is its whole start, ``stop()`` se
 before the SIGKILL, and ``restart()`` spawns it again with the same arguments.
 
 ``ProcessGroup`` is a context manager of children that stops and reaps every one on the
-way out, whatever happened. A child also stops by itself when its parent is gone
+way out, whatever happened. Made with ``preload`` (modules), it forks its children from one
+``Zygote`` (``zygote.py``) that imported those modules, started with the first child and ended
+with the group: a child is then a grandchild of this process, but everything above holds of it
+(``Forked`` is the part of ``subprocess.Popen`` a ``ChildProcess`` uses). A child also stops by itself when its parent is gone
 (``watch_parent`` inside every node and proxy process; ``parent_alive`` for a plain loop).
 
 ``snapshot()`` lists this process's children (zombies too: an unreaped child is a
@@ -31,8 +34,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,6 +56,9 @@ READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 5.0
 PARENT_POLL_SECONDS = 0.2
 LOG_TAIL_BYTES = 2000
+ZYGOTE_MODULE = "implementations.transport.zygote"
+#: The largest message a zygote sends (a pid, an exit status, or why a fork failed).
+MAX_ZYGOTE_MESSAGE_BYTES = 4096
 
 
 class ProcessError(RuntimeError):
@@ -70,13 +78,132 @@ def parent_alive(parent_pid: int) -> bool:
     return os.getppid() == parent_pid
 
 
+class Zygote:
+    """The parent's side of ``zygote.py``: one process that has imported ``preload`` and forks
+    children on request (``fork``), and tells when each exits (``code``, ``wait``)."""
+
+    def __init__(self, directory: Path, preload: list[str]) -> None:
+        self._socket, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        self.log_path = Path(directory) / "zygote.log"
+        with theirs, open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", ZYGOTE_MODULE, str(theirs.fileno()), *preload], pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd=directory, env=env)
+        self._exits: dict[int, int] = {}
+        self._closing = self._closed = False
+
+    def fork(self, module: str, args: list[str], cwd: Path, env: dict[str, str], stdout: int, stderr: int) -> int:
+        """A new child running ``python -m module args`` (its standard output and error on these
+        descriptors); its pid."""
+        request = json.dumps({"module": module, "args": list(args), "cwd": str(cwd), "env": env}).encode()
+        if self._closing:
+            raise ProcessError(f"the zygote (pid {self.proc.pid}) has ended: it forks nothing more")
+        try:
+            socket.send_fds(self._socket, [request], [stdout, stderr])
+        except OSError as error:
+            raise ProcessError(f"the zygote (pid {self.proc.pid}) took no fork request: {error}") from None
+        reply = self._next(READY_TIMEOUT_SECONDS, lambda message: "exit" not in message)
+        if reply is None or "pid" not in reply:
+            raise ProcessError(f"the zygote (pid {self.proc.pid}) forked no {module}: {reply}")
+        return reply["pid"]
+
+    def code(self, pid: int) -> int | None:
+        """The exit status of child ``pid``, or None while it runs."""
+        if self._closed:  # its end killed and reaped every child it had; each exit was told on the way out
+            return self._exits.get(pid, -signal.SIGKILL)
+        self._next(0.0, lambda message: False)
+        return self._exits.get(pid)
+
+    def wait(self, pid: int, timeout: float | None) -> int:
+        """Wait (at most ``timeout``; None: until it exits, or the zygote does) for ``pid`` to exit."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.code(pid) is None:
+            left = PARENT_POLL_SECONDS if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(f"zygote child {pid}", timeout)
+            self._next(left, lambda message: message.get("exit") == pid)
+        return self.code(pid)
+
+    def _next(self, timeout: float, wanted) -> dict | None:
+        """Read the zygote's messages for at most ``timeout`` s, noting exits, until one is ``wanted``
+        (None if none came); the zygote's end of the socket closing ends it too (``_closed``)."""
+        deadline = time.monotonic() + timeout
+        while not self._closed:
+            readable, _, _ = select.select([self._socket], [], [], max(0.0, deadline - time.monotonic()))
+            if not readable:
+                return None
+            raw = self._socket.recv(MAX_ZYGOTE_MESSAGE_BYTES)
+            if not raw:
+                self._closed = True
+                break
+            message = json.loads(raw)
+            if "exit" in message:
+                self._exits[message["exit"]] = message["code"]
+            if wanted(message):
+                return message
+        if not self._closing:
+            raise ProcessError(f"the zygote (pid {self.proc.pid}) exited with {self.proc.wait(STOP_TIMEOUT_SECONDS)}; "
+                               f"its log: {self.log_path}")
+        return None
+
+    def close(self) -> None:
+        """Tell the zygote to end: it SIGKILLs every child still running, reaps them, tells their exits
+        and exits; read what it tells until then (bounded), and reap it."""
+        if self._closing:
+            return
+        self._closing = True
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while not self._closed and time.monotonic() < deadline:
+            self._next(deadline - time.monotonic(), lambda message: False)
+        self._closed = True
+        self._socket.close()
+        try:
+            self.proc.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Forked:
+    """A child forked by a ``Zygote``, with what ``ChildProcess`` uses of ``subprocess.Popen``."""
+
+    def __init__(self, zygote: Zygote, pid: int, stdout) -> None:
+        self.zygote, self.pid, self.stdout = zygote, pid, stdout
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self.zygote.code(self.pid)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self.returncode = self.zygote.wait(self.pid, timeout)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:  # (its pid is not reused before the zygote has told us it exited)
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 class ChildProcess:
-    def __init__(self, name: str, module: str, args: list[str], log_path: Path, cwd: Path, ready_line: bool = True) -> None:
+    def __init__(self, name: str, module: str, args: list[str], log_path: Path, cwd: Path, ready_line: bool = True,
+                 zygote: Zygote | None = None) -> None:
         self.name, self.module, self.args = name, module, list(args)
         #: Whether the child prints a ready line and serves control requests (a node, a proxy).
         self.ready_line = ready_line
         self.log_path, self.cwd = Path(log_path), Path(cwd)
-        self.proc: subprocess.Popen | None = None
+        #: Where the child is forked from (None: ``python -m`` in a new interpreter).
+        self.zygote = zygote
+        self.proc: subprocess.Popen | Forked | None = None
         self.ready: dict[str, Any] = {}
         self.starts = 0
         self._client: ControlClient | None = None
@@ -102,6 +229,9 @@ class ChildProcess:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.cwd.mkdir(parents=True, exist_ok=True)
+        if self.zygote is not None:
+            self._fork(env, extra_args)
+            return
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.args, *extra_args],
@@ -111,6 +241,21 @@ class ChildProcess:
                 cwd=self.cwd,
                 env=env,
             )
+        self.starts += 1
+
+    def _fork(self, env: dict[str, str], extra_args: list[str]) -> None:
+        reading, writing = os.pipe() if self.ready_line else (None, os.open(os.devnull, os.O_WRONLY))
+        try:
+            with open(self.log_path, "ab") as log:
+                pid = self.zygote.fork(self.module, [*self.args, *extra_args], self.cwd, env, writing, log.fileno())
+        except BaseException:
+            if reading is not None:
+                os.close(reading)
+            raise
+        finally:
+            os.close(writing)
+        # (the ready line's pipe is closed by ``wait_ready``, as a Popen's stdout is)
+        self.proc = Forked(self.zygote, pid, None if reading is None else open(reading, "rb", buffering=0))  # noqa: SIM115
         self.starts += 1
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> dict:
@@ -211,9 +356,19 @@ class ChildProcess:
 class ProcessGroup:
     """Children that are all stopped and reaped when the ``with`` block ends."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, preload: list[str] | None = None) -> None:
         self.directory = Path(directory)
         self.children: dict[str, ChildProcess] = {}
+        #: With ``preload`` (modules), children are forked by one ``Zygote`` that imported them,
+        #: started with the first child and ended with the group.
+        self.preload = preload
+        self.zygote: Zygote | None = None
+
+    def _child(self, name: str, module: str, args: list[str], ready_line: bool = True) -> ChildProcess:
+        if self.preload is not None and self.zygote is None:
+            self.zygote = Zygote(self.directory, self.preload)
+        return ChildProcess(name, module, list(args), self.directory / f"{name}.log", self.directory, ready_line,
+                            zygote=self.zygote)
 
     def start(self, name: str, module: str, args: list[str] = (), timeout: float = READY_TIMEOUT_SECONDS) -> ChildProcess:
         return self.start_many({name: (module, list(args))}, timeout)[name]
@@ -222,7 +377,7 @@ class ProcessGroup:
         """Start a child that prints no ready line (``ready_line=False``); it is running when this returns."""
         if name in self.children:
             raise ValueError(f"{name}: a child of that name exists")
-        child = ChildProcess(name, module, list(args), self.directory / f"{name}.log", self.directory, ready_line=False)
+        child = self._child(name, module, args, ready_line=False)
         self.children[name] = child
         child.spawn()
         return child
@@ -236,7 +391,7 @@ class ProcessGroup:
                 raise ValueError(f"{name}: a child of that name exists")
         started = {}
         for name, (module, args) in programs.items():
-            child = ChildProcess(name, module, list(args), self.directory / f"{name}.log", self.directory)
+            child = self._child(name, module, args)
             self.children[name] = started[name] = child
             child.spawn()
         for child in started.values():
@@ -262,6 +417,9 @@ class ProcessGroup:
                 child.stop()
             except ProcessError as error:
                 errors.append(str(error))
+        if self.zygote is not None:
+            self.zygote.close()
+            self.zygote = None
         if errors:
             raise ProcessError("; ".join(errors))
 
@@ -284,7 +442,8 @@ PORT_READS = 3
 
 
 def process_table() -> dict[int, tuple[int, int]]:
-    """Every process: pid -> (parent pid, CPU clock ticks spent: user + system), one read of ``/proc``."""
+    """Every process: pid -> (parent pid, CPU clock ticks spent: user + system, its own and that of the children
+    it has reaped), one read of ``/proc``. (A node a zygote forked and reaped counts in the zygote's.)"""
     table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -294,7 +453,7 @@ def process_table() -> dict[int, tuple[int, int]]:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue  # it exited while we looked
-        table[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        table[int(entry)] = (int(fields[1]), sum(int(field) for field in fields[11:15]))
     return table
 
 
