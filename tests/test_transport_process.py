@@ -187,3 +187,9 @@ def test_a_neighbour_opening_and_closing_sockets_makes_no_leftover_of_a_port_hel
             os.kill(neighbour, signal.SIGKILL)
         for one in held:
             one.close()
+
+
+def test_a_zygote_that_cannot_import_what_it_preloads_is_named_with_what_it_raised(tmp_path):
+    refused = pytest.raises(ProcessError, match=r"zygote .* exited with 1; its log ends: ModuleNotFoundError: .*no_such_module")
+    with nothing_left_behind(), ProcessGroup(tmp_path, preload=["implementations.transport.no_such_module"]) as group, refused:
+        group.start("a", NODE, ["--data", str(tmp_path / "a")])

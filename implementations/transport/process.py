@@ -103,8 +103,8 @@ class Zygote:
             raise ProcessError(f"the zygote (pid {self.proc.pid}) has ended: it forks nothing more")
         try:
             socket.send_fds(self._socket, [request], [stdout, stderr])
-        except OSError as error:
-            raise ProcessError(f"the zygote (pid {self.proc.pid}) took no fork request: {error}") from None
+        except OSError:
+            raise self._gone() from None
         reply = self._next(READY_TIMEOUT_SECONDS, lambda message: "exit" not in message)
         if reply is None or "pid" not in reply:
             raise ProcessError(f"the zygote (pid {self.proc.pid}) forked no {module}: {reply}")
@@ -135,7 +135,10 @@ class Zygote:
             readable, _, _ = select.select([self._socket], [], [], max(0.0, deadline - time.monotonic()))
             if not readable:
                 return None
-            raw = self._socket.recv(MAX_ZYGOTE_MESSAGE_BYTES)
+            try:
+                raw = self._socket.recv(MAX_ZYGOTE_MESSAGE_BYTES)
+            except ConnectionError:  # it exited with a request of ours unread
+                raw = b""
             if not raw:
                 self._closed = True
                 break
@@ -145,9 +148,17 @@ class Zygote:
             if wanted(message):
                 return message
         if not self._closing:
-            raise ProcessError(f"the zygote (pid {self.proc.pid}) exited with {self.proc.wait(STOP_TIMEOUT_SECONDS)}; "
-                               f"its log: {self.log_path}")
+            raise self._gone()
         return None
+
+    def _gone(self) -> ProcessError:
+        """The zygote ended by itself: what it exited with and its log's last line (what it raised)."""
+        try:
+            said = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            said = []
+        return ProcessError(f"the zygote (pid {self.proc.pid}) exited with {self.proc.wait(STOP_TIMEOUT_SECONDS)}"
+                            f"{'; its log ends: ' + said[-1].strip() if said else ''} ({self.log_path})")
 
     def close(self) -> None:
         """Tell the zygote to end: it SIGKILLs every child still running, reaps them, tells their exits
