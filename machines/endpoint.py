@@ -923,4 +923,4 @@ class EndpointMachine(TracedMachine):
         return rows
 
 
-test_endpoint_machine = network_machine_test(EndpointMachine, examples=30, steps=30)
+test_endpoint_machine = network_machine_test(EndpointMachine, examples=30, steps=50)

@@ -373,7 +373,7 @@ def test_rerunning_survivors_uses_the_machines_the_plan_names_now(monkeypatch):
 def test_a_networked_machine_searches_with_its_ci_budget_under_ci_and_under_mutation(profile):
     """A mutation run (the ``mutation`` profile: ci's search) gives a networked machine its own
     ``ci`` budget, as ``pytest machines/`` does: it ran the profile's 250 examples of 50 steps
-    instead (the endpoint machine's is 30 of 30), and a surviving ``tls.py`` mutant cost minutes."""
+    instead (the endpoint machine's is 30 of 50), and a surviving ``tls.py`` mutant cost minutes."""
     from hypothesis import settings
 
     from harness.network import ci_settings
