@@ -20,8 +20,9 @@ before the SIGKILL, and ``restart()`` spawns it again with the same arguments.
 way out, whatever happened. Made with ``preload`` (modules), it forks its children from one
 ``Zygote`` (``zygote.py``) that imported those modules, started with the first child and ended
 with the group: a child is then a grandchild of this process, but everything above holds of it
-(``Forked`` is the part of ``subprocess.Popen`` a ``ChildProcess`` uses). A child also stops by itself when its parent is gone
-(``watch_parent`` inside every node and proxy process; ``parent_alive`` for a plain loop).
+(``Forked`` is the part of ``subprocess.Popen`` a ``ChildProcess`` uses). A child also stops by
+itself when its parent is gone (``watch_parent`` inside every node and proxy process;
+``parent_alive`` for a plain loop).
 
 ``snapshot()`` lists this process's children (zombies too: an unreaped child is a
 leftover) and the sockets this process and its children hold, from ``/proc``; compare one
