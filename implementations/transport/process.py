@@ -199,7 +199,9 @@ class Forked:
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        if self.poll() is None:  # (its pid is not reused before the zygote has told us it exited)
+        # A pid the zygote has told us it reaped is never signalled; between its reap and our read of
+        # that, another process could take the pid, which Linux's increasing pids make improbable.
+        if self.poll() is None:
             os.kill(self.pid, sig)
 
     def kill(self) -> None:
