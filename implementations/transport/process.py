@@ -79,20 +79,41 @@ def parent_alive(parent_pid: int) -> bool:
     return os.getppid() == parent_pid
 
 
+def child_environment() -> dict[str, str]:
+    """This process's environment, with the project root first on ``PYTHONPATH`` (derived from this
+    file, so a fresh clone works): what a child runs in."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def log_tail(path: Path) -> str:
+    """The end of a child's log, for an error that names it: its last line first (a trace keeps
+    only a failure's first line, and a traceback's last line is what was raised), then the whole
+    end; "" when there is none."""
+    try:
+        data = Path(path).read_bytes()[-LOG_TAIL_BYTES:]
+    except OSError:
+        return ""
+    if not data:
+        return ""
+    text = data.decode(errors="replace")
+    lines = [line for line in text.splitlines() if line.strip()]
+    return f"; its log ends: {lines[-1].strip() if lines else ''}; end of its log:\n{text}"
+
+
 class Zygote:
     """The parent's side of ``zygote.py``: one process that has imported ``preload`` and forks
     children on request (``fork``), and tells when each exits (``code``, ``wait``)."""
 
     def __init__(self, directory: Path, preload: list[str]) -> None:
         self._socket, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         Path(directory).mkdir(parents=True, exist_ok=True)
         self.log_path = Path(directory) / "zygote.log"
         with theirs, open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", ZYGOTE_MODULE, str(theirs.fileno()), *preload], pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd=directory, env=env)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd=directory, env=child_environment())
         self._exits: dict[int, int] = {}
         self._closing = self._closed = False
 
@@ -121,12 +142,12 @@ class Zygote:
     def wait(self, pid: int, timeout: float | None) -> int:
         """Wait (at most ``timeout``; None: until it exits, or the zygote does) for ``pid`` to exit."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.code(pid) is None:
+        while (code := self.code(pid)) is None:
             left = PARENT_POLL_SECONDS if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 raise subprocess.TimeoutExpired(f"zygote child {pid}", timeout)
             self._next(left, lambda message: message.get("exit") == pid)
-        return self.code(pid)
+        return code
 
     def _next(self, timeout: float, wanted) -> dict | None:
         """Read the zygote's messages for at most ``timeout`` s, noting exits, until one is ``wanted``
@@ -153,13 +174,9 @@ class Zygote:
         return None
 
     def _gone(self) -> ProcessError:
-        """The zygote ended by itself: what it exited with and its log's last line (what it raised)."""
-        try:
-            said = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
-        except OSError:
-            said = []
+        """The zygote ended by itself: what it exited with, and the end of its log (what it raised)."""
         return ProcessError(f"the zygote (pid {self.proc.pid}) exited with {self.proc.wait(STOP_TIMEOUT_SECONDS)}"
-                            f"{'; its log ends: ' + said[-1].strip() if said else ''} ({self.log_path})")
+                            f"{log_tail(self.log_path)}")
 
     def close(self) -> None:
         """Tell the zygote to end: it SIGKILLs every child still running, reaps them, tells their exits
@@ -239,8 +256,7 @@ class ChildProcess:
         """Start the child without waiting (``wait_ready`` next): several children start side by side."""
         if self.alive:
             raise ProcessError(f"{self.name}: already running (pid {self.pid})")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        env = child_environment()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.cwd.mkdir(parents=True, exist_ok=True)
         if self.zygote is not None:
@@ -290,11 +306,12 @@ class ChildProcess:
                 left = deadline - time.monotonic()
                 if left <= 0 or not selector.select(left):
                     self.kill()
-                    raise ProcessError(f"{self.name}: not ready within {timeout} s{self._log_tail()}")
+                    raise ProcessError(f"{self.name}: not ready within {timeout} s{log_tail(self.log_path)}")
                 chunk = os.read(self.proc.stdout.fileno(), 4096)
                 if not chunk:
                     self._reap(STOP_TIMEOUT_SECONDS)
-                    raise ProcessError(f"{self.name}: exited with {self.proc.returncode} before it was ready{self._log_tail()}")
+                    raise ProcessError(f"{self.name}: exited with {self.proc.returncode} before it was ready"
+                                       f"{log_tail(self.log_path)}")
                 line += chunk
         try:
             ready = json.loads(line.split(b"\n", 1)[0])
@@ -304,19 +321,6 @@ class ChildProcess:
             self.kill()
             raise ProcessError(f"{self.name}: not a ready line: {error}") from None
         return ready
-
-    def _log_tail(self) -> str:
-        try:
-            data = self.log_path.read_bytes()[-LOG_TAIL_BYTES:]
-        except OSError:
-            return ""
-        if not data:
-            return ""
-        text = data.decode(errors="replace")
-        lines = [line for line in text.splitlines() if line.strip()]
-        # The last line first: a trace keeps only a failure's first line (a traceback's last line
-        # is what was raised), and the whole end after it.
-        return f"; its log ends: {lines[-1].strip() if lines else ''}; end of its log:\n{text}"
 
     def call(self, op: str, **args: Any) -> Any:
         if self._client is None or not self.alive:
