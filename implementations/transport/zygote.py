@@ -100,6 +100,11 @@ def _fork(request: dict, fds: list[int], others: list[int]) -> int:
         os._exit(code)
 
 
+def _tell_exit(channel: socket.socket, pid: int, status: int) -> None:
+    """Tell the parent that child ``pid`` exited, its code as ``subprocess`` gives it."""
+    channel.send(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+
+
 def serve(channel: socket.socket, parent: int) -> None:
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
@@ -118,7 +123,7 @@ def serve(channel: socket.socket, parent: int) -> None:
                 if not pid:
                     break
                 children.discard(pid)
-                channel.send(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+                _tell_exit(channel, pid, status)
             if channel not in readable:
                 continue
             message, fds, _, _ = socket.recv_fds(channel, MAX_REQUEST_BYTES, 2)
@@ -144,7 +149,7 @@ def serve(channel: socket.socket, parent: int) -> None:
             with contextlib.suppress(ChildProcessError):
                 _, status = os.waitpid(pid, 0)
                 with contextlib.suppress(OSError):
-                    channel.send(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+                    _tell_exit(channel, pid, status)
 
 
 def main(argv: list[str] | None = None) -> int:
