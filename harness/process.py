@@ -238,6 +238,7 @@ class Child:
         self._next_id = 1
         self.failure: ChildFailure | None = None
         self.requests = 0
+        self.changes = 0  # requests other than ``value`` sent so far: any of them may change any replica
         _children.add(self)
 
     @property
@@ -437,13 +438,24 @@ class ProcessHost:
 
 
 class ProcessReplica:
-    """One replica held by a child process: every method is one request."""
+    """One replica held by a child process: every method is one request, but ``value``.
+
+    ``value`` asks the child again only when its answer could differ: the child has been
+    sent some other request since (to this replica or another: a child whose replicas share
+    state is a bug to see), or the clock reads another time. A machine reads every replica's
+    value after each step and again when it draws the next step's index; for the JavaScript
+    implementations that was 69% of their requests (19,223 of 27,861 in the RGA machine's run
+    of ``automerge-list``).
+    """
 
     def __init__(self, host: ProcessHost, child: Child, handle: int, clock: Clock) -> None:
         self._host, self._child, self._handle, self._clock = host, child, handle, clock
         self._closed = False
+        self._value: tuple[int, int, Any] | None = None  # (child's changes, now, raw answer) of the last value read
 
     def _call(self, cmd: str, **fields: Any) -> Any:
+        if cmd != "value":
+            self._child.changes += 1
         reply = self._child.request({"cmd": cmd, "replica": self._handle, "now": self._clock.now(), **fields},
                                     self._host.timeout)
         if "ok" in reply:
@@ -489,7 +501,10 @@ class ProcessReplica:
         self._call("apply_delta", data=self._bytes_of("apply_delta", delta))
 
     def value(self) -> Any:
-        return self._read("value", self._call("value"), VALUE_FORMS.get(self._host.machine, decode))
+        now = self._clock.now()
+        if self._value is None or self._value[:2] != (self._child.changes, now) or self._child.failure is not None:
+            self._value = (self._child.changes, now, self._call("value"))
+        return self._read("value", self._value[2], VALUE_FORMS.get(self._host.machine, decode))
 
     def close(self) -> None:
         """The machine is done with this replica: the child forgets it."""

@@ -46,6 +46,7 @@ CHILD = textwrap.dedent(
     import base64, json, os, sys, time
     MODE = sys.argv[1]
     sets = {}
+    shared = set()
     answered = 0
     for line in sys.stdin:
         request = json.loads(line)
@@ -54,7 +55,7 @@ CHILD = textwrap.dedent(
         if cmd == "hello":
             reply["ok"] = {"protocol": 1}
         elif cmd == "make":
-            sets[request["replica"]] = set()
+            sets[request["replica"]] = shared if MODE == "shared" else set()  # "shared": a bug
         elif cmd == "op":
             element = request["args"][0]
             if MODE == "refuse" and element == "no":
@@ -128,6 +129,27 @@ def test_typed_replies_become_the_contracts_exceptions(tmp_path):
     assert other.value() == {"x"}
     with pytest.raises(ImplementationError, match="cannot add that"):
         child(tmp_path, "error").make_replica(0, CLOCK).add("x")
+
+
+def test_a_value_is_asked_again_only_when_it_could_differ(tmp_path):
+    """A second ``value`` with nothing sent between and the clock unmoved is the first one's
+    answer; any other request to the child, to any of its replicas, or a moved clock asks
+    again: a child whose replicas share one set (a bug) shows it at the next read."""
+    clock = ManualClock(1_700_000_000_000_000_000)
+    impl = child(tmp_path, "shared")
+    a, b = impl.make_replica(0, clock), impl.make_replica(1, clock)
+    requests = host_of(impl).child.requests
+    a.add("x")
+    assert a.value() == a.value() == {"x"} and host_of(impl).child.requests == requests + 2
+    b.add("y")  # to the other replica: the shared set shows in a's next value
+    assert a.value() == {"x", "y"} and host_of(impl).child.requests == requests + 4
+    a.value()
+    clock.advance(1)
+    a.value()
+    b.state()
+    a.value()
+    assert host_of(impl).child.requests == requests + 7
+    assert a.value() == {"x", "y"} and host_of(impl).child.requests == requests + 7
 
 
 # ----- a child that fails is reported, killed and reaped --------------------------------
