@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness import implementations
@@ -59,18 +59,33 @@ def test_every_lww_implementation_is_a_register_replica():
         assert isinstance(impl.make_replica(0, ManualClock(START_NS)), RegisterReplica), impl.name
 
 
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=[i.name for i in IMPLEMENTATIONS])
-@given(programs=st.lists(PROGRAM, min_size=3, max_size=3), skews=st.lists(SKEW, min_size=3, max_size=3))
-def test_merge_laws(impl, programs, skews):
-    clock = ManualClock(START_NS)
-    check_merge_laws(replica_maker(impl, clock, skews), [program_runner(clock, p) for p in programs])
+def its_budget(impl) -> settings:
+    """The examples ``impl`` declares it affords (a JavaScript implementation: one child request
+    per operation, ``machines/adapters/_js.py``'s ``JS_EXAMPLES``), as its machine runs do; for
+    the others, the profile's."""
+    return settings(max_examples=impl.max_examples) if impl.max_examples else settings()
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=[i.name for i in IMPLEMENTATIONS])
-@given(program=PROGRAM)
-def test_applying_a_delta_twice_changes_nothing(impl, program):
-    clock = ManualClock(START_NS)
-    check_delta_idempotence(replica_maker(impl, clock, []), program_runner(clock, program))
+def test_merge_laws(impl):
+    @its_budget(impl)
+    @given(programs=st.lists(PROGRAM, min_size=3, max_size=3), skews=st.lists(SKEW, min_size=3, max_size=3))
+    def laws(programs, skews):
+        clock = ManualClock(START_NS)
+        check_merge_laws(replica_maker(impl, clock, skews), [program_runner(clock, p) for p in programs])
+
+    laws()
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=[i.name for i in IMPLEMENTATIONS])
+def test_applying_a_delta_twice_changes_nothing(impl):
+    @its_budget(impl)
+    @given(program=PROGRAM)
+    def idempotence(program):
+        clock = ManualClock(START_NS)
+        check_delta_idempotence(replica_maker(impl, clock, []), program_runner(clock, program))
+
+    idempotence()
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=[i.name for i in IMPLEMENTATIONS])
@@ -208,17 +223,21 @@ def test_random_bytes_raise_only_decode_error_and_change_nothing(data):
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=[i.name for i in IMPLEMENTATIONS])
-@given(data=st.one_of(st.binary(max_size=80), st.sampled_from(other_messages()).map(lambda m: m[: len(m) // 2])))
-def test_every_implementation_refuses_bad_bytes_whole(impl, data):
-    replica = impl.make_replica(3, ManualClock(START_NS))
-    replica.write("kept")
-    replica.take_deltas()
-    for apply in (replica.merge, replica.apply_delta):
-        before = (replica.state(), replica.value())
-        try:
-            apply(data)
-        except DecodeError:
-            assert (replica.state(), replica.value()) == before
+def test_every_implementation_refuses_bad_bytes_whole(impl):
+    @its_budget(impl)
+    @given(data=st.one_of(st.binary(max_size=80), st.sampled_from(other_messages()).map(lambda m: m[: len(m) // 2])))
+    def refused_whole(data):
+        replica = impl.make_replica(3, ManualClock(START_NS))
+        replica.write("kept")
+        replica.take_deltas()
+        for apply in (replica.merge, replica.apply_delta):
+            before = (replica.state(), replica.value())
+            try:
+                apply(data)
+            except DecodeError:
+                assert (replica.state(), replica.value()) == before
+
+    refused_whole()
 
 
 def test_every_truncation_is_refused_and_changes_nothing():
