@@ -9,7 +9,9 @@ report is written: failures new and known, time per machine, rule coverage.
 
 * **Budget.** ``--budget`` seconds for the whole command: each machine run (machine x
   implementation) gets an even share of the worker time, ``(budget - start-up) x workers /
-  runs``. A run that fails stops early and leaves its time unused; shrinking may overrun,
+  runs``, and at least ``MIN_RUN_SECONDS`` (5 s: a budget too small for the runs chosen is
+  overrun, and the command says each run's share as it starts). A run that fails stops early
+  and leaves its time unused; shrinking may overrun,
   so the command stops pytest (its whole process group) at ``budget x 1.5 + 60 s`` at the
   latest and reports what was written by then.
 * **Deduplication.** Two failures are the same when they have the same machine, the same
@@ -62,6 +64,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = (ROOT / "regressions" / "traces", ROOT / "tests" / "bugs" / "traces")
 #: Seconds every worker spends before its first example (imports, collection).
 START_UP_SECONDS = 20
+#: The least share of the budget a machine run gets, however many runs share it.
+MIN_RUN_SECONDS = 5.0
 #: Examples of one nightly run (of ``profiles.NIGHTLY_STEPS`` steps each): its budget is checked between runs.
 RUN_EXAMPLES = 25
 _HEX = re.compile(r"\b[0-9a-f]{8,}\b")
@@ -370,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, subprocess.TimeoutExpired) as error:
         print(f"nightly: {error}", file=sys.stderr)
         return 2
-    share = max(5.0, (args.budget - START_UP_SECONDS - (time.monotonic() - started)) * args.workers / len(items))
+    share = max(MIN_RUN_SECONDS, (args.budget - START_UP_SECONDS - (time.monotonic() - started)) * args.workers / len(items))
     env["MBT_BUDGET_SECONDS"] = f"{share:.0f}"
     print(f"nightly: {len(items)} machine runs, {args.workers} workers, {share:.0f} s each; writing to {out}", flush=True)
     # The stores go under a directory of this command's: pytest stopped at the hard stop (or
