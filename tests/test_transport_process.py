@@ -193,3 +193,19 @@ def test_a_zygote_that_cannot_import_what_it_preloads_is_named_with_what_it_rais
     refused = pytest.raises(ProcessError, match=r"zygote .* exited with 1; its log ends: ModuleNotFoundError: .*no_such_module")
     with nothing_left_behind(), ProcessGroup(tmp_path, preload=["implementations.transport.no_such_module"]) as group, refused:
         group.start("a", NODE, ["--data", str(tmp_path / "a")])
+
+
+@pytest.mark.parametrize("module", ["implementations.transport.mesh_node", "implementations.transport.proxy",
+                                    "implementations.transport.zygote"])
+def test_a_module_run_in_a_child_process_runs_the_module_of_its_name(module):
+    """Run as ``__main__`` (``python -m``, or a zygote's ``runpy``), a module a machine runs in a
+    child process calls the ``main`` of the module imported by its name, not the copy of its
+    functions ``__main__`` holds: those are the functions the project imports and a mutation run
+    mutates (mutmut activates a mutant only in the module of its name, so a ``__main__`` copy
+    never ran one: zygote.py's first mutants all survived)."""
+    probe = (f"import importlib, runpy; named = importlib.import_module({module!r}); "
+             "named.main = lambda *args: print('the named module ran') or 0; "
+             f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)")
+    ran = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert ran.returncode == 0 and ran.stdout == "the named module ran\n", (ran.returncode, ran.stdout, ran.stderr[-2000:])

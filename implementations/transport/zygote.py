@@ -164,4 +164,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run by ``python -m`` (or a zygote's ``runpy``), this file is ``__main__``: the module imported by
+    # its name does the work, so the process runs the functions the project imports (a mutation
+    # run's mutants of them too: mutmut activates a mutant only in the module of its name).
+    from implementations.transport import zygote as named
+
+    sys.exit(named.main())
