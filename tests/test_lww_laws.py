@@ -6,11 +6,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import implementations
 from harness.laws import check_delta_idempotence, check_merge_laws
+from harness.runner import capped_settings
 from implementations.limits import MAX_CLOCK_AHEAD_NS, MAX_HLC_COUNTER
 from implementations.lww import STATE_KIND, HybridLogicalClock, LWWRegister, decode_delta, decode_state
 from implementations.wire import DecodeError, OverLimit, encode
@@ -59,16 +60,9 @@ def test_every_lww_implementation_is_a_register_replica():
         assert isinstance(impl.make_replica(0, ManualClock(START_NS)), RegisterReplica), impl.name
 
 
-def its_budget(impl) -> settings:
-    """The examples ``impl`` declares it affords (a JavaScript implementation: one child request
-    per operation, ``machines/adapters/_js.py``'s ``JS_EXAMPLES``), as its machine runs do; for
-    the others, the profile's."""
-    return settings(max_examples=impl.max_examples) if impl.max_examples else settings()
-
-
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=[i.name for i in IMPLEMENTATIONS])
 def test_merge_laws(impl):
-    @its_budget(impl)
+    @capped_settings(impl)
     @given(programs=st.lists(PROGRAM, min_size=3, max_size=3), skews=st.lists(SKEW, min_size=3, max_size=3))
     def laws(programs, skews):
         clock = ManualClock(START_NS)
@@ -79,7 +73,7 @@ def test_merge_laws(impl):
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=[i.name for i in IMPLEMENTATIONS])
 def test_applying_a_delta_twice_changes_nothing(impl):
-    @its_budget(impl)
+    @capped_settings(impl)
     @given(program=PROGRAM)
     def idempotence(program):
         clock = ManualClock(START_NS)
@@ -224,7 +218,7 @@ def test_random_bytes_raise_only_decode_error_and_change_nothing(data):
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=[i.name for i in IMPLEMENTATIONS])
 def test_every_implementation_refuses_bad_bytes_whole(impl):
-    @its_budget(impl)
+    @capped_settings(impl)
     @given(data=st.one_of(st.binary(max_size=80), st.sampled_from(other_messages()).map(lambda m: m[: len(m) // 2])))
     def refused_whole(data):
         replica = impl.make_replica(3, ManualClock(START_NS))

@@ -41,7 +41,8 @@ _DOT, _CONTEXT = [2**40, 1], [[2**40, 1]]
 _X, _Y = 2**40, 2**40 + 1
 #: A context of exactly MAX_CONTEXT_REPLICAS replicas in the vector: at the limit, accepted alone.
 _FULL_VECTOR = [[2**32 + r, 1] for r in range(MAX_CONTEXT_REPLICAS)]
-#: What a refusal of a run of dots that is not canonical says after the run.
+
+
 @functools.lru_cache(maxsize=8)
 def _decoded_state(state: bytes) -> DotStore:
     """``decode_state``, remembered by the bytes for the bookkeeping check: a replica whose state
@@ -50,6 +51,7 @@ def _decoded_state(state: bytes) -> DotStore:
     return decode_state(state)
 
 
+#: What a refusal of a run of dots that is not canonical says after the run.
 _NOT_A_RUN = ", out of order, adjacent to the previous one or belongs in the version vector"
 #: Spoilings of a message's body (the ``not_canonical`` lie), by name: what its refusal names after
 #: the kind (the path of the spoiled part and what is wrong with it), the limit it passes, and the body.
