@@ -86,7 +86,7 @@ import trio
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
-from harness import TracedMachine, guard
+from harness import TracedMachine, faults, guard
 from harness.machine import Observation
 from harness.network import network_machine_test
 from implementations import limits
@@ -248,7 +248,7 @@ class EndpointMachine(TracedMachine):
     def __init__(self, implementation, stats=None) -> None:
         super().__init__(implementation, stats)
         self.loop = None
-        self.directory = Path(tempfile.mkdtemp(prefix="mbt-endpoint-"))
+        self.directory = Path(tempfile.mkdtemp(prefix="mbt-endpoint-", dir=faults.store_directory()))
         self.nodes: list[Node] = []
         self.links: list[Link] = []
         self.number = 0  # messages made so far

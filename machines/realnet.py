@@ -79,7 +79,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import guard, profiles
+from harness import faults, guard, profiles
 from harness.machine import Observation, TracedMachine
 from harness.network import INDEX
 from harness.registry import implementations
@@ -262,7 +262,7 @@ class RealNetMachine(TracedMachine):
         self.require(3 <= nodes <= 5, f"nodes={nodes} outside 3..5")
         self.require(len(skews_ms) == nodes and all(abs(s) <= 10_000 for s in skews_ms),
                      f"skews {skews_ms}: one per node, ±10 s at most")
-        self.directory = tempfile.mkdtemp(prefix="mbt-realnet-")
+        self.directory = tempfile.mkdtemp(prefix="mbt-realnet-", dir=faults.store_directory())
         self.backend = self.implementation.make_replica(0, None)
         self.cluster = self.backend.cluster(self.directory, nodes, seed, skews_ms)
         self.agents = [blake3.blake3(bytes.fromhex(key)).digest() for key in self.cluster.keys]

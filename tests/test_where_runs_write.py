@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,3 +68,27 @@ def test_writing_the_pool_of_literals_writes_nothing_into_its_starting_directory
     assert result.returncode == 0, result.stdout + result.stderr
     assert pool.exists()
     assert sorted(p.name for p in start.iterdir()) == []
+
+
+def test_the_machines_with_files_make_them_under_the_store_directory(tmp_path, monkeypatch):
+    """A run stopped without its teardown (``harness nightly``'s hard stop, a killed mutation run)
+    leaves its machines' directories where they were made. Under ``MBT_STORE_DIR`` the command
+    that stopped it removes them; in the system's temporary directory they would stay."""
+    from harness.registry import implementations
+    from machines.endpoint import EndpointMachine
+    from machines.realnet import RealNetMachine
+
+    stores, elsewhere = tmp_path / "stores", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("MBT_STORE_DIR", str(stores))
+    monkeypatch.setattr(tempfile, "tempdir", str(elsewhere))  # the system's temporary directory, for this test
+    endpoint = EndpointMachine(implementations("endpoint")[0])
+    realnet = RealNetMachine(implementations("realnet")[0])
+    try:
+        realnet.step_start(nodes=3, seed=0, skews_ms=[0, 0, 0])
+        assert Path(endpoint.directory).parent == stores and Path(realnet.directory).parent == stores
+        assert list(elsewhere.iterdir()) == []
+    finally:
+        endpoint.teardown()
+        realnet.teardown()
+    assert list(stores.iterdir()) == []
