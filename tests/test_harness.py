@@ -15,6 +15,9 @@ from harness.trace import trace_from_json
 from tests.toy import BUGGY, DRIFTING, GOOD, WOBBLY, CounterMachine, CounterMachineWithDeadRule
 
 CI = settings(settings.get_profile("ci"))
+#: The ci search over fewer examples, for runs of the correct toy: its rules all run within tens of
+#: examples, and the whole ci budget cost these runs about 12 CPU seconds and told nothing more.
+CI_SHORT = settings(CI, max_examples=50)
 
 FAILING_STEPS = (
     Step("start", {"replicas": 2}),
@@ -108,14 +111,14 @@ def test_a_failing_run_writes_a_short_trace_and_explains_it(tmp_path, monkeypatc
 
 
 def test_a_correct_implementation_passes_and_every_rule_runs():
-    stats = run_machine(CounterMachine, GOOD, hypothesis_settings=CI)
+    stats = run_machine(CounterMachine, GOOD, hypothesis_settings=CI_SHORT)
     assert stats.never_ran() == [] and stats.examples > 0
 
 
 def test_in_ci_a_rule_that_never_runs_fails_the_run(monkeypatch):
     monkeypatch.setattr("harness.profiles.current_profile", lambda: "ci")
     with pytest.raises(AssertionError, match=r"never ran.*never"):
-        run_machine(CounterMachineWithDeadRule, GOOD, hypothesis_settings=CI)
+        run_machine(CounterMachineWithDeadRule, GOOD, hypothesis_settings=CI_SHORT)
 
 
 def test_under_nightly_a_rule_that_never_runs_fails_only_a_run_as_long_as_ci():
@@ -128,7 +131,7 @@ def test_under_nightly_a_rule_that_never_runs_fails_only_a_run_as_long_as_ci():
 
 def test_refusals_by_a_guard_are_counted(monkeypatch):
     monkeypatch.setattr("harness.profiles.current_profile", lambda: "dev")
-    stats = run_machine(CounterMachineWithDeadRule, GOOD, hypothesis_settings=CI)
+    stats = run_machine(CounterMachineWithDeadRule, GOOD, hypothesis_settings=CI_SHORT)
     assert stats.ran["never"] == 0 and stats.refused["never"] > 0
 
 
@@ -217,7 +220,7 @@ def test_expect_caught_insists_the_bug_is_caught(tmp_path):
     caught = expect_caught(CounterMachine, BUGGY, hypothesis_settings=CI, trace_dir=tmp_path / "buggy")
     assert caught.trace.implementation == "buggy" and "first divergence" in caught.report
     with pytest.raises(AssertionError, match="did not catch implementation 'good'"):
-        expect_caught(CounterMachine, GOOD, hypothesis_settings=CI, trace_dir=tmp_path / "good")
+        expect_caught(CounterMachine, GOOD, hypothesis_settings=CI_SHORT, trace_dir=tmp_path / "good")
 
 
 def test_reports_shorten_ids_and_bytes_the_same_way_every_time():
