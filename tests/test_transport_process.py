@@ -130,8 +130,14 @@ def test_a_zygote_runs_each_child_as_python_m_would_and_kills_what_runs_when_its
         probe = group.spawn("probe", "tests.zygote_probe", [str(tmp_path / "probe.json"), "3"])
         assert probe.proc.wait(10) == 3
         told = json.loads((tmp_path / "probe.json").read_text())
+        draws = told.pop("draws")
         assert told == {"name": "__main__", "argv": [str(ROOT / "tests" / "zygote_probe.py"), str(tmp_path / "probe.json"), "3"],
                         "cwd": str(tmp_path / "group"), "probe": "asked"}, told  # argv[0] the file, as ``python -m`` has it
+        # each child draws afresh, as a new interpreter would: ``random`` and trio's scheduler (made at import)
+        sibling = group.spawn("sibling", "tests.zygote_probe", [str(tmp_path / "sibling.json"), "0"])
+        assert sibling.proc.wait(10) == 0
+        other = json.loads((tmp_path / "sibling.json").read_text())["draws"]
+        assert draws["trio"] is not None and draws["random"] != other["random"] and draws["trio"] != other["trio"], (draws, other)
         running = node.pid
         group.zygote.close()  # the zygote's end: it kills and reaps what it forked, tells it, then exits
         with pytest.raises(ProcessLookupError):
