@@ -77,11 +77,14 @@ def tree_cpu_seconds() -> float:
     """CPU seconds of this process and of its children, the live ones too: a machine of node
     processes (``realnet``) spends most of its CPU in them, where ``time.process_time`` does not
     look (it counted 0.2 s to a realnet bug's first failure, and let shrinking run for Hypothesis's
-    own five-minute limit). The live children are read at most every ``CHILDREN_READ_EVERY`` s."""
+    own five-minute limit). The live children are read at most every ``CHILDREN_READ_EVERY`` s,
+    and again as soon as a child was reaped: its CPU has moved from the live ones to the reaped
+    ones, and the last read of the live ones would count it twice."""
     times = os.times()
-    if time.monotonic() - _children_cpu[1] >= CHILDREN_READ_EVERY:
-        _children_cpu[:] = [_live_children_cpu(), time.monotonic()]
-    return times.user + times.system + times.children_user + times.children_system + _children_cpu[0]
+    reaped = times.children_user + times.children_system
+    if time.monotonic() - _children_cpu[1] >= CHILDREN_READ_EVERY or reaped != _children_cpu[2]:
+        _children_cpu[:] = [_live_children_cpu(), time.monotonic(), reaped]
+    return times.user + times.system + reaped + _children_cpu[0]
 
 
 class OutOfTime(KeyboardInterrupt):
