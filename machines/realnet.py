@@ -6,7 +6,7 @@ ledger file shared by the group) reach each other only through a fault proxy pro
 (``implementations.transport.proxy``). Rules: task-list operations on any node, signing
 sessions (new events, and old events again at another coordinator), faucet coins, and
 faults: drop, duplicate, reorder and delay datagrams on one link or all, partitions into
-groups and one way, heal, SIGKILL of a node and its restart on its files, real time
+groups and one way, heal, SIGKILL of a node or its clean shutdown and its restart on its files, real time
 passing, and an impostor: a peer outside the mesh that dials a node over QUIC and breaks the
 transport's rules (a proof of a member's key signed by another key, a frame header over
 ``MAX_FRAME_BYTES``, data on a second stream), which the node must refuse, naming what is
@@ -22,7 +22,8 @@ for a correct node:
   operations the node held when it acted; an acknowledged operation is recorded with the
   model's parts;
 * after every step, every node's value equals the model's value over the operations it holds;
-  a restarted node holds every operation it acknowledged before it was killed;
+  a node asked to shut down exits by itself with status 0; a restarted node holds every operation it
+  acknowledged before it was killed or stopped;
 * after ``quiesce``, every node holds every acknowledged operation and shows the model's
   value over all of them; every signing session has ended, and its end is one
   ``models.threshold`` allows for the answers its coordinator recorded: finalized only when
@@ -222,7 +223,7 @@ class RealNetMachine(TracedMachine):
     real_time = True
     rule_classes: ClassVar[dict[str, str]] = {"start": "setup", **{step: "operations" for step in (
         "add_task", "claim", "complete", "remove_task", "set_field", "move", "new_event", "resubmit", "fund")},
-        "faults": "faults", "partition": "faults", "cut_one_way": "faults", "heal": "faults", "kill": "crash",
+        "faults": "faults", "partition": "faults", "cut_one_way": "faults", "heal": "faults", "kill": "crash", "stop": "crash",
         "restart": "crash", "wait": "time", "quiesce": "sync", "impostor": "adversary"}
     #: Each class's least share of the steps under ci: about half the least share measured against
     #: any implementation (harness.balance; the coverage table prints them): shares move when a
@@ -523,29 +524,41 @@ class RealNetMachine(TracedMachine):
         self.blocked = False
 
     @guard(lambda self: self._started())
-    @rule(node=INDEX, restart=st.booleans(), coordinator=st.booleans())
-    def crash(self, node: int, restart: bool, coordinator: bool) -> None:
-        """SIGKILL a node, or start one that is down again on its files. Half the kills
-        (``coordinator``) pick among the nodes that coordinate a signing session, when there are
-        any: a coordinator that crashes with sessions in its files is where recovery goes wrong
-        (what it counted before the crash, what it takes for alive), and a kill of any node hits
-        one only as often as the sessions happened to be opened there."""
+    @rule(node=INDEX, restart=st.booleans(), coordinator=st.booleans(), graceful=st.booleans())
+    def crash(self, node: int, restart: bool, coordinator: bool, graceful: bool) -> None:
+        """SIGKILL a node or ask it to shut down (``graceful``), or start one that is down again on
+        its files. Half the nodes taken down (``coordinator``) are picked among those that
+        coordinate a signing session, when there are any: a coordinator that goes down with
+        sessions in its files is where recovery goes wrong (what it counted before, what it takes
+        for alive), and any node is one only as often as the sessions happened to be opened there."""
         down = sorted(self.down)
         if down and (restart or len(self.up()) == 1):
             self.do("restart", node=down[node % len(down)])
         elif len(self.up()) > 1:
             busy = [i for i in self.up() if self.processes[i].opened or self.processes[i].inherited]
-            self.do("kill", node=busy[node % len(busy)] if coordinator and busy else self._up(node))
+            self.do("stop" if graceful else "kill", node=busy[node % len(busy)] if coordinator and busy else self._up(node))
 
     def step_kill(self, node: int) -> None:
         """SIGKILL: a crash; nothing the node held in memory survives."""
+        self._take_down(node, lambda: self.cluster.kill(node))
+
+    def step_stop(self, node: int) -> None:
+        """A clean shutdown, asked over the node's control channel (an operator's restart): the node
+        must exit by itself, with status 0, within ``process.STOP_TIMEOUT_SECONDS`` (else it is SIGKILLed:
+        status -9). What it acknowledged must be on its files after, as after a kill."""
+        def stop() -> None:
+            code = self.cluster.stop(node)
+            assert code == 0, f"node {node}, asked to shut down, exited with status {code}, not 0"
+        self._take_down(node, stop)
+
+    def _take_down(self, node: int, how) -> None:
         self.require_up(node)
         self.require(len(self.up()) > 1, "the last node up stays up")
         self.look(node)  # its counters' last scrape
         requests = self.cluster.op(node, "signing")["requests"]
         self.alive_before_kill[node] = {r["request_id"] for r in requests if r["state"] in model.ALIVE}
         self.signatures_before_kill[node] = signatures_held(requests)
-        self.cluster.kill(node)
+        how()
         self.down.add(node)
         self.killed_at.setdefault(node, []).append(len(self.steps))
 

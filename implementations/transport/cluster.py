@@ -179,6 +179,10 @@ class Cluster:
     def kill(self, i: int) -> None:
         self.nodes[i].kill()
 
+    def stop(self, i: int) -> int:
+        """Ask node ``i`` to shut down; its exit status (-9: it did not exit in time and was killed)."""
+        return self.nodes[i].stop()
+
     def restart(self, i: int) -> None:
         self.nodes[i].restart()
 
