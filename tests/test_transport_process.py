@@ -201,6 +201,17 @@ def test_a_zygote_that_cannot_import_what_it_preloads_is_named_with_what_it_rais
         group.start("a", NODE, ["--data", str(tmp_path / "a")])
 
 
+def test_a_zygote_that_does_not_exit_cleanly_at_its_close_is_named(tmp_path):
+    """Found by the mutation run of zygote.py: its ``main`` returning 1 survived, as nothing read the
+    zygote's exit status. Its children are stopped and reaped all the same."""
+    with nothing_left_behind():
+        group = ProcessGroup(tmp_path, preload=[NODE, "tests.zygote_exits_badly"])
+        node = group.start("a", NODE, ["--data", str(tmp_path / "a")])
+        with pytest.raises(ProcessError, match=r"the zygote \(pid \d+\) exited with 3 at its close"):
+            group.close()
+        assert not node.alive
+
+
 @pytest.mark.parametrize("module", ["implementations.transport.mesh_node", "implementations.transport.proxy",
                                     "implementations.transport.zygote"])
 def test_a_module_run_in_a_child_process_runs_the_module_of_its_name(module):

@@ -180,10 +180,12 @@ class Zygote:
 
     def close(self) -> None:
         """Tell the zygote to end: it SIGKILLs every child still running, reaps them, tells their exits
-        and exits; read what it tells until then (bounded), and reap it."""
+        and exits; read what it tells until then (bounded), and reap it. ``ProcessError`` if it did
+        not then exit by itself with status 0 (it is reaped either way); one that had ended before
+        was named when that was seen (``_gone``)."""
         if self._closing:
             return
-        self._closing = True
+        self._closing, ended_before = True, self._closed
         with contextlib.suppress(OSError):
             self._socket.shutdown(socket.SHUT_WR)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
@@ -192,10 +194,14 @@ class Zygote:
         self._closed = True
         self._socket.close()
         try:
-            self.proc.wait(STOP_TIMEOUT_SECONDS)
+            code = self.proc.wait(STOP_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+            raise ProcessError(f"the zygote (pid {self.proc.pid}) did not exit within {STOP_TIMEOUT_SECONDS} s "
+                               f"of its close: killed{log_tail(self.log_path)}") from None
+        if code != 0 and not ended_before:
+            raise ProcessError(f"the zygote (pid {self.proc.pid}) exited with {code} at its close{log_tail(self.log_path)}")
 
 
 class Forked:
@@ -436,8 +442,11 @@ class ProcessGroup:
             except ProcessError as error:
                 errors.append(str(error))
         if self.zygote is not None:
-            self.zygote.close()
-            self.zygote = None
+            zygote, self.zygote = self.zygote, None
+            try:
+                zygote.close()
+            except ProcessError as error:
+                errors.append(str(error))
         if errors:
             raise ProcessError("; ".join(errors))
 
