@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from harness import Implementation, register
 from implementations.transport.cluster import NODE_MODULE, Cluster
+from implementations.transport.process import ProcessError
 
 #: Processes in the pool: the most nodes a realnet run asks for.
 POOL_NODES = 5
@@ -69,8 +70,14 @@ class ProcessBackend:
             yield
         finally:
             pools, ProcessBackend.pools, ProcessBackend.pool_directory = list(ProcessBackend.pools.values()), {}, None
-            for pool in pools:
-                pool.close()
+            errors = []
+            for pool in pools:  # every pool closed, then the first one's complaint (a process that did not end cleanly)
+                try:
+                    pool.close()
+                except ProcessError as error:
+                    errors.append(error)
+            if errors:
+                raise errors[0]
 
 
 register(Implementation(
