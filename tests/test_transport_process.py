@@ -201,6 +201,20 @@ def test_a_zygote_that_cannot_import_what_it_preloads_is_named_with_what_it_rais
         group.start("a", NODE, ["--data", str(tmp_path / "a")])
 
 
+def test_a_child_that_cannot_start_exits_1_and_harms_no_sibling(tmp_path):
+    """A fork whose working directory is gone fails in the child, before its program runs: that
+    child exits with status 1 (as ``python -m`` in a missing directory cannot start), and the
+    zygote's other children run on."""
+    with nothing_left_behind(), ProcessGroup(tmp_path / "group", preload=[NODE]) as group:
+        node = group.start("a", NODE, ["--data", str(tmp_path / "a")])
+        with open(os.devnull, "wb") as sink:
+            pid = group.zygote.fork("tests.zygote_probe", [str(tmp_path / "never.json"), "0"], tmp_path / "gone",
+                                    {}, sink.fileno(), sink.fileno())
+        assert group.zygote.wait(pid, 10) == 1
+        assert not (tmp_path / "never.json").exists()
+        assert node.alive and node.call("op", name="increment", args={"by": 1}) == 1
+
+
 def test_a_zygote_that_does_not_exit_cleanly_at_its_close_is_named(tmp_path):
     """Found by the mutation run of zygote.py: its ``main`` returning 1 survived, as nothing read the
     zygote's exit status. Its children are stopped and reaped all the same."""
