@@ -33,6 +33,7 @@ bound to) to check that nothing is left behind.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import select
@@ -516,6 +517,25 @@ def bound_ports(inodes: set[int] | frozenset[int]) -> set[tuple[str, int]]:
                     if int(columns[9]) in inodes:
                         ports.add((table.rstrip("6"), int(columns[1].rsplit(":", 1)[1], 16)))
     return ports
+
+
+def bound_addresses(inodes: set[int] | frozenset[int]) -> set[tuple[str, str, int]]:
+    """``(protocol, address, port)`` of every bound socket with these inodes (``/proc/net/{udp,tcp}[6]``,
+    read ``PORT_READS`` times): where each listens or sends from. An unbound socket has none."""
+    found = set()
+    for _ in range(PORT_READS if inodes else 0):
+        for table in ("udp", "udp6", "tcp", "tcp6"):
+            with contextlib.suppress(OSError), open(f"/proc/net/{table}") as rows:
+                next(rows)
+                for row in rows:
+                    columns = row.split()
+                    if int(columns[9]) in inodes:
+                        address, port = columns[1].rsplit(":", 1)
+                        if int(port, 16):
+                            # the kernel prints the address as 32-bit words in host order (little-endian here)
+                            raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, len(address), 8))
+                            found.add((table.rstrip("6"), str(ipaddress.ip_address(raw)), int(port, 16)))
+    return found
 
 
 def snapshot() -> Snapshot:
