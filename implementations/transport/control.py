@@ -3,10 +3,11 @@
 A request is ``{"op": NAME, "args": {...}}``; the answer, one line too, is ``{"ok": true,
 "value": ...}`` or ``{"ok": false, "error": "what went wrong"}``. Requests on one connection
 are answered in order; a client may keep its connection open for many. Every process that
-can be controlled offers these operations besides its own:
+can be controlled offers this operation besides its own:
 
-* ``ping``: answers ``"pong"`` (readiness and liveness);
 * ``shutdown``: answers, then the process closes everything and exits 0.
+
+(No ``ping``: a process is ready once it prints its ready line, and alive until it exits.)
 
 Lines are bounded (``MAX_CONTROL_LINE_BYTES``): a longer request is answered with an error
 and the connection closed. An unknown operation, arguments that do not fit, or an operation
@@ -54,13 +55,11 @@ async def serve_control(
     port = listeners[0].socket.getsockname()[1]
 
     async def answer(op: Any, args: Any) -> dict:
-        if op == "ping":
-            return {"ok": True, "value": "pong"}
         if op == "shutdown":
             return {"ok": True, "value": "shutting down"}
         handler = handlers.get(op) if isinstance(op, str) else None
         if handler is None:
-            return {"ok": False, "error": f"unknown operation {op!r}; known: {sorted([*handlers, 'ping', 'shutdown'])}"}
+            return {"ok": False, "error": f"unknown operation {op!r}; known: {sorted([*handlers, 'shutdown'])}"}
         if not isinstance(args, dict):
             return {"ok": False, "error": f"{op}: args must be an object, got {type(args).__name__}"}
         try:
