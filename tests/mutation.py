@@ -467,7 +467,13 @@ def _in_own_group(args: list[str], **options) -> subprocess.CompletedProcess:
 
 
 def _mutmut(module: str, machines: Machines, workers: int, only: list[str] | None = None) -> dict:
-    with tempfile.TemporaryDirectory(prefix="mbt-mutation-") as scratch:
+    from harness.faults import store_directory
+
+    # The machines' stores in a directory of the run's own (where a ci run keeps them: /dev/shm if it
+    # can), removed with the scratch copy however the run ends: a run stopped by ``timeout`` gets no
+    # teardown in its pytest processes.
+    with tempfile.TemporaryDirectory(prefix="mbt-mutation-") as scratch, \
+            tempfile.TemporaryDirectory(prefix="mbt-mutation-stores-", dir=store_directory()) as stores:
         work = Path(scratch)
         scratch_copy(work)
         tests = selected_tests(machines)
@@ -475,7 +481,8 @@ def _mutmut(module: str, machines: Machines, workers: int, only: list[str] | Non
         if set(machines) & IN_CHILD_PROCESSES:
             seed_stats(work / "mutants", module, tests)
         env = {**os.environ, "CI": "true", "HYPOTHESIS_PROFILE": "mutation",
-               "MBT_TRACE_DIR": str(work / "traces"), "HYPOTHESIS_STORAGE_DIRECTORY": str(work / ".hypothesis")}
+               "MBT_TRACE_DIR": str(work / "traces"), "HYPOTHESIS_STORAGE_DIRECTORY": str(work / ".hypothesis"),
+               "MBT_STORE_DIR": stores}
         # Child processes buffer their output as they do in use: with PYTHONUNBUFFERED set (some
         # shells and CI images set it), a node that forgets to flush its ready line still starts,
         # and transport/node_host.py's mutants dropping that flush survived a run.

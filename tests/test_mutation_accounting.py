@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -386,3 +387,23 @@ def test_a_networked_machine_searches_with_its_ci_budget_under_ci_and_under_muta
         settings.load_profile(before)
     assert (budget.max_examples, budget.stateful_step_count) == (30, 30)
     assert budget.phases == settings.get_profile(profile).phases  # the profile's search, shrinking or not
+
+
+def test_an_interrupted_mutation_run_leaves_no_store_behind(monkeypatch):
+    """The machines' stores (threshold's and policy's SQLite files, realnet's node directories) go
+    under a directory of the run's own, removed when the run ends, interrupted or not: a mutation
+    run stopped by ``timeout`` once left /dev/shm/mbt-realnet-* behind."""
+    seen: list[Path] = []
+
+    def interrupted(args, cwd=None, env=None):
+        stores = Path(env["MBT_STORE_DIR"])
+        (stores / "mbt-realnet-left").mkdir(parents=True)
+        seen.append(stores)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mutation, "scratch_copy", lambda into: None)
+    monkeypatch.setattr(mutation, "selected_tests", lambda machines: [])
+    monkeypatch.setattr(mutation, "_in_own_group", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        mutation._mutmut("implementations/lww.py", {"lww": ["hlc"]}, workers=1)
+    assert len(seen) == 1 and not seen[0].exists(), seen
