@@ -505,23 +505,14 @@ def socket_inodes(pids: set[int]) -> set[int]:
 
 
 def bound_ports(inodes: set[int] | frozenset[int]) -> set[tuple[str, int]]:
-    """The UDP and TCP ports of the sockets with these inodes (``/proc/net/{udp,tcp}[6]``, read
-    ``PORT_READS`` times, since one read can miss a row); an unbound socket has none."""
-    ports = set()
-    for _ in range(PORT_READS if inodes else 0):
-        for table in ("udp", "udp6", "tcp", "tcp6"):
-            with contextlib.suppress(OSError), open(f"/proc/net/{table}") as rows:
-                next(rows)
-                for row in rows:
-                    columns = row.split()
-                    if int(columns[9]) in inodes:
-                        ports.add((table.rstrip("6"), int(columns[1].rsplit(":", 1)[1], 16)))
-    return ports
+    """The UDP and TCP ports of the sockets with these inodes (``bound_addresses`` without the address)."""
+    return {(protocol, port) for protocol, _, port in bound_addresses(inodes)}
 
 
 def bound_addresses(inodes: set[int] | frozenset[int]) -> set[tuple[str, str, int]]:
     """``(protocol, address, port)`` of every bound socket with these inodes (``/proc/net/{udp,tcp}[6]``,
-    read ``PORT_READS`` times): where each listens or sends from. An unbound socket has none."""
+    read ``PORT_READS`` times, since one read can miss a row): where each listens or sends from. An
+    unbound socket has none."""
     found = set()
     for _ in range(PORT_READS if inodes else 0):
         for table in ("udp", "udp6", "tcp", "tcp6"):
