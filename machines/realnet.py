@@ -92,7 +92,7 @@ from implementations.transport.cluster import FUNDS, SIGNING_DEFAULTS, majority
 from implementations.transport.endpoint import MESSAGE_STREAM, PeerAddress, TransportError, open_endpoint
 from implementations.transport.framing import HEADER
 from implementations.transport.identity import Ed25519Identity
-from implementations.transport.process import bound_addresses, socket_inodes
+from implementations.transport.process import bound_sockets, socket_inodes
 from machines.tasklist import DESCRIPTIONS, TITLES, short
 from models import tasklist
 from models import threshold as model
@@ -278,7 +278,7 @@ class RealNetMachine(TracedMachine):
         for i in range(nodes):
             self.processes[i] = NodeProcess(self.status(i)["pid"], {}, whole_run=True)
             self.processes[i].baseline = self.look(i)
-            self.check_loopback_only(i)
+        self.check_loopback_only(range(nodes))
 
     def teardown(self) -> None:
         if self.cluster is not None:
@@ -581,15 +581,18 @@ class RealNetMachine(TracedMachine):
                                            answers_before=len(record["answers"]),
                                            signatures_at_kill=self.signatures_before_kill.pop(node, 0),
                                            signatures_at_restart=signatures_held(record["requests"]))
-        self.check_loopback_only(node)
+        self.check_loopback_only([node])
 
-    def check_loopback_only(self, node: int) -> None:
-        """Every socket node ``node``'s process has bound is on the loopback interface (its QUIC socket,
-        its control and metrics listeners): one bound to every interface would serve the node's
-        control channel, which takes ``shutdown`` from anyone, to the network."""
-        pid = self.processes[node].pid
-        beyond = sorted(bound for bound in bound_addresses(socket_inodes({pid})) if not loopback(bound[1]))
-        assert not beyond, f"node {node} (pid {pid}) has sockets bound beyond the loopback interface: {beyond}"
+    def check_loopback_only(self, nodes) -> None:
+        """Every socket these nodes' processes have bound is on the loopback interface (a node's QUIC
+        socket, its control and metrics listeners): one bound to every interface would serve the
+        node's control channel, which takes ``shutdown`` from anyone, to the network. One read of the
+        socket tables for all of them."""
+        owner = {inode: node for node in nodes for inode in socket_inodes({self.processes[node].pid})}
+        beyond = sorted((owner[inode], protocol, address, port) for inode, protocol, address, port in bound_sockets(set(owner))
+                        if not loopback(address))
+        assert not beyond, ("node processes have sockets bound beyond the loopback interface "
+                            f"(node, protocol, address, port): {beyond}")
 
     # ----- an impostor on the transport ----------------------------------------------------------
 
@@ -891,7 +894,7 @@ async def _impersonate(address: PeerAddress, how: str, claimed_key: bytes, where
 
 
 def loopback(address: str) -> bool:
-    """Whether ``address`` (IPv4 or IPv6, as ``bound_addresses`` gives it) is a loopback address."""
+    """Whether ``address`` (IPv4 or IPv6, as ``bound_sockets`` gives it) is a loopback address."""
     ip = ipaddress.ip_address(address)
     return ip.is_loopback or (ip.version == 6 and ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback)
 

@@ -147,17 +147,17 @@ def test_a_zygote_runs_each_child_as_python_m_would_and_kills_what_runs_when_its
             node.restart()
 
 
-def test_bound_addresses_names_where_each_socket_listens():
+def test_bound_sockets_names_where_each_socket_listens():
     """What realnet's loopback check reads: the address and port of each bound socket, IPv4 and IPv6."""
-    from implementations.transport.process import bound_addresses, socket_inodes
+    from implementations.transport.process import bound_sockets, socket_inodes
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as tcp:
         udp.bind(("127.0.0.1", 0))
         tcp.bind(("::", 0))
         tcp.listen()
-        mine = {socket_inode for socket_inode in socket_inodes({os.getpid()})
-                if socket_inode in {os.fstat(udp.fileno()).st_ino, os.fstat(tcp.fileno()).st_ino}}
-        assert bound_addresses(mine) == {("udp", "127.0.0.1", udp.getsockname()[1]), ("tcp", "::", tcp.getsockname()[1])}
+        u, t = os.fstat(udp.fileno()).st_ino, os.fstat(tcp.fileno()).st_ino
+        mine = socket_inodes({os.getpid()}) & {u, t}
+        assert bound_sockets(mine) == {(u, "udp", "127.0.0.1", udp.getsockname()[1]), (t, "tcp", "::", tcp.getsockname()[1])}
 
 
 def test_the_leftover_check_sees_a_bound_port_and_an_unreaped_child():

@@ -505,14 +505,14 @@ def socket_inodes(pids: set[int]) -> set[int]:
 
 
 def bound_ports(inodes: set[int] | frozenset[int]) -> set[tuple[str, int]]:
-    """The UDP and TCP ports of the sockets with these inodes (``bound_addresses`` without the address)."""
-    return {(protocol, port) for protocol, _, port in bound_addresses(inodes)}
+    """The UDP and TCP ports of the sockets with these inodes (``bound_sockets`` without inode and address)."""
+    return {(protocol, port) for _, protocol, _, port in bound_sockets(inodes)}
 
 
-def bound_addresses(inodes: set[int] | frozenset[int]) -> set[tuple[str, str, int]]:
-    """``(protocol, address, port)`` of every bound socket with these inodes (``/proc/net/{udp,tcp}[6]``,
-    read ``PORT_READS`` times, since one read can miss a row): where each listens or sends from. An
-    unbound socket has none."""
+def bound_sockets(inodes: set[int] | frozenset[int]) -> set[tuple[int, str, str, int]]:
+    """``(inode, protocol, address, port)`` of every bound socket with these inodes
+    (``/proc/net/{udp,tcp}[6]``, read ``PORT_READS`` times, since one read can miss a row): where each
+    listens or sends from. An unbound socket has none."""
     found = set()
     for _ in range(PORT_READS if inodes else 0):
         for table in ("udp", "udp6", "tcp", "tcp6"):
@@ -520,12 +520,13 @@ def bound_addresses(inodes: set[int] | frozenset[int]) -> set[tuple[str, str, in
                 next(rows)
                 for row in rows:
                     columns = row.split()
-                    if int(columns[9]) in inodes:
+                    inode = int(columns[9])
+                    if inode in inodes:
                         address, port = columns[1].rsplit(":", 1)
-                        if int(port, 16):
+                        if port := int(port, 16):
                             # the kernel prints the address as 32-bit words in host order (little-endian here)
                             raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, len(address), 8))
-                            found.add((table.rstrip("6"), str(ipaddress.ip_address(raw)), int(port, 16)))
+                            found.add((inode, table.rstrip("6"), str(ipaddress.ip_address(raw)), port))
     return found
 
 
