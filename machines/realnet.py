@@ -782,8 +782,10 @@ class RealNetMachine(TracedMachine):
         where = f"node {i}{' (restarted)' if not process.whole_run else ''}"
 
         def between(label: str, value: float, lo: int, hi: int | None) -> Observation:
-            """``value`` in ``lo..hi`` (``hi`` None: at least ``lo``)."""
-            expected = f"at least {lo}" if hi is None else str(lo) if lo == hi else f"{lo} to {hi}"
+            """``value`` in ``lo..hi`` (``hi`` None: at least ``lo``). Worded by the check, not by its
+            numbers ("1 to 1", not "1"): two replays whose timings give other bounds fail in the same
+            words, which ``Failure.signature`` compares modulo numbers."""
+            expected = f"at least {lo}" if hi is None else f"{lo} to {hi}"
             return Observation(f"{where} {label}", expected, f"{value:g}", lo <= value and (hi is None or value <= hi))
 
         observations = []
