@@ -22,7 +22,7 @@ Operations a type refuses (completing an unclaimed task, moving an unknown id) r
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence, Set
+from collections.abc import Hashable, Iterator, Sequence, Set
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -91,6 +91,24 @@ class IdentifiedSequence(Protocol):
 
     def ids(self) -> Sequence[tuple[int, int]]: ...
     def craft_delta(self, inserts: list, deletes: list) -> bytes: ...
+
+
+@runtime_checkable
+class IndexedSequence(Protocol):
+    """Optional for a ``SequenceReplica`` of level ``exact``: ids mapped to places and back, as an
+    editor's cursor or a task list's order (which edits by id) uses them. ``id_at(index)`` is the
+    id of the visible element at ``index``; ``index_of(id)`` its visible index, None once deleted
+    or if not known; ``knows(id)`` whether the element is in the document (visible or deleted: an
+    insert still waiting for its parent is not); ``item_of(id)`` its item, deleted or not;
+    iterating gives ``value()``. An index past the end raises ``IndexError``, an id not known
+    (or not a pair) ``KeyError``, each naming it. The ``rga`` machine checks them after every step that changed
+    what the replica has seen."""
+
+    def id_at(self, index: int) -> tuple[int, int]: ...
+    def index_of(self, element: tuple[int, int]) -> int | None: ...
+    def knows(self, element: tuple[int, int]) -> bool: ...
+    def item_of(self, element: tuple[int, int]) -> Hashable: ...
+    def __iter__(self) -> Iterator[str]: ...
 
 
 def _is_set(value: Any) -> bool:

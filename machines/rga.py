@@ -18,7 +18,9 @@ Levels:
   model tells elements apart by id, and an implementation that tells them apart by value is
   caught. After every step each replica's value equals ``models.rga.value`` of the history
   it has seen (indices refer to that value), and a replica that shows its ids (an ``ids()``
-  method, see ``machines/contracts.py``) must show the model's. Counters are unsigned 64-bit
+  method, see ``machines/contracts.py``) must show the model's; one that maps ids to places
+  (``IndexedSequence``) must name the model's element at each index, and each element's index
+  and item (``check_index``). Counters are unsigned 64-bit
   (``implementations.limits.RGA_MAX_COUNTER``): a replica that has seen the greatest one must refuse
   an insert (``Refused("counter_exhausted")``) and change nothing.
 * ``convergent`` (e.g. YATA, as Yrs orders concurrent inserts): indices refer to the
@@ -48,8 +50,9 @@ and what is wrong, the replica unchanged. For such an implementation each replic
 read back after every step by the implementation's own decoder (``state_contents``), must hold
 exactly what the model says the replica has seen (the walk's elements with their parents and
 items, the deleted ones, the inserts still waiting for their parent, the deletes of ids not
-integrated yet), merging it into the replica must change nothing, and an empty replica that
-merges it must encode the same bytes (``check_state``).
+integrated yet), and an empty replica that merges it must encode the same bytes, merging it
+twice changing nothing (``check_state``; into a copy: a merge resets what a replica keeps between
+edits, such as the RGA's cursor into its tree).
 """
 
 from __future__ import annotations
@@ -78,8 +81,8 @@ ATTACKERS = (5, 2**63, U64_MAX)
 HOSTILE = ("sibling_flood", "counter_ceiling", "orphans", "late_parent", "deleted_parent", "reversed_chain",
            "far_deletes", "orphan_chain")
 #: Per implementation name, asked of one replica once: whether its replicas offer ``craft_delta``,
-#: and the spoilings they offer (``spoil``), if any.
-_ADVERSARY: dict[str, tuple[bool, tuple[str, ...]]] = {}
+#: the spoilings they offer (``spoil``), if any, and whether they map ids to places (``IndexedSequence``).
+_OFFERS: dict[str, tuple[bool, tuple[str, ...], bool]] = {}
 
 
 def fresh_item(count: int) -> str:
@@ -114,13 +117,16 @@ class RGAMachine(ReplicatedMachine):
         self.promised: list[Id] = []  # parents of orphans the adversary sent, not sent themselves yet
         self.chains: list[list] = []  # orphan chains: [promised parent, first counter, length, attacker]
         self.states_checked: dict[int, tuple[bytes, int]] = {}  # replica -> (state, history length) check_state passed
+        self.indexes_checked: dict[int, int] = {}  # replica -> history length check_index passed
         self._walk_cache: dict[int, tuple[set, int, frozenset, list[Insert], set[Id]]] = {}
-        if implementation.name not in _ADVERSARY:
+        if implementation.name not in _OFFERS:
             replica = implementation.make_replica(0, ManualClock(START_NS))
             crafts = implementation.level == "exact" and callable(getattr(replica, "craft_delta", None))
             spoilings = tuple(replica.spoilings) if callable(getattr(replica, "spoil", None)) else ()
-            _ADVERSARY[implementation.name] = (crafts, spoilings)
-        self.crafts, self.spoilings = _ADVERSARY[implementation.name]
+            indexes = implementation.level == "exact" and all(
+                callable(getattr(replica, name, None)) for name in ("id_at", "index_of", "knows", "item_of", "__iter__"))
+            _OFFERS[implementation.name] = (crafts, spoilings, indexes)
+        self.crafts, self.spoilings, self.indexes = _OFFERS[implementation.name]
         self.spoils = 0  # spoil steps drawn
         if not self.crafts:  # an implementation the adversary cannot speak to: the rule does not apply
             self.stats.rules = tuple(name for name in self.stats.rules if name != "hostile")
@@ -221,6 +227,9 @@ class RGAMachine(ReplicatedMachine):
         if self.crafts:
             for i, replica in enumerate(self.replicas):
                 self.check_state(i, replica)
+        if self.indexes:
+            for i, replica in enumerate(self.replicas):
+                self.check_index(i, replica)
 
     def check_state(self, i: int, replica: Any) -> None:
         """A replica that speaks its own wire (``craft_delta``): its full state, read back by its
@@ -254,6 +263,50 @@ class RGAMachine(ReplicatedMachine):
         fresh.merge(state)
         assert fresh.state() == state, f"replica {i}'s full state, merged twice into an empty replica, changed it"
         self.states_checked[i] = key
+
+    def check_index(self, i: int, replica: Any) -> None:
+        """A replica that maps ids to places (``IndexedSequence``, as an editor's cursor or a task
+        list's order uses it): each visible index names the model's element there, read front to
+        back and back to front (a replica may keep where it last looked); each element the replica
+        knows has the model's item and is at its index, or at none once deleted; the inserts still
+        waiting for their parent, and an id nobody made, are not known; iterating gives its value. A
+        caller's mistake (an index past the end, an id it does not know, a triple for an id) is
+        refused with the error its protocol names, saying what was wrong."""
+        key = len(self.history[i])
+        if self.indexes_checked.get(i) == key:
+            return
+        _, walked, gone = self.walked(i)
+        shown = [element.id for element in walked if element.id not in gone]
+        forward = [tuple(replica.id_at(k)) for k in range(len(shown))]
+        backward = [tuple(replica.id_at(k)) for k in reversed(range(len(shown)))][::-1]
+        assert forward == backward == shown, (
+            f"replica {i} names {self.elements_named(forward)} at its indices front to back, "
+            f"{self.elements_named(backward)} back to front, the model {self.elements_named(shown)}")
+        where = {element: k for k, element in enumerate(shown)}
+        for element in walked:
+            place, known, item = replica.index_of(element.id), replica.knows(element.id), replica.item_of(element.id)
+            assert (place, known, item) == (where.get(element.id), True, element.item), (
+                f"replica {i} puts {self.element_name(element.id)} at {place} (known: {known}) holding {item!r}, "
+                f"the model at {where.get(element.id)} holding {element.item!r}")
+        reachable = {element.id for element in walked}
+        strangers = [op.id for op in self.history[i] if isinstance(op, Insert) and op.id not in reachable]
+        nobodys = (1 + max((counter for counter, _ in self.all_ids()), default=0), 0)
+        for element in [*strangers, nobodys]:
+            assert not replica.knows(element) and replica.index_of(element) is None, (
+                f"replica {i} knows {self.element_name(element)}, which hangs nowhere in its document")
+        for mistake, words, call in ((IndexError, f"{len(shown)}", lambda: replica.id_at(len(shown))),
+                                     (KeyError, f"{nobodys}", lambda: replica.item_of(nobodys)),
+                                     (KeyError, f"{(*nobodys, 0)}", lambda: replica.item_of((*nobodys, 0)))):
+            try:
+                answer = call()
+            except mistake as error:
+                assert words in str(error), f"replica {i} refuses a caller's mistake without naming {words}: {error!r}"
+            else:
+                raise AssertionError(f"replica {i} answers {answer!r} to a caller's mistake ({words}), "
+                                     f"where it must raise {mistake.__name__}")
+        items = list(replica.__iter__())  # (a replica reaches the machine through its contract, which has no __iter__)
+        assert items == self.replica_value(replica), f"replica {i} iterates to {items!r}"
+        self.indexes_checked[i] = key
 
     # ----- operations ------------------------------------------------------------------
 

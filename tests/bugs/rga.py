@@ -2,7 +2,8 @@
 elements told apart by value, the counter ceiling and the wire's counter steps.
 
 They patch the internals of ``implementations.rga.RGA`` (runs in a counted B-tree:
-``_place``, ``_next_counter``, ``_delete_range``, ``_wait``, ``_kill``, ``apply_decoded_delta``)
+``_place``, ``_next_counter``, ``_delete_range``, ``_wait``, ``_kill``, ``apply_decoded_delta``,
+``index_of``)
 and are driven as the adapter drives RGA (``TreeReplica``), so the machine's adversary
 speaks to them too: when the RGA implementation changes, so do they.
 """
@@ -159,6 +160,19 @@ class RedeliveryRevives(RGA):
         super().apply_decoded_delta(delta)
 
 
+class IndexCountsTombstones(RGA):
+    """An element's index counts the deleted elements before it in its own run of inserts, as
+    if a run were all visible (a cursor kept by id then lands past where the user put it)."""
+
+    def index_of(self, element):
+        run = self._run_of(*element)
+        place = super().index_of(element)
+        if place is None or run is None or run.flags is None:
+            return place
+        offset = element[0] - run.counter
+        return place + offset - run.flags.count(1, 0, offset)  # BUG: the tombstones before it counted
+
+
 class InsertsPastTheCeiling(TreeReplica):
     """The ceiling check reverted: a replica that has seen counter 2**64 - 1 goes on
     inserting, with ids the wire cannot carry (its next ``state()`` raises OverflowError)."""
@@ -222,6 +236,8 @@ BUGS = [
          "tie-break", DeletesByValue, {"delete|hostile"}),
     _bug("redelivery-revives", "a re-delivered insert shows an element deleted here again", "resurrection",
          RedeliveryRevives, {"delete"}, level="convergent"),
+    _bug("index-counts-tombstones", "an element's index counts the deleted elements before it in its run of inserts",
+         "off-by-one", IndexCountsTombstones, {"delete|hostile"}),
     _bug("inserts-past-the-ceiling", "a replica that has seen counter 2**64 - 1 goes on inserting", "off-by-one",
          InsertsPastTheCeiling, {"insert"}),
     Bug("rga-signed-counter-steps", "rga", "counter steps go on the wire as signed integers, which MessagePack cannot "
