@@ -9,7 +9,10 @@ resets them (fresh files, a new task list and group id, faults cleared) instead 
 new ones; outside it a run starts and stops its own. A pytest session is inside one
 (``conftest.py``), so the machine and the replays of its committed traces share a pool. A
 backend of another node program (``ProcessBackend(program)``: the bug catalogue's nodes with a
-bug planted, ``tests/bugs/realnet.py``) gets a pool of its own behind the same machine.
+bug planted, ``tests/bugs/realnet.py``) gets a pool of its own behind the same machine, one
+such pool at a time: starting one closes the last bug's. A pool given back is quieted (its
+nodes leave their mesh): an idle pool sends nothing, where a mesh left joined went on gossiping
+for the rest of the session (about a third of the test suite's CPU went to idle pools).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from implementations.transport.process import ProcessError
 
 #: Processes in the pool: the most nodes a realnet run asks for.
 POOL_NODES = 5
+#: The node program of ``realnet`` itself; every other is a bug's (``tests/bugs/realnet.py``).
+DEFAULT_PROGRAM = (NODE_MODULE, ())
 
 
 class ProcessBackend:
@@ -35,6 +40,10 @@ class ProcessBackend:
     pools: ClassVar[dict[tuple[str, tuple[str, ...]], Cluster]] = {}
     #: Inside ``pooled``: where the pools are started, at the first run that asks for a cluster.
     pool_directory: ClassVar[Path | None] = None
+    #: The pools a run holds now (handed out by ``cluster``, not given back by ``release`` yet).
+    lent: ClassVar[list[Cluster]] = []
+    #: Pools started inside ``pooled`` so far (each one's directory is numbered by it).
+    started: ClassVar[int] = 0
 
     def __init__(self, program: tuple[str, list[str]] = (NODE_MODULE, [])) -> None:
         self.program = (program[0], tuple(program[1]))
@@ -43,17 +52,25 @@ class ProcessBackend:
         module, first = self.program
         pools, where = ProcessBackend.pools, ProcessBackend.pool_directory
         if self.program not in pools and where is not None:
-            home = where / f"pool-{len(pools)}"  # each program's pool in a directory of its own
+            if self.program != DEFAULT_PROGRAM:  # one bug's pool at a time: the one before is done with
+                for program in [p for p in pools if p != DEFAULT_PROGRAM and pools[p] not in ProcessBackend.lent]:
+                    pools.pop(program).close()
+            ProcessBackend.started += 1
+            home = where / f"pool-{ProcessBackend.started}"  # each pool in a directory of its own
             pools[self.program] = Cluster(home, POOL_NODES, proxy_seed=0, node_program=(module, list(first))).__enter__()
         pool = pools.get(self.program)
         if pool is not None:
             pool.reset(nodes, skews_ms)
+            ProcessBackend.lent.append(pool)
             return pool
         return Cluster(directory, nodes, proxy_seed=proxy_seed, skews_ms=skews_ms,
                        node_program=(module, list(first))).__enter__()
 
     def release(self, cluster: Cluster) -> None:
-        if cluster not in ProcessBackend.pools.values():
+        if cluster in ProcessBackend.lent:
+            ProcessBackend.lent.remove(cluster)
+            cluster.quiet()  # silent until the next run resets it
+        else:
             cluster.close()
 
     @staticmethod
@@ -70,6 +87,7 @@ class ProcessBackend:
             yield
         finally:
             pools, ProcessBackend.pools, ProcessBackend.pool_directory = list(ProcessBackend.pools.values()), {}, None
+            ProcessBackend.lent, ProcessBackend.started = [], 0
             errors = []
             for pool in pools:  # every pool closed, then the first one's complaint (a process that did not end cleanly)
                 try:
