@@ -51,6 +51,10 @@ def pytest_configure(config):
         from harness import deepening
 
         deepening.enabled = True
+    if os.environ.get("MBT_RECORD_COSTS") and not os.environ.get("PYTEST_XDIST_WORKER"):  # (the controller sees every report)
+        from harness.spread import CostRecorder
+
+        config.pluginmanager.register(CostRecorder(Path(os.environ["MBT_RECORD_COSTS"])), "mbt-record-costs")
     trace_dir = config.getoption("--trace-dir")
     if trace_dir:
         os.environ["MBT_TRACE_DIR"] = trace_dir
@@ -138,11 +142,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Under -x, depth by depth and cheapest first (``harness.deepening``); otherwise as collected."""
+    """Under -x, depth by depth and cheapest first (``harness.deepening``); spread over xdist's
+    work-stealing workers, each worker's share dearest first (``harness.spread``); otherwise as collected."""
     from harness import deepening
 
     if deepening.enabled:
         items[:] = deepening.first_failure_order(items, lambda item: item.nodeid, deepening.depth_of_test)
+    elif os.environ.get("PYTEST_XDIST_WORKER_COUNT") and config.getoption("dist", None) == "worksteal":
+        from harness import spread
+
+        workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+        items[:] = spread.spread(items, lambda item: item.nodeid, workers, spread.load_costs())
 
 
 def pytest_collection_finish(session):
