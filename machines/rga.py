@@ -20,7 +20,8 @@ Levels:
   it has seen (indices refer to that value), and a replica that shows its ids (an ``ids()``
   method, see ``machines/contracts.py``) must show the model's; one that maps ids to places
   (``IndexedSequence``) must name the model's element at each index, and each element's index
-  and item (``check_index``). Counters are unsigned 64-bit
+  and item (``check_index``), and is also edited by id (``insert_after`` an element, visible or
+  deleted, as the task list's order and an editor's cursor kept by id insert). Counters are unsigned 64-bit
   (``implementations.limits.RGA_MAX_COUNTER``): a replica that has seen the greatest one must refuse
   an insert (``Refused("counter_exhausted")``) and change nothing.
 * ``convergent`` (e.g. YATA, as Yrs orders concurrent inserts): indices refer to the
@@ -99,7 +100,8 @@ def hostile_ops(inserts: list[list], deletes: list[list]) -> list[Insert | Delet
 class RGAMachine(ReplicatedMachine):
     name = "rga"
     rule_classes: ClassVar[dict[str, str]] = {
-        "insert": "operations", "delete": "operations", "deliver_all": "delivery", "hostile": "adversary",
+        "insert": "operations", "insert_after": "operations", "delete": "operations", "deliver_all": "delivery",
+        "hostile": "adversary",
         "spoil": "adversary"}
     #: Each class's least share of the steps under ci: about half the least share measured against
     #: any implementation (harness.balance; the coverage table prints them): shares move when a
@@ -123,8 +125,8 @@ class RGAMachine(ReplicatedMachine):
             replica = implementation.make_replica(0, ManualClock(START_NS))
             crafts = implementation.level == "exact" and callable(getattr(replica, "craft_delta", None))
             spoilings = tuple(replica.spoilings) if callable(getattr(replica, "spoil", None)) else ()
-            indexes = implementation.level == "exact" and all(
-                callable(getattr(replica, name, None)) for name in ("id_at", "index_of", "knows", "item_of", "__iter__"))
+            indexes = implementation.level == "exact" and all(callable(getattr(replica, name, None)) for name in (
+                "id_at", "index_of", "knows", "item_of", "__iter__", "insert_after"))
             _OFFERS[implementation.name] = (crafts, spoilings, indexes)
         self.crafts, self.spoilings, self.indexes = _OFFERS[implementation.name]
         self.spoils = 0  # spoil steps drawn
@@ -132,6 +134,8 @@ class RGAMachine(ReplicatedMachine):
             self.stats.rules = tuple(name for name in self.stats.rules if name != "hostile")
         if not self.spoilings:
             self.stats.rules = tuple(name for name in self.stats.rules if name != "spoil")
+        if not self.indexes:  # an implementation that does not insert by id
+            self.stats.rules = tuple(name for name in self.stats.rules if name != "insert_after")
 
     @property
     def exact(self) -> bool:
@@ -343,6 +347,33 @@ class RGAMachine(ReplicatedMachine):
         if send:
             self.step_broadcast(replica)
 
+    @rule(replica=INDEX, anchor=INDEX, send=st.booleans(), letter=st.integers(0, len(LETTERS) - 1))
+    @guard(lambda self: self.indexes and bool(self.replicas))
+    def insert_after(self, replica: int, anchor: int, send: bool, letter: int) -> None:
+        """Insert by id, as the task list's order and an editor's cursor kept by id do: right after
+        an element the replica knows, visible or deleted, or at the head."""
+        chosen = self.pick(replica, self.replicas)
+        parents = [None, *(element.id for element in self.walked(chosen)[1])]
+        parent = parents[self.pick(anchor, parents)]
+        if next_id(self.history[chosen], chosen)[0] <= RGA_MAX_COUNTER:  # (past it, ``insert`` checks the refusal)
+            self.do("insert_after", replica=chosen, parent=None if parent is None else list(parent),
+                    item=LETTERS[letter], send=send)
+
+    def step_insert_after(self, replica: int, parent: list | None, item: str, send: bool = False) -> None:
+        self.require_replica(replica)
+        self.require(self.indexes, f"implementation {self.implementation.name!r} does not insert by id")
+        self.require(isinstance(item, str) and len(item) == 1, f"an item is one character, got {item!r}")
+        anchor = None if parent is None else tuple(parent)
+        known = {element.id for element in self.walked(replica)[1]}
+        self.require(anchor is None or anchor in known, f"replica {replica} does not know {anchor} to insert after")
+        op = Insert(next_id(self.history[replica], replica), anchor, item)
+        self.require(op.id[0] <= RGA_MAX_COUNTER, f"replica {replica} has seen the greatest counter")
+        made = tuple(self.replicas[replica].insert_after(anchor, item))
+        assert made == op.id, f"replica {replica} gave its insert after {self.place(anchor)} the id {made}, not {op.id}"
+        self.record_local(replica, op)
+        if send:
+            self.step_broadcast(replica)
+
     def insert_op(self, replica: int, index: int, item: str) -> Insert:
         """The model's insert of ``item`` at ``index`` of what replica ``replica`` shows."""
         if self.exact:
@@ -454,6 +485,10 @@ class RGAMachine(ReplicatedMachine):
                     return (f"replica {a['replica']} tries to insert {a['item']!r} {self.place(op.parent)}: "
                             f"it has seen the greatest counter, {self.counter_text(RGA_MAX_COUNTER)}, so it must refuse")
                 return f"replica {a['replica']} inserts {self.what(op)}{sent}"
+            if step.rule == "insert_after":
+                parent = None if a["parent"] is None else tuple(a["parent"])
+                op = Insert(next_id(self.history[a["replica"]], a["replica"]), parent, a["item"])
+                return f"replica {a['replica']} inserts by id {self.what(op)}{sent}"
             if step.rule == "delete":
                 return f"replica {a['replica']} deletes {self.what(self.delete_op(a['replica'], a['index']))}{sent}"
             if step.rule == "deliver_all":

@@ -219,7 +219,7 @@ BUGS = [
          SmallestSiblingFirst),
     _bug("replica-before-counter", "siblings compared by replica before counter", "tie-break", ReplicaBeforeCounter),
     _bug("own-counter-only", "ids count the replica's own inserts only, not the greatest counter seen", "version-counter",
-         OwnCounterOnly, {"insert"}),
+         OwnCounterOnly, {"insert|insert_after"}),
     _bug("early-delete-dropped", "a delete of an element not known yet is ignored instead of remembered", "causal-order",
          EarlyDeleteDropped),
     _bug("orphan-insert-dropped", "an insert whose parent has not arrived yet is dropped", "causal-order",
