@@ -382,12 +382,14 @@ class RGAMachine(ReplicatedMachine):
         return Insert(next_id(self.history[replica], replica), parent, item)
 
     def expect_exhausted(self, replica: int, index: int, item: str) -> None:
-        """The replica has seen counter ``U64_MAX``: an insert must be refused, changing nothing."""
+        """The replica has seen counter ``U64_MAX``: an insert must be refused, naming that counter, changing nothing."""
         before = self.replicas[replica].state()
         try:
             self.replicas[replica].insert(index, item)
         except Refused as refusal:
             assert refusal.kind == "counter_exhausted", f"replica {replica} refused the insert as {refusal.kind!r}"
+            assert f"{RGA_MAX_COUNTER}" in refusal.detail, (
+                f"replica {replica}'s refusal does not name the counter it has seen, {RGA_MAX_COUNTER}: {refusal.detail!r}")
         except Exception as error:
             raise AssertionError(f"replica {replica} has seen counter {U64_MAX}: an insert must be refused "
                                  f"(Refused('counter_exhausted')), it raised {type(error).__name__}: {error}") from error
