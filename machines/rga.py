@@ -270,8 +270,8 @@ class RGAMachine(ReplicatedMachine):
 
     def check_index(self, i: int, replica: Any) -> None:
         """A replica that maps ids to places (``IndexedSequence``, as an editor's cursor or a task
-        list's order uses it): each visible index names the model's element there, read front to
-        back and back to front (a replica may keep where it last looked); each element the replica
+        list's order uses it): each visible index names the model's element there, read back to
+        front and front to back (a replica may keep where it last looked); each element the replica
         knows has the model's item and is at its index, or at none once deleted; the inserts still
         waiting for their parent, and an id nobody made, are not known; iterating gives its value. A
         caller's mistake (an index past the end, an id it does not know, a triple for an id) is
@@ -281,8 +281,10 @@ class RGAMachine(ReplicatedMachine):
             return
         _, walked, gone = self.walked(i)
         shown = [element.id for element in walked if element.id not in gone]
-        forward = [tuple(replica.id_at(k)) for k in range(len(shown))]
+        # Back to front first: a lookup at index 0 walks down from the root and resets the cursor,
+        # which would hide a cursor left wrong by the last edit (one past the head after an insert there).
         backward = [tuple(replica.id_at(k)) for k in reversed(range(len(shown)))][::-1]
+        forward = [tuple(replica.id_at(k)) for k in range(len(shown))]
         assert forward == backward == shown, (
             f"replica {i} names {self.elements_named(forward)} at its indices front to back, "
             f"{self.elements_named(backward)} back to front, the model {self.elements_named(shown)}")
