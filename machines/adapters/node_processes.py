@@ -12,7 +12,7 @@ backend of another node program (``ProcessBackend(program)``: the bug catalogue'
 bug planted, ``tests/bugs/realnet.py``) gets a pool of its own behind the same machine, one
 such pool at a time: starting one closes the last bug's. A pool given back is quieted (its
 nodes leave their mesh): an idle pool sends nothing, where a mesh left joined went on gossiping
-for the rest of the session (about a third of the test suite's CPU went to idle pools).
+for the rest of the session (more than a quarter of the test suite's CPU went to idle pools).
 """
 
 from __future__ import annotations
