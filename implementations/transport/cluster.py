@@ -143,19 +143,17 @@ class Cluster:
         flight from the last mesh refused rather than taken."""
         if not 1 <= size <= len(self.pool):
             raise ValueError(f"a mesh of {size} nodes from a pool of {len(self.pool)}")
-        if self.proxy is not None:
-            self.proxy.call("clear")
         for node in self.pool:
             if not node.alive:
                 node.restart()
-            node.call("op", name="reset")
+        self.quiet()
         self.incarnation += 1
         self.size = size
         self.join(skews_ms)
 
     def quiet(self) -> None:
-        """Every live node forgets its mesh and waits for a ``join``, as ``reset`` leaves it before the
-        new mesh; the proxy's faults are cleared. A pool kept between runs then sends nothing: a mesh
+        """Every live node forgets its mesh and waits for a ``join`` (``reset`` does this, then joins
+        the new mesh); the proxy's faults are cleared. A pool kept between runs then sends nothing: a mesh
         left joined gossips its digests on (about 1% of a core a node, for as long as the pool lives)."""
         if self.proxy is not None:
             self.proxy.call("clear")
