@@ -130,12 +130,10 @@ class RGAMachine(ReplicatedMachine):
             _OFFERS[implementation.name] = (crafts, spoilings, indexes)
         self.crafts, self.spoilings, self.indexes = _OFFERS[implementation.name]
         self.spoils = 0  # spoil steps drawn
-        if not self.crafts:  # an implementation the adversary cannot speak to: the rule does not apply
-            self.stats.rules = tuple(name for name in self.stats.rules if name != "hostile")
-        if not self.spoilings:
-            self.stats.rules = tuple(name for name in self.stats.rules if name != "spoil")
-        if not self.indexes:  # an implementation that does not insert by id
-            self.stats.rules = tuple(name for name in self.stats.rules if name != "insert_after")
+        # Rules that do not apply to this implementation: the adversary cannot speak to it, it offers no
+        # spoilings, it does not insert by id.
+        absent = {"hostile": not self.crafts, "spoil": not self.spoilings, "insert_after": not self.indexes}
+        self.stats.rules = tuple(name for name in self.stats.rules if not absent.get(name))
 
     @property
     def exact(self) -> bool:
