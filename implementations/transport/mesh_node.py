@@ -251,6 +251,10 @@ class MeshNodeCore:
             for request_id, expires_at in self.coordinator.store.execute(
                     "SELECT request_id, expires_at FROM requests WHERE state IN ('Pending', 'Approved')"):
                 self.sessions[request_id] = expires_at - config.session_timeout_ns
+            # Signatures the file already holds were counted by the process that kept them (one killed
+            # before this one started): a late answer to one of its requests counts only what it adds.
+            self._counted = dict(self.coordinator.store.execute(
+                "SELECT request_id, COUNT(*) FROM partial_signatures GROUP BY request_id"))
         self.arrivals = {} if s.get("record_arrivals") else None
         period = s["anti_entropy_ms"] * 1_000_000
         config = NodeConfig(anti_entropy_period_ns=period, gap_pull_ns=period, beacons=False, adverts=False)
