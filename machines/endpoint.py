@@ -35,7 +35,9 @@ opens again on the same directory and port: the same certificate, so every pin s
 claiming a member's key, then sends a message behind it; or, proven as itself, announces a frame
 past ``MAX_FRAME_BYTES``, writes on a second stream or ends the message stream; or listens,
 claiming a member's key, and a member dials it (``machines.realnet.IMPOSTURES`` and their mirror,
-in process).
+in process). ``stray``: datagrams no QUIC peer sends (``STRAYS``: headers that do not parse, packets
+for no connection, Initials too short or of a version not spoken) reach a node's port from a plain
+UDP socket.
 
 **The model** (bookkeeping of this module; it imports nothing of the transport but names):
 
@@ -63,6 +65,8 @@ in process).
   message behind it never delivered; a frame past the limit, a second stream, an ended stream
   close the connection naming it; a member never takes a forged listener (``the server's
   signature does not verify``);
+* a stray datagram is counted once as malformed or unrouted (``STRAYS`` says which), opens no
+  connection, gets no answer and changes no link;
 * after every step each node's ``peers()`` is the set of keys it has a proven open link with, each
   connection's ``is_open`` and ``reason`` are the model's, no message waits that the model does
   not expect, and ``stats`` count exactly the messages sent, received, dropped while a dial was
@@ -76,6 +80,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -236,13 +241,48 @@ TRAFFIC = ("datagrams_sent", "bytes_sent", "datagrams_received")
 SMALLEST_DATAGRAM, MAX_DATAGRAM = 21, limits.QUIC_DATAGRAM_BYTES
 COUNTED = ("messages_sent", "messages_received", "dials_failed", "connections_accepted", "messages_dropped_pending",
            "messages_dropped_dial", "messages_dropped_full")
+#: Datagrams that reach a node's port from no QUIC peer of it (``stray``), and the counter of ``stats``
+#: each lands in: a QUIC header that does not parse is malformed (RFC 9000 17: an empty datagram, the
+#: fixed bit zero, a connection id past 20 bytes, a length past the datagram's end); one that parses
+#: but is for no connection and may open none is unrouted (a short header of an unknown connection
+#: id, a Handshake packet, an Initial one byte short of 1,200 bytes, an Initial of a version not spoken).
+STRAYS = {"empty": "datagrams_malformed", "fixed_bit_zero": "datagrams_malformed",
+          "long_connection_id": "datagrams_malformed", "truncated": "datagrams_malformed",
+          "unknown_connection": "datagrams_unrouted", "handshake": "datagrams_unrouted",
+          "short_initial": "datagrams_unrouted", "unknown_version": "datagrams_unrouted"}
+STRAY_COUNTERS = ("datagrams_received", "datagrams_malformed", "datagrams_unrouted", "connections_accepted")
+VERSION_1 = (1).to_bytes(4, "big")
+
+
+def stray_datagram(kind: str, n: int) -> bytes:
+    """A datagram of ``STRAYS``' ``kind``, its connection id made from ``n``."""
+    cid = blake3.blake3(b"stray %d" % n).digest()[:8]
+
+    def long_header(first: int, version: bytes, size: int, token: bool = True) -> bytes:
+        head = bytes([first]) + version + bytes([len(cid)]) + cid + b"\x00" + (b"\x00" if token else b"")
+        rest = size - len(head) - 2
+        return head + (0x4000 | rest).to_bytes(2, "big") + bytes(rest)  # (its length: a 2-byte varint)
+
+    made = {
+        "empty": lambda: b"",
+        "fixed_bit_zero": lambda: b"\x00" + cid + bytes(40),
+        "long_connection_id": lambda: b"\xc0" + VERSION_1 + bytes([21]) + bytes(24),
+        "truncated": lambda: long_header(0xC0, VERSION_1, 1201)[:-1],
+        "unknown_connection": lambda: b"\x40" + cid + bytes(40),
+        "handshake": lambda: long_header(0xE0, VERSION_1, 1200, token=False),
+        "short_initial": lambda: long_header(0xC0, VERSION_1, 1199),
+        "unknown_version": lambda: long_header(0xC0, b"\x1a\x2a\x3a\x4a", 1200),
+    }
+    if kind not in made:
+        raise ValueError(f"no stray datagram {kind!r}: one of {sorted(made)}")
+    return made[kind]()
 
 
 class EndpointMachine(TracedMachine):
     name = "endpoint"
     rule_classes: ClassVar[dict[str, str]] = {"start": "setup", "dial": "operations", "send": "delivery",
                                               "close": "operations", "shutdown": "crash", "restart": "crash",
-                                              "impostor": "adversary"}
+                                              "impostor": "adversary", "stray": "adversary"}
     class_floors: ClassVar[dict[str, float]] = {"delivery": 0.12, "adversary": 0.05, "crash": 0.04}
 
     def __init__(self, implementation, stats=None) -> None:
@@ -844,6 +884,51 @@ class EndpointMachine(TracedMachine):
         self.nodes[node].counts["connections_accepted"] += 1
         assert reason == "closed: " + IMPOSTURES[how], (
             f"node {node} closed a stranger's {how} with {reason!r}, not {'closed: ' + IMPOSTURES[how]!r}")
+
+    # --- datagrams from no peer ---------------------------------------------------------------
+
+    @guard(lambda self: bool(self.up()))
+    @rule(node=st.integers(0, 3), kinds=st.lists(st.sampled_from(sorted(STRAYS)), min_size=1, max_size=3))
+    def stray(self, node, kinds):
+        up = self.up()
+        self.do("stray", node=up[node % len(up)], kinds=kinds)
+
+    def step_stray(self, node: int, kinds: list[str]) -> None:
+        """Datagrams no QUIC peer sends (``STRAYS``) reach node ``node``'s port from a plain UDP
+        socket: each is counted once in ``datagrams_received`` and once in the counter ``STRAYS``
+        names, opens no connection and gets no answer; every link stays as it was (``check``)."""
+        self.require(node in self.up(), f"node {node} is down")
+        self.require(bool(kinds) and all(kind in STRAYS for kind in kinds),
+                     f"kinds={kinds}: one or more of {sorted(STRAYS)}")
+        endpoint, target = self.endpoint(node), self.nodes[node].address
+        data = []
+        for kind in kinds:
+            self.number += 1
+            data.append(stray_datagram(kind, self.number))
+
+        async def send():
+            before = {name: endpoint.stats[name] for name in STRAY_COUNTERS}
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.setblocking(False)
+                sock.bind((HOST, 0))
+                for datagram in data:
+                    sock.sendto(datagram, (target.host, target.port))
+                while endpoint.stats["datagrams_received"] - before["datagrams_received"] < len(data):
+                    await trio.sleep(0.001)  # (bounded by the call's WAIT_SECONDS)
+                await trio.sleep(0.005)  # (an answer would be on its way by now: loopback)
+                try:
+                    answer = sock.recv(65536)
+                except BlockingIOError:
+                    answer = None
+            return {name: endpoint.stats[name] - before[name] for name in STRAY_COUNTERS}, answer
+
+        counted, answer = self.loop.call(send, WAIT_SECONDS, f"node {node} receiving {len(data)} stray datagrams")
+        want = dict.fromkeys(STRAY_COUNTERS, 0)
+        want["datagrams_received"] = len(data)
+        for kind in kinds:
+            want[STRAYS[kind]] += 1
+        assert counted == want, f"node {node} counted the stray datagrams {kinds} as {counted}, not {want}"
+        assert answer is None, f"node {node} answered a stray datagram with {len(answer)} bytes ({answer[:8].hex()}...)"
 
     # --- what must hold -----------------------------------------------------------------------
 
