@@ -11,9 +11,11 @@ each message against ``models.gossip``: the machine knows each message's facts (
 traffic is well formed, bound, signed and from a member; an attacker's crafted message
 says what is wrong with it), keeps the model's replay cache per node (reset when the node
 restarts: it lives in memory), and demands the model's refusal exactly, or no refusal when
-the model takes the message. Messages inside repairs are genuine operations: they are
-taken or known already, and repairs that brought nothing new start no exchange (no digest
-goes out in answer: parallel rounds asking again multiply at a heal).
+the model takes the message. Messages inside a member's repairs are genuine operations:
+they are taken or known already, and repairs that brought nothing new start no exchange (no
+digest goes out in answer: parallel rounds asking again multiply at a heal). A repair is
+answered as ``check_repair_answer`` says: a digest back only for a full one with news, and
+what it wants, up to a repair's worth, of what the node holds.
 
 Each verdict names the message it judged (signer, topic, SPEC's msg_id, and the kind of one it
 took), and a node's outcome counts (its metrics) are its verdicts' since it started. A node
@@ -78,6 +80,7 @@ class MeshMachine(NetworkMachine):
         self.caches: list[dict[bytes, int]] = []  # the model's replay cache, per node
         self.crafted: dict[bytes, gossip.Facts] = {}  # facts of messages an attacker made, by their bytes
         self.trees_checked: set[tuple[int, int]] = set()  # operations whose trees check_trees compared with the model
+        self.repaired: list[Any] = []  # the verdicts of the messages the last datagram's repairs carried
         self.push_orders: dict[int, list[int]] = {}  # origin -> the other members in its BLAKE3 order (push_tree)
         self.due_pulls: set[bytes] = set()  # the members a node ticking now must pull from (pulls_due)
         # Per node, the gaps it was announced and has not pulled yet (the pull ledger): (topic, origin) ->
@@ -86,7 +89,7 @@ class MeshMachine(NetworkMachine):
         self.gaps: list[dict[tuple[str, bytes], list]] = []
         self.pull_quota: dict[bytes, tuple[int, list]] = {}  # announcer -> (seqs a tick must pull, its gaps due now)
         self.delivering: Any = None  # the datagram the network is delivering (None: one handed by a rule)
-        self.noted_before: set = set()  # the gaps (topic, origin) the node being handed a datagram had noted before it
+        self.noted_before: dict = {}  # the gaps (topic, origin) the node being handed a datagram had noted before it
         self.own_seqs: dict[int, int] = {}  # node -> the seq of the last operation it published (its store outlives it)
         self.have_due: dict[int, int] = {}  # node -> its local time from which news must be announced
         self.had: dict[int, dict] = {}  # node -> what it held at its last have (or when it started): news is more
@@ -180,12 +183,14 @@ class MeshMachine(NetworkMachine):
         self.check_verdicts_of_genuine(index, self.delivering, pairs)
         self.check_digest_answer(index, pairs)
         repaired = [verdict for verdict in verdicts if verdict.repaired]
-        for verdict in repaired:
+        for verdict in repaired if self.delivering is not None else ():  # (a liar's repair may carry anything)
             assert verdict.outcome in ("accepted", "duplicate"), f"node {index} refused a repaired operation: {verdict}"
         if repaired and all(verdict.outcome == "duplicate" for verdict in repaired):
             asked = [self.peer_index.get(peer, "?") for peer, kind in self.answered_kinds() if kind == DIGEST]
             assert not asked, (f"node {index} took repairs of {len(repaired)} operations it held already and asked node(s) "
                                f"{asked} for more: a repair that brings nothing new starts no exchange (the heal storm)")
+        self.check_repair_answer(index, pairs, repaired)
+        self.repaired = repaired
         return pairs
 
     @staticmethod
@@ -279,7 +284,7 @@ class MeshMachine(NetworkMachine):
 
     def hand(self, target: int, data: bytes, datagram=None) -> None:
         self.delivering = datagram
-        self.noted_before = set(self.nodes[target]._announced)
+        self.noted_before = dict(self.nodes[target]._announced)
         try:
             super().hand(target, data, datagram)
         finally:
@@ -288,6 +293,7 @@ class MeshMachine(NetworkMachine):
     def after_delivery(self, index: int, datagram, data: bytes) -> None:
         pairs = self.check_verdicts(index, data)
         self.check_push_announcements(index, pairs)
+        self.check_have_announcements(index, pairs)
 
     def check_push_announcements(self, index: int, pairs: list) -> None:
         """An operation taken while an earlier one of its origin is missing announces that gap, by
@@ -317,6 +323,32 @@ class MeshMachine(NetworkMachine):
                 f"node {index} took operation(s) of node {self.peer_index.get(key[1])} on {key[0]!r} while lacking seqs "
                 f"{gap}: it noted the gap {noted_gap and (self.peer_index.get(noted_gap[0]), noted_gap[1], noted_gap[2])}, "
                 f"not ({self.peer_index.get(by)}, {gap}, {since}) (announced by its origin, now)")
+
+    def check_have_announcements(self, index: int, pairs: list) -> None:
+        """A have (``[to, nonce, digest]``) a node took, alone in its datagram, announces what its sender
+        holds: for each topic the node carries and each member the have lists with seqs, the node notes
+        the gap it lacks of them (at most ``MAX_DIGEST_RANGES`` ranges), by the sender, now, unless a
+        gap of that member and topic is noted already (the first announcement is the one acted on). It
+        notes nothing else: not a stranger origin, not an origin listed without seqs, not what it holds."""
+        if len(pairs) != 1 or (pairs[0][2].kind, pairs[0][2].outcome) != (HAVE, "accepted"):
+            return
+        raw, _, verdict = pairs[0]
+        node, now, expected = self.nodes[index], self.local_now(index), dict(self.noted_before)
+        for topic, origins in decode_payload(decode_message(raw).payload)[1][2]:
+            held = node.holds(topic) if topic in node.log else None
+            for origin, ranges in origins if held is not None else ():
+                gap = minus(ranges, held.get(origin, []))
+                if origin in self.peer_index and gap and (topic, origin) not in expected:
+                    expected[topic, origin] = (verdict.signer, gap[:MAX_DIGEST_RANGES], now)
+        noted = {key: (by, [list(r) for r in gap], since) for key, (by, gap, since) in node._announced.items()}
+        expected = {key: (by, [list(r) for r in gap], since) for key, (by, gap, since) in expected.items()}
+        assert noted == expected, (
+            f"node {index} took a have of node {self.peer_index.get(verdict.signer)} and notes the gaps "
+            f"{self.named_gaps(noted)}, not {self.named_gaps(expected)}")
+
+    def named_gaps(self, gaps: dict) -> list:
+        return sorted((topic, self.peer_index.get(origin, origin.hex()[:8]), self.peer_index.get(by), gap, since)
+                      for (topic, origin), (by, gap, since) in gaps.items())
 
     def check_verdicts_of_genuine(self, index: int, datagram, pairs: list) -> None:
         """A datagram the network carried holds only what member nodes sent: no verdict of it
@@ -367,6 +399,56 @@ class MeshMachine(NetworkMachine):
         assert len(set(carried)) == len(carried) == min(len(lacked), self.node_config.repair_batch) and set(carried) <= lacked, (
             f"node {index} answered a digest of node {self.peer_index[sender]} with operations {carried}; of {len(lacked)} "
             f"it lacks, a repair carries {self.node_config.repair_batch}")
+
+    def check_repair_answer(self, index: int, pairs: list, repaired: list) -> None:
+        """A repair (``[to, nonce, messages, want]``) a node took, alone of its datagram's messages to
+        ask for an answer: each message it carries has a verdict of its own, in order, naming it; the
+        node asks the repair's sender again, with a digest of all it holds, exactly when the repair
+        was full (``repair_batch`` messages or more) and brought something new; and it answers a want
+        with one repair to the sender carrying as many of the wanted operations it holds as a repair
+        holds (which ones is the node's choice) and wanting nothing, or with none when it holds none."""
+        repairs = [(raw, verdict) for raw, _, verdict in pairs if verdict.kind == REPAIR and verdict.outcome == "accepted"]
+        if len(repairs) != 1 or any(verdict.kind == DIGEST and verdict.outcome == "accepted" for _, _, verdict in pairs):
+            return
+        raw, verdict = repairs[0]
+        _, _, raws, want = decode_payload(decode_message(raw).payload)[1]
+        node, sender, batch = self.nodes[index], verdict.signer, self.node_config.repair_batch
+        assert len(repaired) == len(raws), f"node {index} gave {len(repaired)} verdicts to a repair of {len(raws)} messages"
+        for inner, judged in zip(raws, repaired, strict=True):
+            self.check_verdict_names(index, inner, judged)
+        fresh = sum(judged.outcome == "accepted" for judged in repaired)
+        digests = [body for peer, kind, body in self.answered_payloads() if kind == DIGEST]
+        if len(raws) >= batch and fresh:
+            digest = [[topic, [[origin, [list(r) for r in ranges[:MAX_DIGEST_RANGES]]]
+                               for origin, ranges in sorted(node.holds(topic).items())]] for topic in sorted(node.log)]
+            assert len(digests) == 1 and digests[0][0] == sender and digests[0][2] == digest, (
+                f"node {index} took a full repair ({len(raws)} messages, {fresh} new) from node "
+                f"{self.peer_index.get(sender)} and sent the digests {digests!r:.300}: it asks again, with one "
+                f"digest to the sender of all it holds ({digest!r:.300})")
+        else:
+            assert not digests, (f"node {index} took a repair of {len(raws)} messages ({fresh} new; a full one has "
+                                 f"{batch}) and sent {len(digests)} digest(s): only a full repair with news asks again")
+        holds: dict[tuple[str, bytes], list] = {}  # what the node holds of what the repair wants
+        for topic, origins in want or ():
+            held = node.holds(topic)
+            for origin, ranges in origins:
+                if got := minus(ranges, minus(ranges, held.get(origin, []))):
+                    holds[topic, origin] = got
+        answers = [body for peer, kind, body in self.answered_payloads() if kind == REPAIR]
+        expected = min(batch, sum(hi - lo + 1 for ranges in holds.values() for lo, hi in ranges))
+        if not expected:
+            assert not answers, f"node {index} answered a repair wanting {want!r:.300}, of which it holds nothing"
+            return
+        assert len(answers) == 1 and answers[0][0] == sender and answers[0][3] is None, (
+            f"node {index} answered a repair of node {self.peer_index.get(sender)} wanting {want!r:.200} with "
+            f"{[(a[0] == sender, len(a[2]), a[3]) for a in answers]} (to the sender?, messages, want): one repair "
+            f"to the sender, wanting nothing")
+        carried = [decode_message(raw) for raw in answers[0][2]]
+        carried = [(m.topic, m.signer, decode_payload(m.payload)[1][0]) for m in carried]
+        assert len(set(carried)) == len(carried) == expected and all(
+            any(lo <= seq <= hi for lo, hi in holds.get((topic, origin), [])) for topic, origin, seq in carried), (
+            f"node {index} answered a repair wanting {want!r:.200} with the operations {carried!r:.300}; it holds "
+            f"{holds!r:.300} of them, and a repair carries {batch}")
 
     # ----- what a node's log answers ---------------------------------------------------------
 

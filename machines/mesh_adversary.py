@@ -641,7 +641,11 @@ class MeshAdversaryMachine(MeshPresenceMachine):
         MAX_REPAIR_MESSAGES byte strings, an envelope for no role or not bytes) and operations of
         the wrong shape (on the anti-entropy topic, where a well-formed one is "unknown topic"); one addressed to
         another member is "not for me", and an envelope for a node without a signing core "no
-        signing core"."""
+        signing core". A member's digest of the nodes' topic that names a stranger origin before the
+        members is answered as any digest: with what the node lacks of the members; a have so made
+        announces only what the members it lists with seqs hold (``check_have_announcements``). A member's repair
+        of no operation (bytes that are no message, a stranger's operation, a member's have, a payload
+        that does not decode) has each message refused on its own, naming why, and changes nothing."""
         others = [i for i in range(len(self.nodes)) if i != target]
         signer, me = self.identities[others[at % len(others)]], self.members[target]
         other = self.members[others[(at + 1) % len(others)]]
@@ -681,6 +685,7 @@ class MeshAdversaryMachine(MeshPresenceMachine):
             (REPAIR, [me, nonce(), []], "malformed payload"), (REPAIR, [me, nonce(), [], None, 0], "malformed payload"),
             (REPAIR, [me, nonce(), 7, None], "malformed payload"), (REPAIR, [me, nonce(), ["x"], None], "malformed payload"),
             (REPAIR, [me, nonce(), [b"x"] * (MAX_REPAIR_MESSAGES + 1), None], "malformed payload"),
+            (REPAIR, [me, nonce(), [b"x"] * MAX_REPAIR_MESSAGES, None], "accepted"),  # (at the limit: each message refused)
             (ENVELOPE, [me, nonce(), "auditor", b"e"], "malformed payload"),
             (ENVELOPE, [me, nonce(), "signer", "e"], "malformed payload"),
             (ENVELOPE, [me, nonce(), "signer"], "malformed payload"),
@@ -713,6 +718,36 @@ class MeshAdversaryMachine(MeshPresenceMachine):
         after = self.state_of(target)
         assert after[:4] + after[5:] == before[:4] + before[5:] and dict(node._announced) == announced, (
             f"node {target} changed its state on members' spoiled digests and directed payloads")
+        # a lie of the topic the nodes carry, alone in its datagram (``check_digest_answer`` judges the
+        # answer): a digest naming, before the members, an origin that is none of them; the node
+        # still wants what it lacks of each member after it
+        claims = [[origin, [[1, 1 + at % 4]]] for origin in sorted(self.members) if origin != me]
+        lie = [me, nonce(), [[TOPIC, [[bytes(len(me)), [[1, 1]]], *claims]]]]
+        self.hand(target, encode_datagram([seal(signer, ANTI_ENTROPY, now, encode_payload(DIGEST, lie))]))
+        assert [verdict.outcome for _, _, verdict in self.judged] == ["accepted"], (
+            f"node {target}: a member's digest naming a stranger origin first got {self.judged[0][2].outcome!r}")
+        # a lying member's have, alone in its datagram (``check_have_announcements`` judges what the node
+        # notes): a stranger origin first, then the members, every other one without seqs; the same
+        # claims of a topic no node carries
+        listed = [[origin, [] if k % 2 else ranges] for k, (origin, ranges) in enumerate(claims)]
+        have = [me, nonce(), [[TOPIC, [[bytes(len(me)), [[1, 1]]], *listed]], [ELSEWHERE, claims]]]
+        self.hand(target, encode_datagram([seal(signer, ANTI_ENTROPY, now, encode_payload(HAVE, have))]))
+        assert [verdict.outcome for _, _, verdict in self.judged] == ["accepted"], (
+            f"node {target}: a member's have naming a stranger origin first got {self.judged[0][2].outcome!r}")
+        # a lying member's repair, alone in its datagram: each message it carries is judged on its own,
+        # in order, and none is an operation the node takes (``check_repair_answer``: no digest back)
+        carried = {b"x": "malformed", seal(ATTACKER, TOPIC, now, encode_payload(OP, [1, nonce(), b"x"])): "not a member",
+                   seal(signer, TOPIC, now, encode_payload(HAVE, [me, nonce(), []])): "not repairable",
+                   seal(signer, TOPIC, now, b"\xc1"): "malformed payload"}
+        before = self.state_of(target)
+        repair = seal(signer, ANTI_ENTROPY, now, encode_payload(REPAIR, [me, nonce(), list(carried), None]))
+        self.hand(target, encode_datagram([repair]))
+        got = [verdict.outcome for verdict in self.repaired]
+        assert [verdict.outcome for _, _, verdict in self.judged] == ["accepted"] and got == list(carried.values()), (
+            f"node {target}: a member's repair carrying no operation got {self.judged[0][2].outcome!r}, the messages "
+            f"in it {got}, not {list(carried.values())}")
+        after = self.state_of(target)
+        assert after[:4] + after[5:] == before[:4] + before[5:], f"node {target} changed its state on a repair of no operation"
 
     def check_decoded(self, how: str, decoded: Any, data: bytes, fields: tuple) -> None:
         """A message that decoded (``how``): exactly its fields, their hash, its bytes and its id."""
