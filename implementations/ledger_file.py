@@ -28,6 +28,7 @@ from implementations.ledger import Ledger, LedgerError, MultisigGroup
 from implementations.pskt import SignedTransaction, decode_template, encode_template, tx_template_hash
 from implementations.storage import Store
 from implementations.threshold import LedgerView
+from implementations.wire import DecodeError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (            -- the ledger's history, replayed in order by every process
@@ -86,17 +87,24 @@ class SharedLedger:
         self.store.close()
 
     def catch_up(self) -> None:
-        """Replay the rows written since the last look (by any process)."""
+        """Replay the rows written since the last look (by any process). A row that does not decode (a
+        foreign writer's, a corrupt one) raises ``DecodeError`` naming the file, the row's seq and what
+        is wrong, and is not taken: this handle stays after the row before it."""
         rows = self.store.execute("SELECT seq, kind, body FROM log WHERE seq > ? ORDER BY seq", (self.last_seq,)).fetchall()
         for seq, kind, body in rows:
-            if kind == "group":
-                m, keys = wire.expect_list(wire.decode(body, "ledger.group", 1), "ledger.group", length=2)
-                self.address = self.ledger.add_group(MultisigGroup(m, tuple(keys)))
-            elif kind == "fund":
-                (amount,) = wire.decode(body, "ledger.fund", 1)
-                self.ledger.fund(self.address, amount)
-            else:
-                self.ledger.submit(decode_transaction(body))
+            try:
+                if kind == "group":
+                    m, keys = wire.expect_list(wire.decode(body, "ledger.group", 1), "ledger.group", length=2)
+                    self.address = self.ledger.add_group(MultisigGroup(m, tuple(keys)))
+                elif kind == "fund":
+                    (amount,) = wire.expect_list(wire.decode(body, "ledger.fund", 1), "ledger.fund", length=1)
+                    self.ledger.fund(self.address, wire.expect_int(amount, "ledger.fund.amount"))
+                elif kind == "tx":
+                    self.ledger.submit(decode_transaction(body))
+                else:
+                    raise DecodeError(f"kind {kind!r} is none of 'group', 'fund', 'tx'")
+            except DecodeError as error:
+                raise DecodeError(f"{self.path}: log row {seq}: {error}") from None
             self.last_seq = seq
 
     def fund(self, amount: int) -> None:

@@ -20,7 +20,9 @@ coordinators crash and restart from their files. ``advance_clock`` moves the sha
 a second process on a core's file are rules of ``machines.threshold_faults``; well-formed
 lies (outsiders' answers, integers at the edge of what storage holds, huge signature
 lists) of ``machines.threshold_hostile``; genuinely signed proposals and answers with one field of
-the payload malformed or at its edge (``spoil``) of ``machines.threshold_spoil``.
+the payload malformed or at its edge (``spoil``) of ``machines.threshold_spoil``; where the
+group's ledger is a file the members' processes share, a row another process writes that no
+correct writer makes (``foreign_ledger_row``, once a run) of ``machines.threshold_ledger_file``.
 
 The machine predicts, with the model, every signer's answer (the checks in SPEC order, the
 policy by ``models.policy``), every request's state, and every refusal; after every step:
@@ -66,6 +68,7 @@ from implementations.threshold_envelope import ENVELOPE_KIND, VERSION, EnvelopeR
 from implementations.wire import DecodeError
 from machines.threshold_faults import BACK, FaultRules
 from machines.threshold_hostile import HostileRules
+from machines.threshold_ledger_file import LedgerFileRules, offers_ledger_file
 from machines.threshold_report import ThresholdReport
 from machines.threshold_spoil import SpoilRules
 from models import policy as policy_model
@@ -220,7 +223,7 @@ class ReplayRecord:
         self.per_session[key[:2]] += 1
 
 
-class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, TracedMachine):
+class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, LedgerFileRules, TracedMachine):
     name = "threshold"
     rule_classes: ClassVar[dict[str, str]] = {
         "start": "setup", "new_event": "operations", "resubmit": "operations", "fund": "operations", "deliver": "delivery",
@@ -233,6 +236,9 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Tr
 
     def __init__(self, implementation, stats=None):
         super().__init__(implementation, stats)
+        if not offers_ledger_file(implementation):  # (its group's node is no file another process writes)
+            self.stats.rules = tuple(name for name in self.stats.rules if name != "foreign_ledger_row")
+        self.foreign_rows_written = 0
         self.directory: str | None = None
         self.signers: list[Any] = []
         self.coordinators: list[Any] = []

@@ -14,6 +14,8 @@ process, without the transport.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,35 @@ class SharedLedgerBackend(SansIoBackend):
 
     def close_view(self, view: Any) -> None:
         view.shared.close()
+
+    # --- another process's rows (machines.threshold_ledger_file) --------------------------------
+
+    def ledger_handles(self, handle: SharedLedgerHandle, views: list[Any]) -> list[SharedLedger]:
+        """Every handle on the file: the machine's, then each member's."""
+        return [handle.shared] + [view.shared for view in views]
+
+    def write_foreign_row(self, handle: SharedLedgerHandle, kind: str, body: bytes) -> int:
+        """Append a row to the file's log as another process would, on a connection of its own; its seq."""
+        with contextlib.closing(sqlite3.connect(handle.shared.path, timeout=5.0)) as db, db:
+            return db.execute("INSERT INTO log (kind, body) VALUES (?, ?)", (kind, body)).lastrowid
+
+    def remove_row(self, handle: SharedLedgerHandle, seq: int) -> None:
+        with contextlib.closing(sqlite3.connect(handle.shared.path, timeout=5.0)) as db, db:
+            db.execute("DELETE FROM log WHERE seq = ?", (seq,))
+
+    @staticmethod
+    def look(shared: SharedLedger) -> None:
+        shared.catch_up()
+
+    @staticmethod
+    def held(shared: SharedLedger, look: bool) -> tuple:
+        """What a handle holds (after a look at the file, if ``look``): the rows taken, the group's balance,
+        the transactions accepted and the coins."""
+        if look:
+            shared.catch_up()
+        ledger = shared.ledger
+        coins = sorted((u.txid, u.index, u.amount) for u in ledger.utxos_for(shared.address))
+        return shared.last_seq, ledger.balance(shared.address), list(ledger.accepted), coins
 
 
 def make_replica(replica_id: int, clock: Clock) -> SharedLedgerBackend:
