@@ -43,9 +43,15 @@ from dataclasses import dataclass
 
 from blake3 import blake3
 
-from implementations.pskt import SignedTransaction, Utxo, input_sighash, tx_template_hash, verify_signature
+from implementations.pskt import U64_MAX, SignedTransaction, Utxo, input_sighash, tx_template_hash, verify_signature
 
-__all__ = ["Ledger", "LedgerError", "MultisigGroup"]
+__all__ = ["Ledger", "LedgerError", "MultisigGroup", "check_faucet_amount"]
+
+
+def check_faucet_amount(amount: int) -> None:
+    """A faucet coin holds 0 to 2^64 - 1 sompi, an int (not a bool): ``ValueError`` naming the amount otherwise."""
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= U64_MAX:
+        raise ValueError(f"a faucet coin's amount must be an integer in [0, {U64_MAX}], got {amount!r}")
 
 
 class LedgerError(ValueError):
@@ -106,7 +112,9 @@ class Ledger:
         return group.address
 
     def fund(self, address: str, amount: int) -> Utxo:
-        """A new coin of ``amount`` sompi for ``address``, out of nothing."""
+        """A new coin of ``amount`` sompi for ``address``, out of nothing (``ValueError`` for an amount no
+        coin holds, and nothing changes)."""
+        check_faucet_amount(amount)
         self._minted += 1
         txid = blake3(b"igra:faucet:" + struct.pack("<Q", self._minted)).digest()
         return self._create(txid, 0, amount, address)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from implementations import wire
-from implementations.ledger import Ledger, LedgerError, MultisigGroup
+from implementations.ledger import Ledger, LedgerError, MultisigGroup, check_faucet_amount
 from implementations.pskt import SignedTransaction, decode_template, encode_template, tx_template_hash
 from implementations.storage import Store
 from implementations.threshold import LedgerView
@@ -108,7 +108,8 @@ class SharedLedger:
             self.last_seq = seq
 
     def fund(self, amount: int) -> None:
-        """A new faucet coin for the group."""
+        """A new faucet coin for the group (``ValueError`` for an amount no coin holds: nothing is written)."""
+        check_faucet_amount(amount)
         with self.store.transaction():
             self.catch_up()
             self.store.execute("INSERT INTO log (kind, body) VALUES ('fund', ?)", (wire.encode("ledger.fund", 1, [amount]),))

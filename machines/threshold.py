@@ -86,6 +86,8 @@ DESTINATIONS = frozenset(f"kaspatest:dest{k}" for k in range(3))
 TIMEOUT_NS = 60 * NS_PER_SECOND
 FUNDS = (400, 250, 600, 150, 800, 300)
 AMOUNTS = (100, 50, 200, 300, 500, 1_000, 1_001)
+#: Amounts no coin holds (sompi are 0 to 2^64 - 1, an int): a caller's mistake ``fund`` is refused.
+BAD_AMOUNTS = (-1, 2**64, "5", True)
 #: 200 s before UTC midnight of 2023-11-15: a few advances cross the day boundary.
 START_NS = 19_676 * NS_PER_DAY - 200 * NS_PER_SECOND
 ADVANCES = st.sampled_from([NS_PER_SECOND, 0, 2 * NS_PER_SECOND, 5 * NS_PER_SECOND, 10 * NS_PER_SECOND, 20 * NS_PER_SECOND,
@@ -531,7 +533,21 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Le
         self.do("fund", amount=amount)
 
     def step_fund(self, amount: int) -> None:
+        """A faucet coin of ``amount`` for the group; first, amounts no coin holds (``BAD_AMOUNTS``: a
+        caller's mistake) are each refused with a ``ValueError`` naming the amount, and change nothing
+        (on a shared file: nothing written that would stop every handle at its next look)."""
         self.require(amount > 0, "a coin holds at least 1 sompi")
+        before = (self.ledger.balance(self.address), sorted(u.outpoint for u in self.ledger.utxos_for(self.address)))
+        for bad in BAD_AMOUNTS:
+            try:
+                self.ledger.fund(self.address, bad)
+            except ValueError as error:
+                assert "amount" in str(error) and repr(bad) in str(error), (
+                    f"a faucet coin of {bad!r} was refused with {error!r}: not naming the amount")
+            else:
+                raise AssertionError(f"the ledger took a faucet coin of {bad!r}")
+            after = (self.ledger.balance(self.address), sorted(u.outpoint for u in self.ledger.utxos_for(self.address)))
+            assert after == before, f"a refused faucet coin of {bad!r} changed the group's coins: {before} -> {after}"
         self.ledger.fund(self.address, amount)
 
     # ----- the network ---------------------------------------------------------------
