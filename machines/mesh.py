@@ -40,7 +40,7 @@ import blake3
 from harness.network import NetworkMachine
 from implementations.limits import MAX_DIGEST_RANGES
 from implementations.node import NodeConfig
-from implementations.node.core import DIGEST, HAVE, OP, REPAIR
+from implementations.node.core import BEACON, DIGEST, HAVE, OP, REPAIR
 from implementations.node.message import decode_datagram, decode_message, decode_payload
 from implementations.node.tree import Trees
 from implementations.storage import Store
@@ -49,6 +49,12 @@ from models import gossip
 
 #: Verdicts no message a member node sent can get (``check_verdicts_of_genuine``).
 NEVER_GENUINE = ("malformed payload", "not for me", "unknown topic", "no signing core", "not repairable")
+#: What a node may answer a message the model takes: taken, held already, or a refusal of the node's own
+#: layer (a payload's shape, its addressee, its topic or core; a rendezvous record's or query's content).
+TAKEN_OUTCOMES = ("accepted", "duplicate", *NEVER_GENUINE, "advert expiry out of range", "bad proof", "not a coordinator",
+                  "unknown lookup", "unknown query")
+#: The model's refusals member traffic the network carried may get: it came late or twice.
+GENUINE_REFUSALS = ("stale", "replayed")
 #: A PeerId no member has.
 OUTSIDER = blake3.blake3(b"not a member").digest()
 
@@ -92,6 +98,8 @@ class MeshMachine(NetworkMachine):
         self.noted_before: dict = {}  # the gaps (topic, origin) the node being handed a datagram had noted before it
         self.own_seqs: dict[int, int] = {}  # node -> the seq of the last operation it published (its store outlives it)
         self.have_due: dict[int, int] = {}  # node -> its local time from which news must be announced
+        self.beacon_due: dict[int, int] = {}  # node -> its local time from which its next beacon is due
+        self.digest_due: dict[int, int] = {}  # node -> its local time from which its next anti-entropy digest is due
         self.had: dict[int, dict] = {}  # node -> what it held at its last have (or when it started): news is more
         self.outcomes: dict[int, Counter] = {}  # node -> its verdicts' outcomes since it started (node.counts)
 
@@ -117,6 +125,9 @@ class MeshMachine(NetworkMachine):
                                       **self.node_options(index))
         self.had[index] = self.holdings(node)  # what it restored from its store is no news
         self.have_due[index] = self.local_now(index)  # a node may announce news at its first tick
+        # (its first beacon at its first tick; its first digest one anti-entropy period after it starts)
+        self.beacon_due[index] = self.local_now(index)
+        self.digest_due[index] = self.local_now(index) + self.node_config.anti_entropy_period_ns
         self.outcomes[index] = Counter()
         return node
 
@@ -158,6 +169,8 @@ class MeshMachine(NetworkMachine):
             raws = decode_datagram(data)
         except DecodeError:
             assert [v.outcome for v in top] == ["malformed"], f"node {index}: an undecodable datagram gave {top}"
+            assert self.delivering is None, (
+                f"node {index} got a datagram a member node sent that does not decode ({data[:40]!r}...)")
             return []
         assert len(top) == len(raws), f"node {index}: {len(top)} verdicts for {len(raws)} messages"
         now = self.local_now(index)
@@ -167,8 +180,9 @@ class MeshMachine(NetworkMachine):
             facts = self.facts(raw)
             expected = gossip.verdict(facts, self.caches[index], now)
             if expected == gossip.TAKEN:
-                assert verdict.outcome not in gossip.REFUSALS, (
-                    f"node {index} refused a message as {verdict.outcome!r}; the model takes it ({facts})")
+                assert verdict.outcome in TAKEN_OUTCOMES, (
+                    f"node {index} answered a message the model takes ({facts}) with {verdict.outcome!r}, none of "
+                    f"{TAKEN_OUTCOMES}")
                 self.caches[index] = gossip.remember(self.caches[index], facts, now)
             else:
                 assert verdict.outcome == expected, (
@@ -351,12 +365,14 @@ class MeshMachine(NetworkMachine):
                       for (topic, origin), (by, gap, since) in gaps.items())
 
     def check_verdicts_of_genuine(self, index: int, datagram, pairs: list) -> None:
-        """A datagram the network carried holds only what member nodes sent: no verdict of it
-        may say its payload is malformed, addressed to another node, of a topic the receiver
-        lacks or for a core it lacks (every node carries every topic and core of the run)."""
+        """A datagram the network carried holds only what member nodes sent: it decodes, and no
+        verdict of it may say a message is malformed, unbound, badly signed or a stranger's, or that
+        its payload is malformed, addressed to another node, of a topic the receiver lacks or for a
+        core it lacks (every node carries every topic and core of the run): only late or twice."""
         if datagram is None:  # (handed by an attacker or a liar: those verdicts are the rule's to check)
             return
-        wrong = [verdict.outcome for _, _, verdict in pairs if verdict.outcome in NEVER_GENUINE]
+        never = (*NEVER_GENUINE, *(refusal for refusal in gossip.REFUSALS if refusal not in GENUINE_REFUSALS))
+        wrong = [verdict.outcome for _, _, verdict in pairs if verdict.outcome in never]
         assert not wrong, f"node {index} gave member traffic the network carried the verdicts {wrong}"
 
     # ----- anti-entropy: what a digest is answered with -------------------------------------
@@ -555,6 +571,29 @@ class MeshMachine(NetworkMachine):
         sent = [(peer, *decode_payload(decode_message(raw).payload)) for peer, data in outgoing for raw in decode_datagram(data)]
         self.check_pulls(index, sent)
         self.check_have(index, sent)
+        self.check_cadence(index, sent)
+
+    def check_cadence(self, index: int, sent: list[tuple[bytes, str, list]]) -> None:
+        """A tick sends an anti-entropy digest (to one member) exactly when ``anti_entropy_period_ns`` has
+        passed since the node's last (or since it started), and its own beacon (the one message, to up to
+        ``fanout`` members) exactly when ``beacon_period_ns`` has (at once after a start), and none with
+        beacons off: the periods bound what a quiet mesh sends. ``sent``: each message the tick sent."""
+        now, config = self.local_now(index), self.node_config
+        others = len(self.members) > 1
+        digests = [peer for peer, kind, _ in sent if kind == DIGEST]
+        due = now >= self.digest_due[index] and others
+        assert len(digests) == int(due), (
+            f"node {index} sent {len(digests)} anti-entropy digests at a tick "
+            f"{now - self.digest_due[index]:+} ns from when its next was due (one every {config.anti_entropy_period_ns} ns)")
+        if digests:
+            self.digest_due[index] = now + config.anti_entropy_period_ns
+        beacons = [peer for peer, kind, _ in sent if kind == BEACON]
+        due = config.beacons and now >= self.beacon_due[index]
+        assert bool(beacons) == bool(due and others), (
+            f"node {index} sent its beacon to {len(beacons)} members at a tick {now - self.beacon_due[index]:+} ns from "
+            f"when its next was due (beacons {'on' if config.beacons else 'off'}, one every {config.beacon_period_ns} ns)")
+        if due:
+            self.beacon_due[index] = now + config.beacon_period_ns
 
     def check_have(self, index: int, sent: list[tuple[bytes, str, list]]) -> None:
         """A tick sends at most one have (an announcement of what the node holds), and only with
@@ -569,6 +608,8 @@ class MeshMachine(NetworkMachine):
                 f"{now - self.have_due[index]} ns after have_period_ns had passed")
             return
         assert len(haves) == 1, f"node {index} sent {len(haves)} haves at one tick"
+        assert now >= self.have_due[index], (
+            f"node {index} sent a have {self.have_due[index] - now} ns before have_period_ns had passed since its last")
         assert held != self.had[index], (
             f"node {index} sent a have with no news: it holds what it held at its last have (or its start)")
         self.had[index], self.have_due[index] = held, now + self.node_config.have_period_ns

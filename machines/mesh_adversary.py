@@ -638,7 +638,8 @@ class MeshAdversaryMachine(MeshPresenceMachine):
         to node ``target``, is "malformed payload" (or "accepted", of a topic the node does not carry)
         and changes nothing. So are directed payloads of the wrong shape (no ``[to, nonce]``, either of
         the wrong length, too few or many items, a repair's messages not a list of at most
-        MAX_REPAIR_MESSAGES byte strings, an envelope for no role or not bytes) and operations of
+        MAX_REPAIR_MESSAGES byte strings, an envelope for no role or not bytes), beacons of the wrong
+        shape (no nonce, one byte short, an item more, a nonce not bytes) and operations of
         the wrong shape (on the anti-entropy topic, where a well-formed one is "unknown topic"); one addressed to
         another member is "not for me", and an envelope for a node without a signing core "no
         signing core". A member's digest of the nodes' topic that names a stranger origin before the
@@ -692,6 +693,8 @@ class MeshAdversaryMachine(MeshPresenceMachine):
             (ENVELOPE, [me[:-1], nonce(), "signer", b"e"], "malformed payload"),
             (DIGEST, [other, nonce(), []], "not for me"), (HAVE, [other, nonce(), []], "not for me"),
             (REPAIR, [other, nonce(), [], None], "not for me"), (ENVELOPE, [other, nonce(), "coordinator", b"e"], "not for me"),
+            (BEACON, [], "malformed payload"), (BEACON, [nonce()[:-1]], "malformed payload"),
+            (BEACON, [nonce(), 0], "malformed payload"), (BEACON, ["n" * NONCE_BYTES], "malformed payload"),
             (ENVELOPE, [me, nonce(), "signer", b"e"], "no signing core"),
             (ENVELOPE, [me, nonce(), "coordinator", b""], "no signing core"),
             # operations of the wrong shape ([seq, nonce, data]), on a topic the node keeps no log

@@ -42,7 +42,7 @@ from harness.network import INDEX, POSITION, NetworkMachine, network_machine_tes
 from implementations import wire
 from implementations.limits import MAX_FOAF_TTL
 from implementations.node import NodeConfig
-from implementations.node.core import BEACON
+from implementations.node.core import BEACON, NONCE_BYTES
 from implementations.node.foaf import ANSWER, PROOF, QUERY
 from implementations.node.foaf import TOPIC as FOAF_TOPIC
 from implementations.node.message import (
@@ -171,8 +171,12 @@ class MeshPresenceMachine(MeshMachine):
             if raw in self.lies and kind == ADVERT:
                 expected = self.lies.pop(raw)
                 assert verdict.outcome == expected, f"node {index}: a crafted advert got {verdict.outcome!r}, not {expected!r}"
-            elif kind == BEACON:
-                self.views[index] = presence.observe(self.views[index], index, subject, now)
+            elif kind == BEACON:  # (``[nonce]``: a beacon of another shape is a malformed payload, and tells nothing)
+                if type(body) is list and len(body) == 1 and type(body[0]) is bytes and len(body[0]) == NONCE_BYTES:
+                    self.views[index] = presence.observe(self.views[index], index, subject, now)
+                else:
+                    assert verdict.outcome == "malformed payload", (
+                        f"node {index} took a beacon of the shape {body!r:.80} as {verdict.outcome!r}, not a malformed payload")
             elif kind == ADVERT:
                 self.take_advert(index, subject, message.epoch_secs, body[1] * NS_PER_SECOND, now, verdict.outcome)
             elif kind in (QUERY, ANSWER):

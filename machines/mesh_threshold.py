@@ -28,12 +28,13 @@ from harness.network import network_machine_test
 from implementations.node import NodeConfig
 from implementations.wire import DecodeError
 from machines.adapters.threshold_sansio import SansIoBackend
-from machines.mesh import MeshMachine
+from machines.mesh import OUTSIDER, MeshMachine
 from machines.threshold import INDEX, Message, ThresholdMachine
 
 CONFIG = NodeConfig(beacons=False, adverts=False)
 #: Rules of either parent that make no sense here (see the module docstring).
-REPLACED = frozenset({"deliver_many", "settle", "redeliver", "tamper", "crash", "quiesce", "tick", "interleave", "lie", "spoil"})
+REPLACED = frozenset({"deliver_many", "settle", "redeliver", "tamper", "crash", "quiesce", "tick", "interleave", "lie", "spoil",
+                      "foreign_ledger_row"})
 
 
 class Outlet:
@@ -75,6 +76,8 @@ class MeshThresholdMachine(MeshMachine, ThresholdMachine):
     step_advance_clock = ThresholdMachine.step_advance_clock
     # (and the storage-seam faults and well-formed lies, which the threshold machine sends past the network)
     deliver_many = settle = redeliver = tamper = drop = duplicate = crash = quiesce = tick = interleave = lie = spoil = None
+    # (the group's ledger here is in memory: no file another process writes)
+    foreign_ledger_row = None
     # (they wait for a coordinator down since its decision: the crash rule's, not here)
     come_back_late = come_back_late_2 = come_back_late_3 = None
     # (an answer of the in-memory network at its request's expiry: here answers ride the mesh)
@@ -106,12 +109,30 @@ class MeshThresholdMachine(MeshMachine, ThresholdMachine):
         self.backend = SansIoBackend()  # the real signer and coordinator cores; the mesh is the implementation here
         self.in_flight = self.outlet
         self.start_mesh(len(self.signers), [0] * len(self.signers))
+        self.check_misaddressed_envelopes()
+
+    def check_misaddressed_envelopes(self) -> None:
+        """An envelope for no member, or for a role no core has, is a caller's mistake: ``send_envelope``
+        refuses it with a ``ValueError`` naming the role and the peer (its first 16 hex digits), and sends nothing."""
+        node, now = self.nodes[0], self.local_now(0)
+        for to, role in ((OUTSIDER, "signer"), (self.members[0], "auditor"), (OUTSIDER, "auditor")):
+            want = f"an envelope goes to a member's signer or coordinator, not {role!r} of {to.hex()[:16]}"
+            try:
+                sent = node.send_envelope(to, role, b"envelope", now)
+            except ValueError as error:
+                assert str(error) == want, (
+                    f"node 0 refused an envelope for {role!r} of {to.hex()[:16]} with {error}, not {want!r}")
+            else:
+                raise AssertionError(f"node 0 sent an envelope for {role!r} of {to.hex()[:16]}: {len(sent)} datagrams")
 
     def node_options(self, index: int) -> dict[str, Any]:
-        return {"config": self.node_config, "envelope_sink": lambda role, data, now: self.sink(index, role, data)}
+        return {"config": self.node_config, "envelope_sink": lambda role, data, now: self.sink(index, role, data, now)}
 
-    def sink(self, index: int, role: str, data: bytes) -> list[tuple[bytes, str, bytes]]:
-        """Node ``index`` hands its core an envelope: the threshold machine's delivery, and what it sends."""
+    def sink(self, index: int, role: str, data: bytes, now: int) -> list[tuple[bytes, str, bytes]]:
+        """Node ``index`` hands its core an envelope, with the time it took it (its own clock's): the threshold
+        machine's delivery, and what it sends."""
+        assert now == self.local_now(index), (
+            f"node {index} handed its {role} an envelope at {now!r}; the node's clock says {self.local_now(index)}")
         try:
             self._deliver(Message(role, index, data), data, expect=None)
         except DecodeError as error:  # the core refused an envelope the model expects it to take
