@@ -532,6 +532,10 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Le
     def fund(self, amount):
         self.do("fund", amount=amount)
 
+    def in_words(self, error: BaseException) -> str:
+        """An error's text with this run's temporary directory left out (a failure replays in the same words)."""
+        return str(error).replace(self.directory or "\0", "<run directory>")
+
     def step_fund(self, amount: int) -> None:
         """A faucet coin of ``amount`` for the group; first, amounts no coin holds (``BAD_AMOUNTS``: a
         caller's mistake) are each refused with a ``ValueError`` naming the amount, and change nothing
@@ -543,10 +547,15 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Le
                 self.ledger.fund(self.address, bad)
             except ValueError as error:
                 assert "amount" in str(error) and repr(bad) in str(error), (
-                    f"a faucet coin of {bad!r} was refused with {error!r}: not naming the amount")
+                    f"a faucet coin of {bad!r} was refused with {type(error).__name__}: {self.in_words(error)}: not naming "
+                    "the amount")
             else:
                 raise AssertionError(f"the ledger took a faucet coin of {bad!r}")
-            after = (self.ledger.balance(self.address), sorted(u.outpoint for u in self.ledger.utxos_for(self.address)))
+            try:
+                after = (self.ledger.balance(self.address), sorted(u.outpoint for u in self.ledger.utxos_for(self.address)))
+            except DecodeError as error:  # (a shared file holding the refused coin's row: every handle stops at it)
+                raise AssertionError(f"a refused faucet coin of {bad!r} left the ledger unreadable: "
+                                     f"{self.in_words(error)}") from None
             assert after == before, f"a refused faucet coin of {bad!r} changed the group's coins: {before} -> {after}"
         self.ledger.fund(self.address, amount)
 

@@ -9,9 +9,9 @@ from unittest import mock
 from blake3 import blake3
 
 from harness import Implementation
-from implementations import threshold_envelope
-from implementations.ledger import LedgerError
-from implementations.ledger_file import SharedLedger, encode_transaction
+from implementations import threshold_envelope, wire
+from implementations.ledger import LedgerError, MultisigGroup
+from implementations.ledger_file import SharedLedger, decode_transaction, encode_transaction
 from implementations.pskt import event_hash, tx_template_hash, verify_signature
 from implementations.threshold import SKEW_NS, Coordinator, EventRefused, Signer, decode_proposal
 from implementations.threshold_envelope import EnvelopeRejected, ReplayCache, decode_envelope
@@ -293,6 +293,32 @@ def stale_submit(self, tx):
     return tx_template_hash(tx.template)
 
 
+def unchecked_fund(self, amount):
+    """A faucet coin's amount written to the shared file unchecked: an amount no coin holds (a
+    caller's mistake) is a row every process then stops at, for good."""
+    with self.store.transaction():
+        self.catch_up()
+        self.store.execute("INSERT INTO log (kind, body) VALUES ('fund', ?)", (wire.encode("ledger.fund", 1, [amount]),))
+    self.catch_up()
+
+
+def loose_catch_up(self):
+    """The file's rows replayed trusting their writer: a coin row's items unpacked and its amount
+    taken as they are, any kind but two read as a transaction, a refusal naming neither the file
+    nor the row."""
+    rows = self.store.execute("SELECT seq, kind, body FROM log WHERE seq > ? ORDER BY seq", (self.last_seq,)).fetchall()
+    for seq, kind, body in rows:
+        if kind == "group":
+            m, keys = wire.expect_list(wire.decode(body, "ledger.group", 1), "ledger.group", length=2)
+            self.address = self.ledger.add_group(MultisigGroup(m, tuple(keys)))
+        elif kind == "fund":
+            (amount,) = wire.decode(body, "ledger.fund", 1)
+            self.ledger.fund(self.address, amount)
+        else:
+            self.ledger.submit(decode_transaction(body))
+        self.last_seq = seq
+
+
 def sans_io_with(name, **classes):
     backend = SansIoBackend(**classes)
     return Implementation(machine="threshold", name=f"bug-{name}", make_replica=lambda i, clock: backend)
@@ -361,6 +387,13 @@ BUGS = [
     _shared_ledger_bug("ledger-file-checks-a-stale-copy", "a process checks a submission against its copy of the shared "
                        "ledger as it last read it, not after catching up under the write lock: a coin another process "
                        "spent is spent again", "session-race", patch=(SharedLedger, "submit", stale_submit)),
+    _shared_ledger_bug("ledger-file-writes-any-faucet-amount", "a faucet coin's amount is written to the shared file "
+                       "unchecked: a caller's amount no coin holds (-1) is a row every process stops at, for good",
+                       "arithmetic", involves=("fund",), patch=(SharedLedger, "fund", unchecked_fund)),
+    _shared_ledger_bug("ledger-file-trusts-its-rows", "a process replays the shared file's rows trusting their writer: "
+                       "a foreign coin row's items and amount taken unchecked, an unknown kind read as a transaction, "
+                       "no refusal naming the file or the row", "believes-a-lie", involves=("foreign_ledger_row",),
+                       patch=(SharedLedger, "catch_up", loose_catch_up)),
 ]
 
 
