@@ -100,6 +100,10 @@ class ThresholdReport:
             return f"coordinator {a['coordinator']} is given event e{a['event']} again"
         if rule == "fund":
             return f"the faucet gives the group a coin of {a['amount']} sompi"
+        if rule == "foreign_ledger_row":
+            what = "each row no correct writer makes, one at a time" if a.get("how") is None else (
+                f"a row no correct writer makes ({a['how'].replace('_', ' ')})")
+            return f"another process writes into the group's ledger file {what}, and takes it out again"
         if rule in ("deliver", "drop", "duplicate"):
             verb = {"deliver": "deliver", "drop": "the network loses", "duplicate": "the network duplicates"}[rule]
             return f"{verb} {self.message_text(self.in_flight[a['message']])}"
