@@ -33,8 +33,7 @@ from machines.threshold import INDEX, Message, ThresholdMachine
 
 CONFIG = NodeConfig(beacons=False, adverts=False)
 #: Rules of either parent that make no sense here (see the module docstring).
-REPLACED = frozenset({"deliver_many", "settle", "redeliver", "tamper", "crash", "quiesce", "tick", "interleave", "lie", "spoil",
-                      "foreign_ledger_row"})
+REPLACED = frozenset({"deliver_many", "settle", "redeliver", "tamper", "crash", "quiesce", "tick", "interleave", "lie", "spoil"})
 
 
 class Outlet:
@@ -76,8 +75,6 @@ class MeshThresholdMachine(MeshMachine, ThresholdMachine):
     step_advance_clock = ThresholdMachine.step_advance_clock
     # (and the storage-seam faults and well-formed lies, which the threshold machine sends past the network)
     deliver_many = settle = redeliver = tamper = drop = duplicate = crash = quiesce = tick = interleave = lie = spoil = None
-    # (the group's ledger here is in memory: no file another process writes)
-    foreign_ledger_row = None
     # (they wait for a coordinator down since its decision: the crash rule's, not here)
     come_back_late = come_back_late_2 = come_back_late_3 = None
     # (an answer of the in-memory network at its request's expiry: here answers ride the mesh)

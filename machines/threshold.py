@@ -22,7 +22,8 @@ lies (outsiders' answers, integers at the edge of what storage holds, huge signa
 lists) of ``machines.threshold_hostile``; genuinely signed proposals and answers with one field of
 the payload malformed or at its edge (``spoil``) of ``machines.threshold_spoil``; where the
 group's ledger is a file the members' processes share, a row another process writes that no
-correct writer makes (``foreign_ledger_row``, once a run) of ``machines.threshold_ledger_file``.
+correct writer makes (``foreign_ledger_row``, after a run's first faucet coin) of
+``machines.threshold_ledger_file``.
 
 The machine predicts, with the model, every signer's answer (the checks in SPEC order, the
 policy by ``models.policy``), every request's state, and every refusal; after every step:
@@ -68,7 +69,7 @@ from implementations.threshold_envelope import ENVELOPE_KIND, VERSION, EnvelopeR
 from implementations.wire import DecodeError
 from machines.threshold_faults import BACK, FaultRules
 from machines.threshold_hostile import HostileRules
-from machines.threshold_ledger_file import LedgerFileRules, offers_ledger_file
+from machines.threshold_ledger_file import LedgerFileRules
 from machines.threshold_report import ThresholdReport
 from machines.threshold_spoil import SpoilRules
 from models import policy as policy_model
@@ -235,11 +236,11 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Le
     # flight) get fewer steps: 4.3% of the ci run's, 5.8% before the rule (the other machines' floors: 1.2% to 8%)
     class_floors: ClassVar[dict[str, float]] = {
         "operations": 0.10, "delivery": 0.12, "faults": 0.04, "adversary": 0.06, "time": 0.08, "crash": 0.15}
+    #: Steps no rule draws: the foreign ledger rows come after a run's first faucet coin (``step_fund``).
+    trace_only_steps: ClassVar[tuple[str, ...]] = ("foreign_ledger_row",)
 
     def __init__(self, implementation, stats=None):
         super().__init__(implementation, stats)
-        if not offers_ledger_file(implementation):  # (its group's node is no file another process writes)
-            self.stats.rules = tuple(name for name in self.stats.rules if name != "foreign_ledger_row")
         self.foreign_rows_written = 0
         self.directory: str | None = None
         self.signers: list[Any] = []
@@ -539,7 +540,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Le
     def step_fund(self, amount: int) -> None:
         """A faucet coin of ``amount`` for the group; first, amounts no coin holds (``BAD_AMOUNTS``: a
         caller's mistake) are each refused with a ``ValueError`` naming the amount, and change nothing
-        (on a shared file: nothing written that would stop every handle at its next look)."""
+        (on a shared file: nothing written that would stop every handle at its next look). On a shared
+        file, a run's first coin is followed by every foreign row (``step_foreign_ledger_row``)."""
         self.require(amount > 0, "a coin holds at least 1 sompi")
         before = (self.ledger.balance(self.address), sorted(u.outpoint for u in self.ledger.utxos_for(self.address)))
         for bad in BAD_AMOUNTS:
@@ -558,6 +560,8 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Le
                                      f"{self.in_words(error)}") from None
             assert after == before, f"a refused faucet coin of {bad!r} changed the group's coins: {before} -> {after}"
         self.ledger.fund(self.address, amount)
+        if not self.foreign_rows_written and callable(getattr(self.backend, "write_foreign_row", None)):
+            self.step_foreign_ledger_row()  # (a shared file, after a payment: machines.threshold_ledger_file)
 
     # ----- the network ---------------------------------------------------------------
 

@@ -242,11 +242,6 @@ SHRINK_EXAMPLES = 60
 #: 21.2). Not the others: ``tasklist-later-claim-wins`` then lost the ``claim`` its trace must
 #: show, and the mesh and pskt bug tests saved 4 to 7 CPU s each.
 SHRINK_EXAMPLES_OF = {"endpoint": 0, "threshold": 0}
-#: Bugs of those machines whose derandomized search finds a run the minimizer alone leaves too long:
-#: ``threshold-takes-answers-at-expiry`` since the threshold machine's ``foreign_ledger_row`` rule
-#: (5 December: the new rule moved the draws; a 23-step run, past MAX_TRACE_STEPS, found at the same
-#: budget; with 60 shrink examples it passes in 13.5 s against 12.3).
-SHRINK_EXAMPLES_OF_BUG = {"threshold-takes-answers-at-expiry": SHRINK_EXAMPLES}
 #: The longest shrunk trace a bug test accepts.
 MAX_TRACE_STEPS = 20
 
@@ -266,7 +261,7 @@ def assert_caught(the_bug: Bug, max_steps: int = MAX_TRACE_STEPS, involves: froz
     rules ``involves`` (default: the rules the bug ``involves``). Returns the trace's rules."""
     search = the_bug.search()
     assert search is not None, f"{the_bug.name} has no robust budget: python -m tests.bugs.sweep {the_bug.name} --write"
-    shrink_examples = SHRINK_EXAMPLES_OF_BUG.get(the_bug.name, SHRINK_EXAMPLES_OF.get(the_bug.machine, SHRINK_EXAMPLES))
+    shrink_examples = SHRINK_EXAMPLES_OF.get(the_bug.machine, SHRINK_EXAMPLES)
     found = hunt(the_bug, search_settings(search, shrink=True), shrink_examples=shrink_examples)
     assert found.found, f"{the_bug.machine} did not catch {the_bug.name} in {found.examples} examples"
     trace = found.trace

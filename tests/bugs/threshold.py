@@ -392,7 +392,7 @@ BUGS = [
                        "arithmetic", involves=("fund",), patch=(SharedLedger, "fund", unchecked_fund)),
     _shared_ledger_bug("ledger-file-trusts-its-rows", "a process replays the shared file's rows trusting their writer: "
                        "a foreign coin row's items and amount taken unchecked, an unknown kind read as a transaction, "
-                       "no refusal naming the file or the row", "believes-a-lie", involves=("foreign_ledger_row",),
+                       "no refusal naming the file or the row", "believes-a-lie", involves=("fund",),
                        patch=(SharedLedger, "catch_up", loose_catch_up)),
 ]
 
