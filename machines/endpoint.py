@@ -18,7 +18,8 @@ certificates' temporary directory are gone when the example ends.
 
 **Rules.** ``start``: 2-4 nodes, identities from fixed seeds, each certificate made (``tls.
 load_or_create``) in the example's temporary directory, one per node (in a data directory that
-exists and holds other files, or in a path whose directories do not exist yet). ``dial``: a node dials
+exists and holds other files, or in a path whose directories do not exist yet); a directory a crash
+left holding the key alone gets a fresh pair, one holding another node's key is refused. ``dial``: a node dials
 another (or itself) with the right pin or another node's certificate, expecting the right
 identity key, none, or another node's. ``send``: a burst of 1-5 messages on one end of a link,
 sizes drawn from 0, 1, small, 1,200, 64 KiB, a quarter of ``MAX_SEND_BUFFER_BYTES`` less the
@@ -88,6 +89,8 @@ from typing import Any, ClassVar
 import attrs
 import blake3
 import trio
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
@@ -97,6 +100,7 @@ from harness.network import network_machine_test
 from implementations import limits
 from implementations.transport.endpoint import MESSAGE_STREAM, PeerAddress, open_endpoint
 from implementations.transport.framing import HEADER
+from implementations.transport.tls import CERT_FILE, KEY_FILE
 
 #: Node seeds (identity keys) and the impostor's.
 SEEDS = tuple(blake3.blake3(b"endpoint-machine node %d" % i).digest() for i in range(4))
@@ -329,6 +333,37 @@ class EndpointMachine(TracedMachine):
             self.nodes.append(Node(i, directory, identity, certificate, identity.public_key))
             self.open_node(i, 0)
         self.impostor = (self.loop.identity(IMPOSTOR_SEED), self.loop.certificate(self.directory / "impostor"))
+        self.check_certificate_files()
+
+    def check_certificate_files(self) -> None:
+        """A certificate directory a crash left between writing the key and the certificate (the key
+        alone) gets a fresh pair: the certificate of the key now stored. One holding a certificate and
+        another node's key (an operator's copy) is refused, ``CertificateError`` naming both files,
+        which stay as they were."""
+        crashed = self.directory / "crashed"
+        crashed.mkdir()
+        (crashed / KEY_FILE).write_bytes(self.nodes[0].certificate.private_key_pem)
+        made = self.loop.certificate(crashed)
+        stored = x509.load_pem_x509_certificate((crashed / CERT_FILE).read_bytes()).public_key()
+        key = serialization.load_pem_private_key((crashed / KEY_FILE).read_bytes(), password=None).public_key()
+        assert (crashed / CERT_FILE).read_bytes() == made.certificate_pem and stored == key, (
+            "a certificate directory holding a key alone (a crash before the certificate was written) did not get "
+            "a certificate of the key stored")
+        copied = self.directory / "copied"
+        copied.mkdir()
+        files = {CERT_FILE: self.nodes[0].certificate.certificate_pem, KEY_FILE: self.nodes[1].certificate.private_key_pem}
+        for name, data in files.items():
+            (copied / name).write_bytes(data)
+        try:
+            self.loop.certificate(copied)
+        except ValueError as error:
+            want = f"{copied / CERT_FILE}: certificate does not match {copied / KEY_FILE}"
+            assert type(error).__name__ == "CertificateError" and str(error) == want, (
+                f"a certificate and another node's key were refused with {type(error).__name__}: {error}, not {want!r}")
+        else:
+            raise AssertionError("a certificate and another node's key were taken as a pair")
+        assert all((copied / name).read_bytes() == data for name, data in files.items()), (
+            "a refused certificate directory was changed")
 
     @staticmethod
     def check_key_file(i: int, directory: Path) -> None:
