@@ -433,10 +433,11 @@ class MeshMachine(NetworkMachine):
         for inner, judged in zip(raws, repaired, strict=True):
             self.check_verdict_names(index, inner, judged)
         fresh = sum(judged.outcome == "accepted" for judged in repaired)
-        digests = [body for peer, kind, body in self.answered_payloads() if kind == DIGEST]
+        answered = self.answered_payloads()
+        digests = [body for _, kind, body in answered if kind == DIGEST]
         if len(raws) >= batch and fresh:
             digest = [[topic, [[origin, [list(r) for r in ranges[:MAX_DIGEST_RANGES]]]
-                               for origin, ranges in sorted(node.holds(topic).items())]] for topic in sorted(node.log)]
+                               for origin, ranges in sorted(held.items())]] for topic, held in self.holdings(node).items()]
             assert len(digests) == 1 and digests[0][0] == sender and digests[0][2] == digest, (
                 f"node {index} took a full repair ({len(raws)} messages, {fresh} new) from node "
                 f"{self.peer_index.get(sender)} and sent the digests {digests!r:.300}: it asks again, with one "
@@ -450,7 +451,7 @@ class MeshMachine(NetworkMachine):
             for origin, ranges in origins:
                 if got := minus(ranges, minus(ranges, held.get(origin, []))):
                     holds[topic, origin] = got
-        answers = [body for peer, kind, body in self.answered_payloads() if kind == REPAIR]
+        answers = [body for _, kind, body in answered if kind == REPAIR]
         expected = min(batch, sum(hi - lo + 1 for ranges in holds.values() for lo, hi in ranges))
         if not expected:
             assert not answers, f"node {index} answered a repair wanting {want!r:.300}, of which it holds nothing"

@@ -543,7 +543,11 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Le
         (on a shared file: nothing written that would stop every handle at its next look). On a shared
         file, a run's first coin is followed by every foreign row (``step_foreign_ledger_row``)."""
         self.require(amount > 0, "a coin holds at least 1 sompi")
-        before = (self.ledger.balance(self.address), sorted(u.outpoint for u in self.ledger.utxos_for(self.address)))
+
+        def coins() -> tuple:
+            return self.ledger.balance(self.address), sorted(u.outpoint for u in self.ledger.utxos_for(self.address))
+
+        before = coins()
         for bad in BAD_AMOUNTS:
             try:
                 self.ledger.fund(self.address, bad)
@@ -554,7 +558,7 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Le
             else:
                 raise AssertionError(f"the ledger took a faucet coin of {bad!r}")
             try:
-                after = (self.ledger.balance(self.address), sorted(u.outpoint for u in self.ledger.utxos_for(self.address)))
+                after = coins()
             except DecodeError as error:  # (a shared file holding the refused coin's row: every handle stops at it)
                 raise AssertionError(f"a refused faucet coin of {bad!r} left the ledger unreadable: "
                                      f"{self.in_words(error)}") from None

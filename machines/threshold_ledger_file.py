@@ -44,6 +44,7 @@ FOREIGN_ROWS: dict[str, tuple[str, bytes, str]] = {
     "tx_template": ("tx", _tx("t", []), "ledger.tx.template: expected bytes, got str"),
 }
 
+
 class LedgerFileRules:
     """Mixed into ``ThresholdMachine``. Not a rule of its own: a rule in Hypothesis's list moves the
     derandomized draws of every implementation, and against ``sans-io`` (no file) that cost the
@@ -60,13 +61,15 @@ class LedgerFileRules:
         if not callable(getattr(self.backend, "write_foreign_row", None)):
             return  # (an in-memory ledger: no other process writes to it; a trace of one replays here too)
         self.foreign_rows_written += 1
+        handles = self.backend.ledger_handles(self.ledger, self.views)
+        held = [self.backend.held(handle, look=True) for handle in handles]  # (each row leaves it so: checked)
         for one in sorted(FOREIGN_ROWS) if how is None else [how]:
-            self.foreign_row(one)
+            self.foreign_row(one, handles, held)
 
-    def foreign_row(self, how: str) -> None:
+    def foreign_row(self, how: str, handles: list[Any], before: list[tuple]) -> None:
+        """One foreign row: refused by each of ``handles``, which hold ``before``, as they do once it is gone."""
         kind, body, named = FOREIGN_ROWS[how]
-        backend, handles = self.backend, self.backend.ledger_handles(self.ledger, self.views)
-        before = [backend.held(handle, look=True) for handle in handles]
+        backend = self.backend
         seq = backend.write_foreign_row(self.ledger, kind, body)
         try:
             for n, handle in enumerate(handles):
