@@ -75,11 +75,11 @@ async def serve_control(
         async with stream:
             while True:
                 newline = buffer.find(b"\n")
+                if newline > MAX_CONTROL_LINE_BYTES or (newline < 0 and len(buffer) > MAX_CONTROL_LINE_BYTES):
+                    error = f"request exceeds MAX_CONTROL_LINE_BYTES ({MAX_CONTROL_LINE_BYTES})"
+                    await stream.send_all(_line({"ok": False, "error": error}))
+                    return
                 if newline < 0:
-                    if len(buffer) > MAX_CONTROL_LINE_BYTES:
-                        error = f"request exceeds MAX_CONTROL_LINE_BYTES ({MAX_CONTROL_LINE_BYTES})"
-                        await stream.send_all(_line({"ok": False, "error": error}))
-                        return
                     data = await stream.receive_some(65536)
                     if not data:
                         return

@@ -14,15 +14,22 @@ between them:
   ``block(src, dst)``: one way only (an asymmetric partition); ``heal()`` lifts every
   block (faults stay; ``clear()`` lifts those too).
 
-**Deterministic given a seed.** Each direction draws from its own ``random.Random`` seeded
-by ``(seed, src, dst)``, and every datagram draws the same four numbers whatever the
-faults (``decide``): the fate of the n-th datagram from ``src`` to ``dst`` depends only on
-the seed, the link and the faults set when it passes, not on other links' traffic.
+**Deterministic given a seed.** Each direction draws from its own generator,
+``random.Random(f"{seed}:{src}->{dst}")``, and every datagram draws the same four numbers of it
+whatever the faults (``decide``): the fate of the n-th datagram from ``src`` to ``dst`` depends
+only on the seed, the link and the faults set when it passes, not on other links' traffic.
 
-Reordering holds a datagram back and sends it after the next datagram of the same direction
-(or after ``REORDER_HOLD_SECONDS`` if none comes). A block is checked again when a held
-datagram is released, so nothing crosses a partition made while it waited. At most
-``MAX_PROXY_HELD_DATAGRAMS`` are held at once; past it, a datagram to hold is dropped.
+Reordering holds a datagram back (one per direction at a time) and sends it as soon as the next
+datagram of the same direction has passed (after it, when that one goes out at once), or after
+``REORDER_HOLD_SECONDS`` if none comes. Delayed and held-back datagrams go out in order of the
+time they are due, then of their arrival, to the address the receiver had when they came. A
+block is checked again when a held datagram is released, so nothing crosses a partition made
+while it waited. At most ``max_held`` (by default ``MAX_PROXY_HELD_DATAGRAMS``) are held at
+once; past it, a datagram to hold is dropped (``dropped_held_full``).
+
+A caller's mistake (a chance that is no number in [0, 1], a delay that is no pair of seconds in
+order, an address that is no ``[host, port]`` on loopback) is refused with a ``ValueError``
+naming it, and changes nothing.
 
 Driven from outside: in a process (``python -m implementations.transport.proxy --seed 7``:
 prints a ready line with its control port) through the control protocol (``control``),
@@ -62,11 +69,25 @@ class Faults:
     def __post_init__(self) -> None:
         for name in ("drop", "duplicate", "reorder"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} is a probability in [0, 1], got {value}")
-        lo, hi = self.delay
-        if not 0.0 <= lo <= hi <= 60.0:
-            raise ValueError(f"delay is a range 0 <= lo <= hi <= 60 seconds, got {self.delay}")
+            if not (_is_number(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"{name} is a probability in [0, 1], got {value!r}")
+        delay = self.delay
+        if not (isinstance(delay, (tuple, list)) and len(delay) == 2 and all(map(_is_number, delay))
+                and 0.0 <= delay[0] <= delay[1] <= 60.0):
+            raise ValueError(f"delay is a range 0 <= lo <= hi <= 60 seconds, got {delay!r}")
+        object.__setattr__(self, "delay", tuple(delay))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def checked_address(value, what: str) -> Address:
+    """``value``, a ``[host, port]`` on loopback, as an address; a ``ValueError`` naming ``what`` otherwise."""
+    if not (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str)
+            and isinstance(value[1], int) and not isinstance(value[1], bool) and 1 <= value[1] <= 65535):
+        raise ValueError(f"{what}: expected [host, port] with a port from 1 to 65535, got {value!r}")
+    return (check_loopback(value[0]), value[1])
 
 
 @dataclass(frozen=True)
@@ -105,6 +126,8 @@ class FaultProxy:
     """The proxy's state and tasks; ``run`` in a nursery, then add links and faults."""
 
     seed: int
+    #: Datagrams held at once, at most (delayed or held back for reordering).
+    max_held: int = MAX_PROXY_HELD_DATAGRAMS
     stats: collections.Counter = field(default_factory=collections.Counter)
 
     def __post_init__(self) -> None:
@@ -112,8 +135,8 @@ class FaultProxy:
         self.faults: dict[tuple[str, str], Faults] = {}
         self.blocked: set[tuple[str, str]] = set()
         self._rngs: dict[tuple[str, str], random.Random] = {}
-        self._held: list = []  # heap of (release time, sequence, src, dst, sock, data, address)
-        self._reorder_slot: dict[tuple[str, str], tuple] = {}
+        self._held: list = []  # heap of delayed datagrams: (release time, sequence, src, dst, sock, data, address)
+        self._reorder_slot: dict[tuple[str, str], tuple] = {}  # direction -> the datagram held back, as above
         self._sequence = itertools.count()
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -124,8 +147,8 @@ class FaultProxy:
         """A port on which ``a`` reaches ``b``."""
         if self._nursery is None:
             raise RuntimeError("the proxy is not running")
-        a_address = (check_loopback(a_address[0]), int(a_address[1]))
-        b_address = (check_loopback(b_address[0]), int(b_address[1]))
+        a_address = checked_address(a_address, "a_address")
+        b_address = checked_address(b_address, "b_address")
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
         sock.bind(("127.0.0.1", 0))
@@ -135,8 +158,6 @@ class FaultProxy:
         return port
 
     def set_faults(self, src: str, dst: str, **faults) -> None:
-        if "delay" in faults:
-            faults["delay"] = tuple(faults["delay"])
         self.faults[(src, dst)] = Faults(**faults)
 
     def partition(self, groups: list[list[str]]) -> None:
@@ -159,7 +180,7 @@ class FaultProxy:
 
     def retarget(self, name: str, address: Address) -> None:
         """``name`` now listens at ``address`` (a node restarted on another port)."""
-        address = (check_loopback(address[0]), int(address[1]))
+        address = checked_address(address, "address")
         for link in self.links.values():
             if link.a == name:
                 link.a_address = address
@@ -208,26 +229,28 @@ class FaultProxy:
         now = trio.current_time()
         for _ in range(decision.copies):
             if decision.hold and (src, dst) not in self._reorder_slot:
-                self._reorder_slot[(src, dst)] = (src, dst, sock, data, address)
-                self._hold(now + REORDER_HOLD_SECONDS, src, dst, sock, data, address, reordered=True)
+                if self._room():
+                    self._reorder_slot[(src, dst)] = (now + REORDER_HOLD_SECONDS, next(self._sequence),
+                                                      src, dst, sock, data, address)
+                    self._wake.set()
             elif decision.delay > 0:
-                self._hold(now + decision.delay, src, dst, sock, data, address)
+                if self._room():
+                    heapq.heappush(self._held, (now + decision.delay, next(self._sequence), src, dst, sock, data,
+                                                address))
+                    self._wake.set()
             else:
                 self._send(src, dst, sock, data, address)
         if held is not None:  # the datagram held back goes after this one
             self.stats["reordered"] += 1
-            self._send(*held)
+            self._send(*held[2:])
         if decision.copies == 2:
             self.stats["duplicated"] += 1
 
-    def _hold(self, at: float, src, dst, sock, data, address, reordered: bool = False) -> None:
-        if len(self._held) >= MAX_PROXY_HELD_DATAGRAMS:
-            self.stats["dropped_held_full"] += 1
-            if reordered:
-                self._reorder_slot.pop((src, dst), None)
-            return
-        heapq.heappush(self._held, (at, next(self._sequence), src, dst, sock, data, address, reordered))
-        self._wake.set()
+    def _room(self) -> bool:
+        if len(self._held) + len(self._reorder_slot) < self.max_held:
+            return True
+        self.stats["dropped_held_full"] += 1
+        return False
 
     def _send(self, src: str, dst: str, sock: socket.socket, data: bytes, address: Address) -> None:
         if (src, dst) in self.blocked:  # a partition made while the datagram waited
@@ -243,15 +266,17 @@ class FaultProxy:
         while True:
             self._wake = trio.Event()
             now = trio.current_time()
+            due = []
             while self._held and self._held[0][0] <= now:
-                _, _, src, dst, sock, data, address, reordered = heapq.heappop(self._held)
-                if reordered:
-                    slot = self._reorder_slot.get((src, dst))
-                    if slot is None or slot[3] is not data:
-                        continue  # already sent after the datagram that followed it
-                    del self._reorder_slot[(src, dst)]
-                self._send(src, dst, sock, data, address)
-            with trio.move_on_at(self._held[0][0] if self._held else float("inf")):
+                due.append(heapq.heappop(self._held))
+            for direction, entry in list(self._reorder_slot.items()):
+                if entry[0] <= now:
+                    del self._reorder_slot[direction]
+                    due.append(entry)
+            for entry in sorted(due, key=lambda entry: entry[:2]):
+                self._send(*entry[2:])
+            next_due = min([entry[0] for entry in self._reorder_slot.values()], default=float("inf"))
+            with trio.move_on_at(min(self._held[0][0], next_due) if self._held else next_due):
                 await self._wake.wait()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -270,7 +295,7 @@ class FaultProxy:
         return {
             "links": {str(port): [link.a, link.b] for port, link in self.links.items()},
             "blocked": sorted(f"{src}->{dst}" for src, dst in self.blocked),
-            "held": len(self._held),
+            "held": len(self._held) + len(self._reorder_slot),
             "stats": dict(self.stats),
         }
 
