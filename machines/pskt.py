@@ -44,6 +44,7 @@ from implementations import pskt
 from implementations.ledger import LedgerError, MultisigGroup
 from implementations.wire import DecodeError
 from machines import spec_edges
+from machines.ledger_checks import check_bad_faucet_amounts
 from models import ledger as node_model
 from models import pskt as model
 
@@ -433,6 +434,22 @@ class PsktMachine(TracedMachine):
         self.node = node_model.Node()
         for amount in funds:
             self._fund(amount)
+        self.check_faucet_amounts(group_keys, min_fee)
+
+    def check_faucet_amounts(self, group_keys: MultisigGroup, min_fee: int) -> None:
+        """The faucet refuses amounts no coin holds (``BAD_AMOUNTS``: a caller's mistake) with a
+        ``ValueError`` naming the amount, and changes nothing; on a ledger of their own it takes both
+        ends of a coin's range, 0 and 2^64 - 1 sompi (no draw: every example, from its start)."""
+
+        check_bad_faucet_amounts(lambda amount: self.ledger.fund(self.address, amount),
+                                 lambda: (self.ledger.balance(self.address),
+                                          sorted(u.outpoint for u in self.ledger.utxos_for(self.address))))
+        edges = self.stack.ledger(min_fee)
+        address = edges.add_group(group_keys)
+        for amount in (0, pskt.U64_MAX):
+            edges.fund(address, amount)
+        held = sorted(u.amount for u in edges.utxos_for(address))
+        assert held == [0, pskt.U64_MAX], f"faucet coins of 0 and 2^64 - 1 sompi left the coins {held}"
 
     def group_coins(self) -> frozenset:
         """The group's coins in the model, remembered per model node (a new node per change):

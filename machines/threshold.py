@@ -67,6 +67,7 @@ from implementations.policy import Policy
 from implementations.threshold import Answer, EventRefused, GroupConfig, LedgerView, decode_answer, decode_proposal, encode_answer
 from implementations.threshold_envelope import ENVELOPE_KIND, VERSION, EnvelopeRejected, decode_envelope, encode_envelope, seal
 from implementations.wire import DecodeError
+from machines.ledger_checks import check_bad_faucet_amounts
 from machines.threshold_faults import BACK, FaultRules
 from machines.threshold_hostile import HostileRules
 from machines.threshold_ledger_file import LedgerFileRules
@@ -87,8 +88,6 @@ DESTINATIONS = frozenset(f"kaspatest:dest{k}" for k in range(3))
 TIMEOUT_NS = 60 * NS_PER_SECOND
 FUNDS = (400, 250, 600, 150, 800, 300)
 AMOUNTS = (100, 50, 200, 300, 500, 1_000, 1_001)
-#: Amounts no coin holds (sompi are 0 to 2^64 - 1, an int): a caller's mistake ``fund`` is refused.
-BAD_AMOUNTS = (-1, 2**64, "5", True)
 #: 200 s before UTC midnight of 2023-11-15: a few advances cross the day boundary.
 START_NS = 19_676 * NS_PER_DAY - 200 * NS_PER_SECOND
 ADVANCES = st.sampled_from([NS_PER_SECOND, 0, 2 * NS_PER_SECOND, 5 * NS_PER_SECOND, 10 * NS_PER_SECOND, 20 * NS_PER_SECOND,
@@ -545,24 +544,13 @@ class ThresholdMachine(ThresholdReport, FaultRules, HostileRules, SpoilRules, Le
         self.require(amount > 0, "a coin holds at least 1 sompi")
 
         def coins() -> tuple:
-            return self.ledger.balance(self.address), sorted(u.outpoint for u in self.ledger.utxos_for(self.address))
+            try:
+                return (self.ledger.balance(self.address),
+                        sorted(u.outpoint for u in self.ledger.utxos_for(self.address)))
+            except DecodeError as error:  # (a shared file holding a refused coin's row: every handle stops at it)
+                raise AssertionError(f"a refused faucet coin left the ledger unreadable: {self.in_words(error)}") from None
 
-        before = coins()
-        for bad in BAD_AMOUNTS:
-            try:
-                self.ledger.fund(self.address, bad)
-            except ValueError as error:
-                assert "amount" in str(error) and repr(bad) in str(error), (
-                    f"a faucet coin of {bad!r} was refused with {type(error).__name__}: {self.in_words(error)}: not naming "
-                    "the amount")
-            else:
-                raise AssertionError(f"the ledger took a faucet coin of {bad!r}")
-            try:
-                after = coins()
-            except DecodeError as error:  # (a shared file holding the refused coin's row: every handle stops at it)
-                raise AssertionError(f"a refused faucet coin of {bad!r} left the ledger unreadable: "
-                                     f"{self.in_words(error)}") from None
-            assert after == before, f"a refused faucet coin of {bad!r} changed the group's coins: {before} -> {after}"
+        check_bad_faucet_amounts(lambda bad: self.ledger.fund(self.address, bad), coins, self.in_words)
         self.ledger.fund(self.address, amount)
         if not self.foreign_rows_written and callable(getattr(self.backend, "write_foreign_row", None)):
             self.step_foreign_ledger_row()  # (a shared file, after a payment: machines.threshold_ledger_file)
