@@ -334,17 +334,24 @@ class ProxyMachine(TracedMachine):
         self.fault_of[(src, dst)] = (drop, duplicate, reorder, tuple(delay))
 
     @guard(lambda self: self.up)
-    @rule(how=st.sampled_from(["faults", "partition", "block", "heal", "clear"]), src=st.sampled_from(NODES),
-          dst=st.sampled_from(NODES), chances=st.tuples(*[st.sampled_from(CHANCES)] * 3),
-          delay=st.sampled_from(DELAYS), split=st.sampled_from(SPLITS), via=st.sampled_from(VIA))
-    def network(self, how, src, dst, chances, delay, split, via):
-        """One rule for the five changes of the network (each a step of its own): a direction's
-        faults, a partition, a one-way block, heal, clear."""
-        if how == "faults":
-            drop, duplicate, reorder = chances
-            self.do("faults", src=src, dst=dst, drop=drop, duplicate=duplicate, reorder=reorder, delay=list(delay),
-                    via=via)
-        elif how == "partition":
+    @rule(link=st.integers(0, MAX_LINKS - 1), end=st.sampled_from(["a", "b"]),
+          chances=st.tuples(*[st.sampled_from(CHANCES)] * 3), delay=st.sampled_from(DELAYS), via=st.sampled_from(VIA))
+    def faults(self, link, end, chances, delay, via):
+        """Faults on one direction of a link: chances of drop, duplicate and reorder, a delay range."""
+        a, b, _ = self.links[link % len(self.links)]
+        src, dst = (a, b) if end == "a" else (b, a)
+        drop, duplicate, reorder = chances
+        self.do("faults", src=src, dst=dst, drop=drop, duplicate=duplicate, reorder=reorder, delay=list(delay), via=via)
+
+    @guard(lambda self: self.up)
+    @rule(how=st.sampled_from(["partition", "block", "heal", "clear"]), link=st.integers(0, MAX_LINKS - 1),
+          end=st.sampled_from(["a", "b"]), split=st.sampled_from(SPLITS), via=st.sampled_from(VIA))
+    def network(self, how, link, end, split, via):
+        """One rule for the four changes of who reaches whom (each a step of its own): a partition, a
+        one-way block of a link's direction, heal, clear."""
+        a, b, _ = self.links[link % len(self.links)]
+        src, dst = (a, b) if end == "a" else (b, a)
+        if how == "partition":
             self.do("partition", groups=[list(group) for group in split], via=via)
         elif how == "block":
             self.do("block", src=src, dst=dst, via=via)
