@@ -127,6 +127,8 @@ NOT_DIALED = "refused: transport.hello: the listener is not the node dialed (ano
 OWN_IDENTITY = "refused: transport.hello: the peer claims our own identity"
 #: A pin that is no certificate (``dial``'s pin ``not_a_certificate``: a committed trace, no rule
 #: draws it): a corrupt address, refused at the call, before a packet leaves.
+#: Ports no peer listens on: each makes no ``PeerAddress`` (the ``no_port`` pin of ``dial``).
+NO_PORTS = (0, -1, 65536, 70000, "4433", True, None)
 NOT_A_CERTIFICATE = b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
 NOT_PEM = "not a PEM certificate: "
 SEND_TO_NEEDS_A_KEY = "send_to needs the public key of the node at the address"
@@ -448,11 +450,15 @@ class EndpointMachine(TracedMachine):
         the call with a ``CertificateError`` naming them, nothing sent, no dial counted) and
         expecting ``key`` (``right``, ``none``, or node ``key``'s)."""
         self.require(client in self.up() and server in self.up(), f"node {client} or {server} is down")
-        self.require(pin in ("right", "not_a_certificate") or pin in range(len(self.nodes)), f"no pin {pin!r}")
+        self.require(pin in ("right", "not_a_certificate", "no_port") or pin in range(len(self.nodes)),
+                     f"no pin {pin!r}")
         self.require(key in ("right", "none") or key in range(len(self.nodes)), f"no key {key!r}")
         target = self.nodes[server].address
         if pin == "not_a_certificate":
             self.dial_without_a_certificate(client, target)
+            return
+        if pin == "no_port":
+            self.address_of_no_port(target)
             return
         certificate = target.certificate if pin == "right" else self.nodes[pin].address.certificate
         expected = {"right": target.public_key, "none": None}.get(key) if isinstance(key, str) else self.nodes[key].key
@@ -511,6 +517,31 @@ class EndpointMachine(TracedMachine):
         assert type(error).__name__ == "CertificateError" and str(error).startswith(NOT_PEM), (
             f"node {client}'s dial pinning bytes that are no certificate failed with {type(error).__name__}: {error}, "
             f"not CertificateError: {NOT_PEM}...")
+
+    @staticmethod
+    def address_of_no_port(target: PeerAddress) -> None:
+        """A peer address whose port is none (``NO_PORTS``: 0, negative, past 65535, not an int) is
+        refused where it is made, by ``PeerAddress`` and by ``PeerAddress.from_json`` (what a node's
+        ``join`` and ``peers`` requests are read with), with a ``ValueError`` naming the port: no dial
+        can take it (a dial to port 70000 made the endpoint's sendto raise OverflowError, which ended
+        the endpoint and every connection of the node)."""
+        for port in NO_PORTS:
+            try:
+                PeerAddress(HOST, port, target.certificate, target.public_key)
+            except ValueError as error:
+                assert "port" in str(error) and repr(port) in str(error), (
+                    f"a peer address of port {port!r} was refused with ValueError: {error}: not naming the port")
+            else:
+                raise AssertionError(f"a peer address of port {port!r} was made")
+            if isinstance(port, int) and not isinstance(port, bool):
+                as_json = {**target.to_json(), "port": port}
+                try:
+                    PeerAddress.from_json(as_json)
+                except ValueError as error:
+                    assert "port" in str(error), f"a peer address of port {port!r} read from JSON was refused with " \
+                                                 f"ValueError: {error}: not naming the port"
+                else:
+                    raise AssertionError(f"a peer address of port {port!r} was read from JSON")
 
     def add_link(self, client: int, server: int, conn, accepted) -> None:
         keys = self.loop.call(self.async_value(lambda: (conn.peer_public_key, accepted.peer_public_key)), 5.0,

@@ -89,6 +89,12 @@ class PeerAddress:
     certificate: bytes  # PEM; its fingerprint is the pin
     public_key: bytes | None = None
 
+    def __post_init__(self) -> None:
+        # A port no peer listens on is refused here: dialed, it would make sendto raise (OverflowError
+        # past 65535), which ends the endpoint and every connection of the node.
+        if not (isinstance(self.port, int) and not isinstance(self.port, bool) and 1 <= self.port <= 65535):
+            raise ValueError(f"a peer address's port is an integer from 1 to 65535, got {self.port!r}")
+
     @property
     def fingerprint(self) -> bytes:
         return tls.fingerprint(self.certificate)

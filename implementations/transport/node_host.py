@@ -13,7 +13,7 @@ rest, the same for every core:
   "address": {...}}``, on standard output (nothing else is ever written there), then serves
   until a ``shutdown`` request, SIGTERM or SIGINT, or until its parent process is gone.
 
-Control operations (``control`` protocol), besides ``ping`` and ``shutdown``:
+Control operations (``control`` protocol), besides ``shutdown``:
 
 * ``status``: pid, ports, this node's address (to give its peers), the peers online;
 * ``peers``: ``{"peers": {peer id hex: address}}`` replaces the directory of where peers listen;
