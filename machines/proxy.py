@@ -19,8 +19,8 @@ delay range. ``partition``, ``block``,
 ``heal``, ``clear``. ``advance``: the proxy's clock moves 10 ms to 1 s. ``retarget``: a node
 restarts on another port and the proxy is told. ``stray``: a datagram reaches a link's port from
 an address no node has. ``mistake``: a caller's mistake through the control endpoint (``MISTAKES``:
-a request line past ``MAX_CONTROL_LINE_BYTES`` (and one exactly at it, taken), an ``op`` that
-is no string, not JSON, no ``op``, an unknown one, args
+a request line past ``MAX_CONTROL_LINE_BYTES`` (and one exactly at it, taken), an empty line, an
+``op`` that is no string, not JSON, no ``op``, an unknown one, args
 that are no object, faults out of range or of the wrong type, links and retargets to hosts off
 loopback or to ports that are none). ``restart``: the control endpoint's ``shutdown``, then a proxy of the same seed afresh. Every
 change of the proxy goes through the control endpoint (a ``ControlClient``, as realnet drives the
@@ -46,7 +46,9 @@ proxy process) or, drawn, by calling the proxy's method in its loop.
 * a change through the control endpoint answers what the method returns; a mistake is answered
   with an error naming what is wrong, changes nothing, and the endpoint serves the next request
   on the same connection, sent in the same write (a line past the limit is answered and its
-  connection closed).
+  connection closed); made through ``ControlClient``, it raises a ``ControlError`` with the same
+  text; the control endpoint listens on 127.0.0.1 alone, and after ``shutdown`` a request fails
+  naming its operation.
 
 After every step each node's socket holds exactly what the model says arrived (in order, each
 from the link's port), and the proxy's ``stats`` operation (links, blocks, datagrams held,
@@ -57,6 +59,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import select
 import socket
@@ -72,6 +75,7 @@ from harness.machine import Observation
 from harness.network import network_machine_test
 from implementations.limits import MAX_CONTROL_LINE_BYTES
 from implementations.transport.control import ControlClient, ControlError
+from implementations.transport.process import bound_sockets, socket_inodes
 
 NODES = ("a", "b", "c")
 MAX_LINKS = 4
@@ -85,32 +89,40 @@ DELAYS = ((0.0, 0.0), (0.02, 0.02), (0.0, 0.2), (0.1, 0.5))
 ADVANCES = (0.01, 0.05, 0.2, 1.0)
 SPLITS = ((("a",), ("b", "c")), (("a", "b"), ("c",)), (("a", "c"), ("b",)), (("a",), ("b",), ("c",)))
 VIA = ("control", "call")
-#: A caller's mistakes through the control endpoint, each with the words its error must hold.
+#: The operations a proxy's control endpoint offers, as an unknown one's refusal lists them.
+KNOWN = "['block', 'clear', 'faults', 'heal', 'link', 'partition', 'retarget', 'shutdown', 'stats']"
+ADDRESS = "expected [host, port] with a port from 1 to 65535, got"
+DELAY = "faults: ValueError: delay is a range 0 <= lo <= hi <= 60 seconds, got"
+#: A caller's mistakes through the control endpoint, each with the error it must be answered: the
+#: whole text where every word of it is the project's (``=`` first), else words it must hold (where
+#: Python words the detail: a parser's or a call's own message).
 MISTAKES = {
-    "line-past-the-limit": "request exceeds MAX_CONTROL_LINE_BYTES",
+    "line-past-the-limit": f"=request exceeds MAX_CONTROL_LINE_BYTES ({MAX_CONTROL_LINE_BYTES})",
+    "empty-line": "not a request",
     "not-json": "not a request",
     "not-an-object": "not a request",
     "no-op": "not a request",
-    "unknown-op": "unknown operation 'explode'",
-    "op-not-a-string": "unknown operation ['heal']",
-    "args-not-an-object": "heal: args must be an object, got list",
-    "unknown-argument": "unexpected keyword argument 'gently'",
-    "chance-above-one": "drop is a probability in [0, 1], got 1.5",
-    "chance-not-a-number": "duplicate is a probability in [0, 1], got '0.5'",
-    "chance-nan": "reorder is a probability in [0, 1], got nan",
-    "delay-reversed": "delay is a range 0 <= lo <= hi <= 60 seconds",
-    "delay-past-a-minute": "delay is a range 0 <= lo <= hi <= 60 seconds",
-    "delay-not-a-pair": "delay is a range 0 <= lo <= hi <= 60 seconds",
-    "delay-a-number": "delay is a range 0 <= lo <= hi <= 60 seconds",
-    "unknown-fault": "unexpected keyword argument 'loss'",
-    "link-off-loopback": "10.0.0.1: the transport binds and dials loopback addresses only",
-    "link-port-not-a-number": "b_address: expected [host, port] with a port from 1 to 65535",
-    "link-port-past-65535": "b_address: expected [host, port] with a port from 1 to 65535",
-    "link-address-of-one-item": "b_address: expected [host, port] with a port from 1 to 65535",
-    "retarget-off-loopback": "10.0.0.1: the transport binds and dials loopback addresses only",
-    "retarget-to-no-port": "address: expected [host, port] with a port from 1 to 65535",
-    "partition-not-lists": "groups is a list of lists of node names",
-    "partition-of-a-name": "groups is a list of lists of node names",
+    "unknown-op": f"=unknown operation 'explode'; known: {KNOWN}",
+    "op-not-a-string": f"=unknown operation ['heal']; known: {KNOWN}",
+    "args-not-an-object": "=heal: args must be an object, got list",
+    "unknown-argument": "heal: TypeError: FaultProxy.heal() got an unexpected keyword argument 'gently'",
+    "chance-above-one": "=faults: ValueError: drop is a probability in [0, 1], got 1.5",
+    "chance-not-a-number": "=faults: ValueError: duplicate is a probability in [0, 1], got '0.5'",
+    "chance-nan": "=faults: ValueError: reorder is a probability in [0, 1], got nan",
+    "delay-reversed": f"={DELAY} [0.2, 0.1]",
+    "delay-past-a-minute": f"={DELAY} [0, 61]",
+    "delay-not-a-pair": f"={DELAY} [0.1]",
+    "delay-a-number": f"={DELAY} 0.1",
+    "unknown-fault": "faults: TypeError: Faults.__init__() got an unexpected keyword argument 'loss'",
+    "link-off-loopback": "=link: ValueError: 10.0.0.1: the transport binds and dials loopback addresses only",
+    "link-port-not-a-number": f"=link: ValueError: b_address: {ADDRESS} ['127.0.0.1', 'x']",
+    "link-port-past-65535": f"=link: ValueError: b_address: {ADDRESS} ['127.0.0.1', 65536]",
+    "link-address-of-one-item": f"=link: ValueError: b_address: {ADDRESS} ['127.0.0.1']",
+    "link-dialer-of-no-port": f"=link: ValueError: a_address: {ADDRESS} ['127.0.0.1', 70000]",
+    "retarget-off-loopback": "=retarget: ValueError: 10.0.0.1: the transport binds and dials loopback addresses only",
+    "retarget-to-no-port": f"=retarget: ValueError: address: {ADDRESS} ['127.0.0.1', 0]",
+    "partition-not-lists": "=partition: ValueError: groups is a list of lists of node names",
+    "partition-of-a-name": "=partition: ValueError: groups is a list of lists of node names",
 }
 
 
@@ -159,6 +171,7 @@ class ProxyMachine(TracedMachine):
         self.counts: Counter = Counter()
         self.arrivals: dict[str, list[tuple[int, bytes]]] = {name: [] for name in NODES}
         self.number = 0  # payloads made so far
+        self.looks = 0  # stats read so far
 
     def teardown(self) -> None:
         try:
@@ -190,6 +203,14 @@ class ProxyMachine(TracedMachine):
         self.loop = self.implementation.make_replica(0, None).open(seed, max_held)
         self.client = ControlClient(self.loop.control_port, timeout=5.0)
         self.up = True
+        self.check_loopback_only()
+
+    def check_loopback_only(self) -> None:
+        """The control endpoint listens on 127.0.0.1 alone (it takes ``shutdown`` from anyone who reaches it)."""
+        ports = {("tcp", self.loop.control_port)}
+        bound = {(protocol, address) for _, protocol, address, port in bound_sockets(socket_inodes({os.getpid()}))
+                 if (protocol, port) in ports}
+        assert bound == {("tcp", "127.0.0.1")}, f"the control endpoint is bound at {sorted(bound)}, not at 127.0.0.1 alone"
 
     @staticmethod
     def open_socket() -> socket.socket:
@@ -428,8 +449,14 @@ class ProxyMachine(TracedMachine):
         assert self.client is not None
         answer = self.client.call("shutdown")
         assert answer == "shutting down", f"shutdown answered {answer!r}"
-        self.client.close()
         assert self.loop.ended.wait(5.0), "the proxy's loop did not end within 5 s of shutdown"
+        try:  # the endpoint is gone: a request fails, naming the operation and what happened
+            self.client.call("stats")
+        except ControlError as error:
+            assert str(error).startswith("stats: "), f"a request after shutdown failed as {error!r}, not naming stats"
+        else:
+            raise AssertionError("a stats request after shutdown was answered")
+        self.client.close()
         self.up = False
         for i, (_, _, port) in enumerate(self.links):  # every link's port is free again
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
@@ -467,6 +494,7 @@ class ProxyMachine(TracedMachine):
         port = self.address("b")[1]
         good_link = {"a": "a", "a_address": list(self.address("a")), "b": "b"}
         requests = {
+            "empty-line": b"",
             "not-json": b"{op: heal}",
             "not-an-object": b"[1, 2]",
             "no-op": json.dumps({"args": {}}).encode(),
@@ -490,7 +518,9 @@ class ProxyMachine(TracedMachine):
             "link-port-not-a-number": json.dumps({"op": "link", "args": {**good_link,
                                                                           "b_address": ["127.0.0.1", "x"]}}).encode(),
             "link-port-past-65535": json.dumps({"op": "link", "args": {**good_link,
-                                                                        "b_address": ["127.0.0.1", 70000]}}).encode(),
+                                                                        "b_address": ["127.0.0.1", 65536]}}).encode(),
+            "link-dialer-of-no-port": json.dumps({"op": "link", "args": {**good_link, "a_address": ["127.0.0.1", 70000],
+                                                                          "b_address": list(self.address("b"))}}).encode(),
             "link-address-of-one-item": json.dumps({"op": "link", "args": {**good_link,
                                                                             "b_address": ["127.0.0.1"]}}).encode(),
             "retarget-off-loopback": json.dumps({"op": "retarget", "args": {"name": "b",
@@ -524,8 +554,7 @@ class ProxyMachine(TracedMachine):
             except ValueError:
                 raise AssertionError(f"mistake {how}: the control endpoint answered {answer[:200]!r}, not JSON") from None
             assert reply.get("ok") is False, f"mistake {how}: the control endpoint took it (answered ok); an error was due"
-            assert MISTAKES[how] in str(reply.get("error")), (f"mistake {how}: the error {reply.get('error')!r} does "
-                                                               f"not say {MISTAKES[how]!r}")
+            self.check_error(how, reply.get("error"))
             if how == "line-past-the-limit":  # answered, then the connection is closed
                 assert rest == b"" and self.read_closed(conn), f"mistake {how}: the connection stayed open"
             else:
@@ -539,8 +568,28 @@ class ProxyMachine(TracedMachine):
                 reply = json.loads(self.read_line(conn)[0])
                 assert reply == {"ok": True, "value": before}, (f"a stats request of exactly MAX_CONTROL_LINE_BYTES "
                                                                 f"was answered {reply.get('error', 'with other stats')}")
+        request = json.loads(self.request_of(how)) if how not in ("line-past-the-limit", "empty-line", "not-json") else None
+        if isinstance(request, dict) and isinstance(request.get("op"), str) and isinstance(request.get("args", {}), dict):
+            try:  # as a caller of ControlClient makes it: a ControlError carrying the endpoint's error
+                self.client.call(request["op"], **request.get("args", {}))
+            except ControlError as error:
+                self.check_error(f"{how} (by ControlClient)", str(error))
+            else:
+                raise AssertionError(f"mistake {how}: ControlClient's call of it returned; a ControlError was due")
+        if how == "retarget-to-no-port":  # the edges of a port: a node no link names, retargeted to each, is a no-op
+            for port in (1, 65535):
+                answer = self.client.call("retarget", name="z", address=["127.0.0.1", port])
+                assert answer is None, f"retarget of a node on no link to port {port} answered {answer!r}"
         after = self.stats_of_proxy()
         assert after == before, f"mistake {how} changed the proxy: {self.named(before)} -> {self.named(after)}"
+
+    @staticmethod
+    def check_error(how: str, error) -> None:
+        expected = MISTAKES[how.split(" ")[0]]
+        if expected.startswith("="):
+            assert error == expected[1:], f"mistake {how}: the error is {error!r}, not {expected[1:]!r}"
+        else:
+            assert expected in str(error), f"mistake {how}: the error {error!r} does not say {expected!r}"
 
     @staticmethod
     def read_line(conn: socket.socket, buffer: bytes = b"") -> tuple[bytes, bytes]:
@@ -563,9 +612,14 @@ class ProxyMachine(TracedMachine):
     # --- what must hold -----------------------------------------------------------------------
 
     def stats_of_proxy(self) -> dict:
-        """The control endpoint's ``stats`` (a fresh connection: it must go on serving)."""
-        with ControlClient(self.loop.control_port, timeout=5.0) as client:
-            return client.call("stats")
+        """The control endpoint's ``stats``, through the machine's client, which closes its connection
+        after every other look (a client closed and used again connects anew; the endpoint serves both)."""
+        assert self.client is not None
+        stats = self.client.call("stats")
+        self.looks += 1
+        if self.looks % 2:
+            self.client.close()
+        return stats
 
     def named(self, stats: dict) -> dict:
         """The proxy's ``stats`` with each link's port replaced by the link's number (ports change from

@@ -143,7 +143,7 @@ class FaultProxy:
 
     # --- control -------------------------------------------------------------------------
 
-    async def add_link(self, a: str, a_address: Address, b: str, b_address: Address) -> int:
+    async def add_link(self, a: str, a_address: Address | list, b: str, b_address: Address | list) -> int:
         """A port on which ``a`` reaches ``b``."""
         if self._nursery is None:
             raise RuntimeError("the proxy is not running")
@@ -178,7 +178,7 @@ class FaultProxy:
         self.blocked.clear()
         self.faults.clear()
 
-    def retarget(self, name: str, address: Address) -> None:
+    def retarget(self, name: str, address: Address | list) -> None:
         """``name`` now listens at ``address`` (a node restarted on another port)."""
         address = checked_address(address, "address")
         for link in self.links.values():
@@ -303,7 +303,7 @@ class FaultProxy:
         """The control protocol's operations (JSON arguments, JSON answers)."""
 
         async def link(a: str, a_address: list, b: str, b_address: list) -> int:
-            return await self.add_link(a, tuple(a_address), b, tuple(b_address))
+            return await self.add_link(a, a_address, b, b_address)
 
         def partition(groups: list) -> None:
             if not isinstance(groups, list) or not all(isinstance(group, list) for group in groups):
@@ -317,7 +317,7 @@ class FaultProxy:
             "block": self.block,
             "heal": self.heal,
             "clear": self.clear,
-            "retarget": lambda name, address: self.retarget(name, tuple(address)),
+            "retarget": self.retarget,
             "stats": self.describe,
         }
 
