@@ -47,7 +47,8 @@ proxy process) or, drawn, by calling the proxy's method in its loop.
   with an error naming what is wrong, changes nothing, and the endpoint serves the next request
   on the same connection, sent in the same write (a line past the limit is answered and its
   connection closed); made through ``ControlClient``, it raises a ``ControlError`` with the same
-  text; the control endpoint listens on 127.0.0.1 alone, and after ``shutdown`` a request fails
+  text, and by the command line (``control.main``) exit 1 printing it; the control endpoint listens
+  on 127.0.0.1 alone, and after ``shutdown`` a request fails
   naming its operation.
 
 After every step each node's socket holds exactly what the model says arrived (in order, each
@@ -57,6 +58,8 @@ counts) is the model's.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -74,6 +77,7 @@ from harness import TracedMachine, guard
 from harness.machine import Observation
 from harness.network import network_machine_test
 from implementations.limits import MAX_CONTROL_LINE_BYTES
+from implementations.transport import control
 from implementations.transport.control import ControlClient, ControlError
 from implementations.transport.process import bound_sockets, socket_inodes
 
@@ -124,6 +128,14 @@ MISTAKES = {
     "partition-not-lists": "=partition: ValueError: groups is a list of lists of node names",
     "partition-of-a-name": "=partition: ValueError: groups is a list of lists of node names",
 }
+
+
+def run_command_line(argv: list[str]) -> tuple[int, str, str]:
+    """``control.main(argv)`` here: its exit status and what it printed to standard output and error."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = control.main(argv)
+    return code, out.getvalue(), err.getvalue()
 
 
 def drawn(seed: int, src: str, dst: str) -> random.Random:
@@ -450,12 +462,14 @@ class ProxyMachine(TracedMachine):
         answer = self.client.call("shutdown")
         assert answer == "shutting down", f"shutdown answered {answer!r}"
         assert self.loop.ended.wait(5.0), "the proxy's loop did not end within 5 s of shutdown"
-        try:  # the endpoint is gone: a request fails, naming the operation and what happened
-            self.client.call("stats")
-        except ControlError as error:
-            assert str(error).startswith("stats: "), f"a request after shutdown failed as {error!r}, not naming stats"
-        else:
-            raise AssertionError("a stats request after shutdown was answered")
+        for _ in range(3):  # the endpoint is gone: each request fails, naming the operation and what happened
+            # (on the connection the endpoint closed, then on a new one its port refuses)
+            try:
+                self.client.call("stats")
+            except ControlError as error:
+                assert str(error).startswith("stats: "), f"a request after shutdown failed as {error!r}, not naming stats"
+            else:
+                raise AssertionError("a stats request after shutdown was answered")
         self.client.close()
         self.up = False
         for i, (_, _, port) in enumerate(self.links):  # every link's port is free again
@@ -576,12 +590,39 @@ class ProxyMachine(TracedMachine):
                 self.check_error(f"{how} (by ControlClient)", str(error))
             else:
                 raise AssertionError(f"mistake {how}: ControlClient's call of it returned; a ControlError was due")
+            self.check_command_line(how, request, before)
         if how == "retarget-to-no-port":  # the edges of a port: a node no link names, retargeted to each, is a no-op
             for port in (1, 65535):
                 answer = self.client.call("retarget", name="z", address=["127.0.0.1", port])
                 assert answer is None, f"retarget of a node on no link to port {port} answered {answer!r}"
         after = self.stats_of_proxy()
         assert after == before, f"mistake {how} changed the proxy: {self.named(before)} -> {self.named(after)}"
+
+    def check_command_line(self, how: str, request: dict, stats: dict) -> None:
+        """The operator's command line (``python -m implementations.transport.control PORT OP [ARGS]``,
+        its ``main`` run here): the mistake's request prints ``error: `` and the endpoint's error to
+        standard error, exit 1; ``stats`` prints the proxy's stats as indented JSON, exit 0; a call
+        without an operation, or with a port or arguments that are none, prints its usage and what is
+        wrong, exit 2."""
+        port = str(self.loop.control_port)
+        code, out, err = run_command_line([port, request["op"], json.dumps(request.get("args", {}))])
+        assert code == 1 and out == "" and err.startswith("error: ") and err.endswith("\n"), (
+            f"mistake {how} by the command line: exit {code}, printed {out!r} and {err!r}")
+        self.check_error(f"{how} (by the command line)", err[len("error: "):-1])
+        code, out, err = run_command_line([port, "stats"])
+        assert (code, out, err) == (0, json.dumps(stats, indent=2, sort_keys=True) + "\n", ""), (
+            f"the command line's stats: exit {code}, printed {out[:200]!r} and {err[:200]!r}")
+        usage = "usage: python -m implementations.transport.control PORT OP [JSON-ARGS]\n"
+        for argv, problem in (([port], ""), (["x", "stats"], "error: PORT is a port number, got 'x'\n"),
+                              (["70000", "stats"], "error: PORT is a port number, got '70000'\n"),
+                              ([port, "heal", "{gently"], "error: JSON-ARGS is not JSON: "),
+                              ([port, "heal", "[1]"], "error: JSON-ARGS is a JSON object, got list\n")):
+            try:
+                code, out, err = run_command_line(argv)
+            except Exception as error:  # (a traceback is what the operator would get)
+                raise AssertionError(f"the command line {argv} raised {type(error).__name__}: {error}") from None
+            assert code == 2 and out == "" and err.startswith(usage + problem), (
+                f"the command line {argv}: exit {code}, printed {out!r} and {err!r}; exit 2 with {usage + problem!r}")
 
     @staticmethod
     def check_error(how: str, error) -> None:

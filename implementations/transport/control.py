@@ -151,14 +151,31 @@ class ControlClient:
         self.close()
 
 
+USAGE = "usage: python -m implementations.transport.control PORT OP [JSON-ARGS]"
+
+
 def main(argv: list[str]) -> int:
-    """``PORT OP [JSON-ARGS]``: print the answer as JSON."""
+    """``PORT OP [JSON-ARGS]``: print the answer as JSON (exit 0), the process's error (exit 1), or the
+    usage and what is wrong with the command line (exit 2)."""
+    problem = None
     if len(argv) not in (2, 3):
-        print("usage: python -m implementations.transport.control PORT OP [JSON-ARGS]", file=sys.stderr)
+        problem = ""
+    elif not (argv[0].isdecimal() and 1 <= int(argv[0]) <= 65535):
+        problem = f"PORT is a port number, got {argv[0]!r}"
+    else:
+        try:
+            args = json.loads(argv[2]) if len(argv) == 3 else {}
+        except ValueError as error:
+            problem = f"JSON-ARGS is not JSON: {error}"
+        else:
+            if not isinstance(args, dict):
+                problem = f"JSON-ARGS is a JSON object, got {type(args).__name__}"
+    if problem is not None:
+        print(USAGE + (f"\nerror: {problem}" if problem else ""), file=sys.stderr)
         return 2
     with ControlClient(int(argv[0])) as client:
         try:
-            value = client.call(argv[1], **(json.loads(argv[2]) if len(argv) == 3 else {}))
+            value = client.call(argv[1], **args)
         except ControlError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

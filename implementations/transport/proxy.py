@@ -322,15 +322,19 @@ class FaultProxy:
         }
 
 
-async def serve(seed: int, ready=sys.stdout) -> None:
-    """Run a proxy with a control endpoint; print ``{"ready": true, "control": PORT}``; stop on ``shutdown``."""
+async def serve(seed: int, ready=sys.stdout, *, max_held: int = MAX_PROXY_HELD_DATAGRAMS,
+                proxy_class: type[FaultProxy] = FaultProxy, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Run a proxy (a ``proxy_class``) with a control endpoint; print ``{"ready": true, "control": PORT}``
+    to ``ready``; stop on ``shutdown`` or when the parent process is gone. Started in a nursery, it
+    gives the proxy to ``task_status`` once ready (the proxy machine runs it so, in process)."""
     from implementations.transport.process import watch_parent
 
     async with trio.open_nursery() as nursery:
-        proxy = await nursery.start(FaultProxy(seed).run)
+        proxy = await nursery.start(proxy_class(seed, max_held=max_held).run)
         port = await nursery.start(serve_control, proxy.control_handlers(), nursery.cancel_scope.cancel)
         nursery.start_soon(watch_parent, nursery.cancel_scope)
         print(json.dumps({"ready": True, "control": port}), file=ready, flush=True)
+        task_status.started(proxy)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,10 @@
 (``implementations.transport.control``) on 127.0.0.1, in this process, for the ``proxy`` machine.
 
 ``make_replica(replica_id, clock)`` returns a ``Proxies``; ``proxies.open(seed, max_held)`` a
-``ProxyLoop``: one trio loop in a thread of its own for the length of one example, running a
-``FaultProxy`` and ``serve_control`` over its ``control_handlers()`` (the same pair the proxy
-process runs), whose ``shutdown`` cancels both. The loop's clock is a ``trio.testing.MockClock``
+``ProxyLoop``: one trio loop in a thread of its own for the length of one example, running the
+proxy process's own ``serve`` (a ``FaultProxy`` and ``serve_control`` over its
+``control_handlers()``, whose ``shutdown`` ends both; its ready line is kept in
+``ready_line``). The loop's clock is a ``trio.testing.MockClock``
 that moves only when the machine says (``advance``): a delay or a reordering hold ends exactly
 when the model says, whatever the host's load. ``call(function, what)`` runs ``function()`` (a
 plain or async callable) in the loop and returns its result; ``settle(received)`` waits until
@@ -16,6 +17,9 @@ and settles. Every wait is bounded in real time. ``stop()`` ends the loop (bound
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -25,8 +29,7 @@ import trio
 import trio.testing
 
 from harness import Implementation, register
-from implementations.transport.control import serve_control
-from implementations.transport.proxy import FaultProxy
+from implementations.transport.proxy import FaultProxy, serve
 
 #: The longest a call into the loop may take, in real seconds.
 CALL_SECONDS = 5.0
@@ -41,6 +44,7 @@ class ProxyLoop:
         self.clock = trio.testing.MockClock()
         self.proxy: FaultProxy | None = None
         self.control_port = 0
+        self.ready_line = ""
         self.ended = threading.Event()
         self._token: trio.lowlevel.TrioToken | None = None
         self._nursery: trio.Nursery | None = None
@@ -57,11 +61,13 @@ class ProxyLoop:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._token = trio.lowlevel.current_trio_token()
-                proxy = await nursery.start(proxy_class(seed, max_held=max_held).run)
-                self.control_port = await nursery.start(serve_control, proxy.control_handlers(),
-                                                        nursery.cancel_scope.cancel)
+                ready = io.StringIO()
+                proxy = await nursery.start(functools.partial(serve, seed, ready, max_held=max_held,
+                                                              proxy_class=proxy_class))
+                self.ready_line = ready.getvalue()
+                self.control_port = json.loads(self.ready_line)["control"]
                 self.proxy = proxy
-                self._ready.set()
+                self._ready.set()  # the loop ends with serve (on shutdown) or at stop()
 
         try:
             trio.run(main, clock=self.clock)
