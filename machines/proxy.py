@@ -215,6 +215,9 @@ class ProxyMachine(TracedMachine):
         self.loop = self.implementation.make_replica(0, None).open(seed, max_held)
         self.client = ControlClient(self.loop.control_port, timeout=5.0)
         self.up = True
+        ready = self.loop.ready_line
+        assert ready.endswith("\n") and ready.count("\n") == 1 and json.loads(ready) == {
+            "ready": True, "control": self.loop.control_port}, f"the proxy's ready line is {ready!r}"
         self.check_loopback_only()
 
     def check_loopback_only(self) -> None:
@@ -462,6 +465,7 @@ class ProxyMachine(TracedMachine):
         answer = self.client.call("shutdown")
         assert answer == "shutting down", f"shutdown answered {answer!r}"
         assert self.loop.ended.wait(5.0), "the proxy's loop did not end within 5 s of shutdown"
+        assert self.loop.error is None, f"the proxy ended with {self.loop.error!r} on shutdown, not cleanly"
         for _ in range(3):  # the endpoint is gone: each request fails, naming the operation and what happened
             # (on the connection the endpoint closed, then on a new one its port refuses)
             try:
@@ -615,14 +619,20 @@ class ProxyMachine(TracedMachine):
         usage = "usage: python -m implementations.transport.control PORT OP [JSON-ARGS]\n"
         for argv, problem in (([port], ""), (["x", "stats"], "error: PORT is a port number, got 'x'\n"),
                               (["70000", "stats"], "error: PORT is a port number, got '70000'\n"),
+                              (["65536", "stats"], "error: PORT is a port number, got '65536'\n"),
                               ([port, "heal", "{gently"], "error: JSON-ARGS is not JSON: "),
                               ([port, "heal", "[1]"], "error: JSON-ARGS is a JSON object, got list\n")):
             try:
                 code, out, err = run_command_line(argv)
             except Exception as error:  # (a traceback is what the operator would get)
                 raise AssertionError(f"the command line {argv} raised {type(error).__name__}: {error}") from None
-            assert code == 2 and out == "" and err.startswith(usage + problem), (
+            said = err.startswith(usage + problem) if problem else err == usage
+            assert code == 2 and out == "" and said, (
                 f"the command line {argv}: exit {code}, printed {out!r} and {err!r}; exit 2 with {usage + problem!r}")
+        for edge in ("1", "65535"):  # a port at either end is a port: dialed, refused there (nothing listens), exit 1
+            code, out, err = run_command_line([edge, "stats"])
+            assert code == 1 and err.startswith(f"error: stats: control endpoint 127.0.0.1:{edge}: "), (
+                f"the command line at port {edge}: exit {code}, printed {out!r} and {err!r}")
 
     @staticmethod
     def check_error(how: str, error) -> None:
@@ -686,10 +696,11 @@ class ProxyMachine(TracedMachine):
             assert got == expected, (f"node {name} received {self.show(got)}; the model says {self.show(expected)}")
 
     def receive(self, name: str, count: int) -> list[tuple[int, bytes]]:
-        """What node ``name``'s socket holds: ``count`` datagrams waited for (bounded), then any more."""
+        """What node ``name``'s socket holds: ``count`` datagrams waited for (0.1 s at most: on loopback a
+        datagram sent is in its receiver's buffer when sendto returns), then any more."""
         sock, got = self.sockets[name], []
         while True:
-            wait = 1.0 if len(got) < count else 0.0
+            wait = 0.1 if len(got) < count else 0.0
             if not select.select([sock], [], [], wait)[0]:
                 return got
             data, source = sock.recvfrom(65536)

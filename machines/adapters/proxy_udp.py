@@ -81,6 +81,11 @@ class ProxyLoop:
     def running(self) -> bool:
         return not self.ended.is_set()
 
+    @property
+    def error(self) -> BaseException | None:
+        """What the loop ended with, if it ended by an exception (a clean shutdown ends it with none)."""
+        return self._loop_error
+
     def call(self, function: Callable[[], Any], what: str) -> Any:
         """``function()`` (awaited if it returns an awaitable) in the loop; its result or its exception."""
         if not self.running:
