@@ -173,7 +173,6 @@ class ProxyMachine(TracedMachine):
         self.loop = None
         self.client: ControlClient | None = None
         self.sockets: dict[str, socket.socket] = {}
-        self.up = False
         # the model
         self.seed = 0
         self.max_held = 0
@@ -183,7 +182,6 @@ class ProxyMachine(TracedMachine):
         self.draws: dict[tuple[str, str], random.Random] = {}
         self.delayed: list[Held] = []
         self.slot: dict[tuple[str, str], Held] = {}
-        self.taken = 0  # datagrams the proxy took (its sequence numbers)
         self.counts: Counter = Counter()
         self.arrivals: dict[str, list[tuple[int, bytes]]] = {name: [] for name in NODES}
         self.number = 0  # payloads made so far
@@ -218,7 +216,6 @@ class ProxyMachine(TracedMachine):
                 self.sockets[name] = self.open_socket()
         self.loop = self.implementation.make_replica(0, None).open(seed, max_held)
         self.client = ControlClient(self.loop.control_port, timeout=5.0)
-        self.up = True
         ready = self.loop.ready_line
         assert ready.endswith("\n") and ready.count("\n") == 1 and json.loads(ready) == {
             "ready": True, "control": self.loop.control_port}, f"the proxy's ready line is {ready!r}"
@@ -260,27 +257,27 @@ class ProxyMachine(TracedMachine):
 
     # --- links and datagrams --------------------------------------------------------------------
 
-    @guard(lambda self: self.up and len(self.links) < MAX_LINKS)
+    @guard(lambda self: self.loop is not None and len(self.links) < MAX_LINKS)
     @rule(pair=st.sampled_from([("a", "b"), ("b", "c"), ("c", "a"), ("b", "a")]), via=st.sampled_from(VIA))
     def link(self, pair, via):
         self.do("link", a=pair[0], b=pair[1], via=via)
 
     def step_link(self, a: str, b: str, via: str) -> None:
-        self.require(self.up and len(self.links) < MAX_LINKS, "no room for a link")
+        self.require(self.loop is not None and len(self.links) < MAX_LINKS, "no room for a link")
         self.require(a in NODES and b in NODES and a != b and via in VIA, f"link {a}-{b} via {via!r}")
         port = self.change(via, "link", a=a, a_address=list(self.address(a)), b=b, b_address=list(self.address(b)))
         assert isinstance(port, int) and 0 < port < 65536, f"link {a}-{b}: the proxy answered {port!r}, not a port"
         ports = [p for _, _, p in self.links]
-        assert port not in ports, f"link {a}-{b}: the proxy answered link {ports.index(port) if port in ports else 0}'s port"
+        assert port not in ports, f"link {a}-{b}: the proxy answered link {ports.index(port)}'s port"
         self.links.append((a, b, port))
 
-    @guard(lambda self: self.up)
+    @guard(lambda self: self.loop is not None)
     @rule(link=st.integers(0, MAX_LINKS - 1), end=st.sampled_from(["a", "b"]), count=st.integers(1, 3))
     def send(self, link, end, count):
         link = link % len(self.links)
         self.do("send", link=link, end=end, count=count)
 
-    @guard(lambda self: self.up)
+    @guard(lambda self: self.loop is not None)
     @rule(link=st.integers(0, MAX_LINKS - 1), first=st.integers(1, 3), second=st.integers(1, 3))
     def exchange(self, link, first, second):
         """Both ends of a link send, one after the other (the two directions of one port)."""
@@ -288,23 +285,32 @@ class ProxyMachine(TracedMachine):
         self.do("send", link=link, end="a", count=first)
         self.do("send", link=link, end="b", count=second)
 
-    def step_send(self, link: int, end: str, count: int) -> None:
-        self.require(self.up and 0 <= link < len(self.links) and end in ("a", "b") and 1 <= count <= 3,
-                     "no such link or end")
+    def direction(self, link: int, end: str) -> tuple[str, str, int]:
+        """Link ``link`` from its end ``end`` (``a``: the node that dialed): sender, receiver, port."""
         a, b, port = self.links[link]
-        src, dst = (a, b) if end == "a" else (b, a)
+        return (a, b, port) if end == "a" else (b, a, port)
+
+    def step_send(self, link: int, end: str, count: int) -> None:
+        self.require(self.loop is not None and 0 <= link < len(self.links) and end in ("a", "b") and 1 <= count <= 3,
+                     "no such link or end")
+        src, dst, port = self.direction(link, end)
         for _ in range(count):
             data = b"datagram %d" % self.number
             self.number += 1
             self.sockets[src].sendto(data, ("127.0.0.1", port))
             self.take(src, dst, port, data)
-        self.loop.settle(self.taken + self.counts["unknown_source"], f"{count} datagrams {src} -> {dst} on link {link}")
+        self.settle(f"{count} datagrams {src} -> {dst} on link {link}")
+
+    def settle(self, what: str) -> None:
+        """Wait until the proxy has taken every datagram sent to it (``ProxyLoop.settle``)."""
+        self.loop.settle(self.counts["received"] + self.counts["unknown_source"], what)
 
     def take(self, src: str, dst: str, port: int, data: bytes) -> None:
         """The model takes a datagram from ``src`` for ``dst`` (see the module)."""
-        self.taken += 1
-        self.counts["received"] += 1
-        rng = self.draws.setdefault((src, dst), drawn(self.seed, src, dst))
+        self.counts["received"] += 1  # (the datagram's sequence number too)
+        rng = self.draws.get((src, dst))
+        if rng is None:
+            rng = self.draws[(src, dst)] = drawn(self.seed, src, dst)
         u = [rng.random() for _ in range(4)]
         drop, duplicate, reorder, (lo, hi) = self.fault_of.get((src, dst), (0.0, 0.0, 0.0, (0.0, 0.0)))
         if (src, dst) in self.blocked:
@@ -318,7 +324,7 @@ class ProxyMachine(TracedMachine):
         delay = lo + (hi - lo) * u[3]
         copies = 2 if u[1] < duplicate else 1
         for _ in range(copies):
-            held = Held(now, self.taken, src, dst, port, data, self.address(dst))
+            held = Held(now, self.counts["received"], src, dst, port, data, self.address(dst))
             if u[2] < reorder and (src, dst) not in self.slot:
                 held.at = now + REORDER_HOLD_SECONDS
                 if self.room():
@@ -351,12 +357,12 @@ class ProxyMachine(TracedMachine):
 
 
     def step_stray(self, link: int) -> None:
-        self.require(self.up and 0 <= link < len(self.links), "no such link")
+        self.require(self.loop is not None and 0 <= link < len(self.links), "no such link")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
             stranger.bind(("127.0.0.1", 0))
             stranger.sendto(b"from nobody", ("127.0.0.1", self.links[link][2]))
             self.counts["unknown_source"] += 1
-            self.loop.settle(self.taken + self.counts["unknown_source"], f"a stray datagram on link {link}")
+            self.settle(f"a stray datagram on link {link}")
             stranger.setblocking(False)
             try:
                 answer = stranger.recv(65536)
@@ -368,7 +374,7 @@ class ProxyMachine(TracedMachine):
 
     def step_faults(self, src: str, dst: str, drop: float, duplicate: float, reorder: float, delay: list,
                     via: str) -> None:
-        self.require(self.up, "the proxy is down")
+        self.require(self.loop is not None, "the proxy is down")
         self.require(src in NODES and dst in NODES and via in VIA, f"faults {src} -> {dst} via {via!r}")
         self.require(all(0 <= chance <= 1 for chance in (drop, duplicate, reorder)) and len(delay) == 2
                      and 0 <= delay[0] <= delay[1] <= 60, "faults the proxy takes (mistakes are the mistake step's)")
@@ -377,24 +383,22 @@ class ProxyMachine(TracedMachine):
         assert answer is None, f"faults answered {answer!r}"
         self.fault_of[(src, dst)] = (drop, duplicate, reorder, tuple(delay))
 
-    @guard(lambda self: self.up)
+    @guard(lambda self: self.loop is not None)
     @rule(link=st.integers(0, MAX_LINKS - 1), end=st.sampled_from(["a", "b"]),
           chances=st.tuples(*[st.sampled_from(CHANCES)] * 3), delay=st.sampled_from(DELAYS), via=st.sampled_from(VIA))
     def faults(self, link, end, chances, delay, via):
         """Faults on one direction of a link: chances of drop, duplicate and reorder, a delay range."""
-        a, b, _ = self.links[link % len(self.links)]
-        src, dst = (a, b) if end == "a" else (b, a)
+        src, dst, _ = self.direction(link % len(self.links), end)
         drop, duplicate, reorder = chances
         self.do("faults", src=src, dst=dst, drop=drop, duplicate=duplicate, reorder=reorder, delay=list(delay), via=via)
 
-    @guard(lambda self: self.up)
+    @guard(lambda self: self.loop is not None)
     @rule(how=st.sampled_from(["partition", "block", "heal", "clear"]), link=st.integers(0, MAX_LINKS - 1),
           end=st.sampled_from(["a", "b"]), split=st.sampled_from(SPLITS), via=st.sampled_from(VIA))
     def network(self, how, link, end, split, via):
         """One rule for the four changes of who reaches whom (each a step of its own): a partition, a
         one-way block of a link's direction, heal, clear."""
-        a, b, _ = self.links[link % len(self.links)]
-        src, dst = (a, b) if end == "a" else (b, a)
+        src, dst, _ = self.direction(link % len(self.links), end)
         if how == "partition":
             self.do("partition", groups=[list(group) for group in split], via=via)
         elif how == "block":
@@ -403,7 +407,7 @@ class ProxyMachine(TracedMachine):
             self.do(how, via=via)
 
     def step_partition(self, groups: list, via: str) -> None:
-        self.require(self.up, "the proxy is down")
+        self.require(self.loop is not None, "the proxy is down")
         self.require(via in VIA and all(isinstance(group, list) and set(group) <= set(NODES) for group in groups),
                      f"groups {groups!r} via {via!r}")
         self.change(via, "partition", groups=groups)
@@ -412,31 +416,31 @@ class ProxyMachine(TracedMachine):
                 self.blocked |= {(x, y) for x in group for y in other} | {(y, x) for x in group for y in other}
 
     def step_block(self, src: str, dst: str, via: str) -> None:
-        self.require(self.up, "the proxy is down")
+        self.require(self.loop is not None, "the proxy is down")
         self.require(src in NODES and dst in NODES and via in VIA, f"block {src} -> {dst} via {via!r}")
         self.change(via, "block", src=src, dst=dst)
         self.blocked.add((src, dst))
 
     def step_heal(self, via: str) -> None:
-        self.require(self.up and via in VIA, f"heal via {via!r}")
+        self.require(self.loop is not None and via in VIA, f"heal via {via!r}")
         self.change(via, "heal")
         self.blocked.clear()
 
     def step_clear(self, via: str) -> None:
-        self.require(self.up and via in VIA, f"clear via {via!r}")
+        self.require(self.loop is not None and via in VIA, f"clear via {via!r}")
         self.change(via, "clear")
         self.blocked.clear()
         self.fault_of.clear()
 
     # --- time, restarts, the end ----------------------------------------------------------------
 
-    @guard(lambda self: self.up)
+    @guard(lambda self: self.loop is not None)
     @rule(seconds=st.sampled_from(ADVANCES))
     def advance(self, seconds):
         self.do("advance", seconds=seconds)
 
     def step_advance(self, seconds: float) -> None:
-        self.require(self.up and seconds > 0, "the proxy is down")
+        self.require(self.loop is not None and seconds > 0, "the proxy is down")
         self.loop.advance(seconds, f"the clock moved {seconds} s on")
         now = self.loop.now()
         due = sorted([held for held in [*self.delayed, *self.slot.values()] if held.at <= now],
@@ -446,7 +450,7 @@ class ProxyMachine(TracedMachine):
         for held in due:
             self.out(held)
 
-    @guard(lambda self: self.up)
+    @guard(lambda self: self.loop is not None)
     @rule(node=st.sampled_from([*NODES, "proxy"]), via=st.sampled_from(VIA))
     def crash(self, node, via):
         """A node restarts on another port (``retarget``), or the proxy itself (``restart``)."""
@@ -458,7 +462,7 @@ class ProxyMachine(TracedMachine):
 
     def step_retarget(self, node: str, via: str) -> None:
         """``node`` restarts on another port (what reached its old one is gone with it)."""
-        self.require(self.up and node in NODES and via in VIA, f"retarget {node!r} via {via!r}")
+        self.require(self.loop is not None and node in NODES and via in VIA, f"retarget {node!r} via {via!r}")
         self.check_arrivals()
         self.sockets.pop(node).close()
         self.sockets[node] = self.open_socket()
@@ -468,7 +472,7 @@ class ProxyMachine(TracedMachine):
     def step_restart(self) -> None:
         """The control endpoint's ``shutdown``: answered, then the proxy closes every port and its loop
         ends; then a proxy of the same seed starts afresh (as ``Cluster`` would start its process again)."""
-        self.require(self.up, "the proxy is down")
+        self.require(self.loop is not None, "the proxy is down")
         assert self.client is not None
         answer = self.client.call("shutdown")
         assert answer == "shutting down", f"shutdown answered {answer!r}"
@@ -483,7 +487,6 @@ class ProxyMachine(TracedMachine):
             else:
                 raise AssertionError("a stats request after shutdown was answered")
         self.client.close()
-        self.up = False
         for i, (_, _, port) in enumerate(self.links):  # every link's port is free again
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
                 try:
@@ -500,12 +503,12 @@ class ProxyMachine(TracedMachine):
         self.loop.stop()
         self.loop = None
         self.links, self.fault_of, self.blocked, self.draws = [], {}, set(), {}
-        self.delayed, self.slot, self.taken, self.counts = [], {}, 0, Counter()
+        self.delayed, self.slot, self.counts = [], {}, Counter()
         self.step_start(self.seed, self.max_held)
 
     # --- a caller's mistakes -------------------------------------------------------------------
 
-    @guard(lambda self: self.up)
+    @guard(lambda self: self.loop is not None)
     @rule(how=st.sampled_from(["stray", "mistake"]), mistake=st.sampled_from(sorted(MISTAKES)),
           link=st.integers(0, MAX_LINKS - 1))
     def adversary(self, how, mistake, link):
@@ -567,7 +570,7 @@ class ProxyMachine(TracedMachine):
         return request + b" " * (size - len(request))
 
     def step_mistake(self, how: str) -> None:
-        self.require(self.up and how in MISTAKES, f"no mistake {how!r}")
+        self.require(self.loop is not None and how in MISTAKES, f"no mistake {how!r}")
         before = self.stats_of_proxy()
         line = self.request_of(how) + b"\n"
         if how != "line-past-the-limit":  # a request right behind it, in the same write: answered in turn
@@ -721,14 +724,14 @@ class ProxyMachine(TracedMachine):
                 + "]" if arrivals else "nothing")
 
     def check(self) -> None:
-        if self.loop is None or not self.up:
+        if self.loop is None:
             return
         self.check_arrivals()
         got, expected = self.named(self.stats_of_proxy()), self.expected_stats()
         assert got == expected, f"the proxy's stats are {got}; the model says {expected}"
 
     def observe(self) -> list[Observation]:
-        if self.loop is None or not self.up:
+        if self.loop is None:
             return []
         try:
             got = self.named(self.stats_of_proxy())

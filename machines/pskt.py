@@ -440,10 +440,7 @@ class PsktMachine(TracedMachine):
         """The faucet refuses amounts no coin holds (``BAD_AMOUNTS``: a caller's mistake) with a
         ``ValueError`` naming the amount, and changes nothing; on a ledger of their own it takes both
         ends of a coin's range, 0 and 2^64 - 1 sompi (no draw: every example, from its start)."""
-
-        check_bad_faucet_amounts(lambda amount: self.ledger.fund(self.address, amount),
-                                 lambda: (self.ledger.balance(self.address),
-                                          sorted(u.outpoint for u in self.ledger.utxos_for(self.address))))
+        check_bad_faucet_amounts(self.ledger, self.address)
         edges = self.stack.ledger(min_fee)
         address = edges.add_group(group_keys)
         for amount in (0, pskt.U64_MAX):

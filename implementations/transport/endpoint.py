@@ -74,6 +74,11 @@ class SendBufferFull(TransportError):
     """``send_nowait`` past ``MAX_SEND_BUFFER_BYTES`` unacknowledged bytes."""
 
 
+def is_port(value) -> bool:
+    """Whether ``value`` is a port a peer can listen on: an int (not a bool) from 1 to 65535."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
 def check_loopback(host: str) -> str:
     if not ipaddress.ip_address(host).is_loopback:
         raise ValueError(f"{host}: the transport binds and dials loopback addresses only")
@@ -92,7 +97,7 @@ class PeerAddress:
     def __post_init__(self) -> None:
         # A port no peer listens on is refused here: dialed, it would make sendto raise (OverflowError
         # past 65535), which ends the endpoint and every connection of the node.
-        if not (isinstance(self.port, int) and not isinstance(self.port, bool) and 1 <= self.port <= 65535):
+        if not is_port(self.port):
             raise ValueError(f"a peer address's port is an integer from 1 to 65535, got {self.port!r}")
 
     @property

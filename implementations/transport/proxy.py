@@ -53,7 +53,7 @@ import trio
 
 from implementations.limits import MAX_PROXY_HELD_DATAGRAMS
 from implementations.transport.control import serve_control
-from implementations.transport.endpoint import check_loopback
+from implementations.transport.endpoint import check_loopback, is_port
 
 REORDER_HOLD_SECONDS = 0.05
 Address = tuple[str, int]
@@ -84,8 +84,7 @@ def _is_number(value) -> bool:
 
 def checked_address(value, what: str) -> Address:
     """``value``, a ``[host, port]`` on loopback, as an address; a ``ValueError`` naming ``what`` otherwise."""
-    if not (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str)
-            and isinstance(value[1], int) and not isinstance(value[1], bool) and 1 <= value[1] <= 65535):
+    if not (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str) and is_port(value[1])):
         raise ValueError(f"{what}: expected [host, port] with a port from 1 to 65535, got {value!r}")
     return (check_loopback(value[0]), value[1])
 
@@ -262,18 +261,22 @@ class FaultProxy:
         except OSError:
             self.stats["unsent"] += 1
 
+    def _take_due(self, now: float) -> list:
+        """The held datagrams due by ``now``, delayed and held back, taken out, in the order they go:
+        by the time they are due, then by their arrival."""
+        due = []
+        while self._held and self._held[0][0] <= now:
+            due.append(heapq.heappop(self._held))
+        for direction, entry in list(self._reorder_slot.items()):
+            if entry[0] <= now:
+                del self._reorder_slot[direction]
+                due.append(entry)
+        return sorted(due, key=lambda entry: entry[:2])
+
     async def _release_held(self) -> None:
         while True:
             self._wake = trio.Event()
-            now = trio.current_time()
-            due = []
-            while self._held and self._held[0][0] <= now:
-                due.append(heapq.heappop(self._held))
-            for direction, entry in list(self._reorder_slot.items()):
-                if entry[0] <= now:
-                    del self._reorder_slot[direction]
-                    due.append(entry)
-            for entry in sorted(due, key=lambda entry: entry[:2]):
+            for entry in self._take_due(trio.current_time()):
                 self._send(*entry[2:])
             next_due = min([entry[0] for entry in self._reorder_slot.values()], default=float("inf"))
             with trio.move_on_at(min(self._held[0][0], next_due) if self._held else next_due):

@@ -4,10 +4,6 @@ by the in-process ``proxy`` machine. Each is a ``FaultProxy`` subclass."""
 
 from __future__ import annotations
 
-import heapq
-
-import trio
-
 from implementations.transport.proxy import FaultProxy, checked_address
 from machines.adapters.proxy_udp import implementation_with
 from tests.bugs.catalogue import Bug, variant
@@ -39,22 +35,8 @@ class ReleasesInArrivalOrder(FaultProxy):
     """Datagrams due together go out in the order they came, not the order they were due: a short
     delay after a long one no longer overtakes it."""
 
-    async def _release_held(self):
-        while True:
-            self._wake = trio.Event()
-            now = trio.current_time()
-            due = []
-            while self._held and self._held[0][0] <= now:
-                due.append(heapq.heappop(self._held))
-            for direction, entry in list(self._reorder_slot.items()):
-                if entry[0] <= now:
-                    del self._reorder_slot[direction]
-                    due.append(entry)
-            for entry in sorted(due, key=lambda entry: entry[1]):  # BUG: by arrival alone
-                self._send(*entry[2:])
-            next_due = min([entry[0] for entry in self._reorder_slot.values()], default=float("inf"))
-            with trio.move_on_at(min(self._held[0][0], next_due) if self._held else next_due):
-                await self._wake.wait()
+    def _take_due(self, now):
+        return sorted(super()._take_due(now), key=lambda entry: entry[1])  # BUG: by arrival alone
 
 
 class RetargetsTheDialerOnly(FaultProxy):
