@@ -13,7 +13,9 @@ every ``tick_period_ns``, whichever comes first; an operation from outside (the 
 endpoint) goes through ``apply``. Whatever these return is sent at once: to the peer's open
 connection if there is one, otherwise to the address the directory holds for it (dialed in
 the background). Nothing here blocks on a peer: a peer that is down or slow loses messages
-(counted in ``stats``), which a core that gossips repairs by anti-entropy.
+(counted in ``stats``: ``dropped``), which a core that gossips repairs by anti-entropy. A
+message past ``MAX_FRAME_BYTES``, which no peer could take, is counted (``too_large``) and
+the core's other messages go out: it stops neither the operation nor the node.
 
 A message the core refuses (it raises ``DecodeError`` or another ``ValueError``: a bad
 signature, a replay, malformed bytes) is counted and dropped; any other exception is a bug
@@ -30,6 +32,7 @@ from typing import Any, Protocol
 import trio
 
 from implementations.transport.endpoint import Endpoint, PeerAddress, TransportError
+from implementations.transport.framing import FramingError
 from implementations.transport.metrics import MetricsSink
 
 NS_PER_SECOND = 1_000_000_000
@@ -144,5 +147,8 @@ class CoreDriver:
                     continue
             except TransportError:
                 self.stats["dropped"] += 1
+                continue
+            except FramingError:  # the core's message exceeds MAX_FRAME_BYTES: no peer could take it
+                self.stats["too_large"] += 1
                 continue
             self.stats["sent"] += 1

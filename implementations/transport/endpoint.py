@@ -16,7 +16,9 @@ key, bytes)`` from ``Endpoint.receive()`` (one) or ``receive_many()`` (all waiti
 Each connection has a task that flushes its datagrams, fires aioquic's timers, pings it
 when quiet (``PING_INTERVAL_SECONDS``), closes it when the identity proof takes longer
 than ``AUTH_TIMEOUT_SECONDS``, and closes it when the peer stays silent for
-``UNANSWERED_SECONDS`` while data waits for its acknowledgement: a peer that crashed and
+``UNANSWERED_SECONDS`` while data waits for its acknowledgement (counted from the later of the
+last datagram heard and the moment the data began to wait: a quiet connection's next message
+is not unanswered at once): a peer that crashed and
 restarted has forgotten the connection (aioquic sends no stateless reset), so the next
 message dials it again instead of vanishing until the idle timeout. It resets its wake-up event *before* flushing, so a wake-up
 that arrives during the flush is never lost. Messages queued with ``send_nowait`` in one
@@ -141,6 +143,7 @@ class Connection:
         self.acked = trio.Event()  # set whenever the peer sent something (acknowledgements among it)
         self.reason: str | None = None  # why it closed, once it did
         self.opened_at = self.last_heard = self._last_ping = trio.current_time()
+        self._waiting_since = self.opened_at  # when the data now unacknowledged began to wait
 
     @property
     def peer_public_key(self) -> bytes | None:
@@ -163,6 +166,8 @@ class Connection:
         data = frame(message)
         if self.unacknowledged() + len(data) > limits.MAX_SEND_BUFFER_BYTES:
             raise SendBufferFull(f"{self.unacknowledged()} bytes unacknowledged: MAX_SEND_BUFFER_BYTES reached")
+        if not self.unacknowledged():
+            self._waiting_since = trio.current_time()
         self.quic.send_stream_data(MESSAGE_STREAM, data)
         self.endpoint.stats["messages_sent"] += 1
         self.wake.set()
@@ -280,8 +285,13 @@ class Connection:
             if not self.authenticated.is_set():
                 deadlines.append(self.opened_at + limits.AUTH_TIMEOUT_SECONDS)
             elif self.unacknowledged():
-                deadlines.append(self.last_heard + limits.UNANSWERED_SECONDS)
+                deadlines.append(self._silent_since() + limits.UNANSWERED_SECONDS)
         return min(deadlines)
+
+    def _silent_since(self) -> float:
+        """Since when the peer has been silent while data waits for it: a connection quiet for a while
+        has not been unanswered before its data was sent."""
+        return max(self.last_heard, self._waiting_since)
 
     def _check_peer(self, now: float) -> None:
         """Close a connection whose peer stays silent when it must answer; ping a quiet one."""
@@ -289,7 +299,7 @@ class Connection:
             return
         if not self.authenticated.is_set() and now >= self.opened_at + limits.AUTH_TIMEOUT_SECONDS:
             self.close(f"identity not proven within AUTH_TIMEOUT_SECONDS ({limits.AUTH_TIMEOUT_SECONDS} s)", CLOSE_VIOLATION)
-        elif self.authenticated.is_set() and self.unacknowledged() and now >= self.last_heard + limits.UNANSWERED_SECONDS:
+        elif self.authenticated.is_set() and self.unacknowledged() and now >= self._silent_since() + limits.UNANSWERED_SECONDS:
             self.close(f"peer silent for UNANSWERED_SECONDS ({limits.UNANSWERED_SECONDS} s) with data unacknowledged")
         elif now >= max(self.last_heard, self._last_ping) + limits.PING_INTERVAL_SECONDS:
             self._last_ping = now

@@ -30,6 +30,7 @@ import trio.testing
 
 from harness import Implementation, register
 from implementations.transport.proxy import FaultProxy, serve
+from machines.adapters.loop_thread import call_in_loop
 
 #: The longest a call into the loop may take, in real seconds.
 CALL_SECONDS = 5.0
@@ -90,30 +91,8 @@ class ProxyLoop:
         """``function()`` (awaited if it returns an awaitable) in the loop; its result or its exception."""
         if not self.running:
             raise AssertionError(f"{what}: the proxy's loop has ended ({self._loop_error!r})")
-        box: dict[str, Any] = {}
-        done = threading.Event()
-
-        async def task() -> None:
-            try:
-                value = function()
-                if hasattr(value, "__await__"):
-                    value = await value
-                box["value"] = value
-            except Exception as error:
-                box["error"] = error
-            finally:
-                done.set()
-
         assert self._token is not None and self._nursery is not None
-        try:
-            self._token.run_sync_soon(self._nursery.start_soon, task)
-        except trio.RunFinishedError:
-            raise AssertionError(f"{what}: the proxy's loop has ended") from None
-        if not done.wait(CALL_SECONDS):
-            raise AssertionError(f"{what}: the proxy's loop did not answer within {CALL_SECONDS} s")
-        if "error" in box:
-            raise box["error"]
-        return box.get("value")
+        return call_in_loop(self._token, self._nursery, function, what, CALL_SECONDS, "the proxy's loop")
 
     def settle(self, received: int, what: str) -> None:
         """Wait until the proxy has counted ``received`` datagrams (forwarded or not) and nothing in
