@@ -7,12 +7,14 @@ its core's messages meet the network. Which tick comes when, what a core's refus
 where a message goes and what is counted, realnet sees only through whole node processes (minutes
 a mutant, real time). Here a step costs milliseconds and every tick is due at an exact time.
 
-**Set-up.** Three nodes ``a``, ``b``, ``c``, each an endpoint and a driver over a ``ScriptCore``
-(this module's: it does what the messages and the machine tell it and writes down every call) in
-one loop on a mock clock (``machines.adapters.driver_quic``; each step ends when the loop is quiet:
-what was sent is delivered and acknowledged). Each driver has a tick period of its own (0.1 s,
-0.25 s or 1 s), a directory holding the other two nodes' addresses, peers named by name, and, for
-the nodes drawn, a ``NodeMetrics`` sink.
+**Set-up.** Three nodes ``a``, ``b``, ``c``, each an endpoint and a driver over a core of this module's
+(``ScriptCore``: it does what the messages and the machine tell it and writes down every call; for the
+nodes drawn a ``DeadlineCore``, which also asks for the deadline the machine set) in one loop on a
+mock clock (``machines.adapters.driver_quic``; each step ends when the loop is quiet: what was sent is
+delivered and acknowledged). Each driver has a tick period of its own (0.1 s, 0.25 s or 1 s), a
+directory holding the other two nodes' addresses, peers named by name, and, for the nodes drawn, a
+``NodeMetrics`` sink. An operation is applied to each driver before its ``run`` starts, as a request
+may come first.
 
 **Rules.** ``send``: an operation applied to a node's core (``CoreDriver.apply``) returns 1-4
 messages: to another node, to the node itself, or to ``z``, a name no directory holds; each
@@ -21,7 +23,7 @@ each of 1-2 names; one may be exactly ``MAX_FRAME_BYTES``, or one byte past it.
 ``script_tick``: the messages the core returns at its next tick. ``deadline``: the core's next
 deadline, in the past, now, soon, later than its period, or none. ``advance``: the clock moves
 3 ms to 2 s, timer by timer. ``flood``: five messages of ``MAX_FRAME_BYTES - 4`` bytes at once to
-a node it has a connection to (four fill ``MAX_SEND_BUFFER_BYTES`` exactly). ``explode``: a node
+a node it has a connection to (four fill ``MAX_SEND_BUFFER_BYTES`` exactly), then one to the third. ``explode``: a node
 is sent a message whose handling raises an exception that is no refusal; its node stops, and a new
 driver starts over the same endpoint and core. ``failing_operation``: an operation that raises.
 
@@ -40,10 +42,11 @@ driver starts over the same endpoint and core. ``failing_operation``: an operati
   it never goes back, and a call at loop time ``t`` gets the start's ``now`` plus ``t`` less the
   start;
 * ticks: after a tick at ``L`` (or the start) the next is due at ``L`` plus the period, or at the
-  core's deadline if sooner, but never sooner than ``MIN_TICK_GAP_NS`` after ``L``; an ``apply``
+  core's deadline if it has one and it is sooner, but never sooner than ``MIN_TICK_GAP_NS`` after ``L``; an ``apply``
   that moves it to a time already past gets its tick at once. Each tick counts ``ticks``, its
   messages are sent, and a metered node's ``mbt_peers_online`` is its number of connected peers;
-* an operation that raises: ``apply`` raises it, and nothing is sent.
+* an operation that raises: ``apply`` raises it, and nothing is sent;
+* a core with ``attach_metrics`` is handed the node's sink if it has one, and nothing if not.
 
 After every step each core has been called exactly as the model says (every tick at its time, each
 message handled once, after it was sent), no tick is overdue, each driver's ``stats`` and each
@@ -105,25 +108,23 @@ def message(ident: str, do: str, to: list[str] = (), size: int = 0) -> bytes:
     return (head[:-2] + "x" * pad + head[-2:]).encode()
 
 
+#: What a ``ScriptCore`` holds as its metrics until a driver attaches a sink.
+UNATTACHED = "no sink attached"
+
+
 class ScriptCore:
     """The machine's core: keeps, refuses, answers or explodes on each message as the message says,
-    sends at a tick what the machine scripted, asks for the deadline the machine set, and logs every
-    call as ``(kind, now, message id)``."""
+    sends at a tick what the machine scripted, and logs every call as ``(kind, now, message id)``. It
+    has no ``next_deadline``: its driver ticks it every period (``DeadlineCore`` has one)."""
 
     def __init__(self) -> None:
         self.log: list[tuple[str, int, str | None]] = []
         self.on_tick: list[tuple[str, bytes]] = []
         self.deadline: int | None = None
-        self.origin: int | None = None  # the first ``now`` it saw: its driver's start
-        self.metrics = None
+        self.metrics = UNATTACHED
 
     def attach_metrics(self, sink) -> None:
         self.metrics = sink
-
-    def next_deadline(self, now: int) -> int | None:
-        if self.origin is None:
-            self.origin = now
-        return self.deadline
 
     def tick(self, now: int) -> list:
         self.log.append(("tick", now, None))
@@ -144,12 +145,20 @@ class ScriptCore:
         return []
 
 
+class DeadlineCore(ScriptCore):
+    """A ``ScriptCore`` that asks for the deadline the machine set (cleared by the first tick at or past it)."""
+
+    def next_deadline(self, now: int) -> int | None:
+        return self.deadline
+
+
 @attrs.define
 class Node:
     """The model of one node's driver."""
 
     period: int
     metered: bool
+    deadlines: bool  # its core has ``next_deadline``
     # Times are on its core's scale (the ``now`` its driver hands it), exact integers:
     start: int = 0  # the loop's clock (ns) when its driver started
     origin: int = 0  # its core's ``now`` then
@@ -199,36 +208,40 @@ class DriverMachine(TracedMachine):
 
     # --- set-up -------------------------------------------------------------------------------
 
-    @initialize(periods=st.tuples(*[st.sampled_from(PERIODS_NS)] * 3), metered=st.sampled_from(["", "a", "ab", "abc"]))
-    def start(self, periods, metered):
-        self.do("start", periods=list(periods), metered=metered)
+    @initialize(periods=st.tuples(*[st.sampled_from(PERIODS_NS)] * 3), metered=st.sampled_from(["", "a", "ab", "abc"]),
+                deadlines=st.sampled_from(["abc", "ab", "bc", "a"]))
+    def start(self, periods, metered, deadlines):
+        self.do("start", periods=list(periods), metered=metered, deadlines=deadlines)
 
-    def step_start(self, periods: list[int], metered: str) -> None:
+    def step_start(self, periods: list[int], metered: str, deadlines: str = "abc") -> None:
         self.require(self.loop is None and len(periods) == 3 and all(p in PERIODS_NS for p in periods)
-                     and set(metered) <= set(NODES), f"periods {periods}, metered {metered!r}")
+                     and set(metered) <= set(NODES) and set(deadlines) <= set(NODES),
+                     f"periods {periods}, metered {metered!r}, deadlines {deadlines!r}")
         self.loop = self.implementation.make_replica(0, None).open(list(NODES))
         for name, period in zip(NODES, periods, strict=True):
-            self.nodes[name] = Node(period, name in metered)
+            self.nodes[name] = Node(period, name in metered, name in deadlines)
             self.begin(name)
         self.loop.settle("starting the drivers")
-        for name in NODES:
-            self.note_origin(name)
 
     def begin(self, name: str) -> None:
-        """Start ``name``'s driver (again) over its endpoint and a core that remembers nothing of a driver."""
-        core = self.cores.get(name) or ScriptCore()
-        core.origin, core.deadline, core.on_tick = None, None, []
-        self.cores[name] = core
+        """Start ``name``'s driver (again) over its endpoint and a core that remembers nothing of a
+        driver; an operation is applied to it before its ``run`` starts (as a request can come first),
+        and the ``now`` it sees is the core's scale from there on."""
         node = self.nodes[name]
-        self.drivers[name] = self.loop.start(name, core, node.period, node.metered)
-        node.start = node.last_tick = self.loop.now_ns()
-        node.deadline = node.poked = None
-        node.on_tick, node.stats = [], Counter()
+        core = self.cores.get(name) or (DeadlineCore() if node.deadlines else ScriptCore())
+        core.deadline, core.on_tick = None, []
+        self.cores[name] = core
+        seen: list[int] = []
 
-    def note_origin(self, name: str) -> None:
-        core, node = self.cores[name], self.nodes[name]
-        assert core.origin is not None, f"{name}'s driver started and never asked its core for a deadline"
-        node.origin = node.last_tick = core.origin
+        def first(core, now):
+            seen.append(now)
+            return "first", []
+
+        self.drivers[name] = self.loop.start(name, core, node.period, node.metered, first)
+        assert len(seen) == 1, f"{name}'s first operation, applied before its run, was given now={seen}"
+        node.start, node.origin = self.loop.now_ns(), seen[0]
+        node.last_tick, node.deadline, node.poked = node.origin, None, None
+        node.on_tick, node.stats = [], Counter()
 
     def core_now(self, name: str, at: int) -> int:
         """Loop time ``at`` (ns) on ``name``'s core's scale (to a nanosecond: the two round apart)."""
@@ -328,10 +341,12 @@ class DriverMachine(TracedMachine):
     @guard(lambda self: self.loop is not None)
     @rule(node=st.sampled_from(NODES), offset=st.sampled_from(DEADLINES_NS))
     def deadline(self, node, offset):
-        self.do("deadline", node=node, offset=offset)
+        takers = [name for name in NODES if self.nodes[name].deadlines]
+        self.do("deadline", node=takers[NODES.index(node) % len(takers)], offset=offset)
 
     def step_deadline(self, node: str, offset: int | None) -> None:
-        self.require(node in NODES and offset in DEADLINES_NS, f"deadline {offset} for {node}")
+        self.require(node in NODES and offset in DEADLINES_NS and self.nodes[node].deadlines,
+                     f"deadline {offset} for {node}, whose core asks for none")
         at, seen = self.loop.now_ns(), []
 
         def operation(core, now):
@@ -362,7 +377,8 @@ class DriverMachine(TracedMachine):
 
     def step_flood(self, node: str, to: str) -> None:
         self.require(frozenset((node, to)) in self.linked, f"{node} and {to} have no connection")
-        items = [(to, self.fresh("f"), "flood", []) for _ in range(FLOOD)]
+        third = next(name for name in NODES if name not in (node, to))
+        items = [(to, self.fresh("f"), "flood", []) for _ in range(FLOOD)] + [(third, self.fresh("f"), "keep", [])]
         at, seen = self.loop.now_ns(), []
 
         def operation(core, now):
@@ -399,7 +415,6 @@ class DriverMachine(TracedMachine):
         self.exploding = None
         self.begin(target)
         self.loop.settle(f"{target}'s driver starting again")
-        self.note_origin(target)
 
     @guard(lambda self: self.loop is not None)
     @rule(node=st.sampled_from(NODES))
@@ -542,7 +557,8 @@ class DriverMachine(TracedMachine):
         for name in NODES:
             node, core = self.nodes[name], self.cores[name]
             sink = self.loop.metrics.get(name)
-            assert core.metrics is sink, f"{name}'s core was handed {core.metrics!r} as its metrics, not {sink!r}"
+            expected = UNATTACHED if sink is None else sink
+            assert core.metrics is expected, f"{name}'s core holds {core.metrics!r} as its metrics, not {expected!r}"
             if sink is None:
                 continue
             values = sink.snapshot()
