@@ -1,0 +1,119 @@
+"""Core-driver bugs (``implementations.transport.driver``): when a core is ticked, and what becomes
+of a batch when one message is refused; caught by the in-process ``driver`` machine. Each is a
+``CoreDriver`` subclass."""
+
+from __future__ import annotations
+
+from implementations.transport.driver import MIN_TICK_GAP_NS, CoreDriver
+from machines.adapters.driver_quic import implementation_with
+from tests.bugs.catalogue import Bug, variant
+
+
+class ForgetsToWakeTheTicker(CoreDriver):
+    """An operation does not wake the tick loop: a deadline it moves sooner is kept only when the loop
+    wakes for its old time (or for a message)."""
+
+    def apply(self, operation):
+        result, outgoing = operation(self.core, self.now())
+        self._dispatch(outgoing)
+        return result  # BUG: no self._poke.set()
+
+
+class TicksWithNoFloor(CoreDriver):
+    """A deadline already past is taken at once: the floor of ``MIN_TICK_GAP_NS`` after the last
+    tick is left out, so a core whose deadline does not move is ticked in a loop."""
+
+    async def _ticks(self):
+        import trio
+
+        last_tick = self.now()
+        while True:
+            self._poke = trio.Event()
+            now = self.now()
+            wake_at = last_tick + self.tick_period_ns
+            next_deadline = getattr(self.core, "next_deadline", None)
+            deadline = next_deadline(now) if next_deadline is not None else None
+            if deadline is not None:
+                wake_at = min(wake_at, deadline)  # BUG: no max(..., last_tick + MIN_TICK_GAP_NS)
+            if now < wake_at:
+                with trio.move_on_after((wake_at - now) / 1e9):
+                    await self._poke.wait()
+                continue
+            last_tick = now
+            self.stats["ticks"] += 1
+            self._dispatch(self.core.tick(now))
+            if hasattr(self.metrics, "peers_online"):
+                self.metrics.peers_online(len(self.endpoint.peers()))
+
+
+assert MIN_TICK_GAP_NS > 0  # what TicksWithNoFloor leaves out
+
+
+class ARefusalEndsTheBatch(CoreDriver):
+    """A message the core refuses ends the batch it came in: the messages received with it are
+    counted but never handled."""
+
+    async def run(self):
+        import trio
+
+        self.now()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._ticks)
+            while True:
+                batch = await self.endpoint.receive_many()
+                self.stats["received"] += len(batch)
+                for _, data in batch:
+                    try:
+                        outgoing = self.core.handle(data, self.now())
+                    except ValueError:
+                        self.stats["refused"] += 1
+                        if self.metrics is not None:
+                            self.metrics.message_refused()
+                        break  # BUG: the rest of the batch is lost
+                    self._dispatch(outgoing)
+                self._poke.set()
+
+
+class ADropEndsTheBatch(CoreDriver):
+    """A message the connection's send buffer has no room for ends the batch it was in: the core's
+    messages after it, to any peer, are never sent."""
+
+    def _dispatch(self, outgoing):
+        from implementations.transport.endpoint import TransportError
+        from implementations.transport.framing import FramingError
+
+        for peer, data in outgoing:
+            conn = self.endpoint.connection_to(self.public_key_of(peer))
+            try:
+                if conn is not None:
+                    conn.send_nowait(data)
+                elif peer in self.directory:
+                    self.endpoint.send_to(self.directory[peer], data)
+                else:
+                    self.stats["unknown_peer"] += 1
+                    continue
+            except TransportError:
+                self.stats["dropped"] += 1
+                break  # BUG: the rest of the batch is lost
+            except FramingError:
+                self.stats["too_large"] += 1
+                continue
+            self.stats["sent"] += 1
+
+
+def _bug(name: str, description: str, kind: str, driver_class: type[CoreDriver], involves: tuple[str, ...]) -> Bug:
+    implementation = implementation_with(f"bug-{name}", driver_class)
+    return Bug(name=name, machine="driver", description=description, kind=kind, correct="quic-loopback",
+               plant=variant("driver", name, implementation.make_replica), involves=frozenset(involves))
+
+
+BUGS = [
+    _bug("driver-forgets-to-wake-the-ticker", "an operation that moves the core's deadline sooner does not wake the "
+         "tick loop: the tick comes at the old time", "timestamp-source", ForgetsToWakeTheTicker, ("deadline",)),
+    _bug("driver-ticks-with-no-floor", "a deadline already past is taken at once, without the MIN_TICK_GAP_NS floor "
+         "after the last tick", "off-by-one", TicksWithNoFloor, ("deadline",)),
+    _bug("driver-a-refusal-ends-the-batch", "a message the core refuses ends the batch it came in: the messages "
+         "received with it are never handled", "lost-update", ARefusalEndsTheBatch, ("send",)),
+    _bug("driver-a-drop-ends-the-batch", "a message the send buffer has no room for ends the core's batch: its "
+         "messages after it, to any peer, are never sent", "lost-update", ADropEndsTheBatch, ("flood",)),
+]
