@@ -45,7 +45,8 @@ HERE = Path(__file__).resolve().parent
 TRACES = HERE / "traces"
 BUDGETS = HERE / "budgets.json"
 #: The modules holding the catalogue's bugs, one per area.
-AREAS = ("orset", "lww", "rga", "tasklist", "policy", "pskt", "threshold", "mesh", "realnet", "handshake", "endpoint", "proxy", "driver")
+AREAS = ("orset", "lww", "rga", "tasklist", "policy", "pskt", "threshold", "mesh", "realnet", "handshake", "endpoint", "proxy",
+         "driver")
 
 #: Every class of bug the catalogue draws from, with what it means.
 CLASSES = {
