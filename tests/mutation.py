@@ -2,6 +2,7 @@
 
     python -m tests.mutation implementations/orset_tombstone.py          # the machines tests/mutation_plan.toml names
     python -m tests.mutation implementations/lww.py --machine lww -k hlc --workers 1 --out /tmp/lww-mutants.md
+    python -m tests.mutation implementations/transport/endpoint.py --leave-out realnet   # the plan's machines but one
     python -m tests.mutation --all /var/mutation                        # every planned module not saved there yet
     python -m tests.mutation implementations/rga.py --all /var/mutation # only that one (a runner of the nightly matrix)
     python -m tests.mutation --summary /var/mutation                    # the score over implementations/
@@ -663,13 +664,21 @@ def summary(directory: Path, equivalents: list[Equivalent]) -> tuple[str, int]:
 def _machines(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Machines:
     """The machines that test ``args.module``: ``--machine`` (``-k``), or the plan's; a usage
     error if the plan lacks the module or a machine or implementation does not exist."""
+    if args.machine and args.leave_out:
+        parser.error("--leave-out takes the plan's machines; with --machine, name only the ones to run")
     if args.machine:
         machines = {args.machine: args.selection.split(",") if args.selection else every_implementation(args.machine)}
     else:
         plan, skipped = load_plan()
         if args.module not in plan:
             parser.error(f"{args.module}: not in {PLAN.name} ({skipped.get(args.module, 'no entry')}); name --machine")
-        machines = plan[args.module]
+        machines = dict(plan[args.module])
+        for left_out in args.leave_out:
+            if left_out not in machines:
+                parser.error(f"--leave-out {left_out}: not one of the plan's machines for {args.module} ({', '.join(machines)})")
+            del machines[left_out]
+        if not machines:
+            parser.error(f"--leave-out leaves no machine to test {args.module}")
     try:
         selected_tests(machines)
     except ValueError as error:
@@ -686,6 +695,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("module", nargs="?", help="a file of implementations/, e.g. implementations/lww.py")
     parser.add_argument("--machine", help="the machine whose test kills its mutants (default: the plan's machines; "
                                           "with --rerun-survivors too)")
+    parser.add_argument("--leave-out", action="append", default=[], metavar="MACHINE",
+                        help="with the plan's machines: leave this one out (repeatable; realnet's minutes a mutant, say)")
     parser.add_argument("-k", dest="selection", help="with --machine: its implementations that use the module, comma-separated")
     parser.add_argument("--workers", type=int, default=1, help="mutants tested at once (default 1: a shared machine)")
     parser.add_argument("--out", help="where to write the Markdown report")

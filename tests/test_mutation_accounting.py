@@ -8,6 +8,7 @@ mutant it accounts for.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fnmatch
 import json
@@ -407,3 +408,25 @@ def test_an_interrupted_mutation_run_leaves_no_store_behind(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         mutation._mutmut("implementations/lww.py", {"lww": ["hlc"]}, workers=1)
     assert len(seen) == 1 and not seen[0].exists(), seen
+
+
+def test_leave_out_takes_a_machine_out_of_the_plan_s_and_names_a_mistake():
+    """``--leave-out realnet``: the plan's other machines test the module; leaving out a machine the
+    plan does not name, every machine, or combining it with ``--machine`` is a usage error."""
+    parser = argparse.ArgumentParser()
+
+    def machines(*argv):
+        args = argparse.Namespace(module="implementations/transport/endpoint.py", machine=None, selection=None,
+                                  leave_out=[])
+        for flag, value in zip(argv[::2], argv[1::2], strict=True):
+            if flag == "--leave-out":
+                args.leave_out.append(value)
+            else:
+                args.machine = value
+        return mutation._machines(parser, args)
+
+    assert machines("--leave-out", "realnet") == {"endpoint": ["quic-loopback"], "driver": ["quic-loopback"]}
+    for argv in (("--leave-out", "lww"), ("--leave-out", "realnet", "--leave-out", "endpoint", "--leave-out", "driver"),
+                 ("--leave-out", "realnet", "--machine", "endpoint")):
+        with pytest.raises(SystemExit):
+            machines(*argv)
