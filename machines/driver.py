@@ -195,7 +195,7 @@ class DriverMachine(TracedMachine):
         self.linked: set[frozenset] = set()
         self.dialed: set[frozenset] = set()  # pairs a message went between this step
         self.number = 0
-        self.sent_now: list[tuple[int, str, str, str, str, list]] = []  # this step's applies' messages
+        self.sent_now: list[tuple[str, int, list]] = []  # this step's applies: node, now, messages
         self.in_flight: Counter = Counter()  # (receiver, id) -> copies the model awaits
         self.sent_at: dict[str, int] = {}
         self.kind_of: dict[str, tuple[str, list]] = {}
@@ -264,12 +264,13 @@ class DriverMachine(TracedMachine):
         return [(to, self.fresh(prefix), kind, list(reply_to)) for to, kind, reply_to in outgoing]
 
     @staticmethod
-    def wire(items: list[tuple[str, str, str, list]]) -> list[tuple[str, bytes]]:
-        out = []
-        for to, ident, kind, reply_to in items:
-            do = {"full": "keep", "oversize": "keep", "flood": "keep"}.get(kind, kind)
-            out.append((to, message(ident, do, reply_to if kind == "reply" else [], SIZES.get(kind, 0))))
-        return out
+    def encoded(ident: str, kind: str, reply_to: list) -> bytes:
+        """The bytes of the machine's message ``ident`` of ``kind``."""
+        do = {"full": "keep", "oversize": "keep", "flood": "keep"}.get(kind, kind)
+        return message(ident, do, reply_to if kind == "reply" else [], SIZES.get(kind, 0))
+
+    def wire(self, items: list[tuple[str, str, str, list]]) -> list[tuple[str, bytes]]:
+        return [(to, self.encoded(ident, kind, reply_to)) for to, ident, kind, reply_to in items]
 
     def apply(self, name: str, operation, what: str):
         """``CoreDriver.apply(operation)`` in the loop: its result or its exception."""
@@ -443,11 +444,11 @@ class DriverMachine(TracedMachine):
         node = self.nodes[name]
         unacknowledged: Counter = Counter()
         for to, ident, kind, reply_to in items:
-            size = SIZES.get(kind, 0)
             if to == name or to not in NODES:
                 node.stats["unknown_peer"] += 1
                 continue
-            frame = max(size, 1) + FRAME_HEADER_BYTES
+            size = len(self.encoded(ident, kind, reply_to))
+            frame = size + FRAME_HEADER_BYTES
             linked = frozenset((name, to)) in self.linked
             if size > MAX_FRAME_BYTES:
                 node.stats["too_large"] += 1
