@@ -128,7 +128,7 @@ OWN_IDENTITY = "refused: transport.hello: the peer claims our own identity"
 #: A pin that is no certificate (``dial``'s pin ``not_a_certificate``: a committed trace, no rule
 #: draws it): a corrupt address, refused at the call, before a packet leaves.
 #: Ports no peer listens on: each makes no ``PeerAddress`` (the ``no_port`` pin of ``dial``).
-NO_PORTS = (0, -1, 65536, 70000, "4433", True, None)
+NO_PORTS = (0, -1, 65536, 70000, "4433", True, None, 4433.5)
 NOT_A_CERTIFICATE = b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
 NOT_PEM = "not a PEM certificate: "
 SEND_TO_NEEDS_A_KEY = "send_to needs the public key of the node at the address"
@@ -520,9 +520,10 @@ class EndpointMachine(TracedMachine):
 
     @staticmethod
     def address_of_no_port(target: PeerAddress) -> None:
-        """A peer address whose port is none (``NO_PORTS``: 0, negative, past 65535, not an int) is
-        refused where it is made, by ``PeerAddress`` and by ``PeerAddress.from_json`` (what a node's
-        ``join`` and ``peers`` requests are read with), with a ``ValueError`` naming the port: no dial
+        """A peer address whose port is none (``NO_PORTS``: 0, negative, past 65535, not an int: a
+        string of digits, a boolean, a fraction) is refused where it is made, by ``PeerAddress`` and
+        by ``PeerAddress.from_json`` (what a node's ``join`` and ``peers`` requests are read with: a
+        port of "4433" or 4433.5 is no port, not port 4433), with a ``ValueError`` naming it: no dial
         can take it (a dial to port 70000 made the endpoint's sendto raise OverflowError, which ended
         the endpoint and every connection of the node)."""
         for port in NO_PORTS:
@@ -533,15 +534,15 @@ class EndpointMachine(TracedMachine):
                     f"a peer address of port {port!r} was refused with ValueError: {error}: not naming the port")
             else:
                 raise AssertionError(f"a peer address of port {port!r} was made")
-            if isinstance(port, int) and not isinstance(port, bool):
-                as_json = {**target.to_json(), "port": port}
-                try:
-                    PeerAddress.from_json(as_json)
-                except ValueError as error:
-                    assert "port" in str(error), f"a peer address of port {port!r} read from JSON was refused with " \
-                                                 f"ValueError: {error}: not naming the port"
-                else:
-                    raise AssertionError(f"a peer address of port {port!r} was read from JSON")
+            as_json = {**target.to_json(), "port": port}  # JSON holds ints, floats, strings, booleans, null alike
+            try:
+                PeerAddress.from_json(as_json)
+            except ValueError as error:
+                assert "port" in str(error) and repr(port) in str(error), (
+                    f"a peer address of port {port!r} read from JSON was refused with ValueError: {error}: "
+                    "not naming the port")
+            else:
+                raise AssertionError(f"a peer address of port {port!r} was read from JSON")
 
     def add_link(self, client: int, server: int, conn, accepted) -> None:
         keys = self.loop.call(self.async_value(lambda: (conn.peer_public_key, accepted.peer_public_key)), 5.0,

@@ -117,11 +117,13 @@ class PeerAddress:
     @classmethod
     def from_json(cls, value: dict) -> PeerAddress:
         try:
-            key = value.get("public_key")
-            return cls(
-                check_loopback(str(value["host"])),
-                int(value["port"]),
-                str(value["certificate"]).encode("ascii"),
+            key, host, certificate = value.get("public_key"), value["host"], value["certificate"]
+            if type(host) is not str or type(certificate) is not str:
+                raise TypeError(f"host and certificate are strings, got {host!r:.40} and {certificate!r:.40}")
+            return cls(  # the port as JSON holds it: "4433", 4433.5 or true is no port (PeerAddress says so)
+                check_loopback(host),
+                value["port"],
+                certificate.encode("ascii"),
                 bytes.fromhex(key) if key is not None else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
