@@ -70,6 +70,7 @@ CLASSES = {
     "lost-update": "an update that never reaches the others (left out of a delta, a digest, a merge)",
     "amplification": "a message that makes its receiver send more than it brought (rounds that restart themselves)",
     "believes-a-lie": "a peer's message believed unchecked (a counter at its maximum, a claim about the receiver's own state)",
+    "refusal-escapes": "the refusal of one message or request (a limit, a malformed value) escapes and stops the whole process",
 }
 
 

@@ -1,12 +1,15 @@
 """Core-driver bugs (``implementations.transport.driver``): when a core is ticked, and what becomes
 of a batch when one message is refused; caught by the in-process ``driver`` machine. Each is a
-``CoreDriver`` subclass."""
+``CoreDriver`` subclass, but the last two, which put back the two defects the driver machine found
+when it was written: a message past a frame that stops its node (a subclass too), and a quiet
+connection closed at its next message (``endpoint.py``, patched while the machine runs)."""
 
 from __future__ import annotations
 
 from implementations.transport.driver import MIN_TICK_GAP_NS, CoreDriver
-from machines.adapters.driver_quic import implementation_with
-from tests.bugs.catalogue import Bug, variant
+from implementations.transport.endpoint import Connection
+from machines.adapters.driver_quic import Drivers, implementation_with
+from tests.bugs.catalogue import Bug, patched, variant
 
 
 class ForgetsToWakeTheTicker(CoreDriver):
@@ -101,6 +104,35 @@ class ADropEndsTheBatch(CoreDriver):
             self.stats["sent"] += 1
 
 
+class AFrameTooLargeStopsTheNode(CoreDriver):
+    """The transport's refusal of a message past ``MAX_FRAME_BYTES`` (``FramingError``) is not caught:
+    an operation returning one raises after the core changed, a tick returning one ends the node."""
+
+    def _dispatch(self, outgoing):
+        from implementations.transport.endpoint import TransportError
+
+        for peer, data in outgoing:
+            conn = self.endpoint.connection_to(self.public_key_of(peer))
+            try:
+                if conn is not None:
+                    conn.send_nowait(data)
+                elif peer in self.directory:
+                    self.endpoint.send_to(self.directory[peer], data)
+                else:
+                    self.stats["unknown_peer"] += 1
+                    continue
+            except TransportError:  # BUG: no FramingError branch
+                self.stats["dropped"] += 1
+                continue
+            self.stats["sent"] += 1
+
+
+def silent_since_the_last_datagram(self):
+    """``Connection._silent_since`` as it was: the silence counted from the last datagram heard, so a
+    connection quiet past ``UNANSWERED_SECONDS`` is closed at its next message."""
+    return self.last_heard
+
+
 def _bug(name: str, description: str, kind: str, driver_class: type[CoreDriver], involves: tuple[str, ...]) -> Bug:
     implementation = implementation_with(f"bug-{name}", driver_class)
     return Bug(name=name, machine="driver", description=description, kind=kind, correct="quic-loopback",
@@ -116,4 +148,14 @@ BUGS = [
          "received with it are never handled", "lost-update", ARefusalEndsTheBatch, ("send",)),
     _bug("driver-a-drop-ends-the-batch", "a message the send buffer has no room for ends the core's batch: its "
          "messages after it, to any peer, are never sent", "lost-update", ADropEndsTheBatch, ("flood",)),
+    _bug("driver-a-frame-too-large-stops-the-node", "a core's message past MAX_FRAME_BYTES is refused by the "
+         "transport and the driver lets the error out: the operation raises after the core changed, a tick ends the node",
+         "refusal-escapes", AFrameTooLargeStopsTheNode, ("send|script_tick",)),
+    Bug(name="driver-endpoint-counts-silence-from-the-last-datagram", machine="driver",
+        description="a connection quiet past UNANSWERED_SECONDS is closed at its next message: the endpoint counts the "
+                    "peer's silence from the last datagram heard, not from when data began to wait",
+        kind="expiry", correct="quic-loopback",
+        plant=patched(Connection, "_silent_since", silent_since_the_last_datagram, "driver",
+                      "driver-endpoint-counts-silence-from-the-last-datagram", lambda replica_id, clock: Drivers()),
+        involves=frozenset({"advance"})),
 ]
