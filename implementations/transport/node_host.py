@@ -31,6 +31,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,8 @@ async def run_node(program: NodeProgram, data_dir: Path, port: int = 0, ready=sy
                 }
 
             def peers(peers: dict) -> int:
+                if not isinstance(peers, dict):  # (an AttributeError would get past the control endpoint's refusals)
+                    raise TypeError(f"peers is an object of peer id hex -> address, got {type(peers).__name__}")
                 directory = {bytes.fromhex(key): PeerAddress.from_json(value) for key, value in peers.items()}
                 driver.directory = directory
                 return len(directory)
@@ -107,7 +110,8 @@ async def run_node(program: NodeProgram, data_dir: Path, port: int = 0, ready=sy
             nursery.start_soon(driver.run)
             control_port = await nursery.start(serve_control, handlers, nursery.cancel_scope.cancel)
             nursery.start_soon(watch_parent, nursery.cancel_scope)
-            nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+            if threading.current_thread() is threading.main_thread():  # signals reach the main thread only:
+                nursery.start_soon(_stop_on_signal, nursery.cancel_scope)  # a node run in another stops by shutdown
             print(json.dumps({"ready": True, **status(), "control": control_port}), file=ready, flush=True)
 
 

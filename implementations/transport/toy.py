@@ -51,7 +51,7 @@ class CounterCore:
         return self._broadcast()
 
     def increment(self, by: int = 1) -> list:
-        if not isinstance(by, int) or not 0 < by <= MAX_COUNT - self.counts[self.own]:
+        if type(by) is not int or not 0 < by <= MAX_COUNT - self.counts[self.own]:  # (a bool is no amount)
             raise ValueError(f"increment by {by!r}: must be a positive int keeping the count at most {MAX_COUNT}")
         self._save({self.own: self.counts[self.own] + by})  # persisted before it is acknowledged or sent
         self.counts[self.own] += by
@@ -118,7 +118,8 @@ def _counter_program():
         return len(keys), core.set_peers([bytes.fromhex(key) for key in keys])
 
     def increment(core: CounterCore, now: int, by: int = 1):
-        return core.value() + by, core.increment(by)
+        outgoing = core.increment(by)  # checks the amount before anything reads it
+        return core.value(), outgoing
 
     def value(core: CounterCore, now: int):
         return core.value(), []

@@ -39,7 +39,7 @@ from implementations.transport.driver import CoreDriver
 from implementations.transport.endpoint import open_endpoint
 from implementations.transport.identity import Ed25519Identity
 from implementations.transport.metrics import NodeMetrics
-from machines.adapters.loop_thread import call_in_loop
+from machines.adapters.loop_thread import call_in_loop, run_timers
 
 #: The longest a call into the loop may take, in real seconds.
 CALL_SECONDS = 10.0
@@ -47,12 +47,6 @@ CALL_SECONDS = 10.0
 HORIZON_SECONDS = 0.01
 #: The most clock jumps one ``settle`` makes before it calls the loop stuck.
 MAX_JUMPS = 5_000
-#: Real seconds every task must stay blocked, with nothing readable, for the loop to count as quiet.
-#: None needed: a datagram sent on loopback is readable at its receiver when ``sendto`` returns, so
-#: the poll trio makes before it calls the loop idle sees it (0.2 ms here made a run 3 times slower
-#: in wall time and found nothing more).
-CUSHION_SECONDS = 0.0
-
 _certificates: dict[str, tls.NodeCertificate] = {}
 
 
@@ -147,30 +141,13 @@ class DriverLoop:
         assert self._token is not None and self._nursery is not None
         return call_in_loop(self._token, self._nursery, function, what, CALL_SECONDS)
 
-    async def _quiet(self, until: float | None, what: str) -> None:
-        """Run timers (jumping the clock to each) until the loop is quiet (see the module), or, with
-        ``until``, until the clock reaches it and the loop is quiet there."""
-        for _ in range(MAX_JUMPS):
-            await trio.testing.wait_all_tasks_blocked(CUSHION_SECONDS)
-            now = trio.current_time()
-            gap = trio.lowlevel.current_statistics().seconds_to_next_deadline
-            if until is not None and now + gap > until:
-                if now >= until:
-                    return
-                self.clock.jump(until - now)
-            elif until is None and gap > HORIZON_SECONDS:
-                return
-            else:
-                self.clock.jump(max(gap, 0.0))
-        raise AssertionError(f"{what}: the loop was not quiet after {MAX_JUMPS} jumps of its clock")
-
     def settle(self, what: str) -> None:
-        self.call(lambda: self._quiet(None, what), what)
+        self.call(lambda: run_timers(self.clock, HORIZON_SECONDS, MAX_JUMPS, what), what)
 
     def advance(self, seconds: float, what: str) -> None:
         async def go() -> None:
-            await self._quiet(trio.current_time() + seconds, what)
-            await self._quiet(None, what)
+            await run_timers(self.clock, HORIZON_SECONDS, MAX_JUMPS, what, until=trio.current_time() + seconds)
+            await run_timers(self.clock, HORIZON_SECONDS, MAX_JUMPS, what)
 
         self.call(go, what)
 
