@@ -46,7 +46,7 @@ TRACES = HERE / "traces"
 BUDGETS = HERE / "budgets.json"
 #: The modules holding the catalogue's bugs, one per area.
 AREAS = ("orset", "lww", "rga", "tasklist", "policy", "pskt", "threshold", "mesh", "realnet", "handshake", "endpoint", "proxy",
-         "driver")
+         "driver", "node_host")
 
 #: Every class of bug the catalogue draws from, with what it means.
 CLASSES = {
