@@ -25,13 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
-
-import trio
-import trio.testing
 
 from harness import Implementation, register
 from implementations.transport import tls
@@ -39,14 +34,8 @@ from implementations.transport.driver import CoreDriver
 from implementations.transport.endpoint import open_endpoint
 from implementations.transport.identity import Ed25519Identity
 from implementations.transport.metrics import NodeMetrics
-from machines.adapters.loop_thread import call_in_loop, run_timers
+from machines.adapters.loop_thread import MockLoop
 
-#: The longest a call into the loop may take, in real seconds.
-CALL_SECONDS = 10.0
-#: Timers due within this many seconds are the transport's own: ``settle`` runs them.
-HORIZON_SECONDS = 0.01
-#: The most clock jumps one ``settle`` makes before it calls the loop stuck.
-MAX_JUMPS = 5_000
 _certificates: dict[str, tls.NodeCertificate] = {}
 
 
@@ -58,48 +47,24 @@ def certificate(name: str) -> tls.NodeCertificate:
     return _certificates[name]
 
 
-class DriverLoop:
+class DriverLoop(MockLoop):
     """A trio loop on a mock clock, in a thread, holding the endpoints and drivers of one example."""
+
+    thread_name = "driver-machine trio loop"
 
     def __init__(self, names: list[str], driver_class: type[CoreDriver]) -> None:
         self.names, self.driver_class = list(names), driver_class
-        self.clock = trio.testing.MockClock()
         self.identities = {name: Ed25519Identity(bytes([i + 1]) * 32) for i, name in enumerate(names)}
         self.keys = {name: identity.public_key for name, identity in self.identities.items()}
         self.endpoints: dict[str, Any] = {}
         self.drivers: dict[str, CoreDriver] = {}
         self.metrics: dict[str, NodeMetrics] = {}
         self.ended: dict[str, BaseException] = {}
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._nursery: trio.Nursery | None = None
-        self._ready = threading.Event()
-        self._finished = threading.Event()
-        self._loop_error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="driver-machine trio loop", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(CALL_SECONDS) or len(self.endpoints) != len(names):
-            self.stop()
-            raise RuntimeError(f"the endpoints did not open within {CALL_SECONDS} s: {self._loop_error!r}")
+        super().__init__()
 
-    def _run(self) -> None:
-        async def main() -> None:
-            async with contextlib.AsyncExitStack() as stack:
-                for name in self.names:
-                    self.endpoints[name] = await stack.enter_async_context(
-                        open_endpoint(self.identities[name], certificate(name)))
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    self._token = trio.lowlevel.current_trio_token()
-                    self._ready.set()
-                    await trio.sleep_forever()
-
-        try:
-            trio.run(main, clock=self.clock)
-        except BaseException as error:  # reported by the next call
-            self._loop_error = error
-        finally:
-            self._finished.set()
-            self._ready.set()
+    async def setup(self, stack: contextlib.AsyncExitStack) -> None:
+        for name in self.names:
+            self.endpoints[name] = await stack.enter_async_context(open_endpoint(self.identities[name], certificate(name)))
 
     # --- drivers --------------------------------------------------------------------------
 
@@ -132,36 +97,9 @@ class DriverLoop:
         self.call(begin, f"starting {name}'s driver")
         return driver
 
-    # --- running code in the loop ---------------------------------------------------------
-
-    def call(self, function: Callable[[], Any], what: str) -> Any:
-        """``function()`` (awaited if it returns an awaitable) in the loop; its result or its exception."""
-        if self._finished.is_set():
-            raise AssertionError(f"{what}: the loop has ended ({self._loop_error!r})")
-        assert self._token is not None and self._nursery is not None
-        return call_in_loop(self._token, self._nursery, function, what, CALL_SECONDS)
-
-    def settle(self, what: str) -> None:
-        self.call(lambda: run_timers(self.clock, HORIZON_SECONDS, MAX_JUMPS, what), what)
-
-    def advance(self, seconds: float, what: str) -> None:
-        async def go() -> None:
-            await run_timers(self.clock, HORIZON_SECONDS, MAX_JUMPS, what, until=trio.current_time() + seconds)
-            await run_timers(self.clock, HORIZON_SECONDS, MAX_JUMPS, what)
-
-        self.call(go, what)
-
     def now_ns(self) -> int:
         """The loop's clock, in nanoseconds (as the drivers' clocks count from it)."""
         return round(self.clock.current_time() * 1_000_000_000)
-
-    def stop(self) -> None:
-        """End the loop: drivers cancelled, endpoints closed; bounded."""
-        if self._token is not None and self._nursery is not None and not self._finished.is_set():
-            with contextlib.suppress(trio.RunFinishedError):
-                self._token.run_sync_soon(self._nursery.cancel_scope.cancel)
-        deadline = time.monotonic() + CALL_SECONDS
-        self._thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class Drivers:

@@ -7,6 +7,7 @@ them. A step hands the loop a function with ``call_in_loop`` and waits for its r
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -71,3 +72,78 @@ async def run_timers(clock: trio.testing.MockClock, horizon: float, max_jumps: i
             clock.jump(max(gap, 0.0))
     raise AssertionError(f"{what}: the loop was not quiet after {max_jumps} jumps of its clock")
 
+
+
+class MockLoop:
+    """A trio loop on a ``MockClock``, in a daemon thread of its own, for the length of one example.
+
+    ``setup(stack)`` (a subclass's) opens what the example keeps open in the loop before it serves
+    calls; ``call(function, what)`` runs ``function()`` in the loop; ``settle(what)`` runs the loop's
+    timers until it is quiet (``run_timers``: nothing due within ``HORIZON_SECONDS``, the transport's
+    own timers); ``advance(seconds, what)`` moves the clock on, timer by timer, then settles; ``stop()``
+    ends the loop, cancelling its tasks and leaving ``setup``'s stack. Every wait is bounded in real
+    time (``CALL_SECONDS``)."""
+
+    CALL_SECONDS = 10.0
+    #: Timers due within this many seconds are the transport's own (pacing, the acknowledgement delay).
+    HORIZON_SECONDS = 0.01
+    #: The most clock jumps one settle makes before it calls the loop stuck.
+    MAX_JUMPS = 5_000
+    thread_name = "machine trio loop"
+
+    def __init__(self) -> None:
+        self.clock = trio.testing.MockClock()
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._nursery: trio.Nursery | None = None
+        self._ready = threading.Event()
+        self._finished = threading.Event()
+        self._loop_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(self.CALL_SECONDS) or self._token is None:
+            self.stop()
+            raise RuntimeError(f"{self.thread_name} did not start within {self.CALL_SECONDS} s: {self._loop_error!r}")
+
+    async def setup(self, stack: contextlib.AsyncExitStack) -> None:
+        """Open what the example keeps open (left when the loop ends)."""
+
+    def _run(self) -> None:
+        async def main() -> None:
+            async with contextlib.AsyncExitStack() as stack:
+                await self.setup(stack)
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    self._token = trio.lowlevel.current_trio_token()
+                    self._ready.set()
+                    await trio.sleep_forever()
+
+        try:
+            trio.run(main, clock=self.clock)
+        except BaseException as error:  # reported by the next call
+            self._loop_error = error
+        finally:
+            self._finished.set()
+            self._ready.set()
+
+    def call(self, function: Callable[[], Any], what: str) -> Any:
+        if self._finished.is_set():
+            raise AssertionError(f"{what}: the loop has ended ({self._loop_error!r})")
+        assert self._token is not None and self._nursery is not None
+        return call_in_loop(self._token, self._nursery, function, what, self.CALL_SECONDS)
+
+    def settle(self, what: str) -> None:
+        self.call(lambda: run_timers(self.clock, self.HORIZON_SECONDS, self.MAX_JUMPS, what), what)
+
+    def advance(self, seconds: float, what: str) -> None:
+        async def go() -> None:
+            until = trio.current_time() + seconds
+            await run_timers(self.clock, self.HORIZON_SECONDS, self.MAX_JUMPS, what, until=until)
+            await run_timers(self.clock, self.HORIZON_SECONDS, self.MAX_JUMPS, what)
+
+        self.call(go, what)
+
+    def stop(self) -> None:
+        if self._token is not None and self._nursery is not None and not self._finished.is_set():
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(self._nursery.cancel_scope.cancel)
+        self._thread.join(self.CALL_SECONDS)

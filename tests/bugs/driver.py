@@ -77,31 +77,40 @@ class ARefusalEndsTheBatch(CoreDriver):
                 self._poke.set()
 
 
+def _dispatch(driver: CoreDriver, outgoing, *, drop_ends_the_batch: bool = False, catch_framing: bool = True) -> None:
+    """``CoreDriver._dispatch`` with one of two defects: a drop that ends the batch, or no
+    ``FramingError`` branch."""
+    from implementations.transport.endpoint import TransportError
+    from implementations.transport.framing import FramingError
+
+    refusals = (TransportError, FramingError) if catch_framing else (TransportError,)
+    for peer, data in outgoing:
+        conn = driver.endpoint.connection_to(driver.public_key_of(peer))
+        try:
+            if conn is not None:
+                conn.send_nowait(data)
+            elif peer in driver.directory:
+                driver.endpoint.send_to(driver.directory[peer], data)
+            else:
+                driver.stats["unknown_peer"] += 1
+                continue
+        except refusals as error:
+            if isinstance(error, FramingError):
+                driver.stats["too_large"] += 1
+                continue
+            driver.stats["dropped"] += 1
+            if drop_ends_the_batch:
+                break  # BUG (ADropEndsTheBatch): the rest of the batch is lost
+            continue
+        driver.stats["sent"] += 1
+
+
 class ADropEndsTheBatch(CoreDriver):
     """A message the connection's send buffer has no room for ends the batch it was in: the core's
     messages after it, to any peer, are never sent."""
 
     def _dispatch(self, outgoing):
-        from implementations.transport.endpoint import TransportError
-        from implementations.transport.framing import FramingError
-
-        for peer, data in outgoing:
-            conn = self.endpoint.connection_to(self.public_key_of(peer))
-            try:
-                if conn is not None:
-                    conn.send_nowait(data)
-                elif peer in self.directory:
-                    self.endpoint.send_to(self.directory[peer], data)
-                else:
-                    self.stats["unknown_peer"] += 1
-                    continue
-            except TransportError:
-                self.stats["dropped"] += 1
-                break  # BUG: the rest of the batch is lost
-            except FramingError:
-                self.stats["too_large"] += 1
-                continue
-            self.stats["sent"] += 1
+        _dispatch(self, outgoing, drop_ends_the_batch=True)
 
 
 class AFrameTooLargeStopsTheNode(CoreDriver):
@@ -109,22 +118,7 @@ class AFrameTooLargeStopsTheNode(CoreDriver):
     an operation returning one raises after the core changed, a tick returning one ends the node."""
 
     def _dispatch(self, outgoing):
-        from implementations.transport.endpoint import TransportError
-
-        for peer, data in outgoing:
-            conn = self.endpoint.connection_to(self.public_key_of(peer))
-            try:
-                if conn is not None:
-                    conn.send_nowait(data)
-                elif peer in self.directory:
-                    self.endpoint.send_to(self.directory[peer], data)
-                else:
-                    self.stats["unknown_peer"] += 1
-                    continue
-            except TransportError:  # BUG: no FramingError branch
-                self.stats["dropped"] += 1
-                continue
-            self.stats["sent"] += 1
+        _dispatch(self, outgoing, catch_framing=False)  # BUG: no FramingError branch
 
 
 def silent_since_the_last_datagram(self):
