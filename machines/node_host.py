@@ -31,8 +31,9 @@ that are no object), answered with an error naming it.
   so the node has the same key and address; it forgets its peers until it is introduced again;
 * ``status`` names the node's pid, its QUIC and metrics ports, its address (127.0.0.1, its port, its
   key) and the peers it has an open connection with: those it exchanged counts with since both last
-  started; ``transport`` counts no message for an unknown peer and none refused; ``metrics`` serves
-  the node's own samples;
+  started; ``transport`` counts no message for an unknown peer and none refused; ``metrics`` counts
+  no refusal, and gossip handled exactly when a peer's counts reached the node since it started (the
+  program's core reports to the node's sink);
 * a mistake is answered ``ok: false`` with an error naming it, and changes nothing.
 """
 
@@ -78,6 +79,7 @@ class Node:
     address: dict = attrs.Factory(dict)
     peers: set = attrs.Factory(set)
     knows: dict = attrs.Factory(dict)  # node -> the greatest count of it this node knows
+    heard: bool = False  # a peer's counts reached it since it started (its gossip metric counts them)
     client: ControlClient | None = None
 
 
@@ -134,6 +136,7 @@ class NodeHostMachine(TracedMachine):
             assert ready["quic"] == node.port, f"{name} restarted on another QUIC port than the one it was given"
             assert address["certificate"] == node.address["certificate"], f"{name} restarted with another certificate"
         node.key, node.port, node.address, node.running = address["public_key"], ready["quic"], address, True
+        node.heard = False  # its metrics are its process's, made at each start
         assert ready["peers_online"] == [], f"{name} starts with peers online: {ready['peers_online']}"
         node.client = ControlClient(ready["control"])
         node.knows.setdefault(name, 0)
@@ -148,6 +151,7 @@ class NodeHostMachine(TracedMachine):
             if other.running:
                 for m, count in node.knows.items():
                     other.knows[m] = max(other.knows.get(m, 0), count)
+                other.heard = True
                 self.connected.add(frozenset((name, peer)))
 
     def closure(self) -> None:
@@ -203,11 +207,12 @@ class NodeHostMachine(TracedMachine):
 
     def closure_value(self, name: str) -> int:
         """The most ``name`` can know now: its counts once every running node has sent until nothing changes."""
-        saved = {n: dict(node.knows) for n, node in self.nodes.items()}
+        saved = {n: (dict(node.knows), node.heard) for n, node in self.nodes.items()}, set(self.connected)
         self.closure()
         value = sum(self.nodes[name].knows.values())
         for n, node in self.nodes.items():
-            node.knows = saved[n]
+            node.knows, node.heard = saved[0][n]
+        self.connected = saved[1]
         return value
 
     @guard(lambda self: self.loop is not None)
@@ -295,8 +300,12 @@ class NodeHostMachine(TracedMachine):
         assert transport.get("driver_unknown_peer", 0) == 0 and transport.get("driver_refused", 0) == 0, (
             f"{name}'s transport counts {transport}")
         metrics = node.client.call("metrics")
-        assert "mbt_messages_refused_total" in metrics and metrics["mbt_messages_refused_total"] == 0, (
-            f"{name}'s metrics are {sorted(metrics)[:8]}...")
+        assert metrics.get("mbt_messages_refused_total") == 0, f"{name}'s metrics count refusals: {metrics}"
+        gossip = metrics.get("mbt_gossip_messages_total{kind=counts}", 0)
+        if node.heard or self.settled:  # (before the clock moves, a tick may have come early)
+            assert (gossip > 0) == node.heard, (
+                f"{name}'s mbt_gossip_messages_total{{kind=counts}} is {gossip}; the model says it "
+                f"{'heard' if node.heard else 'did not hear'} a peer's counts since it started")
 
     def observe(self) -> list[Observation]:
         if self.loop is None:
