@@ -523,7 +523,8 @@ class EndpointMachine(TracedMachine):
         """A peer address whose port is none (``NO_PORTS``: 0, negative, past 65535, not an int: a
         string of digits, a boolean, a fraction) is refused where it is made, by ``PeerAddress`` and
         by ``PeerAddress.from_json`` (what a node's ``join`` and ``peers`` requests are read with: a
-        port of "4433" or 4433.5 is no port, not port 4433), with a ``ValueError`` naming it: no dial
+        port of "4433" or 4433.5 is no port, not port 4433; nor is a host or certificate that is no
+        string an address), with a ``ValueError`` naming it, while ports 1 and 65535 are taken: no dial
         can take it (a dial to port 70000 made the endpoint's sendto raise OverflowError, which ended
         the endpoint and every connection of the node)."""
         for port in NO_PORTS:
@@ -543,6 +544,18 @@ class EndpointMachine(TracedMachine):
                     "not naming the port")
             else:
                 raise AssertionError(f"a peer address of port {port!r} was read from JSON")
+        for port in (1, 65535):  # both ends of the range are ports
+            address = PeerAddress(HOST, port, target.certificate, target.public_key)
+            assert PeerAddress.from_json(address.to_json()) == address, f"a peer address of port {port} was refused"
+        for field, value in (("host", 2130706433), ("host", ["127.0.0.1"]), ("certificate", 7)):
+            # 2130706433 is 127.0.0.1 as an int, which ipaddress would take: a host is a string
+            try:
+                PeerAddress.from_json({**target.to_json(), field: value})
+            except ValueError as error:
+                assert "host and certificate are strings" in str(error), (
+                    f"a peer address whose {field} is {value!r} was refused with ValueError: {error}: not naming it")
+            else:
+                raise AssertionError(f"a peer address whose {field} is {value!r} was read from JSON")
 
     def add_link(self, client: int, server: int, conn, accepted) -> None:
         keys = self.loop.call(self.async_value(lambda: (conn.peer_public_key, accepted.peer_public_key)), 5.0,
