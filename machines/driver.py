@@ -101,6 +101,13 @@ class Exploded(RuntimeError):
     """What ``ScriptCore.handle`` raises for an ``explode`` message: no refusal, a core's bug."""
 
 
+def well_formed(outgoing: list) -> bool:
+    """Whether ``outgoing`` is 1-4 of the machine's messages ``[to, kind, reply_to]``, at most ``MAX_FULL`` full."""
+    return 1 <= len(outgoing) <= 4 and all(
+        to in NAMES and kind in KINDS and 1 <= len(reply_to) <= 2 and set(reply_to) <= set(NAMES)
+        for to, kind, reply_to in outgoing) and sum(kind == "full" for _, kind, _ in outgoing) <= MAX_FULL
+
+
 def message(ident: str, do: str, to: list[str] = (), size: int = 0) -> bytes:
     """A message for a ``ScriptCore``: JSON naming it and what its receiver does, padded to ``size``."""
     head = json.dumps({"id": ident, "do": do, "to": list(to), "pad": ""}, separators=(",", ":"))
@@ -290,25 +297,26 @@ class DriverMachine(TracedMachine):
         self.do("send", node=pair[0], outgoing=[[pair[1], kind, [reply_to]]])
 
     def step_send(self, node: str, outgoing: list) -> None:
-        self.require(node in NODES and 1 <= len(outgoing) <= 4 and all(
-            to in NAMES and kind in KINDS and 1 <= len(reply_to) <= 2 and set(reply_to) <= set(NAMES)
-            for to, kind, reply_to in outgoing) and sum(kind == "full" for _, kind, _ in outgoing) <= MAX_FULL,
+        self.require(node in NODES and well_formed(outgoing),
             f"send {outgoing} from {node}")
         items = self.made(outgoing, "m")
+        self.operate(node, f"{node} applies an operation sending {len(items)} messages", items, result="applied")
+        self.loop.settle(f"{node}'s messages")
+
+    def operate(self, name: str, what: str, items: list, result=None, effect=None) -> int:
+        """``CoreDriver.apply`` of an operation that does ``effect(core, now)`` (if given) and returns
+        ``result`` and the machine's messages ``items``; ``apply`` must answer ``result``, and the operation
+        see the ``now`` the model says. The model's side (the poke, the messages sent); the ``now`` seen."""
         at, seen = self.loop.now_ns(), []
 
         def operation(core, now):
             seen.append(now)
-            return "applied", self.wire(items)
+            if effect is not None:
+                effect(core, now)
+            return result, self.wire(items)
 
-        result = self.apply(node, operation, f"{node} applies an operation sending {len(items)} messages")
-        assert result == "applied", f"{node}'s apply returned {result!r}, not the operation's result"
-        self.applied(node, at, seen, items)
-        self.loop.settle(f"{node}'s messages")
-
-    def applied(self, name: str, at: int, seen: list[int], items: list) -> int:
-        """The model's side of an ``apply`` at loop time ``at`` whose operation saw ``seen`` and returned
-        ``items``: the ``now`` it saw."""
+        got = self.apply(name, operation, what)
+        assert got == result, f"{name}'s apply returned {got!r}, not the operation's result {result!r}"
         expected = self.core_now(name, at)
         assert len(seen) == 1 and abs(seen[0] - expected) <= ROUNDING_NS, (
             f"{name}'s operation was given now={seen}; the model says [{expected}]")
@@ -322,20 +330,14 @@ class DriverMachine(TracedMachine):
         self.do("script_tick", node=node, outgoing=[[to, kind, list(reply_to)] for to, kind, reply_to in outgoing])
 
     def step_script_tick(self, node: str, outgoing: list) -> None:
-        self.require(node in NODES and 1 <= len(outgoing) <= 4 and all(
-            to in NAMES and kind in KINDS and 1 <= len(reply_to) <= 2 and set(reply_to) <= set(NAMES)
-            for to, kind, reply_to in outgoing) and sum(kind == "full" for _, kind, _ in outgoing) <= MAX_FULL,
+        self.require(node in NODES and well_formed(outgoing),
             f"script {outgoing} for {node}'s tick")
         items = self.made(outgoing, "t")
-        at, seen = self.loop.now_ns(), []
 
-        def operation(core, now):
-            seen.append(now)
+        def effect(core, now):
             core.on_tick = self.wire(items)
-            return None, []
 
-        self.apply(node, operation, f"{node}'s core is told what its next tick sends")
-        self.applied(node, at, seen, [])
+        self.operate(node, f"{node}'s core is told what its next tick sends", [], effect=effect)
         self.nodes[node].on_tick = items
         self.loop.settle(f"{node}'s tick scripted")
 
@@ -348,15 +350,11 @@ class DriverMachine(TracedMachine):
     def step_deadline(self, node: str, offset: int | None) -> None:
         self.require(node in NODES and offset in DEADLINES_NS and self.nodes[node].deadlines,
                      f"deadline {offset} for {node}, whose core asks for none")
-        at, seen = self.loop.now_ns(), []
 
-        def operation(core, now):
-            seen.append(now)
+        def effect(core, now):
             core.deadline = None if offset is None else now + offset
-            return None, []
 
-        self.apply(node, operation, f"{node}'s core asks for a deadline {offset} ns away")
-        now = self.applied(node, at, seen, [])
+        now = self.operate(node, f"{node}'s core asks for a deadline {offset} ns away", [], effect=effect)
         self.nodes[node].deadline = None if offset is None else now + offset
         self.loop.settle(f"{node}'s deadline moved")
 
@@ -380,14 +378,7 @@ class DriverMachine(TracedMachine):
         self.require(frozenset((node, to)) in self.linked, f"{node} and {to} have no connection")
         third = next(name for name in NODES if name not in (node, to))
         items = [(to, self.fresh("f"), "flood", []) for _ in range(FLOOD)] + [(third, self.fresh("f"), "keep", [])]
-        at, seen = self.loop.now_ns(), []
-
-        def operation(core, now):
-            seen.append(now)
-            return "flooded", self.wire(items)
-
-        assert self.apply(node, operation, f"{node} floods {to}") == "flooded"
-        self.applied(node, at, seen, items)
+        self.operate(node, f"{node} floods {to}", items, result="flooded")
         self.loop.settle(f"{node}'s flood of {to}")
 
     @guard(lambda self: self.loop is not None)
@@ -398,14 +389,7 @@ class DriverMachine(TracedMachine):
     def step_explode(self, node: str, target: str) -> None:
         self.require(node in NODES and target in NODES and node != target, f"{node} makes {target} explode")
         items = [(target, self.fresh("x"), "explode", [])]
-        at, seen = self.loop.now_ns(), []
-
-        def operation(core, now):
-            seen.append(now)
-            return None, self.wire(items)
-
-        self.apply(node, operation, f"{node} sends {target} a message its core fails on")
-        self.applied(node, at, seen, items)
+        self.operate(node, f"{node} sends {target} a message its core fails on", items)
         self.exploding = target
         self.loop.settle(f"{target} failing on a message")
         self.check()

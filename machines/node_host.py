@@ -70,6 +70,15 @@ MISTAKES = {
 }
 
 
+def merge(into: dict, counts: dict) -> bool:
+    """``into`` keeps the greater count of each node of ``counts`` (a receiver's merge); whether it grew."""
+    grew = False
+    for node, count in counts.items():
+        if count > into.get(node, 0):
+            into[node], grew = count, True
+    return grew
+
+
 @attrs.define
 class Node:
     data: Path
@@ -149,20 +158,30 @@ class NodeHostMachine(TracedMachine):
         for peer in node.peers:
             other = self.nodes[peer]
             if other.running:
-                for m, count in node.knows.items():
-                    other.knows[m] = max(other.knows.get(m, 0), count)
+                merge(other.knows, node.knows)
                 other.heard = True
                 self.connected.add(frozenset((name, peer)))
 
-    def closure(self) -> None:
-        """Every running node sends until nothing changes (what ticks do when the clock moves)."""
-        while True:
-            before = {name: dict(node.knows) for name, node in self.nodes.items()}
+    def closed_knows(self) -> dict[str, dict]:
+        """What each node knows once every running node has sent to its running peers until nothing changes."""
+        knows = {name: dict(node.knows) for name, node in self.nodes.items()}
+        changed = True
+        while changed:
+            changed = False
             for name, node in self.nodes.items():
-                if node.running:
-                    self.send(name)
-            if before == {name: dict(node.knows) for name, node in self.nodes.items()}:
-                return
+                for peer in node.peers:
+                    if node.running and self.nodes[peer].running:
+                        changed |= merge(knows[peer], knows[name])
+        return knows
+
+    def closure(self) -> None:
+        """What ticks do when the clock moves: every running node sends to its running peers, until
+        nothing changes."""
+        for name, node in self.nodes.items():
+            if node.running:
+                self.send(name)
+        for name, knows in self.closed_knows().items():
+            self.nodes[name].knows = knows
 
     def op(self, name: str, operation: str, **args):
         node = self.nodes[name]
@@ -207,13 +226,7 @@ class NodeHostMachine(TracedMachine):
 
     def closure_value(self, name: str) -> int:
         """The most ``name`` can know now: its counts once every running node has sent until nothing changes."""
-        saved = {n: (dict(node.knows), node.heard) for n, node in self.nodes.items()}, set(self.connected)
-        self.closure()
-        value = sum(self.nodes[name].knows.values())
-        for n, node in self.nodes.items():
-            node.knows, node.heard = saved[0][n]
-        self.connected = saved[1]
-        return value
+        return sum(self.closed_knows()[name].values())
 
     @guard(lambda self: self.loop is not None)
     @rule(seconds=st.sampled_from(ADVANCES))

@@ -1,12 +1,14 @@
 """Core-driver bugs (``implementations.transport.driver``): when a core is ticked, and what becomes
-of a batch when one message is refused; caught by the in-process ``driver`` machine. Each is a
-``CoreDriver`` subclass, but the last two, which put back the two defects the driver machine found
-when it was written: a message past a frame that stops its node (a subclass too), and a quiet
-connection closed at its next message (``endpoint.py``, patched while the machine runs)."""
+of a batch when one message is refused; caught by the in-process ``driver`` machine. Most are
+``CoreDriver`` subclasses; the tick floor left out is the driver's ``MIN_TICK_GAP_NS`` patched to 0;
+the last two put back the two defects the driver machine found when it was written: a message past
+a frame that stops its node (a subclass too), and a quiet connection closed at its next message
+(``endpoint.py``, patched while the machine runs)."""
 
 from __future__ import annotations
 
-from implementations.transport.driver import MIN_TICK_GAP_NS, CoreDriver
+from implementations.transport import driver as driver_module
+from implementations.transport.driver import CoreDriver
 from implementations.transport.endpoint import Connection
 from machines.adapters.driver_quic import Drivers, implementation_with
 from tests.bugs.catalogue import Bug, patched, variant
@@ -20,36 +22,6 @@ class ForgetsToWakeTheTicker(CoreDriver):
         result, outgoing = operation(self.core, self.now())
         self._dispatch(outgoing)
         return result  # BUG: no self._poke.set()
-
-
-class TicksWithNoFloor(CoreDriver):
-    """A deadline already past is taken at once: the floor of ``MIN_TICK_GAP_NS`` after the last
-    tick is left out, so a core whose deadline does not move is ticked in a loop."""
-
-    async def _ticks(self):
-        import trio
-
-        last_tick = self.now()
-        while True:
-            self._poke = trio.Event()
-            now = self.now()
-            wake_at = last_tick + self.tick_period_ns
-            next_deadline = getattr(self.core, "next_deadline", None)
-            deadline = next_deadline(now) if next_deadline is not None else None
-            if deadline is not None:
-                wake_at = min(wake_at, deadline)  # BUG: no max(..., last_tick + MIN_TICK_GAP_NS)
-            if now < wake_at:
-                with trio.move_on_after((wake_at - now) / 1e9):
-                    await self._poke.wait()
-                continue
-            last_tick = now
-            self.stats["ticks"] += 1
-            self._dispatch(self.core.tick(now))
-            if hasattr(self.metrics, "peers_online"):
-                self.metrics.peers_online(len(self.endpoint.peers()))
-
-
-assert MIN_TICK_GAP_NS > 0  # what TicksWithNoFloor leaves out
 
 
 class ARefusalEndsTheBatch(CoreDriver):
@@ -136,8 +108,12 @@ def _bug(name: str, description: str, kind: str, driver_class: type[CoreDriver],
 BUGS = [
     _bug("driver-forgets-to-wake-the-ticker", "an operation that moves the core's deadline sooner does not wake the "
          "tick loop: the tick comes at the old time", "timestamp-source", ForgetsToWakeTheTicker, ("deadline",)),
-    _bug("driver-ticks-with-no-floor", "a deadline already past is taken at once, without the MIN_TICK_GAP_NS floor "
-         "after the last tick", "off-by-one", TicksWithNoFloor, ("deadline",)),
+    Bug(name="driver-ticks-with-no-floor", machine="driver",
+        description="a deadline already past is taken at once, without the MIN_TICK_GAP_NS floor after the last tick",
+        kind="off-by-one", correct="quic-loopback",
+        plant=patched(driver_module, "MIN_TICK_GAP_NS", 0, "driver", "driver-ticks-with-no-floor",
+                      lambda replica_id, clock: Drivers()),  # BUG: the floor is nothing
+        involves=frozenset({"deadline"})),
     _bug("driver-a-refusal-ends-the-batch", "a message the core refuses ends the batch it came in: the messages "
          "received with it are never handled", "lost-update", ARefusalEndsTheBatch, ("send",)),
     _bug("driver-a-drop-ends-the-batch", "a message the send buffer has no room for ends the core's batch: its "
