@@ -13,6 +13,14 @@ transport's rules (a proof of a member's key signed by another key, a frame head
 wrong. ``quiesce`` clears every fault, restarts every node that is down and waits, each wait
 bounded, until the mesh is quiet.
 
+Two backends give the machine its mesh: ``processes`` (``machines.adapters.node_processes``: the nodes and
+the proxy as OS processes on the real clock, what an operator runs) and ``in-process``
+(``machines.adapters.mesh_in_process``: the same programs, ``node_host.run_node`` of ``mesh_node`` and
+``proxy.serve``, in one trio loop of the test process on a mock clock: time passes only when the machine
+lets it, a kill cancels the node's tasks, every node is this process; a run costs a second of CPU, and a
+mutation run's mutants of the node program are active in it). The backend runs what must happen where the
+nodes live (``run``: a wait, an impostor's dial).
+
 Real time and real sockets decide what a node has seen when it acts, so the machine checks
 each node against the model on *the history that node held*, which every answer reports
 (Jepsen's way: record what happened, then check it), and checks only what is deterministic
@@ -67,7 +75,6 @@ import ipaddress
 import itertools
 import shutil
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any, ClassVar
@@ -614,7 +621,7 @@ class RealNetMachine(TracedMachine):
         address = PeerAddress.from_json(self.cluster.nodes[node].ready["address"])
         claimed_key = bytes.fromhex(self.cluster.keys[claimed])
         where = Path(self.directory) / "impostor"
-        reason = trio.run(_impersonate, address, how, claimed_key, where)
+        reason = self.backend.run(_impersonate, address, how, claimed_key, where)
         assert reason is not None, f"node {node} accepted an impostor's {how}: its connection stayed open"
         assert IMPOSTURES[how] in reason, (
             f"node {node} closed the impostor's {how} with {reason!r}, not naming {IMPOSTURES[how]!r}")
@@ -627,7 +634,7 @@ class RealNetMachine(TracedMachine):
     def step_wait(self, ms: int) -> None:
         """Real time passes: gossip, anti-entropy, retransmissions, timeouts, session expiry."""
         self.require(0 <= ms <= 10_000, f"wait {ms} ms: at most 10 s")
-        time.sleep(ms / 1000)
+        self.backend.run(trio.sleep, ms / 1000)  # the nodes' time: the real clock's, or the loop's of in-process ones
 
     # ----- quiescence ---------------------------------------------------------------------------
 

@@ -38,8 +38,9 @@ class NodeLoop(MockLoop):
 
     def __init__(self, program: Callable[[], node_host.NodeProgram]) -> None:
         self.program = program
-        self.ended: dict[str, str] = {}  # name -> "shutdown" or the exception its run_node ended with
+        self.ended: dict[str, str] = {}  # name -> "shutdown", "killed" or the exception its run_node ended with
         self.running: set[str] = set()
+        self.scopes: dict[str, trio.CancelScope] = {}
         super().__init__()
 
     def start(self, name: str, data_dir: Path, port: int = 0) -> dict:
@@ -49,8 +50,9 @@ class NodeLoop(MockLoop):
 
         async def node() -> None:
             try:
-                await node_host.run_node(self.program(), data_dir, port, ready)
-                self.ended[name] = "shutdown"
+                with trio.CancelScope() as self.scopes[name]:
+                    await node_host.run_node(self.program(), data_dir, port, ready)
+                self.ended[name] = "killed" if self.scopes[name].cancelled_caught else "shutdown"
             except Exception as error:  # the machine says whether it is the end expected
                 self.ended[name] = f"{type(error).__name__}: {error}"
             finally:
@@ -73,6 +75,13 @@ class NodeLoop(MockLoop):
             raise AssertionError(f"{name}'s node ended before it was ready: {self.ended.get(name)}")
         assert line.endswith("\n") and line.count("\n") == 1, f"{name}'s ready output is {line!r}, not one line"
         return json.loads(line)
+
+    def kill(self, name: str) -> None:
+        """End ``name``'s node at once: its ``run_node`` cancelled where it waits (``ended[name]``: "killed")."""
+        assert name in self.running, f"{name} does not run"
+        self.call(self.scopes[name].cancel, f"killing {name}'s node")
+        self.settle(f"{name}'s node ending")
+        assert name not in self.running, f"{name}'s node still runs after its kill"
 
 
 class Hosts:

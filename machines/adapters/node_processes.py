@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
+import trio
+
 from harness import Implementation, register
 from implementations.transport.cluster import NODE_MODULE, Cluster
 from implementations.transport.process import ProcessError
@@ -65,6 +67,11 @@ class ProcessBackend:
             return pool
         return Cluster(directory, nodes, proxy_seed=proxy_seed, skews_ms=skews_ms,
                        node_program=(module, list(first))).__enter__()
+
+    @staticmethod
+    def run(function, *args):
+        """``function(*args)`` awaited where the nodes live: in a trio loop of its own, on the real clock."""
+        return trio.run(function, *args)
 
     def release(self, cluster: Cluster) -> None:
         if cluster in ProcessBackend.lent:
