@@ -101,12 +101,15 @@ class IndexedSequence(Protocol):
     or if not known; ``knows(id)`` whether the element is in the document (visible or deleted: an
     insert still waiting for its parent is not); ``item_of(id)`` its item, deleted or not;
     iterating gives ``value()``; ``insert_after(id, item)`` inserts right after a known element,
-    visible or deleted (None: at the head), and returns the new element's id. An index past the
+    visible or deleted (None: at the head), and returns the new element's id; ``delete_id(id)``
+    deletes a known element (sent with the next deltas, deleted already or not) and returns
+    whether it was visible; ``delete(index)`` returns the id it deleted. An index past the
     end raises ``IndexError``, an id not known (or not a pair) ``KeyError``, each naming it. The
     ``rga`` machine inserts by id and checks the rest after every step that changed what the
     replica has seen."""
 
     def insert_after(self, parent: tuple[int, int] | None, item: str) -> tuple[int, int]: ...
+    def delete_id(self, element: tuple[int, int]) -> bool: ...
     def id_at(self, index: int) -> tuple[int, int]: ...
     def index_of(self, element: tuple[int, int]) -> int | None: ...
     def knows(self, element: tuple[int, int]) -> bool: ...

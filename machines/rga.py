@@ -21,7 +21,8 @@ Levels:
   method, see ``machines/contracts.py``) must show the model's; one that maps ids to places
   (``IndexedSequence``) must name the model's element at each index, and each element's index
   and item (``check_index``), and is also edited by id (``insert_after`` an element, visible or
-  deleted, as the task list's order and an editor's cursor kept by id insert). Counters are unsigned 64-bit
+  deleted, as the task list's order and an editor's cursor kept by id insert; ``delete_id`` an element
+  it knows, answering whether it was visible; ``delete`` answering the id it deleted). Counters are unsigned 64-bit
   (``implementations.limits.RGA_MAX_COUNTER``): a replica that has seen the greatest one must refuse
   an insert (``Refused("counter_exhausted")``) and change nothing.
 * ``convergent`` (e.g. YATA, as Yrs orders concurrent inserts): indices refer to the
@@ -100,7 +101,8 @@ def hostile_ops(inserts: list[list], deletes: list[list]) -> list[Insert | Delet
 class RGAMachine(ReplicatedMachine):
     name = "rga"
     rule_classes: ClassVar[dict[str, str]] = {
-        "insert": "operations", "insert_after": "operations", "delete": "operations", "deliver_all": "delivery",
+        "insert": "operations", "insert_after": "operations", "delete": "operations", "delete_id": "operations",
+        "deliver_all": "delivery",
         "hostile": "adversary",
         "spoil": "adversary"}
     #: Each class's least share of the steps under ci: about half the least share measured against
@@ -126,13 +128,14 @@ class RGAMachine(ReplicatedMachine):
             crafts = implementation.level == "exact" and callable(getattr(replica, "craft_delta", None))
             spoilings = tuple(replica.spoilings) if callable(getattr(replica, "spoil", None)) else ()
             indexes = implementation.level == "exact" and all(callable(getattr(replica, name, None)) for name in (
-                "id_at", "index_of", "knows", "item_of", "__iter__", "insert_after"))
+                "id_at", "index_of", "knows", "item_of", "__iter__", "insert_after", "delete_id"))
             _OFFERS[implementation.name] = (crafts, spoilings, indexes)
         self.crafts, self.spoilings, self.indexes = _OFFERS[implementation.name]
         self.spoils = 0  # spoil steps drawn
         # Rules that do not apply to this implementation: the adversary cannot speak to it, it offers no
         # spoilings, it does not insert by id.
-        absent = {"hostile": not self.crafts, "spoil": not self.spoilings, "insert_after": not self.indexes}
+        absent = {"hostile": not self.crafts, "spoil": not self.spoilings, "insert_after": not self.indexes,
+                  "delete_id": not self.indexes}
         self.stats.rules = tuple(name for name in self.stats.rules if not absent.get(name))
 
     @property
@@ -347,17 +350,25 @@ class RGAMachine(ReplicatedMachine):
         if send:
             self.step_broadcast(replica)
 
-    @rule(replica=INDEX, anchor=INDEX, send=st.booleans(), letter=st.integers(0, len(LETTERS) - 1))
+    @rule(replica=INDEX, anchor=INDEX, send=st.booleans(), edit=st.integers(0, len(LETTERS)))
     @guard(lambda self: self.indexes and bool(self.replicas))
-    def insert_after(self, replica: int, anchor: int, send: bool, letter: int) -> None:
-        """Insert by id, as the task list's order and an editor's cursor kept by id do: right after
-        an element the replica knows, visible or deleted, or at the head."""
+    def keyed_edit(self, replica: int, anchor: int, send: bool, edit: int) -> None:
+        """An edit by id, as the task list's order and an editor's cursor kept by id make them: insert
+        ``LETTERS[edit]`` right after an element the replica knows, visible or deleted, or at the head;
+        or (``edit`` past the letters) delete an element it knows, visible or deleted already (a second
+        delete changes nothing but is sent again). (One rule for both: a rule more would change what
+        the derandomized search draws for every implementation, those that edit by index only too.)"""
         chosen = self.pick(replica, self.replicas)
-        parents = [None, *(element.id for element in self.walked(chosen)[1])]
+        known = [element.id for element in self.walked(chosen)[1]]
+        if edit == len(LETTERS):
+            if known:
+                self.do("delete_id", replica=chosen, element=list(known[self.pick(anchor, known)]), send=send)
+            return
+        parents = [None, *known]
         parent = parents[self.pick(anchor, parents)]
         if next_id(self.history[chosen], chosen)[0] <= RGA_MAX_COUNTER:  # (past it, ``insert`` checks the refusal)
             self.do("insert_after", replica=chosen, parent=None if parent is None else list(parent),
-                    item=LETTERS[letter], send=send)
+                    item=LETTERS[edit], send=send)
 
     def step_insert_after(self, replica: int, parent: list | None, item: str, send: bool = False) -> None:
         self.require_replica(replica)
@@ -413,8 +424,26 @@ class RGAMachine(ReplicatedMachine):
         seen = self.view(replica)
         self.require(0 <= index < len(seen), f"delete at {index} from replica {replica} of length {len(seen)}")
         op = self.delete_op(replica, index)
-        self.replicas[replica].delete(index)
+        got = self.replicas[replica].delete(index)
+        if self.indexes:  # an IndexedSequence names the element it deleted
+            assert got is not None and tuple(got) == op.target, (
+                f"replica {replica} deleted {self.element_name(op.target)} at {index} but answered the id {got}")
         self.record_local(replica, op)
+        if send:
+            self.step_broadcast(replica)
+
+    def step_delete_id(self, replica: int, element: list, send: bool = False) -> None:
+        self.require_replica(replica)
+        self.require(self.indexes, f"implementation {self.implementation.name!r} does not delete by id")
+        target = tuple(element)
+        _, inserts, deleted = self.walked(replica)
+        self.require(target in {insert.id for insert in inserts}, f"replica {replica} does not know {target} to delete")
+        was_visible = target not in deleted
+        got = self.replicas[replica].delete_id(target)
+        assert got is was_visible, (
+            f"replica {replica} answered {got!r} to the delete of {self.element_name(target)}, which was "
+            f"{'visible' if was_visible else 'deleted already'}")
+        self.record_local(replica, Delete(target))
         if send:
             self.step_broadcast(replica)
 
@@ -493,6 +522,8 @@ class RGAMachine(ReplicatedMachine):
                 return f"replica {a['replica']} inserts by id {self.what(op)}{sent}"
             if step.rule == "delete":
                 return f"replica {a['replica']} deletes {self.what(self.delete_op(a['replica'], a['index']))}{sent}"
+            if step.rule == "delete_id":
+                return f"replica {a['replica']} deletes by id {self.what(Delete(tuple(a['element'])))}{sent}"
             if step.rule == "deliver_all":
                 arriving = self.in_flight[::-1] if a["newest_first"] else self.in_flight
                 each = [f"{self.sender_name(m.source)}'s delta ({self.describe_ops(m.ops)}) at replica {m.target}"

@@ -230,14 +230,14 @@ BUGS = [
     _bug("waiting-insert-kept-twice", "an insert waiting for its parent is kept again when delivered again: the "
          "replica's full state names its id twice, and every peer refuses it", "lost-update", WaitingKeptTwice),
     _bug("merge-keeps-known-alive", "a full-state merge ignores the sender's tombstones of elements already known",
-         "resurrection", MergeKeepsKnownAlive, {"delete"}),
+         "resurrection", MergeKeepsKnownAlive, {"delete|delete_id"}),
     # A hostile delta's deletes are remote deletes too: a search may expose it there first.
     _bug("deletes-by-value", "a remote delete removes the first element holding the same item, not its target",
-         "tie-break", DeletesByValue, {"delete|hostile"}),
+         "tie-break", DeletesByValue, {"delete|delete_id|hostile"}),
     _bug("redelivery-revives", "a re-delivered insert shows an element deleted here again", "resurrection",
          RedeliveryRevives, {"delete"}, level="convergent"),
     _bug("index-counts-tombstones", "an element's index counts the deleted elements before it in its run of inserts",
-         "off-by-one", IndexCountsTombstones, {"delete|hostile"}),
+         "off-by-one", IndexCountsTombstones, {"delete|delete_id|hostile"}),
     _bug("inserts-past-the-ceiling", "a replica that has seen counter 2**64 - 1 goes on inserting", "off-by-one",
          InsertsPastTheCeiling, {"insert"}),
     Bug("rga-signed-counter-steps", "rga", "counter steps go on the wire as signed integers, which MessagePack cannot "
