@@ -73,6 +73,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import itertools
+import json
 import shutil
 import tempfile
 import urllib.request
@@ -96,6 +97,7 @@ from harness.runner import run_machine
 from implementations import limits, pskt
 from implementations.transport import tls
 from implementations.transport.cluster import FUNDS, SIGNING_DEFAULTS, majority
+from implementations.transport.control import ControlError
 from implementations.transport.endpoint import MESSAGE_STREAM, PeerAddress, TransportError, open_endpoint
 from implementations.transport.framing import HEADER
 from implementations.transport.identity import Ed25519Identity
@@ -126,6 +128,86 @@ IMPOSTURES = {
     "oversized_frame": "exceeds MAX_FRAME_BYTES",  # a proven stranger announces a frame over the limit
     "second_stream": "a connection carries one stream",  # a proven stranger writes on another stream
 }
+#: A join a node already in a mesh must refuse: ``(setting path, the value put there, words its refusal names)``;
+#: the value may be a function of the settings the node joined with. A value inside a setting's range is refused
+#: too, for another reason (``ANOTHER``: only the directory may change): each range is probed on both sides.
+ANOTHER = "this node has joined another mesh"
+JOIN_MISTAKES: dict[str, tuple[tuple, Any, str]] = {
+    "an-unknown-setting": (("colour",), 1, "unknown settings ['colour']"),
+    "members-not-a-list": (("members",), lambda s: ",".join(s["members"]), "members is a list of 1 to 256"),
+    "no-members": (("members",), [], "members is a list of 1 to 256"),
+    "members-past-the-limit": (("members",), lambda s: s["members"] + stranger_keys(257 - len(s["members"])),
+                               "members is a list of 1 to 256"),
+    "members-at-the-limit": (("members",), lambda s: s["members"] + stranger_keys(256 - len(s["members"])), ANOTHER),
+    "a-member-key-short": (("members",), lambda s: [*s["members"][:-1], s["members"][-1][:62]], "members is a list"),
+    "a-member-key-not-hex": (("members",), lambda s: [*s["members"][:-1], "zz" * 32], "members is a list"),
+    "a-member-key-a-number": (("members",), lambda s: [*s["members"][:-1], 7], "members is a list"),
+    "a-member-twice": (("members",), lambda s: [*s["members"], s["members"][0]], "the members' keys must be distinct"),
+    "directory-not-an-object": (("directory",), [], "directory maps members' keys to addresses"),
+    "directory-of-a-stranger": (("directory",), lambda s: {**s["directory"], stranger_keys(1)[0]: {}},
+                                "directory maps members' keys to addresses"),
+    "directory-port-a-string": (("directory",), lambda s: {k: {**a, "port": str(a["port"])} for k, a in s["directory"].items()},
+                                "not a peer address"),
+    "list-id-short": (("list_id",), lambda s: s["list_id"][:62], "list_id is 32 bytes in hex"),
+    "list-id-another": (("list_id",), "22" * 32, ANOTHER),
+    "anti-entropy-below": (("anti_entropy_ms",), 9, "anti_entropy_ms is 10 to 3,600,000"),
+    "anti-entropy-lowest": (("anti_entropy_ms",), 10, ANOTHER),
+    "anti-entropy-highest": (("anti_entropy_ms",), 3_600_000, ANOTHER),
+    "anti-entropy-above": (("anti_entropy_ms",), 3_600_001, "anti_entropy_ms is 10 to 3,600,000"),
+    "anti-entropy-a-bool": (("anti_entropy_ms",), True, "anti_entropy_ms is 10 to 3,600,000"),
+    "skew-an-hour-behind": (("clock_skew_ms",), -3_600_000, ANOTHER),
+    "skew-past-an-hour-behind": (("clock_skew_ms",), -3_600_001, "clock_skew_ms is within an hour"),
+    "skew-an-hour-ahead": (("clock_skew_ms",), 3_600_000, ANOTHER),
+    "skew-past-an-hour-ahead": (("clock_skew_ms",), 3_600_001, "clock_skew_ms is within an hour"),
+    "group-not-an-object": (("group",), [], "group is an object"),
+    "group-m-zero": (("group", "m"), 0, "group.m is 1 to"),
+    "group-m-one": (("group", "m"), 1, ANOTHER),
+    "group-m-all": (("group", "m"), lambda s: len(s["members"]), ANOTHER),
+    "group-m-past-all": (("group", "m"), lambda s: len(s["members"]) + 1, "group.m is 1 to"),
+    "fee-negative": (("group", "fee"), -1, "fee, daily_limit"),
+    "fee-zero": (("group", "fee"), 0, ANOTHER),
+    "fee-i64-max": (("group", "fee"), 2**63 - 1, ANOTHER),
+    "fee-past-i64": (("group", "fee"), 2**63, "fee, daily_limit"),
+    "limit-negative": (("group", "daily_limit"), -1, "fee, daily_limit"),
+    "limit-u64-max": (("group", "daily_limit"), 2**64 - 1, ANOTHER),
+    "limit-past-u64": (("group", "daily_limit"), 2**64, "fee, daily_limit"),
+    "fee-mode-unknown": (("group", "fee_mode"), "both", "group.fee_mode is one of"),
+    "session-timeout-zero": (("group", "session_timeout_ms"), 0, "group.session_timeout_ms is 1 to 3,600,000"),
+    "session-timeout-one": (("group", "session_timeout_ms"), 1, ANOTHER),
+    "session-timeout-an-hour": (("group", "session_timeout_ms"), 3_600_000, ANOTHER),
+    "session-timeout-past-an-hour": (("group", "session_timeout_ms"), 3_600_001, "group.session_timeout_ms is 1 to 3,600,000"),
+    "ledger-missing": (("group", "ledger"), lambda s: s["group"]["ledger"] + ".gone", "group.ledger is an existing ledger file"),
+    "ledger-not-a-path": (("group", "ledger"), 5, "group.ledger is an existing ledger file"),
+    "group-id-short": (("group", "group_id"), lambda s: s["group"]["group_id"][:62], "group.group_id is 32 bytes in hex"),
+    "group-id-none": (("group", "group_id"), None, ANOTHER),
+    "not-a-member": (("members",), lambda s: [k for k in s["members"] if k in s["directory"]],
+                     "this node's key is not among the members"),
+}
+#: Operations a node must refuse, with words its refusal names.
+OP_MISTAKES: dict[str, tuple[str, dict, str]] = {
+    "unknown-operation": ("explode", {}, "no operation 'explode'"),
+    "task-not-hex": ("claim", {"task": "zz"}, "claim: task must be a task id in hex"),
+    "task-a-number": ("complete", {"task": 7}, "complete: task must be a task id in hex"),
+    "an-unknown-argument": ("add_task", {"title": "t", "description": "d", "colour": 1},
+                            "add_task: unknown arguments ['colour']; expected ['title', 'description']"),
+}
+
+
+def stranger_keys(count: int) -> list[str]:
+    """``count`` distinct Ed25519-sized keys in hex that no node has."""
+    return [blake3.blake3(b"stranger %d" % k).hexdigest() for k in range(count)]
+
+
+def spoiled(settings: dict, path: tuple, value: Any) -> dict:
+    """A copy of ``settings`` with ``value`` (or ``value(settings)``) at ``path``."""
+    copy = json.loads(json.dumps(settings))
+    where = copy
+    for key in path[:-1]:
+        where = where[key]
+    where[path[-1]] = value(settings) if callable(value) else value
+    return copy
+
+
 #: How long an impostor's connection may stay open before the node is taken to have accepted it.
 #: A node refuses within milliseconds on loopback (15 to 71 ms over the three impostures, 5 dials
 #: each, at a load average of 4.5 on 2 cores): 3 s leaves room for a loaded machine, and is what
@@ -233,7 +315,7 @@ class RealNetMachine(TracedMachine):
     rule_classes: ClassVar[dict[str, str]] = {"start": "setup", **{step: "operations" for step in (
         "add_task", "claim", "complete", "remove_task", "set_field", "move", "new_event", "resubmit", "fund")},
         "faults": "faults", "partition": "faults", "cut_one_way": "faults", "heal": "faults", "kill": "crash", "stop": "crash",
-        "restart": "crash", "wait": "time", "quiesce": "sync", "impostor": "adversary"}
+        "restart": "crash", "wait": "time", "quiesce": "sync", "impostor": "adversary", "mistakes": "adversary"}
     #: Each class's least share of the steps under ci: about half the least share measured against
     #: any implementation (harness.balance; the coverage table prints them): shares move when a
     #: merge reshuffles the derandomized search, or a test runs the machine with fewer examples.
@@ -604,9 +686,14 @@ class RealNetMachine(TracedMachine):
     # ----- an impostor on the transport ----------------------------------------------------------
 
     @guard(lambda self: self._started())
-    @rule(node=INDEX, how=st.sampled_from(sorted(IMPOSTURES)), claimed=INDEX)
+    @rule(node=INDEX, how=st.sampled_from([*sorted(IMPOSTURES), "mistakes"]), claimed=INDEX)
     def impostor(self, node: int, how: str, claimed: int) -> None:
+        """Someone who should not be heard: an impostor on the transport, or (``mistakes``) an operator whose
+        requests are malformed. (One rule for both: a rule more moves the whole derandomized search.)"""
         node = self._up(node)
+        if how == "mistakes":
+            self.do("mistakes", node=node)
+            return
         self.do("impostor", node=node, how=how, claimed=(node + 1 + claimed % (len(self.acked) - 1)) % len(self.acked))
 
     def step_impostor(self, node: int, how: str, claimed: int) -> None:
@@ -625,6 +712,27 @@ class RealNetMachine(TracedMachine):
         assert reason is not None, f"node {node} accepted an impostor's {how}: its connection stayed open"
         assert IMPOSTURES[how] in reason, (
             f"node {node} closed the impostor's {how} with {reason!r}, not naming {IMPOSTURES[how]!r}")
+
+    def step_mistakes(self, node: int) -> None:
+        """An operator's mistakes on node ``node``: every join of ``JOIN_MISTAKES`` (its own settings with
+        one spoiled) and every operation of ``OP_MISTAKES``, each refused with an error naming what is
+        wrong; its settings file is the same after."""
+        self.require_up(node)
+        process = self.cluster.nodes[node]
+        settings_file = Path(process.args[process.args.index("--data") + 1]) / "mesh.json"
+        before = settings_file.read_bytes()
+        joined = self.cluster.joined[node]
+        wrong = [(f"join {how}", "join", spoiled(joined, path, value), words)
+                 for how, (path, value, words) in JOIN_MISTAKES.items()]
+        wrong += [(how, operation, args, words) for how, (operation, args, words) in OP_MISTAKES.items()]
+        for how, operation, args, words in wrong:
+            try:
+                answer = self.cluster.op(node, operation, **args)
+            except ControlError as error:
+                assert words in str(error), f"node {node}: {how} refused with {str(error)!r:.300}, not naming {words!r}"
+            else:
+                raise AssertionError(f"node {node}: {how} taken, answered {answer!r:.200}")
+        assert settings_file.read_bytes() == before, f"node {node}'s {settings_file.name} changed under refused joins"
 
     @guard(lambda self: self._started())
     @rule(ms=st.sampled_from(WAITS_MS))

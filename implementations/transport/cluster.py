@@ -73,6 +73,7 @@ class Cluster:
         self.incarnation = 0
         self.ledger: SharedLedger | None = None
         self.routes: dict[tuple[int, int], int] = {}
+        self.joined: list[dict] = []  # the settings each node of the mesh was given by its last join
         self.skews_ms = skews_ms
         self.node_settings = dict(node_settings or {})  # more join settings, e.g. record_arrivals
         #: What each node runs: a module run with ``python -m`` and its first arguments (``--data DIR`` follows).
@@ -130,12 +131,14 @@ class Cluster:
                 self.ledger.close()
             self.ledger = SharedLedger.create(path, majority(self.size), [bytes.fromhex(k) for k in keys], list(self.funds))
             settings["group"] = {**self.group_settings, "m": majority(self.size), "ledger": str(path), "group_id": tag}
+        self.joined = []
         for i, node in enumerate(self.nodes):
             directory = {}
             for j, address in enumerate(addresses):
                 if i != j:
                     directory[keys[j]] = {**address, "port": self._route(i, j, addresses)}
-            node.call("op", name="join", args={**settings, "directory": directory, "clock_skew_ms": skews_ms[i]})
+            self.joined.append({**settings, "directory": directory, "clock_skew_ms": skews_ms[i]})
+            node.call("op", name="join", args=self.joined[i])
 
     def reset(self, size: int, skews_ms: list[int] | None = None) -> None:
         """A new mesh of the first ``size`` processes, reusing them: every node forgets everything but its

@@ -8,7 +8,9 @@ them. A step hands the loop a function with ``call_in_loop`` and waits for its r
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -129,7 +131,14 @@ class MockLoop:
         if self._finished.is_set():
             raise AssertionError(f"{what}: the loop has ended ({self._loop_error!r})")
         assert self._token is not None and self._nursery is not None
-        return call_in_loop(self._token, self._nursery, function, what, self.CALL_SECONDS)
+        try:
+            return call_in_loop(self._token, self._nursery, function, what, self.CALL_SECONDS)
+        except AssertionError as error:
+            frame = sys._current_frames().get(self._thread.ident)
+            if "did not answer" not in str(error) or frame is None:
+                raise
+            where = "".join(traceback.format_stack(frame)[-8:])
+            raise AssertionError(f"{error}; the loop's thread is at:\n{where}") from None
 
     def settle(self, what: str) -> None:
         self.call(lambda: run_timers(self.clock, self.HORIZON_SECONDS, self.MAX_JUMPS, what), what)
