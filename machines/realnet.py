@@ -190,6 +190,13 @@ OP_MISTAKES: dict[str, tuple[str, dict, str]] = {
     "task-a-number": ("complete", {"task": 7}, "complete: task must be a task id in hex"),
     "an-unknown-argument": ("add_task", {"title": "t", "description": "d", "colour": 1},
                             "add_task: unknown arguments ['colour']; expected ['title', 'description']"),
+    "an-assignee-not-hex": ("set_field", {"task": "00" * 32, "field": "assignee", "value": "zz"},
+                            "set_field: assignee must be an agent id in hex, got 'zz'"),
+    "an-assignee-a-number": ("set_field", {"task": "00" * 32, "field": "assignee", "value": 5},
+                             "set_field: assignee must be an agent id in hex, got 5"),
+    "an-index-not-a-number": ("move", {"task": "00" * 32, "index": "2"}, "move: index must be an int, got '2'"),
+    "an-event-amount-a-string": ("submit_event", {"external_id": "e", "destination": "kaspatest:x", "amount": "10"},
+                                 "event amount must be an integer"),
 }
 
 

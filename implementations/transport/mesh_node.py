@@ -484,7 +484,12 @@ def _operations() -> dict:
                     except (TypeError, ValueError):
                         raise ValueError(f"{name}: task must be a task id in hex, got {value!r:.80}") from None
                 if field == "value" and args.get("field") == "assignee" and value is not None:
-                    value = bytes.fromhex(value)
+                    try:
+                        value = bytes.fromhex(value)
+                    except (TypeError, ValueError):
+                        raise ValueError(f"{name}: assignee must be an agent id in hex, got {value!r:.80}") from None
+                if field == "index" and (type(value) is not int):
+                    raise ValueError(f"{name}: index must be an int, got {value!r:.80}")
                 values.append(value)
             return core.task_operation(now, name, *values)
 
