@@ -128,26 +128,31 @@ IMPOSTURES = {
     "oversized_frame": "exceeds MAX_FRAME_BYTES",  # a proven stranger announces a frame over the limit
     "second_stream": "a connection carries one stream",  # a proven stranger writes on another stream
 }
-#: A join a node already in a mesh must refuse: ``(setting path, the value put there, words its refusal names)``;
-#: the value may be a function of the settings the node joined with. A value inside a setting's range is refused
-#: too, for another reason (``ANOTHER``: only the directory may change): each range is probed on both sides.
-ANOTHER = "this node has joined another mesh"
+#: A join a node already in a mesh must refuse: ``(setting path, the value put there, its refusal)``. The value
+#: may be a function of the settings the node joined with (of the whole settings, with the empty path); the
+#: refusal is the error's whole text after ``op: ValueError: join: `` (``{n}``: the number of members; an address
+#: that is none is refused in ``PeerAddress``'s words, without ``join:``), or its beginning if it ends with ``*``.
+#: A value inside a setting's range is refused too, for another reason
+#: (``ANOTHER``: only the directory may change): each range is probed on both sides.
+ANOTHER = "this node has joined another mesh (only the directory may change)"
+MEMBERS = "members is a list of 1 to 256 Ed25519 keys in hex"
 JOIN_MISTAKES: dict[str, tuple[tuple, Any, str]] = {
     "an-unknown-setting": (("colour",), 1, "unknown settings ['colour']"),
-    "members-not-a-list": (("members",), lambda s: ",".join(s["members"]), "members is a list of 1 to 256"),
-    "no-members": (("members",), [], "members is a list of 1 to 256"),
-    "members-past-the-limit": (("members",), lambda s: s["members"] + stranger_keys(257 - len(s["members"])),
-                               "members is a list of 1 to 256"),
+    "record-arrivals": (("record_arrivals",), True, ANOTHER),
+    "members-not-a-list": (("members",), lambda s: ",".join(s["members"]), MEMBERS),
+    "no-members": (("members",), [], MEMBERS),
+    "one-member": ((), lambda s: {**s, "members": [own_key(s)], "directory": {}}, "group.m is 1 to 1"),
+    "members-past-the-limit": (("members",), lambda s: s["members"] + stranger_keys(257 - len(s["members"])), MEMBERS),
     "members-at-the-limit": (("members",), lambda s: s["members"] + stranger_keys(256 - len(s["members"])), ANOTHER),
-    "a-member-key-short": (("members",), lambda s: [*s["members"][:-1], s["members"][-1][:62]], "members is a list"),
-    "a-member-key-not-hex": (("members",), lambda s: [*s["members"][:-1], "zz" * 32], "members is a list"),
-    "a-member-key-a-number": (("members",), lambda s: [*s["members"][:-1], 7], "members is a list"),
+    "a-member-key-short": (("members",), lambda s: [*s["members"][:-1], s["members"][-1][:62]], MEMBERS),
+    "a-member-key-not-hex": (("members",), lambda s: [*s["members"][:-1], "zz" * 32], MEMBERS),
+    "a-member-key-a-number": (("members",), lambda s: [*s["members"][:-1], 7], MEMBERS),
     "a-member-twice": (("members",), lambda s: [*s["members"], s["members"][0]], "the members' keys must be distinct"),
     "directory-not-an-object": (("directory",), [], "directory maps members' keys to addresses"),
     "directory-of-a-stranger": (("directory",), lambda s: {**s["directory"], stranger_keys(1)[0]: {}},
                                 "directory maps members' keys to addresses"),
     "directory-port-a-string": (("directory",), lambda s: {k: {**a, "port": str(a["port"])} for k, a in s["directory"].items()},
-                                "not a peer address"),
+                                "not a peer address: *"),
     "list-id-short": (("list_id",), lambda s: s["list_id"][:62], "list_id is 32 bytes in hex"),
     "list-id-another": (("list_id",), "22" * 32, ANOTHER),
     "anti-entropy-below": (("anti_entropy_ms",), 9, "anti_entropy_ms is 10 to 3,600,000"),
@@ -155,23 +160,25 @@ JOIN_MISTAKES: dict[str, tuple[tuple, Any, str]] = {
     "anti-entropy-highest": (("anti_entropy_ms",), 3_600_000, ANOTHER),
     "anti-entropy-above": (("anti_entropy_ms",), 3_600_001, "anti_entropy_ms is 10 to 3,600,000"),
     "anti-entropy-a-bool": (("anti_entropy_ms",), True, "anti_entropy_ms is 10 to 3,600,000"),
+    "no-skew": ((), lambda s: {k: v for k, v in s.items() if k != "clock_skew_ms"}, ANOTHER),
     "skew-an-hour-behind": (("clock_skew_ms",), -3_600_000, ANOTHER),
     "skew-past-an-hour-behind": (("clock_skew_ms",), -3_600_001, "clock_skew_ms is within an hour"),
     "skew-an-hour-ahead": (("clock_skew_ms",), 3_600_000, ANOTHER),
     "skew-past-an-hour-ahead": (("clock_skew_ms",), 3_600_001, "clock_skew_ms is within an hour"),
     "group-not-an-object": (("group",), [], "group is an object"),
-    "group-m-zero": (("group", "m"), 0, "group.m is 1 to"),
+    "group-m-zero": (("group", "m"), 0, "group.m is 1 to {n}"),
     "group-m-one": (("group", "m"), 1, ANOTHER),
     "group-m-all": (("group", "m"), lambda s: len(s["members"]), ANOTHER),
-    "group-m-past-all": (("group", "m"), lambda s: len(s["members"]) + 1, "group.m is 1 to"),
+    "group-m-past-all": (("group", "m"), lambda s: len(s["members"]) + 1, "group.m is 1 to {n}"),
     "fee-negative": (("group", "fee"), -1, "fee, daily_limit"),
     "fee-zero": (("group", "fee"), 0, ANOTHER),
     "fee-i64-max": (("group", "fee"), 2**63 - 1, ANOTHER),
     "fee-past-i64": (("group", "fee"), 2**63, "fee, daily_limit"),
     "limit-negative": (("group", "daily_limit"), -1, "fee, daily_limit"),
+    "limit-zero": (("group", "daily_limit"), 0, ANOTHER),
     "limit-u64-max": (("group", "daily_limit"), 2**64 - 1, ANOTHER),
     "limit-past-u64": (("group", "daily_limit"), 2**64, "fee, daily_limit"),
-    "fee-mode-unknown": (("group", "fee_mode"), "both", "group.fee_mode is one of"),
+    "fee-mode-unknown": (("group", "fee_mode"), "both", "group.fee_mode is one of ['recipient', 'signers', 'split']"),
     "session-timeout-zero": (("group", "session_timeout_ms"), 0, "group.session_timeout_ms is 1 to 3,600,000"),
     "session-timeout-one": (("group", "session_timeout_ms"), 1, ANOTHER),
     "session-timeout-an-hour": (("group", "session_timeout_ms"), 3_600_000, ANOTHER),
@@ -183,21 +190,31 @@ JOIN_MISTAKES: dict[str, tuple[tuple, Any, str]] = {
     "not-a-member": (("members",), lambda s: [k for k in s["members"] if k in s["directory"]],
                      "this node's key is not among the members"),
 }
-#: Operations a node must refuse, with words its refusal names.
+#: Operations a node must refuse, with the error's whole text (or its beginning, ending with ``*``).
 OP_MISTAKES: dict[str, tuple[str, dict, str]] = {
-    "unknown-operation": ("explode", {}, "no operation 'explode'"),
-    "task-not-hex": ("claim", {"task": "zz"}, "claim: task must be a task id in hex"),
-    "task-a-number": ("complete", {"task": 7}, "complete: task must be a task id in hex"),
+    "unknown-operation": ("explode", {}, "op: KeyError: \"no operation 'explode'; known: *"),
+    "task-not-hex": ("claim", {"task": "zz"}, "op: ValueError: claim: task must be a task id in hex, got 'zz'"),
+    "task-a-number": ("complete", {"task": 7}, "op: ValueError: complete: task must be a task id in hex, got 7"),
     "an-unknown-argument": ("add_task", {"title": "t", "description": "d", "colour": 1},
-                            "add_task: unknown arguments ['colour']; expected ['title', 'description']"),
+                            "op: TypeError: add_task: unknown arguments ['colour']; expected ['title', 'description']"),
     "an-assignee-not-hex": ("set_field", {"task": "00" * 32, "field": "assignee", "value": "zz"},
-                            "set_field: assignee must be an agent id in hex, got 'zz'"),
+                            "op: ValueError: set_field: assignee must be an agent id in hex, got 'zz'"),
     "an-assignee-a-number": ("set_field", {"task": "00" * 32, "field": "assignee", "value": 5},
-                             "set_field: assignee must be an agent id in hex, got 5"),
-    "an-index-not-a-number": ("move", {"task": "00" * 32, "index": "2"}, "move: index must be an int, got '2'"),
+                             "op: ValueError: set_field: assignee must be an agent id in hex, got 5"),
+    "an-index-not-a-number": ("move", {"task": "00" * 32, "index": "2"}, "op: ValueError: move: index must be an int, got '2'"),
     "an-event-amount-a-string": ("submit_event", {"external_id": "e", "destination": "kaspatest:x", "amount": "10"},
-                                 "event amount must be an integer"),
+                                 "op: ValueError: event amount must be an integer in [0, 18446744073709551615], got '10'"),
 }
+
+
+def own_key(settings: dict) -> str:
+    """The key of the node these join settings are for: the member its directory does not name."""
+    return next(key for key in settings["members"] if key not in settings["directory"])
+
+
+def refused_as(text: str, expected: str) -> bool:
+    """Whether a refusal's ``text`` is ``expected``, or begins with it when it ends with ``*``."""
+    return text.startswith(expected[:-1]) if expected.endswith("*") else text == expected
 
 
 def stranger_keys(count: int) -> list[str]:
@@ -208,6 +225,8 @@ def stranger_keys(count: int) -> list[str]:
 def spoiled(settings: dict, path: tuple, value: Any) -> dict:
     """A copy of ``settings`` with ``value`` (or ``value(settings)``) at ``path``."""
     copy = json.loads(json.dumps(settings))
+    if not path:
+        return value(copy)
     where = copy
     for key in path[:-1]:
         where = where[key]
@@ -729,14 +748,16 @@ class RealNetMachine(TracedMachine):
         settings_file = Path(process.args[process.args.index("--data") + 1]) / "mesh.json"
         before = settings_file.read_bytes()
         joined = self.cluster.joined[node]
-        wrong = [(f"join {how}", "join", spoiled(joined, path, value), words)
+        members = len(joined["members"])
+        wrong = [(f"join {how}", "join", spoiled(joined, path, value),
+                  "op: ValueError: " + ("" if words.startswith("not a peer address") else "join: ") + words.format(n=members))
                  for how, (path, value, words) in JOIN_MISTAKES.items()]
         wrong += [(how, operation, args, words) for how, (operation, args, words) in OP_MISTAKES.items()]
         for how, operation, args, words in wrong:
             try:
                 answer = self.cluster.op(node, operation, **args)
             except ControlError as error:
-                assert words in str(error), f"node {node}: {how} refused with {str(error)!r:.300}, not naming {words!r}"
+                assert refused_as(str(error), words), f"node {node}: {how} refused with {str(error)!r:.300}, not {words!r}"
             else:
                 raise AssertionError(f"node {node}: {how} taken, answered {answer!r:.200}")
         assert settings_file.read_bytes() == before, f"node {node}'s {settings_file.name} changed under refused joins"
