@@ -287,3 +287,22 @@ def test_a_peer_silent_with_data_unacknowledged_is_dropped_and_dialed_again(tmp_
             nursery.cancel_scope.cancel()
 
     run(scenario)
+
+
+def test_a_closed_connection_waits_for_aioquic_not_for_a_ping_it_will_not_send(tmp_path):
+    """Once a connection has closed, ``_check_peer`` pings no more: a ping deadline in the past must not
+    bound ``_drive``'s wait, or the drive comes round at once, again and again, until aioquic's draining
+    ends (the realnet machine's in-process loop never went idle after a partition: its trace
+    realnet-partition-healed-by-anti-entropy, replayed in process on a loaded machine)."""
+    keys = make_keys(tmp_path, "a", "b")
+
+    async def scenario():
+        async with opened(keys["a"]) as a, opened(keys["b"]) as b:
+            conn = await a.connect(address_of(b))
+            conn.close("done with it")
+            conn.last_heard = conn._last_ping = trio.current_time() - 10 * limits.PING_INTERVAL_SECONDS
+            assert not conn.terminated.is_set()  # aioquic drains it for a while yet
+            assert conn._deadline() > trio.current_time()
+            assert conn._deadline() == conn.quic.get_timer()
+
+    run(scenario)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+import math
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -279,11 +280,15 @@ class Connection:
             event.set()
 
     def _deadline(self) -> float:
-        deadlines = [max(self.last_heard, self._last_ping) + limits.PING_INTERVAL_SECONDS]
+        """When ``_drive`` must look again: aioquic's timer, and while the connection is open (``_check_peer``
+        acts on nothing else once it closed, so a deadline of it then would come round again at once, the
+        drive spinning until aioquic's draining ends) the next ping, the proof's and the answer's bounds."""
+        deadlines = [math.inf]
         timer = self.quic.get_timer()
         if timer is not None:
             deadlines.append(timer)
         if self.reason is None:
+            deadlines.append(max(self.last_heard, self._last_ping) + limits.PING_INTERVAL_SECONDS)
             if not self.authenticated.is_set():
                 deadlines.append(self.opened_at + limits.AUTH_TIMEOUT_SECONDS)
             elif self.unacknowledged():
