@@ -130,65 +130,66 @@ IMPOSTURES = {
 }
 #: A join a node already in a mesh must refuse: ``(setting path, the value put there, its refusal)``. The value
 #: may be a function of the settings the node joined with (of the whole settings, with the empty path); the
-#: refusal is the error's whole text after ``op: ValueError: join: `` (``{n}``: the number of members; an address
-#: that is none is refused in ``PeerAddress``'s words, without ``join:``), or its beginning if it ends with ``*``.
-#: A value inside a setting's range is refused too, for another reason
+#: refusal is the error's whole text after ``op: ValueError: `` (``{n}``: the number of members), or its
+#: beginning if it ends with ``*``. A value inside a setting's range is refused too, for another reason
 #: (``ANOTHER``: only the directory may change): each range is probed on both sides.
-ANOTHER = "this node has joined another mesh (only the directory may change)"
-MEMBERS = "members is a list of 1 to 256 Ed25519 keys in hex"
+ANOTHER = "join: this node has joined another mesh (only the directory may change)"
+MEMBERS = "join: members is a list of 1 to 256 Ed25519 keys in hex"
+SESSION_TIMEOUT = "join: group.session_timeout_ms is 1 to 3,600,000"
+LEDGER = "join: group.ledger is an existing ledger file"
 JOIN_MISTAKES: dict[str, tuple[tuple, Any, str]] = {
-    "an-unknown-setting": (("colour",), 1, "unknown settings ['colour']"),
+    "an-unknown-setting": (("colour",), 1, "join: unknown settings ['colour']"),
     "record-arrivals": (("record_arrivals",), True, ANOTHER),
     "members-not-a-list": (("members",), lambda s: ",".join(s["members"]), MEMBERS),
     "no-members": (("members",), [], MEMBERS),
-    "one-member": ((), lambda s: {**s, "members": [own_key(s)], "directory": {}}, "group.m is 1 to 1"),
+    "one-member": ((), lambda s: {**s, "members": [own_key(s)], "directory": {}}, "join: group.m is 1 to 1"),
     "members-past-the-limit": (("members",), lambda s: s["members"] + stranger_keys(257 - len(s["members"])), MEMBERS),
     "members-at-the-limit": (("members",), lambda s: s["members"] + stranger_keys(256 - len(s["members"])), ANOTHER),
     "a-member-key-short": (("members",), lambda s: [*s["members"][:-1], s["members"][-1][:62]], MEMBERS),
     "a-member-key-not-hex": (("members",), lambda s: [*s["members"][:-1], "zz" * 32], MEMBERS),
     "a-member-key-a-number": (("members",), lambda s: [*s["members"][:-1], 7], MEMBERS),
-    "a-member-twice": (("members",), lambda s: [*s["members"], s["members"][0]], "the members' keys must be distinct"),
-    "directory-not-an-object": (("directory",), [], "directory maps members' keys to addresses"),
+    "a-member-twice": (("members",), lambda s: [*s["members"], s["members"][0]], "join: the members' keys must be distinct"),
+    "directory-not-an-object": (("directory",), [], "join: directory maps members' keys to addresses"),
     "directory-of-a-stranger": (("directory",), lambda s: {**s["directory"], stranger_keys(1)[0]: {}},
-                                "directory maps members' keys to addresses"),
+                                "join: directory maps members' keys to addresses"),
     "directory-port-a-string": (("directory",), lambda s: {k: {**a, "port": str(a["port"])} for k, a in s["directory"].items()},
                                 "not a peer address: *"),
-    "list-id-short": (("list_id",), lambda s: s["list_id"][:62], "list_id is 32 bytes in hex"),
+    "list-id-short": (("list_id",), lambda s: s["list_id"][:62], "join: list_id is 32 bytes in hex"),
     "list-id-another": (("list_id",), "22" * 32, ANOTHER),
-    "anti-entropy-below": (("anti_entropy_ms",), 9, "anti_entropy_ms is 10 to 3,600,000"),
+    "anti-entropy-below": (("anti_entropy_ms",), 9, "join: anti_entropy_ms is 10 to 3,600,000"),
     "anti-entropy-lowest": (("anti_entropy_ms",), 10, ANOTHER),
     "anti-entropy-highest": (("anti_entropy_ms",), 3_600_000, ANOTHER),
-    "anti-entropy-above": (("anti_entropy_ms",), 3_600_001, "anti_entropy_ms is 10 to 3,600,000"),
-    "anti-entropy-a-bool": (("anti_entropy_ms",), True, "anti_entropy_ms is 10 to 3,600,000"),
+    "anti-entropy-above": (("anti_entropy_ms",), 3_600_001, "join: anti_entropy_ms is 10 to 3,600,000"),
+    "anti-entropy-a-bool": (("anti_entropy_ms",), True, "join: anti_entropy_ms is 10 to 3,600,000"),
     "no-skew": ((), lambda s: {k: v for k, v in s.items() if k != "clock_skew_ms"}, ANOTHER),
     "skew-an-hour-behind": (("clock_skew_ms",), -3_600_000, ANOTHER),
-    "skew-past-an-hour-behind": (("clock_skew_ms",), -3_600_001, "clock_skew_ms is within an hour"),
+    "skew-past-an-hour-behind": (("clock_skew_ms",), -3_600_001, "join: clock_skew_ms is within an hour"),
     "skew-an-hour-ahead": (("clock_skew_ms",), 3_600_000, ANOTHER),
-    "skew-past-an-hour-ahead": (("clock_skew_ms",), 3_600_001, "clock_skew_ms is within an hour"),
-    "group-not-an-object": (("group",), [], "group is an object"),
-    "group-m-zero": (("group", "m"), 0, "group.m is 1 to {n}"),
+    "skew-past-an-hour-ahead": (("clock_skew_ms",), 3_600_001, "join: clock_skew_ms is within an hour"),
+    "group-not-an-object": (("group",), [], "join: group is an object"),
+    "group-m-zero": (("group", "m"), 0, "join: group.m is 1 to {n}"),
     "group-m-one": (("group", "m"), 1, ANOTHER),
     "group-m-all": (("group", "m"), lambda s: len(s["members"]), ANOTHER),
-    "group-m-past-all": (("group", "m"), lambda s: len(s["members"]) + 1, "group.m is 1 to {n}"),
-    "fee-negative": (("group", "fee"), -1, "fee, daily_limit"),
+    "group-m-past-all": (("group", "m"), lambda s: len(s["members"]) + 1, "join: group.m is 1 to {n}"),
+    "fee-negative": (("group", "fee"), -1, "join: fee, daily_limit"),
     "fee-zero": (("group", "fee"), 0, ANOTHER),
     "fee-i64-max": (("group", "fee"), 2**63 - 1, ANOTHER),
-    "fee-past-i64": (("group", "fee"), 2**63, "fee, daily_limit"),
-    "limit-negative": (("group", "daily_limit"), -1, "fee, daily_limit"),
+    "fee-past-i64": (("group", "fee"), 2**63, "join: fee, daily_limit"),
+    "limit-negative": (("group", "daily_limit"), -1, "join: fee, daily_limit"),
     "limit-zero": (("group", "daily_limit"), 0, ANOTHER),
     "limit-u64-max": (("group", "daily_limit"), 2**64 - 1, ANOTHER),
-    "limit-past-u64": (("group", "daily_limit"), 2**64, "fee, daily_limit"),
-    "fee-mode-unknown": (("group", "fee_mode"), "both", "group.fee_mode is one of ['recipient', 'signers', 'split']"),
-    "session-timeout-zero": (("group", "session_timeout_ms"), 0, "group.session_timeout_ms is 1 to 3,600,000"),
+    "limit-past-u64": (("group", "daily_limit"), 2**64, "join: fee, daily_limit"),
+    "fee-mode-unknown": (("group", "fee_mode"), "both", "join: group.fee_mode is one of ['recipient', 'signers', 'split']"),
+    "session-timeout-zero": (("group", "session_timeout_ms"), 0, SESSION_TIMEOUT),
     "session-timeout-one": (("group", "session_timeout_ms"), 1, ANOTHER),
     "session-timeout-an-hour": (("group", "session_timeout_ms"), 3_600_000, ANOTHER),
-    "session-timeout-past-an-hour": (("group", "session_timeout_ms"), 3_600_001, "group.session_timeout_ms is 1 to 3,600,000"),
-    "ledger-missing": (("group", "ledger"), lambda s: s["group"]["ledger"] + ".gone", "group.ledger is an existing ledger file"),
-    "ledger-not-a-path": (("group", "ledger"), 5, "group.ledger is an existing ledger file"),
-    "group-id-short": (("group", "group_id"), lambda s: s["group"]["group_id"][:62], "group.group_id is 32 bytes in hex"),
+    "session-timeout-past-an-hour": (("group", "session_timeout_ms"), 3_600_001, SESSION_TIMEOUT),
+    "ledger-missing": (("group", "ledger"), lambda s: s["group"]["ledger"] + ".gone", LEDGER),
+    "ledger-not-a-path": (("group", "ledger"), 5, LEDGER),
+    "group-id-short": (("group", "group_id"), lambda s: s["group"]["group_id"][:62], "join: group.group_id is 32 bytes in hex"),
     "group-id-none": (("group", "group_id"), None, ANOTHER),
     "not-a-member": (("members",), lambda s: [k for k in s["members"] if k in s["directory"]],
-                     "this node's key is not among the members"),
+                     "join: this node's key is not among the members"),
 }
 #: Operations a node must refuse, with the error's whole text (or its beginning, ending with ``*``).
 OP_MISTAKES: dict[str, tuple[str, dict, str]] = {
@@ -217,6 +218,11 @@ def refused_as(text: str, expected: str) -> bool:
     return text.startswith(expected[:-1]) if expected.endswith("*") else text == expected
 
 
+def data_directory(process) -> Path:
+    """The data directory a node (a process or the in-process backend's node) was started on: its ``--data``."""
+    return Path(process.args[process.args.index("--data") + 1])
+
+
 def stranger_keys(count: int) -> list[str]:
     """``count`` distinct Ed25519-sized keys in hex that no node has."""
     return [blake3.blake3(b"stranger %d" % k).hexdigest() for k in range(count)]
@@ -225,12 +231,13 @@ def stranger_keys(count: int) -> list[str]:
 def spoiled(settings: dict, path: tuple, value: Any) -> dict:
     """A copy of ``settings`` with ``value`` (or ``value(settings)``) at ``path``."""
     copy = json.loads(json.dumps(settings))
+    new = value(copy) if callable(value) else value
     if not path:
-        return value(copy)
+        return new
     where = copy
     for key in path[:-1]:
         where = where[key]
-    where[path[-1]] = value(settings) if callable(value) else value
+    where[path[-1]] = new
     return copy
 
 
@@ -385,7 +392,7 @@ class RealNetMachine(TracedMachine):
         self.cluster = self.backend.cluster(self.directory, nodes, seed, skews_ms)
         self.agents = [blake3.blake3(bytes.fromhex(key)).digest() for key in self.cluster.keys]
         for i, process in enumerate(self.cluster.nodes):  # a node's identity seed is its own: no one else reads it
-            seed = Path(process.args[process.args.index("--data") + 1]) / Ed25519Identity.SEED_FILE
+            seed = data_directory(process) / Ed25519Identity.SEED_FILE
             mode = seed.stat().st_mode & 0o777
             assert mode == 0o600, f"node {i}'s identity seed {seed.name} has mode {mode:o}, not 600"
         self.peer_index = {agent: i for i, agent in enumerate(self.agents)}
@@ -744,13 +751,11 @@ class RealNetMachine(TracedMachine):
         one spoiled) and every operation of ``OP_MISTAKES``, each refused with an error naming what is
         wrong; its settings file is the same after."""
         self.require_up(node)
-        process = self.cluster.nodes[node]
-        settings_file = Path(process.args[process.args.index("--data") + 1]) / "mesh.json"
+        settings_file = data_directory(self.cluster.nodes[node]) / "mesh.json"
         before = settings_file.read_bytes()
         joined = self.cluster.joined[node]
         members = len(joined["members"])
-        wrong = [(f"join {how}", "join", spoiled(joined, path, value),
-                  "op: ValueError: " + ("" if words.startswith("not a peer address") else "join: ") + words.format(n=members))
+        wrong = [(f"join {how}", "join", spoiled(joined, path, value), "op: ValueError: " + words.format(n=members))
                  for how, (path, value, words) in JOIN_MISTAKES.items()]
         wrong += [(how, operation, args, words) for how, (operation, args, words) in OP_MISTAKES.items()]
         for how, operation, args, words in wrong:
