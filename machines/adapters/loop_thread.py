@@ -8,6 +8,7 @@ them. A step hands the loop a function with ``call_in_loop`` and waits for its r
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import threading
 import traceback
@@ -55,16 +56,23 @@ def call_in_loop(token: trio.lowlevel.TrioToken, nursery: trio.Nursery, function
 
 
 async def run_timers(clock: trio.testing.MockClock, horizon: float, max_jumps: int, what: str,
-                     until: float | None = None) -> None:
+                     until: float | None = None, done: Callable[[], bool] | None = None) -> None:
     """In a loop on the mock ``clock``: run its timers, jumping the clock to each, until the loop is quiet
     (every task blocked, nothing readable, no timer due within ``horizon`` seconds), or, with ``until``,
-    until the clock reaches it and the loop is quiet there; an ``AssertionError`` naming ``what`` after
-    ``max_jumps`` jumps."""
+    until the clock reaches it and the loop is quiet there, or, with ``done``, until the loop is blocked
+    with ``done()`` true (every timer run however far, and none set while it is false an error); an
+    ``AssertionError`` naming ``what`` after ``max_jumps`` jumps."""
     for _ in range(max_jumps):
         await trio.testing.wait_all_tasks_blocked(CUSHION_SECONDS)
         now = trio.current_time()
         gap = trio.lowlevel.current_statistics().seconds_to_next_deadline
-        if until is not None and now + gap > until:
+        if done is not None:
+            if done():
+                return
+            if math.isinf(gap):
+                raise AssertionError(f"{what}: every task waits and no timer is set")
+            clock.jump(max(gap, 0.0))
+        elif until is not None and now + gap > until:
             if now >= until:
                 return
             clock.jump(until - now)
@@ -73,7 +81,6 @@ async def run_timers(clock: trio.testing.MockClock, horizon: float, max_jumps: i
         else:
             clock.jump(max(gap, 0.0))
     raise AssertionError(f"{what}: the loop was not quiet after {max_jumps} jumps of its clock")
-
 
 
 class MockLoop:

@@ -36,14 +36,12 @@ import contextlib
 import functools
 import io
 import json
-import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import trio
-import trio.testing
 
 from harness import Implementation, register
 from implementations.transport import mesh_node, node_host
@@ -107,7 +105,6 @@ class MeshLoop(NodeLoop):
         async def go() -> Any:
             assert self._nursery is not None
             box: dict[str, Any] = {}
-            done = trio.Event()
 
             async def task() -> None:
                 try:
@@ -115,19 +112,10 @@ class MeshLoop(NodeLoop):
                 except Exception as error:
                     box["error"] = error
                 finally:
-                    done.set()
+                    box["done"] = True
 
             self._nursery.start_soon(task)
-            for _ in range(self.MAX_JUMPS):
-                await trio.testing.wait_all_tasks_blocked()
-                if done.is_set():
-                    break
-                gap = trio.lowlevel.current_statistics().seconds_to_next_deadline
-                if math.isinf(gap):
-                    raise AssertionError(f"{what}: every task waits and no timer is set")
-                self.clock.jump(max(gap, 0.0))
-            else:
-                raise AssertionError(f"{what}: not done after {self.MAX_JUMPS} jumps of the clock")
+            await run_timers(self.clock, self.HORIZON_SECONDS, self.MAX_JUMPS, what, done=lambda: "done" in box)
             await run_timers(self.clock, self.HORIZON_SECONDS, self.MAX_JUMPS, what)
             if "error" in box:
                 raise box["error"]
@@ -136,7 +124,27 @@ class MeshLoop(NodeLoop):
         return self.call(go, what)
 
 
-class LoopNode:
+class _Controlled:
+    """A task of the loop the cluster talks to through its control endpoint, as to a process."""
+
+    loop: MeshLoop
+    name: str
+    client: ControlClient | None = None
+
+    def call(self, request: str, **args: Any) -> Any:
+        """A control request; then the loop runs what it made due within the transport's own horizon."""
+        assert self.client is not None, f"{self.name} was never started"
+        try:
+            return self.client.call(request, **args)
+        finally:
+            self.loop.settle(f"{self.name}'s {request}")
+
+    def close_client(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+class LoopNode(_Controlled):
     """A node of the loop as the cluster sees a node process: ``ready``, ``alive``, ``call``, ``kill``, ``stop``,
     ``restart`` (on its data directory and QUIC port)."""
 
@@ -144,7 +152,6 @@ class LoopNode:
         self.loop, self.name, self.data = loop, name, data
         self.args = ["--data", str(data)]  # as a node process is started (the machine reads its data directory here)
         self.ready: dict[str, Any] = {}
-        self.client: ControlClient | None = None
 
     @property
     def alive(self) -> bool:
@@ -161,46 +168,28 @@ class LoopNode:
 
     restart = start
 
-    def call(self, request: str, **args: Any) -> Any:
-        """A control request; then the loop runs what it made due within the transport's own horizon."""
-        assert self.client is not None, f"{self.name} was never started"
-        try:
-            return self.client.call(request, **args)
-        finally:
-            self.loop.settle(f"{self.name}'s {request}")
-
-    def _closed(self) -> None:
-        if self.client is not None:
-            self.client.close()
-
     def kill(self) -> None:
-        self._closed()
+        self.close_client()
         self.loop.kill(self.name)
 
     def stop(self) -> int:
         """Ask the node to shut down: 0 if it ended by itself, -9 if it had to be cancelled, 1 if it failed."""
         with contextlib.suppress(Exception):  # a node that does not answer is cancelled below
             self.call("shutdown")
-        self._closed()
+        self.close_client()
         if self.alive:
             self.loop.kill(self.name)
             return -9
         return 0 if self.loop.ended.get(self.name) == "shutdown" else 1
 
 
-class LoopProxy:
+class LoopProxy(_Controlled):
     """The fault proxy as the cluster sees its process: ``call``."""
 
     def __init__(self, loop: MeshLoop, seed: int) -> None:
-        self.loop = loop
+        self.loop, self.name = loop, "the proxy"
         self.ready = loop.start_proxy(seed)
         self.client = ControlClient(self.ready["control"])
-
-    def call(self, request: str, **args: Any) -> Any:
-        try:
-            return self.client.call(request, **args)
-        finally:
-            self.loop.settle(f"the proxy's {request}")
 
 
 class LoopCluster(Cluster):
@@ -222,10 +211,9 @@ class LoopCluster(Cluster):
         if self.ledger is not None:
             self.ledger.close()
             self.ledger = None
-        for node in self.pool:
-            node._closed()
-        if self.proxy is not None:
-            self.proxy.client.close()
+        for controlled in (*self.pool, self.proxy):
+            if controlled is not None:
+                controlled.close_client()
         if self.loop is not None:
             self.loop.stop()
             self.loop = None
@@ -246,6 +234,8 @@ class LoopCluster(Cluster):
 class LoopBackend:
     """The realnet machine's backend: a cluster in a loop of this process per run."""
 
+    current: LoopCluster | None = None
+
     def cluster(self, directory: str | Path, nodes: int, proxy_seed: int, skews_ms: list[int]) -> LoopCluster:
         self.current = LoopCluster(directory, nodes, proxy_seed=proxy_seed, skews_ms=skews_ms).__enter__()
         return self.current
@@ -255,7 +245,7 @@ class LoopBackend:
 
     def run(self, function: Callable[..., Any], *args: Any) -> Any:
         """``function(*args)`` awaited where the cluster lives: in its loop, time running while it does."""
-        assert self.current.loop is not None, "the cluster has been released"
+        assert self.current is not None and self.current.loop is not None, "no cluster, or it has been released"
         return self.current.loop.run(function, *args)
 
     @staticmethod
