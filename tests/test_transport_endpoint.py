@@ -8,7 +8,13 @@ import trio
 from implementations import limits
 from implementations.transport import auth, tls
 from implementations.transport.auth import AuthError, Handshake, decode_proof, encode_proof
-from implementations.transport.endpoint import RECEIVE_BATCH, PeerAddress, SendBufferFull, TransportError
+from implementations.transport.endpoint import (
+    RECEIVE_BATCH,
+    TIMER_GRANULARITY_SECONDS,
+    PeerAddress,
+    SendBufferFull,
+    TransportError,
+)
 from implementations.transport.framing import HEADER, FrameReader, FramingError, frame
 from implementations.transport.proxy import FaultProxy
 from tests.transport_kit import address_of, make_keys, nothing_left_behind, opened, run
@@ -306,3 +312,41 @@ def test_a_closed_connection_waits_for_aioquic_not_for_a_ping_it_will_not_send(t
             assert conn._deadline() == conn.quic.get_timer()
 
     run(scenario)
+
+
+def test_a_timer_aioquic_leaves_due_is_looked_at_again_one_granularity_later(tmp_path):
+    """aioquic's loss time for a packet is ``sent_time + loss_delay``, and at that time it declares the packet
+    lost only if ``sent_time <= now - loss_delay``, which floating point can make false: ``handle_timer`` then
+    leaves the timer where it was, due. On a clock that does not move while the loop is busy, ``_drive`` came
+    round at once, for ever (the realnet machine's in-process loop, a nightly run: a loss on a link of
+    duplicates, delays and reorders; the loop never idle again, its settle not answering in 60 s). A timer left
+    due is looked at again no sooner than ``TIMER_GRANULARITY_SECONDS`` (RFC 9002's kGranularity) later."""
+    keys = make_keys(tmp_path, "a", "b")
+    clock = trio.testing.MockClock(autojump_threshold=0)  # moves only when every task waits
+
+    async def scenario():
+        async with opened(keys["a"]) as a, opened(keys["b"]) as b:
+            conn = await a.connect(address_of(b))
+            await trio.testing.wait_all_tasks_blocked()
+            due, looks = trio.current_time(), []
+
+            def stuck_timer() -> float:  # what aioquic answers at the rounding edge, however often it is handled
+                looks.append(trio.current_time())
+                if len(looks) > 1_000:
+                    raise AssertionError("the drive keeps looking at a timer left due without waiting")
+                return due
+
+            conn.quic.get_timer, conn.quic.handle_timer = stuck_timer, lambda now: None
+            conn.wake.set()
+            await trio.testing.wait_all_tasks_blocked()  # never returns while the drive spins
+            assert trio.current_time() == due and len(looks) <= 4
+            clock.jump(TIMER_GRANULARITY_SECONDS)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(looks) <= 8 and looks[-1] == due + TIMER_GRANULARITY_SECONDS
+            conn.close("done with it")
+
+    async def bounded():
+        with trio.fail_after(10):  # the mock clock's seconds: a spin shows as the looks' error above
+            await scenario()
+
+    trio.run(bounded, clock=clock)

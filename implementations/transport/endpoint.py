@@ -59,6 +59,11 @@ MESSAGE_STREAM = 0
 #: QUIC application error codes in CONNECTION_CLOSE: a clean close, and a peer that broke the rules.
 CLOSE_NORMAL, CLOSE_VIOLATION = 0, 1
 RECEIVE_BATCH = 64  # datagrams read per wake-up of the receive task before others run
+#: A timer aioquic leaves due after handling it is looked at again this much later (RFC 9002's kGranularity):
+#: its loss time is ``sent_time + loss_delay`` and its test ``sent_time <= now - loss_delay``, which floating
+#: point can make false at exactly that time; a clock that does not move while the loop is busy would then see
+#: the drive come round for ever.
+TIMER_GRANULARITY_SECONDS = 0.001
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 
 
@@ -314,15 +319,17 @@ class Connection:
             self.endpoint.stats["pings_sent"] += 1
 
     async def _drive(self) -> None:
+        handled_at = -math.inf  # when aioquic's timer was last handled
         while not self.terminated.is_set():
             self.wake = trio.Event()  # reset before flushing: a wake-up during the flush is kept
             self._transmit()
-            with trio.move_on_at(self._deadline()):
+            with trio.move_on_at(max(self._deadline(), handled_at + TIMER_GRANULARITY_SECONDS)):
                 await self.wake.wait()
             now = trio.current_time()
             timer = self.quic.get_timer()
             if timer is not None and now >= timer:
                 self.quic.handle_timer(now=now)
+                handled_at = now
                 for message in self._process_events():  # cannot happen: data comes with datagrams
                     raise AssertionError(f"message delivered by a timer: {message!r:.40}")
             self._check_peer(now)
