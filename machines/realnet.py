@@ -36,7 +36,9 @@ for a correct node:
   value over all of them; every signing session has ended, and its end is one
   ``models.threshold`` allows for the answers its coordinator recorded: finalized only when
   every input had ``m`` counting member keys, with the first ``m`` of them in group key order;
-  rejected only after more than ``n - m`` refusals; expired only when it never was ready; the
+  rejected only after more than ``n - m`` refusals; expired only when it never was ready, and (on a
+  backend whose clock moves only when the machine lets it: ``timely``) never when it was opened with every
+  member up and every link clear and nothing was disturbed until it ended (every member answers then); the
   ledger holds exactly the finalized requests' transactions, and no event is paid twice
   (``models.threshold_requests.pay``); no signer signed two templates for one event, every template a
   signer signed is the one its coordinator proposed, no signer gave back (as expired) the
@@ -153,7 +155,7 @@ JOIN_MISTAKES: dict[str, tuple[tuple, Any, str]] = {
     "directory-of-a-stranger": (("directory",), lambda s: {**s["directory"], stranger_keys(1)[0]: {}},
                                 "join: directory maps members' keys to addresses"),
     "directory-port-a-string": (("directory",), lambda s: {k: {**a, "port": str(a["port"])} for k, a in s["directory"].items()},
-                                "not a peer address: *"),
+                                "join: directory: not a peer address: *"),
     "list-id-short": (("list_id",), lambda s: s["list_id"][:62], "join: list_id is 32 bytes in hex"),
     "list-id-another": (("list_id",), "22" * 32, ANOTHER),
     "anti-entropy-below": (("anti_entropy_ms",), 9, "join: anti_entropy_ms is 10 to 3,600,000"),
@@ -368,6 +370,11 @@ class RealNetMachine(TracedMachine):
         self.event_index: dict[str, int] = {}  # event hash -> k (the k-th event)
         self.down: set[int] = set()
         self.blocked = False
+        self.faulty: set[tuple[int, int]] = set()  # directed links with a fault on them (not ``calm``)
+        # on a ``timely`` backend: (step, the backend's time) of every fault, partition, heal, kill, stop and restart,
+        # and request id -> (step, time) of every request opened with every node up and every link clear
+        self.disturbances: list[tuple[int, float]] = []
+        self.calm_requests: dict[str, tuple[int, float]] = {}
         self.model_values: dict[frozenset, tuple] = {}
         self.quiet_at = 0  # the step of the last quiesce
         self.submitted_at: dict[tuple[int, int], int] = {}  # (node, event) -> the step it was first submitted there
@@ -582,6 +589,8 @@ class RealNetMachine(TracedMachine):
         self.submitted_at.setdefault((node, event), len(self.steps))
         if "request_id" in answer:  # not refused: the node's process opened a request
             self.processes[node].opened.add(answer["request_id"])
+            if self.backend.timely and not (self.down or self.blocked or self.faulty):
+                self.calm_requests[answer["request_id"]] = (len(self.steps), self.backend.now())
 
     def step_fund(self, amount: int) -> None:
         self.require(self._started() and amount > 0, "a coin of at least 1 sompi, once started")
@@ -623,13 +632,31 @@ class RealNetMachine(TracedMachine):
         names = self.cluster.names
         for src, dst in links:
             self.require(0 <= src < len(names) and 0 <= dst < len(names) and src != dst, f"no link {src} -> {dst}")
+        self.disturbed()
+        for src, dst in links:
             self.cluster.proxy.call("faults", src=names[src], dst=names[dst], **FAULTS[kind])
+            (self.faulty.discard if kind == "calm" else self.faulty.add)((src, dst))
+
+    def disturbed(self) -> None:
+        """A fault, partition, heal, kill, stop or restart: sessions open now are no longer owed an end in time."""
+        if self.backend.timely:
+            self.disturbances.append((len(self.steps), self.backend.now()))
+
+    def calm(self, request_id: str) -> bool:
+        """Whether the request was opened with every node up and every link clear, and nothing was disturbed
+        before it expired (``session_timeout_ms`` of the backend's clock after)."""
+        if request_id not in self.calm_requests:
+            return False
+        step, opened = self.calm_requests[request_id]
+        expiry = opened + self.cluster.group_settings["session_timeout_ms"] / 1_000
+        return not any(at > step and time <= expiry for at, time in self.disturbances)
 
     def step_partition(self, groups: list[list[int]]) -> None:
         self.require(self._started(), "the machine has not started")
         members = [i for group in groups for i in group]
         self.require(len(members) == len(set(members)) and all(0 <= i < len(self.acked) for i in members),
                      f"groups {groups} are not disjoint groups of nodes")
+        self.disturbed()
         self.cluster.proxy.call("partition", groups=[[self.cluster.names[i] for i in group] for group in groups])
         self.blocked = True
 
@@ -637,6 +664,7 @@ class RealNetMachine(TracedMachine):
         """What ``sources`` send ``targets`` is lost; the other way still works (until ``heal``)."""
         self.require(self._started(), "the machine has not started")
         self.require(all(0 <= i < len(self.acked) for i in sources + targets), f"no nodes {sources} {targets}")
+        self.disturbed()
         for src in sources:
             for dst in targets:
                 if src != dst:
@@ -645,6 +673,7 @@ class RealNetMachine(TracedMachine):
 
     def step_heal(self) -> None:
         self.require(self._started(), "the machine has not started")
+        self.disturbed()
         self.cluster.proxy.call("heal")
         self.blocked = False
 
@@ -683,12 +712,14 @@ class RealNetMachine(TracedMachine):
         requests = self.cluster.op(node, "signing")["requests"]
         self.alive_before_kill[node] = {r["request_id"] for r in requests if r["state"] in model.ALIVE}
         self.signatures_before_kill[node] = signatures_held(requests)
+        self.disturbed()
         how()
         self.down.add(node)
         self.killed_at.setdefault(node, []).append(len(self.steps))
 
     def step_restart(self, node: int) -> None:
         self.require(node in self.down, f"node {node} is not down")
+        self.disturbed()
         self.cluster.restart(node)
         self.down.discard(node)
         own = self.cluster.op(node, "snapshot")["holds"].get(self.agents[node].hex(), [])
@@ -789,7 +820,9 @@ class RealNetMachine(TracedMachine):
         self.require(self._started(), "the machine has not started")
         self.quiet_at = len(self.steps)
         self.cluster.proxy.call("clear")
-        self.blocked = False
+        if self.blocked or self.faulty:
+            self.disturbed()
+        self.blocked, self.faulty = False, set()
         for node in sorted(self.down):
             self.step_restart(node)
         everything = set(self.parts)
@@ -848,6 +881,11 @@ class RealNetMachine(TracedMachine):
                 killed = since is not None and any(at > since for at in self.killed_at.get(r["owner"], ()))
                 assert not ready or killed, (
                     f"{named(rid)} expired although every input had m counting keys and its coordinator never crashed")
+                # every member up, every link clear from its opening on: each answers within milliseconds, and
+                # n answers make a request ready (m accept) or rejected (n - m + 1 refuse) within its second
+                assert not self.calm(rid), (
+                    f"{named(rid)} expired although it was opened with every member up and every link clear, "
+                    f"and nothing was disturbed before it ended: {len(r['acks'])} of {group.n} members answered")
             elif state == model.ABORTED:
                 assert ready, f"{named(rid)} was aborted (submitted) without m counting keys on every input"
         accepted = [txid.hex() for txid in self.cluster.ledger.accepted]

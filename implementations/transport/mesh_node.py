@@ -150,8 +150,11 @@ def check_settings(settings: dict) -> None:
     need(len(set(members)) == len(members), "the members' keys must be distinct")
     directory = settings.get("directory")
     need(isinstance(directory, dict) and set(directory) <= set(members), "directory maps members' keys to addresses")
-    for address in directory.values():
-        PeerAddress.from_json(address)  # ValueError naming what is wrong
+    for key, address in directory.items():
+        try:
+            PeerAddress.from_json(address)
+        except ValueError as error:  # names what is wrong with the address
+            need(False, f"directory: {error} (member {key[:16]})")
     need(is_hex(settings.get("list_id"), 32), "list_id is 32 bytes in hex")
     need(is_int(settings.get("anti_entropy_ms"), 10, 3_600_000), "anti_entropy_ms is 10 to 3,600,000")
     need(is_int(settings.get("clock_skew_ms", 0), -3_600_000, 3_600_000), "clock_skew_ms is within an hour")
@@ -488,7 +491,7 @@ def _operations() -> dict:
                         value = bytes.fromhex(value)
                     except (TypeError, ValueError):
                         raise ValueError(f"{name}: assignee must be an agent id in hex, got {value!r:.80}") from None
-                if field == "index" and (type(value) is not int):
+                if field == "index" and type(value) is not int:
                     raise ValueError(f"{name}: index must be an int, got {value!r:.80}")
                 values.append(value)
             return core.task_operation(now, name, *values)

@@ -235,6 +235,9 @@ class LoopBackend:
     """The realnet machine's backend: a cluster in a loop of this process per run."""
 
     current: LoopCluster | None = None
+    #: Messages between up nodes on clear links arrive before a signing session expires: the clock moves only when
+    #: the machine lets time pass, and every control request ends with what it sent delivered.
+    timely = True
 
     def cluster(self, directory: str | Path, nodes: int, proxy_seed: int, skews_ms: list[int]) -> LoopCluster:
         self.current = LoopCluster(directory, nodes, proxy_seed=proxy_seed, skews_ms=skews_ms).__enter__()
@@ -242,6 +245,11 @@ class LoopBackend:
 
     def release(self, cluster: LoopCluster) -> None:
         cluster.close()
+
+    def now(self) -> float:
+        """The loop's clock, in seconds."""
+        assert self.current is not None and self.current.loop is not None, "no cluster, or it has been released"
+        return self.current.loop.clock.current_time()
 
     def run(self, function: Callable[..., Any], *args: Any) -> Any:
         """``function(*args)`` awaited where the cluster lives: in its loop, time running while it does."""

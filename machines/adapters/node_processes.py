@@ -46,6 +46,8 @@ class ProcessBackend:
     lent: ClassVar[list[Cluster]] = []
     #: Pools started inside ``pooled`` so far (each one's directory is numbered by it).
     started: ClassVar[int] = 0
+    #: Not promised: on the real clock a loaded machine may stall a node process past a signing session's second.
+    timely = False
 
     def __init__(self, program: tuple[str, list[str]] = (NODE_MODULE, [])) -> None:
         self.program = (program[0], tuple(program[1]))
