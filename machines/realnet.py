@@ -63,6 +63,11 @@ for a correct node:
   replays refused than messages refused; and every node comes to hold a proven connection to
   every other, its ``mbt_peers_online`` gauge to count them.
 
+An operator's mistakes (inside the adversary rule) are refused naming what is wrong and change nothing:
+every join with one setting spoiled (the settings file unchanged), malformed operations, and the cluster's
+own (no nodes or more than 64, a mesh past its pool, clock skews not one per node: the cluster as it was,
+every node still in its mesh).
+
 Each node's clock has its own skew (some by more than a session lasts): the nodes' clocks
 disagree as real machines' do, and every check above still holds.
 
@@ -207,6 +212,23 @@ OP_MISTAKES: dict[str, tuple[str, dict, str]] = {
     "an-index-not-a-number": ("move", {"task": "00" * 32, "index": "2"}, "op: ValueError: move: index must be an int, got '2'"),
     "an-event-amount-a-string": ("submit_event", {"external_id": "e", "destination": "kaspatest:x", "amount": "10"},
                                  "op: ValueError: event amount must be an integer in [0, 18446744073709551615], got '10'"),
+}
+
+#: What the cluster itself (``implementations.transport.cluster``: ``mbt cluster``, and the pool of node processes
+#: realnet's processes backend resets for each run) must refuse, naming it, before it starts, restarts, resets or
+#: joins anything: ``(a call on the running cluster, its refusal)``, both functions of the cluster. A cluster of 1
+#: or 64 nodes is taken (constructed, not started: nothing runs until ``with``).
+CLUSTER_MISTAKES: dict[str, tuple[Any, Any]] = {
+    "no-nodes": (lambda c: type(c)(c.directory / "never", 0), lambda c: "a cluster has 1 to 64 nodes, not 0"),
+    "nodes-past-64": (lambda c: type(c)(c.directory / "never", 65), lambda c: "a cluster has 1 to 64 nodes, not 65"),
+    "an-empty-mesh": (lambda c: c.reset(0), lambda c: f"a mesh of 0 nodes from a pool of {len(c.pool)}"),
+    "a-mesh-past-the-pool": (lambda c: c.reset(len(c.pool) + 1),
+                             lambda c: f"a mesh of {len(c.pool) + 1} nodes from a pool of {len(c.pool)}"),
+    "reset-skews-one-short": (lambda c: c.reset(c.size, [0] * (c.size - 1)),
+                              lambda c: f"{c.size - 1} clock skews for {c.size} nodes"),
+    "cluster-skews-one-short": (lambda c: type(c)(c.directory / "never", 3, skews_ms=[0, 0]),
+                                lambda c: "2 clock skews for 3 nodes"),
+    "join-skews-one-over": (lambda c: c.join([0] * (c.size + 1)), lambda c: f"{c.size + 1} clock skews for {c.size} nodes"),
 }
 
 
@@ -780,7 +802,7 @@ class RealNetMachine(TracedMachine):
     def step_mistakes(self, node: int) -> None:
         """An operator's mistakes on node ``node``: every join of ``JOIN_MISTAKES`` (its own settings with
         one spoiled) and every operation of ``OP_MISTAKES``, each refused with an error naming what is
-        wrong; its settings file is the same after."""
+        wrong; its settings file is the same after. Then the cluster's own (``CLUSTER_MISTAKES``)."""
         self.require_up(node)
         settings_file = data_directory(self.cluster.nodes[node]) / "mesh.json"
         before = settings_file.read_bytes()
@@ -797,6 +819,26 @@ class RealNetMachine(TracedMachine):
             else:
                 raise AssertionError(f"node {node}: {how} taken, answered {answer!r:.200}")
         assert settings_file.read_bytes() == before, f"node {node}'s {settings_file.name} changed under refused joins"
+        self.cluster_mistakes()
+
+    def cluster_mistakes(self) -> None:
+        """Every call of ``CLUSTER_MISTAKES`` refused with its words, the cluster as it was after (its mesh's size,
+        its nodes up, each one's join, every node up still in the mesh); clusters of 1 and 64 nodes taken."""
+        cluster = self.cluster
+        size, up, joined = cluster.size, cluster.up(), json.dumps(cluster.joined, sort_keys=True)
+        for how, (call, words) in CLUSTER_MISTAKES.items():
+            expected = words(cluster)
+            with pytest.raises(ValueError) as refused:
+                call(cluster)
+            assert str(refused.value) == expected, f"the cluster refused {how} with {str(refused.value)!r}, not {expected!r}"
+            assert (cluster.size, cluster.up()) == (size, up), (
+                f"the cluster changed under a refused {how}: a mesh of {cluster.size} with {cluster.up()} up, "
+                f"not of {size} with {up} up")
+            assert json.dumps(cluster.joined, sort_keys=True) == joined, f"the nodes' joins changed under a refused {how}"
+        for nodes in (1, 64):
+            type(cluster)(cluster.directory / "never", nodes)  # taken: nothing starts before ``with``
+        for i in cluster.up():
+            cluster.op(i, "info")  # a node that left the mesh refuses: "this node has not joined a mesh yet"
 
     @guard(lambda self: self._started())
     @rule(ms=st.sampled_from(WAITS_MS))

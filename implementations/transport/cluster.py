@@ -48,6 +48,14 @@ ANTI_ENTROPY_MS = 500
 POLL_SECONDS = 0.02
 
 
+def skews_for(size: int, skews_ms: list[int] | None) -> list[int]:
+    """One clock skew per node, ms (none given: every clock agrees); ``ValueError`` naming the counts otherwise."""
+    skews = list(skews_ms or [0] * size)
+    if len(skews) != size:
+        raise ValueError(f"{len(skews)} clock skews for {size} nodes")
+    return skews
+
+
 def majority(n: int) -> int:
     return n // 2 + 1
 
@@ -61,6 +69,7 @@ class Cluster:
                  **group: Any) -> None:
         if not 1 <= nodes <= 64:
             raise ValueError(f"a cluster has 1 to 64 nodes, not {nodes}")
+        skews_for(nodes, skews_ms)  # refused before any process starts
         self.directory = Path(directory)
         self.size, self.proxy_seed, self.signing, self.funds = nodes, proxy_seed, signing, funds
         self.anti_entropy_ms = anti_entropy_ms
@@ -117,9 +126,7 @@ class Cluster:
     def join(self, skews_ms: list[int] | None = None) -> None:
         """Make the first ``size`` nodes one mesh (and one signing group, with a new ledger file); node ``i``'s
         clock runs ``skews_ms[i]`` ahead of the others (none by default)."""
-        skews_ms = list(skews_ms or [0] * self.size)
-        if len(skews_ms) != self.size:
-            raise ValueError(f"{len(skews_ms)} clock skews for {self.size} nodes")
+        skews_ms = skews_for(self.size, skews_ms)
         tag = blake3.blake3(LIST_ID.encode() + self.incarnation.to_bytes(4, "big")).hexdigest()
         addresses = [node.ready["address"] for node in self.nodes]
         keys = self.keys
@@ -146,6 +153,7 @@ class Cluster:
         flight from the last mesh refused rather than taken."""
         if not 1 <= size <= len(self.pool):
             raise ValueError(f"a mesh of {size} nodes from a pool of {len(self.pool)}")
+        skews_for(size, skews_ms)  # refused before any node forgets its mesh
         for node in self.pool:
             if not node.alive:
                 node.restart()
