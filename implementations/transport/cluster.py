@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -83,6 +84,7 @@ class Cluster:
         self.ledger: SharedLedger | None = None
         self.routes: dict[tuple[int, int], int] = {}
         self.joined: list[dict] = []  # the settings each node of the mesh was given by its last join
+        self.held: dict[int, socket.socket] = {}  # pool index -> a socket holding the QUIC port of a node that is down
         self.skews_ms = skews_ms
         self.node_settings = dict(node_settings or {})  # more join settings, e.g. record_arrivals
         #: What each node runs: a module run with ``python -m`` and its first arguments (``--data DIR`` follows).
@@ -154,8 +156,9 @@ class Cluster:
         if not 1 <= size <= len(self.pool):
             raise ValueError(f"a mesh of {size} nodes from a pool of {len(self.pool)}")
         skews_for(size, skews_ms)  # refused before any node forgets its mesh
-        for node in self.pool:
+        for i, node in enumerate(self.pool):
             if not node.alive:
+                self._release_port(i)
                 node.restart()
         self.quiet()
         self.incarnation += 1
@@ -181,7 +184,29 @@ class Cluster:
             self.routes[(i, j)] = self.proxy.call("link", a=f"n{i}", a_address=here, b=f"n{j}", b_address=there)
         return self.routes[(i, j)]
 
+    def _hold_port(self, i: int) -> None:
+        """Keep the QUIC port of node ``i``, which is down, from any other socket until it restarts: it comes back on
+        that port (the peers' directories and the proxy's links name it), and an ephemeral port another process
+        binds meanwhile would make its restart fail. A port already taken again is left (its restart will say so)."""
+        port = self.pool[i].ready.get("quic")
+        if port is None or i in self.held:
+            return
+        holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            holder.bind(("127.0.0.1", port))
+        except OSError:
+            holder.close()
+            return
+        self.held[i] = holder
+
+    def _release_port(self, i: int) -> None:
+        holder = self.held.pop(i, None)
+        if holder is not None:
+            holder.close()
+
     def close(self) -> None:
+        for i in list(self.held):
+            self._release_port(i)
         if self.ledger is not None:
             self.ledger.close()
             self.ledger = None
@@ -198,12 +223,17 @@ class Cluster:
 
     def kill(self, i: int) -> None:
         self.nodes[i].kill()
+        self._hold_port(i)
 
     def stop(self, i: int) -> int:
         """Ask node ``i`` to shut down; its exit status (-9: it did not exit in time and was killed)."""
-        return self.nodes[i].stop()
+        code = self.nodes[i].stop()
+        self._hold_port(i)
+        return code
 
     def restart(self, i: int) -> None:
+        """Start node ``i`` again on its files and its QUIC port (held for it while it was down)."""
+        self._release_port(i)
         self.nodes[i].restart()
 
     def metrics(self, i: int) -> dict[str, float]:
