@@ -38,7 +38,8 @@ for a correct node:
   every input had ``m`` counting member keys, with the first ``m`` of them in group key order;
   rejected only after more than ``n - m`` refusals; expired only when it never was ready, and (on a
   backend whose clock moves only when the machine lets it: ``timely``) never when it was opened with every
-  member up and every link clear and nothing was disturbed until it ended (every member answers then); the
+  member up and every link clear and nothing was disturbed until it ended (every member answers then:
+  on such a backend, by the end of the step that opened it, checked then); the
   ledger holds exactly the finalized requests' transactions, and no event is paid twice
   (``models.threshold_requests.pay``); no signer signed two templates for one event, every template a
   signer signed is the one its coordinator proposed, no signer gave back (as expired) the
@@ -613,6 +614,15 @@ class RealNetMachine(TracedMachine):
             self.processes[node].opened.add(answer["request_id"])
             if self.backend.timely and not (self.down or self.blocked or self.faulty):
                 self.calm_requests[answer["request_id"]] = (len(self.steps), self.backend.now())
+                self.check_answered(answer["request_id"], event)
+
+    def check_answered(self, request_id: str, event: int) -> None:
+        """On a ``timely`` backend, a request opened with every node up and every link clear has been answered by
+        every member's signer when the step that opened it ends: the step ends with what it sent delivered."""
+        silent = [i for i in range(len(self.acked))
+                  if request_id not in {a["request_id"] for a in self.cluster.op(i, "signing")["answers"]}]
+        assert not silent, (f"the request for event {event}, opened with every node up and every link clear, was not "
+                            f"answered by members {silent} when the step that opened it ended")
 
     def step_fund(self, amount: int) -> None:
         self.require(self._started() and amount > 0, "a coin of at least 1 sompi, once started")

@@ -9,6 +9,7 @@ Each patch is a context manager; ``PLANTS`` names them.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -98,12 +99,43 @@ def restart_recounts_signatures() -> AbstractContextManager:
     return mock.patch.object(mesh_node.MeshNodeCore, "_ensure", _counting_the_file_again(mesh_node.MeshNodeCore._ensure))
 
 
+def _wired_only_at_join(real_join, real_ensure):
+    def join(self, now, settings):
+        self._joined_in_this_process = True
+        return real_join(self, now, settings)
+
+    def ensure(self, now):
+        building = self.node is None
+        node = real_ensure(self, now)
+        if building and not getattr(self, "_joined_in_this_process", False):
+            # BUG: the signing core is wired to the mesh where the join operation builds the node; a node
+            # started again on its files (its settings read back from mesh.json) builds it without the wiring
+            node.envelope_sink = None
+        return node
+
+    return join, ensure
+
+
+def restart_forgets_signing() -> AbstractContextManager:
+    """A node started again on its files takes part in the mesh's task list but no longer in its signing:
+    its signer and coordinator are wired to the mesh only by the ``join`` operation, so a restarted node
+    drops every proposal and answer (a coordinator restarted waits out every session it opens)."""
+    from implementations.transport import mesh_node
+
+    join, ensure = _wired_only_at_join(mesh_node.MeshNodeCore.join, mesh_node.MeshNodeCore._ensure)
+    stack = contextlib.ExitStack()
+    stack.enter_context(mock.patch.object(mesh_node.MeshNodeCore, "join", join))
+    stack.enter_context(mock.patch.object(mesh_node.MeshNodeCore, "_ensure", ensure))
+    return stack
+
+
 PLANTS: dict[str, Callable[[], AbstractContextManager]] = {
     "any-signature-verifies": any_signature_verifies,
     "frame-length-trusted": frame_length_trusted,
     "streams-merged": streams_merged,
     "restart-recounts-sessions": restart_recounts_sessions,
     "restart-recounts-signatures": restart_recounts_signatures,
+    "restart-forgets-signing": restart_forgets_signing,
 }
 
 
