@@ -139,7 +139,8 @@ IMPOSTURES = {
 #: A join a node already in a mesh must refuse: ``(setting path, the value put there, its refusal)``. The value
 #: may be a function of the settings the node joined with (of the whole settings, with the empty path); the
 #: refusal is the error's whole text after ``op: ValueError: `` (``{n}``: the number of members), or its
-#: beginning if it ends with ``*``. A value inside a setting's range is refused too, for another reason
+#: beginning if it ends with ``*``, or a function of the spoiled settings giving the whole text. A value inside a
+#: setting's range is refused too, for another reason
 #: (``ANOTHER``: only the directory may change): each range is probed on both sides.
 ANOTHER = "join: this node has joined another mesh (only the directory may change)"
 MEMBERS = "join: members is a list of 1 to 256 Ed25519 keys in hex"
@@ -161,7 +162,7 @@ JOIN_MISTAKES: dict[str, tuple[tuple, Any, str]] = {
     "directory-of-a-stranger": (("directory",), lambda s: {**s["directory"], stranger_keys(1)[0]: {}},
                                 "join: directory maps members' keys to addresses"),
     "directory-port-a-string": (("directory",), lambda s: {k: {**a, "port": str(a["port"])} for k, a in s["directory"].items()},
-                                "join: directory: not a peer address: *"),
+                                lambda s: port_refused(s["directory"])),
     "list-id-short": (("list_id",), lambda s: s["list_id"][:62], "join: list_id is 32 bytes in hex"),
     "list-id-another": (("list_id",), "22" * 32, ANOTHER),
     "anti-entropy-below": (("anti_entropy_ms",), 9, "join: anti_entropy_ms is 10 to 3,600,000"),
@@ -236,6 +237,14 @@ CLUSTER_MISTAKES: dict[str, tuple[Any, Any]] = {
 def own_key(settings: dict) -> str:
     """The key of the node these join settings are for: the member its directory does not name."""
     return next(key for key in settings["members"] if key not in settings["directory"])
+
+
+def port_refused(directory: dict) -> str:
+    """A join's refusal of a directory whose first address has its port as a string."""
+    key, address = next(iter(directory.items()))
+    port = address["port"]
+    return (f"join: directory: not a peer address: ValueError(\"a peer address's port is an integer from 1 to 65535, "
+            f"got {port!r}\") (member {key[:16]})")
 
 
 def refused_as(text: str, expected: str) -> bool:
@@ -818,8 +827,11 @@ class RealNetMachine(TracedMachine):
         before = settings_file.read_bytes()
         joined = self.cluster.joined[node]
         members = len(joined["members"])
-        wrong = [(f"join {how}", "join", spoiled(joined, path, value), "op: ValueError: " + words.format(n=members))
-                 for how, (path, value, words) in JOIN_MISTAKES.items()]
+        wrong = []
+        for how, (path, value, words) in JOIN_MISTAKES.items():
+            settings = spoiled(joined, path, value)
+            expected = words(settings) if callable(words) else words.format(n=members)
+            wrong.append((f"join {how}", "join", settings, "op: ValueError: " + expected))
         wrong += [(how, operation, args, words) for how, (operation, args, words) in OP_MISTAKES.items()]
         for how, operation, args, words in wrong:
             try:
