@@ -70,7 +70,10 @@ own (no nodes or more than 64, a mesh past its pool, clock skews not one per nod
 every node still in its mesh).
 
 Each node's clock has its own skew (some by more than a session lasts): the nodes' clocks
-disagree as real machines' do, and every check above still holds.
+disagree as real machines' do, and every check above still holds. The world the machine asks for is
+checked to be the one it gets: at the start every node reaches every other through the proxy's link named
+for the pair (so the faults happen), each clock is at its skew (in process, where it can be read exactly),
+and a node that is down keeps its QUIC port until it restarts there.
 
 Task and event arguments are indices (the k-th task added, the k-th event), never ids, which
 depend on the clock: a trace replays against other timings and still applies.
@@ -83,6 +86,7 @@ import ipaddress
 import itertools
 import json
 import shutil
+import socket
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -440,6 +444,35 @@ class RealNetMachine(TracedMachine):
             self.processes[i] = NodeProcess(self.status(i)["pid"], {}, whole_run=True)
             self.processes[i].baseline = self.look(i)
         self.check_loopback_only(range(nodes))
+        self.check_links()
+        self.check_skews(skews_ms)
+
+    def check_links(self) -> None:
+        """Every node reaches every other through the proxy (so that the faults the machine asks for happen): the
+        port node i's directory gives for node j is the proxy's link named ``n{i}``, ``n{j}``."""
+        links = self.cluster.proxy.call("stats")["links"]
+        keys, names = self.cluster.keys, self.cluster.names
+        for i, joined in enumerate(self.cluster.joined):
+            for j, key in enumerate(keys):
+                if i != j:
+                    port = joined["directory"][key]["port"]
+                    assert links.get(str(port)) == [names[i], names[j]], (
+                        f"node {i} reaches node {j} at port {port}, not through the proxy's link from {names[i]} to {names[j]}")
+
+    def check_skews(self, skews_ms: list[int]) -> None:
+        """On a ``timely`` backend, each node's clock is the others' offset by the skew it was given (no time passes
+        between reading the backend's clock and the node reading its own)."""
+        if not self.backend.timely:
+            return
+        offsets = []
+        for i in range(len(skews_ms)):
+            before = round(self.backend.now() * 1_000_000_000)
+            offsets.append(self.cluster.op(i, "info")["now"] - before)
+        for i, skew in enumerate(skews_ms):
+            apart = (offsets[i] - offsets[0]) / 1_000_000
+            assert abs(apart - (skew - skews_ms[0])) < 1, (
+                f"node {i}'s clock is {apart} ms from node 0's; their skews {skew} and {skews_ms[0]} ms say "
+                f"{skew - skews_ms[0]}")
 
     def teardown(self) -> None:
         if self.cluster is not None:
@@ -756,6 +789,15 @@ class RealNetMachine(TracedMachine):
         self.disturbed()
         how()
         self.down.add(node)
+        port = self.cluster.nodes[node].ready["quic"]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:  # its port kept for it until it restarts
+            try:
+                other.bind(("127.0.0.1", port))
+            except OSError:
+                pass
+            else:
+                raise AssertionError(f"node {node}'s QUIC port {port} is free while it is down: another socket could take "
+                                     f"it before the node restarts there")
         self.killed_at.setdefault(node, []).append(len(self.steps))
 
     def step_restart(self, node: int) -> None:
