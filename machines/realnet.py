@@ -150,7 +150,7 @@ ANOTHER = "join: this node has joined another mesh (only the directory may chang
 MEMBERS = "join: members is a list of 1 to 256 Ed25519 keys in hex"
 SESSION_TIMEOUT = "join: group.session_timeout_ms is 1 to 3,600,000"
 LEDGER = "join: group.ledger is an existing ledger file"
-JOIN_MISTAKES: dict[str, tuple[tuple, Any, str]] = {
+JOIN_MISTAKES: dict[str, tuple[tuple, Any, Any]] = {
     "an-unknown-setting": (("colour",), 1, "join: unknown settings ['colour']"),
     "record-arrivals": (("record_arrivals",), True, ANOTHER),
     "members-not-a-list": (("members",), lambda s: ",".join(s["members"]), MEMBERS),
