@@ -129,6 +129,9 @@ SKEWS_MS = st.sampled_from([0, 0, 0, 20, -20, 1_500, -1_500])
 WAITS_MS = (10, 50, 200, 1_000)
 FAULTS = {"drop": {"drop": 0.3}, "duplicate": {"duplicate": 0.3}, "reorder": {"reorder": 0.5},
           "delay": {"delay": [0.005, 0.05]}, "calm": {}}
+#: How far apart two node processes' clocks may be beyond their skews, ms (each reads the wall clock once when it
+#: starts, then runs on its monotonic clock).
+SKEW_SLACK_MS = 5
 #: Bounds of the waits of ``quiesce``: every operation everywhere, every session ended.
 QUIET_SECONDS = 30.0
 #: Steps between two ``quiesce`` (each waits for the mesh, about a second): most steps run on a busy mesh.
@@ -460,8 +463,20 @@ class RealNetMachine(TracedMachine):
                         f"node {i} reaches node {j} at port {port}, not through the proxy's link from {names[i]} to {names[j]}")
 
     def check_skews(self, skews_ms: list[int]) -> None:
-        """On a ``timely`` backend, each node's clock is the others' offset by the skew it was given (no time passes
-        between reading the backend's clock and the node reading its own)."""
+        """Each node's clock is node 0's offset by the difference of their skews. On any backend node ``i``'s clock,
+        less its skew, read between two readings of node 0's, less its skew, lies between them (within
+        ``SKEW_SLACK_MS``: node processes each read the wall clock once when they start); on a ``timely`` one
+        exactly (no time passes between reading the backend's clock and the node reading its own)."""
+        def unskewed(i: int) -> int:
+            return self.cluster.op(i, "info")["now"] - skews_ms[i] * 1_000_000
+
+        slack = SKEW_SLACK_MS * 1_000_000
+        for i in range(1, len(skews_ms)):
+            before, mine, after = unskewed(0), unskewed(i), unskewed(0)
+            assert before - slack <= mine <= after + slack, (
+                f"node {i}'s clock, less its skew {skews_ms[i]} ms, is not between two readings of node 0's less its "
+                f"skew {skews_ms[0]} ms: {(mine - before) / 1e6:+.1f} ms from the first, {(mine - after) / 1e6:+.1f} ms from "
+                f"the second")
         if not self.backend.timely:
             return
         offsets = []
