@@ -452,8 +452,11 @@ class RealNetMachine(TracedMachine):
 
     def check_links(self) -> None:
         """Every node reaches every other through the proxy (so that the faults the machine asks for happen): the
-        port node i's directory gives for node j is the proxy's link named ``n{i}``, ``n{j}``."""
-        links = self.cluster.proxy.call("stats")["links"]
+        port node i's directory gives for node j is the proxy's link named ``n{i}``, ``n{j}``; and no link is blocked
+        (a pooled cluster's proxy is cleared between runs)."""
+        described = self.cluster.proxy.call("stats")
+        assert not described["blocked"], f"a new mesh starts with links blocked: {described['blocked']}"
+        links = described["links"]
         keys, names = self.cluster.keys, self.cluster.names
         for i, joined in enumerate(self.cluster.joined):
             for j, key in enumerate(keys):
