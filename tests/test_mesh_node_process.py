@@ -108,6 +108,16 @@ def test_a_node_that_is_down_keeps_its_port_until_it_restarts(tmp_path):
             cluster.restart(1)
             assert cluster.nodes[1].ready["quic"] == port
             assert cluster.op(1, "info")["peer_id"]
+
+
+def test_a_cluster_closed_with_a_node_down_gives_its_port_back(tmp_path):
+    """The port held for a node that is down is let go when the cluster closes (the in-process cluster's close
+    is the one a realnet run ends with, often with a node down)."""
+    with nothing_left_behind(), LoopCluster(tmp_path, 3, proxy_seed=1) as cluster:
+        cluster.kill(1)
+        assert cluster.held
+
+
 def test_the_shared_ledger_serializes_two_processes_spending_one_coin(tmp_path):
     """Two views of one file stand for two processes: the second spend of a coin is a double spend."""
     import nacl.signing

@@ -210,6 +210,10 @@ class Cluster:
         if self.ledger is not None:
             self.ledger.close()
             self.ledger = None
+        self._stop_nodes()
+
+    def _stop_nodes(self) -> None:
+        """Stop and reap every process (the node processes, the proxy, the zygote)."""
         self.processes.__exit__(None, None, None)
 
     # ----- using it -------------------------------------------------------------------------

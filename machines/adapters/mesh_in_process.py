@@ -207,10 +207,8 @@ class LoopCluster(Cluster):
             node.start()
         self.join(self.skews_ms)
 
-    def close(self) -> None:
-        if self.ledger is not None:
-            self.ledger.close()
-            self.ledger = None
+    def _stop_nodes(self) -> None:
+        """The nodes and the proxy are the loop's tasks: their control clients closed, the loop ended."""
         for controlled in (*self.pool, self.proxy):
             if controlled is not None:
                 controlled.close_client()
