@@ -466,10 +466,22 @@ class RealNetMachine(TracedMachine):
                         f"node {i} reaches node {j} at port {port}, not through the proxy's link from {names[i]} to {names[j]}")
 
     def check_skews(self, skews_ms: list[int]) -> None:
-        """Each node's clock is node 0's offset by the difference of their skews. On any backend node ``i``'s clock,
-        less its skew, read between two readings of node 0's, less its skew, lies between them (within
-        ``SKEW_SLACK_MS``: node processes each read the wall clock once when they start); on a ``timely`` one
-        exactly (no time passes between reading the backend's clock and the node reading its own)."""
+        """Each node's clock is node 0's offset by the difference of their skews. On a ``timely`` backend exactly
+        (within 1 ms: no time passes between reading the backend's clock and the node reading its own); on another,
+        node ``i``'s clock, less its skew, read between two readings of node 0's, less its skew, lies between them
+        (within ``SKEW_SLACK_MS``: node processes each read the wall clock once when they start)."""
+        if self.backend.timely:
+            offsets = []
+            for i in range(len(skews_ms)):
+                before = round(self.backend.now() * 1_000_000_000)
+                offsets.append(self.cluster.op(i, "info")["now"] - before)
+            for i, skew in enumerate(skews_ms):
+                apart = (offsets[i] - offsets[0]) / 1_000_000
+                assert abs(apart - (skew - skews_ms[0])) < 1, (
+                    f"node {i}'s clock is {apart} ms from node 0's; their skews {skew} and {skews_ms[0]} ms say "
+                    f"{skew - skews_ms[0]}")
+            return
+
         def unskewed(i: int) -> int:
             return self.cluster.op(i, "info")["now"] - skews_ms[i] * 1_000_000
 
@@ -480,17 +492,6 @@ class RealNetMachine(TracedMachine):
                 f"node {i}'s clock, less its skew {skews_ms[i]} ms, is not between two readings of node 0's less its "
                 f"skew {skews_ms[0]} ms: {(mine - before) / 1e6:+.1f} ms from the first, {(mine - after) / 1e6:+.1f} ms from "
                 f"the second")
-        if not self.backend.timely:
-            return
-        offsets = []
-        for i in range(len(skews_ms)):
-            before = round(self.backend.now() * 1_000_000_000)
-            offsets.append(self.cluster.op(i, "info")["now"] - before)
-        for i, skew in enumerate(skews_ms):
-            apart = (offsets[i] - offsets[0]) / 1_000_000
-            assert abs(apart - (skew - skews_ms[0])) < 1, (
-                f"node {i}'s clock is {apart} ms from node 0's; their skews {skew} and {skews_ms[0]} ms say "
-                f"{skew - skews_ms[0]}")
 
     def teardown(self) -> None:
         if self.cluster is not None:
